@@ -1,0 +1,282 @@
+//! The encoder: typed packets to bytes.
+//!
+//! The length of the body is computed first so the fixed header can be
+//! written in one pass with no intermediate buffer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::MAX_REMAINING_LENGTH;
+use super::packet::{Connect, Packet, PacketType, Publish, QoS};
+
+/// Why a typed packet cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// A string or binary field does not fit its 16-bit length prefix.
+    #[error("{field} is {len} bytes, more than the 65535 a length-prefixed field can hold")]
+    FieldTooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The body does not fit in a four-byte Remaining Length.
+    #[error("{packet} body is {len} bytes, more than the largest remaining length 268435455")]
+    PacketTooLarge {
+        /// The packet type.
+        packet: PacketType,
+        /// The body length.
+        len: usize,
+    },
+    /// A QoS 1 or 2 PUBLISH without a packet identifier.
+    #[error("PUBLISH at QoS {qos} has no packet identifier [MQTT-2.3.1-1]")]
+    MissingPacketId {
+        /// The PUBLISH's QoS.
+        qos: QoS,
+    },
+    /// A QoS 0 PUBLISH with a packet identifier.
+    #[error("QoS 0 PUBLISH must not carry a packet identifier [MQTT-2.3.1-5]")]
+    UnexpectedPacketId,
+    /// A SUBSCRIBE, SUBACK or UNSUBSCRIBE with an empty list.
+    #[error("{packet} must hold at least one entry")]
+    EmptyList {
+        /// The packet type.
+        packet: PacketType,
+    },
+}
+
+/// Writes a Remaining Length in its minimal form (1 to 4 bytes for values up
+/// to [`MAX_REMAINING_LENGTH`]; larger values simply take more bytes, which
+/// only [`raw`](super::raw) packets ever ask for).
+pub fn write_remaining_length(dst: &mut BytesMut, mut len: usize) {
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        dst.put_u8(byte);
+        if len == 0 {
+            break;
+        }
+    }
+}
+
+fn remaining_length_len(len: usize) -> usize {
+    match len {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+fn field_len(field: &'static str, len: usize) -> Result<usize, EncodeError> {
+    if len > usize::from(u16::MAX) {
+        Err(EncodeError::FieldTooLong { field, len })
+    } else {
+        Ok(2 + len)
+    }
+}
+
+/// A length-prefixed field; its length was checked by [`field_len`].
+fn put_field(dst: &mut BytesMut, bytes: &[u8]) {
+    dst.put_u16(bytes.len() as u16);
+    dst.put_slice(bytes);
+}
+
+impl Packet {
+    /// The fixed-header flags this packet is written with.
+    pub fn flags(&self) -> u8 {
+        match self {
+            Packet::Publish(p) => publish_flags(p),
+            other => other.packet_type().required_flags().unwrap_or(0),
+        }
+    }
+
+    /// The length of the body (variable header and payload).
+    pub fn body_len(&self) -> Result<usize, EncodeError> {
+        let len = match self {
+            Packet::Connect(c) => connect_body_len(c)?,
+            Packet::ConnAck(_) => 2,
+            Packet::Publish(p) => {
+                let id = match (p.qos, p.packet_id) {
+                    (QoS::AtMostOnce, None) => 0,
+                    (QoS::AtMostOnce, Some(_)) => return Err(EncodeError::UnexpectedPacketId),
+                    (qos, None) => return Err(EncodeError::MissingPacketId { qos }),
+                    (_, Some(_)) => 2,
+                };
+                field_len("topic name", p.topic.as_str().len())? + id + p.payload.len()
+            }
+            Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubRel(_)
+            | Packet::PubComp(_)
+            | Packet::UnsubAck(_) => 2,
+            Packet::Subscribe(s) => {
+                if s.filters.is_empty() {
+                    return Err(EncodeError::EmptyList {
+                        packet: PacketType::Subscribe,
+                    });
+                }
+                let mut len = 2;
+                for f in &s.filters {
+                    len += field_len("topic filter", f.filter.as_str().len())? + 1;
+                }
+                len
+            }
+            Packet::SubAck(s) => {
+                if s.return_codes.is_empty() {
+                    return Err(EncodeError::EmptyList {
+                        packet: PacketType::SubAck,
+                    });
+                }
+                2 + s.return_codes.len()
+            }
+            Packet::Unsubscribe(u) => {
+                if u.filters.is_empty() {
+                    return Err(EncodeError::EmptyList {
+                        packet: PacketType::Unsubscribe,
+                    });
+                }
+                let mut len = 2;
+                for f in &u.filters {
+                    len += field_len("topic filter", f.as_str().len())?;
+                }
+                len
+            }
+            Packet::PingReq | Packet::PingResp | Packet::Disconnect => 0,
+        };
+        if len > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::PacketTooLarge {
+                packet: self.packet_type(),
+                len,
+            });
+        }
+        Ok(len)
+    }
+
+    /// The total size of the packet on the wire.
+    pub fn encoded_len(&self) -> Result<usize, EncodeError> {
+        let body = self.body_len()?;
+        Ok(1 + remaining_length_len(body) + body)
+    }
+
+    /// Appends the packet to `dst`. On error nothing is written.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        let body_len = self.body_len()?;
+        dst.reserve(1 + remaining_length_len(body_len) + body_len);
+        dst.put_u8(((self.packet_type() as u8) << 4) | self.flags());
+        write_remaining_length(dst, body_len);
+        self.encode_body(dst);
+        Ok(())
+    }
+
+    /// The packet as a standalone byte buffer.
+    pub fn to_bytes(&self) -> Result<Bytes, EncodeError> {
+        let mut dst = BytesMut::new();
+        self.encode(&mut dst)?;
+        Ok(dst.freeze())
+    }
+
+    /// Writes the body; lengths and invariants were checked by `body_len`.
+    pub(crate) fn encode_body(&self, dst: &mut BytesMut) {
+        match self {
+            Packet::Connect(c) => encode_connect_body(c, dst),
+            Packet::ConnAck(c) => {
+                dst.put_u8(u8::from(c.session_present));
+                dst.put_u8(c.code.as_u8());
+            }
+            Packet::Publish(p) => {
+                put_field(dst, p.topic.as_str().as_bytes());
+                if let Some(id) = p.packet_id {
+                    dst.put_u16(id.get());
+                }
+                dst.put_slice(&p.payload);
+            }
+            Packet::PubAck(id)
+            | Packet::PubRec(id)
+            | Packet::PubRel(id)
+            | Packet::PubComp(id)
+            | Packet::UnsubAck(id) => dst.put_u16(id.get()),
+            Packet::Subscribe(s) => {
+                dst.put_u16(s.packet_id.get());
+                for f in &s.filters {
+                    put_field(dst, f.filter.as_str().as_bytes());
+                    dst.put_u8(f.qos.as_u8());
+                }
+            }
+            Packet::SubAck(s) => {
+                dst.put_u16(s.packet_id.get());
+                for code in &s.return_codes {
+                    dst.put_u8(code.as_u8());
+                }
+            }
+            Packet::Unsubscribe(u) => {
+                dst.put_u16(u.packet_id.get());
+                for f in &u.filters {
+                    put_field(dst, f.as_str().as_bytes());
+                }
+            }
+            Packet::PingReq | Packet::PingResp | Packet::Disconnect => {}
+        }
+    }
+}
+
+fn publish_flags(p: &Publish) -> u8 {
+    (u8::from(p.dup) << 3) | (p.qos.as_u8() << 1) | u8::from(p.retain)
+}
+
+/// The CONNECT flags byte implied by the fields (§3.1.2.3).
+pub(crate) fn connect_flags(c: &Connect) -> u8 {
+    let mut flags = 0u8;
+    if c.clean_session {
+        flags |= 0x02;
+    }
+    if let Some(will) = &c.will {
+        flags |= 0x04 | (will.qos.as_u8() << 3);
+        if will.retain {
+            flags |= 0x20;
+        }
+    }
+    if c.password.is_some() {
+        flags |= 0x40;
+    }
+    if c.username.is_some() {
+        flags |= 0x80;
+    }
+    flags
+}
+
+fn connect_body_len(c: &Connect) -> Result<usize, EncodeError> {
+    let mut len = 2 + c.protocol.name().len() + 1 + 1 + 2;
+    len += field_len("client identifier", c.client_id.len())?;
+    if let Some(will) = &c.will {
+        len += field_len("will topic", will.topic.as_str().len())?;
+        len += field_len("will message", will.message.len())?;
+    }
+    if let Some(u) = &c.username {
+        len += field_len("user name", u.len())?;
+    }
+    if let Some(p) = &c.password {
+        len += field_len("password", p.len())?;
+    }
+    Ok(len)
+}
+
+fn encode_connect_body(c: &Connect, dst: &mut BytesMut) {
+    put_field(dst, c.protocol.name().as_bytes());
+    dst.put_u8(c.protocol.level());
+    dst.put_u8(connect_flags(c));
+    dst.put_u16(c.keep_alive);
+    put_field(dst, c.client_id.as_bytes());
+    if let Some(will) = &c.will {
+        put_field(dst, will.topic.as_str().as_bytes());
+        put_field(dst, &will.message);
+    }
+    if let Some(u) = &c.username {
+        put_field(dst, u.as_bytes());
+    }
+    if let Some(p) = &c.password {
+        put_field(dst, p);
+    }
+}

@@ -1,0 +1,36 @@
+//! The MQTT 3.1.1 wire format: the fourteen control packets as typed values,
+//! an incremental decoder and an encoder.
+//!
+//! This layer knows bytes and nothing else: no sockets, no clocks, no session
+//! state. Decoding a buffer yields a [`Packet`], "need more bytes" (`Ok(None)`),
+//! or a [`DecodeError`] naming the rule the bytes broke, with the normative
+//! statement id where the specification gives one. The decoder never panics,
+//! whatever it is fed, and refuses a packet larger than its limit before
+//! buffering the body.
+//!
+//! [`MqttCodec`] plugs the two directions into `tokio_util::codec::Framed`.
+//! [`raw`] writes deliberately wrong packets for the conformance harness.
+
+mod decode;
+mod encode;
+mod error;
+mod framed;
+mod packet;
+pub mod raw;
+mod reader;
+
+pub use decode::{FixedHeader, decode_packet, decode_slice, parse_fixed_header};
+pub use encode::{EncodeError, write_remaining_length};
+pub use error::DecodeError;
+pub use framed::{CodecError, MqttCodec};
+pub use packet::{
+    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, PacketType, ProtocolLevel,
+    Publish, QoS, SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe,
+};
+
+/// The largest Remaining Length four bytes can encode (256 MB − 1, §2.2.3).
+pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
+
+/// The largest packet a decoder accepts unless told otherwise: fixed header
+/// plus the largest remaining length.
+pub const DEFAULT_MAX_PACKET_SIZE: usize = MAX_REMAINING_LENGTH + 5;

@@ -1,0 +1,151 @@
+//! [`TopicFilter`]: the topic filter of a SUBSCRIBE or UNSUBSCRIBE.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::{TopicError, check_common};
+
+/// A valid topic filter: the common rules of names, plus `#` only alone as the
+/// last level [MQTT-4.7.1-2] and `+` only as a whole level [MQTT-4.7.1-3].
+/// Empty levels are legal (`a//b`, `/+`).
+///
+/// Equality is literal, character by character, which is how UNSUBSCRIBE finds
+/// the subscription to remove [MQTT-3.10.4-1].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicFilter(Arc<str>);
+
+impl TopicFilter {
+    /// Validates `s` as a topic filter.
+    pub fn new(s: impl AsRef<str>) -> Result<Self, TopicError> {
+        let s = s.as_ref();
+        check_common(s)?;
+        let mut offset = 0;
+        let mut levels = s.split('/').peekable();
+        while let Some(level) = levels.next() {
+            let is_last = levels.peek().is_none();
+            if let Some(i) = level.find('#')
+                && (level.len() != 1 || !is_last)
+            {
+                return Err(TopicError::MisplacedMultiLevel { offset: offset + i });
+            }
+            if let Some(i) = level.find('+')
+                && level.len() != 1
+            {
+                return Err(TopicError::MisplacedSingleLevel { offset: offset + i });
+            }
+            offset += level.len() + 1;
+        }
+        Ok(Self(Arc::from(s)))
+    }
+
+    /// The filter as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The levels of the filter, split on `/`; empty levels are kept.
+    pub fn levels(&self) -> std::str::Split<'_, char> {
+        self.0.split('/')
+    }
+
+    /// Whether the filter holds `+` or `#` anywhere.
+    pub fn has_wildcards(&self) -> bool {
+        self.0.contains(['+', '#'])
+    }
+
+    /// Whether the first character is a wildcard, which keeps the filter from
+    /// matching topics that start with `$` [MQTT-4.7.2-1].
+    pub fn starts_with_wildcard(&self) -> bool {
+        self.0.starts_with(['+', '#'])
+    }
+}
+
+impl fmt::Debug for TopicFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for TopicFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for TopicFilter {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for TopicFilter {
+    type Err = TopicError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<&str> for TopicFilter {
+    type Error = TopicError;
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<String> for TopicFilter {
+    type Error = TopicError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_filters_from_section_4_7() {
+        for ok in [
+            "#",
+            "+",
+            "+/+",
+            "/+",
+            "sport/#",
+            "sport/tennis/#",
+            "+/tennis/#",
+            "sport/+/player1",
+            "a//b",
+            "//",
+            "$SYS/#",
+            "+/",
+            "/#",
+        ] {
+            assert!(TopicFilter::new(ok).is_ok(), "{ok:?} should be valid");
+        }
+    }
+
+    #[test]
+    fn misplaced_wildcards_are_rejected() {
+        assert_eq!(
+            TopicFilter::new("sport/tennis#"),
+            Err(TopicError::MisplacedMultiLevel { offset: 12 })
+        );
+        assert_eq!(
+            TopicFilter::new("sport/tennis/#/ranking"),
+            Err(TopicError::MisplacedMultiLevel { offset: 13 })
+        );
+        assert_eq!(
+            TopicFilter::new("sport+"),
+            Err(TopicError::MisplacedSingleLevel { offset: 5 })
+        );
+        assert_eq!(
+            TopicFilter::new("a/b+c/d"),
+            Err(TopicError::MisplacedSingleLevel { offset: 3 })
+        );
+        assert_eq!(
+            TopicFilter::new("##"),
+            Err(TopicError::MisplacedMultiLevel { offset: 0 })
+        );
+        assert_eq!(TopicFilter::new(""), Err(TopicError::Empty));
+    }
+}

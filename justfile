@@ -1,0 +1,16 @@
+# Tasks for the MQTT conformance toolkit. `just --list` shows them all.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Lint, then run every test of the workspace.
+test: lint
+    cargo test --workspace --all-targets
+
+# Formatting and clippy, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Criterion benchmarks of the codec and the subscription index.
+bench:
+    cargo bench -p broker
