@@ -367,7 +367,9 @@ mod tests {
     fn round_trip(p: Packet) {
         let bytes = p.to_bytes().expect("encodable");
         let mut buf = BytesMut::from(&bytes[..]);
-        let decoded = decode_packet(&mut buf, usize::MAX).expect("decodes").expect("complete");
+        let decoded = decode_packet(&mut buf, usize::MAX)
+            .expect("decodes")
+            .expect("complete");
         assert_eq!(decoded, p);
         assert!(buf.is_empty());
     }
@@ -412,7 +414,10 @@ mod tests {
         let mut buf = BytesMut::from(&[0x30, 0xff, 0xff, 0xff, 0x7f][..]);
         assert_eq!(
             decode_packet(&mut buf, 1024),
-            Err(DecodeError::PacketTooLarge { size: 268_435_460, max: 1024 })
+            Err(DecodeError::PacketTooLarge {
+                size: 268_435_460,
+                max: 1024
+            })
         );
     }
 

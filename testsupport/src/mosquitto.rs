@@ -1,0 +1,213 @@
+//! A real mosquitto broker for tests, started from Debian's package with a
+//! config file the test writes.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::port::{free_port, wait_for_port};
+
+/// How long a broker gets to start before the test fails.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where the mosquitto binary is: `$MOSQUITTO`, then `/usr/sbin/mosquitto`,
+/// then `mosquitto` on `PATH`.
+pub fn mosquitto_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOSQUITTO") {
+        return PathBuf::from(p);
+    }
+    let sbin = Path::new("/usr/sbin/mosquitto");
+    if sbin.exists() {
+        return sbin.to_path_buf();
+    }
+    PathBuf::from("mosquitto")
+}
+
+/// TLS files for mosquitto's second listener.
+#[derive(Debug, Clone)]
+pub struct MosquittoTls {
+    /// Server certificate (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// CA used to verify client certificates; required by mosquitto for TLS.
+    pub cafile: PathBuf,
+    /// Demand a client certificate signed by `cafile`.
+    pub require_certificate: bool,
+}
+
+/// What the test wants of the broker.
+#[derive(Debug, Clone, Default)]
+pub struct MosquittoOptions {
+    /// Add a TLS listener next to the plain one.
+    pub tls: Option<MosquittoTls>,
+    /// A mosquitto password file; anonymous clients are refused when set.
+    pub password_file: Option<PathBuf>,
+    /// Lines appended to the config (for example `max_inflight_messages 1`).
+    pub extra_config: String,
+}
+
+/// A running mosquitto, killed when dropped. The config and logs live in a
+/// temporary directory that is removed with it.
+#[derive(Debug)]
+pub struct Mosquitto {
+    child: Child,
+    port: u16,
+    tls_port: Option<u16>,
+    log: Arc<Mutex<String>>,
+    dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Starts mosquitto with a plain listener (and a TLS one if asked) on
+    /// ephemeral loopback ports, and waits until it says it is running.
+    ///
+    /// Panics with the broker's log if it does not come up: this is test
+    /// support, and a broker that cannot start is a failed test.
+    pub fn start(options: MosquittoOptions) -> Self {
+        // A port picked by `free_port` can be taken by another test between the
+        // pick and mosquitto's bind; try a few times before giving up.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            match Self::try_start(&options) {
+                Ok(m) => return m,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("mosquitto did not start:\n{last_log}");
+    }
+
+    fn try_start(options: &MosquittoOptions) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port();
+        let tls_port = options.tls.as_ref().map(|_| free_port());
+        let mut conf = String::new();
+        writeln!(conf, "per_listener_settings false").ok();
+        writeln!(conf, "log_dest stderr").ok();
+        writeln!(conf, "log_type all").ok();
+        writeln!(conf, "persistence false").ok();
+        match &options.password_file {
+            Some(p) => {
+                writeln!(conf, "allow_anonymous false").ok();
+                writeln!(conf, "password_file {}", p.display()).ok();
+            }
+            None => {
+                writeln!(conf, "allow_anonymous true").ok();
+            }
+        }
+        writeln!(conf, "listener {port} 127.0.0.1").ok();
+        if let (Some(tls), Some(tls_port)) = (&options.tls, tls_port) {
+            writeln!(conf, "listener {tls_port} 127.0.0.1").ok();
+            writeln!(conf, "certfile {}", tls.cert.display()).ok();
+            writeln!(conf, "keyfile {}", tls.key.display()).ok();
+            writeln!(conf, "cafile {}", tls.cafile.display()).ok();
+            writeln!(conf, "require_certificate {}", tls.require_certificate).ok();
+        }
+        conf.push_str(&options.extra_config);
+        conf.push('\n');
+        let conf_path = dir.path().join("mosquitto.conf");
+        std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+
+        let mut child = Command::new(mosquitto_binary())
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawning {}: {e}", mosquitto_binary().display()))?;
+
+        // Collect the log in the background; tell the waiter when mosquitto
+        // reports it is running or its log ends.
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr was piped");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let running = line.contains(" running");
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+                if running {
+                    let _ = ready_tx.send(true);
+                }
+            }
+            let _ = ready_tx.send(false);
+        });
+
+        let started = matches!(ready_rx.recv_timeout(START_TIMEOUT), Ok(true));
+        let listening = started
+            && wait_for_port(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), START_TIMEOUT)
+            && tls_port.is_none_or(|p| {
+                wait_for_port(SocketAddr::from((Ipv4Addr::LOCALHOST, p)), START_TIMEOUT)
+            });
+        if !listening {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = log.lock().map(|l| l.clone()).unwrap_or_default();
+            return Err(text);
+        }
+        Ok(Self {
+            child,
+            port,
+            tls_port,
+            log,
+            dir,
+        })
+    }
+
+    /// The plain listener's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The TLS listener's port, when one was asked for.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// The plain listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// Everything mosquitto has logged so far, for failure messages.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The temporary directory holding the config; tests may put files there.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_and_accepts_connections() {
+        let m = Mosquitto::start(MosquittoOptions::default());
+        assert!(
+            wait_for_port(m.addr(), Duration::from_secs(5)),
+            "{}",
+            m.log()
+        );
+        assert!(m.log().contains("running"));
+    }
+}
