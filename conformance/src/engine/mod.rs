@@ -86,7 +86,7 @@ pub async fn run_scenario(
     let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, run.steps(&scenario.steps)).await;
     let verdict = match outcome {
         Ok(Ok(())) => Verdict::Pass,
-        Ok(Err(StepError::Failed(failure))) => Verdict::Fail { failure },
+        Ok(Err(StepError::Failed(failure))) => Verdict::Fail { failure: *failure },
         Ok(Err(StepError::Harness(message))) => Verdict::Error { message },
         Err(_) => Verdict::Error {
             message: format!("scenario did not finish within {SCENARIO_TIMEOUT:?}"),
@@ -101,8 +101,9 @@ pub async fn run_scenario(
 /// Why a step stopped the scenario.
 #[derive(Debug)]
 enum StepError {
-    /// The broker did not do what the step expected.
-    Failed(Failure),
+    /// The broker did not do what the step expected (boxed: it is large
+    /// and the success path is hot).
+    Failed(Box<Failure>),
     /// The harness could not do its part (e.g. cannot reach the broker).
     Harness(String),
 }
@@ -169,14 +170,15 @@ impl Run<'_> {
     fn first_unconsumed(&self, client: &str, skip_publish: bool) -> Option<usize> {
         let state = self.clients.get(client)?;
         state.consumed.iter().enumerate().position(|(i, c)| {
-            !c && !(skip_publish
-                && matches!(
-                    state.log.get(i).map(|a| &a.event),
-                    Some(Event::Packet {
-                        packet: broker::codec::Packet::Publish(_),
-                        ..
-                    })
-                ))
+            let is_publish = matches!(
+                state.log.get(i).map(|a| &a.event),
+                Some(Event::Packet {
+                    packet: broker::codec::Packet::Publish(_),
+                    ..
+                })
+            );
+            let skipped = skip_publish && is_publish;
+            !*c && !skipped
         })
     }
 

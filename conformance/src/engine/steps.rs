@@ -35,13 +35,13 @@ impl Run<'_> {
         expected: String,
         observed: String,
     ) -> StepError {
-        StepError::Failed(Failure {
+        StepError::Failed(Box::new(Failure {
             location: step.location.clone(),
             step: step.action.keyword().to_owned(),
             client: client.map(str::to_owned),
             expected,
             observed,
-        })
+        }))
     }
 
     async fn step(&mut self, step: &Step) -> StepResult {

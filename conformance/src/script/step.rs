@@ -464,7 +464,7 @@ pub(crate) fn hex(loc: &Location, s: &str) -> Result<Vec<u8>, ScriptError> {
         .bytes()
         .filter(|b| !b.is_ascii_whitespace() && *b != b'_' && *b != b':')
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(ScriptError::new(
             loc.clone(),
             format!("hex {s:?} has an odd number of digits"),
