@@ -102,8 +102,12 @@ pub fn packet(p: &Packet) -> String {
 /// A packet the harness is about to send, decoded when it is valid, shown
 /// as hex when it is deliberately not.
 pub fn sent(b: &[u8]) -> String {
+    let shown = hex(&b[..b.len().min(64)]);
+    let cut = if b.len() > 64 { "…" } else { "" };
     match broker::codec::decode_slice(b) {
         Ok(Some((p, len))) if len == b.len() => packet(&p),
-        _ => format!("raw 0x{}", hex(&b[..b.len().min(64)])),
+        Ok(Some((p, _))) => format!("raw 0x{shown}{cut} ({} and more bytes)", packet(&p)),
+        Ok(None) => format!("raw 0x{shown}{cut} (an incomplete packet)"),
+        Err(e) => format!("raw 0x{shown}{cut} ({e})"),
     }
 }

@@ -147,11 +147,17 @@ impl Suite {
 pub struct RunOptions {
     /// How many scenarios run at once.
     pub jobs: usize,
+    /// The run's nonce in topics and client ids; random when `None`. Fixed
+    /// only where output must be reproducible (snapshot tests).
+    pub run_id: Option<String>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { jobs: 8 }
+        Self {
+            jobs: 8,
+            run_id: None,
+        }
     }
 }
 
@@ -211,7 +217,7 @@ pub async fn run(
     progress: impl Fn(&ScenarioResult) + Send + Sync + 'static,
 ) -> RunReport {
     let started = Instant::now();
-    let run_id = nonce();
+    let run_id = options.run_id.clone().unwrap_or_else(nonce);
     let progress = Arc::new(progress);
     let target = Arc::new(target.clone());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));

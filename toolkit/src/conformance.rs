@@ -216,6 +216,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
         &target,
         &RunOptions {
             jobs: usize::from(args.jobs),
+            run_id: None,
         },
         move |r| match &bar {
             Some(b) => {

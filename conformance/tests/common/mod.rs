@@ -105,7 +105,10 @@ pub fn run(suite: &Suite, target: &Target) -> RunReport {
     rt.block_on(conformance::suite::run(
         suite,
         target,
-        &RunOptions { jobs: 8 },
+        &RunOptions {
+            jobs: 8,
+            run_id: None,
+        },
         |_| {},
     ))
 }
