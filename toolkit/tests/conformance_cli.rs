@@ -215,6 +215,8 @@ fn runs_against_mosquitto_with_exit_codes_and_formats() {
             "--output",
         ])
         .arg(&junit)
+        .arg("--baseline")
+        .arg(baseline())
         .assert()
         .code(0)
         .stdout(predicate::str::is_empty());
