@@ -370,16 +370,7 @@ impl<K: Clone + Eq + Hash, V: Copy + Ord> SubscriptionIndex<K, V> {
             [] => {}
             // Keys of one set are distinct already.
             [only] => out.extend(only.iter().map(|(k, v)| (k.clone(), *v))),
-            several => {
-                let total = several.iter().map(|set| set.len()).sum();
-                let mut best: HashMap<&K, V> = HashMap::with_capacity(total);
-                for (client, &value) in several.iter().flat_map(|set| set.iter()) {
-                    best.entry(client)
-                        .and_modify(|held| *held = (*held).max(value))
-                        .or_insert(value);
-                }
-                out.extend(best.into_iter().map(|(k, v)| (k.clone(), v)));
-            }
+            several => dedup_into(several, out),
         }
     }
 
@@ -395,6 +386,55 @@ impl<K: Clone + Eq + Hash, V: Copy + Ord> SubscriptionIndex<K, V> {
             }
         });
     }
+}
+
+/// Merges several subscriber sets into `out`, each client once with its
+/// highest value [MQTT-3.3.5-1].
+///
+/// One set is usually far bigger than the rest (a popular filter next to a
+/// few specific ones), so only the smaller sets' entries are hashed; the
+/// biggest set is copied as it is, looked up per entry only when some client
+/// in it holds a higher value through another filter.
+fn dedup_into<K: Clone + Eq + Hash, V: Copy + Ord>(
+    sets: &[&Subscribers<K, V>],
+    out: &mut Vec<(K, V)>,
+) {
+    let Some(big) = sets.iter().copied().max_by_key(|set| set.len()) else {
+        return;
+    };
+    let mut rest: HashMap<&K, V> = HashMap::new();
+    // Each set appears once (a walk reaches each node once), so identity
+    // picks out the biggest.
+    for set in sets.iter().copied().filter(|set| !std::ptr::eq(*set, big)) {
+        for (client, &value) in set {
+            rest.entry(client)
+                .and_modify(|held| *held = (*held).max(value))
+                .or_insert(value);
+        }
+    }
+    let mut raised: HashMap<&K, V> = HashMap::new();
+    rest.retain(|client, value| match big.get(*client) {
+        None => true,
+        Some(&held) => {
+            if *value > held {
+                raised.insert(*client, *value);
+            }
+            false
+        }
+    });
+    out.reserve(big.len() + rest.len());
+    if raised.is_empty() {
+        out.extend(big.iter().map(|(client, value)| (client.clone(), *value)));
+    } else {
+        out.extend(big.iter().map(|(client, value)| {
+            let value = raised.get(client).copied().unwrap_or(*value);
+            (client.clone(), value)
+        }));
+    }
+    out.extend(
+        rest.into_iter()
+            .map(|(client, value)| (client.clone(), value)),
+    );
 }
 
 impl<K, V> Default for SubscriptionIndex<K, V> {
