@@ -23,50 +23,73 @@ fn sorted<K: Ord, V: Ord>(mut v: Vec<(K, V)>) -> Vec<(K, V)> {
     v
 }
 
-/// The naive model: every subscription in a map.
+/// The naive model: every subscription in a map, grouped by filter.
 #[derive(Default)]
 struct Model {
-    subs: BTreeMap<(String, u8), u8>,
+    subs: BTreeMap<String, BTreeMap<u8, u8>>,
 }
 
 impl Model {
+    fn insert(&mut self, f: &str, client: u8, value: u8) -> Option<u8> {
+        self.subs
+            .entry(f.to_owned())
+            .or_default()
+            .insert(client, value)
+    }
+
+    fn remove(&mut self, f: &str, client: u8) -> Option<u8> {
+        let clients = self.subs.get_mut(f)?;
+        let previous = clients.remove(&client);
+        if clients.is_empty() {
+            self.subs.remove(f);
+        }
+        previous
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&String, u8, u8)> {
+        self.subs
+            .iter()
+            .flat_map(|(f, clients)| clients.iter().map(move |(c, v)| (f, *c, *v)))
+    }
+
+    fn len(&self) -> usize {
+        self.subs.values().map(BTreeMap::len).sum()
+    }
+
+    /// The clients of every filter that matches `t`, found by scanning all.
+    fn matching(&self, t: &TopicName) -> impl Iterator<Item = (u8, u8)> {
+        self.subs
+            .iter()
+            .filter(|(f, _)| matches(&filter(f), t))
+            .flat_map(|(_, clients)| clients.iter().map(|(c, v)| (*c, *v)))
+    }
+
     /// Each matching client once with its highest value [MQTT-3.3.5-1].
     fn matches(&self, t: &TopicName) -> Vec<(u8, u8)> {
         let mut best: BTreeMap<u8, u8> = BTreeMap::new();
-        for ((f, client), &value) in &self.subs {
-            if matches(&filter(f), t) {
-                let held = best.entry(*client).or_insert(value);
-                *held = (*held).max(value);
-            }
+        for (client, value) in self.matching(t) {
+            let held = best.entry(client).or_insert(value);
+            *held = (*held).max(value);
         }
         best.into_iter().collect()
     }
 
     /// Every matching (filter, client) pair's client and value.
     fn raw_matches(&self, t: &TopicName) -> Vec<(u8, u8)> {
-        let mut raw: Vec<(u8, u8)> = self
-            .subs
-            .iter()
-            .filter(|((f, _), _)| matches(&filter(f), t))
-            .map(|((_, client), value)| (*client, *value))
-            .collect();
+        let mut raw: Vec<(u8, u8)> = self.matching(t).collect();
         raw.sort();
         raw
     }
 
     fn filter_count(&self) -> usize {
-        self.subs
-            .keys()
-            .map(|(f, _)| f)
-            .collect::<HashSet<_>>()
-            .len()
+        self.subs.len()
     }
 
     /// The trie nodes the live filters need: one per distinct non-empty
     /// prefix of levels, a trailing `#` excluded.
     fn node_count(&self) -> usize {
         let mut prefixes = HashSet::new();
-        for (f, _) in self.subs.keys() {
+        for f in self.subs.keys() {
             let steps: Vec<&str> = f.split('/').take_while(|l| *l != "#").collect();
             for k in 1..=steps.len() {
                 prefixes.insert(steps[..k].join("/"));
@@ -103,6 +126,9 @@ fn filter_text() -> impl Strategy<Value = String> {
 #[derive(Debug, Clone)]
 enum Op {
     Insert(String, u8, u8),
+    /// Subscribes clients `start..start + count` at once, so that big merges
+    /// (many clients through several filters) come up too.
+    InsertMany(String, u8, u8, u8),
     Remove(String, u8),
     /// Removes the `n`-th live subscription (modulo their number), so removals
     /// hit real subscriptions often.
@@ -113,6 +139,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (filter_text(), 0..6u8, 0..3u8).prop_map(|(f, c, q)| Op::Insert(f, c, q)),
+        1 => (filter_text(), 0..40u8, 1..40u8, 0..3u8)
+            .prop_map(|(f, start, count, q)| Op::InsertMany(f, start, count, q)),
         1 => (filter_text(), 0..6u8).prop_map(|(f, c)| Op::Remove(f, c)),
         2 => any::<usize>().prop_map(Op::RemoveLive),
         3 => topic_text().prop_map(Op::Check),
@@ -151,36 +179,44 @@ proptest! {
         for op in ops {
             match op {
                 Op::Insert(f, client, value) => {
-                    let previous = model.subs.insert((f.clone(), client), value);
+                    let previous = model.insert(&f, client, value);
                     prop_assert_eq!(index.insert(&filter(&f), client, value), previous);
                 }
+                Op::InsertMany(f, start, count, value) => {
+                    for client in start..start + count {
+                        let previous = model.insert(&f, client, value);
+                        prop_assert_eq!(index.insert(&filter(&f), client, value), previous);
+                    }
+                }
                 Op::Remove(f, client) => {
-                    let previous = model.subs.remove(&(f.clone(), client));
+                    let previous = model.remove(&f, client);
                     prop_assert_eq!(index.remove(&filter(&f), &client), previous);
                 }
                 Op::RemoveLive(n) => {
-                    if model.subs.is_empty() {
+                    let live = model.len();
+                    if live == 0 {
                         continue;
                     }
-                    let key = model.subs.keys().nth(n % model.subs.len()).cloned().unwrap();
-                    let previous = model.subs.remove(&key);
-                    prop_assert_eq!(index.remove(&filter(&key.0), &key.1), previous);
+                    let (f, client, _) = model.iter().nth(n % live).unwrap();
+                    let f = f.clone();
+                    let previous = model.remove(&f, client);
+                    prop_assert_eq!(index.remove(&filter(&f), &client), previous);
                 }
                 Op::Check(t) => check_agrees(&index, &model, &t)?,
             }
-            prop_assert_eq!(index.len(), model.subs.len());
+            prop_assert_eq!(index.len(), model.len());
             prop_assert_eq!(index.is_empty(), model.subs.is_empty());
             prop_assert_eq!(index.filter_count(), model.filter_count());
             prop_assert_eq!(index.node_count(), model.node_count(), "pruning left nodes behind");
         }
-        for ((f, client), value) in &model.subs {
-            prop_assert_eq!(index.get(&filter(f), client), Some(*value));
+        for (f, client, value) in model.iter() {
+            prop_assert_eq!(index.get(&filter(f), &client), Some(value));
         }
         for t in &probes {
             check_agrees(&index, &model, t)?;
         }
         // Topics made from the live filters, so that the probes do match.
-        for (f, _) in model.subs.keys() {
+        for f in model.subs.keys() {
             let t = f.replace('+', "a").replace("/#", "").replace('#', "b");
             let t = if t.is_empty() { "a".to_owned() } else { t };
             check_agrees(&index, &model, &t)?;

@@ -391,18 +391,32 @@ impl<K: Clone + Eq + Hash, V: Copy + Ord> SubscriptionIndex<K, V> {
 /// Merges several subscriber sets into `out`, each client once with its
 /// highest value [MQTT-3.3.5-1].
 ///
-/// One set is usually far bigger than the rest (a popular filter next to a
-/// few specific ones), so only the smaller sets' entries are hashed; the
-/// biggest set is copied as it is, looked up per entry only when some client
-/// in it holds a higher value through another filter.
+/// A few visits are merged by comparing with what `out` already holds; more
+/// go through a hash map. One set is usually far bigger than the rest (a
+/// popular filter next to a few specific ones), so only the smaller sets'
+/// entries are hashed; the biggest set is copied as it is, looked up per
+/// entry only when some client in it holds a higher value through another
+/// filter.
 fn dedup_into<K: Clone + Eq + Hash, V: Copy + Ord>(
     sets: &[&Subscribers<K, V>],
     out: &mut Vec<(K, V)>,
 ) {
+    /// Up to this many visits, quadratic comparison beats hashing.
+    const LINEAR_MAX: usize = 32;
+    let total: usize = sets.iter().map(|set| set.len()).sum();
+    if total <= LINEAR_MAX {
+        for (client, &value) in sets.iter().flat_map(|set| set.iter()) {
+            match out.iter_mut().find(|(held, _)| held == client) {
+                Some((_, held)) => *held = (*held).max(value),
+                None => out.push((client.clone(), value)),
+            }
+        }
+        return;
+    }
     let Some(big) = sets.iter().copied().max_by_key(|set| set.len()) else {
         return;
     };
-    let mut rest: HashMap<&K, V> = HashMap::new();
+    let mut rest: HashMap<&K, V> = HashMap::with_capacity(total - big.len());
     // Each set appears once (a walk reaches each node once), so identity
     // picks out the biggest.
     for set in sets.iter().copied().filter(|set| !std::ptr::eq(*set, big)) {
