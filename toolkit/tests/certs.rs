@@ -97,6 +97,45 @@ fn no_flags_writes_ca_and_server_pair_for_localhost_with_private_keys() {
 }
 
 #[test]
+fn ca_days_sets_the_ca_validity_apart_from_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path(), &["--ca-days", "20", "--days", "10"]);
+    let ca = info_json(&dir.path().join("ca.pem"));
+    assert_eq!(ca[0]["certificates"][0]["days_left"], 19);
+    let server = info_json(&dir.path().join("mqtt_server.pem"));
+    assert_eq!(server[0]["certificates"][0]["days_left"], 9);
+}
+
+#[test]
+fn help_documents_subcommands_and_exit_statuses() {
+    let out = toolkit().args(["certs", "--help"]).output().unwrap();
+    let text = stdout_of(&out);
+    for needle in [
+        "--hostname",
+        "--self-signed",
+        "--force",
+        "--info",
+        "client",
+        "Exit status",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let out = toolkit().args(["probe", "--help"]).output().unwrap();
+    let text = stdout_of(&out);
+    for needle in [
+        "--cafile",
+        "--insecure",
+        "--cross",
+        "--interactive",
+        "5  server certificate rejected",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let out = toolkit().arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn existing_files_are_never_overwritten_without_force() {
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path(), &[]);
@@ -193,7 +232,10 @@ fn bad_names_and_flags_are_usage_errors() {
 #[test]
 fn self_signed_writes_one_pair_that_is_its_own_issuer() {
     let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path(), &["--self-signed", "--days", "30"]);
+    make_certs(
+        dir.path(),
+        &["--self-signed", "--days", "30", "--ca-days", "5"],
+    );
     assert!(!dir.path().join("ca.pem").exists());
     let v = info_json(&dir.path().join("mqtt_server.pem"));
     let cert = &v[0]["certificates"][0];

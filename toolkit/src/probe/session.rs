@@ -114,7 +114,13 @@ impl Session {
         eventloop.set_network_options(network);
         let (tx, events) = mpsc::channel(256);
         let started = Instant::now();
-        let driver = tokio::spawn(drive(eventloop, tx));
+        let span = tracing::info_span!(
+            "connection",
+            peer = %endpoint.addr(),
+            client_id = %endpoint.client_id,
+            tls = endpoint.tls.is_some()
+        );
+        let driver = tokio::spawn(tracing::Instrument::instrument(drive(eventloop, tx), span));
         let mut session = Self {
             client,
             events,
@@ -400,10 +406,9 @@ pub fn classify_connection(err: &ConnectionError, endpoint: &Endpoint) -> Failur
                 "{addr} answered CONNECT with {packet:?} instead of CONNACK: is it an MQTT 3.1.1 broker?"
             ),
         ),
-        other => Failure::new(
-            Status::Closed,
-            format!("the connection to {addr} failed: {other}"),
-        ),
+        // A broker that does not speak what we sent (TLS to a plain port,
+        // plain to a TLS port) may answer with bytes that are not MQTT.
+        other => closed(endpoint, &format!("the connection failed ({other})")),
     }
 }
 
