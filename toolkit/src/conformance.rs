@@ -3,36 +3,26 @@
 //!
 //! Thin: flags are parsed here and handed to the `conformance` crate.
 //!
-//! Exit codes:
+//! Exit statuses (see `exit.rs` for the toolkit-wide table):
 //! - 0: every MUST scenario passed, or failed only as listed in `--baseline`
 //!   (and `--coverage` printed its table).
 //! - 1: at least one MUST scenario failed that the baseline does not list.
 //! - 2: bad input: a flag, a scenario script, a baseline or an output path.
-//! - 3: no new failures, but a baseline entry now passes: the baseline is stale.
-//! - 4: the broker could not be reached at all.
+//! - 3: the broker could not be reached at all.
+//! - 10: no new failures, but a baseline entry now passes: the baseline is stale.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::ValueEnum;
-use conformance::baseline::{Baseline, Evaluation, Status};
+use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
 use conformance::report::Format;
 use conformance::suite::{RunOptions, Suite};
 use conformance::target::{Credentials, Target};
 
-/// Exit code: every MUST passed (or failed as baselined).
-pub const EXIT_PASS: u8 = 0;
-/// Exit code: a MUST scenario failed outside the baseline.
-pub const EXIT_FAIL: u8 = 1;
-/// Exit code: bad flags or files.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code: a baselined deviation now passes.
-pub const EXIT_STALE_BASELINE: u8 = 3;
-/// Exit code: the broker could not be reached.
-pub const EXIT_UNREACHABLE: u8 = 4;
+use crate::exit::{Failure, Status, usage};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
@@ -93,33 +83,6 @@ pub struct Args {
     coverage: bool,
 }
 
-/// Runs the subcommand and maps the outcome to an exit code.
-pub fn main(args: Args) -> ExitCode {
-    match run(args) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(
-                e.downcast_ref::<Unreachable>()
-                    .map_or(EXIT_USAGE, |_| EXIT_UNREACHABLE),
-            )
-        }
-    }
-}
-
-/// Marks "the broker did not answer", so `main` can pick its exit code
-/// without matching on message text.
-#[derive(Debug)]
-struct Unreachable;
-
-impl std::fmt::Display for Unreachable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("broker unreachable")
-    }
-}
-
-impl std::error::Error for Unreachable {}
-
 /// Loads the suite, checks `--scenario` and `--tags`, and returns it whole
 /// (a baseline is checked against every scenario) with the filtered part.
 fn load_suite(args: &Args) -> anyhow::Result<(Suite, Suite)> {
@@ -131,44 +94,49 @@ fn load_suite(args: &Args) -> anyhow::Result<(Suite, Suite)> {
     };
     let unknown = suite.unknown_names(&args.scenarios_named);
     if !unknown.is_empty() {
-        bail!(
+        return Err(usage(format!(
             "no scenario named {}; list them with --format json or see fixtures/scenarios/",
             unknown.join(", ")
-        );
+        )));
     }
     let known_tags = conformance::script::TAGS;
     if let Some(t) = args.tags.iter().find(|t| !known_tags.contains(&t.as_str())) {
-        bail!(
+        return Err(usage(format!(
             "unknown tag {t:?} in --tags; known tags: {}",
             known_tags.join(", ")
-        );
+        )));
     }
     let filtered = suite.clone().filter(&args.tags, &args.scenarios_named);
     Ok((suite, filtered))
 }
 
-fn run(args: Args) -> anyhow::Result<u8> {
+/// Runs the subcommand: prints the report, then returns an error carrying
+/// the exit status when the run did not pass.
+pub fn run(args: Args) -> anyhow::Result<()> {
     let (whole, suite) = load_suite(&args)?;
     if args.coverage {
         let statements = conformance::spec::statements();
         let untestable = conformance::spec::untestable()?;
         let table =
             conformance::spec::CoverageTable::compute(&statements, &untestable, &suite.scenarios);
-        emit(&args, &table.to_text())?;
-        return Ok(EXIT_PASS);
+        return emit(&args, &table.to_text());
     }
     let baseline = match &args.baseline {
-        Some(p) => Baseline::load(p, &whole)?,
+        Some(p) => Baseline::load(p, &whole).map_err(|e| usage(e.to_string()))?,
         None => Baseline::default(),
     };
     let mut target = Target::plain(args.host.clone(), args.port);
     if let Some(tls_port) = args.tls_port {
         target.tls = Some(match (&args.cafile, args.insecure) {
-            (Some(ca), _) => conformance::target::tls_with_ca(&args.host, tls_port, ca)?,
-            (None, true) => conformance::target::tls_insecure(&args.host, tls_port)?,
-            (None, false) => bail!(
-                "--tls-port needs --cafile FILE (the CA of the broker's certificate) or --insecure"
-            ),
+            (Some(ca), _) => conformance::target::tls_with_ca(&args.host, tls_port, ca)
+                .map_err(|e| usage(e.to_string()))?,
+            (None, true) => conformance::target::tls_insecure(&args.host, tls_port)
+                .map_err(|e| usage(e.to_string()))?,
+            (None, false) => {
+                return Err(usage(
+                    "--tls-port needs --cafile FILE (the CA of the broker's certificate) or --insecure",
+                ));
+            }
         });
     }
     if let (Some(u), Some(p)) = (&args.username, &args.password) {
@@ -181,11 +149,11 @@ fn run(args: Args) -> anyhow::Result<u8> {
         && let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
     {
-        bail!(
+        return Err(usage(format!(
             "--output {}: directory {} does not exist",
             out.display(),
             dir.display()
-        );
+        )));
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -201,12 +169,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
             )
             .await
         })
-        .map_err(|_| {
-            anyhow::Error::new(Unreachable).context(format!("{addr}: no answer within 5s"))
-        })?
-        .map_err(|e| {
-            anyhow::Error::new(Unreachable).context(format!("connecting to {addr}: {e}"))
-        })?;
+        .map_err(|_| Failure::new(Status::Connect, format!("{addr}: no answer within 5s")))?
+        .map_err(|e| Failure::new(Status::Connect, format!("connecting to {addr}: {e}")))?;
 
     let total = suite.scenarios.len() as u64;
     let progress = progress_bar(total);
@@ -239,11 +203,26 @@ fn run(args: Args) -> anyhow::Result<u8> {
         &args,
         &conformance::report::render(format, &report, &eval, &baseline),
     )?;
-    Ok(match eval.status() {
-        Status::Pass => EXIT_PASS,
-        Status::Fail => EXIT_FAIL,
-        Status::StaleBaseline => EXIT_STALE_BASELINE,
-    })
+    match eval.status() {
+        RunStatus::Pass => Ok(()),
+        RunStatus::Fail => Err(Failure::new(
+            Status::Failure,
+            format!(
+                "{} MUST scenario(s) failed outside the baseline: {}",
+                eval.failures.len(),
+                eval.failures.join(", ")
+            ),
+        )
+        .into()),
+        RunStatus::StaleBaseline => Err(Failure::new(
+            Status::StaleBaseline,
+            format!(
+                "baseline is stale: {} now pass; remove them from the baseline",
+                eval.stale.join(", ")
+            ),
+        )
+        .into()),
+    }
 }
 
 fn verdict_word(r: &conformance::outcome::ScenarioResult) -> &'static str {

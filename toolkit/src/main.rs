@@ -1,18 +1,31 @@
 //! `toolkit`: certificates, probing and conformance testing for any MQTT broker.
 //!
-//! Exit codes are chosen on purpose and documented per subcommand; in
-//! general 0 is success, 1 a finding (a broker failed), 2 bad input (flags,
-//! files), and higher codes name specific situations.
+//! A thin dispatcher: each subcommand lives in its own module, takes its
+//! parsed flags and returns `anyhow::Result`; this file sets up logging,
+//! prints an error chain once and maps it to the exit status it asks for
+//! (see [`exit`]).
 
+mod certs;
 mod conformance;
+mod exit;
+mod probe;
+mod unique;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// MQTT testing toolkit.
+/// MQTT testing toolkit: certificates, probing and conformance for any broker.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Exit status: 0 ok; 1 failure; 2 bad usage or input file; 3 cannot connect; \
+                  4 TLS handshake failed; 5 server certificate rejected; 6 CONNACK refused; \
+                  7 message lost or late; 8 timed out; 9 connection closed by the broker; \
+                  10 conformance baseline is stale.\n\
+                  Set RUST_LOG=debug for a trace of what happens."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,7 +33,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the MQTT 3.1.1 conformance suite against a broker.
+    /// Make a CA, server and client certificates, or inspect certificate files.
+    Certs(certs::CertsArgs),
+    /// Check that a broker answers: connect (plain or TLS), subscribe, publish
+    /// and receive at each QoS, timing each round trip.
+    Probe(probe::ProbeArgs),
+    /// Run the MQTT 3.1.1 conformance suite against a broker and report,
+    /// statement by statement, where it departs from the specification.
     Conformance(conformance::Args),
 }
 
@@ -33,7 +52,34 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
-        Command::Conformance(args) => conformance::main(args),
+    let result = match cli.command {
+        Command::Certs(args) => certs::run(args),
+        Command::Probe(args) => probe::run(args),
+        Command::Conformance(args) => conformance::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::status_of(&err).code())
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_subcommand_is_required() {
+        assert!(Cli::try_parse_from(["toolkit"]).is_err());
+        assert!(Cli::try_parse_from(["toolkit", "certs"]).is_ok());
     }
 }

@@ -1,5 +1,5 @@
 //! `toolkit conformance` as a user runs it: flags, reports and exit codes
-//! (0 pass, 1 failures, 2 bad input, 3 stale baseline, 4 unreachable).
+//! (0 pass, 1 failures, 2 bad input, 3 unreachable, 10 stale baseline).
 
 #![allow(clippy::unwrap_used)]
 
@@ -39,11 +39,11 @@ fn coverage_prints_every_statement_and_totals_without_a_broker() {
 }
 
 #[test]
-fn unreachable_broker_exits_4() {
+fn unreachable_broker_exits_3() {
     toolkit()
         .args(["conformance", "--port", &free_port().to_string()])
         .assert()
-        .code(4)
+        .code(3)
         .stderr(predicate::str::contains("error: connecting to 127.0.0.1:"));
 }
 
@@ -157,9 +157,12 @@ fn runs_against_mosquitto_with_exit_codes_and_formats() {
         .stdout(predicate::str::contains(
             "expected: the server closes the connection",
         ))
-        .stdout(predicate::str::contains("observed: PINGRESP"));
+        .stdout(predicate::str::contains("observed: PINGRESP"))
+        .stderr(predicate::str::contains(
+            "1 MUST scenario(s) failed outside the baseline: malformed.pingreq-flags",
+        ));
 
-    // A baseline entry that passes: exit 3.
+    // A baseline entry that passes: exit 10.
     let dir = tempfile::tempdir().unwrap();
     let stale = dir.path().join("stale.toml");
     std::fs::write(
@@ -178,8 +181,11 @@ fn runs_against_mosquitto_with_exit_codes_and_formats() {
         ])
         .arg(&stale)
         .assert()
-        .code(3)
-        .stdout(predicate::str::contains("STALE BASELINE"));
+        .code(10)
+        .stdout(predicate::str::contains("STALE BASELINE"))
+        .stderr(predicate::str::contains(
+            "baseline is stale: connect.accepted",
+        ));
 
     // JSON to stdout and JUnit to a file.
     let out = toolkit()
