@@ -87,7 +87,7 @@ pub struct Args {
 /// (a baseline is checked against every scenario) with the filtered part.
 fn load_suite(args: &Args) -> anyhow::Result<(Suite, Suite)> {
     let suite = match &args.scenarios_dir {
-        Some(dir) => Suite::from_dir(dir)?,
+        Some(dir) => Suite::from_dir(dir).map_err(|e| usage(e.to_string()))?,
         None => {
             Suite::builtin().context("the built-in suite is broken (a bug: please report it)")?
         }
