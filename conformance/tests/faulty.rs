@@ -1,7 +1,7 @@
 //! The harness must catch broken brokers. Each test puts a small proxy
 //! between the harness and a real mosquitto that breaks one rule (drops
 //! PUBACKs, clears RETAIN, strips the will, lies about Session Present, sets
-//! DUP on first deliveries) and checks that the scenarios guarding that rule
+//! DUP on first deliveries, swallows malformed packets instead of closing) and checks that the scenarios guarding that rule
 //! fail, while a control scenario the fault does not touch still passes.
 
 #![allow(clippy::unwrap_used)]
@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::Arc;
 
-use broker::codec::{Packet, PacketType, decode_slice, parse_fixed_header};
+use broker::codec::{Packet, PacketType, decode_slice};
 use bytes::{BufMut, BytesMut};
 use conformance::outcome::Verdict;
 use conformance::suite::Suite;
@@ -26,9 +26,24 @@ fn kind(packet: &[u8]) -> Option<PacketType> {
     PacketType::from_nibble(packet.first()? >> 4)
 }
 
+/// The length of the packet at the front of `buf` from its Remaining Length
+/// alone (type and flags unchecked, so malformed packets are framed too);
+/// `None` until complete, `Some(Err)` for a length longer than four bytes.
+fn frame_len(buf: &[u8]) -> Option<Result<usize, ()>> {
+    let mut value = 0usize;
+    for i in 0..4 {
+        let byte = *buf.get(1 + i)?;
+        value |= usize::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let len = 2 + i + value;
+            return (buf.len() >= len).then_some(Ok(len));
+        }
+    }
+    Some(Err(()))
+}
+
 /// Copies `from` to `to`, passing each complete packet through `fault`.
-/// Bytes that do not parse as a fixed header are forwarded untouched (the
-/// harness sends malformed packets on purpose).
+/// After bytes that cannot be framed the rest is forwarded untouched.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
@@ -47,15 +62,15 @@ async fn pump(
                 out.put(buf.split());
                 break;
             }
-            match parse_fixed_header(&buf) {
-                Ok(Some(h)) if buf.len() >= h.packet_len() => {
-                    let packet = buf.split_to(h.packet_len()).to_vec();
+            match frame_len(&buf) {
+                Some(Ok(len)) => {
+                    let packet = buf.split_to(len).to_vec();
                     if let Some(p) = fault(packet) {
                         out.put_slice(&p);
                     }
                 }
-                Ok(_) => break,
-                Err(_) => raw = true,
+                None => break,
+                Some(Err(())) => raw = true,
             }
         }
         if to.write_all(&out).await.is_err() {
@@ -251,4 +266,21 @@ fn dup_on_first_delivery_is_caught() {
     let pass_ = ["qos.qos0-delivery", "qos.downgrade-1-to-0"];
     let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
     assert_outcomes(&run_through(set_dup, pass(), &names), &fail, &pass_);
+}
+
+#[test]
+fn swallowed_malformed_packets_are_caught() {
+    // A broker that silently ignores packets it cannot decode instead of
+    // closing the connection [MQTT-4.8.0-1].
+    let swallow: Fault = Arc::new(|p| decode_slice(&p).is_ok().then_some(p));
+    let fail = [
+        "malformed.subscribe-flags",
+        "malformed.publish-qos3",
+        "malformed.publish-topic-plus",
+        "connect.reserved-flag",
+        "malformed.subscribe-no-filters",
+    ];
+    let pass_ = ["qos.qos1-delivery", "connect.accepted"];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(&run_through(pass(), swallow, &names), &fail, &pass_);
 }
