@@ -22,6 +22,10 @@ use tokio::net::{TcpListener, TcpStream};
 /// What a fault does to one whole packet: `None` drops it.
 type Fault = Arc<dyn Fn(Vec<u8>) -> Option<Vec<u8>> + Send + Sync>;
 
+/// One direction's writer, shared so a fault can inject whole packets
+/// between the ones it forwards.
+type Writer = Arc<tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>>;
+
 fn kind(packet: &[u8]) -> Option<PacketType> {
     PacketType::from_nibble(packet.first()? >> 4)
 }
@@ -44,11 +48,7 @@ fn frame_len(buf: &[u8]) -> Option<Result<usize, ()>> {
 
 /// Copies `from` to `to`, passing each complete packet through `fault`.
 /// After bytes that cannot be framed the rest is forwarded untouched.
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    fault: Fault,
-) {
+async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, to: Writer, fault: Fault) {
     let mut buf = BytesMut::with_capacity(4096);
     let mut raw = false;
     loop {
@@ -73,15 +73,17 @@ async fn pump(
                 Some(Err(())) => raw = true,
             }
         }
-        if to.write_all(&out).await.is_err() {
+        if to.lock().await.write_all(&out).await.is_err() {
             return;
         }
     }
 }
 
 /// Starts a proxy to `upstream` that applies `to_client` to packets from the
-/// broker and `to_broker` to packets from the client. Returns its port.
-async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault) -> u16 {
+/// broker and `to_broker` to packets from the client; with `ping_upstream`
+/// it also sends the broker a PINGREQ every 400 ms on the client's behalf
+/// (starting once the CONNECT has gone through). Returns its port.
+async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault, ping_upstream: bool) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -95,6 +97,20 @@ async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault) -> u16 {
                 let _ = server.set_nodelay(true);
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
+                let sw: Writer = Arc::new(tokio::sync::Mutex::new(sw));
+                let cw: Writer = Arc::new(tokio::sync::Mutex::new(cw));
+                let pinger = ping_upstream.then(|| {
+                    let sw = Arc::clone(&sw);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        loop {
+                            if sw.lock().await.write_all(&[0xc0, 0x00]).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+                        }
+                    })
+                });
                 let mut up = tokio::spawn(pump(cr, sw, to_broker));
                 let mut down = tokio::spawn(pump(sr, cw, to_client));
                 // When either side ends, end both, so a dropped client looks
@@ -102,6 +118,9 @@ async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault) -> u16 {
                 tokio::select! {
                     _ = &mut up => down.abort(),
                     _ = &mut down => up.abort(),
+                }
+                if let Some(p) = pinger {
+                    p.abort();
                 }
             });
         }
@@ -116,12 +135,21 @@ fn pass() -> Fault {
 /// Runs the named scenarios through a proxy with the given faults and
 /// returns (name, passed) per scenario.
 fn run_through(to_client: Fault, to_broker: Fault, names: &[&str]) -> Vec<(String, bool, String)> {
+    run_through_proxy(to_client, to_broker, false, names)
+}
+
+fn run_through_proxy(
+    to_client: Fault,
+    to_broker: Fault,
+    ping_upstream: bool,
+    names: &[&str],
+) -> Vec<(String, bool, String)> {
     let m = Mosquitto::start(MosquittoOptions::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let port = rt.block_on(proxy(m.port(), to_client, to_broker));
+    let port = rt.block_on(proxy(m.port(), to_client, to_broker, ping_upstream));
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     let suite = Suite::builtin().unwrap().filter(&[], &names);
     assert_eq!(
@@ -283,4 +311,19 @@ fn swallowed_malformed_packets_are_caught() {
     let pass_ = ["qos.qos1-delivery", "connect.accepted"];
     let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
     assert_outcomes(&run_through(pass(), swallow, &names), &fail, &pass_);
+}
+
+#[test]
+fn unenforced_keep_alive_is_caught() {
+    // The proxy keeps every connection alive towards mosquitto and hides the
+    // PINGRESPs, so to the harness the broker never enforces keep-alive.
+    let hide_pingresp: Fault = Arc::new(|p| (kind(&p) != Some(PacketType::PingResp)).then_some(p));
+    let fail = ["will.on-keepalive-timeout", "keepalive.timeout-closes"];
+    let pass_ = ["qos.qos0-delivery", "will.on-drop"];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(
+        &run_through_proxy(hide_pingresp, pass(), true, &names),
+        &fail,
+        &pass_,
+    );
 }
