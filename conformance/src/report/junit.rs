@@ -1,6 +1,7 @@
 //! JUnit XML: one test suite per area, one test case per scenario. Known
-//! deviations and SHOULD/MAY observations are reported as skipped with their
-//! reason, so CI dashboards show them without failing.
+//! deviations, SHOULD/MAY observations and scenarios not applicable to the
+//! broker are reported as skipped with their reason, so CI dashboards show
+//! them without failing.
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
@@ -29,6 +30,11 @@ pub fn junit(report: &RunReport, baseline: &Baseline) -> String {
                 (Verdict::Skipped { reason }, _) => {
                     let mut s = TestCaseStatus::skipped();
                     s.set_message(reason.as_str());
+                    s
+                }
+                (Verdict::NotApplicable { reason }, _) => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(format!("not applicable: {reason}"));
                     s
                 }
                 (Verdict::Fail { .. } | Verdict::Error { .. }, Some(d)) => {
