@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::naive_index::matches;
+use crate::topic::matches;
 use crate::session::Message;
 use crate::topic::{TopicFilter, TopicName};
 
