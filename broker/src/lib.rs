@@ -10,15 +10,17 @@
 //!   keep-alive) as a state machine fed packets and the time.
 //! - [`router`]: shared state — subscriptions, retained messages, parked
 //!   sessions — and a bounded outbox per client.
-//!
 //! - [`listener`]: plain and TLS accept loops, one task per connection.
 //! - [`server`]: all of it put together, with graceful shutdown.
 //!
 //! Beside them: [`auth`] (password files), [`config`] (flags and TOML),
 //! [`store`] (persistence in redb), [`sys`] and [`stats`] (`$SYS` topics and
-//! the counters behind them), [`tls_files`] (the generated certificate).
+//! the counters behind them), [`tls_files`] (the first-run certificate), and
+//! [`certs`]: certificate generation (CA, server, client, self-signed) shared
+//! by `toolkit certs` and the broker's first-run certificate.
 
 pub mod auth;
+pub mod certs;
 pub mod codec;
 pub mod config;
 pub mod listener;

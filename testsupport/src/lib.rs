@@ -12,6 +12,9 @@ mod mosquitto;
 mod port;
 mod reference;
 
-pub use mosquitto::{Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary};
+pub use mosquitto::{
+    Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary, write_acl_file,
+    write_password_file,
+};
 pub use port::{free_port, wait_for_port};
 pub use reference::{ReferenceBroker, ReferenceOptions, broker_binary};

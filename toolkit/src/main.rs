@@ -1,12 +1,79 @@
 //! `toolkit`: certificates, probing and conformance testing for any MQTT broker.
+//!
+//! A thin dispatcher: each subcommand lives in its own module, takes its
+//! parsed flags and returns `anyhow::Result`; this file sets up logging,
+//! prints an error chain once and maps it to the exit status it asks for
+//! (see [`exit`]).
 
-use clap::Parser;
+mod certs;
+mod exit;
+mod probe;
+mod unique;
 
-/// MQTT testing toolkit.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// MQTT testing toolkit: certificates, probing and conformance for any broker.
 #[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {}
+#[command(
+    version,
+    about,
+    after_help = "Exit status: 0 ok; 1 failure; 2 bad usage or input file; 3 cannot connect; \
+                  4 TLS handshake failed; 5 server certificate rejected; 6 CONNACK refused; \
+                  7 message lost or late; 8 timed out; 9 connection closed by the broker.\n\
+                  Set RUST_LOG=debug for a trace of what happens."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make a CA, server and client certificates, or inspect certificate files.
+    Certs(certs::CertsArgs),
+    /// Check that a broker answers: connect (plain or TLS), subscribe, publish
+    /// and receive at each QoS, timing each round trip.
+    Probe(probe::ProbeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Certs(args) => certs::run(args),
+        Command::Probe(args) => probe::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::status_of(&err).code())
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_subcommand_is_required() {
+        assert!(Cli::try_parse_from(["toolkit"]).is_err());
+        assert!(Cli::try_parse_from(["toolkit", "certs"]).is_ok());
+    }
 }
