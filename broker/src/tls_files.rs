@@ -67,9 +67,80 @@ pub fn ensure(data_dir: Option<&Path>) -> Result<(PathBuf, PathBuf), TlsFilesErr
             present: key,
             missing: cert,
         }),
-        (false, false) => Err(TlsFilesError::Generate {
-            dir,
-            message: "certificate generation is not available yet in this build; give --cert/--key or --no-ssl".to_owned(),
-        }),
+        (false, false) => generate(&dir).map(|()| (cert, key)),
     }
+}
+
+/// Creates a CA and a server certificate signed by it in `dir`, with
+/// `broker::certs` (the same code as `toolkit certs`), and logs where they
+/// are, the names the server certificate holds and its SHA-256 fingerprint,
+/// so a client can be pointed at `ca.pem`.
+fn generate(dir: &Path) -> Result<(), TlsFilesError> {
+    use crate::certs::{CertificateAuthority, Overwrite, PairPaths, SubjectNames, Validity};
+    let err = |message: String| TlsFilesError::Generate {
+        dir: dir.to_owned(),
+        message,
+    };
+    let validity = Validity::days_from_now(3650);
+    let ca = CertificateAuthority::generate("mqtt-conformance broker local CA", validity)
+        .map_err(|e| err(e.to_string()))?;
+    let mut names = SubjectNames::localhost();
+    if let Some(host) = hostname()
+        && let Ok(extra) = SubjectNames::new(vec![host], Vec::new())
+    {
+        names = names.merged_with(&extra);
+    }
+    let server = ca
+        .issue_server(&names, validity)
+        .map_err(|e| err(e.to_string()))?;
+    let fingerprint = fingerprint(&server.cert_pem).unwrap_or_else(|| "unknown".to_owned());
+    let ca_paths = PairPaths::in_dir(dir, "ca");
+    let server_paths = PairPaths::in_dir(dir, "server");
+    crate::certs::write_pairs(
+        &[
+            (ca.pem_pair(), ca_paths.clone()),
+            (server, server_paths.clone()),
+        ],
+        Overwrite::Refuse,
+    )
+    .map_err(|e| err(e.to_string()))?;
+    let sans: Vec<String> = names
+        .hostnames()
+        .iter()
+        .cloned()
+        .chain(names.ips().iter().map(ToString::to_string))
+        .collect();
+    tracing::info!(
+        cert = %server_paths.cert.display(),
+        ca = %ca_paths.cert.display(),
+        sans = %sans.join(","),
+        sha256 = %fingerprint,
+        "generated a TLS server certificate signed by a new local CA; clients trust it with --cafile {}",
+        ca_paths.cert.display()
+    );
+    Ok(())
+}
+
+/// This machine's host name, if it has a usable one.
+fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty() && name != "localhost").then(|| name.to_owned())
+}
+
+/// The SHA-256 fingerprint of a PEM certificate, as `openssl x509
+/// -fingerprint -sha256` prints it (upper-case hex pairs joined by colons).
+fn fingerprint(cert_pem: &str) -> Option<String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use sha2::{Digest, Sha256};
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).ok()?;
+    let digest = Sha256::digest(der.as_ref());
+    Some(
+        digest
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
 }

@@ -37,7 +37,10 @@ struct Sub {
 
 impl Sub {
     fn start(args: &[String]) -> Self {
-        let mut child = Command::new("mosquitto_sub")
+        // mosquitto_sub block-buffers a piped stdout; stdbuf makes it
+        // print each line as it comes.
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub"])
             .args(args)
             .args(["-d", "-v"])
             .stdout(Stdio::piped())
@@ -60,9 +63,19 @@ impl Sub {
 
     /// The next line containing `needle` (debug lines included).
     fn wait_for(&self, needle: &str) -> String {
+        self.wait_until(|line| line.contains(needle), needle)
+    }
+
+    /// The next message on `topic`: a `topic payload` line.
+    fn message(&self, topic: &str) -> String {
+        let prefix = format!("{topic} ");
+        self.wait_until(|line| line.starts_with(&prefix), topic)
+    }
+
+    fn wait_until(&self, pred: impl Fn(&str) -> bool, needle: &str) -> String {
         loop {
             match self.lines.recv_timeout(WAIT) {
-                Ok(line) if line.contains(needle) => return line,
+                Ok(line) if pred(&line) => return line,
                 Ok(_) => {}
                 Err(e) => panic!("mosquitto_sub printed no line with {needle:?}: {e}"),
             }
@@ -125,7 +138,7 @@ fn mosquitto_round_trip(b: &ReferenceBroker, tls: bool) {
                 ]
                 .concat(),
             );
-            let line = sub.wait_for(&topic);
+            let line = sub.message(&topic);
             assert_eq!(line, format!("{topic} m{i}"));
         }
     }
@@ -155,7 +168,7 @@ fn mosquitto_clients_retained_and_will() {
         .concat(),
     );
     let sub = Sub::start(&[t.clone(), strings(&["-t", "interop/retained"])].concat());
-    assert_eq!(sub.wait_for("interop/retained "), "interop/retained kept");
+    assert_eq!(sub.message("interop/retained"), "interop/retained kept");
 
     let watcher = Sub::start(&[t.clone(), strings(&["-t", "interop/will"])].concat());
     let mut dying = Sub::start(
@@ -177,7 +190,7 @@ fn mosquitto_clients_retained_and_will() {
     // Killed, not disconnected: the broker must publish the will.
     dying.child.kill().expect("kill");
     let _ = dying.child.wait();
-    assert_eq!(watcher.wait_for("interop/will "), "interop/will bye");
+    assert_eq!(watcher.message("interop/will"), "interop/will bye");
 }
 
 #[test]
@@ -190,9 +203,9 @@ fn plain_and_tls_clients_reach_each_other() {
     let plain_sub = Sub::start(&[plain.clone(), strings(&["-t", "cross/to-plain"])].concat());
     mosquitto_pub(&[plain, strings(&["-t", "cross/to-tls", "-m", "from plain"])].concat());
     mosquitto_pub(&[tls, strings(&["-t", "cross/to-plain", "-m", "from tls"])].concat());
-    assert_eq!(tls_sub.wait_for("cross/to-tls "), "cross/to-tls from plain");
+    assert_eq!(tls_sub.message("cross/to-tls"), "cross/to-tls from plain");
     assert_eq!(
-        plain_sub.wait_for("cross/to-plain "),
+        plain_sub.message("cross/to-plain"),
         "cross/to-plain from tls"
     );
 }

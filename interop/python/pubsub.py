@@ -48,8 +48,14 @@ def main() -> int:
         return 1
 
     pub = client("pub")
+    pub_connected = threading.Event()
+    pub.on_connect = lambda _c, _u, _f, _rc, _p: pub_connected.set()
     pub.connect(host, port, keepalive=30)
     pub.loop_start()
+    # paho drops QoS 0 messages published before CONNACK.
+    if not pub_connected.wait(10):
+        print("fail: publisher got no CONNACK", file=sys.stderr)
+        return 1
     for i in range(count):
         pub.publish(topic, f"msg-{i}", qos=qos).wait_for_publish(10)
     pub.disconnect()

@@ -36,6 +36,8 @@ const MIN_READ_CHUNK: usize = 512;
 const MAX_READ_CHUNK: usize = 64 * 1024;
 /// Messages moved from the outbox per lock.
 const PULL_BATCH: usize = 256;
+/// How long a closing connection waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(1);
 /// How long a new connection waits for an old one with its client id to go.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
 
@@ -157,14 +159,24 @@ impl Conn {
         }
     }
 
-    /// Writes a CONNACK refusing the connection, then lets it close
+    /// Writes a CONNACK refusing the connection, then closes it
     /// [MQTT-3.2.2-5]. Session Present is 0 with any refusal [MQTT-3.2.2-4].
-    async fn refuse(&mut self, code: ConnectReturnCode, timeout: Duration) {
+    async fn refuse(mut self, code: ConnectReturnCode) {
         self.put(&Packet::ConnAck(ConnAck {
             session_present: false,
             code,
         }));
-        let _ = tokio::time::timeout(timeout, self.transport.flush(&mut self.wbuf)).await;
+        self.close(LINGER).await;
+    }
+
+    /// Ends the connection (see [`Transport::close`]).
+    async fn close(self, linger: Duration) {
+        let Conn {
+            transport,
+            mut wbuf,
+            ..
+        } = self;
+        transport.close(&mut wbuf, linger).await;
     }
 }
 
@@ -196,11 +208,8 @@ pub(super) async fn serve(
         }
         Ok(Err(End::Malformed(e))) if e.is_unacceptable_protocol() => {
             warn!(error = %e, "refusing CONNECT with return code 0x01");
-            conn.refuse(
-                ConnectReturnCode::UnacceptableProtocolVersion,
-                limits.connect_timeout,
-            )
-            .await;
+            conn.refuse(ConnectReturnCode::UnacceptableProtocolVersion)
+                .await;
             return;
         }
         Ok(Err(End::Malformed(e))) => {
@@ -221,7 +230,7 @@ pub(super) async fn serve(
         Ok(id) => id,
         Err(code) => {
             warn!(code = %code, "empty client id without clean session [MQTT-3.1.3-8]");
-            conn.refuse(code, limits.connect_timeout).await;
+            conn.refuse(code).await;
             return;
         }
     };
@@ -241,7 +250,7 @@ pub(super) async fn serve(
     };
     if let Err(code) = auth {
         warn!(code = %code, username = connect.username.as_deref().unwrap_or(""), "refusing credentials");
-        conn.refuse(code, limits.connect_timeout).await;
+        conn.refuse(code).await;
         return;
     }
 
@@ -258,8 +267,7 @@ pub(super) async fn serve(
         Ok(a) => a,
         Err(e) => {
             error!(error = %e, "session takeover failed");
-            conn.refuse(ConnectReturnCode::ServerUnavailable, limits.connect_timeout)
-                .await;
+            conn.refuse(ConnectReturnCode::ServerUnavailable).await;
             return;
         }
     };
@@ -320,6 +328,11 @@ pub(super) async fn serve(
     }
     shared.router.disconnect(&slot, session);
     shared.stats.client_disconnected(kind);
+    match end {
+        // The socket is gone, or the broker is in a hurry.
+        End::Closed | End::Io(_) | End::Shutdown => {}
+        _ => conn.close(LINGER).await,
+    }
 }
 
 /// The connection loop after CONNACK.
@@ -334,11 +347,13 @@ async fn run(
     let mut batch: Vec<Message> = Vec::new();
     // Messages may have queued while a persistent session was away.
     let mut outbox_more = true;
+    let mut pulled = Pulled::Drained;
     let keep_alive = tokio::time::sleep_until(far_future(session));
     tokio::pin!(keep_alive);
     loop {
         if outbox_more && conn.wbuf.len() < HIGH_WATER {
-            outbox_more = pull(conn, slot, session, &mut batch);
+            pulled = pull(conn, slot, session, &mut batch);
+            outbox_more = pulled != Pulled::Drained;
         }
         if conn.transport.wants_write(&conn.wbuf)
             && let Err(e) = conn.transport.try_write(&mut conn.wbuf)
@@ -349,6 +364,9 @@ async fn run(
         conn.shrink();
         let wants_write = conn.transport.wants_write(&conn.wbuf);
         let can_read = conn.wbuf.len() < HIGH_WATER;
+        // Messages still wait and there is room for them: come straight
+        // back after letting other tasks run once.
+        let pull_again = outbox_more && pulled == Pulled::BufferFull && can_read;
         let ka_on = session.keep_alive_deadline().is_some();
         tokio::select! {
             biased;
@@ -386,6 +404,7 @@ async fn run(
                 }
             }
             () = slot.woken(), if !outbox_more => outbox_more = true,
+            () = tokio::task::yield_now(), if pull_again => {}
             () = &mut keep_alive, if ka_on => {
                 let now = Instant::now();
                 if session.keep_alive_expired(now.into_std()) {
@@ -454,34 +473,49 @@ fn handle_packets(
     }
 }
 
+/// Why [`pull`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pulled {
+    /// The outbox is empty: wait to be woken.
+    Drained,
+    /// The in-flight window is full: wait for an acknowledgement.
+    WindowFull,
+    /// The write buffer is full: write, then pull again.
+    BufferFull,
+}
+
 /// Moves messages from the outbox into the write buffer, within the
-/// in-flight window. Returns whether more wait.
+/// in-flight window and up to [`HIGH_WATER`] bytes of output.
 fn pull(
     conn: &mut Conn,
     slot: &ClientSlot,
     session: &mut Session,
     batch: &mut Vec<Message>,
-) -> bool {
-    let mut more = true;
-    while more && conn.wbuf.len() < HIGH_WATER {
-        let (m, dropped) = slot.take(batch, PULL_BATCH, session.window_room());
-        more = m;
+) -> Pulled {
+    loop {
+        if conn.wbuf.len() >= HIGH_WATER {
+            return Pulled::BufferFull;
+        }
+        let (more, dropped) = slot.take(batch, PULL_BATCH, session.window_room());
         if dropped > 0 {
             warn!(
                 dropped,
                 "messages for this client were dropped: its queue was full (--max-queued)"
             );
         }
-        if batch.is_empty() {
-            break;
-        }
+        let took = batch.len();
         for message in batch.drain(..) {
             if let Some(publish) = session.deliver(message) {
                 conn.put(&Packet::Publish(publish));
             }
         }
+        if !more {
+            return Pulled::Drained;
+        }
+        if took < PULL_BATCH {
+            return Pulled::WindowFull;
+        }
     }
-    more
 }
 
 /// The Common Name of a TLS client's certificate, for

@@ -158,6 +158,39 @@ impl Transport {
         }
     }
 
+    /// Closes politely: writes what is pending (TLS: and a close_notify),
+    /// shuts down our direction, then reads and discards until the client
+    /// closes too or `linger` passes. Closing with unread bytes would make
+    /// the kernel send a reset, which can destroy a CONNACK or the last
+    /// packets before the client reads them.
+    pub async fn close(mut self, wbuf: &mut BytesMut, linger: std::time::Duration) {
+        let _ = tokio::time::timeout(linger, async {
+            if let Transport::Tls { tls, .. } = &mut self {
+                tls.send_close_notify();
+            }
+            if self.flush(wbuf).await.is_err() {
+                return;
+            }
+            let tcp = match &mut self {
+                Transport::Plain(tcp) | Transport::Tls { tcp, .. } => tcp,
+            };
+            let _ = tokio::io::AsyncWriteExt::shutdown(tcp).await;
+            let mut sink = [0u8; 1024];
+            loop {
+                if tcp.readable().await.is_err() {
+                    return;
+                }
+                match tcp.try_read(&mut sink) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+        })
+        .await;
+    }
+
     /// The TLS client's certificate chain, leaf first, if it sent one.
     pub fn peer_certificates(&self) -> Option<&[rustls_pki_types::CertificateDer<'static>]> {
         match self {

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use crate::topic::matches;
 use crate::session::Message;
+use crate::topic::matches;
 use crate::topic::{TopicFilter, TopicName};
 
 /// Retained messages by topic. A PUBLISH with RETAIN=1 replaces the topic's
