@@ -142,7 +142,7 @@ impl Store {
     /// persistent sessions a connection holds right now are left as they
     /// were; records of sessions that no longer exist are removed.
     pub fn save(&self, router: &Router) -> Result<(), StoreError> {
-        let (parked, attached) = router.sessions_for_store();
+        let crate::router::StoredSessions { parked, attached } = router.sessions_for_store();
         let retained = router.retained_messages();
         let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
         {

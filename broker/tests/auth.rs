@@ -1,5 +1,7 @@
 //! Password files made by mosquitto_passwd, checked by the real broker.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;

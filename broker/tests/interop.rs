@@ -4,6 +4,8 @@
 //! The external clients are installed by `scripts/setup`; a missing one is
 //! a failed test, not a skipped one.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,7 @@
 //! State kept across a real restart of the broker with `--data-dir`.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use broker::codec::{Packet, QoS};

@@ -1,5 +1,7 @@
 //! The broker binary on ephemeral loopback ports, spoken to in raw packets.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

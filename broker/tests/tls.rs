@@ -1,6 +1,8 @@
 //! TLS listener: the generated certificate, mutual TLS, identity as user
 //! name, the handshake timeout and old protocol versions refused.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;

@@ -69,6 +69,15 @@ pub struct Attachment {
     pub kicked: oneshot::Receiver<Kick>,
 }
 
+/// What the store saves of the sessions: see [`Router::sessions_for_store`].
+#[derive(Debug, Default)]
+pub struct StoredSessions {
+    /// Parked persistent sessions with the messages queued for them.
+    pub parked: Vec<(Session, Vec<Message>)>,
+    /// Client ids of persistent sessions a connection holds now.
+    pub attached: Vec<Arc<str>>,
+}
+
 /// Read-locks, carrying on past a poisoned lock (see [`slot::lock`]).
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|p| p.into_inner())
@@ -382,7 +391,7 @@ impl Router {
     /// For the store: copies of the parked persistent sessions with their
     /// queued messages, and the ids of persistent sessions a connection
     /// holds now (their state is with the connection).
-    pub fn sessions_for_store(&self) -> (Vec<(Session, Vec<Message>)>, Vec<Arc<str>>) {
+    pub fn sessions_for_store(&self) -> StoredSessions {
         let slots: Vec<Arc<ClientSlot>> = lock(&self.clients).values().cloned().collect();
         let mut parked = Vec::new();
         let mut attached = Vec::new();
@@ -401,7 +410,7 @@ impl Router {
             let queued = lock(&slot.outbox).queued().cloned().collect();
             parked.push((session, queued));
         }
-        (parked, attached)
+        StoredSessions { parked, attached }
     }
 
     /// Restores a persistent session from the store as parked, with its
