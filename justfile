@@ -14,3 +14,8 @@ lint:
 # Criterion benchmarks of the codec and the subscription index.
 bench:
     cargo bench -p broker
+
+# Conformance suite: with no arguments against a mosquitto started here (plain +
+# TLS, with its baseline); `just conformance HOST PORT [flags]` against any broker.
+conformance *args:
+    ./scripts/conformance {{args}}
