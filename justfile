@@ -15,7 +15,9 @@ lint:
 bench:
     cargo bench -p broker
 
-# Conformance suite: with no arguments against a mosquitto started here (plain +
-# TLS, with its baseline); `just conformance HOST PORT [flags]` against any broker.
+# Conformance suite: with no arguments against the reference broker started here
+# (plain + TLS, password file, no baseline); `just conformance --mosquitto` against
+# a mosquitto started here (with its baseline); `just conformance HOST PORT [flags]`
+# against any broker.
 conformance *args:
     ./scripts/conformance {{args}}

@@ -184,7 +184,7 @@ impl Broker {
                 .map(|(l, acceptor)| (l, Some(acceptor), Transport::Tls)),
         ) {
             if let Ok(addr) = listener.local_addr() {
-                info!(transport = kind.name(), %addr, "listening");
+                info!(transport = %kind.name(), %addr, "listening");
             }
             tracker.spawn(listener::accept_loop(
                 listener,

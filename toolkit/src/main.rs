@@ -1,4 +1,5 @@
-//! `toolkit`: certificates, probing and conformance testing for any MQTT broker.
+//! `toolkit`: certificates, probing and conformance testing for any MQTT
+//! broker, and password files for mosquitto and the reference broker.
 //!
 //! A thin dispatcher: each subcommand lives in its own module, takes its
 //! parsed flags and returns `anyhow::Result`; this file sets up logging,
@@ -8,6 +9,7 @@
 mod certs;
 mod conformance;
 mod exit;
+mod passwd;
 mod probe;
 mod unique;
 
@@ -41,6 +43,9 @@ enum Command {
     /// Run the MQTT 3.1.1 conformance suite against a broker and report,
     /// statement by statement, where it departs from the specification.
     Conformance(conformance::Args),
+    /// Add, change or delete a user in a mosquitto password file ($7$
+    /// PBKDF2-SHA512, as mosquitto_passwd writes).
+    Passwd(passwd::PasswdArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         Command::Certs(args) => certs::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Conformance(args) => conformance::run(args),
+        Command::Passwd(args) => passwd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
