@@ -124,8 +124,8 @@ struct LoadArgs {
     /// Messages a publisher may be ahead of its slowest subscriber; bounds the broker's queues. 0: no limit.
     #[arg(long, default_value_t = 1000)]
     window: u64,
-    /// QoS 1/2 messages a publisher may have unacknowledged. MQTT 3.1.1 has no way for a broker to announce its limit, so match the broker's.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    /// QoS 1/2 messages a publisher may have unacknowledged. MQTT 3.1.1 has no way for a broker to announce its limit, so match the broker's: mosquitto (max_inflight_messages, default 20) acknowledges but silently drops QoS 2 messages beyond it.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
     inflight: u16,
     /// How long deliveries may pause after publishing ends before the rest count as lost.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
