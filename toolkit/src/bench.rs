@@ -162,7 +162,9 @@ struct LoadArgs {
 fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
-        _ => Err(format!("{s:?} is not a positive number of events per second")),
+        _ => Err(format!(
+            "{s:?} is not a positive number of events per second"
+        )),
     }
 }
 
@@ -178,7 +180,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     raise_file_limit(load.clients.unwrap_or(1000) as u64 + 64);
     let runtime = if load.threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(usize::from(load.threads))
@@ -242,7 +246,10 @@ fn common(load: &LoadArgs) -> anyhow::Result<Common> {
         };
         Some(TlsOptions {
             verify,
-            server_name: load.server_name.clone().unwrap_or_else(|| load.host.clone()),
+            server_name: load
+                .server_name
+                .clone()
+                .unwrap_or_else(|| load.host.clone()),
             client_auth: load.cert.clone().zip(load.key.clone()),
         })
     } else {
@@ -266,9 +273,7 @@ fn message_run(shape: Shape, load: &LoadArgs) -> anyhow::Result<MessageRun> {
     let clients = load
         .clients
         .unwrap_or(if shape == Shape::Latency { 1 } else { 8 }) as usize;
-    let rate = load
-        .rate
-        .or((shape == Shape::Latency).then_some(5000.0));
+    let rate = load.rate.or((shape == Shape::Latency).then_some(5000.0));
     let duration = match (load.count, load.duration) {
         (None, None) => Some(Duration::from_secs(10)),
         (_, d) => d,
@@ -325,6 +330,7 @@ fn write_hdr(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use clap::Parser;
@@ -365,18 +371,65 @@ mod tests {
     #[test]
     fn each_flag_parses() {
         let a = parse(&[
-            "pairs", "-H", "localhost", "-p", "1884", "-q", "2", "-s", "128", "-c", "3", "-n", "10",
-            "-r", "100.5", "-k", "0", "-t", "x/{i}", "--sub-topic", "x/#", "--window", "0",
-            "--inflight", "20", "--drain-timeout", "500ms", "--stall-timeout", "3s",
-            "--connect-timeout", "1s", "--connect-concurrency", "4", "--broker-pid", "1",
-            "--label", "m", "--json", "--hdr-out", "h.hlog", "--quiet", "--threads", "2",
-            "-u", "user", "-P", "pw",
+            "pairs",
+            "-H",
+            "localhost",
+            "-p",
+            "1884",
+            "-q",
+            "2",
+            "-s",
+            "128",
+            "-c",
+            "3",
+            "-n",
+            "10",
+            "-r",
+            "100.5",
+            "-k",
+            "0",
+            "-t",
+            "x/{i}",
+            "--sub-topic",
+            "x/#",
+            "--window",
+            "0",
+            "--inflight",
+            "20",
+            "--drain-timeout",
+            "500ms",
+            "--stall-timeout",
+            "3s",
+            "--connect-timeout",
+            "1s",
+            "--connect-concurrency",
+            "4",
+            "--broker-pid",
+            "1",
+            "--label",
+            "m",
+            "--json",
+            "--hdr-out",
+            "h.hlog",
+            "--quiet",
+            "--threads",
+            "2",
+            "-u",
+            "user",
+            "-P",
+            "pw",
         ])
         .unwrap();
-        assert_eq!((a.port, a.qos, a.payload, a.clients, a.count), (Some(1884), 2, 128, Some(3), Some(10)));
+        assert_eq!(
+            (a.port, a.qos, a.payload, a.clients, a.count),
+            (Some(1884), 2, 128, Some(3), Some(10))
+        );
         assert_eq!(a.rate, Some(100.5));
         assert_eq!(a.drain_timeout, Duration::from_millis(500));
-        assert_eq!((a.username.as_deref(), a.password.as_deref()), (Some("user"), Some("pw")));
+        assert_eq!(
+            (a.username.as_deref(), a.password.as_deref()),
+            (Some("user"), Some("pw"))
+        );
         let d = parse(&["connections", "-d", "1m"]).unwrap();
         assert_eq!(d.duration, Some(Duration::from_secs(60)));
         let t = parse(&["fan-out", "--tls", "--insecure", "--server-name", "b"]).unwrap();

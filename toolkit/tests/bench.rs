@@ -67,8 +67,14 @@ fn fan_in_qos1_counts_add_up() {
     assert_eq!(r["throughput"]["sent"]["messages"], 600);
     assert_eq!(r["throughput"]["delivered"]["messages"], 600);
     let t = totals(&r);
-    assert_eq!((t["expected"].as_u64(), t["delivered"].as_u64()), (Some(600), Some(600)));
-    assert_eq!((t["lost"].as_u64(), t["duplicated"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (t["expected"].as_u64(), t["delivered"].as_u64()),
+        (Some(600), Some(600))
+    );
+    assert_eq!(
+        (t["lost"].as_u64(), t["duplicated"].as_u64()),
+        (Some(0), Some(0))
+    );
     for p in r["delivery"]["per_publisher"].as_array().unwrap() {
         assert_eq!(p["sent"], 200);
         assert_eq!(p["counts"]["delivered"], 200);
@@ -95,7 +101,9 @@ fn pairs_qos0_with_small_window_and_rate_counts_add_up() {
     let m = mosquitto();
     let (code, r) = bench(
         m.port(),
-        &["pairs", "-c", "4", "-n", "100", "--window", "5", "--rate", "4000", "-s", "100"],
+        &[
+            "pairs", "-c", "4", "-n", "100", "--window", "5", "--rate", "4000", "-s", "100",
+        ],
     );
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(totals(&r)["expected"], 400);
@@ -109,8 +117,17 @@ fn subscriber_on_a_topic_nobody_publishes_to_reports_loss_and_fails() {
     let (code, r) = bench(
         m.port(),
         &[
-            "pairs", "-c", "2", "-n", "50", "-q", "1", "--sub-topic", "nobody/{run}/{i}",
-            "--drain-timeout", "200ms",
+            "pairs",
+            "-c",
+            "2",
+            "-n",
+            "50",
+            "-q",
+            "1",
+            "--sub-topic",
+            "nobody/{run}/{i}",
+            "--drain-timeout",
+            "200ms",
         ],
     );
     assert_eq!(code, 3, "{r:#}");
@@ -128,7 +145,17 @@ fn loss_at_qos0_is_reported_but_not_a_failure() {
     let m = mosquitto();
     let (code, r) = bench(
         m.port(),
-        &["fan-in", "-c", "1", "-n", "20", "--sub-topic", "nobody/{i}", "--drain-timeout", "100ms"],
+        &[
+            "fan-in",
+            "-c",
+            "1",
+            "-n",
+            "20",
+            "--sub-topic",
+            "nobody/{i}",
+            "--drain-timeout",
+            "100ms",
+        ],
     );
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(totals(&r)["lost"], 20);
@@ -138,13 +165,28 @@ fn loss_at_qos0_is_reported_but_not_a_failure() {
 fn table_output_names_every_figure() {
     let m = mosquitto();
     let out = toolkit()
-        .args(["bench", "latency", "-n", "50", "--rate", "1000", "-q", "1", "--quiet"])
+        .args([
+            "bench", "latency", "-n", "50", "--rate", "1000", "-q", "1", "--quiet",
+        ])
         .args(["-p", &m.port().to_string(), "--label", "mosquitto"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    for word in ["latency against mosquitto", "msgs/s", "MB/s", "p50", "p99.9", "max", "lost 0", "result: passed"] {
+    for word in [
+        "latency against mosquitto",
+        "msgs/s",
+        "MB/s",
+        "p50",
+        "p99.9",
+        "max",
+        "lost 0",
+        "result: passed",
+    ] {
         assert!(text.contains(word), "{word:?} missing from:\n{text}");
     }
 }
@@ -157,7 +199,9 @@ fn write_certs(dir: &Path) -> MosquittoTls {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
     let params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let cert = params.signed_by(&key, &Issuer::from_params(&ca_params, &ca_key)).unwrap();
+    let cert = params
+        .signed_by(&key, &Issuer::from_params(&ca_params, &ca_key))
+        .unwrap();
     let tls = MosquittoTls {
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
@@ -180,11 +224,19 @@ fn tls_with_cafile_and_with_insecure() {
         ..options()
     });
     let port = m.tls_port().unwrap();
-    let (code, r) = bench(port, &["fan-in", "-c", "2", "-n", "100", "-q", "1", "--tls", "--cafile", &cafile]);
+    let (code, r) = bench(
+        port,
+        &[
+            "fan-in", "-c", "2", "-n", "100", "-q", "1", "--tls", "--cafile", &cafile,
+        ],
+    );
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["tls"], true);
     assert_eq!(totals(&r)["delivered"], 200);
-    let (code, r) = bench(port, &["fan-out", "-c", "2", "-n", "50", "--tls", "--insecure"]);
+    let (code, r) = bench(
+        port,
+        &["fan-out", "-c", "2", "-n", "50", "--tls", "--insecure"],
+    );
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(totals(&r)["delivered"], 100);
 }
@@ -202,7 +254,12 @@ fn tls_with_the_wrong_ca_fails_to_connect_with_a_clear_error() {
     let out = toolkit()
         .args(["bench", "fan-in", "-n", "1", "--quiet", "--tls", "--cafile"])
         .arg(&wrong_ca)
-        .args(["-p", &m.tls_port().unwrap().to_string(), "--connect-timeout", "5s"])
+        .args([
+            "-p",
+            &m.tls_port().unwrap().to_string(),
+            "--connect-timeout",
+            "5s",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -225,12 +282,19 @@ fn user_name_and_password_are_sent() {
         password_file: Some(passwd),
         ..options()
     });
-    let (code, r) = bench(m.port(), &["pairs", "-c", "1", "-n", "10", "-u", "bench", "-P", "s3cret"]);
+    let (code, r) = bench(
+        m.port(),
+        &[
+            "pairs", "-c", "1", "-n", "10", "-u", "bench", "-P", "s3cret",
+        ],
+    );
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(totals(&r)["delivered"], 10);
 
     let out = toolkit()
-        .args(["bench", "pairs", "-n", "1", "--quiet", "-u", "bench", "-P", "wrong"])
+        .args([
+            "bench", "pairs", "-n", "1", "--quiet", "-u", "bench", "-P", "wrong",
+        ])
         .args(["-p", &m.port().to_string()])
         .output()
         .unwrap();
@@ -245,11 +309,22 @@ fn connections_are_held_and_broker_memory_is_read() {
     let pid = m.pid().to_string();
     let (code, r) = bench(
         m.port(),
-        &["connections", "-c", "200", "-d", "200ms", "--broker-pid", &pid],
+        &[
+            "connections",
+            "-c",
+            "200",
+            "-d",
+            "200ms",
+            "--broker-pid",
+            &pid,
+        ],
     );
     assert_eq!(code, 0, "{r:#}");
     let c = &r["connections"];
-    assert_eq!((c["attempted"].as_u64(), c["established"].as_u64()), (Some(200), Some(200)));
+    assert_eq!(
+        (c["attempted"].as_u64(), c["established"].as_u64()),
+        (Some(200), Some(200))
+    );
     assert_eq!(c["failed"], 0);
     assert_eq!(c["closed_during_hold"], 0);
     assert!(c["per_sec"].as_f64().unwrap() > 0.0);
@@ -272,7 +347,10 @@ fn hdr_histogram_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let hdr = dir.path().join("latency.hlog");
     let hdr_arg = hdr.display().to_string();
-    let (code, _) = bench(m.port(), &["fan-in", "-c", "1", "-n", "100", "--hdr-out", &hdr_arg]);
+    let (code, _) = bench(
+        m.port(),
+        &["fan-in", "-c", "1", "-n", "100", "--hdr-out", &hdr_arg],
+    );
     assert_eq!(code, 0);
     let text = std::fs::read_to_string(&hdr).unwrap();
     assert!(text.contains("Tag=latency_ns,"), "{text}");
@@ -285,7 +363,9 @@ fn compare_puts_reports_side_by_side_with_ratios() {
     let mut files = Vec::new();
     for label in ["ours", "theirs"] {
         let out = toolkit()
-            .args(["bench", "fan-in", "-c", "2", "-n", "100", "--json", "--quiet", "--label", label])
+            .args([
+                "bench", "fan-in", "-c", "2", "-n", "100", "--json", "--quiet", "--label", label,
+            ])
             .args(["-p", &m.port().to_string()])
             .output()
             .unwrap();
@@ -301,7 +381,11 @@ fn compare_puts_reports_side_by_side_with_ratios() {
         .args(&files)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("ours/theirs"), "{text}");
     assert!(text.contains("fan-in QoS 0 2x1 64B"), "{text}");
@@ -317,7 +401,11 @@ fn a_file_that_is_not_a_report_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("x.json");
     std::fs::write(&f, "{\"hello\": 1}").unwrap();
-    let out = toolkit().args(["bench", "compare"]).arg(&f).output().unwrap();
+    let out = toolkit()
+        .args(["bench", "compare"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("x.json is not a report"), "{err}");

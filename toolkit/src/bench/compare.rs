@@ -160,7 +160,10 @@ fn compare(reports: Vec<Report>, ours: Option<&str>) -> anyhow::Result<Compariso
             failures.push(format!("{label}, {case}: {}", why.join("; ")));
         }
         for (figure, better, value) in figures(r) {
-            let idx = match rows.iter().position(|x| x.case == case && x.figure == figure) {
+            let idx = match rows
+                .iter()
+                .position(|x| x.case == case && x.figure == figure)
+            {
                 Some(i) => i,
                 None => {
                     rows.push(Row {
@@ -215,10 +218,17 @@ fn render(c: &Comparison) -> String {
     header.extend(others.iter().map(|o| format!("{}/{o}", c.ours)));
     let mut lines = vec![header];
     for row in &c.rows {
-        let mut line = vec![row.case.clone(), format!("{} {}", row.figure, match row.better {
-            Better::Higher => "↑",
-            Better::Lower => "↓",
-        })];
+        let mut line = vec![
+            row.case.clone(),
+            format!(
+                "{} {}",
+                row.figure,
+                match row.better {
+                    Better::Higher => "↑",
+                    Better::Lower => "↓",
+                }
+            ),
+        ];
         line.extend(c.labels.iter().map(|l| value(row.values.get(l))));
         line.extend(others.iter().map(|o| {
             row.ratios
@@ -229,7 +239,13 @@ fn render(c: &Comparison) -> String {
         lines.push(line);
     }
     let widths: Vec<usize> = (0..lines[0].len())
-        .map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut s = String::new();
     for (n, line) in lines.iter().enumerate() {
@@ -244,10 +260,18 @@ fn render(c: &Comparison) -> String {
         }
         let _ = writeln!(s, "{}", out.trim_end());
         if n == 0 {
-            let _ = writeln!(s, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * widths.len()));
+            let _ = writeln!(
+                s,
+                "{}",
+                "-".repeat(widths.iter().sum::<usize>() + 2 * widths.len())
+            );
         }
     }
-    let _ = writeln!(s, "↑ higher is better, ↓ lower is better; ratios are {}/other.", c.ours);
+    let _ = writeln!(
+        s,
+        "↑ higher is better, ↓ lower is better; ratios are {}/other.",
+        c.ours
+    );
     for f in &c.failures {
         let _ = writeln!(s, "FAILED: {f}");
     }

@@ -53,8 +53,9 @@ impl ConnectStats {
         match result {
             Ok(()) => {
                 self.established += 1;
-                self.latency
-                    .saturating_record(u64::try_from((now - started).as_nanos()).unwrap_or(u64::MAX));
+                self.latency.saturating_record(
+                    u64::try_from((now - started).as_nanos()).unwrap_or(u64::MAX),
+                );
             }
             Err(kind) => *self.failures.entry(kind).or_default() += 1,
         }
@@ -108,7 +109,11 @@ pub async fn open_all(
     let mut out: Vec<Option<Result<Connection, ClientError>>> = (0..n).map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         if let Ok((i, started, ended, r)) = joined {
-            stats.record(started, ended, r.as_ref().map(|_| ()).map_err(ClientError::kind));
+            stats.record(
+                started,
+                ended,
+                r.as_ref().map(|_| ()).map_err(ClientError::kind),
+            );
             out[i] = Some(r);
         }
     }

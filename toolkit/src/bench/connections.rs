@@ -45,7 +45,8 @@ pub async fn run(run: &ConnectionsRun, common: &Common) -> anyhow::Result<Report
 
     for i in 0..run.clients {
         if let Some(rate) = run.rate {
-            tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+            tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into())
+                .await;
         }
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             break;
@@ -99,7 +100,9 @@ pub async fn run(run: &ConnectionsRun, common: &Common) -> anyhow::Result<Report
         ));
     }
     if closed > 0 {
-        violations.push(format!("the broker closed {closed} idle connections while they were held"));
+        violations.push(format!(
+            "the broker closed {closed} idle connections while they were held"
+        ));
     }
     let errors = shared.errors();
     Ok(Report {
@@ -134,7 +137,12 @@ pub async fn run(run: &ConnectionsRun, common: &Common) -> anyhow::Result<Report
 
 /// Keeps a connection open and alive until `stop`: answers nothing, sends
 /// PINGREQ every half keep-alive, notes if the broker closes it.
-async fn hold(conn: Connection, keep_alive: u16, mut stop: watch::Receiver<bool>, closed: &AtomicU64) {
+async fn hold(
+    conn: Connection,
+    keep_alive: u16,
+    mut stop: watch::Receiver<bool>,
+    closed: &AtomicU64,
+) {
     let Connection {
         mut reader,
         mut writer,
@@ -146,7 +154,7 @@ async fn hold(conn: Connection, keep_alive: u16, mut stop: watch::Receiver<bool>
             r = reader.fill() => {
                 let gone = match r {
                     Ok(0) | Err(_) => true,
-                    Ok(_) => matches!(reader.next_packet(), Err(_)),
+                    Ok(_) => reader.next_packet().is_err(),
                 };
                 // Anything but PINGRESP is dropped unread: idle clients get nothing else.
                 while let Ok(Some(_)) = reader.next_packet() {}

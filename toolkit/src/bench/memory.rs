@@ -30,7 +30,12 @@ impl Rss {
     }
 
     /// The memory figures for a report.
-    pub fn memory(&self, before: Option<u64>, after: Option<u64>, connections: u64) -> Option<Memory> {
+    pub fn memory(
+        &self,
+        before: Option<u64>,
+        after: Option<u64>,
+        connections: u64,
+    ) -> Option<Memory> {
         let (pid, before, after) = (self.0?, before?, after?);
         Some(Memory {
             broker_pid: pid,
@@ -49,6 +54,7 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

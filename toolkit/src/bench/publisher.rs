@@ -128,7 +128,9 @@ impl Inflight {
             (Packet::PubComp(id), QoS::ExactlyOnce) => {
                 let (w, b) = Self::bit(*id);
                 if self.released[w] & b == 0 {
-                    self.fault(format!("PUBCOMP for packet id {id}, which was not released"));
+                    self.fault(format!(
+                        "PUBCOMP for packet id {id}, which was not released"
+                    ));
                     return;
                 }
                 self.released[w] &= !b;
@@ -245,11 +247,11 @@ pub async fn run(
             allowed = allowed.min((slowest + plan.window).saturating_sub(seq));
         }
         let (mut pubrels, fault, in_flight, acks) = {
-            let Ok(mut state) = inflight.lock() else { break };
+            let Ok(mut state) = inflight.lock() else {
+                break;
+            };
             if plan.qos != QoS::AtMostOnce {
-                allowed = allowed.min(
-                    u64::from(plan.inflight).saturating_sub(state.count as u64),
-                );
+                allowed = allowed.min(u64::from(plan.inflight).saturating_sub(state.count as u64));
             }
             (
                 std::mem::take(&mut state.pubrel_owed),
@@ -300,7 +302,10 @@ pub async fn run(
         }
         if !out.is_empty() {
             if let Err(e) = writer.write_all(&out).await {
-                shared.error(format!("publisher {}: writing to the broker: {e}", plan.index));
+                shared.error(format!(
+                    "publisher {}: writing to the broker: {e}",
+                    plan.index
+                ));
                 break;
             }
             last_write = Instant::now();

@@ -301,7 +301,11 @@ impl Report {
                 );
             }
             if odd.len() > 10 {
-                let _ = writeln!(s, "    ... and {} more publishers (see --json)", odd.len() - 10);
+                let _ = writeln!(
+                    s,
+                    "    ... and {} more publishers (see --json)",
+                    odd.len() - 10
+                );
             }
         }
         if let Some(l) = &self.latency {
@@ -360,7 +364,11 @@ impl Report {
         for v in &self.violations {
             let _ = writeln!(s, "  FAILED: {v}");
         }
-        let _ = writeln!(s, "  result: {}", if self.passed { "passed" } else { "FAILED" });
+        let _ = writeln!(
+            s,
+            "  result: {}",
+            if self.passed { "passed" } else { "FAILED" }
+        );
         s
     }
 }

@@ -134,7 +134,9 @@ fn topology(run: &MessageRun, run_id: u32) -> anyhow::Result<Topology> {
     let t = &run.topic;
     let (publishers, subscribers) = match run.shape {
         Shape::FanIn | Shape::Latency => (
-            (0..n).map(|i| t.name(run_id, i)).collect::<Result<Vec<_>, _>>()?,
+            (0..n)
+                .map(|i| t.name(run_id, i))
+                .collect::<Result<Vec<_>, _>>()?,
             vec![(vec![t.filter_all(run_id)?], (0..n).collect())],
         ),
         Shape::FanOut => (
@@ -144,7 +146,9 @@ fn topology(run: &MessageRun, run_id: u32) -> anyhow::Result<Topology> {
                 .collect::<anyhow::Result<Vec<_>>>()?,
         ),
         Shape::Pairs => (
-            (0..n).map(|i| t.name(run_id, i)).collect::<Result<Vec<_>, _>>()?,
+            (0..n)
+                .map(|i| t.name(run_id, i))
+                .collect::<Result<Vec<_>, _>>()?,
             (0..n)
                 .map(|i| Ok((vec![t.filter_for(run_id, i)?], vec![i])))
                 .collect::<anyhow::Result<Vec<_>>>()?,
@@ -159,8 +163,9 @@ fn topology(run: &MessageRun, run_id: u32) -> anyhow::Result<Topology> {
                 let s = pattern
                     .replace("{run}", &format!("{run_id:08x}"))
                     .replace("{i}", &i.to_string());
-                let f = TopicFilter::new(&s)
-                    .with_context(|| format!("--sub-topic {pattern:?} gives the invalid filter {s:?}"))?;
+                let f = TopicFilter::new(&s).with_context(|| {
+                    format!("--sub-topic {pattern:?} gives the invalid filter {s:?}")
+                })?;
                 Ok((vec![f], expects))
             })
             .collect::<anyhow::Result<Vec<_>>>()?,
@@ -172,10 +177,7 @@ fn topology(run: &MessageRun, run_id: u32) -> anyhow::Result<Topology> {
 }
 
 /// Runs a message scenario; returns the report and the latency histogram.
-pub async fn run(
-    run: &MessageRun,
-    common: &Common,
-) -> anyhow::Result<(Report, Histogram<u64>)> {
+pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, Histogram<u64>)> {
     let run_id: u32 = rand::random();
     let shared = Arc::new(RunShared::new(run_id));
     let topo = topology(run, run_id)?;
@@ -232,9 +234,14 @@ pub async fn run(
     .enumerate()
     {
         let mut conn = r.with_context(|| format!("subscriber {i} could not connect to {addr}"))?;
-        subscribe(&mut conn, &topo.subscribers[i].0, run.qos, common.connect_timeout)
-            .await
-            .with_context(|| format!("subscriber {i} could not subscribe"))?;
+        subscribe(
+            &mut conn,
+            &topo.subscribers[i].0,
+            run.qos,
+            common.connect_timeout,
+        )
+        .await
+        .with_context(|| format!("subscriber {i} could not subscribe"))?;
         subs.push(conn);
     }
     let pub_ids = (0..topo.publishers.len())
@@ -347,7 +354,9 @@ pub async fn run(
     let mut foreign = 0;
     let mut last_delivery_ns = start_ns;
     for s in &sub_outcomes {
-        latency.add(&s.latency).context("merging latency histograms")?;
+        latency
+            .add(&s.latency)
+            .context("merging latency histograms")?;
         foreign += s.foreign;
         last_delivery_ns = last_delivery_ns.max(s.last_delivery_ns);
         for (p, tracker) in &s.trackers {
@@ -361,7 +370,11 @@ pub async fn run(
     }
     let sent: u64 = pub_outcomes.iter().map(|o| o.sent).sum();
     let unacknowledged: u64 = pub_outcomes.iter().map(|o| o.unacknowledged).sum();
-    let sent_end_ns = pub_outcomes.iter().map(|o| o.finished_ns).max().unwrap_or(start_ns);
+    let sent_end_ns = pub_outcomes
+        .iter()
+        .map(|o| o.finished_ns)
+        .max()
+        .unwrap_or(start_ns);
     let secs = |end: u64| end.saturating_sub(start_ns) as f64 / 1e9;
 
     let mut violations = Vec::new();

@@ -102,6 +102,7 @@ impl DeliveryCounts {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

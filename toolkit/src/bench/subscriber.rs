@@ -120,7 +120,9 @@ pub async fn run(
                 Ok(Some(p)) => p,
                 Ok(None) => break,
                 Err(e) => {
-                    shared.error(format!("subscriber {index}: broker sent a malformed packet: {e}"));
+                    shared.error(format!(
+                        "subscriber {index}: broker sent a malformed packet: {e}"
+                    ));
                     break 'run;
                 }
             };
@@ -207,10 +209,6 @@ pub async fn run(
     append_ack(&mut out, &Packet::Disconnect);
     let _ = writer.write_all(&out).await;
     let _ = writer.shutdown().await;
-    outcome.trackers = expects
-        .iter()
-        .map(|e| e.publisher)
-        .zip(trackers)
-        .collect();
+    outcome.trackers = expects.iter().map(|e| e.publisher).zip(trackers).collect();
     outcome
 }

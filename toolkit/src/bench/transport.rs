@@ -69,7 +69,10 @@ impl Target {
             Some(opts) => {
                 let config = client_config(opts)?;
                 let name = ServerName::try_from(opts.server_name.clone()).with_context(|| {
-                    format!("--server-name {:?} is not a DNS name or IP address", opts.server_name)
+                    format!(
+                        "--server-name {:?} is not a DNS name or IP address",
+                        opts.server_name
+                    )
                 })?;
                 Some((TlsConnector::from(Arc::new(config)), name))
             }
@@ -123,9 +126,9 @@ fn client_config(opts: &TlsOptions) -> anyhow::Result<rustls::ClientConfig> {
                 );
             }
             for cert in certs {
-                roots
-                    .add(cert)
-                    .with_context(|| format!("--cafile {}: unusable CA certificate", path.display()))?;
+                roots.add(cert).with_context(|| {
+                    format!("--cafile {}: unusable CA certificate", path.display())
+                })?;
             }
             builder.with_root_certificates(roots)
         }
@@ -179,7 +182,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -188,7 +196,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -293,6 +293,7 @@ pub fn append_ack(out: &mut Vec<u8>, packet: &Packet) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use bytes::Bytes;
@@ -333,12 +334,16 @@ mod tests {
     fn qos0_template_has_no_packet_id() {
         let t = PublishTemplate::new(TopicName::new("t").unwrap(), QoS::AtMostOnce, 24).unwrap();
         let mut out = Vec::new();
-        t.append(&mut out, None, &Header {
-            run_id: 1,
-            publisher: 0,
-            seq: 0,
-            sent_at_ns: 0,
-        });
+        t.append(
+            &mut out,
+            None,
+            &Header {
+                run_id: 1,
+                publisher: 0,
+                seq: 0,
+                sent_at_ns: 0,
+            },
+        );
         let mut buf = BytesMut::from(&out[..]);
         let Some(Packet::Publish(p)) = decode_packet(&mut buf, MAX_PACKET).unwrap() else {
             panic!("not a publish");
