@@ -38,8 +38,10 @@ impl FixedHeader {
 /// Parses and checks the fixed header at the front of `buf`.
 ///
 /// Returns `Ok(None)` when `buf` does not yet hold the whole fixed header.
-/// Errors are reported as early as the bytes allow: a reserved type or bad
-/// flags fail on the first byte.
+/// Errors are reported as early as the bytes allow: a reserved type, bad
+/// flags [MQTT-2.2.2-2], QoS 3 [MQTT-3.3.1-4] or DUP at QoS 0 [MQTT-3.3.1-2]
+/// fail on the first byte; a non-minimal or five-byte Remaining Length, or a
+/// length a fixed-size packet cannot have, fail once the length is in.
 pub fn parse_fixed_header(buf: &[u8]) -> Result<Option<FixedHeader>, DecodeError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
@@ -57,7 +59,9 @@ pub fn parse_fixed_header(buf: &[u8]) -> Result<Option<FixedHeader>, DecodeError
                 statement: packet_type.flags_statement(),
             });
         }
+        // PUBLISH: the flags are DUP, QoS and RETAIN; only two combinations are wrong.
         None if (flags >> 1) & 0b11 == 0b11 => return Err(DecodeError::PublishQoS3),
+        None if flags & 0b1110 == 0b1000 => return Err(DecodeError::PublishDupAtQoS0),
         _ => {}
     }
 
@@ -72,6 +76,15 @@ pub fn parse_fixed_header(buf: &[u8]) -> Result<Option<FixedHeader>, DecodeError
             // A final byte of zero after the first means a shorter encoding existed.
             if bytes > 1 && byte == 0 {
                 return Err(DecodeError::RemainingLengthNotMinimal { value, bytes });
+            }
+            if let Some(expected) = packet_type.fixed_remaining_length()
+                && value != expected
+            {
+                return Err(DecodeError::UnexpectedRemainingLength {
+                    packet: packet_type,
+                    length: value,
+                    expected,
+                });
             }
             return Ok(Some(FixedHeader {
                 packet_type,

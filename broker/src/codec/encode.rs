@@ -9,7 +9,12 @@ use super::MAX_REMAINING_LENGTH;
 use super::packet::{Connect, Packet, PacketType, Publish, QoS};
 
 /// Why a typed packet cannot be written.
+///
+/// The encoder refuses exactly what the decoder would refuse, so any packet
+/// that encodes decodes back to itself. Deliberately wrong packets are written
+/// with [`raw`](super::raw) instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// A string or binary field does not fit its 16-bit length prefix.
     #[error("{field} is {len} bytes, more than the 65535 a length-prefixed field can hold")]
@@ -36,12 +41,24 @@ pub enum EncodeError {
     /// A QoS 0 PUBLISH with a packet identifier.
     #[error("QoS 0 PUBLISH must not carry a packet identifier [MQTT-2.3.1-5]")]
     UnexpectedPacketId,
+    /// A QoS 0 PUBLISH with DUP set.
+    #[error("QoS 0 PUBLISH must not have DUP set [MQTT-3.3.1-2]")]
+    DupAtQoS0,
     /// A SUBSCRIBE, SUBACK or UNSUBSCRIBE with an empty list.
     #[error("{packet} must hold at least one entry")]
     EmptyList {
         /// The packet type.
         packet: PacketType,
     },
+    /// A string field (client identifier, user name) holds U+0000.
+    #[error("{field} contains U+0000 [MQTT-1.5.3-2]")]
+    NullCharacter {
+        /// Which field.
+        field: &'static str,
+    },
+    /// A CONNECT with a password but no user name.
+    #[error("CONNECT has a password without a user name [MQTT-3.1.2-22]")]
+    PasswordWithoutUsername,
 }
 
 /// Writes a Remaining Length in its minimal form (1 to 4 bytes for values up
@@ -68,6 +85,14 @@ fn remaining_length_len(len: usize) -> usize {
         16_384..=2_097_151 => 3,
         _ => 4,
     }
+}
+
+/// The length of a string field, refusing U+0000 [MQTT-1.5.3-2].
+fn string_len(field: &'static str, s: &str) -> Result<usize, EncodeError> {
+    if s.contains('\0') {
+        return Err(EncodeError::NullCharacter { field });
+    }
+    field_len(field, s.len())
 }
 
 fn field_len(field: &'static str, len: usize) -> Result<usize, EncodeError> {
@@ -100,6 +125,7 @@ impl Packet {
             Packet::ConnAck(_) => 2,
             Packet::Publish(p) => {
                 let id = match (p.qos, p.packet_id) {
+                    (QoS::AtMostOnce, None) if p.dup => return Err(EncodeError::DupAtQoS0),
                     (QoS::AtMostOnce, None) => 0,
                     (QoS::AtMostOnce, Some(_)) => return Err(EncodeError::UnexpectedPacketId),
                     (qos, None) => return Err(EncodeError::MissingPacketId { qos }),
@@ -222,7 +248,8 @@ impl Packet {
     }
 }
 
-fn publish_flags(p: &Publish) -> u8 {
+/// The PUBLISH fixed-header flags: DUP, QoS, RETAIN (§3.3.1).
+pub(crate) fn publish_flags(p: &Publish) -> u8 {
     (u8::from(p.dup) << 3) | (p.qos.as_u8() << 1) | u8::from(p.retain)
 }
 
@@ -248,14 +275,17 @@ pub(crate) fn connect_flags(c: &Connect) -> u8 {
 }
 
 fn connect_body_len(c: &Connect) -> Result<usize, EncodeError> {
+    if c.password.is_some() && c.username.is_none() {
+        return Err(EncodeError::PasswordWithoutUsername);
+    }
     let mut len = 2 + c.protocol.name().len() + 1 + 1 + 2;
-    len += field_len("client identifier", c.client_id.len())?;
+    len += string_len("client identifier", &c.client_id)?;
     if let Some(will) = &c.will {
         len += field_len("will topic", will.topic.as_str().len())?;
         len += field_len("will message", will.message.len())?;
     }
     if let Some(u) = &c.username {
-        len += field_len("user name", u.len())?;
+        len += string_len("user name", u)?;
     }
     if let Some(p) = &c.password {
         len += field_len("password", p.len())?;

@@ -1,7 +1,7 @@
 //! [`MqttCodec`]: the decoder and encoder as a `tokio_util::codec` pair, so a
 //! socket becomes a stream of packets with `Framed`.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::DEFAULT_MAX_PACKET_SIZE;
@@ -80,6 +80,17 @@ impl Encoder<RawPacket> for MqttCodec {
 
     fn encode(&mut self, item: RawPacket, dst: &mut BytesMut) -> Result<(), CodecError> {
         item.encode(dst);
+        Ok(())
+    }
+}
+
+/// Arbitrary bytes, written as they are: for a harness that must send half a
+/// packet or bytes that are no packet at all.
+impl Encoder<Bytes> for MqttCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        dst.extend_from_slice(&item);
         Ok(())
     }
 }

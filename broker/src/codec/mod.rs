@@ -14,6 +14,8 @@
 mod decode;
 mod encode;
 mod error;
+#[cfg(test)]
+mod error_tests;
 mod framed;
 mod packet;
 pub mod raw;

@@ -143,6 +143,19 @@ impl PacketType {
         }
     }
 
+    /// The Remaining Length of a type whose body has one fixed size: 2 for
+    /// CONNACK and the packet-id acknowledgements, 0 for PINGREQ, PINGRESP and
+    /// DISCONNECT (sections 3.2.1, 3.4.1-3.7.1, 3.11.1-3.14.1). `None` for the
+    /// types whose body varies.
+    pub fn fixed_remaining_length(self) -> Option<usize> {
+        use PacketType::*;
+        match self {
+            ConnAck | PubAck | PubRec | PubRel | PubComp | UnsubAck => Some(2),
+            PingReq | PingResp | Disconnect => Some(0),
+            Connect | Publish | Subscribe | SubAck | Unsubscribe => None,
+        }
+    }
+
     /// The statement id that governs this type's fixed-header flags.
     pub fn flags_statement(self) -> &'static str {
         match self {

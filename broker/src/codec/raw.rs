@@ -4,11 +4,16 @@
 //! SUBSCRIBE with no filters or a Remaining Length that lies; a harness that
 //! checks how a broker reacts to them must. Everything here writes exactly the
 //! bytes it is given and checks nothing.
+//!
+//! Each raw builder can start from a valid typed packet (`from_packet`,
+//! `from_connect`, ...) and then have one field bent, so a test changes exactly
+//! the rule it means to break. Any byte string at all can be sent as a
+//! [`RawPacket`] with [`RawPacket::verbatim`].
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::encode::{EncodeError, write_remaining_length};
-use super::packet::Packet;
+use super::encode::{EncodeError, connect_flags, publish_flags, write_remaining_length};
+use super::packet::{Connect, Packet, Publish, Subscribe, Unsubscribe};
 
 /// How a [`RawPacket`] states its Remaining Length.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -18,7 +23,8 @@ pub enum RemainingLength {
     Correct,
     /// This value, minimally encoded, whatever the body's real length.
     Value(usize),
-    /// Exactly these bytes (for non-minimal or over-long encodings).
+    /// Exactly these bytes (for non-minimal or over-long encodings, or
+    /// none at all).
     Encoded(Vec<u8>),
 }
 
@@ -43,6 +49,17 @@ impl RawPacket {
         }
     }
 
+    /// Exactly `first_byte` then `rest`, with no Remaining Length of its own:
+    /// `rest` may hold any length bytes, true or not, or none. With these two
+    /// any byte string can be written.
+    pub fn verbatim(first_byte: u8, rest: impl Into<Bytes>) -> Self {
+        Self {
+            first_byte,
+            remaining_length: RemainingLength::Encoded(Vec::new()),
+            body: rest.into(),
+        }
+    }
+
     /// Starts from a well-formed packet, to be bent with the `with_` methods.
     pub fn from_packet(packet: &Packet) -> Result<Self, EncodeError> {
         let len = packet.body_len()?;
@@ -62,7 +79,7 @@ impl RawPacket {
 
     /// Replaces the packet type (high nibble), reserved values included.
     pub fn with_type_nibble(mut self, nibble: u8) -> Self {
-        self.first_byte = (nibble << 4) | (self.first_byte & 0x0f);
+        self.first_byte = ((nibble & 0x0f) << 4) | (self.first_byte & 0x0f);
         self
     }
 
@@ -197,6 +214,27 @@ impl Default for RawConnect {
 }
 
 impl RawConnect {
+    /// The raw form of a valid CONNECT: written unchanged it is byte for byte
+    /// what [`Packet::encode`] writes.
+    pub fn from_connect(connect: &Connect) -> Self {
+        Self {
+            protocol_name: connect.protocol.name().as_bytes().to_vec(),
+            protocol_level: connect.protocol.level(),
+            flags: Some(connect_flags(connect)),
+            clean_session: connect.clean_session,
+            keep_alive: connect.keep_alive,
+            client_id: Some(connect.client_id.as_bytes().to_vec()),
+            will: connect.will.as_ref().map(|w| RawWill {
+                topic: w.topic.as_str().as_bytes().to_vec(),
+                message: w.message.to_vec(),
+                qos: w.qos.as_u8(),
+                retain: w.retain,
+            }),
+            username: connect.username.as_ref().map(|u| u.as_bytes().to_vec()),
+            password: connect.password.as_ref().map(|p| p.to_vec()),
+        }
+    }
+
     /// The flags byte the fields imply.
     pub fn implied_flags(&self) -> u8 {
         let mut flags = 0u8;
@@ -255,6 +293,16 @@ pub struct RawPublish {
 }
 
 impl RawPublish {
+    /// The raw form of a valid PUBLISH.
+    pub fn from_publish(publish: &Publish) -> Self {
+        Self {
+            flags: publish_flags(publish),
+            topic: publish.topic.as_str().as_bytes().to_vec(),
+            packet_id: publish.packet_id.map(|id| id.get()),
+            payload: publish.payload.to_vec(),
+        }
+    }
+
     /// The PUBLISH as a raw packet.
     pub fn to_packet(&self) -> RawPacket {
         let mut w = BodyWriter::new().string(&self.topic);
@@ -276,6 +324,18 @@ pub struct RawSubscribe {
 }
 
 impl RawSubscribe {
+    /// The raw form of a valid SUBSCRIBE.
+    pub fn from_subscribe(subscribe: &Subscribe) -> Self {
+        Self {
+            packet_id: subscribe.packet_id.get(),
+            filters: subscribe
+                .filters
+                .iter()
+                .map(|f| (f.filter.as_str().as_bytes().to_vec(), f.qos.as_u8()))
+                .collect(),
+        }
+    }
+
     /// The SUBSCRIBE as a raw packet with the required flags 0b0010.
     pub fn to_packet(&self) -> RawPacket {
         let mut w = BodyWriter::new().u16(self.packet_id);
@@ -296,6 +356,18 @@ pub struct RawUnsubscribe {
 }
 
 impl RawUnsubscribe {
+    /// The raw form of a valid UNSUBSCRIBE.
+    pub fn from_unsubscribe(unsubscribe: &Unsubscribe) -> Self {
+        Self {
+            packet_id: unsubscribe.packet_id.get(),
+            filters: unsubscribe
+                .filters
+                .iter()
+                .map(|f| f.as_str().as_bytes().to_vec())
+                .collect(),
+        }
+    }
+
     /// The UNSUBSCRIBE as a raw packet with the required flags 0b0010.
     pub fn to_packet(&self) -> RawPacket {
         let mut w = BodyWriter::new().u16(self.packet_id);

@@ -72,6 +72,14 @@ impl fmt::Display for TopicFilter {
     }
 }
 
+/// Hashing and ordering are those of the text, so maps keyed by filter can be
+/// searched with a plain `&str`.
+impl std::borrow::Borrow<str> for TopicFilter {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for TopicFilter {
     fn as_ref(&self) -> &str {
         &self.0

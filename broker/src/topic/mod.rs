@@ -2,14 +2,21 @@
 //!
 //! Plain data and functions: no sockets, no clocks. The codec uses [`TopicName`]
 //! and [`TopicFilter`] so that a decoded packet can only hold topics that obey
-//! the rules of §4.7; the router uses the index to find subscribers.
+//! the rules of §4.7. [`matches`](fn@matches) is the definition of §4.7
+//! matching for one filter and one topic; the router uses the
+//! [`SubscriptionIndex`], which finds the same answers among many filters
+//! without scanning them, to find subscribers.
 
 mod error;
 mod filter;
+mod index;
+mod matching;
 mod name;
 
 pub use error::TopicError;
 pub use filter::TopicFilter;
+pub use index::SubscriptionIndex;
+pub use matching::matches;
 pub use name::TopicName;
 
 /// The largest number of bytes a topic name or filter may take: the length

@@ -20,12 +20,7 @@ impl TopicName {
     pub fn new(s: impl AsRef<str>) -> Result<Self, TopicError> {
         let s = s.as_ref();
         check_common(s)?;
-        if let Some(offset) = s.find(['+', '#']) {
-            let wildcard = if s.as_bytes()[offset] == b'+' {
-                '+'
-            } else {
-                '#'
-            };
+        if let Some((offset, wildcard)) = s.char_indices().find(|(_, c)| matches!(c, '+' | '#')) {
             return Err(TopicError::WildcardInName { wildcard, offset });
         }
         Ok(Self(Arc::from(s)))
@@ -57,6 +52,14 @@ impl fmt::Debug for TopicName {
 impl fmt::Display for TopicName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Hashing and ordering are those of the text, so maps keyed by topic can be
+/// searched with a plain `&str`.
+impl std::borrow::Borrow<str> for TopicName {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
