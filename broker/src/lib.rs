@@ -6,6 +6,9 @@
 //!   decoder and an encoder (including deliberately wrong packets for the
 //!   conformance harness). No sockets, no clocks.
 //! - [`topic`]: topic name and filter rules, matching, and the subscription index.
+//! - [`certs`]: certificate generation (CA, server, client, self-signed) shared
+//!   by `toolkit certs` and the broker's first-run certificate.
 
+pub mod certs;
 pub mod codec;
 pub mod topic;

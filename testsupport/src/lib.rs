@@ -10,5 +10,8 @@
 mod mosquitto;
 mod port;
 
-pub use mosquitto::{Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary};
+pub use mosquitto::{
+    Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary, write_acl_file,
+    write_password_file,
+};
 pub use port::{free_port, wait_for_port};

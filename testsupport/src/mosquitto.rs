@@ -48,6 +48,9 @@ pub struct MosquittoOptions {
     pub tls: Option<MosquittoTls>,
     /// A mosquitto password file; anonymous clients are refused when set.
     pub password_file: Option<PathBuf>,
+    /// A mosquitto ACL file (see [`write_acl_file`]); topics it does not
+    /// grant are denied.
+    pub acl_file: Option<PathBuf>,
     /// Lines appended to the config (for example `max_inflight_messages 1`).
     pub extra_config: String,
 }
@@ -91,6 +94,11 @@ impl Mosquitto {
         writeln!(conf, "log_dest stderr").ok();
         writeln!(conf, "log_type all").ok();
         writeln!(conf, "persistence false").ok();
+        // Started as root, mosquitto drops to the `mosquitto` user and then
+        // cannot read the 0600 keys the test wrote; stay the test's user.
+        if running_as_root() {
+            writeln!(conf, "user root").ok();
+        }
         match &options.password_file {
             Some(p) => {
                 writeln!(conf, "allow_anonymous false").ok();
@@ -99,6 +107,9 @@ impl Mosquitto {
             None => {
                 writeln!(conf, "allow_anonymous true").ok();
             }
+        }
+        if let Some(acl) = &options.acl_file {
+            writeln!(conf, "acl_file {}", acl.display()).ok();
         }
         writeln!(conf, "listener {port} 127.0.0.1").ok();
         if let (Some(tls), Some(tls_port)) = (&options.tls, tls_port) {
@@ -173,6 +184,12 @@ impl Mosquitto {
         self.tls_port
     }
 
+    /// The TLS listener's port; panics when the broker was started without one.
+    pub fn require_tls_port(&self) -> u16 {
+        self.tls_port
+            .expect("this mosquitto was started without MosquittoOptions::tls")
+    }
+
     /// The plain listener's address.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
@@ -192,6 +209,46 @@ impl Mosquitto {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Writes a mosquitto password file holding `user` with `password`, using
+/// `mosquitto_passwd` (from the mosquitto package), and returns its path.
+pub fn write_password_file(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let path = dir.join("passwords");
+    let passwd = mosquitto_binary().with_file_name("mosquitto_passwd");
+    let program = if passwd.exists() {
+        passwd
+    } else {
+        PathBuf::from("mosquitto_passwd")
+    };
+    let out = Command::new(&program)
+        .arg("-b")
+        .arg("-c")
+        .arg(&path)
+        .arg(user)
+        .arg(password)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "mosquitto_passwd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+/// Writes a mosquitto ACL file with `lines` (for example `topic read a/#`)
+/// and returns its path. Lines before any `user` line apply to anonymous
+/// clients.
+pub fn write_acl_file(dir: &Path, lines: &[&str]) -> PathBuf {
+    let path = dir.join("acl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
 }
 
 impl Drop for Mosquitto {

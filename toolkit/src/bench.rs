@@ -8,10 +8,9 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use broker::codec::QoS;
 use clap::{Args, Subcommand};
 
@@ -33,8 +32,11 @@ mod wire;
 
 use connections::ConnectionsRun;
 use progress::ProgressMode;
+use report::Report;
 use scenario::{Common, MessageRun, Shape};
 use topics::TopicPattern;
+
+use crate::exit::{self, Failure, Status};
 use transport::{Target, TlsOptions, Verify};
 
 /// `toolkit bench`: a scenario to run, or `compare` to put saved reports side
@@ -168,8 +170,11 @@ fn positive_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Runs `toolkit bench`.
-pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+/// Runs `toolkit bench`. A run that completes prints its report; if the
+/// broker broke a guarantee the error carries exit status 7 (a message lost,
+/// duplicated at QoS 2 or never acknowledged), 3 (connections failed) or 9
+/// (connections dropped while held); other faults during the run give 1.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (shape, load) = match args.command {
         BenchCommand::Compare(c) => return compare::run(&c),
         BenchCommand::FanIn(a) => (Some(Shape::FanIn), a),
@@ -193,7 +198,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(run_load(shape, load))
 }
 
-async fn run_load(shape: Option<Shape>, load: LoadArgs) -> anyhow::Result<ExitCode> {
+async fn run_load(shape: Option<Shape>, load: LoadArgs) -> anyhow::Result<()> {
     let common = common(&load)?;
     let (report, histogram) = match shape {
         Some(shape) => {
@@ -222,11 +227,28 @@ async fn run_load(shape: Option<Shape>, load: LoadArgs) -> anyhow::Result<ExitCo
     } else {
         print!("{}", report.render());
     }
-    Ok(if report.passed {
-        ExitCode::SUCCESS
+    verdict(&report)
+}
+
+/// The exit status of a finished run, from its report.
+fn verdict(report: &Report) -> anyhow::Result<()> {
+    if report.passed {
+        return Ok(());
+    }
+    let status = if report.delivery.as_ref().is_some_and(|d| {
+        d.totals.lost + d.totals.duplicated + d.unacknowledged > 0 && !report.violations.is_empty()
+    }) {
+        Status::Lost
+    } else if report.connections.failed > 0 {
+        Status::Connect
+    } else if report.connections.closed_during_hold > 0 {
+        Status::Closed
     } else {
-        ExitCode::from(3)
-    })
+        Status::Failure
+    };
+    let mut why: Vec<&str> = report.violations.iter().map(String::as_str).collect();
+    why.extend(report.errors.iter().map(String::as_str).take(3));
+    Err(Failure::new(status, format!("the run failed: {}", why.join("; "))).into())
 }
 
 fn common(load: &LoadArgs) -> anyhow::Result<Common> {
@@ -240,9 +262,11 @@ fn common(load: &LoadArgs) -> anyhow::Result<Common> {
         let verify = match (&load.cafile, load.insecure) {
             (Some(ca), _) => Verify::CaFile(ca.clone()),
             (None, true) => Verify::Insecure,
-            (None, false) => bail!(
-                "--tls needs --cafile FILE to verify the broker's certificate, or --insecure to skip verification"
-            ),
+            (None, false) => {
+                return Err(exit::usage(
+                    "--tls needs --cafile FILE to verify the broker's certificate, or --insecure to skip verification",
+                ));
+            }
         };
         Some(TlsOptions {
             verify,
@@ -255,8 +279,10 @@ fn common(load: &LoadArgs) -> anyhow::Result<Common> {
     } else {
         None
     };
+    let target = Target::new(addr, tls.as_ref())
+        .map_err(|e| Failure::new(Status::Usage, format!("{e:#}")))?;
     Ok(Common {
-        target: Target::new(addr, tls.as_ref())?,
+        target,
         label: load.label.clone(),
         username: load.username.clone(),
         password: load.password.clone(),
@@ -288,7 +314,8 @@ fn message_run(shape: Shape, load: &LoadArgs) -> anyhow::Result<MessageRun> {
         rate,
         window: load.window,
         inflight: load.inflight,
-        topic: TopicPattern::new(&load.topic)?,
+        topic: TopicPattern::new(&load.topic)
+            .map_err(|e| Failure::new(Status::Usage, format!("{e:#}")))?,
         sub_topic: load.sub_topic.clone(),
         drain_timeout: load.drain_timeout,
         stall_timeout: load.stall_timeout,

@@ -1,23 +1,30 @@
-//! `toolkit`: certificates, probing, conformance testing and load generation
-//! for any MQTT broker.
+//! `toolkit`: certificates, probing and conformance testing for any MQTT broker.
 //!
-//! This file only parses the command line, sets up logging and hands each
-//! subcommand to its own module.
-//!
-//! Exit codes: 0 success; 1 the command could not be carried out (bad file,
-//! unreachable broker, i/o error); 2 bad flags (from clap); 3 the command ran
-//! but the broker failed its checks (for example `bench` saw a QoS 1 message
-//! lost).
+//! A thin dispatcher: each subcommand lives in its own module, takes its
+//! parsed flags and returns `anyhow::Result`; this file sets up logging,
+//! prints an error chain once and maps it to the exit status it asks for
+//! (see [`exit`]).
+
+mod bench;
+mod certs;
+mod exit;
+mod probe;
+mod unique;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod bench;
-
-/// MQTT testing toolkit.
+/// MQTT testing toolkit: certificates, probing and conformance for any broker.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Exit status: 0 ok; 1 failure; 2 bad usage or input file; 3 cannot connect; \
+                  4 TLS handshake failed; 5 server certificate rejected; 6 CONNACK refused; \
+                  7 message lost or late; 8 timed out; 9 connection closed by the broker.\n\
+                  Set RUST_LOG=debug for a trace of what happens."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,8 +32,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Load-test a broker: throughput, latency, connections, with delivery checked.
+    /// Load-test a broker: throughput, latency and connections, with every delivery checked.
     Bench(bench::BenchArgs),
+    /// Make a CA, server and client certificates, or inspect certificate files.
+    Certs(certs::CertsArgs),
+    /// Check that a broker answers: connect (plain or TLS), subscribe, publish
+    /// and receive at each QoS, timing each round trip.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,24 +52,32 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Certs(args) => certs::run(args),
+        Command::Probe(args) => probe::run(args),
     };
     match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit::status_of(&err).code())
         }
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::CommandFactory as _;
 
     #[test]
-    fn command_line_definition_is_consistent() {
+    fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_subcommand_is_required() {
+        assert!(Cli::try_parse_from(["toolkit"]).is_err());
+        assert!(Cli::try_parse_from(["toolkit", "certs"]).is_ok());
     }
 }

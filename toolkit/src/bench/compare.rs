@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
 use super::report::Report;
+use crate::exit::{Failure, Status};
 
 /// Flags of `toolkit bench compare`.
 #[derive(Debug, Args)]
@@ -279,12 +279,14 @@ fn render(c: &Comparison) -> String {
 }
 
 /// Runs `toolkit bench compare`.
-pub fn run(args: &CompareArgs) -> anyhow::Result<ExitCode> {
-    let c = compare(load(&args.files)?, args.ours.as_deref())?;
+pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
+    let reports = load(&args.files).map_err(|e| Failure::new(Status::Usage, format!("{e:#}")))?;
+    let c = compare(reports, args.ours.as_deref())
+        .map_err(|e| Failure::new(Status::Usage, format!("{e:#}")))?;
     print!("{}", render(&c));
     if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_string_pretty(&c)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -29,7 +29,8 @@ use super::shared::{PublisherFlow, RunShared, nanos};
 use super::subscriber::{self, Expectation, new_histogram};
 use super::topics::TopicPattern;
 use super::transport::Target;
-use super::wire::{Identity, PublishTemplate, subscribe};
+use super::wire::{ClientError, Identity, PublishTemplate, subscribe};
+use crate::exit::Failure;
 
 /// Which message scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +177,11 @@ fn topology(run: &MessageRun, run_id: u32) -> anyhow::Result<Topology> {
     })
 }
 
+/// A client failure as an error carrying the matching exit status.
+fn failure(e: &ClientError, what: String) -> anyhow::Error {
+    Failure::new(e.status(), format!("{what}: {e}")).into()
+}
+
 /// Runs a message scenario; returns the report and the latency histogram.
 pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, Histogram<u64>)> {
     let run_id: u32 = rand::random();
@@ -233,7 +239,8 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
     .into_iter()
     .enumerate()
     {
-        let mut conn = r.with_context(|| format!("subscriber {i} could not connect to {addr}"))?;
+        let mut conn =
+            r.map_err(|e| failure(&e, format!("subscriber {i} could not connect to {addr}")))?;
         subscribe(
             &mut conn,
             &topo.subscribers[i].0,
@@ -241,7 +248,7 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
             common.connect_timeout,
         )
         .await
-        .with_context(|| format!("subscriber {i} could not subscribe"))?;
+        .map_err(|e| failure(&e, format!("subscriber {i} could not subscribe")))?;
         subs.push(conn);
     }
     let pub_ids = (0..topo.publishers.len())
@@ -259,7 +266,9 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
     .into_iter()
     .enumerate()
     {
-        pubs.push(r.with_context(|| format!("publisher {i} could not connect to {addr}"))?);
+        pubs.push(
+            r.map_err(|e| failure(&e, format!("publisher {i} could not connect to {addr}")))?,
+        );
     }
     shared
         .connections

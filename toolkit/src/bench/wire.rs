@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::payload::{HEADER_LEN, Header};
 use super::transport::{Reader, Target, Writer};
+use crate::exit::Status;
 
 /// How much a read asks for at once: large enough that a busy subscriber
 /// handles hundreds of messages per system call.
@@ -106,6 +107,33 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The toolkit exit status this failure maps to (see `crate::exit`).
+    pub fn status(&self) -> Status {
+        match self {
+            ClientError::Io(e) => {
+                if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    return match tls {
+                        rustls::Error::InvalidCertificate(_) => Status::Certificate,
+                        _ => Status::Handshake,
+                    };
+                }
+                use std::io::ErrorKind::*;
+                match e.kind() {
+                    UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => {
+                        Status::Closed
+                    }
+                    _ => Status::Connect,
+                }
+            }
+            ClientError::Closed => Status::Closed,
+            ClientError::Timeout(_) => Status::Timeout,
+            ClientError::Refused(_) => Status::Refused,
+            ClientError::Decode(_)
+            | ClientError::Unexpected(_)
+            | ClientError::SubscriptionRefused(_) => Status::Failure,
+        }
+    }
+
     /// A short, stable name for the kind of failure, used to group connection
     /// failures in reports.
     pub fn kind(&self) -> String {

@@ -1,0 +1,124 @@
+//! Opening a probed connection step by step, reporting each: TCP, then (for
+//! TLS) our own handshake with what it negotiated and the server's
+//! certificate, then the MQTT connection and its CONNACK.
+
+use std::time::Instant;
+
+use tokio::net::TcpStream;
+
+use super::session::{Endpoint, Session};
+use super::{Target, ms, tls};
+use crate::exit::{Failure, Status};
+
+/// Connects to `target`, printing one line per step prefixed with `label`.
+pub(super) async fn open(target: &Target, label: &str) -> anyhow::Result<Session> {
+    let addr = target.addr();
+    // Read the certificate files before touching the network, so a missing
+    // --cafile is reported as such whatever the broker's state.
+    let tls_config = match &target.tls {
+        Some(settings) => Some(tls::client_config(settings, None)?),
+        None => None,
+    };
+    let started = Instant::now();
+    let tcp = tcp_connect(target).await?;
+    let peer = tcp
+        .peer_addr()
+        .map_or_else(|_| addr.clone(), |a| a.to_string());
+    println!(
+        "{label}tcp      connected to {peer} in {}",
+        ms(started.elapsed())
+    );
+
+    match &target.tls {
+        None => drop(tcp),
+        Some(settings) => {
+            let report =
+                tls::handshake_report(tcp, &target.host, target.port, settings, target.timeout)
+                    .await?;
+            println!(
+                "{label}tls      {}, {}, handshake in {}",
+                report.protocol,
+                report.cipher_suite,
+                ms(report.handshake)
+            );
+            if let Some(cert) = &report.server_cert {
+                println!("{label}cert     subject {}", cert.subject);
+                println!("{label}         issuer  {}", cert.issuer);
+                println!("{label}         SANs    {}", cert.sans.join(", "));
+                println!(
+                    "{label}         expires {} ({})",
+                    cert.not_after,
+                    crate::certs::status_text(cert)
+                );
+            }
+            println!("{label}         {}", settings.trust.describe());
+        }
+    }
+
+    let endpoint = Endpoint {
+        host: target.host.clone(),
+        port: target.port,
+        tls: tls_config,
+        client_id: target.client_id.clone(),
+        credentials: target.credentials.clone(),
+        timeout: target.timeout,
+    };
+    let (session, connack) = Session::connect(endpoint).await?;
+    println!(
+        "{label}connack  0 connection accepted (session present: {}, client id {}) in {}",
+        if connack.session_present { "yes" } else { "no" },
+        target.client_id,
+        ms(connack.elapsed)
+    );
+    Ok(session)
+}
+
+/// A TCP connection to the first address of `target.host` that answers,
+/// within the timeout.
+async fn tcp_connect(target: &Target) -> Result<TcpStream, Failure> {
+    let addr = target.addr();
+    let attempt = async {
+        let addrs: Vec<_> = tokio::net::lookup_host(&addr)
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    Status::Connect,
+                    format!("cannot resolve {:?} ({e}): check --host", target.host),
+                )
+            })?
+            .collect();
+        let mut last = None;
+        for a in &addrs {
+            match TcpStream::connect(a).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Failure::new(
+                Status::Connect,
+                format!(
+                    "connection to {addr} refused: nothing listens there; check --host and --port (MQTT is usually 1883, TLS 8883)"
+                ),
+            ),
+            Some(e) => Failure::new(
+                Status::Connect,
+                format!("cannot connect to {addr}: {e}; check --host, --port and the network"),
+            ),
+            None => Failure::new(
+                Status::Connect,
+                format!("{:?} resolved to no address: check --host", target.host),
+            ),
+        })
+    };
+    match tokio::time::timeout(target.timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::new(
+            Status::Connect,
+            format!(
+                "no answer from {addr} within {:?}: the host is down or a firewall drops the packets",
+                target.timeout
+            ),
+        )),
+    }
+}

@@ -1,0 +1,504 @@
+//! One MQTT connection driven by rumqttc, with waits that end in a reason
+//! rather than hanging: every wait is bounded by the probe's `--timeout`, and
+//! every failure is a [`Failure`] with its exit status.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, MqttOptions,
+    Outgoing, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::tls;
+use crate::exit::{Failure, Status};
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// TLS client configuration, for a TLS listener.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Client identifier [MQTT-3.1.3-3].
+    pub client_id: String,
+    /// User name and password, if any.
+    pub credentials: Option<(String, String)>,
+    /// Bound on every wait.
+    pub timeout: Duration,
+}
+
+impl Endpoint {
+    /// `host:port`, for messages.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// A received PUBLISH.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Its topic.
+    pub topic: String,
+    /// Its payload.
+    pub payload: Vec<u8>,
+    /// The QoS it was delivered at.
+    pub qos: QoS,
+    /// Its retain flag.
+    pub retain: bool,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+/// What CONNACK said.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnAckInfo {
+    /// Session present flag.
+    pub session_present: bool,
+    /// Time from starting to connect to CONNACK (TCP and TLS included).
+    pub elapsed: Duration,
+}
+
+/// What the shell does with each incoming message.
+type MessageHandler = Box<dyn FnMut(&Message) + Send>;
+
+/// A connected client. Incoming messages are queued in arrival order, or
+/// handed to `on_message` when one is set (the interactive shell prints them
+/// as they come).
+pub struct Session {
+    client: AsyncClient,
+    events: mpsc::Receiver<Result<Event, ConnectionError>>,
+    driver: JoinHandle<()>,
+    endpoint: Endpoint,
+    inbox: VecDeque<Message>,
+    on_message: Option<MessageHandler>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("endpoint", &self.endpoint)
+            .field("queued", &self.inbox.len())
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Connects and waits for a successful CONNACK.
+    pub async fn connect(endpoint: Endpoint) -> Result<(Self, ConnAckInfo), Failure> {
+        let mut options = MqttOptions::new(&endpoint.client_id, &endpoint.host, endpoint.port);
+        options.set_clean_session(true);
+        options.set_keep_alive(Duration::from_secs(30));
+        if let Some((user, password)) = &endpoint.credentials {
+            options.set_credentials(user, password);
+        }
+        if let Some(config) = &endpoint.tls {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                config.clone(),
+            )));
+        }
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let mut network = eventloop.network_options();
+        // rumqttc counts whole seconds; our own deadline below is the real bound.
+        network.set_connection_timeout(endpoint.timeout.as_secs().max(1) + 1);
+        // Small packets one at a time: without this, Nagle's algorithm and
+        // delayed ACKs add ~40 ms to round trips and CONNACK.
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
+        let (tx, events) = mpsc::channel(256);
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "connection",
+            peer = %endpoint.addr(),
+            client_id = %endpoint.client_id,
+            tls = endpoint.tls.is_some()
+        );
+        let driver = tokio::spawn(tracing::Instrument::instrument(drive(eventloop, tx), span));
+        let mut session = Self {
+            client,
+            events,
+            driver,
+            endpoint,
+            inbox: VecDeque::new(),
+            on_message: None,
+            closed: false,
+        };
+        let connack = session
+            .wait_for("CONNACK", |event| match event {
+                Event::Incoming(Incoming::ConnAck(ack)) => Some(ack.session_present),
+                _ => None,
+            })
+            .await;
+        match connack {
+            Ok(session_present) => {
+                let elapsed = started.elapsed();
+                Ok((
+                    session,
+                    ConnAckInfo {
+                        session_present,
+                        elapsed,
+                    },
+                ))
+            }
+            Err(failure) => {
+                session.driver.abort();
+                Err(failure)
+            }
+        }
+    }
+
+    /// Hands every later message to `f` instead of queueing it.
+    pub fn set_on_message(&mut self, f: impl FnMut(&Message) + Send + 'static) {
+        self.on_message = Some(Box::new(f));
+    }
+
+    /// The endpoint this session connected to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Subscribes and waits for SUBACK; returns the granted QoS. A refusal
+    /// (return code 0x80) is a failure with [`Status::Refused`].
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Result<QoS, Failure> {
+        self.client
+            .subscribe(filter, qos)
+            .await
+            .map_err(|e| request_failed("SUBSCRIBE", &e))?;
+        let codes = self
+            .wait_for("SUBACK", |event| match event {
+                Event::Incoming(Incoming::SubAck(ack)) => Some(ack.return_codes.clone()),
+                _ => None,
+            })
+            .await?;
+        match codes.first() {
+            Some(SubscribeReasonCode::Success(granted)) => Ok(*granted),
+            _ => Err(Failure::new(
+                Status::Refused,
+                format!(
+                    "the broker refused the subscription to {filter:?} (SUBACK 0x80): check its access control for this client and topic"
+                ),
+            )),
+        }
+    }
+
+    /// Unsubscribes and waits for UNSUBACK.
+    pub async fn unsubscribe(&mut self, filter: &str) -> Result<(), Failure> {
+        self.client
+            .unsubscribe(filter)
+            .await
+            .map_err(|e| request_failed("UNSUBSCRIBE", &e))?;
+        self.wait_for("UNSUBACK", |event| {
+            matches!(event, Event::Incoming(Incoming::UnsubAck(_))).then_some(())
+        })
+        .await
+    }
+
+    /// Publishes and waits until the broker has taken it: PUBACK at QoS 1,
+    /// PUBCOMP at QoS 2, the packet written at QoS 0. Returns how long that took.
+    pub async fn publish(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: Vec<u8>,
+    ) -> Result<Duration, Failure> {
+        let started = Instant::now();
+        self.client
+            .publish(topic, qos, retain, payload)
+            .await
+            .map_err(|e| request_failed("PUBLISH", &e))?;
+        let packet_id = self
+            .wait_for("the PUBLISH to be sent", |event| match event {
+                Event::Outgoing(Outgoing::Publish(id)) => Some(*id),
+                _ => None,
+            })
+            .await?;
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                self.wait_for("PUBACK", |event| match event {
+                    Event::Incoming(Incoming::PubAck(ack)) if ack.pkid == packet_id => Some(()),
+                    _ => None,
+                })
+                .await?;
+            }
+            QoS::ExactlyOnce => {
+                self.wait_for("PUBCOMP", |event| match event {
+                    Event::Incoming(Incoming::PubComp(ack)) if ack.pkid == packet_id => Some(()),
+                    _ => None,
+                })
+                .await?;
+            }
+        }
+        Ok(started.elapsed())
+    }
+
+    /// The next message for which `wanted` holds, waiting at most the
+    /// timeout; other messages stay queued. `None` when none came in time.
+    pub async fn receive(
+        &mut self,
+        wanted: impl Fn(&Message) -> bool,
+    ) -> Result<Option<Message>, Failure> {
+        let deadline = tokio::time::Instant::now() + self.endpoint.timeout;
+        loop {
+            if let Some(i) = self.inbox.iter().position(&wanted) {
+                return Ok(self.inbox.remove(i));
+            }
+            match tokio::time::timeout_at(deadline, self.next_event()).await {
+                Err(_) => return Ok(None),
+                Ok(event) => {
+                    event?;
+                }
+            }
+        }
+    }
+
+    /// Waits for the next event of any kind and handles it: messages go to
+    /// the queue (or `on_message`). For the shell's idle loop.
+    pub async fn next_event(&mut self) -> Result<Event, Failure> {
+        let Some(result) = self.events.recv().await else {
+            self.closed = true;
+            return Err(Failure::new(
+                Status::Closed,
+                format!("the connection to {} has ended", self.endpoint.addr()),
+            ));
+        };
+        match result {
+            Ok(event) => {
+                if let Event::Incoming(Incoming::Publish(p)) = &event {
+                    let message = Message {
+                        topic: p.topic.clone(),
+                        payload: p.payload.to_vec(),
+                        qos: p.qos,
+                        retain: p.retain,
+                        at: Instant::now(),
+                    };
+                    match &mut self.on_message {
+                        Some(f) => f(&message),
+                        None => self.inbox.push_back(message),
+                    }
+                }
+                Ok(event)
+            }
+            Err(err) => {
+                self.closed = true;
+                Err(classify_connection(&err, &self.endpoint))
+            }
+        }
+    }
+
+    /// Sends DISCONNECT and waits (bounded) for it to go out.
+    pub async fn disconnect(mut self) {
+        if !self.closed && self.client.disconnect().await.is_ok() {
+            let _ = self
+                .wait_for("DISCONNECT to be sent", |event| {
+                    matches!(event, Event::Outgoing(Outgoing::Disconnect)).then_some(())
+                })
+                .await;
+        }
+        self.driver.abort();
+    }
+
+    async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&Event) -> Option<T>,
+    ) -> Result<T, Failure> {
+        let deadline = tokio::time::Instant::now() + self.endpoint.timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.next_event()).await {
+                Err(_) => {
+                    return Err(Failure::new(
+                        Status::Timeout,
+                        format!(
+                            "no {what} from {} within {:?}: the broker is slow or stuck; raise --timeout or check its log",
+                            self.endpoint.addr(),
+                            self.endpoint.timeout
+                        ),
+                    ));
+                }
+                Ok(event) => {
+                    if let Some(value) = pick(&event?) {
+                        return Ok(value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Polls the event loop and forwards what happens until the connection ends
+/// (rumqttc would reconnect if polled after an error; the probe must not).
+async fn drive(mut eventloop: EventLoop, tx: mpsc::Sender<Result<Event, ConnectionError>>) {
+    loop {
+        let result = eventloop.poll().await;
+        let stop = result.is_err();
+        if let Ok(event) = &result {
+            tracing::debug!(?event, "mqtt event");
+        }
+        if tx.send(result).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
+fn request_failed(what: &str, err: &rumqttc::ClientError) -> Failure {
+    Failure::new(
+        Status::Closed,
+        format!("cannot send {what}: the connection has ended ({err})"),
+    )
+}
+
+/// Explains why a connection failed or ended, with what to try.
+pub fn classify_connection(err: &ConnectionError, endpoint: &Endpoint) -> Failure {
+    let addr = endpoint.addr();
+    match err {
+        ConnectionError::ConnectionRefused(code) => {
+            let (number, words, hint) = connack_words(*code);
+            Failure::new(
+                Status::Refused,
+                format!("the broker refused the connection: CONNACK {number} ({words}): {hint}"),
+            )
+        }
+        ConnectionError::Tls(rumqttc::TlsError::TLS(tls_err)) => {
+            tls::classify_tls(tls_err, &endpoint.host, endpoint.port, None)
+        }
+        // I/O errors come wrapped in several layers (state, codec, TLS).
+        _ if io_source(err).is_some() => match io_source(err) {
+            Some(io) => classify_io(io, endpoint),
+            None => closed(endpoint, "the connection failed"),
+        },
+        ConnectionError::Tls(other) => Failure::new(
+            Status::Handshake,
+            format!("TLS with {addr} failed: {other}"),
+        ),
+        ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted) => {
+            closed(endpoint, "the broker closed the connection")
+        }
+        ConnectionError::NetworkTimeout | ConnectionError::FlushTimeout => Failure::new(
+            Status::Timeout,
+            format!(
+                "{addr} did not answer within {:?}: raise --timeout, or check the broker is up",
+                endpoint.timeout
+            ),
+        ),
+        ConnectionError::NotConnAck(packet) => Failure::new(
+            Status::Closed,
+            format!(
+                "{addr} answered CONNECT with {packet:?} instead of CONNACK: is it an MQTT 3.1.1 broker?"
+            ),
+        ),
+        // A broker that does not speak what we sent (TLS to a plain port,
+        // plain to a TLS port) may answer with bytes that are not MQTT.
+        other => closed(endpoint, &format!("the connection failed ({other})")),
+    }
+}
+
+/// The first I/O error in `err`'s source chain.
+fn io_source(err: &ConnectionError) -> Option<&std::io::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        current = e.source();
+    }
+    None
+}
+
+fn classify_io(io: &std::io::Error, endpoint: &Endpoint) -> Failure {
+    use std::io::ErrorKind::*;
+    let addr = endpoint.addr();
+    if endpoint.tls.is_some()
+        && io
+            .get_ref()
+            .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
+    {
+        return tls::classify_io(io, &endpoint.host, endpoint.port, None);
+    }
+    match io.kind() {
+        ConnectionRefused => Failure::new(
+            Status::Connect,
+            format!(
+                "connection to {addr} refused: nothing listens there; check --host and --port (MQTT is usually 1883, TLS 8883)"
+            ),
+        ),
+        HostUnreachable | NetworkUnreachable | AddrNotAvailable => Failure::new(
+            Status::Connect,
+            format!("{addr} is unreachable ({io}): check --host and the network"),
+        ),
+        TimedOut => Failure::new(
+            Status::Connect,
+            format!(
+                "connecting to {addr} timed out: the host is down or a firewall drops the packets"
+            ),
+        ),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => closed(
+            endpoint,
+            &format!("the broker closed the connection ({io})"),
+        ),
+        _ => Failure::new(Status::Connect, format!("cannot connect to {addr}: {io}")),
+    }
+}
+
+fn closed(endpoint: &Endpoint, what: &str) -> Failure {
+    let hint = if endpoint.tls.is_some() {
+        "check the broker's log (a client certificate may be required: --cert and --key)"
+    } else {
+        "if this is a TLS port add --tls; otherwise check the broker's log"
+    };
+    Failure::new(
+        Status::Closed,
+        format!("{what} at {}: {hint}", endpoint.addr()),
+    )
+}
+
+/// CONNACK return code: number, words, and what to try [MQTT-3.2.2-4]..
+pub fn connack_words(code: ConnectReturnCode) -> (u8, &'static str, &'static str) {
+    match code {
+        ConnectReturnCode::Success => (0, "connection accepted", "nothing to fix"),
+        ConnectReturnCode::RefusedProtocolVersion => (
+            1,
+            "unacceptable protocol version",
+            "the broker does not speak MQTT 3.1.1",
+        ),
+        ConnectReturnCode::BadClientId => (
+            2,
+            "identifier rejected",
+            "try another --client-id (1 to 23 letters and digits is always allowed)",
+        ),
+        ConnectReturnCode::ServiceUnavailable => (
+            3,
+            "server unavailable",
+            "the broker is up but not accepting clients; check its log",
+        ),
+        ConnectReturnCode::BadUserNamePassword => (
+            4,
+            "bad user name or password",
+            "check --username and --password",
+        ),
+        ConnectReturnCode::NotAuthorized => (
+            5,
+            "not authorized",
+            "the broker needs credentials or denies this client: pass --username and --password, or a client certificate",
+        ),
+    }
+}

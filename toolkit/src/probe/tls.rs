@@ -1,0 +1,463 @@
+//! TLS for the probe: the rustls client configuration built from the flags,
+//! a first handshake of our own that reports what was negotiated and what
+//! certificate the server showed, and the translation of TLS failures into
+//! one-line reasons with a fix.
+//!
+//! The first handshake exists because rumqttc hides the TLS session: doing it
+//! ourselves, with a verifier that records the server's chain before judging
+//! it, lets the probe print protocol, cipher suite and certificate, and tell
+//! a self-signed certificate from an unknown CA, a wrong host name or an
+//! expired certificate. The MQTT connection that follows uses the same
+//! configuration.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio::net::TcpStream;
+use x509_parser::prelude::FromDer as _;
+
+use crate::certs::CertInfo;
+use crate::exit::{Failure, Status, usage};
+
+/// How the server's certificate is judged.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Against the CA certificates in this PEM file.
+    CaFile(std::path::PathBuf),
+    /// Against the operating system's trust store.
+    System,
+    /// Not at all (`--insecure`); the handshake signature is still checked.
+    Insecure,
+}
+
+impl Trust {
+    /// How the report names it.
+    pub fn describe(&self) -> String {
+        match self {
+            Trust::CaFile(p) => format!("verified against {}", p.display()),
+            Trust::System => "verified against the system's trusted CAs".to_owned(),
+            Trust::Insecure => "NOT verified (--insecure)".to_owned(),
+        }
+    }
+}
+
+/// The TLS settings of a probe.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// How to judge the server.
+    pub trust: Trust,
+    /// Client certificate chain and key files for mutual TLS.
+    pub client_auth: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// What the first handshake found.
+#[derive(Debug)]
+pub struct TlsReport {
+    /// "TLS 1.3" or "TLS 1.2".
+    pub protocol: String,
+    /// The negotiated cipher suite, by its IANA name.
+    pub cipher_suite: String,
+    /// Time from ClientHello to a finished handshake.
+    pub handshake: Duration,
+    /// The server's certificate (the first of its chain).
+    pub server_cert: Option<CertInfo>,
+}
+
+/// The server chain as the verifier last saw it.
+type SeenChain = Arc<Mutex<Vec<CertificateDer<'static>>>>;
+
+/// Builds the client configuration for these settings. `seen`, when given,
+/// receives the server's chain during the handshake.
+pub fn client_config(
+    settings: &TlsSettings,
+    seen: Option<SeenChain>,
+) -> anyhow::Result<Arc<ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
+    let inner: Arc<dyn ServerCertVerifier> = match &settings.trust {
+        Trust::Insecure => Arc::new(AcceptAnyCert { algorithms }),
+        Trust::CaFile(path) => webpki_verifier(roots_from_file(path)?, &provider)?,
+        Trust::System => webpki_verifier(system_roots(), &provider)?,
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = match seen {
+        Some(seen) => Arc::new(Recording { inner, seen }),
+        None => inner,
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow::anyhow!("rustls refused its own defaults: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match &settings.client_auth {
+        None => builder.with_no_client_auth(),
+        Some((cert, key_path)) => {
+            let chain = read_certs(cert, "--cert")?;
+            let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
+                usage(format!(
+                    "cannot read a private key from --key {}: {e}",
+                    key_path.display()
+                ))
+            })?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                usage(format!(
+                    "--cert {} and --key {} do not go together: {e}",
+                    cert.display(),
+                    key_path.display()
+                ))
+            })?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+fn webpki_verifier(
+    roots: RootCertStore,
+    provider: &Arc<CryptoProvider>,
+) -> anyhow::Result<Arc<dyn ServerCertVerifier>> {
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| {
+        usage(format!(
+            "no usable CA certificate to verify the server with: {e}"
+        ))
+    })?;
+    Ok(verifier)
+}
+
+fn read_certs(path: &Path, flag: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| usage(format!("cannot read {flag} {}: {e}", path.display())))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| usage(format!("{flag} {} is not valid PEM: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(usage(format!(
+            "{flag} {} holds no PEM certificate (pass the .pem file, not the key)",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+fn roots_from_file(path: &Path) -> anyhow::Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(path, "--cafile")? {
+        roots.add(cert).map_err(|e| {
+            usage(format!(
+                "--cafile {} holds a certificate that cannot be a trust anchor: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(roots)
+}
+
+fn system_roots() -> RootCertStore {
+    let found = rustls_native_certs::load_native_certs();
+    for err in &found.errors {
+        tracing::debug!(error = %err, "skipping part of the system trust store");
+    }
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    tracing::debug!(added, ignored, "system trust store loaded");
+    roots
+}
+
+/// Does a TLS handshake on `tcp` and reports it, or fails with a reason and
+/// a fix. The connection is closed afterwards.
+pub async fn handshake_report(
+    tcp: TcpStream,
+    host: &str,
+    port: u16,
+    settings: &TlsSettings,
+    timeout: Duration,
+) -> anyhow::Result<TlsReport> {
+    let seen: SeenChain = Arc::default();
+    let config = client_config(settings, Some(seen.clone()))?;
+    let name = server_name(host)?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let started = Instant::now();
+    let result = tokio::time::timeout(timeout, connector.connect(name, tcp)).await;
+    let chain = seen.lock().map(|c| c.clone()).unwrap_or_default();
+    let server_cert = chain.first().and_then(|der| {
+        let (_, x509) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+        Some(crate::certs::describe(
+            &x509,
+            der,
+            time::OffsetDateTime::now_utc(),
+        ))
+    });
+    let stream = match result {
+        Err(_) => {
+            return Err(Failure::new(
+                Status::Timeout,
+                format!(
+                    "TLS handshake with {host}:{port} did not finish within {timeout:?}: is it a TLS listener? (drop --tls for a plain port)"
+                ),
+            )
+            .into());
+        }
+        Ok(Err(err)) => return Err(classify_io(&err, host, port, server_cert.as_ref()).into()),
+        Ok(Ok(stream)) => stream,
+    };
+    let handshake = started.elapsed();
+    let (_, conn) = stream.get_ref();
+    let protocol = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_owned(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_owned(),
+        Some(other) => format!("{other:?}"),
+        None => "unknown".to_owned(),
+    };
+    let cipher_suite = conn
+        .negotiated_cipher_suite()
+        .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite()));
+    let mut stream = stream;
+    // A polite close_notify; the broker may already be gone, which is fine.
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+    Ok(TlsReport {
+        protocol,
+        cipher_suite,
+        handshake,
+        server_cert,
+    })
+}
+
+/// The name the server's certificate must match: a DNS name or an IP address.
+pub fn server_name(host: &str) -> anyhow::Result<ServerName<'static>> {
+    ServerName::try_from(host.to_owned()).map_err(|_| {
+        usage(format!(
+            "--host {host:?} is neither a DNS name nor an IP address"
+        ))
+    })
+}
+
+/// Explains an I/O error from a TLS connection (handshake or later), which
+/// wraps a rustls error when TLS itself failed.
+pub fn classify_io(
+    err: &std::io::Error,
+    host: &str,
+    port: u16,
+    server_cert: Option<&CertInfo>,
+) -> Failure {
+    if let Some(tls) = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return classify_tls(tls, host, port, server_cert);
+    }
+    use std::io::ErrorKind::*;
+    match err.kind() {
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => Failure::new(
+            Status::Handshake,
+            format!(
+                "{host}:{port} closed the connection during the TLS handshake ({err}): is it a TLS listener? (drop --tls for a plain port), or does it require a client certificate? (pass --cert and --key)"
+            ),
+        ),
+        _ => Failure::new(
+            Status::Handshake,
+            format!("TLS with {host}:{port} failed: {err}"),
+        ),
+    }
+}
+
+/// Explains a rustls error.
+pub fn classify_tls(
+    err: &rustls::Error,
+    host: &str,
+    port: u16,
+    server_cert: Option<&CertInfo>,
+) -> Failure {
+    use rustls::AlertDescription as A;
+    match err {
+        rustls::Error::InvalidCertificate(cert_err) => Failure::new(
+            Status::Certificate,
+            certificate_reason(cert_err, host, server_cert),
+        ),
+        rustls::Error::AlertReceived(
+            alert @ (A::CertificateRequired
+            | A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateExpired
+            | A::AccessDenied),
+        ) => Failure::new(
+            Status::Handshake,
+            format!(
+                "the broker rejected the TLS connection with alert {alert:?}: it wants a client certificate it trusts; pass --cert FILE --key FILE (make one with `toolkit certs client --name NAME`)"
+            ),
+        ),
+        rustls::Error::AlertReceived(alert) => Failure::new(
+            Status::Handshake,
+            format!(
+                "the broker ended the TLS handshake with alert {alert:?}: it shares no protocol version or cipher suite with us (we offer TLS 1.2 and 1.3)"
+            ),
+        ),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            Failure::new(
+                Status::Handshake,
+                format!(
+                    "{host}:{port} does not speak TLS ({err}): is it a plain MQTT port? (drop --tls)"
+                ),
+            )
+        }
+        other => Failure::new(
+            Status::Handshake,
+            format!("TLS handshake with {host}:{port} failed: {other}"),
+        ),
+    }
+}
+
+fn certificate_reason(err: &CertificateError, host: &str, cert: Option<&CertInfo>) -> String {
+    let subject = cert.map_or_else(
+        || "the server's certificate".to_owned(),
+        |c| format!("the server's certificate ({})", c.subject),
+    );
+    match err {
+        // No path to a trusted CA. Which error webpki reports depends on
+        // what the trust store holds (a store with an unrelated root of the
+        // same name gives a signature error rather than UnknownIssuer), so
+        // the reason is chosen from the certificate itself.
+        CertificateError::UnknownIssuer
+        | CertificateError::BadSignature
+        | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+        | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => match cert {
+            Some(c) if c.self_issued => format!(
+                "certificate is self-signed ({}): pass --cafile with that certificate, or --insecure to skip verification",
+                c.subject
+            ),
+            Some(c) => format!(
+                "certificate is signed by an unknown CA ({}): pass --cafile ca.pem (the CA that signed it), or --insecure to skip verification",
+                c.issuer
+            ),
+            None => "certificate is signed by an unknown CA: pass --cafile ca.pem, or --insecure to skip verification".to_owned(),
+        },
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            let names = cert.map_or_else(String::new, |c| c.sans.join(", "));
+            format!(
+                "{subject} is not valid for host {host:?} (it names: {names}): connect with --host set to one of its names, or make one with `toolkit certs --hostname {host}`"
+            )
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            let when = cert.map_or_else(String::new, |c| {
+                format!(
+                    "not after {}, {}",
+                    c.not_after,
+                    crate::certs::status_text(c)
+                )
+            });
+            format!(
+                "{subject} has expired ({when}): renew it (`toolkit certs`), or --insecure to skip verification"
+            )
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!(
+            "{subject} is not valid yet: check the clocks of this machine and the certificate's maker"
+        ),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => format!(
+            "{subject} is not allowed for TLS servers (its extended key usage lacks serverAuth): make a server certificate with `toolkit certs`"
+        ),
+        other => format!("{subject} was rejected: {other:?}"),
+    }
+}
+
+/// A verifier that records the chain, then asks the real one.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn ServerCertVerifier>,
+    seen: SeenChain,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|c| c.clone().into_owned())
+                .collect();
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `--insecure`: any certificate for any name is accepted, but the server
+/// must still prove it holds the certificate's key (handshake signatures are
+/// checked), so the report shows what the server really presented.
+#[derive(Debug)]
+struct AcceptAnyCert {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
