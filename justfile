@@ -23,3 +23,8 @@ bench-setup:
 # Criterion micro-benchmarks of the codec and the subscription index.
 bench-micro:
     cargo bench -p broker
+
+# Conformance suite: with no arguments against a mosquitto started here (plain +
+# TLS, with its baseline); `just conformance HOST PORT [flags]` against any broker.
+conformance *args:
+    ./scripts/conformance {{args}}

@@ -12,6 +12,9 @@
 //! | 7 | a message was lost, late, or came back different |
 //! | 8 | timed out waiting for the broker (CONNACK, SUBACK, or the TCP connection) |
 //! | 9 | the broker closed the connection unexpectedly |
+//! | 10 | `conformance`: no new failures, but a baseline entry now passes (the baseline is stale) |
+//!
+//! `conformance` exits 1 when a MUST scenario fails outside the baseline.
 
 use std::fmt;
 
@@ -36,6 +39,8 @@ pub enum Status {
     Timeout = 8,
     /// The broker closed the connection when it should not have.
     Closed = 9,
+    /// A conformance baseline lists a deviation that no longer happens.
+    StaleBaseline = 10,
 }
 
 impl Status {
@@ -111,9 +116,10 @@ mod tests {
             Status::Lost,
             Status::Timeout,
             Status::Closed,
+            Status::StaleBaseline,
         ];
         let mut codes: Vec<u8> = all.iter().map(|s| s.code()).collect();
         codes.dedup();
-        assert_eq!(codes, (1..=9).collect::<Vec<u8>>());
+        assert_eq!(codes, (1..=10).collect::<Vec<u8>>());
     }
 }

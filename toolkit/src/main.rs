@@ -7,6 +7,7 @@
 
 mod bench;
 mod certs;
+mod conformance;
 mod exit;
 mod probe;
 mod unique;
@@ -22,7 +23,8 @@ use clap::{Parser, Subcommand};
     about,
     after_help = "Exit status: 0 ok; 1 failure; 2 bad usage or input file; 3 cannot connect; \
                   4 TLS handshake failed; 5 server certificate rejected; 6 CONNACK refused; \
-                  7 message lost or late; 8 timed out; 9 connection closed by the broker.\n\
+                  7 message lost or late; 8 timed out; 9 connection closed by the broker; \
+                  10 conformance baseline is stale.\n\
                   Set RUST_LOG=debug for a trace of what happens."
 )]
 struct Cli {
@@ -39,6 +41,9 @@ enum Command {
     /// Check that a broker answers: connect (plain or TLS), subscribe, publish
     /// and receive at each QoS, timing each round trip.
     Probe(probe::ProbeArgs),
+    /// Run the MQTT 3.1.1 conformance suite against a broker and report,
+    /// statement by statement, where it departs from the specification.
+    Conformance(conformance::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Conformance(args) => conformance::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

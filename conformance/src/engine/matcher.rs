@@ -1,0 +1,240 @@
+//! Checking one received packet against a [`Matcher`].
+
+use std::collections::HashMap;
+
+use broker::codec::{Packet, PacketType};
+
+use crate::model::{BytesSpec, IdSpec, Matcher};
+use crate::script::Placeholders;
+
+/// Expands a [`BytesSpec`] into the bytes it stands for.
+pub fn bytes_of(spec: &BytesSpec, ph: &Placeholders) -> Vec<u8> {
+    match spec {
+        BytesSpec::Text(t) => ph.expand(t).into_bytes(),
+        BytesSpec::Hex(h) => h.clone(),
+        BytesSpec::Filler(n) => (0..*n).map(|i| b'a' + (i % 26) as u8).collect(),
+    }
+}
+
+/// The matcher as text, with placeholders expanded and variables shown.
+pub fn describe(m: &Matcher, ph: &Placeholders, vars: &HashMap<String, u16>) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = m.code {
+        parts.push(format!("code=0x{c:02x}"));
+    }
+    if let Some(s) = m.session_present {
+        parts.push(format!("session_present={}", u8::from(s)));
+    }
+    if let Some(t) = &m.topic {
+        parts.push(format!("topic={:?}", ph.expand(t)));
+    }
+    if let Some(q) = m.qos {
+        parts.push(format!("qos={q}"));
+    }
+    if let Some(r) = m.retain {
+        parts.push(format!("retain={}", u8::from(r)));
+    }
+    if let Some(d) = m.dup {
+        parts.push(format!("dup={}", u8::from(d)));
+    }
+    match &m.packet_id {
+        Some(IdSpec::Literal(n)) => parts.push(format!("id={n}")),
+        Some(IdSpec::Template(t)) => parts.push(format!("id={}", ph.expand(t))),
+        Some(IdSpec::Var(v)) => match vars.get(v) {
+            Some(n) => parts.push(format!("id=${v}={n}")),
+            None => parts.push(format!("id=any (captured as ${v})")),
+        },
+        None => {}
+    }
+    for spec in &m.packet_id_not {
+        match spec {
+            IdSpec::Literal(n) => parts.push(format!("id!={n}")),
+            IdSpec::Template(t) => parts.push(format!("id!={}", ph.expand(t))),
+            IdSpec::Var(v) => parts.push(format!(
+                "id!=${v}{}",
+                vars.get(v).map(|n| format!("={n}")).unwrap_or_default()
+            )),
+        }
+    }
+    if let Some(p) = &m.payload {
+        parts.push(format!(
+            "payload={}",
+            crate::describe::bytes(&bytes_of(p, ph))
+        ));
+    }
+    if let Some(rc) = &m.return_codes {
+        parts.push(format!(
+            "codes=[{}]",
+            rc.iter()
+                .map(|c| if *c == 0x80 {
+                    "0x80".to_owned()
+                } else {
+                    c.to_string()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let name = m.packet.map_or("any packet", PacketType::name);
+    if parts.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}({})", parts.join(", "))
+    }
+}
+
+fn packet_id(p: &Packet) -> Option<u16> {
+    match p {
+        Packet::Publish(p) => p.packet_id.map(|i| i.get()),
+        Packet::PubAck(i)
+        | Packet::PubRec(i)
+        | Packet::PubRel(i)
+        | Packet::PubComp(i)
+        | Packet::UnsubAck(i) => Some(i.get()),
+        Packet::SubAck(s) => Some(s.packet_id.get()),
+        Packet::Subscribe(s) => Some(s.packet_id.get()),
+        Packet::Unsubscribe(u) => Some(u.packet_id.get()),
+        _ => None,
+    }
+}
+
+/// Checks `p` against `m`. On success returns the variables the match binds;
+/// on failure, every field that differs.
+pub fn check(
+    m: &Matcher,
+    p: &Packet,
+    ph: &Placeholders,
+    vars: &HashMap<String, u16>,
+) -> Result<Vec<(String, u16)>, String> {
+    let mut diffs = Vec::new();
+    if let Some(t) = m.packet
+        && p.packet_type() != t
+    {
+        return Err(format!("packet type is {}, not {}", p.packet_type(), t));
+    }
+    if m.code.is_some() || m.session_present.is_some() {
+        match p {
+            Packet::ConnAck(c) => {
+                if let Some(code) = m.code
+                    && c.code.as_u8() != code
+                {
+                    diffs.push(format!(
+                        "code is 0x{:02x}, not 0x{code:02x}",
+                        c.code.as_u8()
+                    ));
+                }
+                if let Some(sp) = m.session_present
+                    && c.session_present != sp
+                {
+                    diffs.push(format!(
+                        "session_present is {}, not {}",
+                        u8::from(c.session_present),
+                        u8::from(sp)
+                    ));
+                }
+            }
+            _ => diffs.push("not a CONNACK".into()),
+        }
+    }
+    if m.topic.is_some()
+        || m.qos.is_some()
+        || m.retain.is_some()
+        || m.dup.is_some()
+        || m.payload.is_some()
+    {
+        match p {
+            Packet::Publish(publish) => {
+                if let Some(t) = &m.topic {
+                    let want = ph.expand(t);
+                    if publish.topic.as_str() != want {
+                        diffs.push(format!(
+                            "topic is {:?}, not {want:?}",
+                            publish.topic.as_str()
+                        ));
+                    }
+                }
+                if let Some(q) = m.qos
+                    && publish.qos.as_u8() != q
+                {
+                    diffs.push(format!("qos is {}, not {q}", publish.qos));
+                }
+                if let Some(r) = m.retain
+                    && publish.retain != r
+                {
+                    diffs.push(format!(
+                        "retain is {}, not {}",
+                        u8::from(publish.retain),
+                        u8::from(r)
+                    ));
+                }
+                if let Some(d) = m.dup
+                    && publish.dup != d
+                {
+                    diffs.push(format!(
+                        "dup is {}, not {}",
+                        u8::from(publish.dup),
+                        u8::from(d)
+                    ));
+                }
+                if let Some(spec) = &m.payload {
+                    let want = bytes_of(spec, ph);
+                    if publish.payload[..] != want[..] {
+                        diffs.push(format!(
+                            "payload is {}, not {}",
+                            crate::describe::bytes(&publish.payload),
+                            crate::describe::bytes(&want)
+                        ));
+                    }
+                }
+            }
+            _ => diffs.push("not a PUBLISH".into()),
+        }
+    }
+    if let Some(rc) = &m.return_codes {
+        match p {
+            Packet::SubAck(s) => {
+                let got: Vec<u8> = s.return_codes.iter().map(|c| c.as_u8()).collect();
+                if &got != rc {
+                    diffs.push(format!("return codes are {got:?}, not {rc:?}"));
+                }
+            }
+            _ => diffs.push("not a SUBACK".into()),
+        }
+    }
+    let mut bind = Vec::new();
+    if let Some(spec) = &m.packet_id {
+        let got = packet_id(p);
+        let want = match spec {
+            IdSpec::Literal(n) => Some(*n),
+            IdSpec::Var(v) => vars.get(v).copied(),
+            IdSpec::Template(t) => Some(ph.expand(t).parse().unwrap_or(0)),
+        };
+        match (got, want, spec) {
+            (None, _, _) => diffs.push("carries no packet id".into()),
+            (Some(g), Some(w), _) if g != w => diffs.push(format!("packet id is {g}, not {w}")),
+            (Some(g), None, IdSpec::Var(v)) => bind.push((v.clone(), g)),
+            _ => {}
+        }
+    }
+    if !m.packet_id_not.is_empty() {
+        let got = packet_id(p);
+        for spec in &m.packet_id_not {
+            let avoid = match spec {
+                IdSpec::Literal(n) => Some(*n),
+                IdSpec::Var(v) => vars.get(v).copied(),
+                IdSpec::Template(t) => ph.expand(t).parse().ok(),
+            };
+            if got.is_some() && got == avoid {
+                diffs.push(format!(
+                    "packet id {} is still in use",
+                    got.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if diffs.is_empty() {
+        Ok(bind)
+    } else {
+        Err(diffs.join("; "))
+    }
+}

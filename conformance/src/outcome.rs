@@ -1,0 +1,136 @@
+//! What running a scenario produced: a verdict and the transcript of
+//! everything sent and received, timed from the scenario's start.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::model::{Level, Location, Scenario};
+
+/// Direction of a transcript line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// The harness sent it.
+    Sent,
+    /// The broker sent it.
+    Received,
+    /// A remark of the harness (connection opened, write failed...).
+    Note,
+}
+
+/// One line of a transcript.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    /// Since the scenario started.
+    #[serde(serialize_with = "ser_millis")]
+    pub at: Duration,
+    /// Which client.
+    pub client: String,
+    /// Sent, received or a note.
+    pub direction: Direction,
+    /// The packet or remark.
+    pub text: String,
+}
+
+/// A step that did not get what it expected.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// The step's location.
+    pub location: Location,
+    /// The step's keyword.
+    pub step: String,
+    /// The client, when the step has one.
+    pub client: Option<String>,
+    /// What the step expected.
+    pub expected: String,
+    /// What was observed instead (packets with their times, or nothing).
+    pub observed: String,
+}
+
+/// How a scenario ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every step got what it expected.
+    Pass,
+    /// A step did not.
+    Fail {
+        /// The failing step.
+        failure: Failure,
+    },
+    /// Not run.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// The harness could not carry it out (broker unreachable, timeout).
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// One scenario's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    /// Name.
+    pub name: String,
+    /// Area (file stem).
+    pub area: String,
+    /// Description.
+    pub description: String,
+    /// Level.
+    pub level: Level,
+    /// Statement ids.
+    pub statements: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Where it is defined.
+    pub location: Location,
+    /// The verdict.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// How long it ran.
+    #[serde(serialize_with = "ser_millis", rename = "duration_ms")]
+    pub duration: Duration,
+    /// What was sent and received.
+    pub transcript: Vec<Line>,
+}
+
+impl ScenarioResult {
+    /// A result for a scenario that was not run.
+    pub fn skipped(s: &Scenario, reason: String) -> Self {
+        Self::new(s, Verdict::Skipped { reason }, Duration::ZERO, Vec::new())
+    }
+
+    /// A result from its parts.
+    pub fn new(s: &Scenario, verdict: Verdict, duration: Duration, transcript: Vec<Line>) -> Self {
+        Self {
+            name: s.name.clone(),
+            area: s.area.clone(),
+            description: s.description.clone(),
+            level: s.level,
+            statements: s.statements.clone(),
+            tags: s.tags.clone(),
+            location: s.location.clone(),
+            verdict,
+            duration,
+            transcript,
+        }
+    }
+
+    /// Whether the scenario passed.
+    pub fn passed(&self) -> bool {
+        matches!(self.verdict, Verdict::Pass)
+    }
+
+    /// Whether it failed or could not be carried out.
+    pub fn failed(&self) -> bool {
+        matches!(self.verdict, Verdict::Fail { .. } | Verdict::Error { .. })
+    }
+}
+
+fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis().try_into().unwrap_or(u64::MAX))
+}

@@ -1,0 +1,213 @@
+//! The text report: a summary table by area, then each failure with its
+//! statements, expected vs observed and the step transcript, then known
+//! deviations, observations, stale baseline entries and skips.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::baseline::{Baseline, Evaluation, Status};
+use crate::outcome::{Direction, ScenarioResult, Verdict};
+use crate::suite::RunReport;
+
+#[derive(Default)]
+struct Row {
+    pass: usize,
+    fail: usize,
+    known: usize,
+    observed: usize,
+    skipped: usize,
+}
+
+/// The text report.
+pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "MQTT 3.1.1 conformance against {}", report.target);
+    if let Some(b) = &baseline.broker {
+        let _ = writeln!(
+            out,
+            "baseline: {b} ({} known deviations)",
+            baseline.deviations.len()
+        );
+    }
+    let _ = writeln!(out);
+
+    let mut areas: BTreeMap<&str, Row> = BTreeMap::new();
+    for r in &report.results {
+        let row = areas.entry(r.area.as_str()).or_default();
+        match bucket(r, eval) {
+            Bucket::Pass | Bucket::Stale => row.pass += 1,
+            Bucket::Fail => row.fail += 1,
+            Bucket::Known => row.known += 1,
+            Bucket::Observation => row.observed += 1,
+            Bucket::Skipped => row.skipped += 1,
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5}",
+        "area", "pass", "FAIL", "known", "observed", "skip"
+    );
+    let mut total = Row::default();
+    for (area, row) in &areas {
+        let _ = writeln!(
+            out,
+            "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5}",
+            area, row.pass, row.fail, row.known, row.observed, row.skipped
+        );
+        total.pass += row.pass;
+        total.fail += row.fail;
+        total.known += row.known;
+        total.observed += row.observed;
+        total.skipped += row.skipped;
+    }
+    let _ = writeln!(
+        out,
+        "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5}",
+        "total", total.pass, total.fail, total.known, total.observed, total.skipped
+    );
+
+    let section = |out: &mut String, title: &str, bucket_of: Bucket, detail: bool| {
+        let items: Vec<&ScenarioResult> = report
+            .results
+            .iter()
+            .filter(|r| bucket(r, eval) == bucket_of)
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "\n{title} ({})", items.len());
+        for r in items {
+            write_result(out, r, baseline, detail);
+        }
+    };
+    section(&mut out, "FAILURES", Bucket::Fail, true);
+    section(
+        &mut out,
+        "Observations (SHOULD/MAY not met)",
+        Bucket::Observation,
+        true,
+    );
+    section(
+        &mut out,
+        "Known deviations (baseline)",
+        Bucket::Known,
+        false,
+    );
+    if !eval.stale.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nSTALE BASELINE: these listed deviations now pass; remove them from the baseline"
+        );
+        for name in &eval.stale {
+            let _ = writeln!(out, "  {name}");
+        }
+    }
+    section(&mut out, "Skipped", Bucket::Skipped, false);
+
+    let verdict = match eval.status() {
+        Status::Pass => "PASS",
+        Status::Fail => "FAIL",
+        Status::StaleBaseline => "FAIL (stale baseline)",
+    };
+    let _ = writeln!(
+        out,
+        "\n{verdict}: {} scenarios, {} passed, {} failed, {} known deviations, {} observations, {} stale, {} skipped in {:.1}s",
+        report.results.len(),
+        eval.passed.len(),
+        eval.failures.len(),
+        eval.known.len(),
+        eval.observations.len(),
+        eval.stale.len(),
+        eval.skipped.len(),
+        report.duration.as_secs_f64()
+    );
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bucket {
+    Pass,
+    Fail,
+    Known,
+    Observation,
+    Stale,
+    Skipped,
+}
+
+fn bucket(r: &ScenarioResult, eval: &Evaluation) -> Bucket {
+    if eval.failures.contains(&r.name) {
+        Bucket::Fail
+    } else if eval.known.contains(&r.name) {
+        Bucket::Known
+    } else if eval.observations.contains(&r.name) {
+        Bucket::Observation
+    } else if eval.stale.contains(&r.name) {
+        Bucket::Stale
+    } else if eval.skipped.contains(&r.name) {
+        Bucket::Skipped
+    } else {
+        Bucket::Pass
+    }
+}
+
+fn write_result(out: &mut String, r: &ScenarioResult, baseline: &Baseline, detail: bool) {
+    let _ = writeln!(
+        out,
+        "\n  {} [{}] {} ({})",
+        r.name,
+        r.level,
+        r.statements.join(" "),
+        r.location
+    );
+    match &r.verdict {
+        Verdict::Skipped { reason } => {
+            let _ = writeln!(out, "    skipped: {reason}");
+            return;
+        }
+        _ if !detail => {
+            if let Some(d) = baseline.deviations.get(&r.name) {
+                let _ = writeln!(out, "    reason: {}", d.reason);
+            }
+            return;
+        }
+        _ => {}
+    }
+    let _ = writeln!(out, "    {}", r.description);
+    match &r.verdict {
+        Verdict::Fail { failure } => {
+            let client = failure
+                .client
+                .as_deref()
+                .map(|c| format!(", client {c}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    step:     {} at {}{client}",
+                failure.step, failure.location
+            );
+            let _ = writeln!(out, "    expected: {}", failure.expected);
+            let _ = writeln!(out, "    observed: {}", failure.observed);
+        }
+        Verdict::Error { message } => {
+            let _ = writeln!(out, "    error:    {message}");
+        }
+        _ => {}
+    }
+    if !r.transcript.is_empty() {
+        let _ = writeln!(out, "    transcript:");
+        for l in &r.transcript {
+            let arrow = match l.direction {
+                Direction::Sent => "->",
+                Direction::Received => "<-",
+                Direction::Note => "--",
+            };
+            let _ = writeln!(
+                out,
+                "      {:>6}ms {:<8} {arrow} {}",
+                l.at.as_millis(),
+                l.client,
+                l.text
+            );
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Placeholders in script strings, expanded per run so scenarios running at
+//! the same time never share a topic or a client id.
+
+use crate::model::Template;
+
+/// The values placeholders expand to for one scenario run.
+#[derive(Debug, Clone)]
+pub struct Placeholders {
+    /// `{t}`: a topic prefix unique to this scenario run (`mqc/<run>/<n>`).
+    pub topic: String,
+    /// `{u}`: a token unique to this scenario run, letters and digits only.
+    pub unique: String,
+    /// `{id}`: a client-id prefix unique to this scenario run, letters and
+    /// digits only and short enough that `{id}` plus an 8-character client
+    /// name stays within the 23 characters every broker must accept
+    /// [MQTT-3.1.3-5].
+    pub client_id: String,
+    /// `{n}`: the 1-based iteration of the innermost `repeat`, or 0.
+    /// (`{fill:N}` expands to N filler letters; it needs no value here.)
+    pub iteration: u32,
+}
+
+/// The placeholders scripts may use.
+pub const NAMES: &[&str] = &["t", "u", "id", "n"];
+
+/// Checks that every `{...}` in `s` is a known placeholder.
+pub fn check_template(s: &str) -> Result<(), String> {
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err(format!("unclosed '{{' in {s:?}"));
+        };
+        let name = &after[..close];
+        let fill_ok = name
+            .strip_prefix("fill:")
+            .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n <= 65_535));
+        if !NAMES.contains(&name) && !fill_ok {
+            return Err(format!(
+                "unknown placeholder {{{name}}} in {s:?}; known: {{t}} topic prefix, {{u}} unique token, {{id}} client-id prefix, {{n}} repeat iteration, {{fill:N}} N filler letters (N up to 65535)"
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+impl Placeholders {
+    /// Expands every placeholder of `template`.
+    pub fn expand(&self, template: &Template) -> String {
+        let s = &template.0;
+        if !s.contains('{') {
+            return s.clone();
+        }
+        let mut out = s
+            .replace("{t}", &self.topic)
+            .replace("{u}", &self.unique)
+            .replace("{id}", &self.client_id)
+            .replace("{n}", &self.iteration.to_string());
+        // `{fill:N}`: N letters a-z repeating, for size limits.
+        while let Some(start) = out.find("{fill:") {
+            let Some(len) = out[start..].find('}') else {
+                break;
+            };
+            let n: usize = out[start + 6..start + len].parse().unwrap_or(0);
+            let fill: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            out.replace_range(start..=start + len, &fill);
+        }
+        out
+    }
+}

@@ -1,0 +1,169 @@
+//! Parse tests: every script error names file:line and what is wrong.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+
+use super::parse_file;
+use crate::model::{Action, Level, Requirement};
+
+fn known() -> HashSet<String> {
+    crate::spec::statement_ids()
+}
+
+fn err(src: &str) -> String {
+    parse_file("t.toml", src, &known()).unwrap_err().to_string()
+}
+
+const HEAD: &str = "[[scenario]]\nname = \"x.y\"\ndescription = \"d\"\nstatements = [\"MQTT-3.1.4-4\"]\ntags = [\"connect\"]\n";
+
+#[test]
+fn parses_a_scenario_with_defaults() {
+    let src = format!(
+        "{HEAD}steps = [\n  {{ connect = \"a\", connack = 0 }},\n  {{ connect = \"b\", tls = true }},\n]\n"
+    );
+    let s = parse_file("dir/connect.toml", &src, &known()).unwrap();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].area, "connect");
+    assert_eq!(s[0].level, Level::Must);
+    assert_eq!(
+        s[0].requires,
+        vec![Requirement::Tls],
+        "tls connect implies the requirement"
+    );
+    assert_eq!(s[0].steps[0].location.line, 7);
+    assert_eq!(s[0].steps[1].location.line, 8);
+    let Action::Connect { spec, .. } = &s[0].steps[0].action else {
+        panic!("not a connect")
+    };
+    assert!(spec.clean_session && spec.keep_alive == 60 && spec.connack == Some(0));
+}
+
+#[test]
+fn misspelt_step_field_names_line_and_field() {
+    let src = format!("{HEAD}steps = [\n  {{ connect = \"a\", clean_sesion = false }},\n]\n");
+    let e = err(&src);
+    assert!(
+        e.starts_with("t.toml:7: in `connect` step: unknown field `clean_sesion`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn step_without_action_lists_actions() {
+    let e = err(&format!("{HEAD}steps = [\n  {{ client = \"a\" }},\n]\n"));
+    assert!(e.starts_with("t.toml:7: step has no action"), "{e}");
+    assert!(e.contains("expect_closed"), "{e}");
+}
+
+#[test]
+fn step_with_two_actions_is_refused() {
+    let e = err(&format!(
+        "{HEAD}steps = [\n  {{ connect = \"a\", drop = \"a\" }},\n]\n"
+    ));
+    assert!(
+        e.starts_with("t.toml:7: step has several actions (connect, drop)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_statement_id_is_refused() {
+    let src = HEAD.replace("MQTT-3.1.4-4", "MQTT-9.9.9-9") + "steps = [ { drop = \"a\" } ]\n";
+    let e = err(&src);
+    assert!(
+        e.starts_with("t.toml:4: unknown statement id \"MQTT-9.9.9-9\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_tag_is_refused() {
+    let src = HEAD.replace("[\"connect\"]", "[\"conect\"]") + "steps = [ { drop = \"a\" } ]\n";
+    assert!(err(&src).starts_with("t.toml:5: unknown tag \"conect\""));
+}
+
+#[test]
+fn unknown_scenario_key_is_refused() {
+    let src = format!("{HEAD}levle = \"must\"\nsteps = [ {{ drop = \"a\" }} ]\n");
+    let e = err(&src);
+    assert!(
+        e.starts_with("t.toml:") && e.contains("unknown field `levle`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_its_line() {
+    let e = err(&format!("{HEAD}steps = [\n  {{ connect = \"a\" \n]\n"));
+    assert!(
+        e.starts_with("t.toml:7:") || e.starts_with("t.toml:8:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn one_of_holds_only_expectations() {
+    let src = format!(
+        "{HEAD}steps = [\n  {{ one_of = [ [ {{ expect_closed = \"a\" }} ], [ {{ drop = \"a\" }} ] ] }},\n]\n"
+    );
+    let e = err(&src);
+    assert!(
+        e.starts_with("t.toml:7: a `one_of` branch may hold only"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_placeholder_is_refused() {
+    let src = format!("{HEAD}steps = [\n  {{ publish = \"a\", topic = \"{{topic}}/x\" }},\n]\n");
+    assert!(err(&src).contains("unknown placeholder {topic}"));
+}
+
+#[test]
+fn bad_hex_is_refused() {
+    let src = format!("{HEAD}steps = [\n  {{ send = \"a\", hex = \"c0 0\" }},\n]\n");
+    assert!(err(&src).starts_with("t.toml:7: hex \"c0 0\" has an odd number of digits"));
+}
+
+#[test]
+fn client_names_are_short_and_plain() {
+    let src = format!("{HEAD}steps = [\n  {{ connect = \"Publisher1\" }},\n]\n");
+    assert!(err(&src).contains("1 to 8 lowercase letters or digits"));
+}
+
+#[test]
+fn packet_id_forms() {
+    let src = format!(
+        "{HEAD}steps = [\n  {{ expect = \"a\", packet = \"puback\", packet_id = \"$p\" }},\n  {{ send = \"a\", packet = \"puback\", packet_id = \"{{n}}\" }},\n  {{ send = \"a\", packet = \"puback\", packet_id = \"p\" }},\n]\n"
+    );
+    assert!(err(&src).starts_with("t.toml:9: packet_id \"p\" must be a number"));
+}
+
+#[test]
+fn builtin_suite_parses_with_unique_names_and_statements() {
+    let suite = crate::suite::Suite::builtin().unwrap();
+    assert!(suite.scenarios.len() > 100);
+    for s in &suite.scenarios {
+        assert!(!s.statements.is_empty(), "{} cites no statement", s.name);
+        assert!(!s.description.is_empty(), "{} has no description", s.name);
+    }
+}
+
+#[test]
+fn builtin_coverage_has_nothing_missing_and_no_overlap() {
+    let suite = crate::suite::Suite::builtin().unwrap();
+    let statements = crate::spec::statements();
+    let untestable = crate::spec::untestable().unwrap();
+    let table = crate::spec::CoverageTable::compute(&statements, &untestable, &suite.scenarios);
+    let (covered, not_testable, missing) = table.totals();
+    assert_eq!(missing, 0, "{}", table.to_text());
+    assert_eq!(covered + not_testable, statements.len());
+    let cited: HashSet<&String> = suite.scenarios.iter().flat_map(|s| &s.statements).collect();
+    for id in untestable.keys() {
+        assert!(
+            !cited.contains(id),
+            "{id} is listed untestable but a scenario cites it"
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! A suite: scenarios loaded from the built-in files or a directory,
+//! filtered, and run concurrently against one target.
+//!
+//! Isolation: each scenario run gets its own topic prefix `{t}`, token `{u}`
+//! and client-id prefix `{id}`, made from a random run nonce and the
+//! scenario's index, so scenarios running at the same time (and runs
+//! repeated against a long-lived broker) never see each other's messages or
+//! sessions. Scenarios marked `exclusive` see the whole broker and run alone,
+//! after the others.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::Serialize;
+
+use crate::model::{Requirement, Scenario};
+use crate::outcome::ScenarioResult;
+use crate::script::{Placeholders, ScriptError, parse_file};
+use crate::target::Target;
+
+/// Why a suite could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// A script is wrong.
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// A directory or file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The directory holds no scenario files.
+    #[error("{path} holds no *.toml scenario files")]
+    Empty {
+        /// The directory.
+        path: String,
+    },
+    /// Two scenarios share a name.
+    #[error("{second}: scenario name {name:?} is already used at {first}")]
+    Duplicate {
+        /// The name.
+        name: String,
+        /// Where first defined.
+        first: crate::model::Location,
+        /// Where defined again.
+        second: crate::model::Location,
+    },
+}
+
+/// A loaded suite.
+#[derive(Debug, Clone, Default)]
+pub struct Suite {
+    /// Scenarios in file order.
+    pub scenarios: Vec<Scenario>,
+}
+
+impl Suite {
+    /// The built-in suite (from `fixtures/scenarios/`, embedded at build time).
+    pub fn builtin() -> Result<Self, SuiteError> {
+        let known = crate::spec::statement_ids();
+        let files = crate::builtin::SCENARIO_FILES
+            .iter()
+            .map(|(name, text)| (format!("fixtures/scenarios/{name}"), (*text).to_owned()));
+        Self::from_files(files, &known)
+    }
+
+    /// Every `*.toml` file in `dir` (not recursive), in name order.
+    pub fn from_dir(dir: &Path) -> Result<Self, SuiteError> {
+        let read_err = |source| SuiteError::Read {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map_err(read_err)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(SuiteError::Empty {
+                path: dir.display().to_string(),
+            });
+        }
+        let mut files = Vec::new();
+        for p in paths {
+            let text = std::fs::read_to_string(&p).map_err(|source| SuiteError::Read {
+                path: p.display().to_string(),
+                source,
+            })?;
+            files.push((p.display().to_string(), text));
+        }
+        Self::from_files(files, &crate::spec::statement_ids())
+    }
+
+    /// Parses `(file name, contents)` pairs.
+    pub fn from_files(
+        files: impl IntoIterator<Item = (String, String)>,
+        known: &HashSet<String>,
+    ) -> Result<Self, SuiteError> {
+        let mut scenarios: Vec<Scenario> = Vec::new();
+        let mut seen: HashMap<String, crate::model::Location> = HashMap::new();
+        for (name, text) in files {
+            for s in parse_file(&name, &text, known)? {
+                if let Some(first) = seen.get(&s.name) {
+                    return Err(SuiteError::Duplicate {
+                        name: s.name.clone(),
+                        first: first.clone(),
+                        second: s.location.clone(),
+                    });
+                }
+                seen.insert(s.name.clone(), s.location.clone());
+                scenarios.push(s);
+            }
+        }
+        Ok(Self { scenarios })
+    }
+
+    /// Keeps the scenarios carrying any of `tags` (all when empty) and named
+    /// in `names` (all when empty).
+    pub fn filter(mut self, tags: &[String], names: &[String]) -> Self {
+        self.scenarios.retain(|s| {
+            (tags.is_empty() || s.tags.iter().any(|t| tags.contains(t)))
+                && (names.is_empty() || names.contains(&s.name))
+        });
+        self
+    }
+
+    /// Names a filter mentions that no scenario has, for a clear error.
+    pub fn unknown_names<'a>(&self, names: &'a [String]) -> Vec<&'a str> {
+        names
+            .iter()
+            .filter(|n| !self.scenarios.iter().any(|s| &s.name == *n))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// How to run a suite.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How many scenarios run at once.
+    pub jobs: usize,
+    /// The run's nonce in topics and client ids; random when `None`. Fixed
+    /// only where output must be reproducible (snapshot tests).
+    pub run_id: Option<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            jobs: 8,
+            run_id: None,
+        }
+    }
+}
+
+/// The results of a run, in suite order.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Where the broker was.
+    pub target: String,
+    /// One result per scenario.
+    pub results: Vec<ScenarioResult>,
+    /// Wall-clock time of the run.
+    #[serde(rename = "duration_ms", serialize_with = "ser_millis")]
+    pub duration: Duration,
+}
+
+fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// Why a scenario cannot run against this target, if it cannot.
+fn skip_reason(s: &Scenario, target: &Target) -> Option<String> {
+    s.requires.iter().find_map(|r| match r {
+        Requirement::Tls if target.tls.is_none() => {
+            Some("needs a TLS listener: pass --tls-port with --cafile or --insecure".to_owned())
+        }
+        Requirement::Auth if target.credentials.is_none() => Some(
+            "needs credentials: pass --username/--password of a broker that refuses wrong ones"
+                .to_owned(),
+        ),
+        _ => None,
+    })
+}
+
+fn nonce() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..4)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+fn placeholders(run: &str, index: usize, name: &str) -> Placeholders {
+    Placeholders {
+        topic: format!("mqc/{run}/{name}"),
+        unique: format!("{run}{index:03}"),
+        client_id: format!("q{run}{index:03}"),
+        iteration: 0,
+    }
+}
+
+/// Runs every scenario of `suite` against `target`, calling `progress` as
+/// each one finishes.
+pub async fn run(
+    suite: &Suite,
+    target: &Target,
+    options: &RunOptions,
+    progress: impl Fn(&ScenarioResult) + Send + Sync + 'static,
+) -> RunReport {
+    let started = Instant::now();
+    let run_id = options.run_id.clone().unwrap_or_else(nonce);
+    let progress = Arc::new(progress);
+    let target = Arc::new(target.clone());
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
+    let mut slots: Vec<Option<ScenarioResult>> = vec![None; suite.scenarios.len()];
+    let mut handles = Vec::new();
+    let mut exclusive = Vec::new();
+    for (i, s) in suite.scenarios.iter().enumerate() {
+        if let Some(reason) = skip_reason(s, &target) {
+            let r = ScenarioResult::skipped(s, reason);
+            progress(&r);
+            slots[i] = Some(r);
+            continue;
+        }
+        if s.exclusive {
+            exclusive.push(i);
+            continue;
+        }
+        let s = s.clone();
+        let target = Arc::clone(&target);
+        let semaphore = Arc::clone(&semaphore);
+        let progress = Arc::clone(&progress);
+        let ph = placeholders(&run_id, i, &s.name);
+        handles.push((
+            i,
+            tokio::spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                let r = crate::engine::run_scenario(&s, &target, ph).await;
+                progress(&r);
+                r
+            }),
+        ));
+    }
+    for (i, h) in handles {
+        slots[i] = Some(match h.await {
+            Ok(r) => r,
+            Err(e) => ScenarioResult::new(
+                &suite.scenarios[i],
+                crate::outcome::Verdict::Error {
+                    message: format!("scenario task failed: {e}"),
+                },
+                Duration::ZERO,
+                Vec::new(),
+            ),
+        });
+    }
+    for i in exclusive {
+        let s = &suite.scenarios[i];
+        let r = crate::engine::run_scenario(s, &target, placeholders(&run_id, i, &s.name)).await;
+        progress(&r);
+        slots[i] = Some(r);
+    }
+    RunReport {
+        target: describe_target(&target),
+        results: slots.into_iter().flatten().collect(),
+        duration: started.elapsed(),
+    }
+}
+
+/// The target as one line for report headers.
+pub fn describe_target(t: &Target) -> String {
+    let mut s = format!("{}:{}", t.host, t.port);
+    if let Some(tls) = &t.tls {
+        s.push_str(&format!(" (TLS on port {})", tls.port));
+    }
+    if t.credentials.is_some() {
+        s.push_str(" with credentials");
+    }
+    s
+}

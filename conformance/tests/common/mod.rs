@@ -1,0 +1,120 @@
+//! Shared set-up for the conformance crate's integration tests: TLS files
+//! made with rcgen, a mosquitto with plain and TLS listeners, and a run of
+//! the built-in suite judged against mosquitto's baseline.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use conformance::baseline::{Baseline, Evaluation};
+use conformance::suite::{RunOptions, RunReport, Suite};
+use conformance::target::{Credentials, Target};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls};
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1, written to `dir`.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn tls_files(dir: &Path) -> TlsFiles {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "conformance test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let files = TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    };
+    std::fs::write(&files.ca, ca_cert.pem()).unwrap();
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    files
+}
+
+/// A mosquitto with a plain and a TLS listener, and the target reaching both.
+pub fn mosquitto_with_tls(dir: &Path) -> (Mosquitto, Target) {
+    let files = tls_files(dir);
+    let m = Mosquitto::start(MosquittoOptions {
+        tls: Some(MosquittoTls {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            cafile: files.ca.clone(),
+            require_certificate: false,
+        }),
+        ..MosquittoOptions::default()
+    });
+    let mut target = Target::plain("127.0.0.1", m.port());
+    target.tls = Some(
+        conformance::target::tls_with_ca("127.0.0.1", m.tls_port().unwrap(), &files.ca).unwrap(),
+    );
+    (m, target)
+}
+
+/// A mosquitto that refuses anonymous clients, with one user.
+pub fn mosquitto_with_auth(dir: &Path, user: &str, password: &str) -> (Mosquitto, Target) {
+    let file = dir.join("passwords");
+    let status = std::process::Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg("-c")
+        .arg(&file)
+        .arg(user)
+        .arg(password)
+        .status()
+        .expect("mosquitto_passwd is installed by scripts/setup");
+    assert!(status.success(), "mosquitto_passwd failed");
+    let m = Mosquitto::start(MosquittoOptions {
+        password_file: Some(file),
+        ..MosquittoOptions::default()
+    });
+    let mut target = Target::plain("127.0.0.1", m.port());
+    target.credentials = Some(Credentials {
+        username: user.to_owned(),
+        password: password.to_owned(),
+    });
+    (m, target)
+}
+
+/// The repository's mosquitto baseline.
+pub fn mosquitto_baseline(suite: &Suite) -> Baseline {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/baselines/mosquitto-2.0.toml");
+    Baseline::load(&path, suite).unwrap()
+}
+
+/// Runs `suite` on a fresh runtime.
+pub fn run(suite: &Suite, target: &Target) -> RunReport {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(conformance::suite::run(
+        suite,
+        target,
+        &RunOptions {
+            jobs: 8,
+            run_id: None,
+        },
+        |_| {},
+    ))
+}
+
+/// The text report, for assertion messages.
+pub fn text(report: &RunReport, baseline: &Baseline) -> String {
+    let eval = Evaluation::of(report, baseline);
+    conformance::report::text(report, &eval, baseline)
+}

@@ -1,0 +1,254 @@
+//! The harness must catch broken brokers. Each test puts a small proxy
+//! between the harness and a real mosquitto that breaks one rule (drops
+//! PUBACKs, clears RETAIN, strips the will, lies about Session Present, sets
+//! DUP on first deliveries) and checks that the scenarios guarding that rule
+//! fail, while a control scenario the fault does not touch still passes.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use broker::codec::{Packet, PacketType, decode_slice, parse_fixed_header};
+use bytes::{BufMut, BytesMut};
+use conformance::outcome::Verdict;
+use conformance::suite::Suite;
+use conformance::target::Target;
+use testsupport::{Mosquitto, MosquittoOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What a fault does to one whole packet: `None` drops it.
+type Fault = Arc<dyn Fn(Vec<u8>) -> Option<Vec<u8>> + Send + Sync>;
+
+fn kind(packet: &[u8]) -> Option<PacketType> {
+    PacketType::from_nibble(packet.first()? >> 4)
+}
+
+/// Copies `from` to `to`, passing each complete packet through `fault`.
+/// Bytes that do not parse as a fixed header are forwarded untouched (the
+/// harness sends malformed packets on purpose).
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    fault: Fault,
+) {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut raw = false;
+    loop {
+        match from.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut out = BytesMut::new();
+        loop {
+            if raw {
+                out.put(buf.split());
+                break;
+            }
+            match parse_fixed_header(&buf) {
+                Ok(Some(h)) if buf.len() >= h.packet_len() => {
+                    let packet = buf.split_to(h.packet_len()).to_vec();
+                    if let Some(p) = fault(packet) {
+                        out.put_slice(&p);
+                    }
+                }
+                Ok(_) => break,
+                Err(_) => raw = true,
+            }
+        }
+        if to.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts a proxy to `upstream` that applies `to_client` to packets from the
+/// broker and `to_broker` to packets from the client. Returns its port.
+async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (to_client, to_broker) = (to_client.clone(), to_broker.clone());
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                let mut up = tokio::spawn(pump(cr, sw, to_broker));
+                let mut down = tokio::spawn(pump(sr, cw, to_client));
+                // When either side ends, end both, so a dropped client looks
+                // dropped to the broker and a closing broker closes the client.
+                tokio::select! {
+                    _ = &mut up => down.abort(),
+                    _ = &mut down => up.abort(),
+                }
+            });
+        }
+    });
+    port
+}
+
+fn pass() -> Fault {
+    Arc::new(Some)
+}
+
+/// Runs the named scenarios through a proxy with the given faults and
+/// returns (name, passed) per scenario.
+fn run_through(to_client: Fault, to_broker: Fault, names: &[&str]) -> Vec<(String, bool, String)> {
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let port = rt.block_on(proxy(m.port(), to_client, to_broker));
+    let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+    let suite = Suite::builtin().unwrap().filter(&[], &names);
+    assert_eq!(
+        suite.scenarios.len(),
+        names.len(),
+        "a scenario name is wrong"
+    );
+    let target = Target::plain("127.0.0.1", port);
+    let report = rt.block_on(conformance::suite::run(
+        &suite,
+        &target,
+        &conformance::suite::RunOptions {
+            jobs: 8,
+            run_id: None,
+        },
+        |_| {},
+    ));
+    report
+        .results
+        .iter()
+        .map(|r| {
+            let why = match &r.verdict {
+                Verdict::Fail { failure } => format!(
+                    "{}: expected {}; observed {}",
+                    failure.step, failure.expected, failure.observed
+                ),
+                other => format!("{other:?}"),
+            };
+            (r.name.clone(), r.passed(), why)
+        })
+        .collect()
+}
+
+fn assert_outcomes(results: &[(String, bool, String)], must_fail: &[&str], must_pass: &[&str]) {
+    for (name, passed, why) in results {
+        if must_fail.contains(&name.as_str()) {
+            assert!(
+                !passed,
+                "{name} passed although the proxy breaks the rule it checks"
+            );
+        }
+        if must_pass.contains(&name.as_str()) {
+            assert!(passed, "control scenario {name} failed: {why}");
+        }
+    }
+}
+
+#[test]
+fn dropped_pubacks_are_caught() {
+    let drop_puback: Fault = Arc::new(|p| (kind(&p) != Some(PacketType::PubAck)).then_some(p));
+    let fail = [
+        "qos.qos1-delivery",
+        "qos.puback-order",
+        "qos.qos1-id-reuse-is-new-message",
+        "retained.delivered-on-subscribe",
+    ];
+    let pass_ = ["qos.qos0-delivery", "qos.qos2-delivery"];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(&run_through(drop_puback, pass(), &names), &fail, &pass_);
+}
+
+#[test]
+fn cleared_retain_bit_is_caught() {
+    let clear_retain: Fault = Arc::new(|mut p| {
+        if kind(&p) == Some(PacketType::Publish) {
+            p[0] &= !0x01;
+        }
+        Some(p)
+    });
+    let fail = [
+        "retained.delivered-on-subscribe",
+        "retained.wildcard-subscribe",
+        "will.retained",
+        "retained.resubscribe-resends",
+        "retained.cleared-by-empty-payload",
+    ];
+    let pass_ = [
+        "retained.live-forward-clears-flag",
+        "retained.non-retained-not-stored",
+    ];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(&run_through(clear_retain, pass(), &names), &fail, &pass_);
+}
+
+#[test]
+fn stripped_will_is_caught() {
+    // Rewrites every CONNECT without its will, as a broker that never
+    // stores wills would behave.
+    let strip_will: Fault = Arc::new(|p| {
+        if let Ok(Some((Packet::Connect(mut c), _))) = decode_slice(&p) {
+            c.will = None;
+            return Some(Packet::Connect(c).to_bytes().unwrap().to_vec());
+        }
+        Some(p)
+    });
+    let fail = [
+        "will.on-drop",
+        "will.qos2",
+        "will.on-protocol-violation",
+        "will.on-bad-disconnect",
+        "connect.all-payload-fields",
+    ];
+    let pass_ = ["will.not-after-disconnect", "will.none-without-flag"];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(&run_through(pass(), strip_will, &names), &fail, &pass_);
+}
+
+#[test]
+fn wrong_session_present_is_caught() {
+    let no_session: Fault = Arc::new(|mut p| {
+        if kind(&p) == Some(PacketType::ConnAck) && p.len() == 4 {
+            p[2] = 0;
+        }
+        Some(p)
+    });
+    let fail = [
+        "session.present-flag",
+        "session.subscriptions-kept",
+        "session.qos1-queued-offline",
+    ];
+    let pass_ = ["connect.accepted", "session.clean-discards"];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(&run_through(no_session, pass(), &names), &fail, &pass_);
+}
+
+#[test]
+fn dup_on_first_delivery_is_caught() {
+    let set_dup: Fault = Arc::new(|mut p| {
+        if kind(&p) == Some(PacketType::Publish) && (p[0] >> 1) & 3 > 0 {
+            p[0] |= 0x08;
+        }
+        Some(p)
+    });
+    // session.qos1-redelivered-with-dup checks DUP 0 on the first delivery
+    // before it checks DUP 1 on the redelivery, so it fails too.
+    let fail = [
+        "qos.qos1-delivery",
+        "qos.qos2-delivery",
+        "qos.dup-not-copied",
+        "session.qos1-redelivered-with-dup",
+    ];
+    let pass_ = ["qos.qos0-delivery", "qos.downgrade-1-to-0"];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(&run_through(set_dup, pass(), &names), &fail, &pass_);
+}

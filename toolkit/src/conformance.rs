@@ -1,0 +1,260 @@
+//! `toolkit conformance`: runs the scripted suite against any broker and
+//! reports, statement by statement, where it departs from MQTT 3.1.1.
+//!
+//! Thin: flags are parsed here and handed to the `conformance` crate.
+//!
+//! Exit statuses (see `exit.rs` for the toolkit-wide table):
+//! - 0: every MUST scenario passed, or failed only as listed in `--baseline`
+//!   (and `--coverage` printed its table).
+//! - 1: at least one MUST scenario failed that the baseline does not list.
+//! - 2: bad input: a flag, a scenario script, a baseline or an output path.
+//! - 3: the broker could not be reached at all.
+//! - 10: no new failures, but a baseline entry now passes: the baseline is stale.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::ValueEnum;
+use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
+use conformance::report::Format;
+use conformance::suite::{RunOptions, Suite};
+use conformance::target::{Credentials, Target};
+
+use crate::exit::{Failure, Status, usage};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Text,
+    Json,
+    Junit,
+}
+
+/// Flags of `toolkit conformance`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Broker host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Broker plain MQTT port.
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// Broker TLS port; scenarios tagged tls/cross are skipped without it.
+    #[arg(long)]
+    tls_port: Option<u16>,
+    /// PEM file of the CA that signed the broker's TLS certificate.
+    #[arg(long, requires = "tls_port", conflicts_with = "insecure")]
+    cafile: Option<PathBuf>,
+    /// Accept any TLS certificate (for self-signed brokers without a CA file).
+    #[arg(long, requires = "tls_port")]
+    insecure: bool,
+    /// User name every connection presents; give it only for a broker that
+    /// refuses wrong credentials (enables the auth scenarios).
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    /// Password for --username.
+    #[arg(long, requires = "username")]
+    password: Option<String>,
+    /// Run only scenarios carrying one of these tags (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Run only this scenario (repeat the flag for several).
+    #[arg(long = "scenario")]
+    scenarios_named: Vec<String>,
+    /// Load scenario scripts from this directory instead of the built-in suite.
+    #[arg(long = "scenarios")]
+    scenarios_dir: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    format: FormatArg,
+    /// Write the report to this file instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Known deviations of the broker (TOML, see fixtures/baselines/).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// How many scenarios run at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
+    /// Print which statements the suite covers, which cannot be tested, and
+    /// which are missing, then exit without contacting a broker.
+    #[arg(long)]
+    coverage: bool,
+}
+
+/// Loads the suite, checks `--scenario` and `--tags`, and returns it whole
+/// (a baseline is checked against every scenario) with the filtered part.
+fn load_suite(args: &Args) -> anyhow::Result<(Suite, Suite)> {
+    let suite = match &args.scenarios_dir {
+        Some(dir) => Suite::from_dir(dir).map_err(|e| usage(e.to_string()))?,
+        None => {
+            Suite::builtin().context("the built-in suite is broken (a bug: please report it)")?
+        }
+    };
+    let unknown = suite.unknown_names(&args.scenarios_named);
+    if !unknown.is_empty() {
+        return Err(usage(format!(
+            "no scenario named {}; list them with --format json or see fixtures/scenarios/",
+            unknown.join(", ")
+        )));
+    }
+    let known_tags = conformance::script::TAGS;
+    if let Some(t) = args.tags.iter().find(|t| !known_tags.contains(&t.as_str())) {
+        return Err(usage(format!(
+            "unknown tag {t:?} in --tags; known tags: {}",
+            known_tags.join(", ")
+        )));
+    }
+    let filtered = suite.clone().filter(&args.tags, &args.scenarios_named);
+    Ok((suite, filtered))
+}
+
+/// Runs the subcommand: prints the report, then returns an error carrying
+/// the exit status when the run did not pass.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (whole, suite) = load_suite(&args)?;
+    if args.coverage {
+        let statements = conformance::spec::statements();
+        let untestable = conformance::spec::untestable()?;
+        let table =
+            conformance::spec::CoverageTable::compute(&statements, &untestable, &suite.scenarios);
+        return emit(&args, &table.to_text());
+    }
+    let baseline = match &args.baseline {
+        Some(p) => Baseline::load(p, &whole).map_err(|e| usage(e.to_string()))?,
+        None => Baseline::default(),
+    };
+    let mut target = Target::plain(args.host.clone(), args.port);
+    if let Some(tls_port) = args.tls_port {
+        target.tls = Some(match (&args.cafile, args.insecure) {
+            (Some(ca), _) => conformance::target::tls_with_ca(&args.host, tls_port, ca)
+                .map_err(|e| usage(e.to_string()))?,
+            (None, true) => conformance::target::tls_insecure(&args.host, tls_port)
+                .map_err(|e| usage(e.to_string()))?,
+            (None, false) => {
+                return Err(usage(
+                    "--tls-port needs --cafile FILE (the CA of the broker's certificate) or --insecure",
+                ));
+            }
+        });
+    }
+    if let (Some(u), Some(p)) = (&args.username, &args.password) {
+        target.credentials = Some(Credentials {
+            username: u.clone(),
+            password: p.clone(),
+        });
+    }
+    if let Some(out) = &args.output
+        && let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(usage(format!(
+            "--output {}: directory {} does not exist",
+            out.display(),
+            dir.display()
+        )));
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let addr = format!("{}:{}", target.host, target.port);
+    runtime
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::net::TcpStream::connect(&addr),
+            )
+            .await
+        })
+        .map_err(|_| Failure::new(Status::Connect, format!("{addr}: no answer within 5s")))?
+        .map_err(|e| Failure::new(Status::Connect, format!("connecting to {addr}: {e}")))?;
+
+    let total = suite.scenarios.len() as u64;
+    let progress = progress_bar(total);
+    let bar = progress.clone();
+    let report = runtime.block_on(conformance::suite::run(
+        &suite,
+        &target,
+        &RunOptions {
+            jobs: usize::from(args.jobs),
+            run_id: None,
+        },
+        move |r| match &bar {
+            Some(b) => {
+                b.set_message(r.name.clone());
+                b.inc(1);
+            }
+            None => eprintln!("{:<8} {}", verdict_word(r), r.name),
+        },
+    ));
+    if let Some(b) = progress {
+        b.finish_and_clear();
+    }
+    let eval = Evaluation::of(&report, &baseline);
+    let format = match args.format {
+        FormatArg::Text => Format::Text,
+        FormatArg::Json => Format::Json,
+        FormatArg::Junit => Format::Junit,
+    };
+    emit(
+        &args,
+        &conformance::report::render(format, &report, &eval, &baseline),
+    )?;
+    match eval.status() {
+        RunStatus::Pass => Ok(()),
+        RunStatus::Fail => Err(Failure::new(
+            Status::Failure,
+            format!(
+                "{} MUST scenario(s) failed outside the baseline: {}",
+                eval.failures.len(),
+                eval.failures.join(", ")
+            ),
+        )
+        .into()),
+        RunStatus::StaleBaseline => Err(Failure::new(
+            Status::StaleBaseline,
+            format!(
+                "baseline is stale: {} now pass; remove them from the baseline",
+                eval.stale.join(", ")
+            ),
+        )
+        .into()),
+    }
+}
+
+fn verdict_word(r: &conformance::outcome::ScenarioResult) -> &'static str {
+    use conformance::outcome::Verdict;
+    match r.verdict {
+        Verdict::Pass => "pass",
+        Verdict::Fail { .. } => "FAIL",
+        Verdict::Skipped { .. } => "skip",
+        Verdict::Error { .. } => "ERROR",
+    }
+}
+
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {wide_msg}")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn emit(args: &Args, text: &str) -> anyhow::Result<()> {
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("writing report to {}", path.display())),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! `toolkit conformance` as a user runs it: flags, reports and exit codes
+//! (0 pass, 1 failures, 2 bad input, 3 unreachable, 10 stale baseline).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls, free_port};
+
+fn toolkit() -> Command {
+    let mut c = Command::cargo_bin("toolkit").unwrap();
+    c.timeout(std::time::Duration::from_secs(60));
+    c
+}
+
+fn baseline() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/baselines/mosquitto-2.0.toml")
+}
+
+#[test]
+fn coverage_prints_every_statement_and_totals_without_a_broker() {
+    toolkit()
+        .args([
+            "conformance",
+            "--coverage",
+            "--port",
+            &free_port().to_string(),
+        ])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("MQTT-3.1.2-24"))
+        .stdout(predicate::str::contains("not testable"))
+        .stdout(
+            predicate::str::is_match(r"141 statements: \d+ covered, \d+ not testable, 0 missing")
+                .unwrap(),
+        );
+}
+
+#[test]
+fn unreachable_broker_exits_3() {
+    toolkit()
+        .args(["conformance", "--port", &free_port().to_string()])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("error: connecting to 127.0.0.1:"));
+}
+
+#[test]
+fn unknown_tag_exits_2_naming_the_known_ones() {
+    toolkit()
+        .args(["conformance", "--tags", "qos1,retaned"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown tag \"retaned\""))
+        .stderr(predicate::str::contains("retained"));
+}
+
+#[test]
+fn unknown_scenario_exits_2() {
+    toolkit()
+        .args(["conformance", "--scenario", "connect.nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no scenario named connect.nope"));
+}
+
+#[test]
+fn tls_port_needs_a_trust_choice() {
+    toolkit()
+        .args(["conformance", "--tls-port", "8883"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--cafile FILE"));
+}
+
+#[test]
+fn bad_script_directory_exits_2_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        "[[scenario]]\nname = \"mine.one\"\ndescription = \"d\"\nstatements = [\"MQTT-3.1.4-4\"]\ntags = [\"connect\"]\nsteps = [\n  { connect = \"a\", conack = 0 },\n]\n",
+    )
+    .unwrap();
+    toolkit()
+        .args(["conformance", "--scenarios"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "mine.toml:7: in `connect` step: unknown field `conack`",
+        ));
+}
+
+#[test]
+fn missing_baseline_file_exits_2() {
+    toolkit()
+        .args(["conformance", "--baseline", "/nonexistent/baseline.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "reading baseline /nonexistent/baseline.toml",
+        ));
+}
+
+#[test]
+fn flag_parse_errors_exit_2() {
+    toolkit()
+        .args(["conformance", "--jobs", "0"])
+        .assert()
+        .code(2);
+    toolkit()
+        .args(["conformance", "--format", "xml"])
+        .assert()
+        .code(2);
+    toolkit()
+        .args(["conformance", "--username", "u"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn runs_against_mosquitto_with_exit_codes_and_formats() {
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let port = m.port().to_string();
+
+    // Passing scenarios with the baseline: exit 0, text report on stdout.
+    toolkit()
+        .args([
+            "conformance",
+            "--port",
+            &port,
+            "--tags",
+            "connect",
+            "--baseline",
+        ])
+        .arg(baseline())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("PASS:"))
+        .stderr(predicate::str::contains("pass     connect.accepted"));
+
+    // A known mosquitto deviation without the baseline: exit 1, with the
+    // failure's statement, expected and observed in the report.
+    toolkit()
+        .args([
+            "conformance",
+            "--port",
+            &port,
+            "--scenario",
+            "malformed.pingreq-flags",
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("MQTT-2.2.2-2"))
+        .stdout(predicate::str::contains(
+            "expected: the server closes the connection",
+        ))
+        .stdout(predicate::str::contains("observed: PINGRESP"))
+        .stderr(predicate::str::contains(
+            "1 MUST scenario(s) failed outside the baseline: malformed.pingreq-flags",
+        ));
+
+    // A baseline entry that passes: exit 10.
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("stale.toml");
+    std::fs::write(
+        &stale,
+        "[[deviation]]\nscenario = \"connect.accepted\"\nstatements = [\"MQTT-3.1.4-4\"]\nreason = \"not really\"\n",
+    )
+    .unwrap();
+    toolkit()
+        .args([
+            "conformance",
+            "--port",
+            &port,
+            "--scenario",
+            "connect.accepted",
+            "--baseline",
+        ])
+        .arg(&stale)
+        .assert()
+        .code(10)
+        .stdout(predicate::str::contains("STALE BASELINE"))
+        .stderr(predicate::str::contains(
+            "baseline is stale: connect.accepted",
+        ));
+
+    // JSON to stdout and JUnit to a file.
+    let out = toolkit()
+        .args([
+            "conformance",
+            "--port",
+            &port,
+            "--scenario",
+            "connect.accepted",
+            "--format",
+            "json",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json["status"], "pass");
+    assert_eq!(json["results"][0]["verdict"], "pass");
+    let junit = dir.path().join("report.xml");
+    toolkit()
+        .args([
+            "conformance",
+            "--port",
+            &port,
+            "--tags",
+            "ping",
+            "--jobs",
+            "2",
+            "--format",
+            "junit",
+            "--output",
+        ])
+        .arg(&junit)
+        .arg("--baseline")
+        .arg(baseline())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::is_empty());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuites") && xml.contains("keepalive.pingresp"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn tls_scenarios_run_with_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("s.pem"),
+        dir.path().join("s.key"),
+    );
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&cert, server.pem()).unwrap();
+    std::fs::write(&key, server_key.serialize_pem()).unwrap();
+    let m = Mosquitto::start(MosquittoOptions {
+        tls: Some(MosquittoTls {
+            cert,
+            key,
+            cafile: ca,
+            require_certificate: false,
+        }),
+        ..MosquittoOptions::default()
+    });
+    toolkit()
+        .args([
+            "conformance",
+            "--port",
+            &m.port().to_string(),
+            "--tags",
+            "tls",
+            "--insecure",
+            "--tls-port",
+        ])
+        .arg(m.tls_port().unwrap().to_string())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("0 skipped"));
+}
