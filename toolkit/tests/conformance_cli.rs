@@ -234,6 +234,61 @@ fn runs_against_mosquitto_with_exit_codes_and_formats() {
 }
 
 #[test]
+fn user_scenarios_with_an_exclusive_one_run_it_last() {
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        r##"
+[[scenario]]
+name = "mine.whole-broker"
+description = "Sees every topic."
+statements = ["MQTT-4.7.1-2"]
+tags = ["wildcard"]
+exclusive = true
+steps = [
+  { connect = "a", connack = 0 },
+  { subscribe = "a", filter = "#", qos = 0, granted = [0] },
+  { publish = "a", topic = "{t}/x", payload = "mine" },
+  { expect = "a", packet = "publish", topic = "{t}/x", payload = "mine" },
+]
+
+[[scenario]]
+name = "mine.ordinary"
+description = "Runs with the others."
+statements = ["MQTT-3.12.4-1"]
+tags = ["ping"]
+steps = [
+  { connect = "a", connack = 0 },
+  { send = "a", packet = "pingreq" },
+  { expect = "a", packet = "pingresp" },
+]
+"##,
+    )
+    .unwrap();
+    let out = toolkit()
+        .args([
+            "conformance",
+            "--port",
+            &m.port().to_string(),
+            "--scenarios",
+        ])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .get_output()
+        .stderr
+        .clone();
+    let progress = String::from_utf8(out).unwrap();
+    let ordinary = progress.find("mine.ordinary").unwrap();
+    let exclusive = progress.find("mine.whole-broker").unwrap();
+    assert!(
+        ordinary < exclusive,
+        "exclusive scenario did not run last:\n{progress}"
+    );
+}
+
+#[test]
 fn tls_scenarios_run_with_insecure() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = (

@@ -151,8 +151,7 @@ impl Run<'_> {
             return false;
         };
         if state.closed {
-            // Nothing follows a close; just let the deadline pass.
-            tokio::time::sleep_until(deadline).await;
+            // Nothing follows a close: no point waiting for the deadline.
             return false;
         }
         match conn.next(deadline).await {

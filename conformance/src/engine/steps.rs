@@ -472,7 +472,11 @@ impl Run<'_> {
                 step,
                 Some(client),
                 format!("{expected} within {}ms", within.as_millis()),
-                "nothing arrived".into(),
+                if self.clients.get(client).is_some_and(|c| c.closed) {
+                    "nothing arrived before the connection closed".into()
+                } else {
+                    "nothing arrived".into()
+                },
             ));
         };
         let Some(a) = self.arrival(client, i).cloned() else {

@@ -69,3 +69,44 @@ impl Placeholders {
         out
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn ph() -> Placeholders {
+        Placeholders {
+            topic: "mqc/r1/s".into(),
+            unique: "r1007".into(),
+            client_id: "qr1007".into(),
+            iteration: 3,
+        }
+    }
+
+    #[test]
+    fn expands_every_placeholder() {
+        let t = Template("{t}/{u}/{id}-{n}".into());
+        assert_eq!(ph().expand(&t), "mqc/r1/s/r1007/qr1007-3");
+    }
+
+    #[test]
+    fn fill_expands_to_that_many_letters() {
+        let t = Template("x/{fill:30}/y".into());
+        let s = ph().expand(&t);
+        assert_eq!(s, "x/abcdefghijklmnopqrstuvwxyzabcd/y");
+        assert_eq!(ph().expand(&Template("{fill:65535}".into())).len(), 65_535);
+    }
+
+    #[test]
+    fn check_refuses_unknown_and_unclosed() {
+        assert!(check_template("{t}/{fill:10}").is_ok());
+        assert!(
+            check_template("{topic}")
+                .unwrap_err()
+                .contains("unknown placeholder {topic}")
+        );
+        assert!(check_template("{fill:70000}").is_err());
+        assert!(check_template("{t").unwrap_err().contains("unclosed"));
+    }
+}
