@@ -1,7 +1,7 @@
 //! The harness must catch broken brokers. Each test puts a small proxy
 //! between the harness and a real mosquitto that breaks one rule (drops
 //! PUBACKs, clears RETAIN, strips the will, lies about Session Present, sets
-//! DUP on first deliveries) and checks that the scenarios guarding that rule
+//! DUP on first deliveries, swallows malformed packets instead of closing) and checks that the scenarios guarding that rule
 //! fail, while a control scenario the fault does not touch still passes.
 
 #![allow(clippy::unwrap_used)]
@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::Arc;
 
-use broker::codec::{Packet, PacketType, decode_slice, parse_fixed_header};
+use broker::codec::{Packet, PacketType, decode_slice};
 use bytes::{BufMut, BytesMut};
 use conformance::outcome::Verdict;
 use conformance::suite::Suite;
@@ -22,18 +22,33 @@ use tokio::net::{TcpListener, TcpStream};
 /// What a fault does to one whole packet: `None` drops it.
 type Fault = Arc<dyn Fn(Vec<u8>) -> Option<Vec<u8>> + Send + Sync>;
 
+/// One direction's writer, shared so a fault can inject whole packets
+/// between the ones it forwards.
+type Writer = Arc<tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>>;
+
 fn kind(packet: &[u8]) -> Option<PacketType> {
     PacketType::from_nibble(packet.first()? >> 4)
 }
 
+/// The length of the packet at the front of `buf` from its Remaining Length
+/// alone (type and flags unchecked, so malformed packets are framed too);
+/// `None` until complete, `Some(Err)` for a length longer than four bytes.
+fn frame_len(buf: &[u8]) -> Option<Result<usize, ()>> {
+    let mut value = 0usize;
+    for i in 0..4 {
+        let byte = *buf.get(1 + i)?;
+        value |= usize::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let len = 2 + i + value;
+            return (buf.len() >= len).then_some(Ok(len));
+        }
+    }
+    Some(Err(()))
+}
+
 /// Copies `from` to `to`, passing each complete packet through `fault`.
-/// Bytes that do not parse as a fixed header are forwarded untouched (the
-/// harness sends malformed packets on purpose).
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    fault: Fault,
-) {
+/// After bytes that cannot be framed the rest is forwarded untouched.
+async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, to: Writer, fault: Fault) {
     let mut buf = BytesMut::with_capacity(4096);
     let mut raw = false;
     loop {
@@ -47,26 +62,28 @@ async fn pump(
                 out.put(buf.split());
                 break;
             }
-            match parse_fixed_header(&buf) {
-                Ok(Some(h)) if buf.len() >= h.packet_len() => {
-                    let packet = buf.split_to(h.packet_len()).to_vec();
+            match frame_len(&buf) {
+                Some(Ok(len)) => {
+                    let packet = buf.split_to(len).to_vec();
                     if let Some(p) = fault(packet) {
                         out.put_slice(&p);
                     }
                 }
-                Ok(_) => break,
-                Err(_) => raw = true,
+                None => break,
+                Some(Err(())) => raw = true,
             }
         }
-        if to.write_all(&out).await.is_err() {
+        if to.lock().await.write_all(&out).await.is_err() {
             return;
         }
     }
 }
 
 /// Starts a proxy to `upstream` that applies `to_client` to packets from the
-/// broker and `to_broker` to packets from the client. Returns its port.
-async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault) -> u16 {
+/// broker and `to_broker` to packets from the client; with `ping_upstream`
+/// it also sends the broker a PINGREQ every 400 ms on the client's behalf
+/// (starting once the CONNECT has gone through). Returns its port.
+async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault, ping_upstream: bool) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -80,6 +97,20 @@ async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault) -> u16 {
                 let _ = server.set_nodelay(true);
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
+                let sw: Writer = Arc::new(tokio::sync::Mutex::new(sw));
+                let cw: Writer = Arc::new(tokio::sync::Mutex::new(cw));
+                let pinger = ping_upstream.then(|| {
+                    let sw = Arc::clone(&sw);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                        loop {
+                            if sw.lock().await.write_all(&[0xc0, 0x00]).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+                        }
+                    })
+                });
                 let mut up = tokio::spawn(pump(cr, sw, to_broker));
                 let mut down = tokio::spawn(pump(sr, cw, to_client));
                 // When either side ends, end both, so a dropped client looks
@@ -87,6 +118,9 @@ async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault) -> u16 {
                 tokio::select! {
                     _ = &mut up => down.abort(),
                     _ = &mut down => up.abort(),
+                }
+                if let Some(p) = pinger {
+                    p.abort();
                 }
             });
         }
@@ -101,12 +135,21 @@ fn pass() -> Fault {
 /// Runs the named scenarios through a proxy with the given faults and
 /// returns (name, passed) per scenario.
 fn run_through(to_client: Fault, to_broker: Fault, names: &[&str]) -> Vec<(String, bool, String)> {
+    run_through_proxy(to_client, to_broker, false, names)
+}
+
+fn run_through_proxy(
+    to_client: Fault,
+    to_broker: Fault,
+    ping_upstream: bool,
+    names: &[&str],
+) -> Vec<(String, bool, String)> {
     let m = Mosquitto::start(MosquittoOptions::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let port = rt.block_on(proxy(m.port(), to_client, to_broker));
+    let port = rt.block_on(proxy(m.port(), to_client, to_broker, ping_upstream));
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     let suite = Suite::builtin().unwrap().filter(&[], &names);
     assert_eq!(
@@ -251,4 +294,36 @@ fn dup_on_first_delivery_is_caught() {
     let pass_ = ["qos.qos0-delivery", "qos.downgrade-1-to-0"];
     let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
     assert_outcomes(&run_through(set_dup, pass(), &names), &fail, &pass_);
+}
+
+#[test]
+fn swallowed_malformed_packets_are_caught() {
+    // A broker that silently ignores packets it cannot decode instead of
+    // closing the connection [MQTT-4.8.0-1].
+    let swallow: Fault = Arc::new(|p| decode_slice(&p).is_ok().then_some(p));
+    let fail = [
+        "malformed.subscribe-flags",
+        "malformed.publish-qos3",
+        "malformed.publish-topic-plus",
+        "connect.reserved-flag",
+        "malformed.subscribe-no-filters",
+    ];
+    let pass_ = ["qos.qos1-delivery", "connect.accepted"];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(&run_through(pass(), swallow, &names), &fail, &pass_);
+}
+
+#[test]
+fn unenforced_keep_alive_is_caught() {
+    // The proxy keeps every connection alive towards mosquitto and hides the
+    // PINGRESPs, so to the harness the broker never enforces keep-alive.
+    let hide_pingresp: Fault = Arc::new(|p| (kind(&p) != Some(PacketType::PingResp)).then_some(p));
+    let fail = ["will.on-keepalive-timeout", "keepalive.timeout-closes"];
+    let pass_ = ["qos.qos0-delivery", "will.on-drop"];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(
+        &run_through_proxy(hide_pingresp, pass(), true, &names),
+        &fail,
+        &pass_,
+    );
 }

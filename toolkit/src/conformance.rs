@@ -258,3 +258,110 @@ fn emit(args: &Args, text: &str) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Cli::try_parse_from(std::iter::once("conformance").chain(args.iter().copied()))
+            .map(|c| c.args)
+    }
+
+    #[test]
+    fn defaults() {
+        let a = parse(&[]).unwrap();
+        assert_eq!((a.host.as_str(), a.port, a.jobs), ("127.0.0.1", 1883, 8));
+        assert!(a.tls_port.is_none() && a.cafile.is_none() && !a.insecure);
+        assert!(a.tags.is_empty() && a.scenarios_named.is_empty() && a.scenarios_dir.is_none());
+        assert!(matches!(a.format, FormatArg::Text));
+        assert!(a.output.is_none() && a.baseline.is_none() && !a.coverage);
+    }
+
+    #[test]
+    fn every_flag_parses() {
+        let a = parse(&[
+            "--host",
+            "broker.local",
+            "--port",
+            "11883",
+            "--tls-port",
+            "18883",
+            "--cafile",
+            "ca.pem",
+            "--username",
+            "u",
+            "--password",
+            "p",
+            "--tags",
+            "qos1,retained",
+            "--scenario",
+            "a.b",
+            "--scenario",
+            "c.d",
+            "--scenarios",
+            "dir",
+            "--format",
+            "junit",
+            "--output",
+            "out.xml",
+            "--baseline",
+            "base.toml",
+            "--jobs",
+            "3",
+            "--coverage",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.host.as_str(), a.port, a.tls_port),
+            ("broker.local", 11883, Some(18883))
+        );
+        assert_eq!(a.cafile, Some(PathBuf::from("ca.pem")));
+        assert_eq!(
+            (a.username.as_deref(), a.password.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        assert_eq!(a.tags, vec!["qos1", "retained"]);
+        assert_eq!(a.scenarios_named, vec!["a.b", "c.d"]);
+        assert_eq!(a.scenarios_dir, Some(PathBuf::from("dir")));
+        assert!(matches!(a.format, FormatArg::Junit));
+        assert_eq!(a.output, Some(PathBuf::from("out.xml")));
+        assert_eq!(a.baseline, Some(PathBuf::from("base.toml")));
+        assert_eq!(a.jobs, 3);
+        assert!(a.coverage);
+        assert!(
+            parse(&["--tls-port", "8883", "--insecure"])
+                .unwrap()
+                .insecure
+        );
+    }
+
+    #[test]
+    fn inconsistent_flags_are_refused() {
+        assert!(
+            parse(&["--cafile", "ca.pem"]).is_err(),
+            "--cafile needs --tls-port"
+        );
+        assert!(
+            parse(&["--insecure"]).is_err(),
+            "--insecure needs --tls-port"
+        );
+        assert!(parse(&["--tls-port", "1", "--cafile", "c", "--insecure"]).is_err());
+        assert!(
+            parse(&["--password", "p"]).is_err(),
+            "--password needs --username"
+        );
+        assert!(parse(&["--jobs", "0"]).is_err());
+        assert!(parse(&["--port", "70000"]).is_err());
+        assert!(parse(&["--format", "yaml"]).is_err());
+    }
+}

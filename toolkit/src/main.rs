@@ -6,6 +6,7 @@
 //! prints an error chain once and maps it to the exit status it asks for
 //! (see [`exit`]).
 
+mod bench;
 mod certs;
 mod conformance;
 mod exit;
@@ -35,6 +36,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Load-test a broker: throughput, latency and connections, with every delivery checked.
+    Bench(bench::BenchArgs),
     /// Make a CA, server and client certificates, or inspect certificate files.
     Certs(certs::CertsArgs),
     /// Check that a broker answers: connect (plain or TLS), subscribe, publish
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Bench(args) => bench::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Conformance(args) => conformance::run(args),
