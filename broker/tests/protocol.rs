@@ -354,3 +354,17 @@ async fn graceful_shutdown_exits_zero() {
     let status = b.terminate(WAIT).expect("exits in time");
     assert!(status.success(), "exit status {status}");
 }
+
+#[tokio::test]
+async fn packets_sent_in_the_same_write_as_connect_are_handled() {
+    let b = start(&[]);
+    let mut c = RawClient::open(b.addr()).await;
+    let mut bytes = Packet::Connect(connect_packet("eager", true))
+        .to_bytes()
+        .unwrap()
+        .to_vec();
+    bytes.extend_from_slice(&Packet::PingReq.to_bytes().unwrap());
+    c.send_bytes(&bytes).await;
+    assert!(matches!(c.recv().await, Packet::ConnAck(_)));
+    assert_eq!(c.recv().await, Packet::PingResp);
+}

@@ -288,7 +288,11 @@ async fn tls_subscriber_gets_plain_publisher_messages() {
         if let Some(p) = decode_packet(&mut buf, usize::MAX).unwrap() {
             return p;
         }
-        assert!(tls.read_buf(&mut buf).await.unwrap() > 0, "closed");
+        assert!(
+            tls.read_buf(&mut buf).await.unwrap() > 0,
+            "closed by the broker; its log:\n{}",
+            b.log()
+        );
     };
     assert!(matches!(next().await, Packet::ConnAck(_)));
     assert!(matches!(next().await, Packet::SubAck(_)));

@@ -350,6 +350,11 @@ async fn run(
     let mut pulled = Pulled::Drained;
     let keep_alive = tokio::time::sleep_until(far_future(session));
     tokio::pin!(keep_alive);
+    // Packets that came in behind the CONNECT, in the same read, are
+    // already buffered: handle them before waiting for the socket.
+    if let Err(end) = handle_packets(conn, shared, slot, session, &mut outbox_more) {
+        return end;
+    }
     loop {
         if outbox_more && conn.wbuf.len() < HIGH_WATER {
             pulled = pull(conn, slot, session, &mut batch);
