@@ -244,7 +244,18 @@ pub async fn run(
         }
         let slowest = if plan.window > 0 { flow.slowest() } else { 0 };
         if plan.window > 0 {
-            allowed = allowed.min((slowest + plan.window).saturating_sub(seq));
+            let room = (slowest + plan.window).saturating_sub(seq);
+            // Wait for a quarter of the window (or a full batch) to free up
+            // rather than trickling out a few messages per delivery: each
+            // write is a system call on both sides, and the broker's work per
+            // message should dominate, not ours.
+            let worth_it = (plan.window / 4).clamp(1, per_batch);
+            let last_ones = plan.count.is_some_and(|c| c - seq.min(c) <= room);
+            allowed = if room >= worth_it || last_ones {
+                allowed.min(room)
+            } else {
+                0
+            };
         }
         let (mut pubrels, fault, in_flight, acks) = {
             let Ok(mut state) = inflight.lock() else {
@@ -348,7 +359,8 @@ pub async fn run(
             }
             flow.set_waiting(true);
             // Check again now that subscribers will wake us.
-            let moved = plan.window > 0 && flow.slowest() != slowest;
+            let moved = plan.window > 0
+                && flow.slowest() >= slowest + (plan.window / 4).clamp(1, per_batch);
             if !moved {
                 let _ = tokio::time::timeout_at(until.into(), flow.wake.notified()).await;
             }
