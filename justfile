@@ -11,11 +11,22 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Criterion benchmarks of the codec and the subscription index.
+# Load benchmark: our broker, mosquitto and rumqttd, each pinned to core 0 with
+# the load on core 1; prints a side-by-side table, writes target/bench/bench.json.
 bench:
+    ./scripts/bench
+
+# Installs what `just bench` needs and the tests do not (rumqttd, taskset).
+bench-setup:
+    ./scripts/bench-setup
+
+# Criterion micro-benchmarks of the codec and the subscription index.
+bench-micro:
     cargo bench -p broker
 
-# Conformance suite: with no arguments against a mosquitto started here (plain +
-# TLS, with its baseline); `just conformance HOST PORT [flags]` against any broker.
+# Conformance suite: with no arguments against the reference broker started here
+# (plain + TLS, password file, no baseline); `just conformance --mosquitto` against
+# a mosquitto started here (with its baseline); `just conformance HOST PORT [flags]`
+# against any broker.
 conformance *args:
     ./scripts/conformance {{args}}

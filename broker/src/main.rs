@@ -1,6 +1,88 @@
-//! `broker`: the reference MQTT 3.1.1 broker (work in progress, see issue 5).
+//! `broker`: the reference MQTT 3.1.1 broker.
+//!
+//! Exit codes: 0 after a graceful shutdown (SIGINT/SIGTERM), 1 when the
+//! broker cannot start or fails while running, 2 for bad flags or settings.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("broker: not implemented yet (issue 5)");
-    std::process::ExitCode::FAILURE
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use broker::config::{Config, Flags};
+use broker::server::Broker;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    let config = match Config::from_flags(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("broker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let default_level = if config.verbose { "debug" } else { "info" };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("broker: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("broker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let broker = Broker::bind(config).await?;
+    let plain = broker.plain_addr().map(|a| a.to_string());
+    let tls = broker.tls_addr().map(|a| a.to_string());
+    // One stable line that scripts and tests parse for the bound ports.
+    tracing::info!(
+        plain = %plain.as_deref().unwrap_or("off"),
+        tls = %tls.as_deref().unwrap_or("off"),
+        "broker ready"
+    );
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        trigger.cancel();
+    });
+    broker.run(shutdown).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
 }

@@ -3,15 +3,18 @@
 //! Tests reach real peers on loopback only: [`free_port`] picks an ephemeral
 //! port on 127.0.0.1, and [`Mosquitto`] starts Debian's mosquitto with a
 //! config the test writes, waiting for the broker to say it is running rather
-//! than sleeping.
+//! than sleeping. [`ReferenceBroker`] does the same for this workspace's own
+//! `broker` binary, on ephemeral ports it reports in its log.
 
 #![allow(clippy::unwrap_used)]
 
 mod mosquitto;
 mod port;
+mod reference;
 
 pub use mosquitto::{
     Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary, write_acl_file,
     write_password_file,
 };
 pub use port::{free_port, wait_for_port};
+pub use reference::{ReferenceBroker, ReferenceOptions, broker_binary};

@@ -195,6 +195,11 @@ impl Mosquitto {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
+    /// The broker's process id (for reading its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything mosquitto has logged so far, for failure messages.
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()

@@ -1,13 +1,16 @@
-//! `toolkit`: certificates, probing and conformance testing for any MQTT broker.
+//! `toolkit`: certificates, probing and conformance testing for any MQTT
+//! broker, and password files for mosquitto and the reference broker.
 //!
 //! A thin dispatcher: each subcommand lives in its own module, takes its
 //! parsed flags and returns `anyhow::Result`; this file sets up logging,
 //! prints an error chain once and maps it to the exit status it asks for
 //! (see [`exit`]).
 
+mod bench;
 mod certs;
 mod conformance;
 mod exit;
+mod passwd;
 mod probe;
 mod unique;
 
@@ -33,6 +36,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Load-test a broker: throughput, latency and connections, with every delivery checked.
+    Bench(bench::BenchArgs),
     /// Make a CA, server and client certificates, or inspect certificate files.
     Certs(certs::CertsArgs),
     /// Check that a broker answers: connect (plain or TLS), subscribe, publish
@@ -41,6 +46,9 @@ enum Command {
     /// Run the MQTT 3.1.1 conformance suite against a broker and report,
     /// statement by statement, where it departs from the specification.
     Conformance(conformance::Args),
+    /// Add, change or delete a user in a mosquitto password file ($7$
+    /// PBKDF2-SHA512, as mosquitto_passwd writes).
+    Passwd(passwd::PasswdArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,9 +61,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Bench(args) => bench::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Conformance(args) => conformance::run(args),
+        Command::Passwd(args) => passwd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,357 @@
+//! The broker's settings: command-line flags, an optional TOML file, and the
+//! defaults, merged into one checked [`Config`].
+//!
+//! Every flag has a TOML key of the same name (`--max-inflight` is
+//! `max-inflight = 20`); a flag given on the command line wins over the
+//! file, and the file over the default. Contradictions (`--key` without
+//! `--cert`, `--require-certificate` without `--cafile`) are refused with a
+//! message naming both settings.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Why the settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The `--config` file cannot be read.
+    #[error("reading config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The `--config` file is not valid TOML or has unknown keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// Two settings contradict each other or one is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `broker`: the reference MQTT 3.1.1 broker, plain TCP and TLS.
+///
+/// With no flags it listens for plain MQTT on 0.0.0.0:1883 and MQTT over TLS
+/// on 0.0.0.0:8883, creating a CA-signed server certificate on first run if
+/// none is given. Every flag can also be set in a TOML file (`--config`),
+/// under the flag's name; flags win.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "broker", version, about, long_about)]
+pub struct Flags {
+    /// TOML file with settings named like the flags (`max-inflight = 20`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+    /// Port for plain MQTT; 0 picks a free one [default: 1883].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Port for MQTT over TLS; 0 picks a free one [default: 8883].
+    #[arg(long, value_name = "PORT")]
+    pub tls_port: Option<u16>,
+    /// Plain MQTT only: no TLS listener.
+    #[arg(long)]
+    pub no_ssl: bool,
+    /// Server certificate chain (PEM). Without it, one is created in the
+    /// data directory on first run.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Private key of --cert (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates are checked against.
+    #[arg(long, value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+    /// TLS clients must present a certificate signed by --cafile.
+    #[arg(long)]
+    pub require_certificate: bool,
+    /// Use the client certificate's Common Name as the user name.
+    #[arg(long)]
+    pub identity_as_username: bool,
+    /// mosquitto password file (`toolkit passwd` or `mosquitto_passwd`
+    /// make one); clients without valid credentials are refused.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Let clients without a user name in even when --password-file is set.
+    #[arg(long)]
+    pub allow_anonymous: bool,
+    /// Keep sessions and retained messages here across restarts; also where
+    /// the generated TLS certificate is written.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Refuse connections past this many at once; 0 for no limit
+    /// [default: 0].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Close a connection that sends a packet larger than this many bytes
+    /// [default: 268435460, the protocol's limit].
+    #[arg(long, value_name = "BYTES")]
+    pub max_packet_size: Option<usize>,
+    /// QoS 1 and 2 messages sent to a client and not yet acknowledged;
+    /// more wait in its queue. 0 for the protocol's limit [default: 20].
+    #[arg(long, value_name = "N")]
+    pub max_inflight: Option<usize>,
+    /// Messages waiting for a client beyond the in-flight window; past this
+    /// they are dropped and counted. 0 for no limit [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_queued: Option<usize>,
+    /// Also queue QoS 0 messages for persistent sessions while offline.
+    #[arg(long)]
+    pub queue_qos0: bool,
+    /// Seconds between $SYS updates and statistics log lines; 0 turns
+    /// them off [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub sys_interval: Option<u64>,
+    /// Seconds a new connection has to send CONNECT (and a TLS client to
+    /// finish its handshake) [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub connect_timeout: Option<u64>,
+    /// Seconds between saves of sessions and retained messages to
+    /// --data-dir; they are always saved at shutdown [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub autosave_interval: Option<u64>,
+    /// Debug logging (RUST_LOG, when set, takes precedence).
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// The same settings as they appear in a `--config` file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileSettings {
+    bind: Option<IpAddr>,
+    port: Option<u16>,
+    tls_port: Option<u16>,
+    no_ssl: Option<bool>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    cafile: Option<PathBuf>,
+    require_certificate: Option<bool>,
+    identity_as_username: Option<bool>,
+    password_file: Option<PathBuf>,
+    allow_anonymous: Option<bool>,
+    data_dir: Option<PathBuf>,
+    max_connections: Option<usize>,
+    max_packet_size: Option<usize>,
+    max_inflight: Option<usize>,
+    max_queued: Option<usize>,
+    queue_qos0: Option<bool>,
+    sys_interval: Option<u64>,
+    connect_timeout: Option<u64>,
+    autosave_interval: Option<u64>,
+    verbose: Option<bool>,
+}
+
+impl FileSettings {
+    /// Parses TOML text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+/// TLS settings of the second listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Port, 0 for any.
+    pub port: u16,
+    /// Certificate and key files; `None` to use (or create) the ones in the
+    /// certificate directory.
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
+    /// CA for client certificates.
+    pub cafile: Option<PathBuf>,
+    /// Whether a client certificate is required.
+    pub require_certificate: bool,
+    /// Whether the certificate's CN becomes the user name.
+    pub identity_as_username: bool,
+}
+
+/// The checked, merged settings the broker runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address both listeners bind to.
+    pub bind: IpAddr,
+    /// Plain MQTT port, 0 for any.
+    pub port: u16,
+    /// The TLS listener, unless `--no-ssl`.
+    pub tls: Option<TlsSettings>,
+    /// mosquitto password file.
+    pub password_file: Option<PathBuf>,
+    /// Whether clients without a user name are accepted.
+    pub allow_anonymous: bool,
+    /// Where sessions and retained messages persist.
+    pub data_dir: Option<PathBuf>,
+    /// Most simultaneous connections, 0 for no limit.
+    pub max_connections: usize,
+    /// Largest packet accepted, in bytes.
+    pub max_packet_size: usize,
+    /// In-flight window per client, 0 for the protocol's limit.
+    pub max_inflight: usize,
+    /// Queue bound per client, 0 for none.
+    pub max_queued: usize,
+    /// Queue QoS 0 messages for offline persistent sessions.
+    pub queue_qos0: bool,
+    /// $SYS and statistics period; `None` turns them off.
+    pub sys_interval: Option<Duration>,
+    /// Time allowed for TLS handshake and CONNECT.
+    pub connect_timeout: Duration,
+    /// Period of saves to the data directory; `None` saves only at shutdown.
+    pub autosave_interval: Option<Duration>,
+    /// Debug logging.
+    pub verbose: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::resolve(Flags::default(), FileSettings::default())
+            .expect("the defaults contradict nothing")
+    }
+}
+
+fn secs(s: u64) -> Option<Duration> {
+    (s > 0).then(|| Duration::from_secs(s))
+}
+
+impl Config {
+    /// Parses the command line (and the `--config` file it names).
+    pub fn from_args<I, T>(args: I) -> Result<Self, anyhow::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let flags = Flags::try_parse_from(args)?;
+        Ok(Self::from_flags(flags)?)
+    }
+
+    /// Merges parsed flags with the file they name, if any.
+    pub fn from_flags(flags: Flags) -> Result<Self, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => FileSettings::load(path)?,
+            None => FileSettings::default(),
+        };
+        Self::resolve(flags, file)
+    }
+
+    /// Merges flags over file settings over defaults, and checks the result.
+    pub fn resolve(flags: Flags, file: FileSettings) -> Result<Self, ConfigError> {
+        let on = |flag: bool, file: Option<bool>| flag || file.unwrap_or(false);
+        let no_ssl = on(flags.no_ssl, file.no_ssl);
+        let cert = flags.cert.or(file.cert);
+        let key = flags.key.or(file.key);
+        let cafile = flags.cafile.or(file.cafile);
+        let require_certificate = on(flags.require_certificate, file.require_certificate);
+        let identity_as_username = on(flags.identity_as_username, file.identity_as_username);
+        let port = flags.port.or(file.port).unwrap_or(1883);
+        let tls_port = flags.tls_port.or(file.tls_port).unwrap_or(8883);
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+
+        let cert_and_key = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return invalid("--cert needs --key: give the certificate's private key");
+            }
+            (None, Some(_)) => {
+                return invalid("--key needs --cert: give the certificate the key belongs to");
+            }
+        };
+        if require_certificate && cafile.is_none() {
+            return invalid(
+                "--require-certificate needs --cafile: give the CA that signs client certificates",
+            );
+        }
+        if identity_as_username && !require_certificate {
+            return invalid(
+                "--identity-as-username needs --require-certificate (and --cafile), or there may be no certificate to take the name from",
+            );
+        }
+        let tls = if no_ssl {
+            if cert_and_key.is_some() || cafile.is_some() {
+                return invalid(
+                    "--no-ssl turns TLS off, yet --cert/--key/--cafile were given: drop one or the other",
+                );
+            }
+            None
+        } else {
+            if port != 0 && port == tls_port {
+                return invalid(&format!(
+                    "--port and --tls-port are both {port}: give them different ports (or --no-ssl)"
+                ));
+            }
+            Some(TlsSettings {
+                port: tls_port,
+                cert_and_key,
+                cafile,
+                require_certificate,
+                identity_as_username,
+            })
+        };
+        let password_file = flags.password_file.or(file.password_file);
+        // Without a password file there is nothing to check a user against,
+        // so anonymous clients are let in; with one, only if asked.
+        let allow_anonymous =
+            password_file.is_none() || on(flags.allow_anonymous, file.allow_anonymous);
+        let max_packet_size = flags
+            .max_packet_size
+            .or(file.max_packet_size)
+            .unwrap_or(crate::codec::DEFAULT_MAX_PACKET_SIZE);
+        if max_packet_size < 2 {
+            return invalid("--max-packet-size must be at least 2 bytes (the smallest packet)");
+        }
+        Ok(Self {
+            bind: flags
+                .bind
+                .or(file.bind)
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            port,
+            tls,
+            password_file,
+            allow_anonymous,
+            data_dir: flags.data_dir.or(file.data_dir),
+            max_connections: flags.max_connections.or(file.max_connections).unwrap_or(0),
+            max_packet_size,
+            max_inflight: flags.max_inflight.or(file.max_inflight).unwrap_or(20),
+            max_queued: flags.max_queued.or(file.max_queued).unwrap_or(1000),
+            queue_qos0: on(flags.queue_qos0, file.queue_qos0),
+            sys_interval: secs(flags.sys_interval.or(file.sys_interval).unwrap_or(10)),
+            connect_timeout: Duration::from_secs(
+                flags
+                    .connect_timeout
+                    .or(file.connect_timeout)
+                    .unwrap_or(10)
+                    .max(1),
+            ),
+            autosave_interval: secs(
+                flags
+                    .autosave_interval
+                    .or(file.autosave_interval)
+                    .unwrap_or(60),
+            ),
+            verbose: on(flags.verbose, file.verbose),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,447 @@
+//! The router: state shared by all connections.
+//!
+//! It holds the subscription index (filter → client → granted QoS), the
+//! retained messages, and a [`ClientSlot`] per client id with a session:
+//! its bounded [`Outbox`](outbox) and, while the client is away, its parked
+//! [`Session`].
+//!
+//! Publishing takes the index's read lock, finds each matching client once
+//! at its highest granted QoS, and pushes a copy of the message (two
+//! reference counts, no allocation) into that client's outbox. A full
+//! outbox drops the message and counts it: one stuck subscriber never
+//! stalls a publisher or the other subscribers.
+//!
+//! Connecting takes ownership of the client id's slot; if another
+//! connection holds it, that one is kicked and the new one waits for it to
+//! detach (session takeover [MQTT-3.1.4-2]).
+
+pub mod outbox;
+mod retained;
+mod slot;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+pub use outbox::Limits;
+pub use retained::Retained;
+pub use slot::{ClientRef, ClientSlot, Kick};
+
+use outbox::{Mode, Pushed};
+use slot::lock;
+
+use crate::codec::{QoS, SubAck, SubAckReturnCode, Subscribe, Unsubscribe};
+use crate::session::{Message, Session};
+use crate::stats::Stats;
+use crate::topic::SubscriptionIndex;
+
+thread_local! {
+    /// The subscribers of the message being routed, reused by every publish
+    /// on this thread so routing allocates nothing once warm.
+    static TARGETS: std::cell::RefCell<Vec<(ClientRef, QoS)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A takeover did not finish in time.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the connection holding client id {client_id:?} did not let go within {waited:?}")]
+pub struct TakeoverTimeout {
+    /// The contested client id.
+    pub client_id: String,
+    /// How long the new connection waited.
+    pub waited: Duration,
+}
+
+/// A connection's hold on a client id, returned by [`Router::connect`].
+#[derive(Debug)]
+pub struct Attachment {
+    /// The client's slot.
+    pub slot: Arc<ClientSlot>,
+    /// The session, resumed or new; the connection owns it until it hands
+    /// it back with [`Router::disconnect`].
+    pub session: Session,
+    /// Whether a stored session was resumed (CONNACK Session Present).
+    pub session_present: bool,
+    /// Fires when the router wants this connection to end.
+    pub kicked: oneshot::Receiver<Kick>,
+}
+
+/// What the store saves of the sessions: see [`Router::sessions_for_store`].
+#[derive(Debug, Default)]
+pub struct StoredSessions {
+    /// Parked persistent sessions with the messages queued for them.
+    pub parked: Vec<(Session, Vec<Message>)>,
+    /// Client ids of persistent sessions a connection holds now.
+    pub attached: Vec<Arc<str>>,
+}
+
+/// Read-locks, carrying on past a poisoned lock (see [`slot::lock`]).
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The shared state of the broker.
+#[derive(Debug)]
+pub struct Router {
+    subscriptions: RwLock<SubscriptionIndex<ClientRef, QoS>>,
+    retained: RwLock<Retained>,
+    clients: Mutex<HashMap<Arc<str>, Arc<ClientSlot>>>,
+    limits: Limits,
+    stats: Arc<Stats>,
+}
+
+impl Router {
+    /// An empty router with these outbox limits, counting into `stats`.
+    pub fn new(limits: Limits, stats: Arc<Stats>) -> Self {
+        Self {
+            subscriptions: RwLock::new(SubscriptionIndex::new()),
+            retained: RwLock::new(Retained::default()),
+            clients: Mutex::new(HashMap::new()),
+            limits,
+            stats,
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Takes ownership of `client_id` for a new connection.
+    ///
+    /// With `clean` set, any stored session is discarded and a new one
+    /// begins [MQTT-3.1.2-6]; otherwise a stored session is resumed
+    /// [MQTT-3.1.2-4] and `session_present` says so [MQTT-3.2.2-2]. A
+    /// connection already holding the id is told to end and awaited, for at
+    /// most `wait` [MQTT-3.1.4-2].
+    pub async fn connect(
+        &self,
+        client_id: &str,
+        clean: bool,
+        max_inflight: usize,
+        wait: Duration,
+    ) -> Result<Attachment, TakeoverTimeout> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let slot = {
+                let mut clients = lock(&self.clients);
+                match clients.get(client_id) {
+                    Some(s) => Arc::clone(s),
+                    None => {
+                        let id: Arc<str> = Arc::from(client_id);
+                        let s = Arc::new(ClientSlot::new(Arc::clone(&id)));
+                        clients.insert(id, Arc::clone(&s));
+                        s
+                    }
+                }
+            };
+            let watch = Arc::clone(&slot);
+            let detached = watch.detached.notified();
+            tokio::pin!(detached);
+            detached.as_mut().enable();
+            {
+                let mut own = lock(&slot.ownership);
+                if own.removed {
+                    continue;
+                }
+                if !own.attached {
+                    let (tx, rx) = oneshot::channel();
+                    own.attached = true;
+                    own.kick = Some(tx);
+                    own.persistent = !clean;
+                    let parked = own.parked.take();
+                    drop(own);
+                    let (session, session_present) = match parked {
+                        Some(s) if !clean => (s, true),
+                        Some(old) => {
+                            self.drop_subscriptions(&slot, &old);
+                            (Session::new(client_id, clean, max_inflight), false)
+                        }
+                        None => (Session::new(client_id, clean, max_inflight), false),
+                    };
+                    {
+                        let mut outbox = lock(&slot.outbox);
+                        if !session_present {
+                            outbox.set_mode(Mode::Closed);
+                        }
+                        outbox.set_mode(Mode::Online);
+                    }
+                    return Ok(Attachment {
+                        slot,
+                        session,
+                        session_present,
+                        kicked: rx,
+                    });
+                }
+                if let Some(kick) = own.kick.take() {
+                    let _ = kick.send(Kick::TakenOver);
+                }
+            }
+            if tokio::time::timeout_at(deadline, detached).await.is_err() {
+                return Err(TakeoverTimeout {
+                    client_id: client_id.to_owned(),
+                    waited: wait,
+                });
+            }
+        }
+    }
+
+    /// Hands a session back when its connection ends. A clean session is
+    /// discarded with its subscriptions [MQTT-3.1.2-6]; a persistent one is
+    /// parked, and its outbox keeps collecting messages for the client's
+    /// return [MQTT-3.1.2-5].
+    pub fn disconnect(&self, slot: &Arc<ClientSlot>, session: Session) {
+        if session.is_clean() {
+            lock(&slot.outbox).set_mode(Mode::Closed);
+            {
+                let mut clients = lock(&self.clients);
+                let mut own = lock(&slot.ownership);
+                own.attached = false;
+                own.kick = None;
+                own.removed = true;
+                own.parked = None;
+                if clients
+                    .get(slot.client_id())
+                    .is_some_and(|s| Arc::ptr_eq(s, slot))
+                {
+                    clients.remove(slot.client_id());
+                }
+            }
+            self.drop_subscriptions(slot, &session);
+        } else {
+            lock(&slot.outbox).set_mode(Mode::Offline);
+            let mut own = lock(&slot.ownership);
+            own.attached = false;
+            own.kick = None;
+            own.parked = Some(session);
+        }
+        slot.detached.notify_waiters();
+    }
+
+    fn drop_subscriptions(&self, slot: &Arc<ClientSlot>, session: &Session) {
+        if session.subscriptions().is_empty() {
+            return;
+        }
+        let key = ClientRef(Arc::clone(slot));
+        let mut index = write(&self.subscriptions);
+        for filter in session.subscriptions().keys() {
+            index.remove(filter, &key);
+        }
+    }
+
+    /// Routes a message: stores or clears it if retained, then queues a copy
+    /// for every matching subscriber at min(published, granted) QoS
+    /// [MQTT-3.8.4-6] with RETAIN=0 [MQTT-3.3.1-9]. Returns how many
+    /// subscribers it was queued for.
+    pub fn publish(&self, message: &Message) -> usize {
+        if message.retain {
+            write(&self.retained).update(message);
+        }
+        let mut targets = TARGETS.with_borrow_mut(std::mem::take);
+        // Each client once, at its highest granted QoS [MQTT-3.3.5-1]; the
+        // index lock is held only for the lookup.
+        read(&self.subscriptions).matches_into(&message.topic, &mut targets);
+        let mut queued = 0;
+        let mut dropped = 0;
+        for (client, granted) in targets.drain(..) {
+            let slot = &client.0;
+            let copy = message.for_delivery(message.qos.min(granted), false);
+            let pushed = lock(&slot.outbox).push(copy, self.limits);
+            match pushed {
+                Pushed::Wake => {
+                    slot.wake.notify_one();
+                    queued += 1;
+                }
+                Pushed::Queued => queued += 1,
+                Pushed::Dropped { first } => {
+                    dropped += 1;
+                    if first {
+                        tracing::warn!(
+                            client_id = %slot.client_id(),
+                            max_queued = self.limits.max_queued,
+                            "queue full, dropping messages for this client (see --max-queued)"
+                        );
+                    }
+                }
+                Pushed::Ignored => {}
+            }
+        }
+        TARGETS.with_borrow_mut(|slot| *slot = targets);
+        if dropped > 0 {
+            self.stats
+                .publish_dropped
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
+        queued
+    }
+
+    /// Routes a message a client published. Topics under `$SYS` belong to
+    /// the broker: a client's message there is acknowledged but neither
+    /// routed nor retained [MQTT-3.3.5-2]. Returns whether it was routed.
+    pub fn publish_from_client(&self, message: &Message) -> bool {
+        if is_sys(message) {
+            return false;
+        }
+        self.publish(message);
+        true
+    }
+
+    /// Adds a SUBSCRIBE's filters for the connection holding `slot`,
+    /// replacing any with the same filter [MQTT-3.8.4-3]. Returns the SUBACK
+    /// (one code per filter, in order [MQTT-3.8.4-5]) and the retained
+    /// messages to send after it [MQTT-3.3.1-6].
+    pub fn subscribe(
+        &self,
+        slot: &Arc<ClientSlot>,
+        session: &mut Session,
+        request: &Subscribe,
+    ) -> (SubAck, Vec<Message>) {
+        let mut return_codes = Vec::with_capacity(request.filters.len());
+        let mut granted = Vec::with_capacity(request.filters.len());
+        {
+            let key = ClientRef(Arc::clone(slot));
+            let mut index = write(&self.subscriptions);
+            for f in &request.filters {
+                // Every valid filter is granted at the QoS asked for: this
+                // broker supports all three levels [MQTT-3.9.3-1].
+                let qos = f.qos;
+                index.insert(&f.filter, key.clone(), qos);
+                session.subscribed(f.filter.clone(), qos);
+                return_codes.push(SubAckReturnCode::Granted(qos));
+                granted.push((&f.filter, qos));
+            }
+        }
+        let retained = read(&self.retained);
+        let messages = granted
+            .into_iter()
+            .flat_map(|(filter, qos)| retained.matching(filter, qos))
+            .collect();
+        (
+            SubAck {
+                packet_id: request.packet_id,
+                return_codes,
+            },
+            messages,
+        )
+    }
+
+    /// Removes an UNSUBSCRIBE's filters; unknown ones are ignored
+    /// [MQTT-3.10.4-1].
+    pub fn unsubscribe(
+        &self,
+        slot: &Arc<ClientSlot>,
+        session: &mut Session,
+        request: &Unsubscribe,
+    ) {
+        let key = ClientRef(Arc::clone(slot));
+        let mut index = write(&self.subscriptions);
+        for filter in &request.filters {
+            if session.unsubscribed(filter) {
+                index.remove(filter, &key);
+            }
+        }
+    }
+
+    /// Queues messages for a client ahead of any limit: retained messages it
+    /// just subscribed for.
+    pub fn queue_unbounded(&self, slot: &ClientSlot, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        let mut outbox = lock(&slot.outbox);
+        for m in messages {
+            outbox.push_unbounded(m);
+        }
+        drop(outbox);
+        slot.wake.notify_one();
+    }
+
+    /// How many subscriptions exist, all clients together.
+    pub fn subscription_count(&self) -> usize {
+        read(&self.subscriptions).len()
+    }
+
+    /// How many topics hold a retained message.
+    pub fn retained_count(&self) -> usize {
+        read(&self.retained).len()
+    }
+
+    /// How many client ids have a session (connected or parked).
+    pub fn session_count(&self) -> usize {
+        lock(&self.clients).len()
+    }
+
+    /// A copy of every retained message, for the store.
+    pub fn retained_messages(&self) -> Vec<Message> {
+        read(&self.retained).iter().cloned().collect()
+    }
+
+    /// Restores a retained message from the store.
+    pub fn restore_retained(&self, message: &Message) {
+        write(&self.retained).update(message);
+    }
+
+    /// For the store: copies of the parked persistent sessions with their
+    /// queued messages, and the ids of persistent sessions a connection
+    /// holds now (their state is with the connection).
+    pub fn sessions_for_store(&self) -> StoredSessions {
+        let slots: Vec<Arc<ClientSlot>> = lock(&self.clients).values().cloned().collect();
+        let mut parked = Vec::new();
+        let mut attached = Vec::new();
+        for slot in slots {
+            let own = lock(&slot.ownership);
+            if own.attached {
+                if own.persistent {
+                    attached.push(Arc::clone(slot.client_id()));
+                }
+                continue;
+            }
+            let Some(session) = own.parked.clone() else {
+                continue;
+            };
+            drop(own);
+            let queued = lock(&slot.outbox).queued().cloned().collect();
+            parked.push((session, queued));
+        }
+        StoredSessions { parked, attached }
+    }
+
+    /// Restores a persistent session from the store as parked, with its
+    /// subscriptions back in the index and its queued messages waiting.
+    pub fn restore_session(&self, session: Session, queued: Vec<Message>) {
+        let id = Arc::clone(session.client_id());
+        let slot = Arc::new(ClientSlot::new(Arc::clone(&id)));
+        {
+            let key = ClientRef(Arc::clone(&slot));
+            let mut index = write(&self.subscriptions);
+            for (filter, qos) in session.subscriptions() {
+                index.insert(filter, key.clone(), *qos);
+            }
+        }
+        {
+            let mut outbox = lock(&slot.outbox);
+            outbox.set_mode(Mode::Offline);
+            for m in queued {
+                outbox.push_unbounded(m);
+            }
+        }
+        lock(&slot.ownership).parked = Some(session);
+        lock(&self.clients).insert(id, slot);
+    }
+}
+
+/// Whether a message is addressed to the broker's own `$SYS` tree.
+fn is_sys(message: &Message) -> bool {
+    let t = message.topic.as_str();
+    t == "$SYS" || t.starts_with("$SYS/")
+}
+
+#[cfg(test)]
+mod tests;

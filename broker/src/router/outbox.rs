@@ -1,0 +1,225 @@
+//! [`Outbox`]: the bounded queue of messages waiting for one client.
+//!
+//! Publishers push into it under a short lock; the client's connection takes
+//! messages out in batches, as many as its in-flight window and write buffer
+//! allow. The bound is the point: a client that stops reading fills its own
+//! outbox, further messages for it are dropped and counted, and nobody else
+//! waits [MQTT-4.4 non-normative]. While a persistent session's client is
+//! away the outbox keeps its QoS 1 and 2 messages (and QoS 0 if configured)
+//! for the next connection.
+
+use std::collections::VecDeque;
+
+use crate::codec::QoS;
+use crate::session::Message;
+
+/// Whether messages are accepted, and which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A connection is attached: every message is queued.
+    Online,
+    /// A persistent session without a connection: QoS 1 and 2 are queued,
+    /// QoS 0 only when configured.
+    Offline,
+    /// The session is gone: nothing is queued.
+    Closed,
+}
+
+/// What happened to a pushed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued into an empty outbox of an online client: wake its connection.
+    Wake,
+    /// Queued behind others (the connection is already awake) or offline.
+    Queued,
+    /// The outbox is full: dropped and counted. `first` when it is the
+    /// first drop since the connection last took messages (worth a log line).
+    Dropped {
+        /// First of a run of drops.
+        first: bool,
+    },
+    /// Not for this session in its current mode (QoS 0 while offline, or
+    /// the session is closing).
+    Ignored,
+}
+
+/// The queue itself; the caller holds its lock.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    queue: VecDeque<Message>,
+    mode: Mode,
+    /// Messages dropped since the last time the connection reported it.
+    dropped: u64,
+}
+
+/// The limits every outbox obeys.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most messages waiting per client; 0 for no limit.
+    pub max_queued: usize,
+    /// Queue QoS 0 messages for offline persistent sessions.
+    pub queue_qos0: bool,
+}
+
+impl Outbox {
+    pub(crate) fn new() -> Self {
+        Self {
+            queue: VecDeque::new(),
+            mode: Mode::Closed,
+            dropped: 0,
+        }
+    }
+
+    pub(crate) fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+        if mode == Mode::Closed {
+            self.queue = VecDeque::new();
+        }
+    }
+
+    /// Queues `message` if the mode and bound allow.
+    pub(crate) fn push(&mut self, message: Message, limits: Limits) -> Pushed {
+        match self.mode {
+            Mode::Closed => return Pushed::Ignored,
+            Mode::Offline if message.qos == QoS::AtMostOnce && !limits.queue_qos0 => {
+                return Pushed::Ignored;
+            }
+            Mode::Online | Mode::Offline => {}
+        }
+        if limits.max_queued > 0 && self.queue.len() >= limits.max_queued {
+            self.dropped += 1;
+            return Pushed::Dropped {
+                first: self.dropped == 1,
+            };
+        }
+        let was_empty = self.queue.is_empty();
+        self.queue.push_back(message);
+        if was_empty && self.mode == Mode::Online {
+            Pushed::Wake
+        } else {
+            Pushed::Queued
+        }
+    }
+
+    /// Queues a message regardless of the bound (retained messages a client
+    /// just subscribed for, and messages restored from the store).
+    pub(crate) fn push_unbounded(&mut self, message: Message) {
+        self.queue.push_back(message);
+    }
+
+    /// Moves waiting messages into `batch`, oldest first: at most `max`
+    /// messages, and at most `window` of them at QoS 1 or 2. Returns whether
+    /// messages remain.
+    pub(crate) fn take(&mut self, batch: &mut Vec<Message>, max: usize, mut window: usize) -> bool {
+        while batch.len() < max {
+            let Some(front) = self.queue.front() else {
+                return false;
+            };
+            if front.qos != QoS::AtMostOnce {
+                if window == 0 {
+                    return true;
+                }
+                window -= 1;
+            }
+            if let Some(m) = self.queue.pop_front() {
+                batch.push(m);
+            }
+        }
+        !self.queue.is_empty()
+    }
+
+    /// The waiting messages, for the store.
+    pub(crate) fn queued(&self) -> impl Iterator<Item = &Message> {
+        self.queue.iter()
+    }
+
+    /// How many messages wait.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Returns and resets the count of dropped messages.
+    pub(crate) fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::topic::TopicName;
+
+    fn msg(qos: QoS) -> Message {
+        Message {
+            topic: TopicName::new("t").expect("valid"),
+            payload: Bytes::from_static(b"p"),
+            qos,
+            retain: false,
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        max_queued: 2,
+        queue_qos0: false,
+    };
+
+    #[test]
+    fn first_message_wakes_then_bound_drops() {
+        let mut o = Outbox::new();
+        o.set_mode(Mode::Online);
+        assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS), Pushed::Wake);
+        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS), Pushed::Queued);
+        assert_eq!(
+            o.push(msg(QoS::AtLeastOnce), LIMITS),
+            Pushed::Dropped { first: true }
+        );
+        assert_eq!(o.take_dropped(), 1);
+        assert_eq!(o.take_dropped(), 0);
+    }
+
+    #[test]
+    fn offline_sessions_keep_qos1_and_2_only() {
+        let mut o = Outbox::new();
+        o.set_mode(Mode::Offline);
+        assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS), Pushed::Ignored);
+        assert_eq!(o.push(msg(QoS::ExactlyOnce), LIMITS), Pushed::Queued);
+        let with_qos0 = Limits {
+            queue_qos0: true,
+            ..LIMITS
+        };
+        assert_eq!(o.push(msg(QoS::AtMostOnce), with_qos0), Pushed::Queued);
+        o.set_mode(Mode::Closed);
+        assert_eq!(o.len(), 0);
+        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS), Pushed::Ignored);
+    }
+
+    #[test]
+    fn take_stops_at_the_window_but_lets_qos0_through_before_it() {
+        let mut o = Outbox::new();
+        o.set_mode(Mode::Online);
+        let unbounded = Limits {
+            max_queued: 0,
+            queue_qos0: false,
+        };
+        for qos in [
+            QoS::AtMostOnce,
+            QoS::AtLeastOnce,
+            QoS::AtLeastOnce,
+            QoS::AtMostOnce,
+        ] {
+            o.push(msg(qos), unbounded);
+        }
+        let mut batch = Vec::new();
+        assert!(
+            o.take(&mut batch, 100, 1),
+            "second QoS 1 waits for the window"
+        );
+        assert_eq!(batch.len(), 2);
+        batch.clear();
+        assert!(!o.take(&mut batch, 100, 5));
+        assert_eq!(batch.len(), 2);
+    }
+}

@@ -1,0 +1,119 @@
+//! [`ClientSlot`]: everything the router keeps for one client id, connected
+//! or not.
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{Notify, oneshot};
+
+use super::outbox::Outbox;
+use crate::session::Session;
+
+/// Why the router asks a connection to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// Another connection connected with the same client id [MQTT-3.1.4-2].
+    TakenOver,
+}
+
+/// Who holds the session right now.
+#[derive(Debug, Default)]
+pub(crate) struct Ownership {
+    /// A connection is attached (it holds the [`Session`]).
+    pub(crate) attached: bool,
+    /// Tells the attached connection to end.
+    pub(crate) kick: Option<oneshot::Sender<Kick>>,
+    /// A persistent session waiting for its client.
+    pub(crate) parked: Option<Session>,
+    /// The slot has left the registry; look it up again.
+    pub(crate) removed: bool,
+    /// The attached connection asked for a persistent session.
+    pub(crate) persistent: bool,
+}
+
+/// The router's record of one client id: its outbox, whether a connection
+/// holds it, and the parked session while none does.
+#[derive(Debug)]
+pub struct ClientSlot {
+    client_id: Arc<str>,
+    pub(crate) outbox: Mutex<Outbox>,
+    /// Wakes the attached connection when its outbox turns non-empty.
+    pub(crate) wake: Notify,
+    pub(crate) ownership: Mutex<Ownership>,
+    /// Signalled when a connection detaches, for a takeover waiting on it.
+    pub(crate) detached: Notify,
+}
+
+/// Locks a mutex, carrying on if a thread panicked while holding it: every
+/// critical section here leaves the data consistent at each step.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ClientSlot {
+    pub(crate) fn new(client_id: Arc<str>) -> Self {
+        Self {
+            client_id,
+            outbox: Mutex::new(Outbox::new()),
+            wake: Notify::new(),
+            ownership: Mutex::new(Ownership::default()),
+            detached: Notify::new(),
+        }
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &Arc<str> {
+        &self.client_id
+    }
+
+    /// Resolves when a message is pushed into an empty outbox (or was pushed
+    /// since the last call).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Moves up to `max` waiting messages into `batch`, no more than
+    /// `window` of them at QoS 1 or 2. Returns whether more wait, and how
+    /// many messages were dropped for this client since the last call.
+    pub fn take(
+        &self,
+        batch: &mut Vec<crate::session::Message>,
+        max: usize,
+        window: usize,
+    ) -> (bool, u64) {
+        let mut outbox = lock(&self.outbox);
+        let more = outbox.take(batch, max, window);
+        (more, outbox.take_dropped())
+    }
+}
+
+/// A [`ClientSlot`] as the subscription index's key: compared and hashed by
+/// identity, so a publish reaches the outbox with no second lookup.
+#[derive(Debug, Clone)]
+pub struct ClientRef(pub(crate) Arc<ClientSlot>);
+
+impl PartialEq for ClientRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ClientRef {}
+
+impl Hash for ClientRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state);
+    }
+}
+
+impl PartialOrd for ClientRef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ClientRef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (Arc::as_ptr(&self.0) as usize).cmp(&(Arc::as_ptr(&other.0) as usize))
+    }
+}

@@ -1,0 +1,206 @@
+//! Router behaviour without sockets: outboxes are read directly.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::codec::{PacketId, SubscribeFilter};
+use crate::topic::{TopicFilter, TopicName};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn router(max_queued: usize) -> Router {
+    Router::new(
+        Limits {
+            max_queued,
+            queue_qos0: false,
+        },
+        Arc::new(Stats::new()),
+    )
+}
+
+fn msg(topic: &str, qos: QoS, retain: bool, payload: &'static str) -> Message {
+    Message {
+        topic: TopicName::new(topic).expect("valid"),
+        payload: Bytes::from_static(payload.as_bytes()),
+        qos,
+        retain,
+    }
+}
+
+fn subscribe(filters: &[(&str, QoS)]) -> Subscribe {
+    Subscribe {
+        packet_id: PacketId::new(1).expect("non-zero"),
+        filters: filters
+            .iter()
+            .map(|(f, qos)| SubscribeFilter {
+                filter: TopicFilter::new(f).expect("valid"),
+                qos: *qos,
+            })
+            .collect(),
+    }
+}
+
+fn drain(slot: &ClientSlot) -> Vec<Message> {
+    let mut batch = Vec::new();
+    slot.take(&mut batch, usize::MAX, usize::MAX);
+    batch
+}
+
+#[tokio::test]
+async fn overlapping_subscriptions_deliver_once_at_the_highest_qos() {
+    let r = router(0);
+    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
+    let (suback, _) = r.subscribe(
+        &a.slot,
+        &mut a.session,
+        &subscribe(&[("x/#", QoS::AtMostOnce), ("x/+", QoS::ExactlyOnce)]),
+    );
+    assert_eq!(suback.return_codes.len(), 2);
+    assert_eq!(r.publish(&msg("x/y", QoS::AtLeastOnce, false, "m")), 1);
+    let got = drain(&a.slot);
+    assert_eq!(got, vec![msg("x/y", QoS::AtLeastOnce, false, "m")]);
+}
+
+#[tokio::test]
+async fn retained_messages_are_sent_on_subscribe_with_retain_set() {
+    let r = router(0);
+    r.publish(&msg("r/1", QoS::ExactlyOnce, true, "kept"));
+    r.publish(&msg("r/2", QoS::AtMostOnce, true, "kept too"));
+    r.publish(&msg("r/2", QoS::AtMostOnce, true, ""));
+    assert_eq!(r.retained_count(), 1);
+    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
+    let (_, retained) = r.subscribe(
+        &a.slot,
+        &mut a.session,
+        &subscribe(&[("r/#", QoS::AtLeastOnce)]),
+    );
+    assert_eq!(retained, vec![msg("r/1", QoS::AtLeastOnce, true, "kept")]);
+    // Live forwards carry RETAIN=0 [MQTT-3.3.1-9].
+    r.publish(&msg("r/1", QoS::AtLeastOnce, true, "new"));
+    assert_eq!(
+        drain(&a.slot),
+        vec![msg("r/1", QoS::AtLeastOnce, false, "new")]
+    );
+}
+
+#[tokio::test]
+async fn clients_cannot_publish_into_sys() {
+    let r = router(0);
+    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
+    r.subscribe(
+        &a.slot,
+        &mut a.session,
+        &subscribe(&[("$SYS/#", QoS::AtMostOnce)]),
+    );
+    assert!(!r.publish_from_client(&msg("$SYS/broker/uptime", QoS::AtMostOnce, true, "1")));
+    assert!(drain(&a.slot).is_empty());
+    assert_eq!(r.retained_count(), 0);
+    assert_eq!(
+        r.publish(&msg("$SYS/broker/uptime", QoS::AtMostOnce, false, "1")),
+        1
+    );
+}
+
+#[tokio::test]
+async fn full_outbox_drops_and_counts() {
+    let r = router(2);
+    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
+    r.subscribe(
+        &a.slot,
+        &mut a.session,
+        &subscribe(&[("t", QoS::AtMostOnce)]),
+    );
+    for _ in 0..5 {
+        r.publish(&msg("t", QoS::AtMostOnce, false, "m"));
+    }
+    assert_eq!(Stats::get(&r.stats().publish_dropped), 3);
+    let mut batch = Vec::new();
+    let (more, dropped) = a.slot.take(&mut batch, 10, 10);
+    assert!(!more);
+    assert_eq!((batch.len(), dropped), (2, 3));
+}
+
+#[tokio::test]
+async fn persistent_session_is_parked_and_resumed_with_its_queue() {
+    let r = router(0);
+    let mut a = r.connect("p", false, 10, WAIT).await.expect("attached");
+    assert!(!a.session_present);
+    r.subscribe(
+        &a.slot,
+        &mut a.session,
+        &subscribe(&[("t", QoS::AtLeastOnce)]),
+    );
+    r.disconnect(&a.slot, a.session);
+    r.publish(&msg("t", QoS::AtLeastOnce, false, "while away"));
+    r.publish(&msg("t", QoS::AtMostOnce, false, "qos0 not kept"));
+    let b = r.connect("p", false, 10, WAIT).await.expect("attached");
+    assert!(b.session_present);
+    assert_eq!(
+        drain(&b.slot),
+        vec![msg("t", QoS::AtLeastOnce, false, "while away")]
+    );
+    r.disconnect(&b.slot, b.session);
+    // A clean connection discards the stored session.
+    let c = r.connect("p", true, 10, WAIT).await.expect("attached");
+    assert!(!c.session_present);
+    assert_eq!(r.publish(&msg("t", QoS::AtLeastOnce, false, "gone")), 0);
+    r.disconnect(&c.slot, c.session);
+    assert_eq!(r.session_count(), 0);
+}
+
+#[tokio::test]
+async fn takeover_kicks_the_old_connection_and_waits_for_it() {
+    let r = Arc::new(router(0));
+    let mut a = r.connect("same", false, 10, WAIT).await.expect("attached");
+    r.subscribe(
+        &a.slot,
+        &mut a.session,
+        &subscribe(&[("t", QoS::AtLeastOnce)]),
+    );
+    let r2 = Arc::clone(&r);
+    let newcomer = tokio::spawn(async move { r2.connect("same", false, 10, WAIT).await });
+    // The old connection is told to go, and hands its session back.
+    assert_eq!(a.kicked.await, Ok(Kick::TakenOver));
+    r.disconnect(&a.slot, a.session);
+    let b = newcomer.await.expect("task").expect("attached");
+    assert!(b.session_present);
+    assert_eq!(b.session.subscriptions().len(), 1);
+}
+
+#[tokio::test]
+async fn takeover_gives_up_when_the_old_connection_hangs() {
+    let r = router(0);
+    let _a = r.connect("same", true, 10, WAIT).await.expect("attached");
+    let err = r
+        .connect("same", true, 10, Duration::from_millis(50))
+        .await
+        .expect_err("times out");
+    assert_eq!(err.client_id, "same");
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_delivery() {
+    let r = router(0);
+    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
+    r.subscribe(
+        &a.slot,
+        &mut a.session,
+        &subscribe(&[("t", QoS::AtMostOnce)]),
+    );
+    assert_eq!(r.subscription_count(), 1);
+    r.unsubscribe(
+        &a.slot,
+        &mut a.session,
+        &Unsubscribe {
+            packet_id: PacketId::new(2).expect("non-zero"),
+            filters: vec![
+                TopicFilter::new("t").expect("valid"),
+                TopicFilter::new("nope").expect("valid"),
+            ],
+        },
+    );
+    assert_eq!(r.subscription_count(), 0);
+    assert_eq!(r.publish(&msg("t", QoS::AtMostOnce, false, "m")), 0);
+}

@@ -1,0 +1,255 @@
+//! [`Broker`]: the listeners, the router and the background tasks put
+//! together, with a graceful shutdown.
+//!
+//! [`Broker::bind`] loads everything the configuration names (password
+//! file, certificates, stored state) and binds the listeners, so every
+//! error a user can fix shows up before the broker runs. [`Broker::run`]
+//! serves until the shutdown token fires, then stops accepting, ends every
+//! connection (publishing wills as for any non-DISCONNECT end), saves the
+//! persistent state and returns.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::auth::{AuthError, Authenticator, PasswordFile};
+use crate::config::{Config, TlsSettings};
+use crate::listener::{self, ConnLimits, Shared, TlsError};
+use crate::router::{Limits, Router};
+use crate::stats::{Stats, Transport};
+use crate::store::{Store, StoreError};
+use crate::tls_files::{self, TlsFilesError};
+
+/// How long connections get to close at shutdown before they are left.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the broker cannot start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The password file is unusable.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The TLS files are unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The TLS certificate could not be found or created.
+    #[error(transparent)]
+    TlsFiles(#[from] TlsFilesError),
+    /// A listener could not bind.
+    #[error(
+        "binding the {transport} listener to {addr}: {source} (pick another --{flag}, or 0 for any free port)"
+    )]
+    Bind {
+        /// "plain" or "TLS".
+        transport: &'static str,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The flag that sets the port.
+        flag: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The data directory's store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A bound, not yet running broker.
+pub struct Broker {
+    config: Config,
+    shared: Arc<Shared>,
+    plain: TcpListener,
+    tls: Option<(TcpListener, TlsAcceptor)>,
+    store: Option<Store>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("plain", &self.plain_addr())
+            .field("tls", &self.tls_addr())
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// Loads what `config` names and binds the listeners.
+    pub async fn bind(config: Config) -> Result<Self, BrokerError> {
+        let passwords = match &config.password_file {
+            Some(p) => {
+                let file = PasswordFile::load(p)?;
+                info!(path = %p.display(), users = file.len(), "password file loaded");
+                Some(file)
+            }
+            None => None,
+        };
+        let stats = Arc::new(Stats::new());
+        let router = Arc::new(Router::new(
+            Limits {
+                max_queued: config.max_queued,
+                queue_qos0: config.queue_qos0,
+            },
+            Arc::clone(&stats),
+        ));
+        let store = match &config.data_dir {
+            Some(dir) => {
+                let store = Store::open(dir)?;
+                let (sessions, retained) = store.load(&router, config.max_inflight)?;
+                info!(path = %store.path().display(), sessions, retained, "state restored");
+                Some(store)
+            }
+            None => None,
+        };
+        let tls_config = match &config.tls {
+            Some(t) => Some(tls_acceptor(t, config.data_dir.as_deref())?),
+            None => None,
+        };
+
+        let plain_addr = SocketAddr::new(config.bind, config.port);
+        let plain = TcpListener::bind(plain_addr)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                transport: "plain",
+                addr: plain_addr,
+                flag: "port",
+                source,
+            })?;
+        let tls = match (tls_config, &config.tls) {
+            (Some(acceptor), Some(t)) => {
+                let addr = SocketAddr::new(config.bind, t.port);
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| BrokerError::Bind {
+                        transport: "TLS",
+                        addr,
+                        flag: "tls-port",
+                        source,
+                    })?;
+                Some((l, acceptor))
+            }
+            _ => None,
+        };
+        let shared = Arc::new(Shared {
+            router,
+            auth: Authenticator::new(passwords, config.allow_anonymous),
+            stats,
+            limits: ConnLimits {
+                max_packet_size: config.max_packet_size,
+                max_inflight: config.max_inflight,
+                connect_timeout: config.connect_timeout,
+                max_connections: config.max_connections,
+            },
+            identity_as_username: config.tls.as_ref().is_some_and(|t| t.identity_as_username),
+            live: AtomicUsize::new(0),
+        });
+        Ok(Self {
+            config,
+            shared,
+            plain,
+            tls,
+            store,
+        })
+    }
+
+    /// The plain listener's bound address (the real port when 0 was asked).
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain.local_addr().ok()
+    }
+
+    /// The TLS listener's bound address, if TLS is on.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The router, for tests and embedding.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.shared.router
+    }
+
+    /// Serves until `shutdown` fires, then shuts down gracefully.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
+        let tracker = TaskTracker::new();
+        let connections = TaskTracker::new();
+        for (listener, tls, kind) in std::iter::once((self.plain, None, Transport::Plain)).chain(
+            self.tls
+                .map(|(l, acceptor)| (l, Some(acceptor), Transport::Tls)),
+        ) {
+            if let Ok(addr) = listener.local_addr() {
+                info!(transport = %kind.name(), %addr, "listening");
+            }
+            tracker.spawn(listener::accept_loop(
+                listener,
+                tls,
+                Arc::clone(&self.shared),
+                shutdown.clone(),
+                connections.clone(),
+            ));
+        }
+        if let Some(interval) = self.config.sys_interval {
+            tracker.spawn(crate::sys::run(
+                Arc::clone(&self.shared.router),
+                interval,
+                shutdown.clone(),
+            ));
+        }
+        let store = self.store.map(Arc::new);
+        if let (Some(store), Some(interval)) = (&store, self.config.autosave_interval) {
+            let store = Arc::clone(store);
+            let router = Arc::clone(&self.shared.router);
+            let token = shutdown.clone();
+            tracker.spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
+                ticker.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = ticker.tick() => {
+                            if let Err(e) = store.save(&router) {
+                                warn!(error = %e, "autosave failed");
+                            }
+                        }
+                        () = token.cancelled() => return,
+                    }
+                }
+            });
+        }
+
+        shutdown.cancelled().await;
+        info!("shutting down: no new connections, closing clients");
+        tracker.close();
+        connections.close();
+        tracker.wait().await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
+            .await
+            .is_err()
+        {
+            warn!(grace = ?SHUTDOWN_GRACE, "some connections did not close in time");
+        }
+        if let Some(store) = &store {
+            store.save(&self.shared.router)?;
+            info!(path = %store.path().display(), "state saved");
+        }
+        info!("broker stopped");
+        Ok(())
+    }
+}
+
+fn tls_acceptor(
+    t: &TlsSettings,
+    data_dir: Option<&std::path::Path>,
+) -> Result<TlsAcceptor, BrokerError> {
+    let (cert, key): (PathBuf, PathBuf) = match &t.cert_and_key {
+        Some((c, k)) => (c.clone(), k.clone()),
+        None => tls_files::ensure(data_dir)?,
+    };
+    let config = listener::server_config(&cert, &key, t.cafile.as_deref(), t.require_certificate)?;
+    Ok(TlsAcceptor::from(config))
+}

@@ -1,0 +1,278 @@
+//! One client's protocol state, as a state machine that never awaits.
+//!
+//! A [`Session`] is what MQTT calls the session state (§4.1): the client's
+//! subscriptions, the QoS 1 and 2 messages in flight to it ([`Outgoing`]),
+//! and the QoS 2 packet ids it has sent us and not yet released. It also
+//! tracks the keep-alive deadline of the connection currently attached.
+//!
+//! The listener feeds it each decoded packet with [`Session::handle`] and the
+//! current time, and performs the returned [`Action`]: write a reply, route a
+//! message, ask the router to subscribe. Outgoing messages are handed to
+//! [`Session::deliver`], which reserves packet ids within the in-flight
+//! window. No sockets, no clock of its own: tests drive it by calling it.
+//!
+//! A persistent session outlives its connection: the router keeps it while
+//! the client is away and hands it to the next connection with the same
+//! client id, which resumes the in-flight flows with [`Session::resume`].
+
+mod client_id;
+mod ids;
+mod keepalive;
+mod message;
+mod outgoing;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use client_id::resolve as resolve_client_id;
+pub use ids::IdSet;
+pub use keepalive::KeepAlive;
+pub use message::Message;
+pub use outgoing::{AckOutcome, InFlight, OutState, Outgoing};
+
+use crate::codec::{Packet, PacketId, PacketType, Publish, QoS, Subscribe, Unsubscribe};
+use crate::topic::TopicFilter;
+
+/// The largest in-flight window: one id must stay free so that
+/// [`Outgoing::send`] always finds one.
+pub const MAX_WINDOW: usize = 65_534;
+
+/// A protocol violation by the client; the connection is closed
+/// [MQTT-4.8.0-1] and its will published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// A CONNECT arrived on a connection that already sent one.
+    #[error("second CONNECT on an established connection [MQTT-3.1.0-2]")]
+    SecondConnect,
+    /// A packet only a server may send arrived from the client.
+    #[error("client sent {packet}, which only a server may send [MQTT-4.8.0-1]")]
+    ServerOnlyPacket {
+        /// The packet type received.
+        packet: PacketType,
+    },
+}
+
+/// What the connection must do after [`Session::handle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing to write or route (an acknowledgement that freed a slot in
+    /// the window; the caller may now deliver more).
+    None,
+    /// Write this packet back to the client.
+    Reply(Packet),
+    /// Hand this message to the router, then write `ack` if there is one
+    /// (PUBACK for QoS 1 [MQTT-4.3.2-2], PUBREC for QoS 2 [MQTT-4.3.3-2]).
+    Route {
+        /// The message to publish.
+        message: Message,
+        /// The acknowledgement to write once it is routed.
+        ack: Option<Packet>,
+    },
+    /// Ask the router to add these subscriptions, then write the SUBACK.
+    Subscribe(Subscribe),
+    /// Ask the router to remove these subscriptions, then write UNSUBACK.
+    Unsubscribe(Unsubscribe),
+    /// The client sent DISCONNECT: close without publishing the will
+    /// [MQTT-3.14.4-3].
+    Disconnect,
+}
+
+/// The session state of one client.
+#[derive(Debug, Clone)]
+pub struct Session {
+    client_id: Arc<str>,
+    clean: bool,
+    window: usize,
+    subscriptions: HashMap<TopicFilter, QoS>,
+    outgoing: Outgoing,
+    /// QoS 2 ids received and answered with PUBREC, not yet released by
+    /// PUBREL: a PUBLISH repeating one is not routed again [MQTT-4.3.3-2].
+    awaiting_rel: IdSet,
+    keep_alive: KeepAlive,
+}
+
+impl Session {
+    /// A fresh session. `max_inflight` caps the QoS 1 and 2 messages sent and
+    /// not yet acknowledged (0 means the protocol's limit, [`MAX_WINDOW`]).
+    pub fn new(client_id: impl Into<Arc<str>>, clean: bool, max_inflight: usize) -> Self {
+        let window = if max_inflight == 0 {
+            MAX_WINDOW
+        } else {
+            max_inflight.min(MAX_WINDOW)
+        };
+        Self {
+            client_id: client_id.into(),
+            clean,
+            window,
+            subscriptions: HashMap::new(),
+            outgoing: Outgoing::new(),
+            awaiting_rel: IdSet::new(),
+            keep_alive: KeepAlive::new(0, Instant::now()),
+        }
+    }
+
+    /// The client identifier.
+    pub fn client_id(&self) -> &Arc<str> {
+        &self.client_id
+    }
+
+    /// Whether the session ends with its connection (Clean Session = 1).
+    pub fn is_clean(&self) -> bool {
+        self.clean
+    }
+
+    /// Starts a new connection on this session: sets the Clean Session flag
+    /// it asked for and its keep-alive, heard at `now`.
+    pub fn attach(&mut self, clean: bool, keep_alive: u16, now: Instant) {
+        self.clean = clean;
+        self.keep_alive = KeepAlive::new(keep_alive, now);
+    }
+
+    /// When the attached client will have been silent too long.
+    pub fn keep_alive_deadline(&self) -> Option<Instant> {
+        self.keep_alive.deadline()
+    }
+
+    /// Whether the attached client has been silent too long at `now`
+    /// [MQTT-3.1.2-24].
+    pub fn keep_alive_expired(&self, now: Instant) -> bool {
+        self.keep_alive.expired(now)
+    }
+
+    /// Handles one packet from the client, received at `now`.
+    pub fn handle(&mut self, packet: Packet, now: Instant) -> Result<Action, SessionError> {
+        self.keep_alive.heard(now);
+        Ok(match packet {
+            Packet::Publish(p) => self.incoming_publish(p),
+            Packet::PubAck(id) => {
+                self.outgoing.puback(id);
+                Action::None
+            }
+            Packet::PubRec(id) => match self.outgoing.pubrec(id) {
+                AckOutcome::Matched => Action::Reply(Packet::PubRel(id)),
+                AckOutcome::Unknown => Action::None,
+            },
+            Packet::PubComp(id) => {
+                self.outgoing.pubcomp(id);
+                Action::None
+            }
+            Packet::PubRel(id) => {
+                // Answer PUBCOMP even for an id we do not hold: the client
+                // may be resending after we already completed [MQTT-4.3.3-2].
+                self.awaiting_rel.remove(id);
+                Action::Reply(Packet::PubComp(id))
+            }
+            Packet::Subscribe(s) => Action::Subscribe(s),
+            Packet::Unsubscribe(u) => Action::Unsubscribe(u),
+            Packet::PingReq => Action::Reply(Packet::PingResp),
+            Packet::Disconnect => Action::Disconnect,
+            Packet::Connect(_) => return Err(SessionError::SecondConnect),
+            other @ (Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp) => {
+                return Err(SessionError::ServerOnlyPacket {
+                    packet: other.packet_type(),
+                });
+            }
+        })
+    }
+
+    fn incoming_publish(&mut self, p: Publish) -> Action {
+        match (p.qos, p.packet_id) {
+            (QoS::AtLeastOnce, Some(id)) => Action::Route {
+                message: Message::from_publish(p),
+                ack: Some(Packet::PubAck(id)),
+            },
+            (QoS::ExactlyOnce, Some(id)) => {
+                if self.awaiting_rel.insert(id) {
+                    Action::Route {
+                        message: Message::from_publish(p),
+                        ack: Some(Packet::PubRec(id)),
+                    }
+                } else {
+                    // Same id before PUBREL: acknowledge again, deliver
+                    // nothing [MQTT-4.3.3-2].
+                    Action::Reply(Packet::PubRec(id))
+                }
+            }
+            // QoS 0, and (never from the decoder) QoS > 0 without an id.
+            _ => Action::Route {
+                message: Message::from_publish(p),
+                ack: None,
+            },
+        }
+    }
+
+    /// Whether a QoS 1 or 2 message may be sent now without exceeding the
+    /// in-flight window. QoS 0 messages are never held back by the window.
+    pub fn window_open(&self) -> bool {
+        self.outgoing.len() < self.window
+    }
+
+    /// How many more QoS 1 and 2 messages the window takes now.
+    pub fn window_room(&self) -> usize {
+        self.window.saturating_sub(self.outgoing.len())
+    }
+
+    /// Turns a message for this client into the PUBLISH to write, reserving
+    /// a packet id for QoS 1 and 2. Returns `None` only when no packet id is
+    /// free, which cannot happen while callers respect [`window_open`]
+    /// (the window is capped below the 65,535 ids).
+    ///
+    /// [`window_open`]: Session::window_open
+    pub fn deliver(&mut self, message: Message) -> Option<Publish> {
+        if message.qos == QoS::AtMostOnce {
+            return Some(message.to_publish(None, false));
+        }
+        self.outgoing
+            .send(message)
+            .map(|(id, message)| message.to_publish(Some(id), false))
+    }
+
+    /// The packets that resume the in-flight flows on a new connection,
+    /// oldest first (PUBLISH with DUP, or PUBREL) [MQTT-4.4.0-1].
+    pub fn resume(&self) -> impl Iterator<Item = Packet> + '_ {
+        self.outgoing.resend()
+    }
+
+    /// The in-flight window.
+    pub fn outgoing(&self) -> &Outgoing {
+        &self.outgoing
+    }
+
+    /// Mutable access to the in-flight window, for restoring from the store.
+    pub fn outgoing_mut(&mut self) -> &mut Outgoing {
+        &mut self.outgoing
+    }
+
+    /// The QoS 2 ids waiting for PUBREL.
+    pub fn awaiting_rel(&self) -> &IdSet {
+        &self.awaiting_rel
+    }
+
+    /// Marks a QoS 2 id as received and not yet released (store restore).
+    pub fn restore_awaiting_rel(&mut self, id: PacketId) {
+        self.awaiting_rel.insert(id);
+    }
+
+    /// The subscriptions, filter to granted QoS.
+    pub fn subscriptions(&self) -> &HashMap<TopicFilter, QoS> {
+        &self.subscriptions
+    }
+
+    /// Records a granted subscription, replacing one with the same filter
+    /// [MQTT-3.8.4-3]. Returns the QoS it replaced.
+    pub fn subscribed(&mut self, filter: TopicFilter, qos: QoS) -> Option<QoS> {
+        self.subscriptions.insert(filter, qos)
+    }
+
+    /// Forgets a subscription; returns whether there was one.
+    pub fn unsubscribed(&mut self, filter: &TopicFilter) -> bool {
+        self.subscriptions.remove(filter).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,253 @@
+//! Scripted packets and a fake clock against [`Session`]; no sockets.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::codec::{ConnAck, Connect, ConnectReturnCode, SubscribeFilter};
+use crate::topic::TopicName;
+
+fn id(v: u16) -> PacketId {
+    PacketId::new(v).expect("non-zero")
+}
+
+fn topic(s: &str) -> TopicName {
+    TopicName::new(s).expect("valid topic")
+}
+
+fn message(qos: QoS, payload: &'static str) -> Message {
+    Message {
+        topic: topic("a/b"),
+        payload: Bytes::from_static(payload.as_bytes()),
+        qos,
+        retain: false,
+    }
+}
+
+fn publish(qos: QoS, packet_id: Option<u16>, payload: &'static str) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: topic("a/b"),
+        packet_id: packet_id.map(id),
+        payload: Bytes::from_static(payload.as_bytes()),
+    })
+}
+
+fn session() -> Session {
+    let mut s = Session::new("c1", false, 3);
+    s.attach(false, 10, Instant::now());
+    s
+}
+
+#[test]
+fn qos1_publish_is_routed_and_acknowledged() {
+    let mut s = session();
+    let action = s
+        .handle(publish(QoS::AtLeastOnce, Some(5), "x"), Instant::now())
+        .expect("valid");
+    assert_eq!(
+        action,
+        Action::Route {
+            message: message(QoS::AtLeastOnce, "x"),
+            ack: Some(Packet::PubAck(id(5))),
+        }
+    );
+}
+
+#[test]
+fn qos2_publish_repeated_before_pubrel_is_not_routed_twice() {
+    let mut s = session();
+    let now = Instant::now();
+    let first = s
+        .handle(publish(QoS::ExactlyOnce, Some(9), "once"), now)
+        .expect("valid");
+    assert!(matches!(first, Action::Route { ack: Some(Packet::PubRec(p)), .. } if p == id(9)));
+    // The client did not see our PUBREC and sends the PUBLISH again with DUP.
+    let again = s
+        .handle(publish(QoS::ExactlyOnce, Some(9), "once"), now)
+        .expect("valid");
+    assert_eq!(again, Action::Reply(Packet::PubRec(id(9))));
+    assert_eq!(
+        s.handle(Packet::PubRel(id(9)), now),
+        Ok(Action::Reply(Packet::PubComp(id(9))))
+    );
+    // After PUBCOMP the id starts a new message [MQTT-4.3.3-2].
+    let fresh = s
+        .handle(publish(QoS::ExactlyOnce, Some(9), "twice"), now)
+        .expect("valid");
+    assert!(matches!(fresh, Action::Route { .. }));
+}
+
+#[test]
+fn pubrel_for_an_unknown_id_is_still_completed() {
+    let mut s = session();
+    assert_eq!(
+        s.handle(Packet::PubRel(id(42)), Instant::now()),
+        Ok(Action::Reply(Packet::PubComp(id(42))))
+    );
+}
+
+#[test]
+fn outgoing_qos2_flow_runs_publish_pubrec_pubrel_pubcomp() {
+    let mut s = session();
+    let now = Instant::now();
+    let p = s.deliver(message(QoS::ExactlyOnce, "m")).expect("id free");
+    let pid = p.packet_id.expect("QoS 2 carries an id");
+    assert!(!p.dup);
+    assert_eq!(
+        s.handle(Packet::PubRec(pid), now),
+        Ok(Action::Reply(Packet::PubRel(pid)))
+    );
+    // A repeated PUBREC gets PUBREL again.
+    assert_eq!(
+        s.handle(Packet::PubRec(pid), now),
+        Ok(Action::Reply(Packet::PubRel(pid)))
+    );
+    assert_eq!(s.outgoing().len(), 1);
+    assert_eq!(s.handle(Packet::PubComp(pid), now), Ok(Action::None));
+    assert!(s.outgoing().is_empty());
+}
+
+#[test]
+fn window_closes_at_max_inflight_and_reopens_on_ack() {
+    let mut s = session();
+    let ids: Vec<PacketId> = (0..3)
+        .map(|_| {
+            assert!(s.window_open());
+            s.deliver(message(QoS::AtLeastOnce, "m"))
+                .and_then(|p| p.packet_id)
+                .expect("id")
+        })
+        .collect();
+    assert!(!s.window_open());
+    // QoS 0 is not held back by the window.
+    let q0 = s.deliver(message(QoS::AtMostOnce, "q0")).expect("qos 0");
+    assert_eq!(q0.packet_id, None);
+    s.handle(Packet::PubAck(ids[1]), Instant::now())
+        .expect("valid");
+    assert!(s.window_open());
+}
+
+#[test]
+fn packet_ids_are_not_reused_while_in_flight() {
+    let mut s = Session::new("c", false, 0);
+    // One message stays unacknowledged while 70,000 others come and go, so
+    // the id counter wraps past it.
+    let stuck = s
+        .deliver(message(QoS::AtLeastOnce, "stuck"))
+        .and_then(|p| p.packet_id)
+        .expect("id");
+    for _ in 0..70_000 {
+        let pid = s
+            .deliver(message(QoS::AtLeastOnce, "m"))
+            .and_then(|p| p.packet_id)
+            .expect("id");
+        assert_ne!(pid, stuck, "id of an unacknowledged message reused");
+        s.handle(Packet::PubAck(pid), Instant::now())
+            .expect("valid");
+    }
+    assert_eq!(s.outgoing().len(), 1);
+}
+
+#[test]
+fn resume_resends_in_order_with_dup_and_pubrel() {
+    let mut s = session();
+    let a = s.deliver(message(QoS::AtLeastOnce, "a")).expect("id");
+    let b = s.deliver(message(QoS::ExactlyOnce, "b")).expect("id");
+    let c = s.deliver(message(QoS::ExactlyOnce, "c")).expect("id");
+    let b_id = b.packet_id.expect("id");
+    s.handle(Packet::PubRec(b_id), Instant::now())
+        .expect("valid");
+    let resent: Vec<Packet> = s.resume().collect();
+    let dup = |p: Publish| Packet::Publish(Publish { dup: true, ..p });
+    assert_eq!(resent, vec![dup(a), Packet::PubRel(b_id), dup(c)]);
+}
+
+#[test]
+fn acks_for_unknown_ids_change_nothing() {
+    let mut s = session();
+    let p = s.deliver(message(QoS::AtLeastOnce, "a")).expect("id");
+    let pid = p.packet_id.expect("id");
+    // PUBCOMP and PUBREC do not complete a QoS 1 flow.
+    assert_eq!(
+        s.handle(Packet::PubComp(pid), Instant::now()),
+        Ok(Action::None)
+    );
+    assert_eq!(
+        s.handle(Packet::PubRec(pid), Instant::now()),
+        Ok(Action::None)
+    );
+    assert_eq!(s.outgoing().len(), 1);
+    assert_eq!(
+        s.handle(Packet::PubAck(id(999)), Instant::now()),
+        Ok(Action::None)
+    );
+    assert_eq!(s.outgoing().len(), 1);
+}
+
+#[test]
+fn second_connect_is_a_violation() {
+    let mut s = session();
+    assert_eq!(
+        s.handle(Packet::Connect(Connect::default()), Instant::now()),
+        Err(SessionError::SecondConnect)
+    );
+}
+
+#[test]
+fn server_only_packets_from_a_client_are_violations() {
+    let mut s = session();
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        code: ConnectReturnCode::Accepted,
+    });
+    assert_eq!(
+        s.handle(connack, Instant::now()),
+        Err(SessionError::ServerOnlyPacket {
+            packet: PacketType::ConnAck
+        })
+    );
+    assert_eq!(
+        s.handle(Packet::PingResp, Instant::now()),
+        Err(SessionError::ServerOnlyPacket {
+            packet: PacketType::PingResp
+        })
+    );
+}
+
+#[test]
+fn ping_disconnect_and_subscribe_map_to_actions() {
+    let mut s = session();
+    let now = Instant::now();
+    assert_eq!(
+        s.handle(Packet::PingReq, now),
+        Ok(Action::Reply(Packet::PingResp))
+    );
+    let sub = Subscribe {
+        packet_id: id(1),
+        filters: vec![SubscribeFilter {
+            filter: TopicFilter::new("a/#").expect("valid"),
+            qos: QoS::AtLeastOnce,
+        }],
+    };
+    assert_eq!(
+        s.handle(Packet::Subscribe(sub.clone()), now),
+        Ok(Action::Subscribe(sub))
+    );
+    assert_eq!(s.handle(Packet::Disconnect, now), Ok(Action::Disconnect));
+}
+
+#[test]
+fn every_packet_pushes_the_keep_alive_deadline() {
+    let t0 = Instant::now();
+    let mut s = Session::new("c", true, 10);
+    s.attach(true, 4, t0);
+    assert_eq!(s.keep_alive_deadline(), Some(t0 + Duration::from_secs(6)));
+    let t1 = t0 + Duration::from_secs(5);
+    s.handle(Packet::PingReq, t1).expect("valid");
+    assert!(!s.keep_alive_expired(t0 + Duration::from_secs(7)));
+    assert!(s.keep_alive_expired(t1 + Duration::from_secs(6)));
+}

@@ -1,0 +1,181 @@
+//! Persistent sessions and retained messages in `--data-dir`, kept in redb.
+//!
+//! redb is a pure-Rust embedded key-value store with ACID transactions and
+//! copy-on-write pages: a save is one transaction, so a crash mid-save
+//! leaves the previous state intact, and there is no C library to build.
+//!
+//! Two tables, both keyed by text: `sessions` (client id → session record)
+//! and `retained` (topic → message). Values use a small versioned binary
+//! layout written and read here ([`record`]). The state is saved every
+//! `--autosave-interval` seconds and at shutdown, as mosquitto does with
+//! its autosave; a crash loses what changed since the last save.
+
+mod record;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::router::Router;
+
+const SESSIONS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("sessions");
+const RETAINED: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("retained");
+
+/// The file inside the data directory.
+pub const STORE_FILE: &str = "broker.redb";
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory cannot be created.
+    #[error("creating data directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// redb failed.
+    #[error("store {path}: {source}")]
+    Db {
+        /// The store file.
+        path: PathBuf,
+        /// redb's error.
+        source: Box<redb::Error>,
+    },
+    /// A record cannot be decoded.
+    #[error(
+        "store {path}: {table} record {key:?} is corrupt: {reason} (move the file away to start empty)"
+    )]
+    Corrupt {
+        /// The store file.
+        path: PathBuf,
+        /// The table.
+        table: &'static str,
+        /// The record's key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The open store.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(STORE_FILE);
+        let db = Database::create(&path).map_err(|e| StoreError::Db {
+            path: path.clone(),
+            source: Box::new(e.into()),
+        })?;
+        Ok(Self { db, path })
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db_err(&self, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::Db {
+            path: self.path.clone(),
+            source: Box::new(e.into()),
+        }
+    }
+
+    /// Loads every stored session (parked, with its queue) and retained
+    /// message into `router`. Returns how many of each.
+    pub fn load(&self, router: &Router, max_inflight: usize) -> Result<(usize, usize), StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let corrupt = |table, key: &str, reason: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            table,
+            key: key.to_owned(),
+            reason,
+        };
+        let mut sessions = 0;
+        match tx.open_table(SESSIONS) {
+            Ok(table) => {
+                for item in table.iter().map_err(|e| self.db_err(e))? {
+                    let (k, v) = item.map_err(|e| self.db_err(e))?;
+                    let (session, queued) =
+                        record::decode_session(k.value(), v.value(), max_inflight)
+                            .map_err(|r| corrupt("sessions", k.value(), r))?;
+                    router.restore_session(session, queued);
+                    sessions += 1;
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(self.db_err(e)),
+        }
+        let mut retained = 0;
+        match tx.open_table(RETAINED) {
+            Ok(table) => {
+                for item in table.iter().map_err(|e| self.db_err(e))? {
+                    let (k, v) = item.map_err(|e| self.db_err(e))?;
+                    let message = record::decode_message_record(v.value())
+                        .map_err(|r| corrupt("retained", k.value(), r))?;
+                    router.restore_retained(&message);
+                    retained += 1;
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(self.db_err(e)),
+        }
+        Ok((sessions, retained))
+    }
+
+    /// Saves the router's persistent state in one transaction: parked
+    /// sessions with their queues, and the retained messages. Records of
+    /// persistent sessions a connection holds right now are left as they
+    /// were; records of sessions that no longer exist are removed.
+    pub fn save(&self, router: &Router) -> Result<(), StoreError> {
+        let crate::router::StoredSessions { parked, attached } = router.sessions_for_store();
+        let retained = router.retained_messages();
+        let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        {
+            let mut table = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
+            let keep: HashSet<Arc<str>> = parked
+                .iter()
+                .map(|(s, _)| Arc::clone(s.client_id()))
+                .chain(attached)
+                .collect();
+            table
+                .retain(|k, _| keep.contains(k))
+                .map_err(|e| self.db_err(e))?;
+            for (session, queued) in &parked {
+                let bytes = record::encode_session(session, queued);
+                table
+                    .insert(&**session.client_id(), bytes.as_slice())
+                    .map_err(|e| self.db_err(e))?;
+            }
+        }
+        {
+            tx.delete_table(RETAINED).map_err(|e| self.db_err(e))?;
+            let mut table = tx.open_table(RETAINED).map_err(|e| self.db_err(e))?;
+            for m in &retained {
+                let bytes = record::encode_message_record(m);
+                table
+                    .insert(m.topic.as_str(), bytes.as_slice())
+                    .map_err(|e| self.db_err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! The binary layout of stored records.
+//!
+//! All integers big-endian. A message is `flags:u8` (QoS in bits 0–1,
+//! RETAIN in bit 2), `topic_len:u16`, topic, `payload_len:u32`, payload. A
+//! session record starts with a version byte (1), then the subscriptions
+//! (`count:u32`, each `filter_len:u16`, filter, `qos:u8`), the QoS 2 ids
+//! awaiting PUBREL (`count:u32`, each `u16`), the in-flight messages
+//! (`count:u32`, each `state:u8`, `packet_id:u16`, message) and the queued
+//! messages (`count:u32`, each a message). Decoding checks every field and
+//! names what is wrong; it never panics on bad bytes.
+
+use bytes::{Buf, BufMut, Bytes};
+
+use crate::codec::{PacketId, QoS};
+use crate::session::{InFlight, Message, OutState, Session};
+use crate::topic::{TopicFilter, TopicName};
+
+const VERSION: u8 = 1;
+
+fn put_message(out: &mut Vec<u8>, m: &Message) {
+    out.put_u8(m.qos.as_u8() | (u8::from(m.retain) << 2));
+    out.put_u16(m.topic.as_str().len() as u16);
+    out.put_slice(m.topic.as_str().as_bytes());
+    out.put_u32(m.payload.len() as u32);
+    out.put_slice(&m.payload);
+}
+
+/// A checked reader over a record.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn need(&self, n: usize, what: &str) -> Result<(), String> {
+        if self.0.remaining() < n {
+            Err(format!("ends inside {what}"))
+        } else {
+            Ok(())
+        }
+    }
+    fn u8(&mut self, what: &str) -> Result<u8, String> {
+        self.need(1, what)?;
+        Ok(self.0.get_u8())
+    }
+    fn u16(&mut self, what: &str) -> Result<u16, String> {
+        self.need(2, what)?;
+        Ok(self.0.get_u16())
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, String> {
+        self.need(4, what)?;
+        Ok(self.0.get_u32())
+    }
+    fn bytes(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
+        self.need(n, what)?;
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn str(&mut self, n: usize, what: &str) -> Result<&str, String> {
+        std::str::from_utf8(self.bytes(n, what)?).map_err(|_| format!("{what} is not UTF-8"))
+    }
+    fn qos(&mut self, bits: u8) -> Result<QoS, String> {
+        QoS::from_bits(bits).ok_or_else(|| format!("QoS {bits} is not 0, 1 or 2"))
+    }
+    fn message(&mut self) -> Result<Message, String> {
+        let flags = self.u8("message flags")?;
+        let qos = self.qos(flags & 0b11)?;
+        let len = usize::from(self.u16("topic length")?);
+        let topic = TopicName::new(self.str(len, "topic")?).map_err(|e| e.to_string())?;
+        let len = self.u32("payload length")? as usize;
+        let payload = Bytes::copy_from_slice(self.bytes(len, "payload")?);
+        Ok(Message {
+            topic,
+            payload,
+            qos,
+            retain: flags & 0b100 != 0,
+        })
+    }
+    fn packet_id(&mut self) -> Result<PacketId, String> {
+        PacketId::new(self.u16("packet id")?).ok_or_else(|| "packet id 0".to_owned())
+    }
+    fn finish(&self) -> Result<(), String> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} bytes after the last field", self.0.len()))
+        }
+    }
+}
+
+/// A retained message's record.
+pub fn encode_message_record(m: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(m.size() + 7);
+    put_message(&mut out, m);
+    out
+}
+
+/// Reads a retained message's record.
+pub fn decode_message_record(bytes: &[u8]) -> Result<Message, String> {
+    let mut r = Reader(bytes);
+    let m = r.message()?;
+    r.finish()?;
+    Ok(m)
+}
+
+/// A session's record, with the messages queued for it.
+pub fn encode_session(session: &Session, queued: &[Message]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.put_u8(VERSION);
+    out.put_u32(session.subscriptions().len() as u32);
+    for (filter, qos) in session.subscriptions() {
+        out.put_u16(filter.as_str().len() as u16);
+        out.put_slice(filter.as_str().as_bytes());
+        out.put_u8(qos.as_u8());
+    }
+    out.put_u32(session.awaiting_rel().len() as u32);
+    for id in session.awaiting_rel().iter() {
+        out.put_u16(id.get());
+    }
+    out.put_u32(session.outgoing().len() as u32);
+    for e in session.outgoing().iter() {
+        out.put_u8(match e.state {
+            OutState::AwaitPubAck => 1,
+            OutState::AwaitPubRec => 2,
+            OutState::AwaitPubComp => 3,
+        });
+        out.put_u16(e.packet_id.get());
+        put_message(&mut out, &e.message);
+    }
+    out.put_u32(queued.len() as u32);
+    for m in queued {
+        put_message(&mut out, m);
+    }
+    out
+}
+
+/// Reads a session's record for `client_id`.
+pub fn decode_session(
+    client_id: &str,
+    bytes: &[u8],
+    max_inflight: usize,
+) -> Result<(Session, Vec<Message>), String> {
+    let mut r = Reader(bytes);
+    let version = r.u8("version")?;
+    if version != VERSION {
+        return Err(format!(
+            "version {version}, this broker reads version {VERSION}"
+        ));
+    }
+    let mut session = Session::new(client_id, false, max_inflight);
+    for _ in 0..r.u32("subscription count")? {
+        let len = usize::from(r.u16("filter length")?);
+        let filter = TopicFilter::new(r.str(len, "filter")?).map_err(|e| e.to_string())?;
+        let bits = r.u8("granted QoS")?;
+        let qos = r.qos(bits)?;
+        session.subscribed(filter, qos);
+    }
+    for _ in 0..r.u32("awaiting-PUBREL count")? {
+        let id = r.packet_id()?;
+        session.restore_awaiting_rel(id);
+    }
+    for _ in 0..r.u32("in-flight count")? {
+        let state = match r.u8("in-flight state")? {
+            1 => OutState::AwaitPubAck,
+            2 => OutState::AwaitPubRec,
+            3 => OutState::AwaitPubComp,
+            other => return Err(format!("in-flight state {other} is not 1, 2 or 3")),
+        };
+        let packet_id = r.packet_id()?;
+        let message = r.message()?;
+        session.outgoing_mut().restore(InFlight {
+            packet_id,
+            message,
+            state,
+        });
+    }
+    let count = r.u32("queue length")?;
+    let mut queued = Vec::new();
+    for _ in 0..count {
+        queued.push(r.message()?);
+    }
+    r.finish()?;
+    Ok((session, queued))
+}

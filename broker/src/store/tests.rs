@@ -1,0 +1,110 @@
+//! Save and load through a real redb file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::codec::{PacketId, QoS, Subscribe, SubscribeFilter};
+use crate::router::Limits;
+use crate::session::Message;
+use crate::session::Session;
+use crate::stats::Stats;
+use crate::topic::{TopicFilter, TopicName};
+
+fn router() -> Router {
+    Router::new(
+        Limits {
+            max_queued: 0,
+            queue_qos0: false,
+        },
+        Arc::new(Stats::new()),
+    )
+}
+
+fn msg(topic: &str, qos: QoS, retain: bool, payload: &'static str) -> Message {
+    Message {
+        topic: TopicName::new(topic).expect("valid"),
+        payload: Bytes::from_static(payload.as_bytes()),
+        qos,
+        retain,
+    }
+}
+
+#[tokio::test]
+async fn sessions_and_retained_survive_a_save_and_load() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let r = router();
+        let mut a = r
+            .connect("keeper", false, 10, Duration::from_secs(1))
+            .await
+            .expect("attached");
+        r.subscribe(
+            &a.slot,
+            &mut a.session,
+            &Subscribe {
+                packet_id: PacketId::new(1).expect("non-zero"),
+                filters: vec![SubscribeFilter {
+                    filter: TopicFilter::new("q/#").expect("valid"),
+                    qos: QoS::ExactlyOnce,
+                }],
+            },
+        );
+        // One message in flight, then the client goes away.
+        let sent = a
+            .session
+            .deliver(msg("q/1", QoS::AtLeastOnce, false, "in flight"));
+        assert!(sent.is_some());
+        r.disconnect(&a.slot, a.session);
+        r.publish(&msg("q/2", QoS::ExactlyOnce, false, "queued"));
+        r.publish(&msg("r", QoS::AtLeastOnce, true, "retained"));
+        let store = Store::open(dir.path()).expect("opens");
+        store.save(&r).expect("saves");
+    }
+    let r = router();
+    let store = Store::open(dir.path()).expect("reopens");
+    assert_eq!(store.load(&r, 10).expect("loads"), (1, 1));
+    let b = r
+        .connect("keeper", false, 10, Duration::from_secs(1))
+        .await
+        .expect("attached");
+    assert!(b.session_present);
+    let resent: Vec<_> = b.session.resume().collect();
+    assert_eq!(resent.len(), 1, "the in-flight message is resent");
+    let mut queued = Vec::new();
+    b.slot.take(&mut queued, 10, 10);
+    assert_eq!(queued, vec![msg("q/2", QoS::ExactlyOnce, false, "queued")]);
+    assert_eq!(r.retained_count(), 1);
+    assert_eq!(r.publish(&msg("q/3", QoS::AtMostOnce, false, "live")), 1);
+}
+
+#[test]
+fn corrupt_records_are_refused_with_their_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("opens");
+    let tx = store.db.begin_write().expect("tx");
+    {
+        let mut t = tx.open_table(SESSIONS).expect("table");
+        t.insert("broken", &[1u8, 0, 0][..]).expect("insert");
+    }
+    tx.commit().expect("commit");
+    let err = store.load(&router(), 10).expect_err("corrupt");
+    let text = err.to_string();
+    assert!(
+        text.contains("\"broken\"") && text.contains("ends inside"),
+        "{text}"
+    );
+}
+
+#[test]
+fn record_decoding_never_panics_on_truncation() {
+    let mut s = Session::new("c", false, 10);
+    s.subscribed(TopicFilter::new("a/+").expect("valid"), QoS::AtLeastOnce);
+    let full = record::encode_session(&s, &[msg("t", QoS::AtLeastOnce, false, "p")]);
+    assert!(record::decode_session("c", &full, 10).is_ok());
+    for cut in 0..full.len() {
+        assert!(record::decode_session("c", &full[..cut], 10).is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! `$SYS/broker/...`: the broker's statistics as retained messages, under
+//! the topic names mosquitto uses, plus a stats line in the log.
+//!
+//! Every `--sys-interval` seconds each value that changed since the last
+//! round is published (QoS 0, retained), so a client subscribing to
+//! `$SYS/#` gets the current figures at once. Clients cannot publish here
+//! (see [`Router::publish_from_client`]), and `#` or `+` at the start of a
+//! filter never match these topics [MQTT-4.7.2-1].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::codec::QoS;
+use crate::router::Router;
+use crate::session::Message;
+use crate::stats::Stats;
+use crate::topic::TopicName;
+
+/// The version string published at `$SYS/broker/version`.
+pub fn version() -> String {
+    format!("mqtt-conformance broker {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The current `$SYS` topics and their values.
+pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
+    let s: &Stats = router.stats();
+    let get = Stats::get;
+    let connected = s.connected();
+    let total = (router.session_count() as u64).max(connected);
+    vec![
+        ("$SYS/broker/version", version()),
+        ("$SYS/broker/uptime", format!("{} seconds", s.uptime_secs())),
+        ("$SYS/broker/clients/connected", connected.to_string()),
+        ("$SYS/broker/clients/active", connected.to_string()),
+        (
+            "$SYS/broker/clients/disconnected",
+            (total - connected).to_string(),
+        ),
+        (
+            "$SYS/broker/clients/inactive",
+            (total - connected).to_string(),
+        ),
+        ("$SYS/broker/clients/total", total.to_string()),
+        (
+            "$SYS/broker/clients/maximum",
+            get(&s.connected_maximum).to_string(),
+        ),
+        (
+            "$SYS/broker/listeners/plain/connected",
+            get(&s.connected_plain).to_string(),
+        ),
+        (
+            "$SYS/broker/listeners/tls/connected",
+            get(&s.connected_tls).to_string(),
+        ),
+        (
+            "$SYS/broker/messages/received",
+            get(&s.messages_received).to_string(),
+        ),
+        (
+            "$SYS/broker/messages/sent",
+            get(&s.messages_sent).to_string(),
+        ),
+        (
+            "$SYS/broker/publish/messages/received",
+            get(&s.publish_received).to_string(),
+        ),
+        (
+            "$SYS/broker/publish/messages/sent",
+            get(&s.publish_sent).to_string(),
+        ),
+        (
+            "$SYS/broker/publish/messages/dropped",
+            get(&s.publish_dropped).to_string(),
+        ),
+        (
+            "$SYS/broker/bytes/received",
+            get(&s.bytes_received).to_string(),
+        ),
+        ("$SYS/broker/bytes/sent", get(&s.bytes_sent).to_string()),
+        (
+            "$SYS/broker/subscriptions/count",
+            router.subscription_count().to_string(),
+        ),
+        (
+            "$SYS/broker/retained messages/count",
+            router.retained_count().to_string(),
+        ),
+    ]
+}
+
+/// Publishes the values that changed since `last`, and logs a stats line.
+pub fn publish_round(router: &Router, last: &mut HashMap<&'static str, String>) {
+    for (topic, value) in snapshot(router) {
+        if last.get(topic) == Some(&value) {
+            continue;
+        }
+        match TopicName::new(topic) {
+            Ok(name) => {
+                router.publish(&Message {
+                    topic: name,
+                    payload: Bytes::from(value.clone().into_bytes()),
+                    qos: QoS::AtMostOnce,
+                    retain: true,
+                });
+                last.insert(topic, value);
+            }
+            Err(e) => warn!(topic, error = %e, "invalid $SYS topic"),
+        }
+    }
+    let s = router.stats();
+    info!(
+        connected = s.connected(),
+        plain = Stats::get(&s.connected_plain),
+        tls = Stats::get(&s.connected_tls),
+        sessions = router.session_count(),
+        subscriptions = router.subscription_count(),
+        retained = router.retained_count(),
+        publish_in = Stats::get(&s.publish_received),
+        publish_out = Stats::get(&s.publish_sent),
+        dropped = Stats::get(&s.publish_dropped),
+        bytes_in = Stats::get(&s.bytes_received),
+        bytes_out = Stats::get(&s.bytes_sent),
+        "stats"
+    );
+}
+
+/// Publishes `$SYS` every `interval` until shutdown.
+pub async fn run(router: Arc<Router>, interval: Duration, shutdown: CancellationToken) {
+    let mut last = HashMap::new();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => publish_round(&router, &mut last),
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Real clients through the real broker: mosquitto_pub/mosquitto_sub (plain
+//! and TLS), paho-mqtt (Python), MQTT.js (Node) and rumqttc.
+//!
+//! The external clients are installed by `scripts/setup`; a missing one is
+//! a failed test, not a skipped one.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+use testsupport::{ReferenceBroker, ReferenceOptions};
+
+fn broker_with_tls() -> ReferenceBroker {
+    start_with(ReferenceOptions {
+        tls: true,
+        ..ReferenceOptions::default()
+    })
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `mosquitto_sub` printing `topic payload` lines, started and subscribed.
+struct Sub {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Sub {
+    fn start(args: &[String]) -> Self {
+        // mosquitto_sub block-buffers a piped stdout; stdbuf makes it
+        // print each line as it comes.
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub"])
+            .args(args)
+            .args(["-d", "-v"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub is installed (scripts/setup)");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let sub = Self { child, lines: rx };
+        sub.wait_for("SUBACK");
+        sub
+    }
+
+    /// The next line containing `needle` (debug lines included).
+    fn wait_for(&self, needle: &str) -> String {
+        self.wait_until(|line| line.contains(needle), needle)
+    }
+
+    /// The next message on `topic`: a `topic payload` line.
+    fn message(&self, topic: &str) -> String {
+        let prefix = format!("{topic} ");
+        self.wait_until(|line| line.starts_with(&prefix), topic)
+    }
+
+    fn wait_until(&self, pred: impl Fn(&str) -> bool, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(WAIT) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("mosquitto_sub printed no line with {needle:?}: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mosquitto_pub(args: &[String]) {
+    let out = Command::new("mosquitto_pub")
+        .args(args)
+        .output()
+        .expect("mosquitto_pub is installed (scripts/setup)");
+    assert!(
+        out.status.success(),
+        "mosquitto_pub failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn target(addr: std::net::SocketAddr, ca: Option<&Path>) -> Vec<String> {
+    let mut v = vec![
+        "-h".to_owned(),
+        "127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        addr.port().to_string(),
+    ];
+    if let Some(ca) = ca {
+        // The generated certificate names localhost and 127.0.0.1.
+        v.extend(["--cafile".to_owned(), ca.display().to_string()]);
+    }
+    v
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn mosquitto_round_trip(b: &ReferenceBroker, tls: bool) {
+    let ca = b.ca_file();
+    let (addr, ca) = if tls {
+        (b.tls_addr().expect("TLS on"), Some(ca.as_path()))
+    } else {
+        (b.addr(), None)
+    };
+    for qos in ["0", "1", "2"] {
+        let topic = format!("interop/mosquitto/{tls}/{qos}");
+        let sub = Sub::start(&[target(addr, ca), strings(&["-t", &topic, "-q", qos])].concat());
+        for i in 0..3 {
+            mosquitto_pub(
+                &[
+                    target(addr, ca),
+                    strings(&["-t", &topic, "-q", qos, "-m", &format!("m{i}")]),
+                ]
+                .concat(),
+            );
+            let line = sub.message(&topic);
+            assert_eq!(line, format!("{topic} m{i}"));
+        }
+    }
+}
+
+#[test]
+fn mosquitto_clients_plain_qos_0_1_2() {
+    let b = broker_with_tls();
+    mosquitto_round_trip(&b, false);
+}
+
+#[test]
+fn mosquitto_clients_tls_with_cafile_qos_0_1_2() {
+    let b = broker_with_tls();
+    mosquitto_round_trip(&b, true);
+}
+
+#[test]
+fn mosquitto_clients_retained_and_will() {
+    let b = broker_with_tls();
+    let t = target(b.addr(), None);
+    mosquitto_pub(
+        &[
+            t.clone(),
+            strings(&["-t", "interop/retained", "-r", "-q", "1", "-m", "kept"]),
+        ]
+        .concat(),
+    );
+    let sub = Sub::start(&[t.clone(), strings(&["-t", "interop/retained"])].concat());
+    assert_eq!(sub.message("interop/retained"), "interop/retained kept");
+
+    let watcher = Sub::start(&[t.clone(), strings(&["-t", "interop/will"])].concat());
+    let mut dying = Sub::start(
+        &[
+            t,
+            strings(&[
+                "-t",
+                "nothing",
+                "--will-topic",
+                "interop/will",
+                "--will-payload",
+                "bye",
+                "--will-qos",
+                "1",
+            ]),
+        ]
+        .concat(),
+    );
+    // Killed, not disconnected: the broker must publish the will.
+    dying.child.kill().expect("kill");
+    let _ = dying.child.wait();
+    assert_eq!(watcher.message("interop/will"), "interop/will bye");
+}
+
+#[test]
+fn plain_and_tls_clients_reach_each_other() {
+    let b = broker_with_tls();
+    let ca = b.ca_file();
+    let plain = target(b.addr(), None);
+    let tls = target(b.tls_addr().expect("TLS on"), Some(&ca));
+    let tls_sub = Sub::start(&[tls.clone(), strings(&["-t", "cross/to-tls"])].concat());
+    let plain_sub = Sub::start(&[plain.clone(), strings(&["-t", "cross/to-plain"])].concat());
+    mosquitto_pub(&[plain, strings(&["-t", "cross/to-tls", "-m", "from plain"])].concat());
+    mosquitto_pub(&[tls, strings(&["-t", "cross/to-plain", "-m", "from tls"])].concat());
+    assert_eq!(tls_sub.message("cross/to-tls"), "cross/to-tls from plain");
+    assert_eq!(
+        plain_sub.message("cross/to-plain"),
+        "cross/to-plain from tls"
+    );
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().expect("client runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("ok "),
+        "{cmd:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn paho_python_client_plain_and_tls() {
+    let b = broker_with_tls();
+    let script = repo_root().join("interop/python/pubsub.py");
+    for qos in ["0", "1", "2"] {
+        run_ok(Command::new("python3").arg(&script).args([
+            "127.0.0.1",
+            &b.addr().port().to_string(),
+            &format!("interop/paho/{qos}"),
+            qos,
+            "20",
+        ]));
+    }
+    run_ok(
+        Command::new("python3")
+            .arg(&script)
+            .args([
+                "localhost",
+                &b.tls_addr().expect("TLS").port().to_string(),
+                "interop/paho/tls",
+                "1",
+                "20",
+            ])
+            .arg(b.ca_file()),
+    );
+}
+
+#[test]
+fn mqtt_js_client_plain_and_tls() {
+    let b = broker_with_tls();
+    let dir = repo_root().join("interop/js");
+    assert!(
+        dir.join("node_modules/mqtt").exists(),
+        "MQTT.js is missing: run scripts/setup (npm ci in interop/js)"
+    );
+    for qos in ["0", "1", "2"] {
+        run_ok(Command::new("node").current_dir(&dir).args([
+            "pubsub.js",
+            &format!("mqtt://127.0.0.1:{}", b.addr().port()),
+            &format!("interop/js/{qos}"),
+            qos,
+            "20",
+        ]));
+    }
+    run_ok(
+        Command::new("node")
+            .current_dir(&dir)
+            .args([
+                "pubsub.js",
+                &format!("mqtts://localhost:{}", b.tls_addr().expect("TLS").port()),
+                "interop/js/tls",
+                "2",
+                "20",
+            ])
+            .arg(b.ca_file()),
+    );
+}
+
+#[tokio::test]
+async fn rumqttc_client_plain_and_tls() {
+    let b = broker_with_tls();
+    rumqttc_round_trip(b.addr().port(), None).await;
+    let ca = std::fs::read(b.ca_file()).expect("CA written by the broker");
+    rumqttc_round_trip(b.tls_addr().expect("TLS").port(), Some(ca)).await;
+}
+
+async fn rumqttc_round_trip(port: u16, ca: Option<Vec<u8>>) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet as RPacket, QoS as RQoS, Transport};
+    let options = |id: &str| {
+        let mut o = MqttOptions::new(id, "localhost", port);
+        o.set_keep_alive(Duration::from_secs(30));
+        if let Some(ca) = &ca {
+            o.set_transport(Transport::tls_with_config(rustls_client(ca)));
+        }
+        o
+    };
+    let (sub, mut sub_loop) = AsyncClient::new(options("rumqttc-sub"), 100);
+    let (publisher, mut pub_loop) = AsyncClient::new(options("rumqttc-pub"), 100);
+    sub.subscribe("interop/rumqttc", RQoS::ExactlyOnce)
+        .await
+        .expect("queued");
+    let received = tokio::time::timeout(WAIT, async {
+        let mut got = Vec::new();
+        let mut published = false;
+        loop {
+            tokio::select! {
+                ev = sub_loop.poll() => match ev.expect("subscriber event loop") {
+                    Event::Incoming(RPacket::SubAck(_)) if !published => {
+                        published = true;
+                        for (i, qos) in [RQoS::AtMostOnce, RQoS::AtLeastOnce, RQoS::ExactlyOnce].into_iter().enumerate() {
+                            publisher.publish("interop/rumqttc", qos, false, format!("m{i}")).await.expect("queued");
+                        }
+                    }
+                    Event::Incoming(RPacket::Publish(p)) => {
+                        got.push(String::from_utf8_lossy(&p.payload).into_owned());
+                        if got.len() == 3 {
+                            return got;
+                        }
+                    }
+                    _ => {}
+                },
+                ev = pub_loop.poll() => { ev.expect("publisher event loop"); }
+            }
+        }
+    })
+    .await
+    .expect("rumqttc round trip in time");
+    assert_eq!(received, vec!["m0", "m1", "m2"]);
+}
+
+fn rustls_client(ca_pem: &[u8]) -> rumqttc::TlsConfiguration {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+        roots
+            .add(cert.expect("PEM certificate"))
+            .expect("CA accepted");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config))
+}

@@ -1,0 +1,308 @@
+//! TLS listener: the generated certificate, mutual TLS, identity as user
+//! name, the handshake timeout and old protocol versions refused.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+
+use broker::certs::{CertificateAuthority, Overwrite, PairPaths, SubjectNames, Validity};
+use broker::codec::{ConnectReturnCode, Packet, QoS, decode_packet};
+use bytes::BytesMut;
+use common::*;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use testsupport::{ReferenceBroker, ReferenceOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn client_config(ca: &std::path::Path, client: Option<&PairPaths>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(p) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(&p.cert)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(&p.key).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    Arc::new(config)
+}
+
+/// CONNECT over TLS; returns the CONNACK code, or `None` if the handshake
+/// or the connection failed first.
+async fn tls_connect(
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+    connect: broker::codec::Connect,
+) -> Option<ConnectReturnCode> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut tls = TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .ok()?;
+    tls.write_all(&Packet::Connect(connect).to_bytes().unwrap())
+        .await
+        .ok()?;
+    let mut buf = BytesMut::new();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(Some(Packet::ConnAck(a))) = decode_packet(&mut buf, 1024) {
+                return Some(a.code);
+            }
+            match tls.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("CONNACK or close in time")
+}
+
+#[tokio::test]
+async fn first_run_generates_a_ca_signed_certificate_and_logs_it() {
+    let data = tempfile::tempdir().unwrap();
+    let b = start_with(ReferenceOptions {
+        tls: true,
+        data_dir: Some(data.path().to_owned()),
+        ..ReferenceOptions::default()
+    });
+    let ca = b.ca_file();
+    assert!(ca.exists());
+    let log = b.log();
+    assert!(
+        log.contains("sha256=") && log.contains("sans=localhost"),
+        "{log}"
+    );
+    let code = tls_connect(
+        b.tls_addr().unwrap().port(),
+        client_config(&ca, None),
+        connect_packet("t", true),
+    )
+    .await;
+    assert_eq!(code, Some(ConnectReturnCode::Accepted));
+    drop(b);
+    // The second run reuses the same files.
+    let before = std::fs::read(&ca).unwrap();
+    let b = start_with(ReferenceOptions {
+        tls: true,
+        data_dir: Some(data.path().to_owned()),
+        ..ReferenceOptions::default()
+    });
+    assert_eq!(std::fs::read(b.ca_file()).unwrap(), before);
+    assert!(b.log().contains("using the TLS certificate"), "{}", b.log());
+}
+
+/// A CA, a server certificate and a client certificate for `client_name`.
+fn pki(dir: &std::path::Path, client_name: &str) -> (PairPaths, PairPaths, PairPaths) {
+    let v = Validity::days_from_now(30);
+    let ca = CertificateAuthority::generate("test CA", v).unwrap();
+    let server = ca.issue_server(&SubjectNames::localhost(), v).unwrap();
+    let client = ca.issue_client(client_name, v).unwrap();
+    let paths = (
+        PairPaths::in_dir(dir, "ca"),
+        PairPaths::in_dir(dir, "server"),
+        PairPaths::in_dir(dir, "client"),
+    );
+    broker::certs::write_pairs(
+        &[
+            (ca.pem_pair(), paths.0.clone()),
+            (server, paths.1.clone()),
+            (client, paths.2.clone()),
+        ],
+        Overwrite::Refuse,
+    )
+    .unwrap();
+    paths
+}
+
+fn mutual_tls_broker(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (ReferenceBroker, PairPaths, PairPaths) {
+    let (ca, server, client) = pki(dir, "device-7");
+    let mut args: Vec<String> = vec![
+        "--cert".into(),
+        server.cert.display().to_string(),
+        "--key".into(),
+        server.key.display().to_string(),
+        "--cafile".into(),
+        ca.cert.display().to_string(),
+        "--require-certificate".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let b = start_with(ReferenceOptions {
+        tls: true,
+        extra_args: args,
+        ..ReferenceOptions::default()
+    });
+    (b, ca, client)
+}
+
+#[tokio::test]
+async fn require_certificate_refuses_clients_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, ca, client) = mutual_tls_broker(dir.path(), &[]);
+    let port = b.tls_addr().unwrap().port();
+    let with = tls_connect(
+        port,
+        client_config(&ca.cert, Some(&client)),
+        connect_packet("c1", true),
+    )
+    .await;
+    assert_eq!(with, Some(ConnectReturnCode::Accepted));
+    let without = tls_connect(
+        port,
+        client_config(&ca.cert, None),
+        connect_packet("c2", true),
+    )
+    .await;
+    assert_eq!(without, None, "no certificate, no connection");
+}
+
+#[tokio::test]
+async fn identity_as_username_accepts_the_certificate_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "someone:$7$101$AAAAAAAAAAAAAAAA$AAAA\n").unwrap();
+    let (b, ca, client) = mutual_tls_broker(
+        dir.path(),
+        &[
+            "--identity-as-username",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    let code = tls_connect(
+        b.tls_addr().unwrap().port(),
+        client_config(&ca.cert, Some(&client)),
+        connect_packet("c", true),
+    )
+    .await;
+    assert_eq!(code, Some(ConnectReturnCode::Accepted));
+    // The plain listener still checks the password file.
+    let (_c, ack) = RawClient::connect(b.addr(), connect_packet("plain", true)).await;
+    assert_eq!(ack.code, ConnectReturnCode::NotAuthorized);
+}
+
+#[tokio::test]
+async fn stalled_handshake_is_cut_after_the_timeout() {
+    let b = start_with(ReferenceOptions {
+        tls: true,
+        extra_args: vec!["--connect-timeout".into(), "1".into()],
+        ..ReferenceOptions::default()
+    });
+    let mut tcp = TcpStream::connect(b.tls_addr().unwrap()).await.unwrap();
+    let mut byte = [0u8; 1];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut byte))
+        .await
+        .expect("closed by the broker, not by our wait");
+    assert!(matches!(n, Ok(0) | Err(_)));
+    assert!(
+        b.wait_for_log("TLS handshake did not finish in time", WAIT),
+        "{}",
+        b.log()
+    );
+}
+
+#[test]
+fn tls_1_1_is_refused() {
+    let b = start_with(ReferenceOptions {
+        tls: true,
+        ..ReferenceOptions::default()
+    });
+    let port = b.tls_addr().unwrap().port().to_string();
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-tls1_1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl is installed (scripts/setup)");
+    assert!(!out.status.success(), "TLS 1.1 handshake must fail");
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-tls1_2",
+            "-CAfile",
+        ])
+        .arg(b.ca_file())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+}
+
+#[tokio::test]
+async fn tls_subscriber_gets_plain_publisher_messages() {
+    let b = start_with(ReferenceOptions {
+        tls: true,
+        ..ReferenceOptions::default()
+    });
+    let config = client_config(&b.ca_file(), None);
+    let tcp = TcpStream::connect(b.tls_addr().unwrap()).await.unwrap();
+    let mut tls = TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let sub = [
+        Packet::Connect(connect_packet("tls-sub", true)),
+        Packet::Subscribe(broker::codec::Subscribe {
+            packet_id: pid(1),
+            filters: vec![broker::codec::SubscribeFilter {
+                filter: broker::topic::TopicFilter::new("x").unwrap(),
+                qos: QoS::AtLeastOnce,
+            }],
+        }),
+    ];
+    for p in &sub {
+        tls.write_all(&p.to_bytes().unwrap()).await.unwrap();
+    }
+    let mut buf = BytesMut::new();
+    let mut next = async || loop {
+        if let Some(p) = decode_packet(&mut buf, usize::MAX).unwrap() {
+            return p;
+        }
+        assert!(
+            tls.read_buf(&mut buf).await.unwrap() > 0,
+            "closed by the broker; its log:\n{}",
+            b.log()
+        );
+    };
+    assert!(matches!(next().await, Packet::ConnAck(_)));
+    assert!(matches!(next().await, Packet::SubAck(_)));
+    let mut plain = RawClient::connected(b.addr(), "plain-pub").await;
+    plain
+        .send(&publish("x", QoS::AtLeastOnce, Some(1), "across", false))
+        .await;
+    let got = tokio::time::timeout(WAIT, next()).await.expect("in time");
+    match got {
+        Packet::Publish(p) => assert_eq!(&p.payload[..], b"across"),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+}
