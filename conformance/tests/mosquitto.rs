@@ -147,3 +147,49 @@ fn client_cert_refusal_fails_on_a_listener_that_does_not_require_one() {
     );
     assert!(by_name("tls.client-cert-accepted").passed());
 }
+
+#[test]
+fn client_cert_refusal_is_seen_when_tls_1_2_refuses_the_handshake() {
+    // With TLS 1.3 the server refuses a client without a certificate by an
+    // alert after the client's side of the handshake is done; with TLS 1.2
+    // the handshake itself fails. Both are a refusal at the TLS layer. The
+    // client without a certificate is limited to TLS 1.2 here (mosquitto's
+    // tls_version only sets a minimum).
+    let dir = tempfile::tempdir().unwrap();
+    let (m, mut target) = common::mosquitto_with_mutual_tls(dir.path());
+    let pem = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls12_only = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    target.tls.as_mut().unwrap().config_without_cert = std::sync::Arc::new(tls12_only);
+    let names = [
+        "tls.client-cert-required".to_owned(),
+        "tls.client-cert-accepted".to_owned(),
+    ];
+    let suite = Suite::builtin().unwrap().filter(&[], &names);
+    let report = common::run(&suite, &target);
+    for r in &report.results {
+        assert!(r.passed(), "{}: {:?}\n{}", r.name, r.verdict, m.log());
+    }
+    let refused = report
+        .results
+        .iter()
+        .find(|r| r.name == "tls.client-cert-required")
+        .unwrap();
+    assert!(
+        refused
+            .transcript
+            .iter()
+            .any(|l| l.text.contains("refused during the TLS handshake")),
+        "{:?}",
+        refused.transcript
+    );
+}
