@@ -65,7 +65,11 @@ pub fn junit(report: &RunReport, baseline: &Baseline) -> String {
                 }
             };
             let mut case = TestCase::new(r.name.as_str(), status);
-            case.set_classname(format!("{}.{}", r.area, r.statements.join(",")));
+            case.set_classname(if r.statements.is_empty() {
+                r.area.clone()
+            } else {
+                format!("{}.{}", r.area, r.statements.join(","))
+            });
             case.set_time(r.duration);
             suite.add_test_case(case);
         }

@@ -171,13 +171,15 @@ fn bucket(r: &ScenarioResult, eval: &Evaluation) -> Bucket {
 }
 
 fn write_result(out: &mut String, r: &ScenarioResult, baseline: &Baseline, detail: bool) {
+    let statements = if r.statements.is_empty() {
+        "(no statement id)".to_owned()
+    } else {
+        r.statements.join(" ")
+    };
     let _ = writeln!(
         out,
-        "\n  {} [{}] {} ({})",
-        r.name,
-        r.level,
-        r.statements.join(" "),
-        r.location
+        "\n  {} [{}] {statements} ({})",
+        r.name, r.level, r.location
     );
     match &r.verdict {
         Verdict::Skipped { reason } => {
