@@ -165,22 +165,32 @@ impl Run<'_> {
 
     /// How the broker refused the CONNECT just sent, if it did: the first
     /// answer is a CONNACK with a non-zero code, or the close. Leaves the
-    /// answer unconsumed for the CONNACK check that follows.
+    /// answer unconsumed for the CONNACK check that follows. After a refusing
+    /// CONNACK the server must close [MQTT-3.2.2-5]; the close is awaited
+    /// (boundedly) so the transcript shows the whole refusal.
     async fn refusal(&mut self, client: &str) -> Option<String> {
         let deadline = Instant::now() + crate::model::DEFAULT_WITHIN;
         let i = self.wait_unconsumed(client, deadline, false).await?;
-        match &self.arrival(client, i)?.event {
-            Event::Closed { reason, .. } => Some(format!("closed the connection ({reason})")),
+        let refusal = match &self.arrival(client, i)?.event {
+            Event::Closed { reason, .. } => {
+                return Some(format!("closed the connection ({reason})"));
+            }
             Event::Packet {
                 packet: Packet::ConnAck(c),
                 ..
-            } if c.code.as_u8() != 0 => Some(format!(
+            } if c.code.as_u8() != 0 => format!(
                 "answered CONNACK 0x{:02x} ({})",
                 c.code.as_u8(),
                 c.code.describe()
-            )),
-            _ => None,
+            ),
+            _ => return None,
+        };
+        while !self.clients.get(client).is_some_and(|s| s.closed) {
+            if !self.pull(client, deadline).await {
+                break;
+            }
         }
+        Some(refusal)
     }
 
     /// Sends DISCONNECT and, with `close`, shuts the connection down.
