@@ -44,7 +44,7 @@ mod tests {
 
     #[test]
     fn mosquitto_units_and_seconds() {
-        let secs = |t| parse_expiration(t).unwrap().as_secs();
+        let secs = |t| parse_expiration(t).expect("valid").as_secs();
         assert_eq!(secs("1s"), 1);
         assert_eq!(secs("1h"), 3600);
         assert_eq!(secs("2d"), 2 * 86_400);
@@ -66,7 +66,7 @@ mod tests {
             ("0d", "would expire sessions at once"),
             ("99999999999999999y", "too long"),
         ] {
-            let e = parse_expiration(text).unwrap_err();
+            let e = parse_expiration(text).expect_err("invalid");
             assert!(e.contains(says), "{text:?}: {e}");
             assert!(e.contains("e.g. 1h"), "{text:?}: {e}");
         }
