@@ -180,6 +180,15 @@ impl Conn {
     }
 }
 
+/// What [`open`] hands to the connection loop.
+struct Accepted {
+    conn: Conn,
+    slot: Arc<ClientSlot>,
+    session: Session,
+    kicked: tokio::sync::oneshot::Receiver<Kick>,
+    will: Option<Message>,
+}
+
 /// Serves one client from its first byte to its close.
 pub(super) async fn serve(
     transport: Transport,
@@ -188,41 +197,96 @@ pub(super) async fn serve(
     cert_name: Option<String>,
 ) {
     let kind = transport.kind();
-    let mut conn = Conn::new(transport);
-    let limits = &shared.limits;
+    // Boxed: CONNECT handling holds large futures (timeouts, a takeover
+    // wait) that live only at the start; inline, they would size every
+    // connection's task for its whole life.
+    let opened = Box::pin(open(Conn::new(transport), &shared, &shutdown, cert_name)).await;
+    let Some(Accepted {
+        mut conn,
+        slot,
+        mut session,
+        kicked,
+        will,
+    }) = opened
+    else {
+        return;
+    };
 
+    let end = run(&mut conn, &shared, &slot, &mut session, kicked, &shutdown).await;
+    shared.stats.add(&mut conn.counts);
+    match &end {
+        End::Disconnect => info!("client disconnected"),
+        End::Closed => info!("client closed the connection without DISCONNECT"),
+        End::Io(e) => info!(error = %e, "connection failed"),
+        End::Malformed(e) => warn!(
+            error = %e,
+            statement = e.statement().unwrap_or("-"),
+            "malformed packet, closing [MQTT-4.8.0-1]"
+        ),
+        End::Violation(e) => warn!(error = %e, "protocol violation, closing"),
+        End::KeepAlive => info!("keep-alive expired, closing [MQTT-3.1.2-24]"),
+        End::TakenOver => info!("session taken over by a new connection [MQTT-3.1.4-2]"),
+        End::Shutdown => debug!("closing for shutdown"),
+    }
+    if !matches!(end, End::Disconnect)
+        && let Some(will) = will
+    {
+        debug!(topic = %will.topic, "publishing will");
+        shared.router.publish_from_client(&will);
+    }
+    shared.router.disconnect(&slot, session);
+    shared.stats.client_disconnected(kind);
+    match end {
+        // The socket is gone, or the broker is in a hurry.
+        End::Closed | End::Io(_) | End::Shutdown => {}
+        _ => Box::pin(conn.close(LINGER)).await,
+    }
+}
+
+/// From the first byte to CONNACK: reads CONNECT within the timeout, checks
+/// the client id and credentials, takes the session from the router, and
+/// queues CONNACK and the resumed flows. `None` when the connection ended
+/// (refused, closed, timed out).
+async fn open(
+    mut conn: Conn,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+    cert_name: Option<String>,
+) -> Option<Accepted> {
+    let kind = conn.transport.kind();
+    let limits = &shared.limits;
     // CONNECT must be the first packet [MQTT-3.1.0-1], within the timeout.
     let first = tokio::select! {
         r = tokio::time::timeout(limits.connect_timeout, conn.first_packet(limits.max_packet_size)) => r,
-        () = shutdown.cancelled() => return,
+        () = shutdown.cancelled() => return None,
     };
     let connect = match first {
         Err(_) => {
             info!(timeout = ?limits.connect_timeout, "no CONNECT in time, closing");
-            return;
+            return None;
         }
         Ok(Ok(Packet::Connect(c))) => c,
         Ok(Ok(other)) => {
             warn!(packet = %other.packet_type(), "first packet is not CONNECT, closing [MQTT-3.1.0-1]");
-            return;
+            return None;
         }
         Ok(Err(End::Malformed(e))) if e.is_unacceptable_protocol() => {
             warn!(error = %e, "refusing CONNECT with return code 0x01");
             conn.refuse(ConnectReturnCode::UnacceptableProtocolVersion)
                 .await;
-            return;
+            return None;
         }
         Ok(Err(End::Malformed(e))) => {
             warn!(error = %e, statement = e.statement().unwrap_or("-"), "malformed packet before CONNECT, closing");
-            return;
+            return None;
         }
         Ok(Err(End::Closed)) => {
             debug!("closed before CONNECT");
-            return;
+            return None;
         }
         Ok(Err(other)) => {
             debug!(reason = ?other, "connection failed before CONNECT");
-            return;
+            return None;
         }
     };
 
@@ -231,7 +295,7 @@ pub(super) async fn serve(
         Err(code) => {
             warn!(code = %code, "empty client id without clean session [MQTT-3.1.3-8]");
             conn.refuse(code).await;
-            return;
+            return None;
         }
     };
     tracing::Span::current().record("client_id", client_id.as_str());
@@ -251,12 +315,12 @@ pub(super) async fn serve(
     if let Err(code) = auth {
         warn!(code = %code, username = connect.username.as_deref().unwrap_or(""), "refusing credentials");
         conn.refuse(code).await;
-        return;
+        return None;
     }
 
     let attachment = tokio::select! {
         r = shared.router.connect(&client_id, connect.clean_session, limits.max_inflight, TAKEOVER_WAIT) => r,
-        () = shutdown.cancelled() => return,
+        () = shutdown.cancelled() => return None,
     };
     let Attachment {
         slot,
@@ -268,7 +332,7 @@ pub(super) async fn serve(
         Err(e) => {
             error!(error = %e, "session takeover failed");
             conn.refuse(ConnectReturnCode::ServerUnavailable).await;
-            return;
+            return None;
         }
     };
     session.attach(
@@ -304,35 +368,13 @@ pub(super) async fn serve(
     });
     drop(connect);
 
-    let end = run(&mut conn, &shared, &slot, &mut session, kicked, &shutdown).await;
-    shared.stats.add(&mut conn.counts);
-    match &end {
-        End::Disconnect => info!("client disconnected"),
-        End::Closed => info!("client closed the connection without DISCONNECT"),
-        End::Io(e) => info!(error = %e, "connection failed"),
-        End::Malformed(e) => warn!(
-            error = %e,
-            statement = e.statement().unwrap_or("-"),
-            "malformed packet, closing [MQTT-4.8.0-1]"
-        ),
-        End::Violation(e) => warn!(error = %e, "protocol violation, closing"),
-        End::KeepAlive => info!("keep-alive expired, closing [MQTT-3.1.2-24]"),
-        End::TakenOver => info!("session taken over by a new connection [MQTT-3.1.4-2]"),
-        End::Shutdown => debug!("closing for shutdown"),
-    }
-    if !matches!(end, End::Disconnect)
-        && let Some(will) = will
-    {
-        debug!(topic = %will.topic, "publishing will");
-        shared.router.publish_from_client(&will);
-    }
-    shared.router.disconnect(&slot, session);
-    shared.stats.client_disconnected(kind);
-    match end {
-        // The socket is gone, or the broker is in a hurry.
-        End::Closed | End::Io(_) | End::Shutdown => {}
-        _ => conn.close(LINGER).await,
-    }
+    Some(Accepted {
+        conn,
+        slot,
+        session,
+        kicked,
+        will,
+    })
 }
 
 /// The connection loop after CONNACK.

@@ -130,7 +130,12 @@ pub async fn accept_loop(
                 let _guard = guard;
                 match acceptor {
                     None => connection::serve(Transport::Plain(tcp), shared, shutdown, None).await,
-                    Some(acceptor) => handshake_then_serve(tcp, acceptor, shared, shutdown).await,
+                    // Boxed: the handshake's state (a whole rustls
+                    // connection) would otherwise make every plain
+                    // connection's task as big as a TLS one.
+                    Some(acceptor) => {
+                        Box::pin(handshake_then_serve(tcp, acceptor, shared, shutdown)).await;
+                    }
                 }
             }
             .instrument(span),
@@ -167,4 +172,49 @@ async fn handshake_then_serve(
     };
     let name = connection::certificate_name(&transport);
     connection::serve(transport, shared, shutdown, name).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection is a task holding this future; its size is most of
+    /// what an idle connection costs, so it is watched here.
+    #[tokio::test]
+    async fn connection_task_stays_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let stats = Arc::new(Stats::new());
+        let shared = Arc::new(Shared {
+            router: Arc::new(Router::new(
+                crate::router::Limits {
+                    max_queued: 0,
+                    queue_qos0: false,
+                },
+                Arc::clone(&stats),
+            )),
+            auth: Authenticator::default(),
+            stats,
+            limits: ConnLimits {
+                max_packet_size: 1024,
+                max_inflight: 10,
+                connect_timeout: Duration::from_secs(1),
+                max_connections: 0,
+            },
+            identity_as_username: false,
+            live: AtomicUsize::new(0),
+        });
+        let fut = connection::serve(
+            Transport::Plain(server),
+            shared,
+            CancellationToken::new(),
+            None,
+        );
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("connection future: {size} bytes");
+        assert!(size <= 2048, "connection future grew to {size} bytes");
+        drop(client);
+    }
 }
