@@ -43,6 +43,21 @@ pub enum Event {
     Closed {
         /// How: "closed by peer", "reset by peer", ...
         reason: String,
+        /// The TLS layer ended it: the server refused the handshake or sent
+        /// a fatal alert, so no MQTT packet got through.
+        by_tls: bool,
+    },
+}
+
+/// How to reach the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The plain listener.
+    Plain,
+    /// The TLS listener.
+    Tls {
+        /// Present the run's client certificate, if it has one.
+        client_cert: bool,
     },
 }
 
@@ -91,7 +106,8 @@ pub enum ConnectError {
 pub struct Connection {
     writer: Option<Box<dyn AsyncWrite + Send + Unpin>>,
     rx: mpsc::UnboundedReceiver<Arrival>,
-    reader: JoinHandle<()>,
+    /// `None` for a connection the server refused during the TLS handshake.
+    reader: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -105,16 +121,21 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// Opens a connection to the target's plain or TLS listener. `epoch` is the
     /// scenario's start, against which arrivals are timed.
+    ///
+    /// A TLS handshake the server refuses (a fatal alert, or the server
+    /// hanging up mid-handshake) is not an error: the connection is returned
+    /// already closed, with a close event saying so, because refusing is
+    /// what some scenarios expect. A handshake that fails on this side (the
+    /// server's certificate does not verify) is an error of the run's set-up.
     pub async fn open(
         target: &Target,
-        tls: bool,
+        transport: Transport,
         epoch: Instant,
         span: tracing::Span,
     ) -> Result<Self, ConnectError> {
-        let port = if tls {
-            target.tls.as_ref().ok_or(ConnectError::NoTls)?.port
-        } else {
-            target.port
+        let port = match transport {
+            Transport::Plain => target.port,
+            Transport::Tls { .. } => target.tls.as_ref().ok_or(ConnectError::NoTls)?.port,
         };
         let addr = format!("{}:{}", target.host, port);
         let tcp = tokio::time::timeout(target.connect_timeout, TcpStream::connect(&addr))
@@ -129,10 +150,15 @@ impl Connection {
             })?;
         // Scripts pipeline small packets on purpose; send each write at once.
         let _ = tcp.set_nodelay(true);
-        match (tls, &target.tls) {
-            (true, Some(t)) => {
-                let connector = tokio_rustls::TlsConnector::from(t.config.clone());
-                let stream = tokio::time::timeout(
+        match (transport, &target.tls) {
+            (Transport::Tls { client_cert }, Some(t)) => {
+                let config = if client_cert {
+                    t.config.clone()
+                } else {
+                    t.config_without_cert.clone()
+                };
+                let connector = tokio_rustls::TlsConnector::from(config);
+                let handshake = tokio::time::timeout(
                     target.connect_timeout,
                     connector.connect(t.server_name.clone(), tcp),
                 )
@@ -140,11 +166,35 @@ impl Connection {
                 .map_err(|_| ConnectError::Timeout {
                     addr: addr.clone(),
                     timeout: target.connect_timeout,
-                })?
-                .map_err(|source| ConnectError::Tls { addr, source })?;
-                Ok(Self::start(stream, epoch, span))
+                })?;
+                match handshake {
+                    Ok(stream) => Ok(Self::start(stream, epoch, span)),
+                    Err(e) if refused_by_server(&e) => Ok(Self::refused(
+                        epoch,
+                        format!("refused during the TLS handshake: {e}"),
+                    )),
+                    Err(source) => Err(ConnectError::Tls { addr, source }),
+                }
             }
             _ => Ok(Self::start(tcp, epoch, span)),
+        }
+    }
+
+    /// A connection the server refused during the TLS handshake: nothing can
+    /// be written, and its only arrival is the close.
+    fn refused(epoch: Instant, reason: String) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(Arrival {
+            at: epoch.elapsed(),
+            event: Event::Closed {
+                reason,
+                by_tls: true,
+            },
+        });
+        Self {
+            writer: None,
+            rx,
+            reader: None,
         }
     }
 
@@ -158,7 +208,7 @@ impl Connection {
         Self {
             writer: Some(Box::new(write)),
             rx,
-            reader,
+            reader: Some(reader),
         }
     }
 
@@ -201,7 +251,9 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         // Dropping both halves closes the socket without a DISCONNECT.
-        self.reader.abort();
+        if let Some(r) = &self.reader {
+            r.abort();
+        }
     }
 }
 
@@ -219,12 +271,18 @@ where
     };
     loop {
         let reason = match read.read_buf(&mut buf).await {
-            Ok(0) => Some("closed by peer".to_owned()),
+            Ok(0) => Some(("closed by peer".to_owned(), false)),
             Ok(_) => None,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                Some("reset by peer".to_owned())
+                Some(("reset by peer".to_owned(), false))
             }
-            Err(e) => Some(format!("read error: {e}")),
+            Err(e) => match tls_alert(&e) {
+                Some(alert) => Some((
+                    format!("closed by a TLS alert from the server: {alert}"),
+                    true,
+                )),
+                None => Some((format!("read error: {e}"), false)),
+            },
         };
         // Decode whatever is complete before reporting a close, so packets
         // sent just before it are seen in order.
@@ -259,15 +317,37 @@ where
                 }
             }
         }
-        if let Some(reason) = reason {
+        if let Some((reason, by_tls)) = reason {
             if !buf.is_empty() {
                 send(Event::Garbage {
                     bytes: buf.split().freeze(),
                     error: "incomplete packet at close".into(),
                 });
             }
-            send(Event::Closed { reason });
+            send(Event::Closed { reason, by_tls });
             return;
         }
     }
+}
+
+/// The fatal alert the server sent, when `e` is one.
+fn tls_alert(e: &std::io::Error) -> Option<String> {
+    match e.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(alert) => Some(format!("{alert:?}")),
+        _ => None,
+    }
+}
+
+/// Whether a failed TLS handshake was the server's doing: a fatal alert, or
+/// the server hanging up before the handshake finished. Anything else (this
+/// side not trusting the server's certificate) is the run's set-up.
+fn refused_by_server(e: &std::io::Error) -> bool {
+    tls_alert(e).is_some()
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+        )
 }

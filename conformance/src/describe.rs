@@ -30,7 +30,12 @@ pub fn hex(b: &[u8]) -> String {
 pub fn packet(p: &Packet) -> String {
     match p {
         Packet::Connect(c) => format!(
-            "CONNECT(client_id={:?}, clean_session={}, keep_alive={}, will={}, username={})",
+            "CONNECT({}client_id={:?}, clean_session={}, keep_alive={}, will={}, username={})",
+            // The protocol is shown only when it is not 3.1.1, the default.
+            match c.protocol {
+                broker::codec::ProtocolLevel::V3_1_1 => String::new(),
+                p => format!("protocol={}/{}, ", p.name(), p.level()),
+            },
             c.client_id,
             c.clean_session,
             c.keep_alive,

@@ -32,13 +32,16 @@ impl fmt::Display for Level {
 
 /// Something a scenario needs from the run beyond a plain listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Requirement {
     /// A TLS listener (`--tls-port`).
     Tls,
     /// Credentials the broker accepts (`--username`/`--password`), on a
     /// broker that refuses wrong ones.
     Auth,
+    /// A client certificate (`--cert`/`--key`) for a TLS listener that
+    /// requires one (mutual TLS).
+    ClientCert,
 }
 
 impl Requirement {
@@ -47,6 +50,7 @@ impl Requirement {
         match self {
             Requirement::Tls => "tls",
             Requirement::Auth => "auth",
+            Requirement::ClientCert => "client-cert",
         }
     }
 }
@@ -145,6 +149,8 @@ pub struct WillSpec {
 pub struct ConnectSpec {
     /// Use the TLS listener.
     pub tls: bool,
+    /// On TLS, present the run's client certificate (if it has one).
+    pub client_cert: bool,
     /// Protocol name bytes.
     pub protocol_name: BytesSpec,
     /// Protocol level byte.
@@ -171,6 +177,36 @@ pub struct ConnectSpec {
     pub connack: Option<u8>,
     /// With `connack`: the Session Present flag expected.
     pub session_present: Option<bool>,
+    /// The CONNECT asks for something a server may decline (MQTT 3.1): a
+    /// refusal (a CONNACK with a non-zero code, or a close) makes the
+    /// scenario not applicable instead of failing it.
+    pub refusal_not_applicable: bool,
+}
+
+/// The QoS an expected PUBLISH must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QosSpec {
+    /// This exact QoS.
+    Literal(u8),
+    /// `"$g"`: the QoS a SUBACK granted, captured by a `subscribe` step's
+    /// `grants`.
+    Var(String),
+    /// `"min(N, $g)"`: the lower of a published QoS and a granted one — the
+    /// QoS a delivery must have [MQTT-3.8.4-6].
+    MinOf(u8, String),
+}
+
+/// What a `subscribe` step checks in its SUBACK when the scenario depends on
+/// the grants: one code per filter, each a QoS no higher than the one asked
+/// for [MQTT-3.9.3-1], [MQTT-3.8.4-6]. A server may grant less than asked or
+/// refuse (0x80), so a grant below `require` does not fail the scenario: it
+/// makes it not applicable to this broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantSpec {
+    /// Per filter, the lowest grant the scenario can work with.
+    pub require: Vec<u8>,
+    /// Per filter, the variable (without `$`) that captures the grant.
+    pub capture: Vec<Option<String>>,
 }
 
 /// What an expectation requires of one received packet. `None` fields are
@@ -188,7 +224,7 @@ pub struct Matcher {
     /// PUBLISH payload.
     pub payload: Option<BytesSpec>,
     /// PUBLISH QoS.
-    pub qos: Option<u8>,
+    pub qos: Option<QosSpec>,
     /// PUBLISH RETAIN.
     pub retain: Option<bool>,
     /// PUBLISH DUP.
@@ -214,6 +250,8 @@ pub enum Action {
         client: String,
         /// Use the TLS listener.
         tls: bool,
+        /// On TLS, present the run's client certificate (if it has one).
+        client_cert: bool,
     },
     /// Open a connection if none is live, send CONNECT, maybe expect CONNACK.
     Connect {
@@ -232,8 +270,8 @@ pub enum Action {
         filters: Vec<(BytesSpec, u8)>,
         /// Forced fixed-header flags.
         flags: Option<u8>,
-        /// Expect a SUBACK with the same id and these codes.
-        granted: Option<Vec<u8>>,
+        /// Expect a SUBACK with the same id and judge its grants.
+        grants: Option<GrantSpec>,
     },
     /// Send UNSUBSCRIBE; maybe expect its UNSUBACK.
     Unsubscribe {
@@ -311,6 +349,9 @@ pub enum Action {
         client: String,
         /// How long to wait.
         within: Duration,
+        /// The close must come from the TLS layer (a refused handshake or a
+        /// fatal alert), not after an MQTT exchange.
+        tls_refused: bool,
     },
     /// Send DISCONNECT and (unless told not to) close the connection.
     Disconnect {

@@ -64,6 +64,14 @@ pub enum Verdict {
         /// Why.
         reason: String,
     },
+    /// Run, but the broker made a choice the spec allows (granting a lower
+    /// QoS than asked, refusing a subscription, not speaking MQTT 3.1) that
+    /// leaves nothing for the scenario to check. Neither pass nor fail.
+    #[serde(rename = "not_applicable")]
+    NotApplicable {
+        /// The broker's choice, e.g. "broker granted QoS 1 for ...".
+        reason: String,
+    },
     /// The harness could not carry it out (broker unreachable, timeout).
     Error {
         /// What went wrong.
@@ -123,6 +131,11 @@ impl ScenarioResult {
     /// Whether the scenario passed.
     pub fn passed(&self) -> bool {
         matches!(self.verdict, Verdict::Pass)
+    }
+
+    /// Whether the broker's allowed choices left it nothing to check.
+    pub fn not_applicable(&self) -> bool {
+        matches!(self.verdict, Verdict::NotApplicable { .. })
     }
 
     /// Whether it failed or could not be carried out.

@@ -187,6 +187,10 @@ fn skip_reason(s: &Scenario, target: &Target) -> Option<String> {
             "needs credentials: pass --username/--password of a broker that refuses wrong ones"
                 .to_owned(),
         ),
+        Requirement::ClientCert if !target.tls.as_ref().is_some_and(|t| t.client_cert) => Some(
+            "needs a client certificate: pass --cert/--key for a TLS listener that requires one"
+                .to_owned(),
+        ),
         _ => None,
     })
 }
@@ -280,7 +284,11 @@ pub async fn run(
 pub fn describe_target(t: &Target) -> String {
     let mut s = format!("{}:{}", t.host, t.port);
     if let Some(tls) = &t.tls {
-        s.push_str(&format!(" (TLS on port {})", tls.port));
+        s.push_str(&format!(" (TLS on port {}", tls.port));
+        if tls.client_cert {
+            s.push_str(", with a client certificate");
+        }
+        s.push(')');
     }
     if t.credentials.is_some() {
         s.push_str(" with credentials");

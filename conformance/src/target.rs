@@ -1,12 +1,13 @@
-//! The broker under test: where it listens, how to reach its TLS listener,
-//! and the credentials it accepts.
+//! The broker under test: where it listens, how to reach its TLS listener
+//! (trust anchors, and the client certificate for mutual TLS), and the
+//! credentials it accepts.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// Why a target could not be set up.
@@ -36,9 +37,89 @@ pub enum TargetError {
         /// Why.
         reason: String,
     },
-    /// rustls refused the configuration.
+    /// The client certificate or key file could not be read.
+    #[error("reading client {what} file {path}: {source}")]
+    ReadClientFile {
+        /// "certificate" or "key".
+        what: &'static str,
+        /// The path given.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The client certificate or key file holds nothing usable.
+    #[error("client {what} file {path}: {reason}")]
+    BadClientFile {
+        /// "certificate" or "key".
+        what: &'static str,
+        /// The path given.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// rustls refused the configuration (e.g. a key that does not match the
+    /// client certificate).
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
+}
+
+/// A client certificate chain and its private key, for a TLS listener that
+/// requires clients to present one (mutual TLS).
+pub struct ClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("chain_len", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientIdentity {
+    /// Reads a PEM certificate chain (the client's certificate first) and
+    /// its PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, TargetError> {
+        let read = |what: &'static str, path: &Path| {
+            std::fs::read(path).map_err(|source| TargetError::ReadClientFile {
+                what,
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let bad = |what: &'static str, path: &Path, reason: String| TargetError::BadClientFile {
+            what,
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = read("certificate", cert)?;
+        let chain = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("certificate", cert, e.to_string()))?;
+        if chain.is_empty() {
+            return Err(bad(
+                "certificate",
+                cert,
+                "no CERTIFICATE block found (give the PEM file of the client certificate)".into(),
+            ));
+        }
+        let pem = read("key", key)?;
+        let key_der = rustls_pemfile::private_key(&mut pem.as_slice())
+            .map_err(|e| bad("key", key, e.to_string()))?
+            .ok_or_else(|| {
+                bad(
+                    "key",
+                    key,
+                    "no PRIVATE KEY block found (give the PEM file of the client's key)".into(),
+                )
+            })?;
+        Ok(Self {
+            chain,
+            key: key_der,
+        })
+    }
 }
 
 /// The TLS listener of the target.
@@ -46,8 +127,14 @@ pub enum TargetError {
 pub struct TlsTarget {
     /// Its port.
     pub port: u16,
-    /// The client configuration (trust anchors or no verification).
+    /// The client configuration (trust anchors or no verification), with
+    /// the client certificate when the run has one.
     pub config: Arc<ClientConfig>,
+    /// The same configuration without a client certificate, for scenarios
+    /// that check a listener requiring one refuses a client without.
+    pub config_without_cert: Arc<ClientConfig>,
+    /// Whether `config` presents a client certificate.
+    pub client_cert: bool,
     /// The name the certificate is checked against.
     pub server_name: ServerName<'static>,
 }
@@ -56,6 +143,7 @@ impl std::fmt::Debug for TlsTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsTarget")
             .field("port", &self.port)
+            .field("client_cert", &self.client_cert)
             .field("server_name", &self.server_name)
             .finish_non_exhaustive()
     }
@@ -102,8 +190,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A TLS target trusting the CA certificates in the PEM file `cafile`.
-pub fn tls_with_ca(host: &str, port: u16, cafile: &Path) -> Result<TlsTarget, TargetError> {
+/// A TLS target trusting the CA certificates in the PEM file `cafile`,
+/// presenting `client` when given.
+pub fn tls_with_ca(
+    host: &str,
+    port: u16,
+    cafile: &Path,
+    client: Option<ClientIdentity>,
+) -> Result<TlsTarget, TargetError> {
     let path = cafile.display().to_string();
     let pem = std::fs::read(cafile).map_err(|source| TargetError::ReadCa {
         path: path.clone(),
@@ -128,31 +222,60 @@ pub fn tls_with_ca(host: &str, port: u16, cafile: &Path) -> Result<TlsTarget, Ta
             reason: "no CERTIFICATE block found".into(),
         });
     }
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let builder = || {
+        Ok::<_, rustls::Error>(
+            ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots.clone()),
+        )
+    };
+    let without = builder()?.with_no_client_auth();
+    let with = match client {
+        Some(id) => Some(builder()?.with_client_auth_cert(id.chain, id.key)?),
+        None => None,
+    };
+    finish(host, port, without, with)
+}
+
+fn finish(
+    host: &str,
+    port: u16,
+    without: ClientConfig,
+    with: Option<ClientConfig>,
+) -> Result<TlsTarget, TargetError> {
+    let without = Arc::new(without);
     Ok(TlsTarget {
         port,
-        config: Arc::new(config),
+        client_cert: with.is_some(),
+        config: with.map_or_else(|| Arc::clone(&without), Arc::new),
+        config_without_cert: without,
         server_name: server_name(host)?,
     })
 }
 
 /// A TLS target that accepts any server certificate (`--insecure`): for
 /// brokers with self-signed certificates when no CA file is at hand.
-pub fn tls_insecure(host: &str, port: u16) -> Result<TlsTarget, TargetError> {
-    let provider = provider();
-    let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-        .with_no_client_auth();
-    Ok(TlsTarget {
-        port,
-        config: Arc::new(config),
-        server_name: server_name(host)?,
-    })
+/// Presents `client` when given.
+pub fn tls_insecure(
+    host: &str,
+    port: u16,
+    client: Option<ClientIdentity>,
+) -> Result<TlsTarget, TargetError> {
+    let builder = || {
+        let provider = provider();
+        Ok::<_, rustls::Error>(
+            ClientConfig::builder_with_provider(Arc::clone(&provider))
+                .with_safe_default_protocol_versions()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider))),
+        )
+    };
+    let without = builder()?.with_no_client_auth();
+    let with = match client {
+        Some(id) => Some(builder()?.with_client_auth_cert(id.chain, id.key)?),
+        None => None,
+    };
+    finish(host, port, without, with)
 }
 
 fn server_name(host: &str) -> Result<ServerName<'static>, TargetError> {

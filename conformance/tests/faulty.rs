@@ -1,8 +1,12 @@
 //! The harness must catch broken brokers. Each test puts a small proxy
 //! between the harness and a real mosquitto that breaks one rule (drops
 //! PUBACKs, clears RETAIN, strips the will, lies about Session Present, sets
-//! DUP on first deliveries, swallows malformed packets instead of closing) and checks that the scenarios guarding that rule
-//! fail, while a control scenario the fault does not touch still passes.
+//! DUP on first deliveries, swallows malformed packets instead of closing,
+//! never enforces keep-alive) and checks that the scenarios guarding that
+//! rule fail, while a control scenario the fault does not touch still
+//! passes. One proxy does nothing wrong by the spec — it lowers SUBACK grants,
+//! as a broker may — and checks those scenarios become not applicable, while
+//! deliveries above the (lowered) grant still fail.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,9 +14,9 @@ mod common;
 
 use std::sync::Arc;
 
-use broker::codec::{Packet, PacketType, decode_slice};
+use broker::codec::{Packet, PacketType, QoS, SubAckReturnCode, decode_slice};
 use bytes::{BufMut, BytesMut};
-use conformance::outcome::Verdict;
+use conformance::outcome::{ScenarioResult, Verdict};
 use conformance::suite::Suite;
 use conformance::target::Target;
 use testsupport::{Mosquitto, MosquittoOptions};
@@ -144,6 +148,28 @@ fn run_through_proxy(
     ping_upstream: bool,
     names: &[&str],
 ) -> Vec<(String, bool, String)> {
+    results_through_proxy(to_client, to_broker, ping_upstream, names)
+        .iter()
+        .map(|r| {
+            let why = match &r.verdict {
+                Verdict::Fail { failure } => format!(
+                    "{}: expected {}; observed {}",
+                    failure.step, failure.expected, failure.observed
+                ),
+                other => format!("{other:?}"),
+            };
+            (r.name.clone(), r.passed(), why)
+        })
+        .collect()
+}
+
+/// Runs the named scenarios through a proxy with the given faults.
+fn results_through_proxy(
+    to_client: Fault,
+    to_broker: Fault,
+    ping_upstream: bool,
+    names: &[&str],
+) -> Vec<ScenarioResult> {
     let m = Mosquitto::start(MosquittoOptions::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -167,20 +193,7 @@ fn run_through_proxy(
         },
         |_| {},
     ));
-    report
-        .results
-        .iter()
-        .map(|r| {
-            let why = match &r.verdict {
-                Verdict::Fail { failure } => format!(
-                    "{}: expected {}; observed {}",
-                    failure.step, failure.expected, failure.observed
-                ),
-                other => format!("{other:?}"),
-            };
-            (r.name.clone(), r.passed(), why)
-        })
-        .collect()
+    report.results
 }
 
 fn assert_outcomes(results: &[(String, bool, String)], must_fail: &[&str], must_pass: &[&str]) {
@@ -326,4 +339,65 @@ fn unenforced_keep_alive_is_caught() {
         &fail,
         &pass_,
     );
+}
+
+#[test]
+fn lowered_grants_are_not_applicable_but_deliveries_above_the_grant_fail() {
+    // Tells the client every grant is one lower than mosquitto's (2 -> 1,
+    // 1 -> 0), which a broker may do [MQTT-3.8.4-6]; mosquitto still
+    // delivers at its real grant, so to the harness the broker delivers
+    // above what it granted.
+    let lower_grants: Fault = Arc::new(|p| {
+        if let Ok(Some((Packet::SubAck(mut s), _))) = decode_slice(&p) {
+            for code in &mut s.return_codes {
+                if let SubAckReturnCode::Granted(q) = *code {
+                    *code = SubAckReturnCode::Granted(match q {
+                        QoS::ExactlyOnce => QoS::AtLeastOnce,
+                        _ => QoS::AtMostOnce,
+                    });
+                }
+            }
+            return Some(Packet::SubAck(s).to_bytes().unwrap().to_vec());
+        }
+        Some(p)
+    });
+    let not_applicable = [
+        "qos.qos2-delivery",
+        "qos.qos1-delivery",
+        "subscribe.suback-codes-in-order",
+        "session.qos2-queued-offline",
+    ];
+    let fail = ["qos.downgrade-2-to-1", "qos.delivered-at-granted-qos"];
+    let pass_ = ["qos.qos0-delivery", "qos.downgrade-1-to-0"];
+    let names: Vec<&str> = not_applicable
+        .iter()
+        .chain(&fail)
+        .chain(&pass_)
+        .copied()
+        .collect();
+    for r in results_through_proxy(lower_grants, pass(), false, &names) {
+        let name = r.name.as_str();
+        if not_applicable.contains(&name) {
+            let Verdict::NotApplicable { reason } = &r.verdict else {
+                panic!("{name} should be not applicable, got {:?}", r.verdict);
+            };
+            assert!(
+                reason.contains("broker granted QoS"),
+                "{name}: reason {reason:?} does not name the grant"
+            );
+        } else if fail.contains(&name) {
+            let Verdict::Fail { failure } = &r.verdict else {
+                panic!(
+                    "{name} should fail (delivery above the grant), got {:?}",
+                    r.verdict
+                );
+            };
+            assert!(
+                failure.observed.contains("qos is"),
+                "{name} failed for another reason: {failure:?}"
+            );
+        } else {
+            assert!(r.passed(), "control scenario {name}: {:?}", r.verdict);
+        }
+    }
 }

@@ -25,12 +25,13 @@ fn builtin_suite_matches_mosquitto_baseline_plain_and_tls() {
         common::text(&report, &baseline),
         m.log()
     );
-    // Only the auth scenarios (no credentials here) may be skipped: TLS ran.
+    // Only the auth scenarios (no credentials here) and the mutual-TLS ones
+    // (no client certificate) may be skipped: TLS ran.
     for r in &report.results {
-        if let Verdict::Skipped { .. } = r.verdict {
+        if let Verdict::Skipped { reason } = &r.verdict {
             assert!(
-                r.tags.contains(&"auth".to_owned()),
-                "{} was skipped",
+                r.tags.contains(&"auth".to_owned()) || reason.contains("--cert"),
+                "{} was skipped: {reason}",
                 r.name
             );
         }
@@ -67,5 +68,128 @@ fn builtin_suite_with_credentials_matches_mosquitto_baseline() {
     assert!(
         auth.iter().all(|r| r.passed()),
         "auth scenarios did not all pass"
+    );
+}
+
+#[test]
+fn builtin_suite_with_client_certificates_matches_mosquitto_baseline() {
+    // A TLS listener with require_certificate: every TLS scenario runs with
+    // the client certificate, and the client-cert ones also check that a
+    // client without one is refused at the TLS layer.
+    let dir = tempfile::tempdir().unwrap();
+    let (m, target) = common::mosquitto_with_mutual_tls(dir.path());
+    let suite = Suite::builtin()
+        .unwrap()
+        .filter(&["tls".to_owned(), "cross".to_owned()], &[]);
+    let baseline = common::mosquitto_baseline(&Suite::builtin().unwrap());
+    let report = common::run(&suite, &target);
+    let eval = Evaluation::of(&report, &baseline);
+    assert_eq!(
+        eval.status(),
+        Status::Pass,
+        "{}\n--- mosquitto log ---\n{}",
+        common::text(&report, &baseline),
+        m.log()
+    );
+    let mutual: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.name.contains("client-cert"))
+        .collect();
+    assert!(mutual.len() >= 2, "no client-cert scenarios ran");
+    for r in mutual {
+        assert!(r.passed(), "{} did not pass: {:?}", r.name, r.verdict);
+    }
+}
+
+#[test]
+fn client_cert_refusal_fails_on_a_listener_that_does_not_require_one() {
+    // The run presents a client certificate, but the listener does not
+    // require one: a client without a certificate gets in, and the harness
+    // must say so, while the scenario with the certificate still passes.
+    let dir = tempfile::tempdir().unwrap();
+    let files = common::tls_files(dir.path());
+    let m = testsupport::Mosquitto::start(testsupport::MosquittoOptions {
+        tls: Some(testsupport::MosquittoTls {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            cafile: files.ca.clone(),
+            require_certificate: false,
+        }),
+        ..testsupport::MosquittoOptions::default()
+    });
+    let identity =
+        conformance::target::ClientIdentity::load(&files.client_cert, &files.client_key).unwrap();
+    let mut target = conformance::target::Target::plain("127.0.0.1", m.port());
+    target.tls = Some(
+        conformance::target::tls_with_ca(
+            "127.0.0.1",
+            m.tls_port().unwrap(),
+            &files.ca,
+            Some(identity),
+        )
+        .unwrap(),
+    );
+    let names = [
+        "tls.client-cert-required".to_owned(),
+        "tls.client-cert-accepted".to_owned(),
+    ];
+    let suite = Suite::builtin().unwrap().filter(&[], &names);
+    let report = common::run(&suite, &target);
+    let by_name = |n: &str| report.results.iter().find(|r| r.name == n).unwrap();
+    let refused = by_name("tls.client-cert-required");
+    let Verdict::Fail { failure } = &refused.verdict else {
+        panic!("expected a failure, got {:?}", refused.verdict);
+    };
+    assert!(
+        failure.observed.contains("CONNACK") || failure.observed.contains("still open"),
+        "{failure:?}"
+    );
+    assert!(by_name("tls.client-cert-accepted").passed());
+}
+
+#[test]
+fn client_cert_refusal_is_seen_when_tls_1_2_refuses_the_handshake() {
+    // With TLS 1.3 the server refuses a client without a certificate by an
+    // alert after the client's side of the handshake is done; with TLS 1.2
+    // the handshake itself fails. Both are a refusal at the TLS layer. The
+    // client without a certificate is limited to TLS 1.2 here (mosquitto's
+    // tls_version only sets a minimum).
+    let dir = tempfile::tempdir().unwrap();
+    let (m, mut target) = common::mosquitto_with_mutual_tls(dir.path());
+    let pem = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls12_only = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    target.tls.as_mut().unwrap().config_without_cert = std::sync::Arc::new(tls12_only);
+    let names = [
+        "tls.client-cert-required".to_owned(),
+        "tls.client-cert-accepted".to_owned(),
+    ];
+    let suite = Suite::builtin().unwrap().filter(&[], &names);
+    let report = common::run(&suite, &target);
+    for r in &report.results {
+        assert!(r.passed(), "{}: {:?}\n{}", r.name, r.verdict, m.log());
+    }
+    let refused = report
+        .results
+        .iter()
+        .find(|r| r.name == "tls.client-cert-required")
+        .unwrap();
+    assert!(
+        refused
+            .transcript
+            .iter()
+            .any(|l| l.text.contains("refused during the TLS handshake")),
+        "{:?}",
+        refused.transcript
     );
 }

@@ -1,7 +1,9 @@
-//! Snapshots of the text and JUnit reports for a fixed set of scenarios run
-//! against mosquitto: one pass, one known deviation (baselined), one failure
-//! outside the baseline, one stale baseline entry and one skip. Times, which
-//! vary run to run, are redacted; the run nonce is fixed.
+//! Snapshots of the text, JUnit and JSON reports for a fixed set of
+//! scenarios run against mosquitto: one pass, one known deviation
+//! (baselined), one failure outside the baseline, one stale baseline entry,
+//! one skip, and one scenario mosquitto makes not applicable (it refuses an
+//! optional CONNECT). Times, which vary run to run, are redacted; the run
+//! nonce is fixed.
 
 #![allow(clippy::unwrap_used)]
 
@@ -76,19 +78,57 @@ fn redact(s: &str) -> String {
     out
 }
 
+/// A scenario for an optional feature mosquitto does not have (protocol
+/// level 6): its refusal makes the scenario not applicable, not failed.
+const EXTRA: &str = r#"
+[[scenario]]
+name = "extra.optional-level-6"
+description = "An optional CONNECT the broker may refuse."
+statements = ["MQTT-3.1.2-2"]
+tags = ["connect"]
+level = "may"
+steps = [
+  { connect = "a", protocol_level = 6, connack = 0, refusal_not_applicable = true },
+  { disconnect = "a" },
+]
+"#;
+
+/// Replaces every time field of the JSON report (`duration_ms`, transcript
+/// `at`) with a marker, so the snapshot holds only what is reproducible.
+fn redact_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                if k == "duration_ms" || k == "at" {
+                    *val = serde_json::Value::String("[ms]".into());
+                } else {
+                    redact_json(val);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
 #[test]
-fn text_and_junit_reports() {
+fn text_junit_and_json_reports() {
     let m = Mosquitto::start(MosquittoOptions::default());
     let names: Vec<String> = [
         "connect.accepted",
         "malformed.pingreq-flags",
         "malformed.puback-flags",
         "auth.accepted",
+        "extra.optional-level-6",
     ]
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let whole = Suite::builtin().unwrap();
+    let files = conformance::builtin::SCENARIO_FILES
+        .iter()
+        .map(|(name, text)| (format!("fixtures/scenarios/{name}"), (*text).to_owned()))
+        .chain([("extra.toml".to_owned(), EXTRA.to_owned())]);
+    let whole = Suite::from_files(files, &conformance::spec::statement_ids()).unwrap();
     let baseline = Baseline::parse("snapshot-baseline.toml", BASELINE, &whole).unwrap();
     let suite = whole.filter(&[], &names);
     let target = Target::plain("127.0.0.1", m.port());
@@ -113,6 +153,7 @@ fn text_and_junit_reports() {
     assert_eq!(eval.known, vec!["malformed.pingreq-flags"]);
     assert_eq!(eval.stale, vec!["connect.accepted"]);
     assert_eq!(eval.skipped, vec!["auth.accepted"]);
+    assert_eq!(eval.not_applicable, vec!["extra.optional-level-6"]);
     insta::assert_snapshot!(
         "text_report",
         redact(&conformance::report::text(&report, &eval, &baseline))
@@ -121,8 +162,15 @@ fn text_and_junit_reports() {
         "junit_report",
         redact(&conformance::report::junit(&report, &baseline))
     );
-    let json: serde_json::Value =
+    let mut json: serde_json::Value =
         serde_json::from_str(&conformance::report::json(&report, &eval, &baseline)).unwrap();
     assert_eq!(json["status"], "fail");
-    assert_eq!(json["results"].as_array().unwrap().len(), 4);
+    assert_eq!(json["results"].as_array().unwrap().len(), 5);
+    redact_json(&mut json);
+    // Numeric times are fields; times inside text ("PINGRESP at 0ms") go
+    // through the same redaction as the text report.
+    insta::assert_snapshot!(
+        "json_report",
+        redact(&serde_json::to_string_pretty(&json).unwrap())
+    );
 }

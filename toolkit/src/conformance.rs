@@ -49,6 +49,15 @@ pub struct Args {
     /// Accept any TLS certificate (for self-signed brokers without a CA file).
     #[arg(long, requires = "tls_port")]
     insecure: bool,
+    /// PEM client certificate every TLS connection presents; give it only for
+    /// a TLS listener that requires client certificates (enables the
+    /// client-cert scenarios, which also check a client without one is
+    /// refused). Make one with `toolkit certs client`.
+    #[arg(long, requires_all = ["key", "tls_port"])]
+    cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
     /// User name every connection presents; give it only for a broker that
     /// refuses wrong credentials (enables the auth scenarios).
     #[arg(long, requires = "password")]
@@ -127,10 +136,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut target = Target::plain(args.host.clone(), args.port);
     if let Some(tls_port) = args.tls_port {
+        let identity = match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => Some(
+                conformance::target::ClientIdentity::load(cert, key)
+                    .map_err(|e| usage(e.to_string()))?,
+            ),
+            _ => None,
+        };
         target.tls = Some(match (&args.cafile, args.insecure) {
-            (Some(ca), _) => conformance::target::tls_with_ca(&args.host, tls_port, ca)
+            (Some(ca), _) => conformance::target::tls_with_ca(&args.host, tls_port, ca, identity)
                 .map_err(|e| usage(e.to_string()))?,
-            (None, true) => conformance::target::tls_insecure(&args.host, tls_port)
+            (None, true) => conformance::target::tls_insecure(&args.host, tls_port, identity)
                 .map_err(|e| usage(e.to_string()))?,
             (None, false) => {
                 return Err(usage(
@@ -231,6 +247,7 @@ fn verdict_word(r: &conformance::outcome::ScenarioResult) -> &'static str {
         Verdict::Pass => "pass",
         Verdict::Fail { .. } => "FAIL",
         Verdict::Skipped { .. } => "skip",
+        Verdict::NotApplicable { .. } => "n/a",
         Verdict::Error { .. } => "ERROR",
     }
 }
@@ -282,6 +299,7 @@ mod tests {
         let a = parse(&[]).unwrap();
         assert_eq!((a.host.as_str(), a.port, a.jobs), ("127.0.0.1", 1883, 8));
         assert!(a.tls_port.is_none() && a.cafile.is_none() && !a.insecure);
+        assert!(a.cert.is_none() && a.key.is_none());
         assert!(a.tags.is_empty() && a.scenarios_named.is_empty() && a.scenarios_dir.is_none());
         assert!(matches!(a.format, FormatArg::Text));
         assert!(a.output.is_none() && a.baseline.is_none() && !a.coverage);
@@ -298,6 +316,10 @@ mod tests {
             "18883",
             "--cafile",
             "ca.pem",
+            "--cert",
+            "client.pem",
+            "--key",
+            "client.key",
             "--username",
             "u",
             "--password",
@@ -326,6 +348,13 @@ mod tests {
             ("broker.local", 11883, Some(18883))
         );
         assert_eq!(a.cafile, Some(PathBuf::from("ca.pem")));
+        assert_eq!(
+            (a.cert, a.key),
+            (
+                Some(PathBuf::from("client.pem")),
+                Some(PathBuf::from("client.key"))
+            )
+        );
         assert_eq!(
             (a.username.as_deref(), a.password.as_deref()),
             (Some("u"), Some("p"))
@@ -356,6 +385,18 @@ mod tests {
             "--insecure needs --tls-port"
         );
         assert!(parse(&["--tls-port", "1", "--cafile", "c", "--insecure"]).is_err());
+        assert!(
+            parse(&["--tls-port", "1", "--insecure", "--cert", "c.pem"]).is_err(),
+            "--cert needs --key"
+        );
+        assert!(
+            parse(&["--tls-port", "1", "--insecure", "--key", "c.key"]).is_err(),
+            "--key needs --cert"
+        );
+        assert!(
+            parse(&["--cert", "c.pem", "--key", "c.key"]).is_err(),
+            "--cert needs --tls-port"
+        );
         assert!(
             parse(&["--password", "p"]).is_err(),
             "--password needs --username"

@@ -9,6 +9,8 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls, free_port};
 
+mod common;
+
 fn toolkit() -> Command {
     let mut c = Command::cargo_bin("toolkit").unwrap();
     c.timeout(std::time::Duration::from_secs(60));
@@ -248,7 +250,7 @@ tags = ["wildcard"]
 exclusive = true
 steps = [
   { connect = "a", connack = 0 },
-  { subscribe = "a", filter = "#", qos = 0, granted = [0] },
+  { subscribe = "a", filter = "#", qos = 0, require = [0] },
   { publish = "a", topic = "{t}/x", payload = "mine" },
   { expect = "a", packet = "publish", topic = "{t}/x", payload = "mine" },
 ]
@@ -318,7 +320,7 @@ fn tls_scenarios_run_with_insecure() {
         }),
         ..MosquittoOptions::default()
     });
-    toolkit()
+    let out = toolkit()
         .args([
             "conformance",
             "--port",
@@ -329,7 +331,143 @@ fn tls_scenarios_run_with_insecure() {
             "--tls-port",
         ])
         .arg(m.tls_port().unwrap().to_string())
+        .args(["--format", "json"])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("0 skipped"));
+        .get_output()
+        .stdout
+        .clone();
+    // Every TLS scenario ran, except the mutual-TLS ones (no --cert here).
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let results = json["results"].as_array().unwrap();
+    assert!(results.iter().any(|r| r["verdict"] == "pass"));
+    for r in results {
+        if r["verdict"] == "skipped" {
+            assert!(
+                r["reason"].as_str().unwrap().contains("--cert"),
+                "{} skipped: {}",
+                r["name"],
+                r["reason"]
+            );
+        }
+    }
+}
+
+#[test]
+fn mutual_tls_with_cert_and_key_from_toolkit_certs() {
+    let dir = tempfile::tempdir().unwrap();
+    common::make_certs(dir.path(), &[]);
+    common::make_client_cert(dir.path(), "harness");
+    let file = |n: &str| dir.path().join(n);
+    let m = Mosquitto::start(MosquittoOptions {
+        tls: Some(MosquittoTls {
+            cert: file("mqtt_server.pem"),
+            key: file("mqtt_server.key"),
+            cafile: file("ca.pem"),
+            require_certificate: true,
+        }),
+        ..MosquittoOptions::default()
+    });
+    let tls_port = m.tls_port().unwrap().to_string();
+    let out = toolkit()
+        .args([
+            "conformance",
+            "--port",
+            &m.port().to_string(),
+            "--tags",
+            "tls",
+            "--format",
+            "json",
+            "--tls-port",
+            &tls_port,
+            "--cafile",
+        ])
+        .arg(file("ca.pem"))
+        .arg("--cert")
+        .arg(file("harness.pem"))
+        .arg("--key")
+        .arg(file("harness.key"))
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let results = json["results"].as_array().unwrap();
+    for name in [
+        "tls.client-cert-required",
+        "tls.client-cert-accepted",
+        "cross.client-cert-both-ways",
+    ] {
+        let r = results.iter().find(|r| r["name"] == name).unwrap();
+        assert_eq!(r["verdict"], "pass", "{name}: {r}");
+    }
+    assert!(
+        results.iter().all(|r| r["verdict"] == "pass"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+
+    // A key file that holds no key is bad input, named.
+    toolkit()
+        .args(["conformance", "--port", &m.port().to_string()])
+        .args(["--tls-port", &tls_port, "--cafile"])
+        .arg(file("ca.pem"))
+        .arg("--cert")
+        .arg(file("harness.pem"))
+        .arg("--key")
+        .arg(file("ca.pem"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("client key file"))
+        .stderr(predicate::str::contains("no PRIVATE KEY block"));
+}
+
+#[test]
+fn progress_bar_on_a_terminal_renders_and_clears_before_the_report() {
+    // `script` (util-linux) runs the toolkit on a pseudo-terminal, so stderr
+    // is a terminal and the progress bar is drawn instead of plain lines.
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let command = format!(
+        "{} conformance --port {} --tags ping --baseline {}",
+        env!("CARGO_BIN_EXE_toolkit"),
+        m.port(),
+        baseline().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let tty = String::from_utf8_lossy(&out);
+    let report = tty
+        .find("MQTT 3.1.1 conformance against")
+        .unwrap_or_else(|| panic!("no report in:\n{tty:?}"));
+    let (during, after) = tty.split_at(report);
+    let total = after
+        .lines()
+        .find_map(|l| l.strip_prefix("PASS: "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no summary line in:\n{after}"));
+    // Frames of the bar: "<bar> k/N <elapsed> <scenario>", redrawn in place.
+    assert!(
+        during.contains(&format!("/{total} ")) && during.contains('\u{2588}'),
+        "no progress bar was drawn:\n{during:?}"
+    );
+    assert!(
+        !during.contains("pass     "),
+        "plain progress lines on a terminal:\n{during:?}"
+    );
+    // The bar is cleared (carriage return, erase line) before the report.
+    assert!(
+        during.ends_with("\r\u{1b}[2K"),
+        "the bar was not cleared before the report:\n{during:?}"
+    );
+    assert!(
+        !after.contains('\u{2588}') && !after.contains("\u{1b}[2K"),
+        "the bar was drawn over the report:\n{after:?}"
+    );
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use broker::codec::{Packet, PacketType};
 
-use crate::model::{BytesSpec, IdSpec, Matcher};
+use crate::model::{BytesSpec, IdSpec, Matcher, QosSpec};
 use crate::script::Placeholders;
 
 /// Expands a [`BytesSpec`] into the bytes it stands for.
@@ -28,8 +28,17 @@ pub fn describe(m: &Matcher, ph: &Placeholders, vars: &HashMap<String, u16>) -> 
     if let Some(t) = &m.topic {
         parts.push(format!("topic={:?}", ph.expand(t)));
     }
-    if let Some(q) = m.qos {
-        parts.push(format!("qos={q}"));
+    match &m.qos {
+        Some(QosSpec::Literal(q)) => parts.push(format!("qos={q}")),
+        Some(QosSpec::Var(v)) => match vars.get(v) {
+            Some(g) => parts.push(format!("qos=${v}={g}")),
+            None => parts.push(format!("qos=${v} (not captured)")),
+        },
+        Some(QosSpec::MinOf(n, v)) => match vars.get(v) {
+            Some(g) => parts.push(format!("qos=min({n}, ${v}={g})={}", u16::from(*n).min(*g))),
+            None => parts.push(format!("qos=min({n}, ${v} (not captured))")),
+        },
+        None => {}
     }
     if let Some(r) = m.retain {
         parts.push(format!("retain={}", u8::from(r)));
@@ -80,6 +89,24 @@ pub fn describe(m: &Matcher, ph: &Placeholders, vars: &HashMap<String, u16>) -> 
         name.to_owned()
     } else {
         format!("{name}({})", parts.join(", "))
+    }
+}
+
+/// The QoS `spec` stands for, given the grants captured so far.
+fn qos_wanted(spec: &QosSpec, vars: &HashMap<String, u16>) -> Result<u8, String> {
+    let granted = |v: &String| {
+        vars.get(v)
+            .map(|g| u8::try_from(*g).unwrap_or(u8::MAX))
+            .ok_or_else(|| {
+                format!(
+                    "qos variable ${v} was not captured by an earlier subscribe step's `grants` (script error)"
+                )
+            })
+    };
+    match spec {
+        QosSpec::Literal(q) => Ok(*q),
+        QosSpec::Var(v) => granted(v),
+        QosSpec::MinOf(n, v) => granted(v).map(|g| g.min(*n)),
     }
 }
 
@@ -153,10 +180,14 @@ pub fn check(
                         ));
                     }
                 }
-                if let Some(q) = m.qos
-                    && publish.qos.as_u8() != q
-                {
-                    diffs.push(format!("qos is {}, not {q}", publish.qos));
+                if let Some(spec) = &m.qos {
+                    match qos_wanted(spec, vars) {
+                        Ok(q) if publish.qos.as_u8() != q => {
+                            diffs.push(format!("qos is {}, not {q}", publish.qos));
+                        }
+                        Ok(_) => {}
+                        Err(e) => diffs.push(e),
+                    }
                 }
                 if let Some(r) = m.retain
                     && publish.retain != r

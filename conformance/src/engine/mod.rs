@@ -8,7 +8,13 @@
 //! turn, restoring the consumed marks and variables between tries; branches
 //! hold only expectations, so nothing irreversible happens inside one.
 
+mod cleanup;
+mod connection;
+mod expect;
+mod flows;
+mod grants;
 mod matcher;
+mod requests;
 mod steps;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -87,6 +93,7 @@ pub async fn run_scenario(
     let verdict = match outcome {
         Ok(Ok(())) => Verdict::Pass,
         Ok(Err(StepError::Failed(failure))) => Verdict::Fail { failure: *failure },
+        Ok(Err(StepError::NotApplicable(reason))) => Verdict::NotApplicable { reason },
         Ok(Err(StepError::Harness(message))) => Verdict::Error { message },
         Err(_) => Verdict::Error {
             message: format!("scenario did not finish within {SCENARIO_TIMEOUT:?}"),
@@ -104,6 +111,9 @@ enum StepError {
     /// The broker did not do what the step expected (boxed: it is large
     /// and the success path is hot).
     Failed(Box<Failure>),
+    /// The broker made a choice the spec allows that leaves the scenario
+    /// nothing to check (a lower grant, a refused subscription).
+    NotApplicable(String),
     /// The harness could not do its part (e.g. cannot reach the broker).
     Harness(String),
 }
@@ -127,7 +137,7 @@ impl Run<'_> {
                     crate::describe::hex(&bytes[..bytes.len().min(64)])
                 )
             }
-            Event::Closed { reason } => format!("connection {reason}"),
+            Event::Closed { reason, .. } => format!("connection {reason}"),
         };
         self.transcript.push(Line {
             at: a.at,
@@ -233,7 +243,7 @@ impl Run<'_> {
                 }
             }
         }
-        steps::cleanup(self).await;
+        cleanup::cleanup(self).await;
     }
 }
 
@@ -245,7 +255,7 @@ pub(crate) fn describe_arrival(a: &Arrival) -> String {
             "undecodable bytes 0x{} ({error})",
             crate::describe::hex(&bytes[..bytes.len().min(64)])
         ),
-        Event::Closed { reason } => format!("connection {reason}"),
+        Event::Closed { reason, .. } => format!("connection {reason}"),
     };
     format!("{what} at {}ms", a.at.as_millis())
 }

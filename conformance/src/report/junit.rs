@@ -1,6 +1,7 @@
 //! JUnit XML: one test suite per area, one test case per scenario. Known
-//! deviations and SHOULD/MAY observations are reported as skipped with their
-//! reason, so CI dashboards show them without failing.
+//! deviations, SHOULD/MAY observations and scenarios not applicable to the
+//! broker are reported as skipped with their reason, so CI dashboards show
+//! them without failing.
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
@@ -31,6 +32,11 @@ pub fn junit(report: &RunReport, baseline: &Baseline) -> String {
                     s.set_message(reason.as_str());
                     s
                 }
+                (Verdict::NotApplicable { reason }, _) => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(format!("not applicable: {reason}"));
+                    s
+                }
                 (Verdict::Fail { .. } | Verdict::Error { .. }, Some(d)) => {
                     let mut s = TestCaseStatus::skipped();
                     s.set_message(format!("known deviation: {}", d.reason));
@@ -59,7 +65,11 @@ pub fn junit(report: &RunReport, baseline: &Baseline) -> String {
                 }
             };
             let mut case = TestCase::new(r.name.as_str(), status);
-            case.set_classname(format!("{}.{}", r.area, r.statements.join(",")));
+            case.set_classname(if r.statements.is_empty() {
+                r.area.clone()
+            } else {
+                format!("{}.{}", r.area, r.statements.join(","))
+            });
             case.set_time(r.duration);
             suite.add_test_case(case);
         }

@@ -1,6 +1,7 @@
 //! The text report: a summary table by area, then each failure with its
 //! statements, expected vs observed and the step transcript, then known
-//! deviations, observations, stale baseline entries and skips.
+//! deviations, observations, stale baseline entries, scenarios not
+//! applicable to the broker, and skips.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,6 +16,7 @@ struct Row {
     fail: usize,
     known: usize,
     observed: usize,
+    not_applicable: usize,
     skipped: usize,
 }
 
@@ -39,31 +41,39 @@ pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
             Bucket::Fail => row.fail += 1,
             Bucket::Known => row.known += 1,
             Bucket::Observation => row.observed += 1,
+            Bucket::NotApplicable => row.not_applicable += 1,
             Bucket::Skipped => row.skipped += 1,
         }
     }
     let _ = writeln!(
         out,
-        "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5}",
-        "area", "pass", "FAIL", "known", "observed", "skip"
+        "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5} {:>5}",
+        "area", "pass", "FAIL", "known", "observed", "n/a", "skip"
     );
     let mut total = Row::default();
     for (area, row) in &areas {
         let _ = writeln!(
             out,
-            "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5}",
-            area, row.pass, row.fail, row.known, row.observed, row.skipped
+            "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5} {:>5}",
+            area, row.pass, row.fail, row.known, row.observed, row.not_applicable, row.skipped
         );
         total.pass += row.pass;
         total.fail += row.fail;
         total.known += row.known;
         total.observed += row.observed;
+        total.not_applicable += row.not_applicable;
         total.skipped += row.skipped;
     }
     let _ = writeln!(
         out,
-        "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5}",
-        "total", total.pass, total.fail, total.known, total.observed, total.skipped
+        "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5} {:>5}",
+        "total",
+        total.pass,
+        total.fail,
+        total.known,
+        total.observed,
+        total.not_applicable,
+        total.skipped
     );
 
     let section = |out: &mut String, title: &str, bucket_of: Bucket, detail: bool| {
@@ -102,6 +112,12 @@ pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
             let _ = writeln!(out, "  {name}");
         }
     }
+    section(
+        &mut out,
+        "Not applicable to this broker",
+        Bucket::NotApplicable,
+        false,
+    );
     section(&mut out, "Skipped", Bucket::Skipped, false);
 
     let verdict = match eval.status() {
@@ -111,13 +127,14 @@ pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
     };
     let _ = writeln!(
         out,
-        "\n{verdict}: {} scenarios, {} passed, {} failed, {} known deviations, {} observations, {} stale, {} skipped in {:.1}s",
+        "\n{verdict}: {} scenarios, {} passed, {} failed, {} known deviations, {} observations, {} stale, {} not applicable, {} skipped in {:.1}s",
         report.results.len(),
         eval.passed.len(),
         eval.failures.len(),
         eval.known.len(),
         eval.observations.len(),
         eval.stale.len(),
+        eval.not_applicable.len(),
         eval.skipped.len(),
         report.duration.as_secs_f64()
     );
@@ -131,6 +148,7 @@ enum Bucket {
     Known,
     Observation,
     Stale,
+    NotApplicable,
     Skipped,
 }
 
@@ -143,6 +161,8 @@ fn bucket(r: &ScenarioResult, eval: &Evaluation) -> Bucket {
         Bucket::Observation
     } else if eval.stale.contains(&r.name) {
         Bucket::Stale
+    } else if eval.not_applicable.contains(&r.name) {
+        Bucket::NotApplicable
     } else if eval.skipped.contains(&r.name) {
         Bucket::Skipped
     } else {
@@ -151,17 +171,23 @@ fn bucket(r: &ScenarioResult, eval: &Evaluation) -> Bucket {
 }
 
 fn write_result(out: &mut String, r: &ScenarioResult, baseline: &Baseline, detail: bool) {
+    let statements = if r.statements.is_empty() {
+        "(no statement id)".to_owned()
+    } else {
+        r.statements.join(" ")
+    };
     let _ = writeln!(
         out,
-        "\n  {} [{}] {} ({})",
-        r.name,
-        r.level,
-        r.statements.join(" "),
-        r.location
+        "\n  {} [{}] {statements} ({})",
+        r.name, r.level, r.location
     );
     match &r.verdict {
         Verdict::Skipped { reason } => {
             let _ = writeln!(out, "    skipped: {reason}");
+            return;
+        }
+        Verdict::NotApplicable { reason } => {
+            let _ = writeln!(out, "    not applicable: {reason}");
             return;
         }
         _ if !detail => {

@@ -7,8 +7,11 @@
 //! what is wrong; unknown keys are errors, so typos cannot silently turn a
 //! check off.
 
+mod args;
+mod qos;
 mod step;
 mod template;
+mod values;
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -58,6 +61,7 @@ pub const TAGS: &[&str] = &[
     "ordering",
     "ping",
     "topic",
+    "mqtt31",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -92,10 +96,11 @@ enum LevelDef {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 enum RequirementDef {
     Tls,
     Auth,
+    ClientCert,
 }
 
 /// Turns a byte offset into a 1-based line number.
@@ -158,6 +163,17 @@ pub fn parse_file(
                 ));
             }
         }
+        let level = match def.level {
+            None | Some(LevelDef::Must) => Level::Must,
+            Some(LevelDef::Should) => Level::Should,
+            Some(LevelDef::May) => Level::May,
+        };
+        if statements.is_empty() && level == Level::Must {
+            return Err(ScriptError::new(
+                stmt_loc,
+                "a MUST scenario cites the statements it checks; a check the spec states without a statement id can only be a SHOULD or MAY (set `level`)",
+            ));
+        }
         let tag_loc = at(def.tags.span().start);
         let tags = def.tags.into_inner();
         for tag in &tags {
@@ -180,12 +196,14 @@ pub fn parse_file(
             .map(|r| match r {
                 RequirementDef::Tls => Requirement::Tls,
                 RequirementDef::Auth => Requirement::Auth,
+                RequirementDef::ClientCert => Requirement::ClientCert,
             })
             .collect();
         let mut ctx = step::Context {
             file,
             source,
             uses_tls: false,
+            uses_client_cert: false,
             clients: BTreeSet::new(),
         };
         let steps = step::parse_steps(&mut ctx, def.steps)?;
@@ -198,17 +216,16 @@ pub fn parse_file(
         if ctx.uses_tls && !requires.contains(&Requirement::Tls) {
             requires.push(Requirement::Tls);
         }
+        if ctx.uses_client_cert && !requires.contains(&Requirement::ClientCert) {
+            requires.push(Requirement::ClientCert);
+        }
         out.push(Scenario {
             name,
             area: area.clone(),
             description: def.description.trim().to_owned(),
             statements,
             tags,
-            level: match def.level {
-                None | Some(LevelDef::Must) => Level::Must,
-                Some(LevelDef::Should) => Level::Should,
-                Some(LevelDef::May) => Level::May,
-            },
+            level,
             requires,
             exclusive: def.exclusive,
             location,

@@ -7,17 +7,16 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use broker::codec::PacketType;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
-use super::template::check_template;
-use super::{ScriptError, line_of};
-use crate::model::{
-    Action, BytesSpec, ConnectSpec, DEFAULT_WITHIN, IdSpec, Location, Matcher, SendSpec, Step,
-    Template, WillSpec,
+use super::args::{
+    ConnectArgs, DisconnectArgs, ExpectAllArgs, ExpectClosedArgs, MatcherArgs, NoArgs, OpenArgs,
+    PublishArgs, SendArgs, SubscribeArgs, UnsubscribeArgs,
 };
+use super::values::{hex, one_bytes, packet_type, text};
+use super::{ScriptError, line_of};
+use crate::model::{Action, BytesSpec, DEFAULT_WITHIN, Location, SendSpec, Step};
 
 /// The action keys, in the order the README documents them.
 pub const ACTIONS: &[&str] = &[
@@ -42,6 +41,8 @@ pub(super) struct Context<'a> {
     pub file: &'a str,
     pub source: &'a str,
     pub uses_tls: bool,
+    /// A step leaves the client certificate out on purpose.
+    pub uses_client_cert: bool,
     pub clients: BTreeSet<String>,
 }
 
@@ -162,13 +163,19 @@ fn parse_step(
         "open" => {
             let client = client_name(loc, action, value)?;
             let a: OpenArgs = args(loc, action, table)?;
+            let client_cert = check_client_cert(ctx, loc, a.tls, a.client_cert)?;
             ctx.uses_tls |= a.tls;
             ctx.clients.insert(client.clone());
-            Action::Open { client, tls: a.tls }
+            Action::Open {
+                client,
+                tls: a.tls,
+                client_cert,
+            }
         }
         "connect" => {
             let client = client_name(loc, action, value)?;
             let a: ConnectArgs = args(loc, action, table)?;
+            check_client_cert(ctx, loc, a.tls, a.client_cert)?;
             ctx.uses_tls |= a.tls;
             ctx.clients.insert(client.clone());
             Action::Connect {
@@ -203,12 +210,19 @@ fn parse_step(
                     ));
                 }
             }
+            if a.granted.is_some() {
+                return Err(ScriptError::new(
+                    loc.clone(),
+                    "`granted` is gone: a server may grant less than asked [MQTT-3.8.4-6], so give `require = [lowest QoS the scenario needs, per filter]` (a lower grant makes the scenario not applicable), and check exact codes, such as a refusal, with an `expect` step on the SUBACK",
+                ));
+            }
+            let requested: Vec<u8> = filters.iter().map(|(_, q)| *q).collect();
             Action::Subscribe {
                 client,
                 packet_id: a.packet_id.map(|i| i.into_spec(loc)).transpose()?,
+                grants: super::qos::grant_spec(loc, &requested, a.require, a.grants)?,
                 filters,
                 flags: a.flags,
-                granted: a.granted,
             }
         }
         "unsubscribe" => {
@@ -357,10 +371,11 @@ fn parse_step(
         }
         "expect_closed" => {
             let client = client_name(loc, action, value)?;
-            let a: WithinArgs = args(loc, action, table)?;
+            let a: ExpectClosedArgs = args(loc, action, table)?;
             Action::ExpectClosed {
                 client,
                 within: a.within_ms.map_or(DEFAULT_WITHIN, Duration::from_millis),
+                tls_refused: a.tls_refused,
             }
         }
         "disconnect" => {
@@ -448,387 +463,24 @@ fn parse_step(
     Ok(Step { location, action })
 }
 
-fn text(loc: &Location, s: String) -> Result<BytesSpec, ScriptError> {
-    check_template(&s).map_err(|m| ScriptError::new(loc.clone(), m))?;
-    Ok(BytesSpec::Text(Template(s)))
-}
-
-fn template(loc: &Location, s: String) -> Result<Template, ScriptError> {
-    check_template(&s).map_err(|m| ScriptError::new(loc.clone(), m))?;
-    Ok(Template(s))
-}
-
-/// Parses hex digits, ignoring whitespace, `_` and `:` between them.
-pub(crate) fn hex(loc: &Location, s: &str) -> Result<Vec<u8>, ScriptError> {
-    let digits: Vec<u8> = s
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace() && *b != b'_' && *b != b':')
-        .collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err(ScriptError::new(
-            loc.clone(),
-            format!("hex {s:?} has an odd number of digits"),
-        ));
-    }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-                .ok_or_else(|| ScriptError::new(loc.clone(), format!("{s:?} is not hex")))
-        })
-        .collect()
-}
-
-fn one_bytes(
+/// `client_cert` (default true) only means something on TLS; leaving the
+/// certificate out is what a mutual-TLS scenario does, so it needs the run
+/// to have one (`requires = ["client-cert"]` is added).
+fn check_client_cert(
+    ctx: &mut Context<'_>,
     loc: &Location,
-    field: &str,
-    text_value: Option<String>,
-    hex_value: Option<String>,
-    size: Option<usize>,
-) -> Result<Option<BytesSpec>, ScriptError> {
-    match (text_value, hex_value, size) {
-        (None, None, None) => Ok(None),
-        (Some(t), None, None) => text(loc, t).map(Some),
-        (None, Some(h), None) => Ok(Some(BytesSpec::Hex(hex(loc, &h)?))),
-        (None, None, Some(n)) => Ok(Some(BytesSpec::Filler(n))),
-        _ => Err(ScriptError::new(
+    tls: bool,
+    client_cert: Option<bool>,
+) -> Result<bool, ScriptError> {
+    match client_cert {
+        Some(_) if !tls => Err(ScriptError::new(
             loc.clone(),
-            format!(
-                "give only one of `{field}`, `{field}_hex`{}",
-                if field == "payload" {
-                    ", `payload_size`"
-                } else {
-                    ""
-                }
-            ),
+            "`client_cert` goes with `tls = true`",
         )),
-    }
-}
-
-pub(crate) fn packet_type(loc: &Location, name: &str) -> Result<PacketType, ScriptError> {
-    (1..=14)
-        .filter_map(PacketType::from_nibble)
-        .find(|t| t.name().eq_ignore_ascii_case(name))
-        .ok_or_else(|| {
-            ScriptError::new(
-                loc.clone(),
-                format!(
-                    "unknown packet type {name:?}; use connect, connack, publish, puback, pubrec, pubrel, pubcomp, subscribe, suback, unsubscribe, unsuback, pingreq, pingresp or disconnect"
-                ),
-            )
-        })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoArgs {}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OpenArgs {
-    #[serde(default)]
-    tls: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WithinArgs {
-    within_ms: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DisconnectArgs {
-    close: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum IdArg {
-    Num(u16),
-    Var(String),
-}
-
-impl IdArg {
-    fn into_spec(self, loc: &Location) -> Result<IdSpec, ScriptError> {
-        match self {
-            IdArg::Num(n) => Ok(IdSpec::Literal(n)),
-            IdArg::Var(v) => match v.strip_prefix('$') {
-                Some(name)
-                    if !name.is_empty()
-                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-                {
-                    Ok(IdSpec::Var(name.to_owned()))
-                }
-                None if v.contains('{') => {
-                    check_template(&v).map_err(|m| ScriptError::new(loc.clone(), m))?;
-                    Ok(IdSpec::Template(Template(v)))
-                }
-                _ => Err(ScriptError::new(
-                    loc.clone(),
-                    format!(
-                        "packet_id {v:?} must be a number, a variable like \"$p\", or a placeholder like \"{{n}}\""
-                    ),
-                )),
-            },
+        Some(false) => {
+            ctx.uses_client_cert = true;
+            Ok(false)
         }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WillArgs {
-    topic: Option<String>,
-    topic_hex: Option<String>,
-    payload: Option<String>,
-    payload_hex: Option<String>,
-    #[serde(default)]
-    qos: u8,
-    #[serde(default)]
-    retain: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConnectArgs {
-    #[serde(default)]
-    tls: bool,
-    protocol_name: Option<String>,
-    protocol_name_hex: Option<String>,
-    protocol_level: Option<u8>,
-    flags: Option<u8>,
-    clean_session: Option<bool>,
-    keep_alive: Option<u16>,
-    client_id: Option<String>,
-    client_id_hex: Option<String>,
-    #[serde(default)]
-    no_client_id: bool,
-    will: Option<WillArgs>,
-    username: Option<String>,
-    username_hex: Option<String>,
-    password: Option<String>,
-    password_hex: Option<String>,
-    credentials: Option<bool>,
-    connack: Option<u8>,
-    session_present: Option<bool>,
-}
-
-impl ConnectArgs {
-    fn into_spec(self, loc: &Location, client: &str) -> Result<ConnectSpec, ScriptError> {
-        let client_id = if self.no_client_id {
-            if self.client_id.is_some() || self.client_id_hex.is_some() {
-                return Err(ScriptError::new(
-                    loc.clone(),
-                    "`no_client_id` leaves the field out; drop `client_id`",
-                ));
-            }
-            None
-        } else {
-            Some(
-                one_bytes(loc, "client_id", self.client_id, self.client_id_hex, None)?
-                    .unwrap_or_else(|| BytesSpec::Text(Template(format!("{{id}}{client}")))),
-            )
-        };
-        let will = self
-            .will
-            .map(|w| -> Result<WillSpec, ScriptError> {
-                Ok(WillSpec {
-                    topic: one_bytes(loc, "topic", w.topic, w.topic_hex, None)?.ok_or_else(
-                        || ScriptError::new(loc.clone(), "`will` needs `topic` or `topic_hex`"),
-                    )?,
-                    payload: one_bytes(loc, "payload", w.payload, w.payload_hex, None)?
-                        .unwrap_or(BytesSpec::Hex(Vec::new())),
-                    qos: w.qos,
-                    retain: w.retain,
-                })
-            })
-            .transpose()?;
-        if self.session_present.is_some() && self.connack.is_none() {
-            return Err(ScriptError::new(
-                loc.clone(),
-                "`session_present` goes with `connack = CODE`",
-            ));
-        }
-        let username = one_bytes(loc, "username", self.username, self.username_hex, None)?;
-        let password = one_bytes(loc, "password", self.password, self.password_hex, None)?;
-        Ok(ConnectSpec {
-            tls: self.tls,
-            protocol_name: one_bytes(
-                loc,
-                "protocol_name",
-                self.protocol_name,
-                self.protocol_name_hex,
-                None,
-            )?
-            .unwrap_or(BytesSpec::Hex(b"MQTT".to_vec())),
-            protocol_level: self.protocol_level.unwrap_or(4),
-            flags: self.flags,
-            clean_session: self.clean_session.unwrap_or(true),
-            keep_alive: self.keep_alive.unwrap_or(60),
-            client_id,
-            will,
-            credentials: self.credentials.unwrap_or(true),
-            username,
-            password,
-            connack: self.connack,
-            session_present: self.session_present,
-        })
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubscribeArgs {
-    filter: Option<String>,
-    filter_hex: Option<String>,
-    qos: Option<u8>,
-    filters: Option<Vec<(String, u8)>>,
-    packet_id: Option<IdArg>,
-    flags: Option<u8>,
-    granted: Option<Vec<u8>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnsubscribeArgs {
-    filter: Option<String>,
-    filter_hex: Option<String>,
-    filters: Option<Vec<String>>,
-    packet_id: Option<IdArg>,
-    flags: Option<u8>,
-    #[serde(default)]
-    ack: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishArgs {
-    topic: Option<String>,
-    topic_hex: Option<String>,
-    payload: Option<String>,
-    payload_hex: Option<String>,
-    payload_size: Option<usize>,
-    #[serde(default)]
-    qos: u8,
-    #[serde(default)]
-    retain: bool,
-    #[serde(default)]
-    dup: bool,
-    packet_id: Option<IdArg>,
-    flags: Option<u8>,
-    #[serde(default)]
-    ack: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SendArgs {
-    hex: Option<String>,
-    packet: Option<String>,
-    packet_id: Option<IdArg>,
-    flags: Option<u8>,
-    body_hex: Option<String>,
-    remaining_length: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExpectAllArgs {
-    packets: Vec<MatcherArgs>,
-    within_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MatcherArgs {
-    packet: Option<String>,
-    code: Option<u8>,
-    session_present: Option<bool>,
-    topic: Option<String>,
-    payload: Option<String>,
-    payload_hex: Option<String>,
-    payload_size: Option<usize>,
-    qos: Option<u8>,
-    retain: Option<bool>,
-    dup: Option<bool>,
-    packet_id: Option<IdArg>,
-    packet_id_not: Option<Vec<IdArg>>,
-    return_codes: Option<Vec<u8>>,
-    within_ms: Option<u64>,
-    for_ms: Option<u64>,
-    #[serde(default)]
-    ack: bool,
-}
-
-impl MatcherArgs {
-    fn forbid(&self, loc: &Location, action: &str, fields: &[&str]) -> Result<(), ScriptError> {
-        for f in fields {
-            let set = match *f {
-                "for_ms" => self.for_ms.is_some(),
-                "within_ms" => self.within_ms.is_some(),
-                "ack" => self.ack,
-                _ => false,
-            };
-            if set {
-                return Err(ScriptError::new(
-                    loc.clone(),
-                    format!("`{f}` does not belong in `{action}`"),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn within(&self) -> Duration {
-        self.within_ms.map_or(DEFAULT_WITHIN, Duration::from_millis)
-    }
-
-    fn is_empty_matcher(&self) -> bool {
-        self.packet.is_none()
-            && self.code.is_none()
-            && self.session_present.is_none()
-            && self.topic.is_none()
-            && self.payload.is_none()
-            && self.payload_hex.is_none()
-            && self.payload_size.is_none()
-            && self.qos.is_none()
-            && self.retain.is_none()
-            && self.dup.is_none()
-            && self.packet_id.is_none()
-            && self.packet_id_not.is_none()
-            && self.return_codes.is_none()
-    }
-
-    fn into_matcher(self, loc: &Location) -> Result<Matcher, ScriptError> {
-        let packet = match self.packet.as_deref() {
-            None | Some("any") => None,
-            Some(p) => Some(packet_type(loc, p)?),
-        };
-        Ok(Matcher {
-            packet,
-            code: self.code,
-            session_present: self.session_present,
-            topic: self.topic.map(|t| template(loc, t)).transpose()?,
-            payload: one_bytes(
-                loc,
-                "payload",
-                self.payload,
-                self.payload_hex,
-                self.payload_size,
-            )?,
-            qos: self.qos,
-            retain: self.retain,
-            dup: self.dup,
-            packet_id: self.packet_id.map(|i| i.into_spec(loc)).transpose()?,
-            packet_id_not: self
-                .packet_id_not
-                .unwrap_or_default()
-                .into_iter()
-                .map(|i| i.into_spec(loc))
-                .collect::<Result<_, _>>()?,
-            return_codes: self.return_codes,
-        })
+        _ => Ok(true),
     }
 }

@@ -145,7 +145,13 @@ fn builtin_suite_parses_with_unique_names_and_statements() {
     let suite = crate::suite::Suite::builtin().unwrap();
     assert!(suite.scenarios.len() > 100);
     for s in &suite.scenarios {
-        assert!(!s.statements.is_empty(), "{} cites no statement", s.name);
+        // Only a SHOULD/MAY check may stand on spec text without an id (the
+        // parser refuses a MUST scenario without statements).
+        assert!(
+            !s.statements.is_empty() || s.level != Level::Must,
+            "{} cites no statement",
+            s.name
+        );
         assert!(!s.description.is_empty(), "{} has no description", s.name);
     }
 }
@@ -166,4 +172,69 @@ fn builtin_coverage_has_nothing_missing_and_no_overlap() {
             "{id} is listed untestable but a scenario cites it"
         );
     }
+}
+
+#[test]
+fn must_scenario_needs_statements() {
+    let src = "[[scenario]]\nname = \"x.y\"\ndescription = \"d\"\nstatements = []\ntags = [\"connect\"]\nsteps = [ { connect = \"a\", connack = 0 } ]\n";
+    assert!(
+        err(src).contains("a MUST scenario cites the statements it checks"),
+        "{}",
+        err(src)
+    );
+    let may = src.replace("statements = []", "statements = []\nlevel = \"may\"");
+    assert!(parse_file("t.toml", &may, &known()).is_ok());
+}
+
+#[test]
+fn old_granted_field_says_what_replaced_it() {
+    let src = format!(
+        "{HEAD}steps = [\n  {{ subscribe = \"a\", filter = \"{{t}}/x\", qos = 1, granted = [1] }},\n]\n"
+    );
+    let e = err(&src);
+    assert!(e.starts_with("t.toml:7: `granted` is gone"), "{e}");
+    assert!(e.contains("require"), "{e}");
+}
+
+#[test]
+fn require_and_grants_parse_into_a_grant_check() {
+    let src = format!(
+        "{HEAD}steps = [\n  {{ subscribe = \"a\", filters = [[\"{{t}}/x\", 2], [\"{{t}}/y\", 1]], require = [1, 0], grants = [\"$g\", \"$h\"] }},\n  {{ expect = \"a\", packet = \"publish\", qos = \"min(2, $g)\" }},\n]\n"
+    );
+    let s = parse_file("t.toml", &src, &known()).unwrap().remove(0);
+    let Action::Subscribe {
+        grants: Some(g), ..
+    } = &s.steps[0].action
+    else {
+        panic!("no grant check: {:?}", s.steps[0].action);
+    };
+    assert_eq!(g.require, vec![1, 0]);
+    assert_eq!(g.capture, vec![Some("g".into()), Some("h".into())]);
+    let Action::Expect { matcher, .. } = &s.steps[1].action else {
+        panic!("not an expect");
+    };
+    assert_eq!(
+        matcher.qos,
+        Some(crate::model::QosSpec::MinOf(2, "g".into()))
+    );
+    let bad = format!(
+        "{HEAD}steps = [\n  {{ subscribe = \"a\", filter = \"{{t}}/x\", qos = 0, require = [1] }},\n]\n"
+    );
+    assert!(err(&bad).contains("can never be met"), "{}", err(&bad));
+}
+
+#[test]
+fn client_cert_and_refusal_flags_are_checked() {
+    let plain = format!("{HEAD}steps = [\n  {{ open = \"a\", client_cert = false }},\n]\n");
+    assert!(err(&plain).contains("`client_cert` goes with `tls = true`"));
+    let mtls = format!(
+        "{HEAD}steps = [\n  {{ open = \"a\", tls = true, client_cert = false }},\n  {{ expect_closed = \"a\", tls_refused = true }},\n]\n"
+    );
+    let s = parse_file("t.toml", &mtls, &known()).unwrap().remove(0);
+    assert!(s.requires.contains(&Requirement::ClientCert));
+    assert!(s.requires.contains(&Requirement::Tls));
+    let refusal = format!(
+        "{HEAD}steps = [\n  {{ connect = \"a\", protocol_level = 3, connack = 1, refusal_not_applicable = true }},\n]\n"
+    );
+    assert!(err(&refusal).contains("goes with `connack = 0`"));
 }

@@ -1,48 +1,48 @@
 //! Shared set-up for the conformance crate's integration tests: TLS files
-//! made with rcgen, a mosquitto with plain and TLS listeners, and a run of
-//! the built-in suite judged against mosquitto's baseline.
+//! made with `broker::certs`, a mosquitto with plain and TLS listeners (one
+//! variant requiring client certificates), and a run of the built-in suite
+//! judged against mosquitto's baseline.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
+use broker::certs::{CertificateAuthority, SubjectNames, Validity};
 use conformance::baseline::{Baseline, Evaluation};
 use conformance::suite::{RunOptions, RunReport, Suite};
-use conformance::target::{Credentials, Target};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use conformance::target::{ClientIdentity, Credentials, Target};
 use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls};
 
-/// A CA and a server certificate for `localhost` / 127.0.0.1, written to `dir`.
+/// A CA, a server certificate for `localhost` / 127.0.0.1 and a client
+/// certificate for mutual TLS, written to `dir` (made by `broker::certs`,
+/// the code behind `toolkit certs`).
 pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 pub fn tls_files(dir: &Path) -> TlsFiles {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "conformance test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = params.signed_by(&key, &issuer).unwrap();
+    let validity = Validity::days_from_now(2);
+    let ca = CertificateAuthority::generate("conformance test CA", validity).unwrap();
+    let server = ca
+        .issue_server(&SubjectNames::localhost(), validity)
+        .unwrap();
+    let client = ca.issue_client("conformance-client", validity).unwrap();
     let files = TlsFiles {
         ca: dir.join("ca.pem"),
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
     };
-    std::fs::write(&files.ca, ca_cert.pem()).unwrap();
-    std::fs::write(&files.cert, cert.pem()).unwrap();
-    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    std::fs::write(&files.ca, ca.cert_pem()).unwrap();
+    std::fs::write(&files.cert, &server.cert_pem).unwrap();
+    std::fs::write(&files.key, &server.key_pem).unwrap();
+    std::fs::write(&files.client_cert, &client.cert_pem).unwrap();
+    std::fs::write(&files.client_key, &client.key_pem).unwrap();
     files
 }
 
@@ -60,7 +60,35 @@ pub fn mosquitto_with_tls(dir: &Path) -> (Mosquitto, Target) {
     });
     let mut target = Target::plain("127.0.0.1", m.port());
     target.tls = Some(
-        conformance::target::tls_with_ca("127.0.0.1", m.tls_port().unwrap(), &files.ca).unwrap(),
+        conformance::target::tls_with_ca("127.0.0.1", m.tls_port().unwrap(), &files.ca, None)
+            .unwrap(),
+    );
+    (m, target)
+}
+
+/// A mosquitto whose TLS listener requires client certificates
+/// (`require_certificate true`), and a target presenting one.
+pub fn mosquitto_with_mutual_tls(dir: &Path) -> (Mosquitto, Target) {
+    let files = tls_files(dir);
+    let m = Mosquitto::start(MosquittoOptions {
+        tls: Some(MosquittoTls {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            cafile: files.ca.clone(),
+            require_certificate: true,
+        }),
+        ..MosquittoOptions::default()
+    });
+    let identity = ClientIdentity::load(&files.client_cert, &files.client_key).unwrap();
+    let mut target = Target::plain("127.0.0.1", m.port());
+    target.tls = Some(
+        conformance::target::tls_with_ca(
+            "127.0.0.1",
+            m.tls_port().unwrap(),
+            &files.ca,
+            Some(identity),
+        )
+        .unwrap(),
     );
     (m, target)
 }

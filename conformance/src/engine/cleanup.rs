@@ -1,0 +1,85 @@
+//! The end of a scenario: the persistent sessions and retained messages it
+//! left on the broker are discarded, so a long-lived broker shared by many
+//! runs stays as it was found.
+
+use std::time::Duration;
+
+use broker::codec::Packet;
+use broker::codec::raw::{RawConnect, RawPublish};
+use tokio::time::Instant;
+
+use super::Run;
+use crate::client::{Connection, Event, Transport};
+
+/// How long the end-of-scenario clean-up may take.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Best-effort: discards the persistent sessions and retained messages the
+/// scenario created, so a long-lived broker is left as it was found. Errors
+/// are ignored: the scenario's verdict is already decided.
+pub(super) async fn cleanup(run: &mut Run<'_>) {
+    if run.persistent_ids.is_empty() && run.retained_topics.is_empty() {
+        return;
+    }
+    let ids = std::mem::take(&mut run.persistent_ids);
+    let topics = std::mem::take(&mut run.retained_topics);
+    let target = run.target;
+    let epoch = run.epoch;
+    let work = async move {
+        for id in ids {
+            let _ = clean_connect(target, epoch, id, &[]).await;
+        }
+        if !topics.is_empty() {
+            let topics: Vec<Vec<u8>> = topics.into_iter().collect();
+            let _ = clean_connect(target, epoch, Vec::new(), &topics).await;
+        }
+    };
+    let _ = tokio::time::timeout(CLEANUP_TIMEOUT, work).await;
+}
+
+async fn clean_connect(
+    target: &crate::target::Target,
+    epoch: Instant,
+    client_id: Vec<u8>,
+    clear: &[Vec<u8>],
+) -> Option<()> {
+    let mut conn = Connection::open(target, Transport::Plain, epoch, tracing::Span::none())
+        .await
+        .ok()?;
+    let mut raw = RawConnect {
+        client_id: Some(client_id),
+        ..RawConnect::default()
+    };
+    if let Some(c) = &target.credentials {
+        raw.username = Some(c.username.clone().into_bytes());
+        raw.password = Some(c.password.clone().into_bytes());
+    }
+    conn.write(&raw.to_packet().to_bytes()).await.ok()?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    match conn.next(deadline).await?.event {
+        Event::Packet {
+            packet: Packet::ConnAck(c),
+            ..
+        } if c.code.as_u8() == 0 => {}
+        _ => return None,
+    }
+    for topic in clear {
+        let p = RawPublish {
+            flags: 0b0001,
+            topic: topic.clone(),
+            packet_id: None,
+            payload: Vec::new(),
+        };
+        conn.write(&p.to_packet().to_bytes()).await.ok()?;
+    }
+    conn.write(&[0xe0, 0x00]).await.ok()?;
+    conn.shutdown().await;
+    // Wait for the broker to close so the DISCONNECT is processed before the
+    // next scenario might look.
+    while let Some(a) = conn.next(deadline).await {
+        if matches!(a.event, Event::Closed { .. }) {
+            break;
+        }
+    }
+    Some(())
+}
