@@ -17,4 +17,4 @@ pub use mosquitto::{
     write_password_file,
 };
 pub use port::{free_port, wait_for_port};
-pub use reference::{ReferenceBroker, ReferenceOptions, broker_binary};
+pub use reference::{ReferenceBroker, ReferenceOptions, ReferenceTls, broker_binary};

@@ -63,12 +63,33 @@ fn build_broker() -> Result<PathBuf, String> {
         .ok_or_else(|| "cargo did not report the broker executable".to_owned())
 }
 
+/// Certificate files for the broker's TLS listener, instead of the one it
+/// generates on first run.
+#[derive(Debug, Clone)]
+pub struct ReferenceTls {
+    /// Server certificate chain (PEM), `--cert`.
+    pub cert: PathBuf,
+    /// Its private key (PEM), `--key`.
+    pub key: PathBuf,
+    /// CA that client certificates are checked against, `--cafile`.
+    pub cafile: Option<PathBuf>,
+    /// Demand a client certificate signed by `cafile`
+    /// (`--require-certificate`, mutual TLS).
+    pub require_certificate: bool,
+}
+
 /// How to start the broker.
 #[derive(Debug, Clone, Default)]
 pub struct ReferenceOptions {
     /// Also listen for TLS (with the certificate it generates in its data
-    /// directory unless `extra_args` give `--cert`/`--key`).
+    /// directory unless `tls_files` or `extra_args` give `--cert`/`--key`).
     pub tls: bool,
+    /// The TLS listener's certificate and client-certificate settings
+    /// (implies `tls`).
+    pub tls_files: Option<ReferenceTls>,
+    /// A mosquitto password file (`--password-file`); anonymous clients are
+    /// refused unless `extra_args` add `--allow-anonymous`.
+    pub password_file: Option<PathBuf>,
     /// Persist to this directory (`--data-dir`); without it the broker
     /// keeps nothing, and a generated certificate goes to a temporary home.
     pub data_dir: Option<PathBuf>,
@@ -109,10 +130,22 @@ impl ReferenceBroker {
         let binary = options.binary.clone().unwrap_or_else(broker_binary);
         let mut cmd = Command::new(&binary);
         cmd.args(["--bind", "127.0.0.1", "--port", "0"]);
-        if options.tls {
+        if options.tls || options.tls_files.is_some() {
             cmd.args(["--tls-port", "0"]);
         } else {
             cmd.arg("--no-ssl");
+        }
+        if let Some(t) = &options.tls_files {
+            cmd.arg("--cert").arg(&t.cert).arg("--key").arg(&t.key);
+            if let Some(ca) = &t.cafile {
+                cmd.arg("--cafile").arg(ca);
+            }
+            if t.require_certificate {
+                cmd.arg("--require-certificate");
+            }
+        }
+        if let Some(p) = &options.password_file {
+            cmd.arg("--password-file").arg(p);
         }
         if let Some(d) = &options.data_dir {
             cmd.arg("--data-dir").arg(d);

@@ -1,0 +1,239 @@
+//! The whole built-in suite against this workspace's own broker (the
+//! `broker` binary), with NO baseline: the reference broker must pass every
+//! MUST scenario, and every scenario must run — none skipped for want of
+//! configuration.
+//!
+//! The broker gets everything the suite can use: a plain listener, a TLS
+//! listener with a server certificate from `broker::certs` (the code behind
+//! `toolkit certs`) that requires client certificates signed by the test's
+//! CA (mutual TLS, as `mosquitto.rs` sets mosquitto up), and a password
+//! file written as `toolkit passwd` writes it, with anonymous clients
+//! refused, so the auth scenarios run too.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use broker::auth::{DEFAULT_ITERATIONS, SALT_LEN, hash_password};
+use conformance::baseline::{Baseline, Evaluation, Status};
+use conformance::model::Level;
+use conformance::outcome::Verdict;
+use conformance::suite::{RunReport, Suite};
+use conformance::target::{ClientIdentity, Credentials, Target};
+use testsupport::{ReferenceBroker, ReferenceOptions, ReferenceTls};
+
+const USER: &str = "conformance";
+
+/// A mosquitto password file with one `$7$` entry, written the way
+/// `toolkit passwd` writes it (random salt, the broker's hash function).
+fn password_file(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let salt: [u8; SALT_LEN] = rand::random();
+    let path = dir.join("passwords");
+    let line = format!(
+        "{user}:{}\n",
+        hash_password(password.as_bytes(), &salt, DEFAULT_ITERATIONS)
+    );
+    std::fs::write(&path, line).unwrap();
+    path
+}
+
+/// A password nobody guesses, so the auth scenarios' refusals are real.
+fn random_password() -> String {
+    let bytes: [u8; 12] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The broker with plain + mutual-TLS listeners and a password file, and a
+/// target reaching both with the client certificate and the credentials.
+fn reference_with_everything(dir: &Path) -> (ReferenceBroker, Target) {
+    let files = common::tls_files(dir);
+    let password = random_password();
+    let passwords = password_file(dir, USER, &password);
+    let broker = ReferenceBroker::start(ReferenceOptions {
+        tls_files: Some(ReferenceTls {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            cafile: Some(files.ca.clone()),
+            require_certificate: true,
+        }),
+        password_file: Some(passwords),
+        ..ReferenceOptions::default()
+    });
+    let identity = ClientIdentity::load(&files.client_cert, &files.client_key).unwrap();
+    let mut target = Target::plain("127.0.0.1", broker.addr().port());
+    target.tls = Some(
+        conformance::target::tls_with_ca(
+            "127.0.0.1",
+            broker.tls_addr().unwrap().port(),
+            &files.ca,
+            Some(identity),
+        )
+        .unwrap(),
+    );
+    target.credentials = Some(Credentials {
+        username: USER.to_owned(),
+        password,
+    });
+    (broker, target)
+}
+
+/// The one-line summary `toolkit conformance` ends with, for the test log.
+fn summary(report: &RunReport, eval: &Evaluation) -> String {
+    format!(
+        "{} scenarios, {} passed, {} failed, {} observations, {} not applicable, {} skipped in {:.1}s",
+        report.results.len(),
+        eval.passed.len(),
+        eval.failures.len(),
+        eval.observations.len(),
+        eval.not_applicable.len(),
+        eval.skipped.len(),
+        report.duration.as_secs_f64()
+    )
+}
+
+/// Asserts what the reference broker owes the suite: no MUST failure, no
+/// harness error, nothing skipped; the failure message carries the text
+/// report (every failure with its transcript) and the broker's log.
+fn assert_reference_passes(report: &RunReport, broker: &ReferenceBroker) {
+    let baseline = Baseline::default();
+    let eval = Evaluation::of(report, &baseline);
+    println!("reference broker: {}", summary(report, &eval));
+    let explain = || {
+        format!(
+            "{}\n--- broker log (last 200 lines) ---\n{}",
+            common::text(report, &baseline),
+            tail(&broker.log(), 200)
+        )
+    };
+    let must_failures: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| r.level == Level::Must && r.failed())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert!(
+        must_failures.is_empty(),
+        "MUST scenarios failed against the reference broker: {must_failures:?}\n{}",
+        explain()
+    );
+    let errors: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Error { .. }))
+        .map(|r| r.name.as_str())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the harness could not carry out {errors:?}\n{}",
+        explain()
+    );
+    let skipped: Vec<String> = report
+        .results
+        .iter()
+        .filter_map(|r| match &r.verdict {
+            Verdict::Skipped { reason } => Some(format!("{}: {reason}", r.name)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        skipped.is_empty(),
+        "scenarios were skipped; the run must provide what they need:\n{}",
+        skipped.join("\n")
+    );
+    assert_eq!(eval.status(), Status::Pass, "{}", explain());
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[test]
+fn whole_suite_passes_against_the_reference_broker_with_no_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, target) = reference_with_everything(dir.path());
+    let suite = Suite::builtin().unwrap();
+    let report = common::run(&suite, &target);
+    assert_eq!(report.results.len(), suite.scenarios.len());
+    assert_reference_passes(&report, &broker);
+    // The areas that need the extra configuration did run and pass.
+    for tag in ["auth", "tls", "cross"] {
+        let ran: Vec<_> = report
+            .results
+            .iter()
+            .filter(|r| r.tags.iter().any(|t| t == tag))
+            .collect();
+        assert!(!ran.is_empty(), "no {tag} scenario in the suite");
+        for r in ran {
+            assert!(
+                r.passed() || r.level != Level::Must,
+                "{} did not pass: {:?}",
+                r.name,
+                r.verdict
+            );
+        }
+    }
+    assert!(
+        report
+            .results
+            .iter()
+            .any(|r| r.name.contains("client-cert") && r.passed()),
+        "no mutual-TLS scenario passed"
+    );
+}
+
+#[test]
+fn tls_scenarios_pass_against_the_reference_broker_with_its_generated_certificate() {
+    // The broker's out-of-the-box TLS listener: the certificate it generates
+    // on first run, no client certificates asked for. Only the mutual-TLS
+    // scenarios have nothing to check here (they need a listener that
+    // requires client certificates) and are skipped; the rest must pass.
+    let broker = ReferenceBroker::start(ReferenceOptions {
+        tls: true,
+        ..ReferenceOptions::default()
+    });
+    let mut target = Target::plain("127.0.0.1", broker.addr().port());
+    target.tls = Some(
+        conformance::target::tls_with_ca(
+            "127.0.0.1",
+            broker.tls_addr().unwrap().port(),
+            &broker.ca_file(),
+            None,
+        )
+        .unwrap(),
+    );
+    let suite = Suite::builtin()
+        .unwrap()
+        .filter(&["tls".to_owned(), "cross".to_owned()], &[]);
+    let report = common::run(&suite, &target);
+    let baseline = Baseline::default();
+    let eval = Evaluation::of(&report, &baseline);
+    println!(
+        "reference broker, generated certificate: {}",
+        summary(&report, &eval)
+    );
+    assert_eq!(
+        eval.status(),
+        Status::Pass,
+        "{}\n--- broker log ---\n{}",
+        common::text(&report, &baseline),
+        broker.log()
+    );
+    for r in &report.results {
+        match &r.verdict {
+            Verdict::Pass => {}
+            Verdict::Skipped { reason } => assert!(
+                r.name.contains("client-cert") && reason.contains("--cert"),
+                "{} was skipped: {reason}",
+                r.name
+            ),
+            other => panic!("{}: {other:?}", r.name),
+        }
+    }
+    assert!(
+        eval.passed.len() >= 5,
+        "too few TLS scenarios ran: {eval:?}"
+    );
+}
