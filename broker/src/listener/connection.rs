@@ -573,11 +573,12 @@ impl Client {
         let keep_alive_on = self.session.keep_alive_deadline().is_some();
         let mut yielded = false;
         std::future::poll_fn(move |cx| {
-            if let Poll::Ready(event) = self.slot.poll_event(cx, !outbox_more) {
-                return Poll::Ready(match event {
-                    SlotEvent::Kicked(kick) => Event::Kicked(kick),
-                    SlotEvent::Messages => Event::Messages,
-                });
+            // One look at the slot (one lock) for a kick and for messages;
+            // messages come after the socket, so that a client's close (or
+            // its acks) is seen before more is sent to it.
+            let slot = self.slot.poll_event(cx, !outbox_more);
+            if let Poll::Ready(SlotEvent::Kicked(kick)) = slot {
+                return Poll::Ready(Event::Kicked(kick));
             }
             let transport = &self.conn.transport;
             if wants_write && let Poll::Ready(r) = transport.poll_write_ready(cx) {
@@ -585,6 +586,9 @@ impl Client {
             }
             if can_read && let Poll::Ready(r) = transport.poll_read_ready(cx) {
                 return Poll::Ready(Event::Readable(r));
+            }
+            if let Poll::Ready(SlotEvent::Messages) = slot {
+                return Poll::Ready(Event::Messages);
             }
             if pull_again {
                 if yielded {
