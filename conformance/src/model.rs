@@ -377,6 +377,21 @@ pub enum Action {
     /// Alternatives allowed by the spec: passes if any branch passes. Branches
     /// hold only expectations, so trying one consumes nothing irreversibly.
     OneOf(Vec<Vec<Step>>),
+    /// Several packets of one client written together: the bytes of the
+    /// inner steps (which only send) go out in one write, or split into
+    /// writes of `chunk` bytes `pause` apart — how real clients pipeline
+    /// packets into one TCP segment, and how a slow link splits one packet
+    /// over many.
+    Batch {
+        /// Client name.
+        client: String,
+        /// The sending steps whose bytes are joined.
+        steps: Vec<Step>,
+        /// Bytes per write; `None` writes everything at once.
+        chunk: Option<usize>,
+        /// Time between two writes of a split batch.
+        pause: Duration,
+    },
 }
 
 /// What a `send` step writes.
@@ -429,6 +444,7 @@ impl Action {
             Action::Wait(_) => "wait",
             Action::Repeat { .. } => "repeat",
             Action::OneOf(_) => "one_of",
+            Action::Batch { .. } => "batch",
         }
     }
 }

@@ -50,9 +50,28 @@ fn frame_len(buf: &[u8]) -> Option<Result<usize, ()>> {
     Some(Err(()))
 }
 
+/// How a pump treats the boundaries of what it reads: as a broker must (a
+/// byte stream), or as a broken broker that assumes one read is one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Packets are framed from the stream, whatever the reads were.
+    Stream,
+    /// Only the first packet of each read goes on; the rest of the read is
+    /// lost (a broker that handles one packet per segment).
+    FirstPacketPerRead,
+    /// A packet that is not complete at the end of a read is thrown away (a
+    /// broker that expects each packet to arrive in one segment).
+    DropPartial,
+}
+
 /// Copies `from` to `to`, passing each complete packet through `fault`.
 /// After bytes that cannot be framed the rest is forwarded untouched.
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, to: Writer, fault: Fault) {
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    to: Writer,
+    fault: Fault,
+    framing: Framing,
+) {
     let mut buf = BytesMut::with_capacity(4096);
     let mut raw = false;
     loop {
@@ -72,8 +91,17 @@ async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, to: Writer, fault: Fault
                     if let Some(p) = fault(packet) {
                         out.put_slice(&p);
                     }
+                    if framing == Framing::FirstPacketPerRead {
+                        buf.clear();
+                        break;
+                    }
                 }
-                None => break,
+                None => {
+                    if framing == Framing::DropPartial {
+                        buf.clear();
+                    }
+                    break;
+                }
                 Some(Err(())) => raw = true,
             }
         }
@@ -86,8 +114,15 @@ async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, to: Writer, fault: Fault
 /// Starts a proxy to `upstream` that applies `to_client` to packets from the
 /// broker and `to_broker` to packets from the client; with `ping_upstream`
 /// it also sends the broker a PINGREQ every 400 ms on the client's behalf
-/// (starting once the CONNECT has gone through). Returns its port.
-async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault, ping_upstream: bool) -> u16 {
+/// (starting once the CONNECT has gone through). `framing` applies to what
+/// the client sends. Returns its port.
+async fn proxy(
+    upstream: u16,
+    to_client: Fault,
+    to_broker: Fault,
+    ping_upstream: bool,
+    framing: Framing,
+) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -115,8 +150,8 @@ async fn proxy(upstream: u16, to_client: Fault, to_broker: Fault, ping_upstream:
                         }
                     })
                 });
-                let mut up = tokio::spawn(pump(cr, sw, to_broker));
-                let mut down = tokio::spawn(pump(sr, cw, to_client));
+                let mut up = tokio::spawn(pump(cr, sw, to_broker, framing));
+                let mut down = tokio::spawn(pump(sr, cw, to_client, Framing::Stream));
                 // When either side ends, end both, so a dropped client looks
                 // dropped to the broker and a closing broker closes the client.
                 tokio::select! {
@@ -170,12 +205,28 @@ fn results_through_proxy(
     ping_upstream: bool,
     names: &[&str],
 ) -> Vec<ScenarioResult> {
+    results_through(to_client, to_broker, ping_upstream, Framing::Stream, names)
+}
+
+fn results_through(
+    to_client: Fault,
+    to_broker: Fault,
+    ping_upstream: bool,
+    framing: Framing,
+    names: &[&str],
+) -> Vec<ScenarioResult> {
     let m = Mosquitto::start(MosquittoOptions::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let port = rt.block_on(proxy(m.port(), to_client, to_broker, ping_upstream));
+    let port = rt.block_on(proxy(
+        m.port(),
+        to_client,
+        to_broker,
+        ping_upstream,
+        framing,
+    ));
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     let suite = Suite::builtin().unwrap().filter(&[], &names);
     assert_eq!(
@@ -400,4 +451,59 @@ fn lowered_grants_are_not_applicable_but_deliveries_above_the_grant_fail() {
             assert!(r.passed(), "control scenario {name}: {:?}", r.verdict);
         }
     }
+}
+
+/// The names and pass/fail of scenarios run through a proxy that frames
+/// the client's bytes as `framing` says.
+fn run_with_framing(framing: Framing, names: &[&str]) -> Vec<(String, bool, String)> {
+    results_through(pass(), pass(), false, framing, names)
+        .iter()
+        .map(|r| (r.name.clone(), r.passed(), format!("{:?}", r.verdict)))
+        .collect()
+}
+
+#[test]
+fn one_packet_per_read_is_caught() {
+    // A broker that takes only the first packet of each segment loses what
+    // clients pipeline behind it; a packet split over many reads still
+    // arrives whole, and packets sent one write each are untouched.
+    let fail = [
+        "framing.connect-subscribe-one-write",
+        "framing.connect-publish-qos1-one-write",
+        "framing.publishes-qos0-one-write",
+        "framing.publishes-qos1-one-write",
+        "framing.publishes-mixed-qos-one-write",
+        "framing.connect-then-malformed-one-write",
+        "framing.connect-twice-one-write",
+        "framing.publish-then-disconnect-one-write",
+    ];
+    let pass_ = [
+        "framing.publish-split-bytes",
+        "framing.connect-split-bytes",
+        "qos.qos1-delivery",
+    ];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(
+        &run_with_framing(Framing::FirstPacketPerRead, &names),
+        &fail,
+        &pass_,
+    );
+}
+
+#[test]
+fn packets_split_over_reads_being_lost_is_caught() {
+    // A broker that expects each packet in one segment never sees a packet
+    // written a byte at a time; pipelined whole packets are untouched.
+    let fail = ["framing.publish-split-bytes", "framing.connect-split-bytes"];
+    let pass_ = [
+        "framing.connect-subscribe-one-write",
+        "framing.publishes-qos1-one-write",
+        "qos.qos1-delivery",
+    ];
+    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
+    assert_outcomes(
+        &run_with_framing(Framing::DropPartial, &names),
+        &fail,
+        &pass_,
+    );
 }

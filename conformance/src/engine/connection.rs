@@ -78,6 +78,17 @@ impl Run<'_> {
     pub(super) async fn send(&mut self, step: &Step, client: &str, bytes: &[u8]) -> StepResult {
         self.require_conn(step, client)?;
         let text = crate::describe::sent(bytes);
+        if let Some((batched, held)) = self.batch.as_mut()
+            && batched == client
+        {
+            held.extend_from_slice(bytes);
+            self.note(
+                client,
+                Direction::Sent,
+                format!("{text} (held for the batch)"),
+            );
+            return Ok(());
+        }
         self.note(client, Direction::Sent, text);
         let result = match self.client_mut(client).conn.as_mut() {
             Some(conn) => conn.write(bytes).await,

@@ -8,6 +8,7 @@
 //! turn, restoring the consumed marks and variables between tries; branches
 //! hold only expectations, so nothing irreversible happens inside one.
 
+mod batch;
 mod cleanup;
 mod connection;
 mod expect;
@@ -69,6 +70,8 @@ struct Run<'a> {
     retained_topics: BTreeSet<Vec<u8>>,
     /// The scenario's name, for the tracing span of each connection.
     name: String,
+    /// While a `batch` step runs: its client and the bytes held back.
+    batch: Option<(String, Vec<u8>)>,
 }
 
 /// Runs `scenario` against `target` with the given placeholder values.
@@ -88,6 +91,7 @@ pub async fn run_scenario(
         persistent_ids: BTreeSet::new(),
         retained_topics: BTreeSet::new(),
         name: scenario.name.clone(),
+        batch: None,
     };
     let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, run.steps(&scenario.steps)).await;
     let verdict = match outcome {

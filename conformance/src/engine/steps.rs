@@ -155,6 +155,12 @@ impl Run<'_> {
                 Ok(())
             }
             Action::OneOf(branches) => self.one_of(step, branches).await,
+            Action::Batch {
+                client,
+                steps,
+                chunk,
+                pause,
+            } => self.batch(step, client, steps, *chunk, *pause).await,
         }
     }
 

@@ -35,6 +35,13 @@ pub(super) struct ExpectClosedArgs {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct BatchArgs {
+    pub(super) chunk: Option<usize>,
+    pub(super) pause_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct DisconnectArgs {
     pub(super) close: Option<bool>,
 }

@@ -62,6 +62,7 @@ pub const TAGS: &[&str] = &[
     "ping",
     "topic",
     "mqtt31",
+    "framing",
 ];
 
 #[derive(Debug, Deserialize)]

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 
 use super::args::{
-    ConnectArgs, DisconnectArgs, ExpectAllArgs, ExpectClosedArgs, MatcherArgs, NoArgs, OpenArgs,
-    PublishArgs, SendArgs, SubscribeArgs, UnsubscribeArgs,
+    BatchArgs, ConnectArgs, DisconnectArgs, ExpectAllArgs, ExpectClosedArgs, MatcherArgs, NoArgs,
+    OpenArgs, PublishArgs, SendArgs, SubscribeArgs, UnsubscribeArgs,
 };
 use super::values::{hex, one_bytes, packet_type, text};
 use super::{ScriptError, line_of};
@@ -35,6 +35,7 @@ pub const ACTIONS: &[&str] = &[
     "wait",
     "repeat",
     "one_of",
+    "batch",
 ];
 
 pub(super) struct Context<'a> {
@@ -453,6 +454,41 @@ fn parse_step(
             }
             Action::OneOf(parsed)
         }
+        "batch" => {
+            let client = client_name(loc, action, value)?;
+            let steps_value = table
+                .remove("steps")
+                .ok_or_else(|| ScriptError::new(loc.clone(), "`batch` needs `steps = [ ... ]`"))?;
+            let a: BatchArgs = args(loc, action, table)?;
+            if a.chunk == Some(0) {
+                return Err(ScriptError::new(
+                    loc.clone(),
+                    "`chunk` is the number of bytes per write: at least 1",
+                ));
+            }
+            if a.pause_ms.is_some() && a.chunk.is_none() {
+                return Err(ScriptError::new(
+                    loc.clone(),
+                    "`pause_ms` goes with `chunk`: without it the batch is one write",
+                ));
+            }
+            let steps = parse_nested(ctx, loc, steps_value, "`batch` steps")?;
+            if steps.is_empty() {
+                return Err(ScriptError::new(
+                    loc.clone(),
+                    "`batch` needs at least one step",
+                ));
+            }
+            for s in &steps {
+                check_batched(loc, &client, s)?;
+            }
+            Action::Batch {
+                client,
+                steps,
+                chunk: a.chunk,
+                pause: Duration::from_millis(a.pause_ms.unwrap_or(0)),
+            }
+        }
         other => {
             return Err(ScriptError::new(
                 location,
@@ -461,6 +497,59 @@ fn parse_step(
         }
     };
     Ok(Step { location, action })
+}
+
+/// A step inside a `batch` must only send, for the batch's own client: its
+/// bytes are held back until the batch writes them, so a step that waits
+/// for an answer (a CONNACK, SUBACK, PUBACK...) would wait for a reply to
+/// something not yet sent.
+fn check_batched(loc: &Location, client: &str, step: &Step) -> Result<(), ScriptError> {
+    let (who, waits) = match &step.action {
+        Action::Connect { client, spec } => (
+            client,
+            spec.connack.is_some() || spec.refusal_not_applicable,
+        ),
+        Action::Subscribe { client, grants, .. } => (client, grants.is_some()),
+        Action::Unsubscribe { client, ack, .. } | Action::Publish { client, ack, .. } => {
+            (client, *ack)
+        }
+        Action::Send { client, .. } => (client, false),
+        Action::Disconnect { client, close } => (client, *close),
+        Action::Repeat { steps, .. } => {
+            for s in steps {
+                check_batched(loc, client, s)?;
+            }
+            return Ok(());
+        }
+        other => {
+            return Err(ScriptError::new(
+                loc.clone(),
+                format!(
+                    "a `batch` holds only connect, subscribe, unsubscribe, publish, send, disconnect (close = false) and repeat steps of those, found `{}`",
+                    other.keyword()
+                ),
+            ));
+        }
+    };
+    if who != client {
+        return Err(ScriptError::new(
+            loc.clone(),
+            format!(
+                "a `batch` for client {client:?} holds a `{}` step for {who:?}: one batch is one connection's bytes",
+                step.action.keyword()
+            ),
+        ));
+    }
+    if waits {
+        return Err(ScriptError::new(
+            loc.clone(),
+            format!(
+                "a `{}` step in a `batch` may not wait for an answer (connack, require, grants, ack, or disconnect's close): its bytes are sent only when the batch ends; check the answers with `expect` steps after the batch",
+                step.action.keyword()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `client_cert` (default true) only means something on TLS; leaving the

@@ -238,3 +238,59 @@ fn client_cert_and_refusal_flags_are_checked() {
     );
     assert!(err(&refusal).contains("goes with `connack = 0`"));
 }
+
+#[test]
+fn batch_parses_its_sending_steps_and_chunking() {
+    let src = format!(
+        "{HEAD}steps = [\n  {{ batch = \"a\", chunk = 1, pause_ms = 5, steps = [\n    {{ connect = \"a\" }},\n    {{ repeat = 2, steps = [ {{ publish = \"a\", topic = \"t\", qos = 1 }} ] }},\n  ] }},\n]\n"
+    );
+    let s = parse_file("t.toml", &src, &known()).unwrap();
+    let Action::Batch {
+        client,
+        steps,
+        chunk,
+        pause,
+    } = &s[0].steps[0].action
+    else {
+        panic!("not a batch")
+    };
+    assert_eq!(client, "a");
+    assert_eq!(steps.len(), 2);
+    assert_eq!(*chunk, Some(1));
+    assert_eq!(pause.as_millis(), 5);
+}
+
+#[test]
+fn batch_refuses_steps_that_wait_or_act_for_another_client() {
+    let batch =
+        |inner: &str| format!("{HEAD}steps = [\n  {{ batch = \"a\", steps = [ {inner} ] }},\n]\n");
+    let e = err(&batch("{ connect = \"a\", connack = 0 }"));
+    assert!(
+        e.starts_with("t.toml:7: a `connect` step in a `batch` may not wait for an answer"),
+        "{e}"
+    );
+    let e = err(&batch(
+        "{ publish = \"a\", topic = \"t\", qos = 1, ack = true }",
+    ));
+    assert!(e.contains("may not wait"), "{e}");
+    let e = err(&batch(
+        "{ subscribe = \"a\", filter = \"t\", require = [0] }",
+    ));
+    assert!(e.contains("may not wait"), "{e}");
+    let e = err(&batch("{ disconnect = \"a\" }"));
+    assert!(e.contains("may not wait"), "{e}");
+    let e = err(&batch("{ publish = \"b\", topic = \"t\" }"));
+    assert!(e.contains("one batch is one connection's bytes"), "{e}");
+    let e = err(&batch("{ expect = \"a\", packet = \"connack\" }"));
+    assert!(e.contains("a `batch` holds only"), "{e}");
+    let e = err(&batch(""));
+    assert!(e.contains("at least one step"), "{e}");
+    let e = err(&format!(
+        "{HEAD}steps = [\n  {{ batch = \"a\", chunk = 0, steps = [ {{ send = \"a\", hex = \"c0 00\" }} ] }},\n]\n"
+    ));
+    assert!(e.contains("at least 1"), "{e}");
+    let e = err(&format!(
+        "{HEAD}steps = [\n  {{ batch = \"a\", pause_ms = 3, steps = [ {{ send = \"a\", hex = \"c0 00\" }} ] }},\n]\n"
+    ));
+    assert!(e.contains("`pause_ms` goes with `chunk`"), "{e}");
+}
