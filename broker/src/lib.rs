@@ -15,7 +15,8 @@
 //!
 //! Beside them: [`auth`] (password files), [`config`] (flags and TOML),
 //! [`store`] (persistence in redb), [`sys`] and [`stats`] (`$SYS` topics and
-//! the counters behind them), [`tls_files`] (the first-run certificate), and
+//! the counters behind them), [`tls_files`] (the first-run certificate), [`tls`] (PEM files, the crypto provider and
+//! the `--insecure` verifier every TLS client and listener here shares), and
 //! [`certs`]: certificate generation (CA, server, client, self-signed) shared
 //! by `toolkit certs` and the broker's first-run certificate.
 
@@ -30,5 +31,6 @@ pub mod session;
 pub mod stats;
 pub mod store;
 pub mod sys;
+pub mod tls;
 pub mod tls_files;
 pub mod topic;

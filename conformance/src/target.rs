@@ -6,54 +6,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use broker::tls::{self, AcceptAnyServerCert, PemError, load_certs, load_key, load_roots};
+use rustls::ClientConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 /// Why a target could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    /// The CA file could not be read.
-    #[error("reading CA file {path}: {source}")]
-    ReadCa {
-        /// The path given.
-        path: String,
-        /// What failed.
-        source: std::io::Error,
-    },
-    /// The CA file holds no usable certificate.
-    #[error("CA file {path} holds no PEM certificate: {reason}")]
-    BadCa {
-        /// The path given.
-        path: String,
-        /// Why.
-        reason: String,
-    },
+    /// A CA, client certificate or key file cannot be used; the message
+    /// names the file and what is wrong with it.
+    #[error(transparent)]
+    Pem(#[from] PemError),
     /// The host is not a valid TLS server name.
     #[error("{host:?} is not a valid TLS server name: {reason}")]
     ServerName {
         /// The host.
         host: String,
-        /// Why.
-        reason: String,
-    },
-    /// The client certificate or key file could not be read.
-    #[error("reading client {what} file {path}: {source}")]
-    ReadClientFile {
-        /// "certificate" or "key".
-        what: &'static str,
-        /// The path given.
-        path: String,
-        /// What failed.
-        source: std::io::Error,
-    },
-    /// The client certificate or key file holds nothing usable.
-    #[error("client {what} file {path}: {reason}")]
-    BadClientFile {
-        /// "certificate" or "key".
-        what: &'static str,
-        /// The path given.
-        path: String,
         /// Why.
         reason: String,
     },
@@ -82,42 +50,9 @@ impl ClientIdentity {
     /// Reads a PEM certificate chain (the client's certificate first) and
     /// its PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub fn load(cert: &Path, key: &Path) -> Result<Self, TargetError> {
-        let read = |what: &'static str, path: &Path| {
-            std::fs::read(path).map_err(|source| TargetError::ReadClientFile {
-                what,
-                path: path.display().to_string(),
-                source,
-            })
-        };
-        let bad = |what: &'static str, path: &Path, reason: String| TargetError::BadClientFile {
-            what,
-            path: path.display().to_string(),
-            reason,
-        };
-        let pem = read("certificate", cert)?;
-        let chain = rustls_pemfile::certs(&mut pem.as_slice())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad("certificate", cert, e.to_string()))?;
-        if chain.is_empty() {
-            return Err(bad(
-                "certificate",
-                cert,
-                "no CERTIFICATE block found (give the PEM file of the client certificate)".into(),
-            ));
-        }
-        let pem = read("key", key)?;
-        let key_der = rustls_pemfile::private_key(&mut pem.as_slice())
-            .map_err(|e| bad("key", key, e.to_string()))?
-            .ok_or_else(|| {
-                bad(
-                    "key",
-                    key,
-                    "no PRIVATE KEY block found (give the PEM file of the client's key)".into(),
-                )
-            })?;
         Ok(Self {
-            chain,
-            key: key_der,
+            chain: load_certs(cert, "client certificate file")?,
+            key: load_key(key, "client key file")?,
         })
     }
 }
@@ -186,10 +121,6 @@ impl Target {
     }
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// A TLS target trusting the CA certificates in the PEM file `cafile`,
 /// presenting `client` when given.
 pub fn tls_with_ca(
@@ -198,33 +129,10 @@ pub fn tls_with_ca(
     cafile: &Path,
     client: Option<ClientIdentity>,
 ) -> Result<TlsTarget, TargetError> {
-    let path = cafile.display().to_string();
-    let pem = std::fs::read(cafile).map_err(|source| TargetError::ReadCa {
-        path: path.clone(),
-        source,
-    })?;
-    let mut roots = RootCertStore::empty();
-    let mut count = 0;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|e| TargetError::BadCa {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        roots.add(cert).map_err(|e| TargetError::BadCa {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        count += 1;
-    }
-    if count == 0 {
-        return Err(TargetError::BadCa {
-            path,
-            reason: "no CERTIFICATE block found".into(),
-        });
-    }
+    let roots = load_roots(cafile, "CA file")?;
     let builder = || {
         Ok::<_, rustls::Error>(
-            ClientConfig::builder_with_provider(provider())
+            ClientConfig::builder_with_provider(tls::provider())
                 .with_safe_default_protocol_versions()?
                 .with_root_certificates(roots.clone()),
         )
@@ -262,12 +170,13 @@ pub fn tls_insecure(
     client: Option<ClientIdentity>,
 ) -> Result<TlsTarget, TargetError> {
     let builder = || {
-        let provider = provider();
+        let provider = tls::provider();
+        let verifier = Arc::new(AcceptAnyServerCert::new(&provider));
         Ok::<_, rustls::Error>(
-            ClientConfig::builder_with_provider(Arc::clone(&provider))
+            ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider))),
+                .with_custom_certificate_verifier(verifier),
         )
     };
     let without = builder()?.with_no_client_auth();
@@ -283,54 +192,4 @@ fn server_name(host: &str) -> Result<ServerName<'static>, TargetError> {
         host: host.to_owned(),
         reason: e.to_string(),
     })
-}
-
-/// Skips certificate verification but still checks handshake signatures, so
-/// the connection is encrypted to whoever holds the key.
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

@@ -1,6 +1,5 @@
 //! [`TopicFilter`]: the topic filter of a SUBSCRIBE or UNSUBSCRIBE.
 
-use std::fmt;
 use std::sync::Arc;
 
 use super::{TopicError, check_common};
@@ -60,52 +59,7 @@ impl TopicFilter {
     }
 }
 
-impl fmt::Debug for TopicFilter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl fmt::Display for TopicFilter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Hashing and ordering are those of the text, so maps keyed by filter can be
-/// searched with a plain `&str`.
-impl std::borrow::Borrow<str> for TopicFilter {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for TopicFilter {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for TopicFilter {
-    type Err = TopicError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<&str> for TopicFilter {
-    type Error = TopicError;
-    fn try_from(s: &str) -> Result<Self, Self::Error> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<String> for TopicFilter {
-    type Error = TopicError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::new(s)
-    }
-}
+validated_text!(TopicFilter);
 
 #[cfg(test)]
 mod tests {

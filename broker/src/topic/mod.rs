@@ -7,6 +7,59 @@
 //! [`SubscriptionIndex`], which finds the same answers among many filters
 //! without scanning them, to find subscribers.
 
+/// The text-like trait impls shared by [`TopicName`] and [`TopicFilter`]:
+/// both are validated `Arc<str>` newtypes built by a `new` that returns
+/// `Result<Self, TopicError>`. Hashing and ordering are those of the text, so
+/// maps keyed by either can be searched with a plain `&str`.
+macro_rules! validated_text {
+    ($ty:ident) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = TopicError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<&str> for $ty {
+            type Error = TopicError;
+            fn try_from(s: &str) -> Result<Self, Self::Error> {
+                Self::new(s)
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = TopicError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::new(s)
+            }
+        }
+    };
+}
+
 mod error;
 mod filter;
 mod index;

@@ -1,6 +1,5 @@
 //! [`TopicName`]: the topic of a PUBLISH, never containing wildcards.
 
-use std::fmt;
 use std::sync::Arc;
 
 use super::{TopicError, check_common};
@@ -43,52 +42,7 @@ impl TopicName {
     }
 }
 
-impl fmt::Debug for TopicName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl fmt::Display for TopicName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Hashing and ordering are those of the text, so maps keyed by topic can be
-/// searched with a plain `&str`.
-impl std::borrow::Borrow<str> for TopicName {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for TopicName {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for TopicName {
-    type Err = TopicError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<&str> for TopicName {
-    type Error = TopicError;
-    fn try_from(s: &str) -> Result<Self, Self::Error> {
-        Self::new(s)
-    }
-}
-
-impl TryFrom<String> for TopicName {
-    type Error = TopicError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::new(s)
-    }
-}
+validated_text!(TopicName);
 
 #[cfg(test)]
 mod tests {

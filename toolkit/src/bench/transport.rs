@@ -2,17 +2,13 @@
 //! provider), split into a read half and a write half so that one task can
 //! read while another writes.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use anyhow::Context;
+use broker::tls::{self, AcceptAnyServerCert};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -104,107 +100,24 @@ impl Target {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 fn client_config(opts: &TlsOptions) -> anyhow::Result<rustls::ClientConfig> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
+    let provider = tls::provider();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .context("choosing TLS versions")?;
     let builder = match &opts.verify {
         Verify::Insecure => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider()))),
-        Verify::CaFile(path) => {
-            let mut roots = rustls::RootCertStore::empty();
-            let certs = read_certs(path)?;
-            if certs.is_empty() {
-                bail!(
-                    "--cafile {}: no PEM certificate found in it; give the CA that signed the broker's certificate",
-                    path.display()
-                );
-            }
-            for cert in certs {
-                roots.add(cert).with_context(|| {
-                    format!("--cafile {}: unusable CA certificate", path.display())
-                })?;
-            }
-            builder.with_root_certificates(roots)
-        }
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(&provider))),
+        Verify::CaFile(path) => builder.with_root_certificates(tls::load_roots(path, "--cafile")?),
     };
     Ok(match &opts.client_auth {
         None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = read_certs(cert)?;
-            let key = read_key(key)?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .context("--cert/--key: the key does not match the certificate")?
-        }
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                tls::load_certs(cert, "--cert")?,
+                tls::load_key(key, "--key")?,
+            )
+            .context("--cert/--key: the key does not match the certificate")?,
     })
-}
-
-fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    rustls_pemfile::certs(&mut BufReader::new(file))
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("reading PEM certificates from {}", path.display()))
-}
-
-fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    rustls_pemfile::private_key(&mut BufReader::new(file))
-        .with_context(|| format!("reading a PEM private key from {}", path.display()))?
-        .with_context(|| format!("{}: no PEM private key found in it", path.display()))
-}
-
-/// Accepts whatever certificate the broker shows, but still checks that the
-/// handshake is signed by it, so the session is encrypted to that key.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

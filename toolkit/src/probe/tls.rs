@@ -14,10 +14,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use broker::tls::{self, AcceptAnyServerCert};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -80,10 +80,9 @@ pub fn client_config(
     settings: &TlsSettings,
     seen: Option<SeenChain>,
 ) -> anyhow::Result<Arc<ClientConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let algorithms = provider.signature_verification_algorithms;
+    let provider = tls::provider();
     let inner: Arc<dyn ServerCertVerifier> = match &settings.trust {
-        Trust::Insecure => Arc::new(AcceptAnyCert { algorithms }),
+        Trust::Insecure => Arc::new(AcceptAnyServerCert::new(&provider)),
         Trust::CaFile(path) => webpki_verifier(roots_from_file(path)?, &provider)?,
         Trust::System => webpki_verifier(system_roots(), &provider)?,
     };
@@ -99,13 +98,8 @@ pub fn client_config(
     let config = match &settings.client_auth {
         None => builder.with_no_client_auth(),
         Some((cert, key_path)) => {
-            let chain = read_certs(cert, "--cert")?;
-            let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
-                usage(format!(
-                    "cannot read a private key from --key {}: {e}",
-                    key_path.display()
-                ))
-            })?;
+            let chain = tls::load_certs(cert, "--cert").map_err(pem_usage)?;
+            let key = tls::load_key(key_path, "--key").map_err(pem_usage)?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
                 usage(format!(
                     "--cert {} and --key {} do not go together: {e}",
@@ -135,32 +129,13 @@ fn webpki_verifier(
     Ok(verifier)
 }
 
-fn read_certs(path: &Path, flag: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| usage(format!("cannot read {flag} {}: {e}", path.display())))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| usage(format!("{flag} {} is not valid PEM: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(usage(format!(
-            "{flag} {} holds no PEM certificate (pass the .pem file, not the key)",
-            path.display()
-        )));
-    }
-    Ok(certs)
+/// A file given on the command line is unusable: a usage error (status 2).
+fn pem_usage(err: tls::PemError) -> anyhow::Error {
+    usage(err.to_string())
 }
 
 fn roots_from_file(path: &Path) -> anyhow::Result<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs(path, "--cafile")? {
-        roots.add(cert).map_err(|e| {
-            usage(format!(
-                "--cafile {} holds a certificate that cannot be a trust anchor: {e}",
-                path.display()
-            ))
-        })?;
-    }
-    Ok(roots)
+    tls::load_roots(path, "--cafile").map_err(pem_usage)
 }
 
 fn system_roots() -> RootCertStore {
@@ -416,48 +391,5 @@ impl ServerCertVerifier for Recording {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
-    }
-}
-
-/// `--insecure`: any certificate for any name is accepted, but the server
-/// must still prove it holds the certificate's key (handshake signatures are
-/// checked), so the report shows what the server really presented.
-#[derive(Debug)]
-struct AcceptAnyCert {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }

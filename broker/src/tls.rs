@@ -1,0 +1,255 @@
+//! TLS building blocks shared by every side of the workspace: the broker's
+//! listener and the clients of `toolkit probe`, `toolkit bench` and the
+//! conformance harness.
+//!
+//! They all need the same few things — the one crypto provider we ship
+//! (ring, so no C toolchain is needed for aws-lc), PEM certificates and keys
+//! read from user-given files with errors that name the file and what was
+//! wrong with it, a trust store from a CA file, and an `--insecure` verifier —
+//! and each got them subtly different when they were written three times.
+//! Callers wrap a [`PemError`] with their flag names and hints; the error
+//! itself already names the file and the problem.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+
+/// The crypto provider every TLS configuration in the workspace uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Why a PEM file given by a user cannot be used. `what` is the caller's name
+/// for the file ("--cafile", "client certificate", ...), so the one-line
+/// message says which of several files is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    /// The file cannot be read at all.
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Read {
+        /// The caller's name for the file.
+        what: &'static str,
+        /// The path given.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The file is there but is not valid PEM.
+    #[error("{what} {} is not valid PEM: {reason}", path.display())]
+    Invalid {
+        /// The caller's name for the file.
+        what: &'static str,
+        /// The path given.
+        path: PathBuf,
+        /// What the PEM parser said.
+        reason: String,
+    },
+    /// The file holds no certificate (often: the key was given instead).
+    #[error(
+        "{what} {} holds no PEM certificate (no CERTIFICATE block; give the .pem certificate, not the key)",
+        path.display()
+    )]
+    NoCertificate {
+        /// The caller's name for the file.
+        what: &'static str,
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The file holds no private key (often: the certificate was given instead).
+    #[error(
+        "{what} {} holds no PEM private key (no PRIVATE KEY block; give the .key file, not the certificate)",
+        path.display()
+    )]
+    NoKey {
+        /// The caller's name for the file.
+        what: &'static str,
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A certificate in a CA file cannot serve as a trust anchor.
+    #[error("{what} {} holds a certificate that cannot be a trust anchor: {reason}", path.display())]
+    NotTrustAnchor {
+        /// The caller's name for the file.
+        what: &'static str,
+        /// The path given.
+        path: PathBuf,
+        /// What rustls said.
+        reason: String,
+    },
+}
+
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, PemError> {
+    std::fs::read(path).map_err(|source| PemError::Read {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn invalid(path: &Path, what: &'static str, err: &pem::Error) -> PemError {
+    PemError::Invalid {
+        what,
+        path: path.to_owned(),
+        reason: err.to_string(),
+    }
+}
+
+/// Every certificate in a PEM file, in order; at least one.
+pub fn load_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let bytes = read(path, what)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(path, what, &e))?;
+    if certs.is_empty() {
+        return Err(PemError::NoCertificate {
+            what,
+            path: path.to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The first private key (PKCS#8, PKCS#1 or SEC1) in a PEM file.
+pub fn load_key(path: &Path, what: &'static str) -> Result<PrivateKeyDer<'static>, PemError> {
+    let bytes = read(path, what)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+        pem::Error::NoItemsFound => PemError::NoKey {
+            what,
+            path: path.to_owned(),
+        },
+        other => invalid(path, what, &other),
+    })
+}
+
+/// A trust store holding every certificate of a PEM CA file.
+pub fn load_roots(path: &Path, what: &'static str) -> Result<RootCertStore, PemError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path, what)? {
+        roots.add(cert).map_err(|e| PemError::NotTrustAnchor {
+            what,
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(roots)
+}
+
+/// `--insecure`: accepts any server certificate for any name, but still
+/// checks the handshake signatures, so the session is encrypted to whoever
+/// holds the key of the certificate the server showed.
+#[derive(Debug)]
+pub struct AcceptAnyServerCert {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl AcceptAnyServerCert {
+    /// A verifier checking signatures with `provider`'s algorithms.
+    pub fn new(provider: &CryptoProvider) -> Self {
+        Self {
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for AcceptAnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn ca() -> crate::certs::PemPair {
+        crate::certs::CertificateAuthority::generate(
+            "tls test CA",
+            crate::certs::Validity::days_from_now(1),
+        )
+        .unwrap()
+        .pem_pair()
+    }
+
+    #[test]
+    fn reads_certificates_keys_and_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca();
+        let cert = write(dir.path(), "ca.pem", &ca.cert_pem);
+        let key = write(dir.path(), "ca.key", &ca.key_pem);
+        assert_eq!(load_certs(&cert, "CA file").unwrap().len(), 1);
+        assert!(load_key(&key, "key").is_ok());
+        assert_eq!(load_roots(&cert, "--cafile").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn every_failure_names_the_file_and_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca();
+        let cert = write(dir.path(), "ca.pem", &ca.cert_pem);
+        let key = write(dir.path(), "ca.key", &ca.key_pem);
+        let junk = write(dir.path(), "junk.pem", "-----BEGIN CERTIFICATE-----\n%%%\n");
+        let missing = dir.path().join("missing.pem");
+
+        let err = load_certs(&missing, "--cafile").unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot read --cafile ") && err.contains("missing.pem"),
+            "{err}"
+        );
+        let err = load_certs(&key, "--cert").unwrap_err().to_string();
+        assert!(
+            err.contains("holds no PEM certificate") && err.contains("ca.key"),
+            "{err}"
+        );
+        let err = load_key(&cert, "--key").unwrap_err().to_string();
+        assert!(
+            err.contains("holds no PEM private key") && err.contains("ca.pem"),
+            "{err}"
+        );
+        let err = load_certs(&junk, "--cafile").unwrap_err().to_string();
+        assert!(err.contains("is not valid PEM"), "{err}");
+    }
+}
