@@ -120,6 +120,12 @@ pub struct Flags {
     /// --data-dir; they are always saved at shutdown [default: 60].
     #[arg(long, value_name = "SECS")]
     pub autosave_interval: Option<u64>,
+    /// Drop a persistent session (its subscriptions and queued messages)
+    /// once its client has been offline this long: a number and a unit,
+    /// s, h, d, w, m (30 days) or y, as mosquitto's
+    /// persistent_client_expiration (e.g. 1h, 2d, 1w) [default: never].
+    #[arg(long, value_name = "DURATION", value_parser = expiration::parse_expiration)]
+    pub persistent_client_expiration: Option<Duration>,
     /// Debug logging (RUST_LOG, when set, takes precedence).
     #[arg(long, short)]
     pub verbose: bool,
@@ -149,6 +155,7 @@ pub struct FileSettings {
     sys_interval: Option<u64>,
     connect_timeout: Option<u64>,
     autosave_interval: Option<u64>,
+    persistent_client_expiration: Option<String>,
     verbose: Option<bool>,
 }
 
@@ -218,6 +225,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Period of saves to the data directory; `None` saves only at shutdown.
     pub autosave_interval: Option<Duration>,
+    /// How long a persistent session waits for its client before it is
+    /// dropped; `None` keeps it forever.
+    pub persistent_client_expiration: Option<Duration>,
     /// Debug logging.
     pub verbose: bool,
 }
@@ -316,6 +326,16 @@ impl Config {
             .max_packet_size
             .or(file.max_packet_size)
             .unwrap_or(crate::codec::DEFAULT_MAX_PACKET_SIZE);
+        let persistent_client_expiration = match (
+            flags.persistent_client_expiration,
+            file.persistent_client_expiration,
+        ) {
+            (Some(d), _) => Some(d),
+            (None, Some(text)) => Some(expiration::parse_expiration(&text).map_err(|e| {
+                ConfigError::Invalid(format!("persistent-client-expiration in --config: {e}"))
+            })?),
+            (None, None) => None,
+        };
         if max_packet_size < 2 {
             return invalid("--max-packet-size must be at least 2 bytes (the smallest packet)");
         }
@@ -348,10 +368,15 @@ impl Config {
                     .or(file.autosave_interval)
                     .unwrap_or(60),
             ),
+            persistent_client_expiration,
             verbose: on(flags.verbose, file.verbose),
         })
     }
 }
+
+mod expiration;
+
+pub use expiration::parse_expiration;
 
 #[cfg(test)]
 mod tests;

@@ -202,6 +202,14 @@ impl Broker {
             ));
         }
         let store = self.store.map(Arc::new);
+        if let Some(max_offline) = self.config.persistent_client_expiration {
+            tracker.spawn(expire_sessions(
+                Arc::clone(&self.shared.router),
+                store.clone(),
+                max_offline,
+                shutdown.clone(),
+            ));
+        }
         if let (Some(store), Some(interval)) = (&store, self.config.autosave_interval) {
             let store = Arc::clone(store);
             let router = Arc::clone(&self.shared.router);
@@ -242,6 +250,50 @@ impl Broker {
         }
         info!("broker stopped");
         Ok(())
+    }
+}
+
+/// The background sweep of `--persistent-client-expiration`: drops parked
+/// sessions whose client has been away longer than `max_offline`, logs
+/// each, and saves the store at once so the dropped sessions leave the disk
+/// too (not only at the next autosave). It looks ten times per period
+/// (between every 100 ms and every minute), so a session outlives its limit
+/// by at most a tenth of it, or a minute.
+async fn expire_sessions(
+    router: Arc<Router>,
+    store: Option<Arc<Store>>,
+    max_offline: Duration,
+    shutdown: CancellationToken,
+) {
+    let period = (max_offline / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let expired = router.expire_parked(max_offline, std::time::SystemTime::now());
+        for e in &expired {
+            info!(
+                client_id = %e.client_id,
+                offline_secs = e.offline.as_secs(),
+                queued_dropped = e.queued,
+                "persistent session expired: its client was offline longer than --persistent-client-expiration"
+            );
+        }
+        if !expired.is_empty()
+            && let Some(store) = &store
+        {
+            match store.save(&router) {
+                Ok(()) => info!(
+                    path = %store.path().display(),
+                    expired = expired.len(),
+                    "state saved after session expiry"
+                ),
+                Err(e) => warn!(error = %e, "saving after session expiry failed"),
+            }
+        }
     }
 }
 

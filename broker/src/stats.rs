@@ -52,6 +52,8 @@ pub struct Stats {
     pub bytes_received: AtomicU64,
     /// Bytes sent on all connections.
     pub bytes_sent: AtomicU64,
+    /// Persistent sessions dropped by `--persistent-client-expiration`.
+    pub sessions_expired: AtomicU64,
 }
 
 impl Default for Stats {
@@ -76,6 +78,7 @@ impl Stats {
             publish_dropped: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
+            sessions_expired: AtomicU64::new(0),
         }
     }
 

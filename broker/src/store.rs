@@ -106,14 +106,14 @@ impl Store {
             reason,
         };
         let mut sessions = 0;
+        let now = std::time::SystemTime::now();
         match tx.open_table(SESSIONS) {
             Ok(table) => {
                 for item in table.iter().map_err(|e| self.db_err(e))? {
                     let (k, v) = item.map_err(|e| self.db_err(e))?;
-                    let (session, queued) =
-                        record::decode_session(k.value(), v.value(), max_inflight)
-                            .map_err(|r| corrupt("sessions", k.value(), r))?;
-                    router.restore_session(session, queued);
+                    let parked = record::decode_session(k.value(), v.value(), max_inflight, now)
+                        .map_err(|r| corrupt("sessions", k.value(), r))?;
+                    router.restore_session(parked);
                     sessions += 1;
                 }
             }
@@ -149,16 +149,16 @@ impl Store {
             let mut table = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
             let keep: HashSet<Arc<str>> = parked
                 .iter()
-                .map(|(s, _)| Arc::clone(s.client_id()))
+                .map(|p| Arc::clone(p.session.client_id()))
                 .chain(attached)
                 .collect();
             table
                 .retain(|k, _| keep.contains(k))
                 .map_err(|e| self.db_err(e))?;
-            for (session, queued) in &parked {
-                let bytes = record::encode_session(session, queued);
+            for p in &parked {
+                let bytes = record::encode_session(p);
                 table
-                    .insert(&**session.client_id(), bytes.as_slice())
+                    .insert(&**p.session.client_id(), bytes.as_slice())
                     .map_err(|e| self.db_err(e))?;
             }
         }

@@ -51,6 +51,10 @@ pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
             get(&s.connected_maximum).to_string(),
         ),
         (
+            "$SYS/broker/clients/expired",
+            get(&s.sessions_expired).to_string(),
+        ),
+        (
             "$SYS/broker/listeners/plain/connected",
             get(&s.connected_plain).to_string(),
         ),

@@ -171,6 +171,56 @@ fn flag_autosave_interval() {
 }
 
 #[test]
+fn flag_persistent_client_expiration() {
+    assert_eq!(
+        parse(&[]).persistent_client_expiration,
+        None,
+        "never by default"
+    );
+    assert_eq!(
+        parse(&["--persistent-client-expiration", "2d"]).persistent_client_expiration,
+        Some(Duration::from_secs(2 * 86_400))
+    );
+    assert_eq!(
+        parse(&["--persistent-client-expiration", "1s"]).persistent_client_expiration,
+        Some(Duration::from_secs(1))
+    );
+    let e = refused(&["--persistent-client-expiration", "12"]);
+    assert!(
+        e.contains("--persistent-client-expiration") && e.contains("has no unit"),
+        "{e}"
+    );
+}
+
+#[test]
+fn file_persistent_client_expiration() {
+    let file = FileSettings::parse(
+        "persistent-client-expiration = \"1w\"\n",
+        Path::new("test.toml"),
+    )
+    .expect("valid TOML");
+    let flags = Flags::try_parse_from(["broker"]).expect("valid");
+    let c = Config::resolve(flags, file).expect("consistent");
+    assert_eq!(
+        c.persistent_client_expiration,
+        Some(Duration::from_secs(7 * 86_400))
+    );
+    let file = FileSettings::parse(
+        "persistent-client-expiration = \"forever\"\n",
+        Path::new("test.toml"),
+    )
+    .expect("valid TOML");
+    let flags = Flags::try_parse_from(["broker"]).expect("valid");
+    let e = Config::resolve(flags, file)
+        .expect_err("bad value")
+        .to_string();
+    assert!(
+        e.contains("persistent-client-expiration") && e.contains("\"forever\""),
+        "{e}"
+    );
+}
+
+#[test]
 fn flag_verbose() {
     assert!(parse(&["--verbose"]).verbose);
     assert!(parse(&["-v"]).verbose);

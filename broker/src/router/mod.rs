@@ -15,6 +15,7 @@
 //! connection holds it, that one is kicked and the new one waits for it to
 //! detach (session takeover [MQTT-3.1.4-2]).
 
+mod expiry;
 pub mod outbox;
 mod retained;
 mod slot;
@@ -24,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+pub use expiry::Expired;
 pub use outbox::{Limits, SlotEvent};
 pub use retained::Retained;
 pub use slot::{ClientRef, ClientSlot, Kick};
@@ -67,11 +69,22 @@ pub struct Attachment {
     pub session_present: bool,
 }
 
+/// A persistent session without its client, as the store saves it.
+#[derive(Debug, Clone)]
+pub struct ParkedSession {
+    /// The session.
+    pub session: Session,
+    /// The messages queued for the client's return.
+    pub queued: Vec<Message>,
+    /// When the client went away (for `--persistent-client-expiration`).
+    pub offline_since: std::time::SystemTime,
+}
+
 /// What the store saves of the sessions: see [`Router::sessions_for_store`].
 #[derive(Debug, Default)]
 pub struct StoredSessions {
     /// Parked persistent sessions with the messages queued for them.
-    pub parked: Vec<(Session, Vec<Message>)>,
+    pub parked: Vec<ParkedSession>,
     /// Client ids of persistent sessions a connection holds now.
     pub attached: Vec<Arc<str>>,
 }
@@ -217,6 +230,7 @@ impl Router {
             let mut own = lock(&slot.ownership);
             own.attached = false;
             own.parked = Some(Box::new(session));
+            own.offline_since = Some(std::time::SystemTime::now());
         }
         slot.detached.notify_waiters();
     }
@@ -425,16 +439,26 @@ impl Router {
             let Some(session) = own.parked.as_deref().cloned() else {
                 continue;
             };
+            let offline_since = own.offline_since.unwrap_or_else(std::time::SystemTime::now);
             drop(own);
             let queued = lock(&slot.outbox).queued().cloned().collect();
-            parked.push((session, queued));
+            parked.push(ParkedSession {
+                session,
+                queued,
+                offline_since,
+            });
         }
         StoredSessions { parked, attached }
     }
 
     /// Restores a persistent session from the store as parked, with its
     /// subscriptions back in the index and its queued messages waiting.
-    pub fn restore_session(&self, session: Session, queued: Vec<Message>) {
+    pub fn restore_session(&self, parked: ParkedSession) {
+        let ParkedSession {
+            session,
+            queued,
+            offline_since,
+        } = parked;
         let id = Arc::clone(session.client_id());
         let slot = Arc::new(ClientSlot::new(Arc::clone(&id)));
         {
@@ -451,7 +475,11 @@ impl Router {
                 outbox.push_unbounded(m);
             }
         }
-        lock(&slot.ownership).parked = Some(Box::new(session));
+        {
+            let mut own = lock(&slot.ownership);
+            own.parked = Some(Box::new(session));
+            own.offline_since = Some(offline_since);
+        }
         lock(&self.clients).insert(id, slot);
     }
 }

@@ -31,6 +31,9 @@ pub(crate) struct Ownership {
     pub(crate) removed: bool,
     /// The attached connection asked for a persistent session.
     pub(crate) persistent: bool,
+    /// When the parked session's client went away (wall-clock time, so it
+    /// can be stored and survive a restart); read by the expiry sweep.
+    pub(crate) offline_since: Option<std::time::SystemTime>,
 }
 
 /// The router's record of one client id: its outbox, whether a connection

@@ -2,7 +2,9 @@
 //!
 //! All integers big-endian. A message is `flags:u8` (QoS in bits 0–1,
 //! RETAIN in bit 2), `topic_len:u16`, topic, `payload_len:u32`, payload. A
-//! session record starts with a version byte (1), then the subscriptions
+//! session record starts with a version byte (2), then when its client went
+//! offline (`offline_since:u64`, milliseconds since the Unix epoch; version
+//! 1 records lack it and count from when they are loaded), then the subscriptions
 //! (`count:u32`, each `filter_len:u16`, filter, `qos:u8`), the QoS 2 ids
 //! awaiting PUBREL (`count:u32`, each `u16`), the in-flight messages
 //! (`count:u32`, each `state:u8`, `packet_id:u16`, message) and the queued
@@ -11,11 +13,14 @@
 
 use bytes::{Buf, BufMut, Bytes};
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use crate::codec::{PacketId, QoS};
+use crate::router::ParkedSession;
 use crate::session::{InFlight, Message, OutState, Session};
 use crate::topic::{TopicFilter, TopicName};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 fn put_message(out: &mut Vec<u8>, m: &Message) {
     out.put_u8(m.qos.as_u8() | (u8::from(m.retain) << 2));
@@ -47,6 +52,10 @@ impl Reader<'_> {
     fn u32(&mut self, what: &str) -> Result<u32, String> {
         self.need(4, what)?;
         Ok(self.0.get_u32())
+    }
+    fn u64(&mut self, what: &str) -> Result<u64, String> {
+        self.need(8, what)?;
+        Ok(self.0.get_u64())
     }
     fn bytes(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
         self.need(n, what)?;
@@ -101,10 +110,19 @@ pub fn decode_message_record(bytes: &[u8]) -> Result<Message, String> {
     Ok(m)
 }
 
-/// A session's record, with the messages queued for it.
-pub fn encode_session(session: &Session, queued: &[Message]) -> Vec<u8> {
+/// A parked session's record, with the messages queued for it.
+pub fn encode_session(parked: &ParkedSession) -> Vec<u8> {
+    let ParkedSession {
+        session,
+        queued,
+        offline_since,
+    } = parked;
     let mut out = Vec::new();
     out.put_u8(VERSION);
+    let millis = offline_since
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    out.put_u64(millis);
     out.put_u32(session.subscriptions().len() as u32);
     for (filter, qos) in session.subscriptions() {
         out.put_u16(filter.as_str().len() as u16);
@@ -132,19 +150,25 @@ pub fn encode_session(session: &Session, queued: &[Message]) -> Vec<u8> {
     out
 }
 
-/// Reads a session's record for `client_id`.
+/// Reads a session's record for `client_id`; `now` stands in for the time
+/// its client went offline in a version 1 record, which does not hold it.
 pub fn decode_session(
     client_id: &str,
     bytes: &[u8],
     max_inflight: usize,
-) -> Result<(Session, Vec<Message>), String> {
+    now: SystemTime,
+) -> Result<ParkedSession, String> {
     let mut r = Reader(bytes);
     let version = r.u8("version")?;
-    if version != VERSION {
-        return Err(format!(
-            "version {version}, this broker reads version {VERSION}"
-        ));
-    }
+    let offline_since = match version {
+        1 => now,
+        VERSION => UNIX_EPOCH + Duration::from_millis(r.u64("offline time")?),
+        _ => {
+            return Err(format!(
+                "version {version}, this broker reads versions 1 and {VERSION}"
+            ));
+        }
+    };
     let mut session = Session::new(client_id, false, max_inflight);
     for _ in 0..r.u32("subscription count")? {
         let len = usize::from(r.u16("filter length")?);
@@ -178,5 +202,9 @@ pub fn decode_session(
         queued.push(r.message()?);
     }
     r.finish()?;
-    Ok((session, queued))
+    Ok(ParkedSession {
+        session,
+        queued,
+        offline_since,
+    })
 }

@@ -98,13 +98,50 @@ fn corrupt_records_are_refused_with_their_key() {
     );
 }
 
+fn parked(offline_since: std::time::SystemTime) -> crate::router::ParkedSession {
+    let mut session = Session::new("c", false, 10);
+    session.subscribed(TopicFilter::new("a/+").expect("valid"), QoS::AtLeastOnce);
+    crate::router::ParkedSession {
+        session,
+        queued: vec![msg("t", QoS::AtLeastOnce, false, "p")],
+        offline_since,
+    }
+}
+
 #[test]
 fn record_decoding_never_panics_on_truncation() {
-    let mut s = Session::new("c", false, 10);
-    s.subscribed(TopicFilter::new("a/+").expect("valid"), QoS::AtLeastOnce);
-    let full = record::encode_session(&s, &[msg("t", QoS::AtLeastOnce, false, "p")]);
-    assert!(record::decode_session("c", &full, 10).is_ok());
+    let now = std::time::SystemTime::now();
+    let full = record::encode_session(&parked(now));
+    assert!(record::decode_session("c", &full, 10, now).is_ok());
     for cut in 0..full.len() {
-        assert!(record::decode_session("c", &full[..cut], 10).is_err());
+        assert!(record::decode_session("c", &full[..cut], 10, now).is_err());
     }
+}
+
+#[test]
+fn record_keeps_when_the_client_went_offline() {
+    // Milliseconds survive; a restart does not reset the expiry clock.
+    let then = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+    let now = std::time::SystemTime::now();
+    let bytes = record::encode_session(&parked(then));
+    let back = record::decode_session("c", &bytes, 10, now).expect("valid");
+    assert_eq!(back.offline_since, then);
+    assert_eq!(back.queued.len(), 1);
+    assert_eq!(back.session.subscriptions().len(), 1);
+}
+
+#[test]
+fn version_1_record_counts_offline_time_from_loading() {
+    // A version 1 record is the version 2 layout without the offline time.
+    let now = std::time::SystemTime::now();
+    let v2 = record::encode_session(&parked(std::time::UNIX_EPOCH));
+    let mut v1 = vec![1u8];
+    v1.extend_from_slice(&v2[9..]);
+    let back = record::decode_session("c", &v1, 10, now).expect("valid v1");
+    assert_eq!(back.offline_since, now);
+    assert_eq!(back.queued.len(), 1);
+    let mut v3 = v2.clone();
+    v3[0] = 3;
+    let e = record::decode_session("c", &v3, 10, now).expect_err("unknown version");
+    assert!(e.contains("version 3"), "{e}");
 }
