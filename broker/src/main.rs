@@ -30,10 +30,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_builder().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("broker: starting the async runtime: {e}");
@@ -47,6 +44,23 @@ fn main() -> ExitCode {
             eprintln!("broker: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The async runtime: tokio's multi-threaded scheduler with a worker per
+/// CPU the process may use, or, when it may use only one (pinned with
+/// `taskset`, a one-CPU container), the current-thread scheduler. With one
+/// worker the multi-threaded scheduler brings no parallelism but its
+/// LIFO slot and shared injection queue, which starve some tasks while newer
+/// ones run: at 10,000 connects on one core the connect p99 was 14–17 ms
+/// with it against 2.5 ms with the current-thread scheduler (and 18.7k
+/// against 21.6k connects/s).
+fn runtime_builder() -> tokio::runtime::Builder {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
     }
 }
 

@@ -232,6 +232,9 @@ impl Broker {
 
         shutdown.cancelled().await;
         info!("shutting down: no new connections, closing clients");
+        // Connections past CONNECT wait on their slot, not on the token
+        // (it would cost each a future): tell them through the router.
+        self.shared.router.kick_all(crate::router::Kick::Shutdown);
         tracker.close();
         connections.close();
         tracker.wait().await;

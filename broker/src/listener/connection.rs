@@ -9,22 +9,45 @@
 //!
 //! When it ends for any reason but DISCONNECT, the client's will is
 //! published [MQTT-3.1.2-8]; the session goes back to the router.
+//!
+//! Memory: an idle connection is mostly its task, so the task is kept
+//! small. Everything needed only until CONNACK (the TLS handshake, CONNECT
+//! and its timeouts, a takeover wait) runs in a boxed future freed before
+//! the loop starts; what the loop keeps lives once, in [`Client`]; and the
+//! loop waits with one hand-written poll over readiness calls (socket, the
+//! slot's events, the keep-alive timer) instead of a `select!` holding a
+//! future per branch. The buffers are empty while idle (see [`Conn::shrink`]).
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::time::Instant;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::Shared;
 use super::transport::Transport;
+use super::{LiveGuard, Shared};
 use crate::codec::{ConnAck, ConnectReturnCode, DecodeError, Packet, PacketType, decode_packet};
-use crate::router::{Attachment, ClientSlot, Kick};
+use crate::router::{Attachment, ClientSlot, Kick, SlotEvent};
 use crate::session::{Action, Message, Session, SessionError, resolve_client_id};
 use crate::stats::Counts;
+
+thread_local! {
+    /// Messages moved out of an outbox in one [`pull`], reused by every
+    /// connection on this thread rather than held by each.
+    static BATCH: RefCell<Vec<Message>> = const { RefCell::new(Vec::new()) };
+    /// An empty write buffer with room, handed from a connection that went
+    /// idle to the next one that writes (see [`Conn::shrink`]).
+    static SPARE_WBUF: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
 
 /// Stop reading and pulling from the outbox while this much output waits:
 /// a client that does not read cannot make the broker buffer without end.
@@ -32,7 +55,7 @@ const HIGH_WATER: usize = 64 * 1024;
 /// Read at most this much in one turn before handling it, for fairness.
 const READ_BATCH: usize = 64 * 1024;
 /// The read buffer's first reservation; it doubles while reads fill it.
-const MIN_READ_CHUNK: usize = 512;
+const MIN_READ_CHUNK: u32 = 512;
 const MAX_READ_CHUNK: usize = 64 * 1024;
 /// Messages moved from the outbox per lock.
 const PULL_BATCH: usize = 256;
@@ -73,8 +96,8 @@ struct Conn {
     transport: Transport,
     rbuf: BytesMut,
     wbuf: BytesMut,
-    read_chunk: usize,
     counts: Counts,
+    read_chunk: u32,
 }
 
 impl Conn {
@@ -88,15 +111,25 @@ impl Conn {
         }
     }
 
+    fn count_bytes_in(&mut self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.counts.bytes_in = self.counts.bytes_in.saturating_add(n);
+    }
+
     /// Encodes a packet into the write buffer.
     fn put(&mut self, packet: &Packet) {
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = SPARE_WBUF.with_borrow_mut(std::mem::take);
+        }
         let before = self.wbuf.len();
         match packet.encode(&mut self.wbuf) {
             Ok(()) => {
-                self.counts.packets_out += 1;
-                self.counts.bytes_out += (self.wbuf.len() - before) as u64;
+                let c = &mut self.counts;
+                let n = u32::try_from(self.wbuf.len() - before).unwrap_or(u32::MAX);
+                c.packets_out = c.packets_out.saturating_add(1);
+                c.bytes_out = c.bytes_out.saturating_add(n);
                 if matches!(packet, Packet::Publish(_)) {
-                    self.counts.publish_out += 1;
+                    c.publish_out = c.publish_out.saturating_add(1);
                 }
             }
             // Only a packet we built wrongly fails to encode.
@@ -110,14 +143,15 @@ impl Conn {
         let mut total = 0;
         while total < READ_BATCH {
             let spare = self.rbuf.capacity() - self.rbuf.len();
-            match self.transport.try_read(&mut self.rbuf, self.read_chunk) {
+            let chunk = self.read_chunk as usize;
+            match self.transport.try_read(&mut self.rbuf, chunk) {
                 Ok(0) => {
-                    self.counts.bytes_in += total as u64;
+                    self.count_bytes_in(total);
                     return Ok(None);
                 }
                 Ok(n) => {
                     total += n;
-                    if n >= spare.max(self.read_chunk) && self.read_chunk < MAX_READ_CHUNK {
+                    if n >= spare.max(chunk) && chunk < MAX_READ_CHUNK {
                         self.read_chunk *= 2;
                     }
                 }
@@ -125,18 +159,28 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        self.counts.bytes_in += total as u64;
+        self.count_bytes_in(total);
         Ok(Some(total))
     }
 
-    /// Drops the buffers' memory when they are empty, so an idle connection
-    /// costs little.
+    /// Lets go of the buffers when they are empty, so an idle connection
+    /// holds none. The read buffer's memory may be shared with payloads
+    /// still on their way to subscribers, so it is only dropped; the write
+    /// buffer's is ours alone and goes back to the thread's spare for the
+    /// next connection that writes (unless it grew past [`HIGH_WATER`]).
     fn shrink(&mut self) {
         if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
             self.rbuf = BytesMut::new();
         }
-        if self.wbuf.is_empty() && self.wbuf.capacity() > HIGH_WATER {
-            self.wbuf = BytesMut::new();
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
+            let wbuf = std::mem::take(&mut self.wbuf);
+            if wbuf.capacity() <= HIGH_WATER {
+                SPARE_WBUF.with_borrow_mut(|spare| {
+                    if spare.capacity() < wbuf.capacity() {
+                        *spare = wbuf;
+                    }
+                });
+            }
         }
     }
 
@@ -146,7 +190,7 @@ impl Conn {
             if let Some(p) =
                 decode_packet(&mut self.rbuf, max_packet_size).map_err(End::Malformed)?
             {
-                self.counts.packets_in += 1;
+                self.counts.packets_in = self.counts.packets_in.saturating_add(1);
                 return Ok(p);
             }
             // TLS may hold bytes that arrived with the handshake, so try
@@ -180,49 +224,132 @@ impl Conn {
     }
 }
 
-/// Serves one client from its first byte to its close.
-pub(super) async fn serve(
-    transport: Transport,
+/// What an attached connection keeps from CONNACK to its end: everything
+/// the loop needs, held once.
+struct Client {
+    conn: Conn,
+    slot: Arc<ClientSlot>,
+    session: Session,
+    /// Boxed: most clients set no will, and those that do pay for it alone.
+    will: Option<Box<Message>>,
+}
+
+/// Serves one client from its first byte to its close, TLS handshake
+/// included when `tls` is given.
+///
+/// A plain function returning an `async move` block rather than an `async
+/// fn`: an `async fn` copies its arguments into its state, and they would
+/// take room twice for the connection's whole life. For the same reason the
+/// socket goes straight into the boxed opening phase, built here.
+pub(super) fn serve(
+    tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
-    cert_name: Option<String>,
-) {
-    let kind = transport.kind();
-    let mut conn = Conn::new(transport);
-    let limits = &shared.limits;
+    guard: LiveGuard,
+) -> impl Future<Output = ()> + Send {
+    // Boxed: the handshake (a whole rustls connection) and CONNECT handling
+    // (timeouts, a takeover wait) live only at the start; inline, they
+    // would size every connection's task for its whole life.
+    let opening = Box::pin(open(tcp, tls, Arc::clone(&shared), shutdown.clone()));
+    async move {
+        let _guard = guard;
+        // `client` borrows from `opened`, so the client is stored once.
+        let mut opened = opening.await;
+        let Some(client) = opened.as_mut() else {
+            return;
+        };
+        let end = client.run(&shared, &shutdown).await;
+        let closing = match opened.take().and_then(|c| c.finish(end, &shared)) {
+            Some(conn) => Box::pin(conn.close(LINGER)),
+            None => return,
+        };
+        closing.await;
+    }
+}
 
+/// The TLS handshake, within the connect timeout. `None` when it failed.
+async fn handshake(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> Option<Transport> {
+    let timeout = shared.limits.connect_timeout;
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(timeout, acceptor.accept(tcp)) => r,
+        () = shutdown.cancelled() => return None,
+    };
+    match handshake {
+        Ok(Ok(stream)) => {
+            let (tcp, tls) = stream.into_inner();
+            Some(Transport::Tls {
+                tcp,
+                tls: Box::new(tls),
+            })
+        }
+        Ok(Err(e)) => {
+            warn!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            warn!(?timeout, "TLS handshake did not finish in time, closing");
+            None
+        }
+    }
+}
+
+/// From the first byte to CONNACK: the TLS handshake if any, then CONNECT
+/// within the timeout, the client id and credentials checked, the session
+/// taken from the router, and CONNACK and the resumed flows queued. `None`
+/// when the connection ended (refused, closed, timed out).
+async fn open(
+    tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> Option<Client> {
+    let (shared, shutdown) = (&shared, &shutdown);
+    let transport = match tls {
+        None => Transport::Plain(tcp),
+        Some(acceptor) => handshake(tcp, acceptor, shared, shutdown).await?,
+    };
+    let cert_name = certificate_name(&transport);
+    let mut conn = Conn::new(transport);
+    let kind = conn.transport.kind();
+    let limits = &shared.limits;
     // CONNECT must be the first packet [MQTT-3.1.0-1], within the timeout.
     let first = tokio::select! {
         r = tokio::time::timeout(limits.connect_timeout, conn.first_packet(limits.max_packet_size)) => r,
-        () = shutdown.cancelled() => return,
+        () = shutdown.cancelled() => return None,
     };
     let connect = match first {
         Err(_) => {
             info!(timeout = ?limits.connect_timeout, "no CONNECT in time, closing");
-            return;
+            return None;
         }
         Ok(Ok(Packet::Connect(c))) => c,
         Ok(Ok(other)) => {
             warn!(packet = %other.packet_type(), "first packet is not CONNECT, closing [MQTT-3.1.0-1]");
-            return;
+            return None;
         }
         Ok(Err(End::Malformed(e))) if e.is_unacceptable_protocol() => {
             warn!(error = %e, "refusing CONNECT with return code 0x01");
             conn.refuse(ConnectReturnCode::UnacceptableProtocolVersion)
                 .await;
-            return;
+            return None;
         }
         Ok(Err(End::Malformed(e))) => {
             warn!(error = %e, statement = e.statement().unwrap_or("-"), "malformed packet before CONNECT, closing");
-            return;
+            return None;
         }
         Ok(Err(End::Closed)) => {
             debug!("closed before CONNECT");
-            return;
+            return None;
         }
         Ok(Err(other)) => {
             debug!(reason = ?other, "connection failed before CONNECT");
-            return;
+            return None;
         }
     };
 
@@ -235,7 +362,7 @@ pub(super) async fn serve(
         Err(code) => {
             warn!(code = %code, protocol = ?connect.protocol, "empty client id refused: it needs clean session [MQTT-3.1.3-8], and MQTT 3.1 allows none");
             conn.refuse(code).await;
-            return;
+            return None;
         }
     };
     tracing::Span::current().record("client_id", client_id.as_str());
@@ -255,24 +382,23 @@ pub(super) async fn serve(
     if let Err(code) = auth {
         warn!(code = %code, username = connect.username.as_deref().unwrap_or(""), "refusing credentials");
         conn.refuse(code).await;
-        return;
+        return None;
     }
 
     let attachment = tokio::select! {
         r = shared.router.connect(&client_id, connect.clean_session, limits.max_inflight, TAKEOVER_WAIT) => r,
-        () = shutdown.cancelled() => return,
+        () = shutdown.cancelled() => return None,
     };
     let Attachment {
         slot,
         mut session,
         session_present,
-        kicked,
     } = match attachment {
         Ok(a) => a,
         Err(e) => {
             error!(error = %e, "session takeover failed");
             conn.refuse(ConnectReturnCode::ServerUnavailable).await;
-            return;
+            return None;
         }
     };
     session.attach(
@@ -298,130 +424,277 @@ pub(super) async fn serve(
         conn.put(p);
     }
 
-    let will = connect.will.as_ref().map(|w| Message {
-        topic: w.topic.clone(),
-        // Copy the payload: the will lives as long as the connection and
-        // should not pin the buffer the CONNECT was read into.
-        payload: Bytes::copy_from_slice(&w.message),
-        qos: w.qos,
-        retain: w.retain,
+    let will = connect.will.as_ref().map(|w| {
+        Box::new(Message {
+            topic: w.topic.clone(),
+            // Copy the payload: the will lives as long as the connection and
+            // should not pin the buffer the CONNECT was read into.
+            payload: Bytes::copy_from_slice(&w.message),
+            qos: w.qos,
+            retain: w.retain,
+        })
     });
     drop(connect);
 
-    let end = run(&mut conn, &shared, &slot, &mut session, kicked, &shutdown).await;
-    shared.stats.add(&mut conn.counts);
-    match &end {
-        End::Disconnect => info!("client disconnected"),
-        End::Closed => info!("client closed the connection without DISCONNECT"),
-        End::Io(e) => info!(error = %e, "connection failed"),
-        End::Malformed(e) => warn!(
-            error = %e,
-            statement = e.statement().unwrap_or("-"),
-            "malformed packet, closing [MQTT-4.8.0-1]"
-        ),
-        End::Violation(e) => warn!(error = %e, "protocol violation, closing"),
-        End::KeepAlive => info!("keep-alive expired, closing [MQTT-3.1.2-24]"),
-        End::TakenOver => info!("session taken over by a new connection [MQTT-3.1.4-2]"),
-        End::Shutdown => debug!("closing for shutdown"),
-    }
-    if !matches!(end, End::Disconnect)
-        && let Some(will) = will
-    {
-        debug!(topic = %will.topic, "publishing will");
-        shared.router.publish_from_client(&will);
-    }
-    shared.router.disconnect(&slot, session);
-    shared.stats.client_disconnected(kind);
-    match end {
-        // The socket is gone, or the broker is in a hurry.
-        End::Closed | End::Io(_) | End::Shutdown => {}
-        _ => conn.close(LINGER).await,
-    }
+    Some(Client {
+        conn,
+        slot,
+        session,
+        will,
+    })
 }
 
-/// The connection loop after CONNACK.
-async fn run(
-    conn: &mut Conn,
-    shared: &Shared,
-    slot: &Arc<ClientSlot>,
-    session: &mut Session,
-    mut kicked: tokio::sync::oneshot::Receiver<Kick>,
-    shutdown: &CancellationToken,
-) -> End {
-    let mut batch: Vec<Message> = Vec::new();
-    // Messages may have queued while a persistent session was away.
-    let mut outbox_more = true;
-    let mut pulled = Pulled::Drained;
-    let keep_alive = tokio::time::sleep_until(far_future(session));
-    tokio::pin!(keep_alive);
-    // Packets that came in behind the CONNECT, in the same read, are
-    // already buffered: handle them before waiting for the socket.
-    if let Err(end) = handle_packets(conn, shared, slot, session, &mut outbox_more) {
-        return end;
-    }
-    loop {
-        if outbox_more && conn.wbuf.len() < HIGH_WATER {
-            pulled = pull(conn, slot, session, &mut batch);
-            outbox_more = pulled != Pulled::Drained;
+/// What the connection loop waited for.
+enum Event {
+    Kicked(Kick),
+    Writable(io::Result<()>),
+    Readable(io::Result<()>),
+    Messages,
+    Yielded,
+    KeepAlive,
+}
+
+impl Client {
+    /// The connection loop after CONNACK.
+    ///
+    /// Returns a future borrowing its arguments rather than being an `async
+    /// fn`, which would copy them into its state (see [`serve`]).
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its arguments twice"
+    )]
+    fn run<'a>(
+        &'a mut self,
+        shared: &'a Shared,
+        shutdown: &'a CancellationToken,
+    ) -> impl Future<Output = End> + Send + 'a {
+        async move {
+            // Messages may have queued while a persistent session was away.
+            let mut outbox_more = true;
+            let mut pulled = Pulled::Drained;
+            let keep_alive = tokio::time::sleep_until(far_future(&self.session));
+            tokio::pin!(keep_alive);
+            // Packets that came in behind the CONNECT, in the same read, are
+            // already buffered: handle them before waiting for the socket.
+            if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
+                return end;
+            }
+            loop {
+                // A connection attached after the shutdown's sweep of the
+                // router learns of it here.
+                if shutdown.is_cancelled() {
+                    return End::Shutdown;
+                }
+                if let Some(end) = self.turn(shared, &mut outbox_more, &mut pulled) {
+                    return end;
+                }
+                let event = self.wait(outbox_more, pulled, keep_alive.as_mut()).await;
+                match event {
+                    Event::Kicked(Kick::TakenOver) => return End::TakenOver,
+                    Event::Kicked(Kick::Shutdown) => return End::Shutdown,
+                    Event::Writable(r) => {
+                        let conn = &mut self.conn;
+                        if let Err(e) = r.and_then(|()| conn.transport.try_write(&mut conn.wbuf)) {
+                            return End::Io(e);
+                        }
+                    }
+                    Event::Readable(r) => {
+                        if let Err(e) = r {
+                            return End::Io(e);
+                        }
+                        match self.conn.read_available() {
+                            Ok(Some(_)) => {}
+                            Ok(None) => {
+                                // Handle what arrived before the close (a
+                                // final DISCONNECT, say) first.
+                                return match self.handle_packets(shared, &mut outbox_more) {
+                                    Err(end) => end,
+                                    Ok(()) => End::Closed,
+                                };
+                            }
+                            Err(e) => return End::Io(e),
+                        }
+                        if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
+                            return end;
+                        }
+                    }
+                    Event::Messages => outbox_more = true,
+                    Event::Yielded => {}
+                    Event::KeepAlive => {
+                        if self.session.keep_alive_expired(Instant::now().into_std()) {
+                            return End::KeepAlive;
+                        }
+                        // Packets arrived since the timer was set: move it on.
+                        keep_alive.as_mut().reset(far_future(&self.session));
+                    }
+                }
+            }
         }
+    }
+
+    /// The work of one turn before waiting: deliver from the outbox, write,
+    /// flush the counts, release idle buffers.
+    fn turn(
+        &mut self,
+        shared: &Shared,
+        outbox_more: &mut bool,
+        pulled: &mut Pulled,
+    ) -> Option<End> {
+        if *outbox_more && self.conn.wbuf.len() < HIGH_WATER {
+            *pulled = pull(&mut self.conn, &self.slot, &mut self.session);
+            *outbox_more = *pulled != Pulled::Drained;
+        }
+        let conn = &mut self.conn;
         if conn.transport.wants_write(&conn.wbuf)
             && let Err(e) = conn.transport.try_write(&mut conn.wbuf)
         {
-            return End::Io(e);
+            return Some(End::Io(e));
         }
         shared.stats.add(&mut conn.counts);
         conn.shrink();
-        let wants_write = conn.transport.wants_write(&conn.wbuf);
-        let can_read = conn.wbuf.len() < HIGH_WATER;
+        None
+    }
+
+    /// Waits for the next event, in this order of priority: a kick from the
+    /// router, the socket writable (while output waits), readable (while
+    /// there is room for output), messages in the outbox (once it was
+    /// drained), one yield to other tasks (while messages wait but the
+    /// write buffer was full), the keep-alive deadline (when it is on).
+    ///
+    /// One poll function over readiness calls: nothing here is stored
+    /// across the wait but a few flags.
+    fn wait<'a>(
+        &'a self,
+        outbox_more: bool,
+        pulled: Pulled,
+        mut keep_alive: Pin<&'a mut Sleep>,
+    ) -> impl Future<Output = Event> + Send + 'a {
+        let wants_write = self.conn.transport.wants_write(&self.conn.wbuf);
+        let can_read = self.conn.wbuf.len() < HIGH_WATER;
         // Messages still wait and there is room for them: come straight
         // back after letting other tasks run once.
         let pull_again = outbox_more && pulled == Pulled::BufferFull && can_read;
-        let ka_on = session.keep_alive_deadline().is_some();
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return End::Shutdown,
-            k = &mut kicked => {
-                return match k {
-                    Ok(Kick::TakenOver) => End::TakenOver,
-                    // The router let go of us without a reason: it is gone.
-                    Err(_) => End::Shutdown,
-                };
+        let keep_alive_on = self.session.keep_alive_deadline().is_some();
+        let mut yielded = false;
+        std::future::poll_fn(move |cx| {
+            // One look at the slot (one lock) for a kick and for messages;
+            // messages come after the socket, so that a client's close (or
+            // its acks) is seen before more is sent to it.
+            let slot = self.slot.poll_event(cx, !outbox_more);
+            if let Poll::Ready(SlotEvent::Kicked(kick)) = slot {
+                return Poll::Ready(Event::Kicked(kick));
             }
-            r = conn.transport.writable(), if wants_write => {
-                if let Err(e) = r.and_then(|()| conn.transport.try_write(&mut conn.wbuf)) {
-                    return End::Io(e);
-                }
+            let transport = &self.conn.transport;
+            if wants_write && let Poll::Ready(r) = transport.poll_write_ready(cx) {
+                return Poll::Ready(Event::Writable(r));
             }
-            r = conn.transport.readable(), if can_read => {
-                if let Err(e) = r {
-                    return End::Io(e);
+            if can_read && let Poll::Ready(r) = transport.poll_read_ready(cx) {
+                return Poll::Ready(Event::Readable(r));
+            }
+            if let Poll::Ready(SlotEvent::Messages) = slot {
+                return Poll::Ready(Event::Messages);
+            }
+            if pull_again {
+                if yielded {
+                    return Poll::Ready(Event::Yielded);
                 }
-                match conn.read_available() {
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        // Handle what arrived before the close (a final
-                        // DISCONNECT, say) first.
-                        return match handle_packets(conn, shared, slot, session, &mut outbox_more) {
-                            Err(end) => end,
-                            Ok(()) => End::Closed,
-                        };
+                // Ask to be polled again once the tasks already waiting ran.
+                yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if keep_alive_on && keep_alive.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::KeepAlive);
+            }
+            Poll::Pending
+        })
+    }
+
+    /// Decodes and handles every complete packet in the read buffer.
+    fn handle_packets(&mut self, shared: &Shared, outbox_more: &mut bool) -> Result<(), End> {
+        let Client {
+            conn,
+            slot,
+            session,
+            ..
+        } = self;
+        let now = Instant::now().into_std();
+        loop {
+            let packet = match decode_packet(&mut conn.rbuf, shared.limits.max_packet_size) {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(End::Malformed(e)),
+            };
+            conn.counts.packets_in = conn.counts.packets_in.saturating_add(1);
+            if packet.packet_type() == PacketType::Publish {
+                conn.counts.publish_in = conn.counts.publish_in.saturating_add(1);
+            }
+            match session.handle(packet, now).map_err(End::Violation)? {
+                Action::None => {
+                    // An ack may have opened the window.
+                    *outbox_more = true;
+                }
+                Action::Reply(p) => conn.put(&p),
+                Action::Route { message, ack } => {
+                    shared.router.publish_from_client(&message);
+                    if let Some(ack) = ack {
+                        conn.put(&ack);
                     }
-                    Err(e) => return End::Io(e),
                 }
-                if let Err(end) = handle_packets(conn, shared, slot, session, &mut outbox_more) {
-                    return end;
+                Action::Subscribe(request) => {
+                    let (suback, retained) = shared.router.subscribe(slot, session, &request);
+                    debug!(filters = request.filters.len(), "subscribed");
+                    conn.put(&Packet::SubAck(suback));
+                    // Retained messages follow the SUBACK through the outbox.
+                    shared.router.queue_unbounded(slot, retained);
+                    *outbox_more = true;
                 }
+                Action::Unsubscribe(request) => {
+                    shared.router.unsubscribe(slot, session, &request);
+                    conn.put(&Packet::UnsubAck(request.packet_id));
+                }
+                Action::Disconnect => return Err(End::Disconnect),
             }
-            () = slot.woken(), if !outbox_more => outbox_more = true,
-            () = tokio::task::yield_now(), if pull_again => {}
-            () = &mut keep_alive, if ka_on => {
-                let now = Instant::now();
-                if session.keep_alive_expired(now.into_std()) {
-                    return End::KeepAlive;
-                }
-                // Packets arrived since the timer was set: move it on.
-                keep_alive.as_mut().reset(far_future(session));
-            }
+        }
+    }
+
+    /// After the loop: logs why it ended, publishes the will unless the
+    /// client sent DISCONNECT, and hands the session back. Returns the
+    /// connection when it still deserves a polite close.
+    fn finish(self, end: End, shared: &Shared) -> Option<Conn> {
+        let Client {
+            mut conn,
+            slot,
+            session,
+            will,
+        } = self;
+        shared.stats.add(&mut conn.counts);
+        match &end {
+            End::Disconnect => info!("client disconnected"),
+            End::Closed => info!("client closed the connection without DISCONNECT"),
+            End::Io(e) => info!(error = %e, "connection failed"),
+            End::Malformed(e) => warn!(
+                error = %e,
+                statement = e.statement().unwrap_or("-"),
+                "malformed packet, closing [MQTT-4.8.0-1]"
+            ),
+            End::Violation(e) => warn!(error = %e, "protocol violation, closing"),
+            End::KeepAlive => info!("keep-alive expired, closing [MQTT-3.1.2-24]"),
+            End::TakenOver => info!("session taken over by a new connection [MQTT-3.1.4-2]"),
+            End::Shutdown => debug!("closing for shutdown"),
+        }
+        if !matches!(end, End::Disconnect)
+            && let Some(will) = will
+        {
+            debug!(topic = %will.topic, "publishing will");
+            shared.router.publish_from_client(&will);
+        }
+        shared.router.disconnect(&slot, session);
+        shared.stats.client_disconnected(conn.transport.kind());
+        match end {
+            // The socket is gone, or the broker is in a hurry.
+            End::Closed | End::Io(_) | End::Shutdown => None,
+            _ => Some(conn),
         }
     }
 }
@@ -431,54 +704,6 @@ fn far_future(session: &Session) -> Instant {
     match session.keep_alive_deadline() {
         Some(d) => Instant::from_std(d),
         None => Instant::now() + Duration::from_secs(86_400 * 365),
-    }
-}
-
-/// Decodes and handles every complete packet in the read buffer.
-fn handle_packets(
-    conn: &mut Conn,
-    shared: &Shared,
-    slot: &Arc<ClientSlot>,
-    session: &mut Session,
-    outbox_more: &mut bool,
-) -> Result<(), End> {
-    let now = Instant::now().into_std();
-    loop {
-        let packet = match decode_packet(&mut conn.rbuf, shared.limits.max_packet_size) {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(End::Malformed(e)),
-        };
-        conn.counts.packets_in += 1;
-        if packet.packet_type() == PacketType::Publish {
-            conn.counts.publish_in += 1;
-        }
-        match session.handle(packet, now).map_err(End::Violation)? {
-            Action::None => {
-                // An ack may have opened the window.
-                *outbox_more = true;
-            }
-            Action::Reply(p) => conn.put(&p),
-            Action::Route { message, ack } => {
-                shared.router.publish_from_client(&message);
-                if let Some(ack) = ack {
-                    conn.put(&ack);
-                }
-            }
-            Action::Subscribe(request) => {
-                let (suback, retained) = shared.router.subscribe(slot, session, &request);
-                debug!(filters = request.filters.len(), "subscribed");
-                conn.put(&Packet::SubAck(suback));
-                // Retained messages follow the SUBACK through the outbox.
-                shared.router.queue_unbounded(slot, retained);
-                *outbox_more = true;
-            }
-            Action::Unsubscribe(request) => {
-                shared.router.unsubscribe(slot, session, &request);
-                conn.put(&Packet::UnsubAck(request.packet_id));
-            }
-            Action::Disconnect => return Err(End::Disconnect),
-        }
     }
 }
 
@@ -495,41 +720,38 @@ enum Pulled {
 
 /// Moves messages from the outbox into the write buffer, within the
 /// in-flight window and up to [`HIGH_WATER`] bytes of output.
-fn pull(
-    conn: &mut Conn,
-    slot: &ClientSlot,
-    session: &mut Session,
-    batch: &mut Vec<Message>,
-) -> Pulled {
-    loop {
-        if conn.wbuf.len() >= HIGH_WATER {
-            return Pulled::BufferFull;
-        }
-        let (more, dropped) = slot.take(batch, PULL_BATCH, session.window_room());
-        if dropped > 0 {
-            warn!(
-                dropped,
-                "messages for this client were dropped: its queue was full (--max-queued)"
-            );
-        }
-        let took = batch.len();
-        for message in batch.drain(..) {
-            if let Some(publish) = session.deliver(message) {
-                conn.put(&Packet::Publish(publish));
+fn pull(conn: &mut Conn, slot: &ClientSlot, session: &mut Session) -> Pulled {
+    BATCH.with_borrow_mut(|batch| {
+        loop {
+            if conn.wbuf.len() >= HIGH_WATER {
+                return Pulled::BufferFull;
+            }
+            let (more, dropped) = slot.take(batch, PULL_BATCH, session.window_room());
+            if dropped > 0 {
+                warn!(
+                    dropped,
+                    "messages for this client were dropped: its queue was full (--max-queued)"
+                );
+            }
+            let took = batch.len();
+            for message in batch.drain(..) {
+                if let Some(publish) = session.deliver(message) {
+                    conn.put(&Packet::Publish(publish));
+                }
+            }
+            if !more {
+                return Pulled::Drained;
+            }
+            if took < PULL_BATCH {
+                return Pulled::WindowFull;
             }
         }
-        if !more {
-            return Pulled::Drained;
-        }
-        if took < PULL_BATCH {
-            return Pulled::WindowFull;
-        }
-    }
+    })
 }
 
 /// The Common Name of a TLS client's certificate, for
 /// `--identity-as-username`.
-pub(super) fn certificate_name(transport: &Transport) -> Option<String> {
+fn certificate_name(transport: &Transport) -> Option<String> {
     let leaf = transport.peer_certificates()?.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
     let name = cert.subject().iter_common_name().next()?.as_str().ok()?;

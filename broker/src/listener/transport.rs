@@ -11,6 +11,7 @@
 //! TLS clients get the same readiness-driven loop.
 
 use std::io::{self, Read, Write};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use rustls::ServerConnection;
@@ -73,6 +74,19 @@ impl Transport {
     /// Resolves when the socket may accept bytes.
     pub async fn writable(&self) -> io::Result<()> {
         self.tcp().writable().await
+    }
+
+    /// Ready when the socket may have bytes to read; otherwise `cx` is woken
+    /// when it does. Needs no future to be kept (one task per connection
+    /// polls it).
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp().poll_read_ready(cx)
+    }
+
+    /// Ready when the socket may accept bytes; otherwise `cx` is woken when
+    /// it does.
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp().poll_write_ready(cx)
     }
 
     /// Whether bytes wait to go out: in `wbuf`, or encrypted inside TLS.

@@ -25,10 +25,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 pub use expiry::Expired;
-pub use outbox::Limits;
+pub use outbox::{Limits, SlotEvent};
 pub use retained::Retained;
 pub use slot::{ClientRef, ClientSlot, Kick};
 
@@ -66,9 +64,9 @@ pub struct Attachment {
     /// it back with [`Router::disconnect`].
     pub session: Session,
     /// Whether a stored session was resumed (CONNACK Session Present).
+    /// The router tells the connection to end through the slot (see
+    /// [`ClientSlot::poll_event`]).
     pub session_present: bool,
-    /// Fires when the router wants this connection to end.
-    pub kicked: oneshot::Receiver<Kick>,
 }
 
 /// A persistent session without its client, as the store saves it.
@@ -165,19 +163,19 @@ impl Router {
                     continue;
                 }
                 if !own.attached {
-                    let (tx, rx) = oneshot::channel();
                     own.attached = true;
-                    own.kick = Some(tx);
                     own.persistent = !clean;
                     let parked = own.parked.take();
                     drop(own);
+                    // The session shares the slot's copy of the client id.
+                    let fresh = || Session::new(Arc::clone(slot.client_id()), clean, max_inflight);
                     let (session, session_present) = match parked {
-                        Some(s) if !clean => (s, true),
+                        Some(s) if !clean => (*s, true),
                         Some(old) => {
                             self.drop_subscriptions(&slot, &old);
-                            (Session::new(client_id, clean, max_inflight), false)
+                            (fresh(), false)
                         }
-                        None => (Session::new(client_id, clean, max_inflight), false),
+                        None => (fresh(), false),
                     };
                     {
                         let mut outbox = lock(&slot.outbox);
@@ -185,17 +183,17 @@ impl Router {
                             outbox.set_mode(Mode::Closed);
                         }
                         outbox.set_mode(Mode::Online);
+                        outbox.attach();
                     }
                     return Ok(Attachment {
                         slot,
                         session,
                         session_present,
-                        kicked: rx,
                     });
                 }
-                if let Some(kick) = own.kick.take() {
-                    let _ = kick.send(Kick::TakenOver);
-                }
+                // Under the ownership lock, so the kick reaches the
+                // connection seen attached and no later one.
+                slot.kick(Kick::TakenOver);
             }
             if tokio::time::timeout_at(deadline, detached).await.is_err() {
                 return Err(TakeoverTimeout {
@@ -217,7 +215,6 @@ impl Router {
                 let mut clients = lock(&self.clients);
                 let mut own = lock(&slot.ownership);
                 own.attached = false;
-                own.kick = None;
                 own.removed = true;
                 own.parked = None;
                 if clients
@@ -232,8 +229,7 @@ impl Router {
             lock(&slot.outbox).set_mode(Mode::Offline);
             let mut own = lock(&slot.ownership);
             own.attached = false;
-            own.kick = None;
-            own.parked = Some(session);
+            own.parked = Some(Box::new(session));
             own.offline_since = Some(std::time::SystemTime::now());
         }
         slot.detached.notify_waiters();
@@ -267,10 +263,21 @@ impl Router {
         for (client, granted) in targets.drain(..) {
             let slot = &client.0;
             let copy = message.for_delivery(message.qos.min(granted), false);
-            let pushed = lock(&slot.outbox).push(copy, self.limits);
+            let (pushed, waker) = {
+                let mut outbox = lock(&slot.outbox);
+                let pushed = outbox.push(copy, self.limits);
+                let waker = if pushed == Pushed::Wake {
+                    outbox.take_waker()
+                } else {
+                    None
+                };
+                (pushed, waker)
+            };
             match pushed {
                 Pushed::Wake => {
-                    slot.wake.notify_one();
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
                     queued += 1;
                 }
                 Pushed::Queued => queued += 1,
@@ -373,8 +380,20 @@ impl Router {
         for m in messages {
             outbox.push_unbounded(m);
         }
+        let waker = outbox.take_waker();
         drop(outbox);
-        slot.wake.notify_one();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Tells every attached connection to end, for the broker's shutdown.
+    /// A connection attaching after this sees the shutdown token cancelled.
+    pub fn kick_all(&self, kick: Kick) {
+        let slots: Vec<Arc<ClientSlot>> = lock(&self.clients).values().cloned().collect();
+        for slot in slots {
+            slot.kick(kick);
+        }
     }
 
     /// How many subscriptions exist, all clients together.
@@ -417,7 +436,7 @@ impl Router {
                 }
                 continue;
             }
-            let Some(session) = own.parked.clone() else {
+            let Some(session) = own.parked.as_deref().cloned() else {
                 continue;
             };
             let offline_since = own.offline_since.unwrap_or_else(std::time::SystemTime::now);
@@ -458,7 +477,7 @@ impl Router {
         }
         {
             let mut own = lock(&slot.ownership);
-            own.parked = Some(session);
+            own.parked = Some(Box::new(session));
             own.offline_since = Some(offline_since);
         }
         lock(&self.clients).insert(id, slot);

@@ -7,9 +7,18 @@
 //! waits [MQTT-4.4 non-normative]. While a persistent session's client is
 //! away the outbox keeps its QoS 1 and 2 messages (and QoS 0 if configured)
 //! for the next connection.
+//!
+//! The same lock guards how the attached connection is woken: it leaves its
+//! waker here when it waits, and a push into the empty outbox, a takeover
+//! or the broker's shutdown ([`Kick`]) takes and wakes it. Checking for work
+//! and leaving the waker happen under one lock, so no wake-up is lost, and
+//! the connection holds no future of its own for this (see
+//! [`ClientSlot::poll_event`](super::ClientSlot::poll_event)).
 
 use std::collections::VecDeque;
+use std::task::{Context, Poll, Waker};
 
+use super::slot::Kick;
 use crate::codec::QoS;
 use crate::session::Message;
 
@@ -47,9 +56,22 @@ pub(crate) enum Pushed {
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: VecDeque<Message>,
-    mode: Mode,
     /// Messages dropped since the last time the connection reported it.
     dropped: u64,
+    /// The attached connection's waker while it waits.
+    waker: Option<Waker>,
+    mode: Mode,
+    /// Why the attached connection must end, once the router says so.
+    kick: Option<Kick>,
+}
+
+/// What an attached connection waiting on its outbox is woken for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotEvent {
+    /// The router wants the connection to end.
+    Kicked(Kick),
+    /// Messages wait in the outbox.
+    Messages,
 }
 
 /// The limits every outbox obeys.
@@ -65,9 +87,46 @@ impl Outbox {
     pub(crate) fn new() -> Self {
         Self {
             queue: VecDeque::new(),
-            mode: Mode::Closed,
             dropped: 0,
+            waker: None,
+            mode: Mode::Closed,
+            kick: None,
         }
+    }
+
+    /// Ready with a kick, or (when `messages` is set) with waiting messages;
+    /// otherwise leaves `cx`'s waker to be woken by either.
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>, messages: bool) -> Poll<SlotEvent> {
+        if let Some(kick) = self.kick {
+            return Poll::Ready(SlotEvent::Kicked(kick));
+        }
+        if messages && !self.queue.is_empty() {
+            return Poll::Ready(SlotEvent::Messages);
+        }
+        match &mut self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Asks the attached connection to end; returns the waker to wake once
+    /// the lock is released.
+    pub(crate) fn kick(&mut self, kick: Kick) -> Option<Waker> {
+        self.kick = Some(kick);
+        self.waker.take()
+    }
+
+    /// A new connection attaches: forget the previous one's kick and waker.
+    pub(crate) fn attach(&mut self) {
+        self.kick = None;
+        self.waker = None;
+    }
+
+    /// The waiting connection's waker, taken to be woken after a push
+    /// returned [`Pushed::Wake`] (outside the lock).
+    pub(crate) fn take_waker(&mut self) -> Option<Waker> {
+        self.waker.take()
     }
 
     pub(crate) fn set_mode(&mut self, mode: Mode) {

@@ -3,10 +3,11 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
-use super::outbox::Outbox;
+use super::outbox::{Outbox, SlotEvent};
 use crate::session::Session;
 
 /// Why the router asks a connection to end.
@@ -14,6 +15,8 @@ use crate::session::Session;
 pub enum Kick {
     /// Another connection connected with the same client id [MQTT-3.1.4-2].
     TakenOver,
+    /// The broker is shutting down.
+    Shutdown,
 }
 
 /// Who holds the session right now.
@@ -21,10 +24,9 @@ pub enum Kick {
 pub(crate) struct Ownership {
     /// A connection is attached (it holds the [`Session`]).
     pub(crate) attached: bool,
-    /// Tells the attached connection to end.
-    pub(crate) kick: Option<oneshot::Sender<Kick>>,
-    /// A persistent session waiting for its client.
-    pub(crate) parked: Option<Session>,
+    /// A persistent session waiting for its client. Boxed: most slots
+    /// belong to a connected client and hold none.
+    pub(crate) parked: Option<Box<Session>>,
     /// The slot has left the registry; look it up again.
     pub(crate) removed: bool,
     /// The attached connection asked for a persistent session.
@@ -39,9 +41,8 @@ pub(crate) struct Ownership {
 #[derive(Debug)]
 pub struct ClientSlot {
     client_id: Arc<str>,
+    /// The queue, and how the attached connection is woken.
     pub(crate) outbox: Mutex<Outbox>,
-    /// Wakes the attached connection when its outbox turns non-empty.
-    pub(crate) wake: Notify,
     pub(crate) ownership: Mutex<Ownership>,
     /// Signalled when a connection detaches, for a takeover waiting on it.
     pub(crate) detached: Notify,
@@ -58,7 +59,6 @@ impl ClientSlot {
         Self {
             client_id,
             outbox: Mutex::new(Outbox::new()),
-            wake: Notify::new(),
             ownership: Mutex::new(Ownership::default()),
             detached: Notify::new(),
         }
@@ -69,10 +69,20 @@ impl ClientSlot {
         &self.client_id
     }
 
-    /// Resolves when a message is pushed into an empty outbox (or was pushed
-    /// since the last call).
-    pub async fn woken(&self) {
-        self.wake.notified().await;
+    /// For the attached connection: ready when the router kicks it, or
+    /// (with `messages` set) when messages wait; otherwise it is woken when
+    /// either happens. Polled in place, so a waiting connection holds no
+    /// future for it.
+    pub fn poll_event(&self, cx: &mut Context<'_>, messages: bool) -> Poll<SlotEvent> {
+        lock(&self.outbox).poll_event(cx, messages)
+    }
+
+    /// Tells the attached connection (if any) to end.
+    pub(crate) fn kick(&self, kick: Kick) {
+        let waker = lock(&self.outbox).kick(kick);
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Moves up to `max` waiting messages into `batch`, no more than

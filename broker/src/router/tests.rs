@@ -1,5 +1,6 @@
 //! Router behaviour without sockets: outboxes are read directly.
 
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -162,7 +163,8 @@ async fn takeover_kicks_the_old_connection_and_waits_for_it() {
     let r2 = Arc::clone(&r);
     let newcomer = tokio::spawn(async move { r2.connect("same", false, 10, WAIT).await });
     // The old connection is told to go, and hands its session back.
-    assert_eq!(a.kicked.await, Ok(Kick::TakenOver));
+    let event = std::future::poll_fn(|cx| a.slot.poll_event(cx, false)).await;
+    assert_eq!(event, SlotEvent::Kicked(Kick::TakenOver));
     r.disconnect(&a.slot, a.session);
     let b = newcomer.await.expect("task").expect("attached");
     assert!(b.session_present);
@@ -203,4 +205,54 @@ async fn unsubscribe_stops_delivery() {
     );
     assert_eq!(r.subscription_count(), 0);
     assert_eq!(r.publish(&msg("t", QoS::AtMostOnce, false, "m")), 0);
+}
+
+#[tokio::test]
+async fn a_message_into_the_empty_outbox_wakes_the_waiting_connection() {
+    let r = router(0);
+    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
+    r.subscribe(
+        &a.slot,
+        &mut a.session,
+        &subscribe(&[("t", QoS::AtMostOnce)]),
+    );
+    let slot = Arc::clone(&a.slot);
+    let waiter =
+        tokio::spawn(async move { std::future::poll_fn(|cx| slot.poll_event(cx, true)).await });
+    // Let the waiter find the outbox empty and leave its waker.
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished());
+    r.publish(&msg("t", QoS::AtMostOnce, false, "m"));
+    let event = tokio::time::timeout(WAIT, waiter)
+        .await
+        .expect("woken")
+        .expect("task");
+    assert_eq!(event, SlotEvent::Messages);
+}
+
+#[tokio::test]
+async fn kick_all_tells_every_attached_connection_to_end() {
+    let r = router(0);
+    let a = r.connect("a", true, 10, WAIT).await.expect("attached");
+    let b = r.connect("b", false, 10, WAIT).await.expect("attached");
+    r.kick_all(Kick::Shutdown);
+    for slot in [&a.slot, &b.slot] {
+        // Messages are not asked for, but a kick is always reported.
+        let event = std::future::poll_fn(|cx| slot.poll_event(cx, false)).await;
+        assert_eq!(event, SlotEvent::Kicked(Kick::Shutdown));
+    }
+}
+
+#[tokio::test]
+async fn a_new_connection_does_not_inherit_the_kick_meant_for_the_old_one() {
+    let r = Arc::new(router(0));
+    let a = r.connect("same", false, 10, WAIT).await.expect("attached");
+    let r2 = Arc::clone(&r);
+    let newcomer = tokio::spawn(async move { r2.connect("same", false, 10, WAIT).await });
+    let event = std::future::poll_fn(|cx| a.slot.poll_event(cx, false)).await;
+    assert_eq!(event, SlotEvent::Kicked(Kick::TakenOver));
+    r.disconnect(&a.slot, a.session);
+    let b = newcomer.await.expect("task").expect("attached");
+    let pending = std::future::poll_fn(|cx| Poll::Ready(b.slot.poll_event(cx, true))).await;
+    assert_eq!(pending, Poll::Pending);
 }

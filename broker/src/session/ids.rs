@@ -36,8 +36,10 @@ fn bit(id: PacketId) -> (usize, u64) {
 
 impl IdSet {
     /// An empty set.
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Self {
+            repr: Repr::Small(Vec::new()),
+        }
     }
 
     /// Whether `id` is in the set.

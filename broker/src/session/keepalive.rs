@@ -10,17 +10,18 @@ use std::time::{Duration, Instant};
 /// drives it with a fake clock.
 #[derive(Debug, Clone, Copy)]
 pub struct KeepAlive {
-    grace: Option<Duration>,
     last_heard: Instant,
+    /// 1.5× the Keep Alive in milliseconds; 0 when off. (Not an
+    /// `Option<Duration>`: every session holds one, so it is kept small.)
+    grace_ms: u32,
 }
 
 impl KeepAlive {
     /// The deadline for a CONNECT with `keep_alive` seconds, heard at `now`.
     pub fn new(keep_alive: u16, now: Instant) -> Self {
-        let grace = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
         Self {
-            grace,
             last_heard: now,
+            grace_ms: u32::from(keep_alive) * 1500,
         }
     }
 
@@ -32,7 +33,8 @@ impl KeepAlive {
     /// When the client will have been silent too long; `None` when
     /// keep-alive is off.
     pub fn deadline(&self) -> Option<Instant> {
-        self.grace.map(|g| self.last_heard + g)
+        (self.grace_ms > 0)
+            .then(|| self.last_heard + Duration::from_millis(u64::from(self.grace_ms)))
     }
 
     /// Whether the client has been silent too long at `now`.

@@ -79,18 +79,34 @@ pub enum Action {
 }
 
 /// The session state of one client.
+///
+/// Every connected client holds one for its whole life, so it is kept
+/// small: the QoS 1 and 2 state is allocated with the first such flow.
 #[derive(Debug, Clone)]
 pub struct Session {
     client_id: Arc<str>,
-    clean: bool,
-    window: usize,
     subscriptions: HashMap<TopicFilter, QoS>,
+    flows: Option<Box<Flows>>,
+    keep_alive: KeepAlive,
+    /// At most [`MAX_WINDOW`].
+    window: u16,
+    clean: bool,
+}
+
+/// The QoS 1 and 2 flows of a session.
+#[derive(Debug, Clone, Default)]
+struct Flows {
     outgoing: Outgoing,
     /// QoS 2 ids received and answered with PUBREC, not yet released by
     /// PUBREL: a PUBLISH repeating one is not routed again [MQTT-4.3.3-2].
     awaiting_rel: IdSet,
-    keep_alive: KeepAlive,
 }
+
+/// What a session without QoS 1 or 2 flows answers with.
+static NO_FLOWS: Flows = Flows {
+    outgoing: Outgoing::new(),
+    awaiting_rel: IdSet::new(),
+};
 
 impl Session {
     /// A fresh session. `max_inflight` caps the QoS 1 and 2 messages sent and
@@ -101,13 +117,13 @@ impl Session {
         } else {
             max_inflight.min(MAX_WINDOW)
         };
+        let window = u16::try_from(window).unwrap_or(u16::MAX - 1);
         Self {
             client_id: client_id.into(),
             clean,
             window,
             subscriptions: HashMap::new(),
-            outgoing: Outgoing::new(),
-            awaiting_rel: IdSet::new(),
+            flows: None,
             keep_alive: KeepAlive::new(0, Instant::now()),
         }
     }
@@ -146,21 +162,27 @@ impl Session {
         Ok(match packet {
             Packet::Publish(p) => self.incoming_publish(p),
             Packet::PubAck(id) => {
-                self.outgoing.puback(id);
+                if let Some(f) = &mut self.flows {
+                    f.outgoing.puback(id);
+                }
                 Action::None
             }
-            Packet::PubRec(id) => match self.outgoing.pubrec(id) {
-                AckOutcome::Matched => Action::Reply(Packet::PubRel(id)),
-                AckOutcome::Unknown => Action::None,
+            Packet::PubRec(id) => match self.flows.as_mut().map(|f| f.outgoing.pubrec(id)) {
+                Some(AckOutcome::Matched) => Action::Reply(Packet::PubRel(id)),
+                Some(AckOutcome::Unknown) | None => Action::None,
             },
             Packet::PubComp(id) => {
-                self.outgoing.pubcomp(id);
+                if let Some(f) = &mut self.flows {
+                    f.outgoing.pubcomp(id);
+                }
                 Action::None
             }
             Packet::PubRel(id) => {
                 // Answer PUBCOMP even for an id we do not hold: the client
                 // may be resending after we already completed [MQTT-4.3.3-2].
-                self.awaiting_rel.remove(id);
+                if let Some(f) = &mut self.flows {
+                    f.awaiting_rel.remove(id);
+                }
                 Action::Reply(Packet::PubComp(id))
             }
             Packet::Subscribe(s) => Action::Subscribe(s),
@@ -186,7 +208,7 @@ impl Session {
                 ack: Some(Packet::PubAck(id)),
             },
             (QoS::ExactlyOnce, Some(id)) => {
-                if self.awaiting_rel.insert(id) {
+                if self.flows_mut().awaiting_rel.insert(id) {
                     Action::Route {
                         message: Message::from_publish(p),
                         ack: Some(Packet::PubRec(id)),
@@ -208,12 +230,12 @@ impl Session {
     /// Whether a QoS 1 or 2 message may be sent now without exceeding the
     /// in-flight window. QoS 0 messages are never held back by the window.
     pub fn window_open(&self) -> bool {
-        self.outgoing.len() < self.window
+        self.outgoing().len() < usize::from(self.window)
     }
 
     /// How many more QoS 1 and 2 messages the window takes now.
     pub fn window_room(&self) -> usize {
-        self.window.saturating_sub(self.outgoing.len())
+        usize::from(self.window).saturating_sub(self.outgoing().len())
     }
 
     /// Turns a message for this client into the PUBLISH to write, reserving
@@ -226,7 +248,8 @@ impl Session {
         if message.qos == QoS::AtMostOnce {
             return Some(message.to_publish(None, false));
         }
-        self.outgoing
+        self.flows_mut()
+            .outgoing
             .send(message)
             .map(|(id, message)| message.to_publish(Some(id), false))
     }
@@ -234,27 +257,31 @@ impl Session {
     /// The packets that resume the in-flight flows on a new connection,
     /// oldest first (PUBLISH with DUP, or PUBREL) [MQTT-4.4.0-1].
     pub fn resume(&self) -> impl Iterator<Item = Packet> + '_ {
-        self.outgoing.resend()
+        self.outgoing().resend()
     }
 
     /// The in-flight window.
     pub fn outgoing(&self) -> &Outgoing {
-        &self.outgoing
+        &self.flows.as_deref().unwrap_or(&NO_FLOWS).outgoing
     }
 
     /// Mutable access to the in-flight window, for restoring from the store.
     pub fn outgoing_mut(&mut self) -> &mut Outgoing {
-        &mut self.outgoing
+        &mut self.flows_mut().outgoing
+    }
+
+    fn flows_mut(&mut self) -> &mut Flows {
+        self.flows.get_or_insert_with(Box::default)
     }
 
     /// The QoS 2 ids waiting for PUBREL.
     pub fn awaiting_rel(&self) -> &IdSet {
-        &self.awaiting_rel
+        &self.flows.as_deref().unwrap_or(&NO_FLOWS).awaiting_rel
     }
 
     /// Marks a QoS 2 id as received and not yet released (store restore).
     pub fn restore_awaiting_rel(&mut self, id: PacketId) {
-        self.awaiting_rel.insert(id);
+        self.flows_mut().awaiting_rel.insert(id);
     }
 
     /// The subscriptions, filter to granted QoS.

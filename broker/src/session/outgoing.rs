@@ -63,7 +63,7 @@ impl Default for Outgoing {
 
 impl Outgoing {
     /// An empty window.
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         Self {
             entries: VecDeque::new(),
             ids: IdSet::new(),
