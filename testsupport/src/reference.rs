@@ -38,7 +38,18 @@ fn build_broker() -> Result<PathBuf, String> {
         .parent()
         .ok_or("testsupport has no parent directory")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
+    let mut cmd = Command::new(cargo);
+    // Cargo gives a test process the variables of the crate under test
+    // (CARGO_MANIFEST_DIR, CARGO_PKG_*...). Some build scripts (ring's)
+    // watch them, so passing them on would make this build and a plain
+    // `cargo build` rebuild each other's dependencies every time.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if is_crate_variable(&name) {
+            cmd.env_remove(&*name);
+        }
+    }
+    let out = cmd
         .current_dir(workspace)
         .args([
             "build",
@@ -76,6 +87,25 @@ pub struct ReferenceTls {
     /// Demand a client certificate signed by `cafile`
     /// (`--require-certificate`, mutual TLS).
     pub require_certificate: bool,
+}
+
+/// Whether `name` is one of the variables cargo sets for the crate it runs
+/// (tests included), as opposed to the user's settings (CARGO_HOME,
+/// CARGO_TARGET_DIR, CARGO_BUILD_*...), which the inner build must keep.
+fn is_crate_variable(name: &str) -> bool {
+    matches!(
+        name,
+        "CARGO_MANIFEST_DIR"
+            | "CARGO_MANIFEST_PATH"
+            | "CARGO_MANIFEST_LINKS"
+            | "CARGO_CRATE_NAME"
+            | "CARGO_BIN_NAME"
+            | "CARGO_PRIMARY_PACKAGE"
+            | "CARGO_TARGET_TMPDIR"
+            | "CARGO_RUSTC_CURRENT_DIR"
+            | "OUT_DIR"
+    ) || name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// How to start the broker.
