@@ -25,8 +25,8 @@ bench-micro:
     cargo bench -p broker
 
 # Conformance suite: with no arguments against the reference broker started here
-# (plain + TLS, password file, no baseline); `just conformance --mosquitto` against
-# a mosquitto started here (with its baseline); `just conformance HOST PORT [flags]`
-# against any broker.
+# (plain + mutual TLS, password file, no baseline); `just conformance --mosquitto`
+# against a mosquitto started here the same way (with its baseline);
+# `just conformance HOST PORT [flags]` against any broker.
 conformance *args:
     ./scripts/conformance {{args}}

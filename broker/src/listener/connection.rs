@@ -353,10 +353,14 @@ async fn open(
         }
     };
 
-    let client_id = match resolve_client_id(&connect.client_id, connect.clean_session) {
+    let client_id = match resolve_client_id(
+        &connect.client_id,
+        connect.clean_session,
+        connect.protocol,
+    ) {
         Ok(id) => id,
         Err(code) => {
-            warn!(code = %code, "empty client id without clean session [MQTT-3.1.3-8]");
+            warn!(code = %code, protocol = ?connect.protocol, "empty client id refused: it needs clean session [MQTT-3.1.3-8], and MQTT 3.1 allows none");
             conn.refuse(code).await;
             return None;
         }

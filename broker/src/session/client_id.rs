@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::codec::ConnectReturnCode;
+use crate::codec::{ConnectReturnCode, ProtocolLevel};
 
 /// The client identifier a connection will use, or the refusal for it.
 ///
@@ -10,12 +10,19 @@ use crate::codec::ConnectReturnCode;
 /// server MAY allow more than the 23 alphanumerics it MUST allow
 /// [MQTT-3.1.3-5] [MQTT-3.1.3-6]). An empty identifier gets a unique one
 /// assigned when Clean Session is set [MQTT-3.1.3-6]; otherwise the
-/// connection is refused with 0x02 [MQTT-3.1.3-8].
-pub fn resolve(client_id: &str, clean_session: bool) -> Result<String, ConnectReturnCode> {
+/// connection is refused with 0x02 [MQTT-3.1.3-8]. MQTT 3.1 has no
+/// assigned identifiers: its client id must hold at least one character,
+/// so an empty one is refused with 0x02 whatever Clean Session says (as
+/// mosquitto does).
+pub fn resolve(
+    client_id: &str,
+    clean_session: bool,
+    protocol: ProtocolLevel,
+) -> Result<String, ConnectReturnCode> {
     if !client_id.is_empty() {
         return Ok(client_id.to_owned());
     }
-    if !clean_session {
+    if !clean_session || protocol == ProtocolLevel::V3_1 {
         return Err(ConnectReturnCode::IdentifierRejected);
     }
     Ok(generate())
@@ -38,8 +45,8 @@ mod tests {
 
     #[test]
     fn empty_id_with_clean_session_gets_a_unique_one() {
-        let a = resolve("", true).expect("assigned");
-        let b = resolve("", true).expect("assigned");
+        let a = resolve("", true, ProtocolLevel::V3_1_1).expect("assigned");
+        let b = resolve("", true, ProtocolLevel::V3_1_1).expect("assigned");
         assert!(a.starts_with("auto-"));
         assert_ne!(a, b);
     }
@@ -47,7 +54,15 @@ mod tests {
     #[test]
     fn empty_id_without_clean_session_is_rejected() {
         assert_eq!(
-            resolve("", false),
+            resolve("", false, ProtocolLevel::V3_1_1),
+            Err(ConnectReturnCode::IdentifierRejected)
+        );
+    }
+
+    #[test]
+    fn empty_id_is_rejected_in_mqtt_3_1_even_with_clean_session() {
+        assert_eq!(
+            resolve("", true, ProtocolLevel::V3_1),
             Err(ConnectReturnCode::IdentifierRejected)
         );
     }
@@ -55,7 +70,13 @@ mod tests {
     #[test]
     fn long_and_unusual_ids_are_accepted() {
         let long = "x".repeat(1000);
-        assert_eq!(resolve(&long, false).as_deref(), Ok(long.as_str()));
-        assert_eq!(resolve("a b/ü#+", true).as_deref(), Ok("a b/ü#+"));
+        assert_eq!(
+            resolve(&long, false, ProtocolLevel::V3_1_1).as_deref(),
+            Ok(long.as_str())
+        );
+        assert_eq!(
+            resolve("a b/ü#+", true, ProtocolLevel::V3_1).as_deref(),
+            Ok("a b/ü#+")
+        );
     }
 }
