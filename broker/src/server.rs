@@ -220,7 +220,7 @@ impl Broker {
                 loop {
                     tokio::select! {
                         _ = ticker.tick() => {
-                            if let Err(e) = store.save(&router) {
+                            if let Err(e) = save_off_runtime(&store, &router).await {
                                 warn!(error = %e, "autosave failed");
                             }
                         }
@@ -285,7 +285,7 @@ async fn expire_sessions(
         if !expired.is_empty()
             && let Some(store) = &store
         {
-            match store.save(&router) {
+            match save_off_runtime(store, &router).await {
                 Ok(()) => info!(
                     path = %store.path().display(),
                     expired = expired.len(),
@@ -295,6 +295,28 @@ async fn expire_sessions(
             }
         }
     }
+}
+
+/// Saves the store on tokio's blocking pool. A redb commit waits for the
+/// disk (fsync), often for milliseconds: on the runtime's thread that wait
+/// would stall every connection it serves.
+async fn save_off_runtime(store: &Arc<Store>, router: &Arc<Router>) -> Result<(), SaveError> {
+    let (store, router) = (Arc::clone(store), Arc::clone(router));
+    tokio::task::spawn_blocking(move || store.save(&router))
+        .await
+        .map_err(SaveError::Task)?
+        .map_err(SaveError::Store)
+}
+
+/// Why a background save failed.
+#[derive(Debug, thiserror::Error)]
+enum SaveError {
+    /// The store refused.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The blocking task running the save panicked or was cancelled.
+    #[error("the save task did not finish: {0}")]
+    Task(tokio::task::JoinError),
 }
 
 fn tls_acceptor(

@@ -53,15 +53,12 @@ impl Router {
                 if !is_due(&own, max_offline, now) {
                     continue;
                 }
-                let offline = own
-                    .offline_since
-                    .and_then(|t| now.duration_since(t).ok())
-                    .unwrap_or_default();
-                own.removed = true;
-                own.offline_since = None;
-                let Some(session) = own.parked.take() else {
+                let Some(parked) = own.parked.take() else {
                     continue;
                 };
+                own.removed = true;
+                let offline = now.duration_since(parked.offline_since).unwrap_or_default();
+                let session = parked.session;
                 if clients
                     .get(slot.client_id())
                     .is_some_and(|s| Arc::ptr_eq(s, &slot))
@@ -105,11 +102,10 @@ impl Router {
 fn is_due(own: &super::slot::Ownership, max_offline: Duration, now: SystemTime) -> bool {
     !own.attached
         && !own.removed
-        && own.parked.is_some()
-        && own
-            .offline_since
-            .and_then(|t| now.duration_since(t).ok())
-            .is_some_and(|away| away > max_offline)
+        && own.parked.as_deref().is_some_and(|p| {
+            now.duration_since(p.offline_since)
+                .is_ok_and(|away| away > max_offline)
+        })
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub use retained::Retained;
 pub use slot::{ClientRef, ClientSlot, Kick};
 
 use outbox::{Mode, Pushed};
-use slot::lock;
+use slot::{Parked, lock};
 
 use crate::codec::{QoS, SubAck, SubAckReturnCode, Subscribe, Unsubscribe};
 use crate::session::{Message, Session};
@@ -170,9 +170,9 @@ impl Router {
                     // The session shares the slot's copy of the client id.
                     let fresh = || Session::new(Arc::clone(slot.client_id()), clean, max_inflight);
                     let (session, session_present) = match parked {
-                        Some(s) if !clean => (*s, true),
+                        Some(p) if !clean => (p.session, true),
                         Some(old) => {
-                            self.drop_subscriptions(&slot, &old);
+                            self.drop_subscriptions(&slot, &old.session);
                             (fresh(), false)
                         }
                         None => (fresh(), false),
@@ -229,8 +229,10 @@ impl Router {
             lock(&slot.outbox).set_mode(Mode::Offline);
             let mut own = lock(&slot.ownership);
             own.attached = false;
-            own.parked = Some(Box::new(session));
-            own.offline_since = Some(std::time::SystemTime::now());
+            own.parked = Some(Box::new(Parked {
+                session,
+                offline_since: std::time::SystemTime::now(),
+            }));
         }
         slot.detached.notify_waiters();
     }
@@ -436,10 +438,13 @@ impl Router {
                 }
                 continue;
             }
-            let Some(session) = own.parked.as_deref().cloned() else {
+            let Some((session, offline_since)) = own
+                .parked
+                .as_deref()
+                .map(|p| (p.session.clone(), p.offline_since))
+            else {
                 continue;
             };
-            let offline_since = own.offline_since.unwrap_or_else(std::time::SystemTime::now);
             drop(own);
             let queued = lock(&slot.outbox).queued().cloned().collect();
             parked.push(ParkedSession {
@@ -477,8 +482,10 @@ impl Router {
         }
         {
             let mut own = lock(&slot.ownership);
-            own.parked = Some(Box::new(session));
-            own.offline_since = Some(offline_since);
+            own.parked = Some(Box::new(Parked {
+                session,
+                offline_since,
+            }));
         }
         lock(&self.clients).insert(id, slot);
     }

@@ -26,14 +26,20 @@ pub(crate) struct Ownership {
     pub(crate) attached: bool,
     /// A persistent session waiting for its client. Boxed: most slots
     /// belong to a connected client and hold none.
-    pub(crate) parked: Option<Box<Session>>,
+    pub(crate) parked: Option<Box<Parked>>,
     /// The slot has left the registry; look it up again.
     pub(crate) removed: bool,
     /// The attached connection asked for a persistent session.
     pub(crate) persistent: bool,
-    /// When the parked session's client went away (wall-clock time, so it
-    /// can be stored and survive a restart); read by the expiry sweep.
-    pub(crate) offline_since: Option<std::time::SystemTime>,
+}
+
+/// A persistent session while its client is away.
+#[derive(Debug)]
+pub(crate) struct Parked {
+    pub(crate) session: Session,
+    /// When the client went away (wall-clock time, so it can be stored and
+    /// survive a restart); read by the expiry sweep.
+    pub(crate) offline_since: std::time::SystemTime,
 }
 
 /// The router's record of one client id: its outbox, whether a connection
