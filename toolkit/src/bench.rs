@@ -17,6 +17,7 @@ use clap::{Args, Subcommand};
 mod compare;
 mod connect;
 mod connections;
+mod cpu;
 mod memory;
 mod payload;
 mod progress;
@@ -141,7 +142,7 @@ struct LoadArgs {
     /// Handshakes in progress at once.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     connect_concurrency: u32,
-    /// The broker's process id: report its memory (RSS from /proc) before and after, per connection.
+    /// The broker's process id: report its memory (RSS from /proc) before and after, per connection, and the CPU it used (how busy it was, CPU per message or per connection).
     #[arg(long, value_name = "PID")]
     broker_pid: Option<u32>,
     /// A name for the broker in the report, used by `compare`.

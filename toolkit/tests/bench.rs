@@ -85,12 +85,28 @@ fn fan_in_qos1_counts_add_up() {
     }
     assert_eq!(r["latency"]["samples"], 600);
     assert_eq!(r["connections"]["established"], 4);
+    // No --broker-pid: nothing is said about the broker's CPU or memory.
+    assert!(r["broker_cpu"].is_null() && r["memory"].is_null(), "{r:#}");
 }
 
 #[test]
 fn fan_out_qos2_delivers_each_message_to_every_subscriber_once() {
     let m = mosquitto();
-    let (code, r) = bench(m.port(), &["fan-out", "-c", "3", "-n", "150", "-q", "2"]);
+    let pid = m.pid().to_string();
+    let (code, r) = bench(
+        m.port(),
+        &[
+            "fan-out",
+            "-c",
+            "3",
+            "-n",
+            "150",
+            "-q",
+            "2",
+            "--broker-pid",
+            &pid,
+        ],
+    );
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["throughput"]["sent"]["messages"], 150);
     let t = totals(&r);
@@ -98,6 +114,12 @@ fn fan_out_qos2_delivers_each_message_to_every_subscriber_once() {
     assert_eq!(t["delivered"], 450);
     assert_eq!(t["duplicated"], 0);
     assert_eq!(r["delivery"]["unacknowledged"], 0);
+    // The broker's CPU over the run; a short run may cost it less than one
+    // 10 ms tick, so only the shape is certain.
+    let cpu = &r["broker_cpu"];
+    assert!(cpu["wall_seconds"].as_f64().unwrap() > 0.0, "{r:#}");
+    assert!(cpu["cpu_seconds"].as_f64().unwrap() >= 0.0, "{r:#}");
+    assert!(cpu["us_per_item"].as_f64().unwrap() >= 0.0, "{r:#}");
 }
 
 #[test]
@@ -173,6 +195,7 @@ fn table_output_names_every_figure() {
             "bench", "latency", "-n", "50", "--rate", "1000", "-q", "1", "--quiet",
         ])
         .args(["-p", &m.port().to_string(), "--label", "mosquitto"])
+        .args(["--broker-pid", &m.pid().to_string()])
         .output()
         .unwrap();
     assert!(
@@ -189,6 +212,8 @@ fn table_output_names_every_figure() {
         "p99.9",
         "max",
         "lost 0",
+        "broker CPU",
+        "per delivered message",
         "result: passed",
     ] {
         assert!(text.contains(word), "{word:?} missing from:\n{text}");
@@ -334,6 +359,10 @@ fn connections_are_held_and_broker_memory_is_read() {
     assert!(c["per_sec"].as_f64().unwrap() > 0.0);
     assert_eq!(r["memory"]["broker_pid"].as_u64(), Some(u64::from(m.pid())));
     assert!(r["memory"]["rss_after_kb"].as_u64().unwrap() > 0);
+    let cpu = &r["broker_cpu"];
+    assert!(cpu["wall_seconds"].as_f64().unwrap() > 0.0, "{r:#}");
+    assert!(cpu["busy_percent"].as_f64().unwrap() >= 0.0, "{r:#}");
+    assert!(cpu["us_per_item"].is_f64(), "{r:#}");
 }
 
 #[test]
@@ -371,6 +400,7 @@ fn compare_puts_reports_side_by_side_with_ratios() {
                 "bench", "fan-in", "-c", "2", "-n", "100", "--json", "--quiet", "--label", label,
             ])
             .args(["-p", &m.port().to_string()])
+            .args(["--broker-pid", &m.pid().to_string()])
             .output()
             .unwrap();
         assert!(out.status.success());
@@ -393,6 +423,8 @@ fn compare_puts_reports_side_by_side_with_ratios() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("ours/theirs"), "{text}");
     assert!(text.contains("fan-in QoS 0 2x1 64B"), "{text}");
+    assert!(text.contains("CPU µs/msg ↓"), "{text}");
+    assert!(text.contains("broker busy % ·"), "{text}");
     let cmp: Value = serde_json::from_str(&std::fs::read_to_string(&json_out).unwrap()).unwrap();
     let row = &cmp["rows"][0];
     assert_eq!(row["figure"], "delivered msgs/s");

@@ -32,6 +32,8 @@ pub struct CompareArgs {
 enum Better {
     Higher,
     Lower,
+    /// Neither: a figure that explains the others (how busy the broker was).
+    Neither,
 }
 
 /// One figure of one case across brokers.
@@ -84,6 +86,7 @@ fn figures(r: &Report) -> Vec<(&'static str, Better, f64)> {
         if let Some(b) = r.memory.as_ref().and_then(|m| m.per_connection_bytes) {
             f.push(("KiB/connection", Better::Lower, b / 1024.0));
         }
+        cpu_figures(r, "CPU µs/connect", &mut f);
         return f;
     }
     if let Some(t) = &r.throughput
@@ -106,7 +109,18 @@ fn figures(r: &Report) -> Vec<(&'static str, Better, f64)> {
     if let Some(d) = &r.delivery {
         f.push(("lost", Better::Lower, d.totals.lost as f64));
     }
+    cpu_figures(r, "CPU µs/msg", &mut f);
     f
+}
+
+/// The broker's CPU per item and how busy it was, when the run measured them.
+fn cpu_figures(r: &Report, per_item: &'static str, f: &mut Vec<(&'static str, Better, f64)>) {
+    if let Some(c) = &r.broker_cpu {
+        if let Some(us) = c.us_per_item {
+            f.push((per_item, Better::Lower, us));
+        }
+        f.push(("broker busy %", Better::Neither, c.busy_percent));
+    }
 }
 
 fn load(files: &[PathBuf]) -> anyhow::Result<Vec<Report>> {
@@ -226,6 +240,7 @@ fn render(c: &Comparison) -> String {
                 match row.better {
                     Better::Higher => "↑",
                     Better::Lower => "↓",
+                    Better::Neither => "·",
                 }
             ),
         ];
@@ -269,7 +284,7 @@ fn render(c: &Comparison) -> String {
     }
     let _ = writeln!(
         s,
-        "↑ higher is better, ↓ lower is better; ratios are {}/other.",
+        "↑ higher is better, ↓ lower is better, · neither; ratios are {}/other.",
         c.ours
     );
     for f in &c.failures {

@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::connect::ConnectStats;
+use super::cpu::{self, CpuClock};
 use super::memory::Rss;
 use super::progress;
 use super::report::{Report, Settings};
@@ -35,6 +36,8 @@ pub async fn run(run: &ConnectionsRun, common: &Common) -> anyhow::Result<Report
     let shared = Arc::new(RunShared::new(run_id));
     let rss = Rss::open(common.broker_pid)?;
     let rss_before = rss.read()?;
+    let cpu_clock = CpuClock::open(common.broker_pid)?;
+    let cpu_before = cpu_clock.sample()?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let progress = progress::spawn(Arc::clone(&shared), common.progress, stop_rx.clone());
     let closed = Arc::new(AtomicU64::new(0));
@@ -82,6 +85,7 @@ pub async fn run(run: &ConnectionsRun, common: &Common) -> anyhow::Result<Report
     while let Some((started, ended, kind)) = result_rx.recv().await {
         stats.record(started, ended, kind);
     }
+    let cpu_after = cpu_clock.sample()?;
     tokio::time::sleep(run.hold).await;
     let rss_after = rss.read()?;
     let _ = stop_tx.send(true);
@@ -128,6 +132,7 @@ pub async fn run(run: &ConnectionsRun, common: &Common) -> anyhow::Result<Report
         latency: None,
         delivery: None,
         memory: rss.memory(rss_before, rss_after, connections.established),
+        broker_cpu: cpu::between(cpu_before, cpu_after, connections.established),
         connections,
         passed: errors.is_empty() && violations.is_empty(),
         errors,

@@ -34,6 +34,11 @@ pub struct Report {
     pub connections: Connections,
     /// The broker's memory, when its PID was given.
     pub memory: Option<Memory>,
+    /// The broker's CPU time over the measured part of the run, when its PID
+    /// was given: publishing through the drain in message scenarios, the
+    /// first attempt to the last answer in `connections`.
+    #[serde(default)]
+    pub broker_cpu: Option<BrokerCpu>,
     /// Faults seen while running (broken connections, bad packets).
     pub errors: Vec<String>,
     /// Broken guarantees: loss at QoS 1/2, duplicates at QoS 2, failed
@@ -208,6 +213,21 @@ pub struct Memory {
     pub per_connection_bytes: Option<f64>,
 }
 
+/// The broker's CPU time, from /proc.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BrokerCpu {
+    /// User + system CPU seconds, all threads.
+    pub cpu_seconds: f64,
+    /// Wall-clock seconds they were measured over.
+    pub wall_seconds: f64,
+    /// CPU over wall time, in percent of one core: near 100 % for a broker
+    /// on one core means the broker, not the load, set the pace.
+    pub busy_percent: f64,
+    /// CPU microseconds per delivered message (message scenarios) or per
+    /// established connection (`connections`).
+    pub us_per_item: Option<f64>,
+}
+
 fn count(n: f64) -> String {
     if n >= 10_000_000.0 {
         format!("{:.1}M", n / 1e6)
@@ -355,6 +375,23 @@ impl Report {
                 m.rss_after_kb,
                 m.per_connection_bytes
                     .map(|b| format!(", {:.2} KiB per connection", b / 1024.0))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(c) = &self.broker_cpu {
+            let per = if self.scenario == "connections" {
+                "connection"
+            } else {
+                "delivered message"
+            };
+            let _ = writeln!(
+                s,
+                "  broker CPU  {:.2} s over {:.2} s ({:.0} % of a core){}",
+                c.cpu_seconds,
+                c.wall_seconds,
+                c.busy_percent,
+                c.us_per_item
+                    .map(|us| format!(", {} per {per}", micros(us)))
                     .unwrap_or_default()
             );
         }

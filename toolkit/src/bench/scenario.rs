@@ -20,6 +20,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::watch;
 
 use super::connect::{ConnectStats, open_all};
+use super::cpu::{self, CpuClock};
 use super::memory::Rss;
 use super::progress::{self, ProgressMode};
 use super::publisher::{self, PublisherPlan};
@@ -189,6 +190,7 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
     let topo = topology(run, run_id)?;
     let rss = Rss::open(common.broker_pid)?;
     let rss_before = rss.read()?;
+    let cpu_clock = CpuClock::open(common.broker_pid)?;
 
     // Flow slots: each subscriber takes the next slot of each publisher it hears.
     let mut subs_per_pub = vec![0usize; topo.publishers.len()];
@@ -294,6 +296,7 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
 
     // Publish.
     let per_pub_rate = run.rate.map(|r| r / topo.publishers.len() as f64);
+    let cpu_start = cpu_clock.sample()?;
     let start = Instant::now();
     let start_ns = nanos(start - shared.epoch);
     let mut pub_tasks = Vec::new();
@@ -329,14 +332,19 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
         .iter()
         .map(|o| o.sent * subs_per_pub[o.index as usize] as u64)
         .sum();
+    // The broker's CPU is read when the last progress is seen, so the wait
+    // for deliveries that never come does not count as idle broker time.
     let mut last = (Instant::now(), shared.delivered.load(Ordering::Relaxed));
+    let mut cpu_end = cpu_clock.sample()?;
     loop {
         let d = shared.delivered.load(Ordering::Relaxed);
         if d >= expected {
+            cpu_end = cpu_clock.sample()?;
             break;
         }
         if d != last.1 {
             last = (Instant::now(), d);
+            cpu_end = cpu_clock.sample()?;
         } else if last.0.elapsed() >= run.drain_timeout {
             break;
         }
@@ -405,6 +413,7 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
             run.qos
         ));
     }
+    let broker_cpu = cpu::between(cpu_start, cpu_end, totals.delivered);
     let errors = shared.errors();
     let passed = errors.is_empty() && violations.is_empty();
     let report = Report {
@@ -439,6 +448,7 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
         }),
         connections: stats.summary(0),
         memory: rss.memory(rss_before, rss_after, stats.established),
+        broker_cpu,
         errors,
         violations,
         passed,
