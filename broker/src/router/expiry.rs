@@ -110,55 +110,29 @@ fn is_due(own: &super::slot::Ownership, max_offline: Duration, now: SystemTime) 
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
-    use crate::codec::{PacketId, QoS, Subscribe, SubscribeFilter};
-    use crate::router::Limits;
+    use crate::codec::QoS;
+    use crate::router::test_support::{self, router, subscribe};
     use crate::session::Message;
-    use crate::stats::Stats;
-    use crate::topic::{TopicFilter, TopicName};
 
     const WAIT: Duration = Duration::from_secs(5);
     const LIMIT: Duration = Duration::from_secs(3600);
 
-    fn router() -> Router {
-        Router::new(
-            Limits {
-                max_queued: 0,
-                queue_qos0: false,
-            },
-            Arc::new(Stats::new()),
-        )
-    }
-
     fn msg(payload: &'static str) -> Message {
-        Message {
-            topic: TopicName::new("t").expect("valid"),
-            payload: Bytes::from_static(payload.as_bytes()),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-        }
+        test_support::msg("t", QoS::AtLeastOnce, false, payload)
     }
 
-    /// A persistent session subscribed to `t`, parked, with one message
-    /// queued for it.
+    /// A persistent session subscribed to `t` at QoS 1, parked (offline).
     async fn parked(r: &Router, id: &str) {
         let mut a = r.connect(id, false, 10, WAIT).await.expect("attached");
-        let request = Subscribe {
-            packet_id: PacketId::new(1).expect("non-zero"),
-            filters: vec![SubscribeFilter {
-                filter: TopicFilter::new("t").expect("valid"),
-                qos: QoS::AtLeastOnce,
-            }],
-        };
+        let request = subscribe(&[("t", QoS::AtLeastOnce)]);
         r.subscribe(&a.slot, &mut a.session, &request);
         r.disconnect(&a.slot, a.session);
     }
 
     #[tokio::test]
     async fn session_offline_past_the_limit_is_dropped_with_its_queue() {
-        let r = router();
+        let r = router(0);
         parked(&r, "gone").await;
         assert_eq!(r.publish(&msg("queued while away")), 1);
         let later = SystemTime::now() + LIMIT + Duration::from_secs(1);
@@ -189,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn session_within_the_limit_or_attached_is_kept() {
-        let r = router();
+        let r = router(0);
         parked(&r, "recent").await;
         let soon = SystemTime::now() + LIMIT / 2;
         assert!(r.expire_parked(LIMIT, soon).is_empty());

@@ -498,4 +498,6 @@ fn is_sys(message: &Message) -> bool {
 }
 
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;

@@ -3,44 +3,18 @@
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
-
+use super::test_support::{msg, router, subscribe};
 use super::*;
-use crate::codec::{PacketId, SubscribeFilter};
-use crate::topic::{TopicFilter, TopicName};
+use crate::codec::PacketId;
+use crate::topic::TopicFilter;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn router(max_queued: usize) -> Router {
-    Router::new(
-        Limits {
-            max_queued,
-            queue_qos0: false,
-        },
-        Arc::new(Stats::new()),
-    )
-}
-
-fn msg(topic: &str, qos: QoS, retain: bool, payload: &'static str) -> Message {
-    Message {
-        topic: TopicName::new(topic).expect("valid"),
-        payload: Bytes::from_static(payload.as_bytes()),
-        qos,
-        retain,
-    }
-}
-
-fn subscribe(filters: &[(&str, QoS)]) -> Subscribe {
-    Subscribe {
-        packet_id: PacketId::new(1).expect("non-zero"),
-        filters: filters
-            .iter()
-            .map(|(f, qos)| SubscribeFilter {
-                filter: TopicFilter::new(f).expect("valid"),
-                qos: *qos,
-            })
-            .collect(),
-    }
+/// Client "a", clean session, attached and subscribed to `filters`.
+async fn subscribed(r: &Router, filters: &[(&str, QoS)]) -> Attachment {
+    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
+    r.subscribe(&a.slot, &mut a.session, &subscribe(filters));
+    a
 }
 
 fn drain(slot: &ClientSlot) -> Vec<Message> {
@@ -89,12 +63,7 @@ async fn retained_messages_are_sent_on_subscribe_with_retain_set() {
 #[tokio::test]
 async fn clients_cannot_publish_into_sys() {
     let r = router(0);
-    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
-    r.subscribe(
-        &a.slot,
-        &mut a.session,
-        &subscribe(&[("$SYS/#", QoS::AtMostOnce)]),
-    );
+    let a = subscribed(&r, &[("$SYS/#", QoS::AtMostOnce)]).await;
     assert!(!r.publish_from_client(&msg("$SYS/broker/uptime", QoS::AtMostOnce, true, "1")));
     assert!(drain(&a.slot).is_empty());
     assert_eq!(r.retained_count(), 0);
@@ -107,12 +76,7 @@ async fn clients_cannot_publish_into_sys() {
 #[tokio::test]
 async fn full_outbox_drops_and_counts() {
     let r = router(2);
-    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
-    r.subscribe(
-        &a.slot,
-        &mut a.session,
-        &subscribe(&[("t", QoS::AtMostOnce)]),
-    );
+    let a = subscribed(&r, &[("t", QoS::AtMostOnce)]).await;
     for _ in 0..5 {
         r.publish(&msg("t", QoS::AtMostOnce, false, "m"));
     }
@@ -185,12 +149,7 @@ async fn takeover_gives_up_when_the_old_connection_hangs() {
 #[tokio::test]
 async fn unsubscribe_stops_delivery() {
     let r = router(0);
-    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
-    r.subscribe(
-        &a.slot,
-        &mut a.session,
-        &subscribe(&[("t", QoS::AtMostOnce)]),
-    );
+    let mut a = subscribed(&r, &[("t", QoS::AtMostOnce)]).await;
     assert_eq!(r.subscription_count(), 1);
     r.unsubscribe(
         &a.slot,
@@ -210,12 +169,7 @@ async fn unsubscribe_stops_delivery() {
 #[tokio::test]
 async fn a_message_into_the_empty_outbox_wakes_the_waiting_connection() {
     let r = router(0);
-    let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
-    r.subscribe(
-        &a.slot,
-        &mut a.session,
-        &subscribe(&[("t", QoS::AtMostOnce)]),
-    );
+    let a = subscribed(&r, &[("t", QoS::AtMostOnce)]).await;
     let slot = Arc::clone(&a.slot);
     let waiter =
         tokio::spawn(async move { std::future::poll_fn(|cx| slot.poll_event(cx, true)).await });

@@ -1,42 +1,18 @@
 //! Save and load through a real redb file.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::*;
-use crate::codec::{PacketId, QoS, Subscribe, SubscribeFilter};
-use crate::router::Limits;
-use crate::session::Message;
+use crate::codec::QoS;
+use crate::router::test_support::{msg, router, subscribe};
 use crate::session::Session;
-use crate::stats::Stats;
-use crate::topic::{TopicFilter, TopicName};
-
-fn router() -> Router {
-    Router::new(
-        Limits {
-            max_queued: 0,
-            queue_qos0: false,
-        },
-        Arc::new(Stats::new()),
-    )
-}
-
-fn msg(topic: &str, qos: QoS, retain: bool, payload: &'static str) -> Message {
-    Message {
-        topic: TopicName::new(topic).expect("valid"),
-        payload: Bytes::from_static(payload.as_bytes()),
-        qos,
-        retain,
-    }
-}
+use crate::topic::TopicFilter;
 
 #[tokio::test]
 async fn sessions_and_retained_survive_a_save_and_load() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
-        let r = router();
+        let r = router(0);
         let mut a = r
             .connect("keeper", false, 10, Duration::from_secs(1))
             .await
@@ -44,13 +20,7 @@ async fn sessions_and_retained_survive_a_save_and_load() {
         r.subscribe(
             &a.slot,
             &mut a.session,
-            &Subscribe {
-                packet_id: PacketId::new(1).expect("non-zero"),
-                filters: vec![SubscribeFilter {
-                    filter: TopicFilter::new("q/#").expect("valid"),
-                    qos: QoS::ExactlyOnce,
-                }],
-            },
+            &subscribe(&[("q/#", QoS::ExactlyOnce)]),
         );
         // One message in flight, then the client goes away.
         let sent = a
@@ -63,7 +33,7 @@ async fn sessions_and_retained_survive_a_save_and_load() {
         let store = Store::open(dir.path()).expect("opens");
         store.save(&r).expect("saves");
     }
-    let r = router();
+    let r = router(0);
     let store = Store::open(dir.path()).expect("reopens");
     assert_eq!(store.load(&r, 10).expect("loads"), (1, 1));
     let b = r
@@ -90,7 +60,7 @@ fn corrupt_records_are_refused_with_their_key() {
         t.insert("broken", &[1u8, 0, 0][..]).expect("insert");
     }
     tx.commit().expect("commit");
-    let err = store.load(&router(), 10).expect_err("corrupt");
+    let err = store.load(&router(0), 10).expect_err("corrupt");
     let text = err.to_string();
     assert!(
         text.contains("\"broken\"") && text.contains("ends inside"),
