@@ -20,6 +20,7 @@ mod connections;
 mod cpu;
 mod memory;
 mod payload;
+mod procfs;
 mod progress;
 mod publisher;
 mod report;

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use super::procfs;
 use super::report::BrokerCpu;
 
 /// Clock ticks per second of the times in `/proc/<pid>/stat`. The kernel
@@ -41,12 +42,8 @@ impl CpuClock {
     /// The broker's CPU time now, or `None` without a PID.
     pub fn sample(&self) -> anyhow::Result<Option<CpuSample>> {
         let Some(pid) = self.0 else { return Ok(None) };
-        let path = format!("/proc/{pid}/stat");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!("--broker-pid {pid}: cannot read {path}; is the broker running with that PID?")
-        })?;
-        let ticks = parse_cpu_ticks(&text)
-            .with_context(|| format!("--broker-pid {pid}: {path} has no CPU times"))?;
+        let ticks = parse_cpu_ticks(&procfs::read(pid, "stat")?)
+            .with_context(|| format!("--broker-pid {pid}: /proc/{pid}/stat has no CPU times"))?;
         Ok(Some(CpuSample {
             at: Instant::now(),
             ticks,

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 
+use super::procfs;
 use super::report::Memory;
 
 /// Where to read a broker's RSS from, if a PID was given.
@@ -20,13 +21,9 @@ impl Rss {
     /// The current resident set in KiB, or `None` without a PID.
     pub fn read(&self) -> anyhow::Result<Option<u64>> {
         let Some(pid) = self.0 else { return Ok(None) };
-        let path = format!("/proc/{pid}/status");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!("--broker-pid {pid}: cannot read {path}; is the broker running with that PID?")
-        })?;
-        parse_vm_rss(&text)
+        parse_vm_rss(&procfs::read(pid, "status")?)
             .map(Some)
-            .with_context(|| format!("--broker-pid {pid}: no VmRSS line in {path}"))
+            .with_context(|| format!("--broker-pid {pid}: no VmRSS line in /proc/{pid}/status"))
     }
 
     /// The memory figures for a report.
