@@ -92,21 +92,7 @@ fn fan_in_qos1_counts_add_up() {
 #[test]
 fn fan_out_qos2_delivers_each_message_to_every_subscriber_once() {
     let m = mosquitto();
-    let pid = m.pid().to_string();
-    let (code, r) = bench(
-        m.port(),
-        &[
-            "fan-out",
-            "-c",
-            "3",
-            "-n",
-            "150",
-            "-q",
-            "2",
-            "--broker-pid",
-            &pid,
-        ],
-    );
+    let (code, r) = bench(m.port(), &["fan-out", "-c", "3", "-n", "150", "-q", "2"]);
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["throughput"]["sent"]["messages"], 150);
     let t = totals(&r);
@@ -114,12 +100,6 @@ fn fan_out_qos2_delivers_each_message_to_every_subscriber_once() {
     assert_eq!(t["delivered"], 450);
     assert_eq!(t["duplicated"], 0);
     assert_eq!(r["delivery"]["unacknowledged"], 0);
-    // The broker's CPU over the run; a short run may cost it less than one
-    // 10 ms tick, so only the shape is certain.
-    let cpu = &r["broker_cpu"];
-    assert!(cpu["wall_seconds"].as_f64().unwrap() > 0.0, "{r:#}");
-    assert!(cpu["cpu_seconds"].as_f64().unwrap() >= 0.0, "{r:#}");
-    assert!(cpu["us_per_item"].as_f64().unwrap() >= 0.0, "{r:#}");
 }
 
 #[test]
@@ -212,8 +192,9 @@ fn table_output_names_every_figure() {
         "p99.9",
         "max",
         "lost 0",
-        "broker CPU",
-        "per delivered message",
+        "broker RSS",
+        // 50 messages cost mosquitto too little CPU to count.
+        "broker CPU  not measured",
         "result: passed",
     ] {
         assert!(text.contains(word), "{word:?} missing from:\n{text}");
@@ -359,10 +340,9 @@ fn connections_are_held_and_broker_memory_is_read() {
     assert!(c["per_sec"].as_f64().unwrap() > 0.0);
     assert_eq!(r["memory"]["broker_pid"].as_u64(), Some(u64::from(m.pid())));
     assert!(r["memory"]["rss_after_kb"].as_u64().unwrap() > 0);
-    let cpu = &r["broker_cpu"];
-    assert!(cpu["wall_seconds"].as_f64().unwrap() > 0.0, "{r:#}");
-    assert!(cpu["busy_percent"].as_f64().unwrap() >= 0.0, "{r:#}");
-    assert!(cpu["us_per_item"].is_f64(), "{r:#}");
+    // 200 connections cost mosquitto a few ms of CPU: too little to count
+    // in 10 ms ticks, so no CPU figures rather than wrong ones.
+    assert!(r["broker_cpu"].is_null(), "{r:#}");
 }
 
 #[test]
@@ -397,7 +377,7 @@ fn compare_puts_reports_side_by_side_with_ratios() {
     for label in ["ours", "theirs"] {
         let out = toolkit()
             .args([
-                "bench", "fan-in", "-c", "2", "-n", "100", "--json", "--quiet", "--label", label,
+                "bench", "fan-in", "-c", "2", "-n", "30000", "--json", "--quiet", "--label", label,
             ])
             .args(["-p", &m.port().to_string()])
             .args(["--broker-pid", &m.pid().to_string()])
@@ -430,6 +410,14 @@ fn compare_puts_reports_side_by_side_with_ratios() {
     assert_eq!(row["figure"], "delivered msgs/s");
     assert!(row["ratios"]["ours/theirs"].as_f64().unwrap() > 0.0);
     assert_eq!(cmp["reports"].as_array().unwrap().len(), 2);
+    // 60,000 messages cost mosquitto about 0.6 s of CPU, over the 0.2 s the
+    // figures need.
+    for r in cmp["reports"].as_array().unwrap() {
+        let cpu = &r["broker_cpu"];
+        assert!(cpu["cpu_seconds"].as_f64().unwrap() >= 0.2, "{cpu:#}");
+        assert!(cpu["busy_percent"].as_f64().unwrap() > 0.0, "{cpu:#}");
+        assert!(cpu["us_per_item"].as_f64().unwrap() > 0.0, "{cpu:#}");
+    }
 }
 
 #[test]

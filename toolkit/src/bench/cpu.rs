@@ -7,7 +7,7 @@
 //! what one delivered message or one connection cost it, which does not
 //! depend on how fast the load was.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -51,16 +51,40 @@ impl CpuClock {
     }
 }
 
+/// The least CPU time, in ticks, the figures are given for. The kernel
+/// counts CPU time in ticks of 1/USER_HZ s and each of the two counters read
+/// may be short by up to one tick, so below 20 ticks (0.2 s) a figure could
+/// be off by more than 10 %: over a few milliseconds a broker seems to have
+/// spent nothing, or several cores.
+pub const MIN_TICKS: u64 = 20;
+
+/// [`MIN_TICKS`] in seconds, for messages.
+pub fn min_seconds() -> f64 {
+    MIN_TICKS as f64 / USER_HZ
+}
+
 /// What the broker spent between two samples, spread over `items` (messages
-/// delivered or connections established).
+/// delivered or connections established); `None` without samples or when
+/// the broker spent less than [`MIN_TICKS`] between them.
 pub fn between(from: Option<CpuSample>, to: Option<CpuSample>, items: u64) -> Option<BrokerCpu> {
     let (from, to) = (from?, to?);
-    let wall = to.at.saturating_duration_since(from.at).as_secs_f64();
-    let cpu = to.ticks.saturating_sub(from.ticks) as f64 / USER_HZ;
+    figures(
+        to.ticks.saturating_sub(from.ticks),
+        to.at.saturating_duration_since(from.at),
+        items,
+    )
+}
+
+fn figures(ticks: u64, wall: Duration, items: u64) -> Option<BrokerCpu> {
+    if ticks < MIN_TICKS || wall.is_zero() {
+        return None;
+    }
+    let wall = wall.as_secs_f64();
+    let cpu = ticks as f64 / USER_HZ;
     Some(BrokerCpu {
         cpu_seconds: cpu,
         wall_seconds: wall,
-        busy_percent: if wall > 0.0 { cpu / wall * 100.0 } else { 0.0 },
+        busy_percent: cpu / wall * 100.0,
         us_per_item: (items > 0).then(|| cpu * 1e6 / items as f64),
     })
 }
@@ -95,27 +119,45 @@ mod tests {
     #[test]
     fn own_process_uses_cpu() {
         let clock = CpuClock::open(Some(std::process::id())).unwrap();
-        let a = clock.sample().unwrap();
+        let first = clock.sample().unwrap().unwrap();
         // Burn CPU until the kernel has counted some (ticks are 10 ms), on
         // a busy machine too; bounded so a broken reading fails, not hangs.
-        let started = Instant::now();
         let mut x = 0u64;
-        let b = loop {
+        let last = loop {
             for _ in 0..100_000 {
                 x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
             }
-            let b = clock.sample().unwrap();
-            if b.unwrap().ticks > a.unwrap().ticks || started.elapsed().as_secs() >= 10 {
-                break b;
+            let last = clock.sample().unwrap().unwrap();
+            if last.ticks > first.ticks || first.at.elapsed().as_secs() >= 10 {
+                break last;
             }
         };
         std::hint::black_box(x);
-        let cpu = between(a, b, 10).unwrap();
-        assert!(cpu.cpu_seconds > 0.0, "{cpu:?}");
-        assert!(cpu.wall_seconds > 0.0, "{cpu:?}");
-        assert!(cpu.busy_percent > 0.0, "{cpu:?}");
-        let per_item = cpu.us_per_item.unwrap();
-        assert!((per_item - cpu.cpu_seconds * 1e5).abs() < 1e-6, "{cpu:?}");
+        assert!(last.ticks > first.ticks, "{first:?} {last:?}");
+    }
+
+    #[test]
+    fn figures_over_a_window() {
+        let cpu = figures(75, Duration::from_millis(1500), 1000).unwrap();
+        assert!((cpu.cpu_seconds - 0.75).abs() < 1e-9, "{cpu:?}");
+        assert!((cpu.wall_seconds - 1.5).abs() < 1e-9, "{cpu:?}");
+        assert!((cpu.busy_percent - 50.0).abs() < 1e-9, "{cpu:?}");
+        assert!((cpu.us_per_item.unwrap() - 750.0).abs() < 1e-9, "{cpu:?}");
+        assert!(
+            figures(75, Duration::from_secs(2), 0)
+                .unwrap()
+                .us_per_item
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn too_little_cpu_gives_no_figures() {
+        // One tick in 4 ms would read as 250 % of a core.
+        assert!(figures(1, Duration::from_millis(4), 2000).is_none());
+        assert!(figures(MIN_TICKS - 1, Duration::from_secs(5), 2000).is_none());
+        assert!(figures(MIN_TICKS, Duration::ZERO, 2000).is_none());
+        assert!(figures(MIN_TICKS, Duration::from_secs(5), 2000).is_some());
     }
 
     #[test]

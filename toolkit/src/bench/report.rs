@@ -34,9 +34,10 @@ pub struct Report {
     pub connections: Connections,
     /// The broker's memory, when its PID was given.
     pub memory: Option<Memory>,
-    /// The broker's CPU time over the measured part of the run, when its PID
-    /// was given: publishing through the drain in message scenarios, the
-    /// first attempt to the last answer in `connections`.
+    /// The broker's CPU time over the measured part of the run (publishing
+    /// through the drain in message scenarios, the first attempt to the last
+    /// answer in `connections`), when its PID was given and it spent enough
+    /// to measure (see `cpu::MIN_TICKS`).
     #[serde(default)]
     pub broker_cpu: Option<BrokerCpu>,
     /// Faults seen while running (broken connections, bad packets).
@@ -376,6 +377,13 @@ impl Report {
                 m.per_connection_bytes
                     .map(|b| format!(", {:.2} KiB per connection", b / 1024.0))
                     .unwrap_or_default()
+            );
+        }
+        if self.memory.is_some() && self.broker_cpu.is_none() {
+            let _ = writeln!(
+                s,
+                "  broker CPU  not measured: the broker used under {} s, too little to count in the kernel's 10 ms ticks",
+                super::cpu::min_seconds()
             );
         }
         if let Some(c) = &self.broker_cpu {
