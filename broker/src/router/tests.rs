@@ -17,6 +17,19 @@ async fn subscribed(r: &Router, filters: &[(&str, QoS)]) -> Attachment {
     a
 }
 
+/// A second connection with `old`'s client id (persistent session): the old
+/// one is told to go and hands its session back, as its connection task
+/// would; returns the newcomer's attachment.
+async fn take_over(r: &Arc<Router>, old: Attachment) -> Attachment {
+    let id = old.slot.client_id().to_owned();
+    let r2 = Arc::clone(r);
+    let newcomer = tokio::spawn(async move { r2.connect(&id, false, 10, WAIT).await });
+    let event = std::future::poll_fn(|cx| old.slot.poll_event(cx, false)).await;
+    assert_eq!(event, SlotEvent::Kicked(Kick::TakenOver));
+    r.disconnect(&old.slot, old.session);
+    newcomer.await.expect("task").expect("attached")
+}
+
 fn drain(slot: &ClientSlot) -> Vec<Message> {
     let mut batch = Vec::new();
     slot.take(&mut batch, usize::MAX, usize::MAX);
@@ -124,13 +137,7 @@ async fn takeover_kicks_the_old_connection_and_waits_for_it() {
         &mut a.session,
         &subscribe(&[("t", QoS::AtLeastOnce)]),
     );
-    let r2 = Arc::clone(&r);
-    let newcomer = tokio::spawn(async move { r2.connect("same", false, 10, WAIT).await });
-    // The old connection is told to go, and hands its session back.
-    let event = std::future::poll_fn(|cx| a.slot.poll_event(cx, false)).await;
-    assert_eq!(event, SlotEvent::Kicked(Kick::TakenOver));
-    r.disconnect(&a.slot, a.session);
-    let b = newcomer.await.expect("task").expect("attached");
+    let b = take_over(&r, a).await;
     assert!(b.session_present);
     assert_eq!(b.session.subscriptions().len(), 1);
 }
@@ -201,12 +208,7 @@ async fn kick_all_tells_every_attached_connection_to_end() {
 async fn a_new_connection_does_not_inherit_the_kick_meant_for_the_old_one() {
     let r = Arc::new(router(0));
     let a = r.connect("same", false, 10, WAIT).await.expect("attached");
-    let r2 = Arc::clone(&r);
-    let newcomer = tokio::spawn(async move { r2.connect("same", false, 10, WAIT).await });
-    let event = std::future::poll_fn(|cx| a.slot.poll_event(cx, false)).await;
-    assert_eq!(event, SlotEvent::Kicked(Kick::TakenOver));
-    r.disconnect(&a.slot, a.session);
-    let b = newcomer.await.expect("task").expect("attached");
+    let b = take_over(&r, a).await;
     let pending = std::future::poll_fn(|cx| Poll::Ready(b.slot.poll_event(cx, true))).await;
     assert_eq!(pending, Poll::Pending);
 }
