@@ -59,6 +59,9 @@ const MIN_READ_CHUNK: u32 = 512;
 const MAX_READ_CHUNK: usize = 64 * 1024;
 /// Messages moved from the outbox per lock.
 const PULL_BATCH: usize = 256;
+/// A read that forwarded at most this many messages lets the subscribers
+/// write before its acknowledgements go out (see the connection loop).
+const FORWARD_FIRST: usize = 4;
 /// How long a closing connection waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(1);
 /// How long a new connection waits for an old one with its client id to go.
@@ -479,16 +482,29 @@ impl Client {
             if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
                 return end;
             }
+            // The last read forwarded a few messages and left acknowledgements
+            // to write: let the subscribers' tasks, woken by the routing, go
+            // first and write the messages; the acks follow. A message's way
+            // from publisher to subscriber then holds no write of ours to the
+            // publisher (mosquitto, too, sends the forwarded PUBLISH before
+            // the PUBACK). Under load, when a read brings many messages, the
+            // acks go first: they keep the publisher's in-flight window moving.
+            let mut forward_first = false;
             loop {
                 // A connection attached after the shutdown's sweep of the
                 // router learns of it here.
                 if shutdown.is_cancelled() {
                     return End::Shutdown;
                 }
-                if let Some(end) = self.turn(shared, &mut outbox_more, &mut pulled) {
+                if !forward_first
+                    && let Some(end) = self.turn(shared, &mut outbox_more, &mut pulled)
+                {
                     return end;
                 }
-                let event = self.wait(outbox_more, pulled, keep_alive.as_mut()).await;
+                let event = self
+                    .wait(outbox_more, pulled, forward_first, keep_alive.as_mut())
+                    .await;
+                forward_first = false;
                 match event {
                     Event::Kicked(Kick::TakenOver) => return End::TakenOver,
                     Event::Kicked(Kick::Shutdown) => return End::Shutdown,
@@ -509,13 +525,17 @@ impl Client {
                                 // final DISCONNECT, say) first.
                                 return match self.handle_packets(shared, &mut outbox_more) {
                                     Err(end) => end,
-                                    Ok(()) => End::Closed,
+                                    Ok(_) => End::Closed,
                                 };
                             }
                             Err(e) => return End::Io(e),
                         }
-                        if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
-                            return end;
+                        match self.handle_packets(shared, &mut outbox_more) {
+                            Err(end) => return end,
+                            Ok(routed) => {
+                                forward_first = (1..=FORWARD_FIRST).contains(&routed)
+                                    && !self.conn.wbuf.is_empty();
+                            }
                         }
                     }
                     Event::Messages => outbox_more = true,
@@ -560,6 +580,8 @@ impl Client {
     /// there is room for output), messages in the outbox (once it was
     /// drained), one yield to other tasks (while messages wait but the
     /// write buffer was full), the keep-alive deadline (when it is on).
+    /// With `forward_first`, it lets the tasks already scheduled run once
+    /// before it looks at any of these.
     ///
     /// One poll function over readiness calls: nothing here is stored
     /// across the wait but a few flags.
@@ -567,6 +589,7 @@ impl Client {
         &'a self,
         outbox_more: bool,
         pulled: Pulled,
+        forward_first: bool,
         mut keep_alive: Pin<&'a mut Sleep>,
     ) -> impl Future<Output = Event> + Send + 'a {
         let wants_write = self.conn.transport.wants_write(&self.conn.wbuf);
@@ -583,6 +606,14 @@ impl Client {
             let slot = self.slot.poll_event(cx, !outbox_more);
             if let Poll::Ready(SlotEvent::Kicked(kick)) = slot {
                 return Poll::Ready(Event::Kicked(kick));
+            }
+            if forward_first && !yielded {
+                // Polled again once the tasks already waiting ran (a direct
+                // wake: `tokio::task::yield_now` would also wait for a poll
+                // of the I/O driver).
+                yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             let transport = &self.conn.transport;
             if wants_write && let Poll::Ready(r) = transport.poll_write_ready(cx) {
@@ -611,7 +642,8 @@ impl Client {
     }
 
     /// Decodes and handles every complete packet in the read buffer.
-    fn handle_packets(&mut self, shared: &Shared, outbox_more: &mut bool) -> Result<(), End> {
+    /// Returns how many of them were messages queued for a subscriber.
+    fn handle_packets(&mut self, shared: &Shared, outbox_more: &mut bool) -> Result<usize, End> {
         let Client {
             conn,
             slot,
@@ -619,10 +651,11 @@ impl Client {
             ..
         } = self;
         let now = Instant::now().into_std();
+        let mut routed = 0;
         loop {
             let packet = match decode_packet(&mut conn.rbuf, shared.limits.max_packet_size) {
                 Ok(Some(p)) => p,
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(routed),
                 Err(e) => return Err(End::Malformed(e)),
             };
             conn.counts.packets_in = conn.counts.packets_in.saturating_add(1);
@@ -636,7 +669,9 @@ impl Client {
                 }
                 Action::Reply(p) => conn.put(&p),
                 Action::Route { message, ack } => {
-                    shared.router.publish_from_client(&message);
+                    if shared.router.publish_from_client(&message) > 0 {
+                        routed += 1;
+                    }
                     if let Some(ack) = ack {
                         conn.put(&ack);
                     }

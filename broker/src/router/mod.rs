@@ -307,13 +307,13 @@ impl Router {
 
     /// Routes a message a client published. Topics under `$SYS` belong to
     /// the broker: a client's message there is acknowledged but neither
-    /// routed nor retained [MQTT-3.3.5-2]. Returns whether it was routed.
-    pub fn publish_from_client(&self, message: &Message) -> bool {
+    /// routed nor retained [MQTT-3.3.5-2]. Returns how many subscribers it
+    /// was queued for (0 for `$SYS`).
+    pub fn publish_from_client(&self, message: &Message) -> usize {
         if is_sys(message) {
-            return false;
+            return 0;
         }
-        self.publish(message);
-        true
+        self.publish(message)
     }
 
     /// Adds a SUBSCRIBE's filters for the connection holding `slot`,
