@@ -6,8 +6,9 @@
 
 use std::hint::black_box;
 
-use broker::topic::{SubscriptionIndex, TopicFilter, TopicName, matches};
+use broker::router::index::SubscriptionIndex;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use mqtt_codec::topic::{TopicFilter, TopicName, matches};
 
 const SUBSCRIPTIONS: usize = 100_000;
 const SITES: u64 = 200;

@@ -11,11 +11,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use broker::codec::{
+use bytes::{Bytes, BytesMut};
+use mqtt_codec::topic::{TopicFilter, TopicName};
+use mqtt_codec::{
     Connect, Packet, PacketId, Publish, QoS, Subscribe, SubscribeFilter, decode_packet,
 };
-use broker::topic::{TopicFilter, TopicName};
-use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

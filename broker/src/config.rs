@@ -325,7 +325,7 @@ impl Config {
         let max_packet_size = flags
             .max_packet_size
             .or(file.max_packet_size)
-            .unwrap_or(crate::codec::DEFAULT_MAX_PACKET_SIZE);
+            .unwrap_or(mqtt_codec::DEFAULT_MAX_PACKET_SIZE);
         let persistent_client_expiration = match (
             flags.persistent_client_expiration,
             file.persistent_client_expiration,

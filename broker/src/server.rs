@@ -20,13 +20,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::auth::{AuthError, Authenticator, PasswordFile};
+use crate::auth::Authenticator;
 use crate::config::{Config, TlsSettings};
 use crate::listener::{self, ConnLimits, Shared, TlsError};
 use crate::router::{Limits, Router};
 use crate::stats::{Stats, Transport};
 use crate::store::{Store, StoreError};
 use crate::tls_files::{self, TlsFilesError};
+use credentials::password::{PasswordFile, PasswordFileError};
 
 /// How long connections get to close at shutdown before they are left.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -36,7 +37,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub enum BrokerError {
     /// The password file is unusable.
     #[error(transparent)]
-    Auth(#[from] AuthError),
+    Auth(#[from] PasswordFileError),
     /// The TLS files are unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),

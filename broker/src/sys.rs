@@ -15,11 +15,11 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::codec::QoS;
 use crate::router::Router;
 use crate::session::Message;
 use crate::stats::Stats;
-use crate::topic::TopicName;
+use mqtt_codec::QoS;
+use mqtt_codec::topic::TopicName;
 
 /// The version string published at `$SYS/broker/version`.
 pub fn version() -> String {

@@ -72,11 +72,11 @@ pub fn ensure(data_dir: Option<&Path>) -> Result<(PathBuf, PathBuf), TlsFilesErr
 }
 
 /// Creates a CA and a server certificate signed by it in `dir`, with
-/// `broker::certs` (the same code as `toolkit certs`), and logs where they
+/// `credentials::certs` (the same code as `toolkit certs`), and logs where they
 /// are, the names the server certificate holds and its SHA-256 fingerprint,
 /// so a client can be pointed at `ca.pem`.
 fn generate(dir: &Path) -> Result<(), TlsFilesError> {
-    use crate::certs::{CertificateAuthority, Overwrite, PairPaths, SubjectNames, Validity};
+    use credentials::certs::{CertificateAuthority, Overwrite, PairPaths, SubjectNames, Validity};
     let err = |message: String| TlsFilesError::Generate {
         dir: dir.to_owned(),
         message,
@@ -96,7 +96,7 @@ fn generate(dir: &Path) -> Result<(), TlsFilesError> {
     let fingerprint = fingerprint(&server.cert_pem).unwrap_or_else(|| "unknown".to_owned());
     let ca_paths = PairPaths::in_dir(dir, "ca");
     let server_paths = PairPaths::in_dir(dir, "server");
-    crate::certs::write_pairs(
+    credentials::certs::write_pairs(
         &[
             (ca.pem_pair(), ca_paths.clone()),
             (server, server_paths.clone()),
@@ -133,14 +133,6 @@ fn hostname() -> Option<String> {
 fn fingerprint(cert_pem: &str) -> Option<String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
-    use sha2::{Digest, Sha256};
     let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).ok()?;
-    let digest = Sha256::digest(der.as_ref());
-    Some(
-        digest
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":"),
-    )
+    Some(credentials::certs::sha256_fingerprint(der.as_ref()))
 }

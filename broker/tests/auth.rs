@@ -6,9 +6,9 @@ mod common;
 
 use std::process::Command;
 
-use broker::codec::{ConnectReturnCode, Packet};
 use bytes::Bytes;
 use common::*;
+use mqtt_codec::{ConnectReturnCode, Packet};
 
 fn password_file(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("passwords");
@@ -22,7 +22,7 @@ fn password_file(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-fn with_credentials(user: Option<&str>, password: Option<&'static str>) -> broker::codec::Connect {
+fn with_credentials(user: Option<&str>, password: Option<&'static str>) -> mqtt_codec::Connect {
     let mut c = connect_packet("auth-test", true);
     c.username = user.map(str::to_owned);
     c.password = password.map(|p| Bytes::from_static(p.as_bytes()));

@@ -7,8 +7,8 @@
 
 mod common;
 
-use broker::codec::{Packet, QoS};
 use common::*;
+use mqtt_codec::{Packet, QoS};
 use testsupport::ReferenceOptions;
 
 const EXPIRED: &str = "persistent session expired";

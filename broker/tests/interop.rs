@@ -340,12 +340,7 @@ fn rustls_client(ca_pem: &[u8]) -> rumqttc::TlsConfiguration {
             .add(cert.expect("PEM certificate"))
             .expect("CA accepted");
     }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let verify = credentials::tls::ServerVerification::Roots(roots);
+    let config = credentials::tls::client_config(verify, None).expect("client configuration");
     rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config))
 }

@@ -4,8 +4,8 @@
 
 mod common;
 
-use broker::codec::{Packet, QoS};
 use common::*;
+use mqtt_codec::{Packet, QoS};
 use testsupport::ReferenceOptions;
 
 fn with_data_dir(dir: &std::path::Path) -> ReferenceOptions {

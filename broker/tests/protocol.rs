@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use broker::codec::{ConnectReturnCode, Packet, QoS, SubAckReturnCode};
 use common::*;
+use mqtt_codec::{ConnectReturnCode, Packet, QoS, SubAckReturnCode};
 
 #[tokio::test]
 async fn qos0_1_2_publish_reach_a_subscriber_at_min_qos() {

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use broker::codec::{ConnectReturnCode, Packet, QoS, decode_packet};
 use bytes::BytesMut;
 use common::*;
+use mqtt_codec::{ConnectReturnCode, Packet, QoS, decode_packet};
 use rustls_pki_types::ServerName;
 use testsupport::ReferenceOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,12 +21,10 @@ use tokio_rustls::client::TlsStream;
 
 /// A TLS client that has completed CONNECT and stays connected while held.
 async fn tls_client(port: u16, ca: &std::path::Path, client_id: &str) -> TlsStream<TcpStream> {
-    let provider = broker::tls::provider();
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(broker::tls::load_roots(ca, "CA").unwrap())
-        .with_no_client_auth();
+    let roots = credentials::tls::load_roots(ca, "--cafile").unwrap();
+    let config =
+        credentials::tls::client_config(credentials::tls::ServerVerification::Roots(roots), None)
+            .unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let mut tls = TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)

@@ -8,43 +8,21 @@ mod common;
 use std::process::Command;
 use std::sync::Arc;
 
-use broker::certs::{CertificateAuthority, Overwrite, PairPaths, SubjectNames, Validity};
-use broker::codec::{ConnectReturnCode, Packet, QoS, decode_packet};
 use bytes::BytesMut;
 use common::*;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use credentials::certs::{CertificateAuthority, Overwrite, PairPaths, SubjectNames, Validity};
+use credentials::tls;
+use mqtt_codec::{ConnectReturnCode, Packet, QoS, decode_packet};
+use rustls_pki_types::ServerName;
 use testsupport::{ReferenceBroker, ReferenceOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 fn client_config(ca: &std::path::Path, client: Option<&PairPaths>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let config = match client {
-        Some(p) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_file_iter(&p.cert)
-                    .unwrap()
-                    .map(Result::unwrap)
-                    .collect(),
-                PrivateKeyDer::from_pem_file(&p.key).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    Arc::new(config)
+    let roots = tls::load_roots(ca, "--cafile").unwrap();
+    let identity = client.map(|p| tls::ClientIdentity::load(&p.cert, &p.key).unwrap());
+    Arc::new(tls::client_config(tls::ServerVerification::Roots(roots), identity.as_ref()).unwrap())
 }
 
 /// CONNECT over TLS; returns the CONNACK code, or `None` if the handshake
@@ -52,7 +30,7 @@ fn client_config(ca: &std::path::Path, client: Option<&PairPaths>) -> Arc<rustls
 async fn tls_connect(
     port: u16,
     config: Arc<rustls::ClientConfig>,
-    connect: broker::codec::Connect,
+    connect: mqtt_codec::Connect,
 ) -> Option<ConnectReturnCode> {
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     let mut tls = TlsConnector::from(config)
@@ -123,7 +101,7 @@ fn pki(dir: &std::path::Path, client_name: &str) -> (PairPaths, PairPaths, PairP
         PairPaths::in_dir(dir, "server"),
         PairPaths::in_dir(dir, "client"),
     );
-    broker::certs::write_pairs(
+    credentials::certs::write_pairs(
         &[
             (ca.pem_pair(), paths.0.clone()),
             (server, paths.1.clone()),
@@ -272,10 +250,10 @@ async fn tls_subscriber_gets_plain_publisher_messages() {
         .unwrap();
     let sub = [
         Packet::Connect(connect_packet("tls-sub", true)),
-        Packet::Subscribe(broker::codec::Subscribe {
+        Packet::Subscribe(mqtt_codec::Subscribe {
             packet_id: pid(1),
-            filters: vec![broker::codec::SubscribeFilter {
-                filter: broker::topic::TopicFilter::new("x").unwrap(),
+            filters: vec![mqtt_codec::SubscribeFilter {
+                filter: mqtt_codec::topic::TopicFilter::new("x").unwrap(),
                 qos: QoS::AtLeastOnce,
             }],
         }),

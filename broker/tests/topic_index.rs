@@ -1,5 +1,5 @@
 //! `SubscriptionIndex` against a naive model: a plain map of (filter, client)
-//! to value, matched by scanning every filter with `broker::topic::matches`
+//! to value, matched by scanning every filter with `mqtt_codec::topic::matches`
 //! (itself checked against an independent reference in `topic_matching.rs`).
 
 // Tests may unwrap: a panic here is the test failing, with the value shown.
@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use broker::topic::{SubscriptionIndex, TopicFilter, TopicName, matches};
+use broker::router::index::SubscriptionIndex;
+use mqtt_codec::topic::{TopicFilter, TopicName, matches};
 use proptest::prelude::*;
 
 fn filter(s: &str) -> TopicFilter {

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use broker::codec::{Packet, decode_slice};
+use mqtt_codec::{Packet, decode_slice};
 
 use crate::target::Target;
 

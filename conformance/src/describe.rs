@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use broker::codec::{Packet, SubAckReturnCode};
+use mqtt_codec::{Packet, SubAckReturnCode};
 
 /// Payloads longer than this are shown cut, with their full length.
 const PAYLOAD_SHOWN: usize = 48;
@@ -33,7 +33,7 @@ pub fn packet(p: &Packet) -> String {
             "CONNECT({}client_id={:?}, clean_session={}, keep_alive={}, will={}, username={})",
             // The protocol is shown only when it is not 3.1.1, the default.
             match c.protocol {
-                broker::codec::ProtocolLevel::V3_1_1 => String::new(),
+                mqtt_codec::ProtocolLevel::V3_1_1 => String::new(),
                 p => format!("protocol={}/{}, ", p.name(), p.level()),
             },
             c.client_id,
@@ -109,7 +109,7 @@ pub fn packet(p: &Packet) -> String {
 pub fn sent(b: &[u8]) -> String {
     let shown = hex(&b[..b.len().min(64)]);
     let cut = if b.len() > 64 { "…" } else { "" };
-    match broker::codec::decode_slice(b) {
+    match mqtt_codec::decode_slice(b) {
         Ok(Some((p, len))) if len == b.len() => packet(&p),
         Ok(Some((p, _))) => format!("raw 0x{shown}{cut} ({} and more bytes)", packet(&p)),
         Ok(None) => format!("raw 0x{shown}{cut} (an incomplete packet)"),

@@ -2,7 +2,7 @@
 //! raw MQTT client, and the scripted suite in `fixtures/scenarios/`.
 //!
 //! Layers, bottom up:
-//! - [`client`]: one network connection (TCP or TLS) on `broker::codec`, whose
+//! - [`client`]: one network connection (TCP or TLS) on `mqtt_codec`, whose
 //!   reader timestamps every packet, undecodable byte and close.
 //! - [`script`]: the TOML scenario format, parsed into [`model`] types with
 //!   file:line errors.

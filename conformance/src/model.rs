@@ -214,7 +214,7 @@ pub struct GrantSpec {
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
     /// Packet type, by its lowercase name; `None` matches any packet.
-    pub packet: Option<broker::codec::PacketType>,
+    pub packet: Option<mqtt_codec::PacketType>,
     /// CONNACK return code.
     pub code: Option<u8>,
     /// CONNACK Session Present.
@@ -402,7 +402,7 @@ pub enum SendSpec {
     /// A packet built by type, then bent as asked.
     Packet {
         /// The type.
-        packet: broker::codec::PacketType,
+        packet: mqtt_codec::PacketType,
         /// Packet id for the types that carry one.
         packet_id: Option<IdSpec>,
         /// Forced fixed-header flags.

@@ -6,9 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use broker::tls::{self, AcceptAnyServerCert, PemError, load_certs, load_key, load_roots};
+pub use credentials::tls::ClientIdentity;
+use credentials::tls::{
+    ClientConfigError, PemError, ServerVerification, client_config, load_roots,
+};
 use rustls::ClientConfig;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 
 /// Why a target could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -25,36 +28,10 @@ pub enum TargetError {
         /// Why.
         reason: String,
     },
-    /// rustls refused the configuration (e.g. a key that does not match the
-    /// client certificate).
-    #[error("TLS configuration: {0}")]
-    Tls(#[from] rustls::Error),
-}
-
-/// A client certificate chain and its private key, for a TLS listener that
-/// requires clients to present one (mutual TLS).
-pub struct ClientIdentity {
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-}
-
-impl std::fmt::Debug for ClientIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientIdentity")
-            .field("chain_len", &self.chain.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientIdentity {
-    /// Reads a PEM certificate chain (the client's certificate first) and
-    /// its PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub fn load(cert: &Path, key: &Path) -> Result<Self, TargetError> {
-        Ok(Self {
-            chain: load_certs(cert, "client certificate file")?,
-            key: load_key(key, "client key file")?,
-        })
-    }
+    /// The client configuration cannot be built (e.g. a key that does not
+    /// match the client certificate).
+    #[error(transparent)]
+    Config(#[from] ClientConfigError),
 }
 
 /// The TLS listener of the target.
@@ -129,36 +106,8 @@ pub fn tls_with_ca(
     cafile: &Path,
     client: Option<ClientIdentity>,
 ) -> Result<TlsTarget, TargetError> {
-    let roots = load_roots(cafile, "CA file")?;
-    let builder = || {
-        Ok::<_, rustls::Error>(
-            ClientConfig::builder_with_provider(tls::provider())
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(roots.clone()),
-        )
-    };
-    let without = builder()?.with_no_client_auth();
-    let with = match client {
-        Some(id) => Some(builder()?.with_client_auth_cert(id.chain, id.key)?),
-        None => None,
-    };
-    finish(host, port, without, with)
-}
-
-fn finish(
-    host: &str,
-    port: u16,
-    without: ClientConfig,
-    with: Option<ClientConfig>,
-) -> Result<TlsTarget, TargetError> {
-    let without = Arc::new(without);
-    Ok(TlsTarget {
-        port,
-        client_cert: with.is_some(),
-        config: with.map_or_else(|| Arc::clone(&without), Arc::new),
-        config_without_cert: without,
-        server_name: server_name(host)?,
-    })
+    let roots = load_roots(cafile, "--cafile")?;
+    tls_target(host, port, ServerVerification::Roots(roots), client)
 }
 
 /// A TLS target that accepts any server certificate (`--insecure`): for
@@ -169,22 +118,27 @@ pub fn tls_insecure(
     port: u16,
     client: Option<ClientIdentity>,
 ) -> Result<TlsTarget, TargetError> {
-    let builder = || {
-        let provider = tls::provider();
-        let verifier = Arc::new(AcceptAnyServerCert::new(&provider));
-        Ok::<_, rustls::Error>(
-            ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()?
-                .dangerous()
-                .with_custom_certificate_verifier(verifier),
-        )
-    };
-    let without = builder()?.with_no_client_auth();
-    let with = match client {
-        Some(id) => Some(builder()?.with_client_auth_cert(id.chain, id.key)?),
+    tls_target(host, port, ServerVerification::Insecure, client)
+}
+
+fn tls_target(
+    host: &str,
+    port: u16,
+    verify: ServerVerification,
+    client: Option<ClientIdentity>,
+) -> Result<TlsTarget, TargetError> {
+    let without = Arc::new(client_config(verify.clone(), None)?);
+    let with = match &client {
+        Some(id) => Some(Arc::new(client_config(verify, Some(id))?)),
         None => None,
     };
-    finish(host, port, without, with)
+    Ok(TlsTarget {
+        port,
+        client_cert: with.is_some(),
+        config: with.unwrap_or_else(|| Arc::clone(&without)),
+        config_without_cert: without,
+        server_name: server_name(host)?,
+    })
 }
 
 fn server_name(host: &str) -> Result<ServerName<'static>, TargetError> {

@@ -14,11 +14,11 @@ mod common;
 
 use std::sync::Arc;
 
-use broker::codec::{Packet, PacketType, QoS, SubAckReturnCode, decode_slice};
 use bytes::{BufMut, BytesMut};
 use conformance::outcome::{ScenarioResult, Verdict};
 use conformance::suite::Suite;
 use conformance::target::Target;
+use mqtt_codec::{Packet, PacketType, QoS, SubAckReturnCode, decode_slice};
 use testsupport::{Mosquitto, MosquittoOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -157,11 +157,7 @@ fn client_cert_refusal_is_seen_when_tls_1_2_refuses_the_handshake() {
     // tls_version only sets a minimum).
     let dir = tempfile::tempdir().unwrap();
     let (m, mut target) = common::mosquitto_with_mutual_tls(dir.path());
-    let pem = std::fs::read(dir.path().join("ca.pem")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
+    let roots = credentials::tls::load_roots(&dir.path().join("ca.pem"), "--cafile").unwrap();
     let tls12_only = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

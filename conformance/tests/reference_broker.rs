@@ -4,7 +4,7 @@
 //! configuration.
 //!
 //! The broker gets everything the suite can use: a plain listener, a TLS
-//! listener with a server certificate from `broker::certs` (the code behind
+//! listener with a server certificate from `credentials::certs` (the code behind
 //! `toolkit certs`) that requires client certificates signed by the test's
 //! CA (mutual TLS, as `mosquitto.rs` sets mosquitto up), and a password
 //! file written as `toolkit passwd` writes it, with anonymous clients
@@ -16,12 +16,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use broker::auth::{DEFAULT_ITERATIONS, SALT_LEN, hash_password};
 use conformance::baseline::{Baseline, Evaluation, Status};
 use conformance::model::Level;
 use conformance::outcome::Verdict;
 use conformance::suite::{RunReport, Suite};
 use conformance::target::{ClientIdentity, Credentials, Target};
+use credentials::password::{DEFAULT_ITERATIONS, SALT_LEN, hash_password};
 use testsupport::{ReferenceBroker, ReferenceOptions, ReferenceTls};
 
 const USER: &str = "conformance";

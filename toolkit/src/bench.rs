@@ -3,7 +3,7 @@
 //!
 //! This module is the command line: flags, defaults per scenario, the
 //! runtime, and printing. The engine lives in the submodules: a lean client on
-//! `broker::codec` ([`wire`], [`transport`]), publishers and subscribers,
+//! `mqtt_codec` ([`wire`], [`transport`]), publishers and subscribers,
 //! the scenarios, and the report. It never touches broker internals.
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use broker::codec::QoS;
 use clap::{Args, Subcommand};
+use mqtt_codec::QoS;
 
 mod compare;
 mod connect;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use broker::auth::{DEFAULT_ITERATIONS, SALT_LEN, hash_password};
+use credentials::password::{DEFAULT_ITERATIONS, SALT_LEN, hash_password};
 
 use crate::exit::usage;
 

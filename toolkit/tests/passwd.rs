@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
 use assert_cmd::Command as Cmd;
-use broker::auth::PasswordFile;
+use credentials::password::PasswordFile;
 use testsupport::{Mosquitto, MosquittoOptions};
 
 fn toolkit() -> Cmd {

@@ -33,7 +33,7 @@ fn defaults() {
     assert_eq!(c.max_inflight, 20);
     assert_eq!(c.max_queued, 1000);
     assert_eq!(c.max_connections, 0);
-    assert_eq!(c.max_packet_size, crate::codec::DEFAULT_MAX_PACKET_SIZE);
+    assert_eq!(c.max_packet_size, mqtt_codec::DEFAULT_MAX_PACKET_SIZE);
     assert_eq!(c.sys_interval, Some(Duration::from_secs(10)));
     assert_eq!(c.connect_timeout, Duration::from_secs(10));
     assert_eq!(c.autosave_interval, Some(Duration::from_secs(60)));

@@ -35,10 +35,10 @@ use tracing::{debug, error, info, warn};
 
 use super::transport::Transport;
 use super::{LiveGuard, Shared};
-use crate::codec::{ConnAck, ConnectReturnCode, DecodeError, Packet, PacketType, decode_packet};
 use crate::router::{Attachment, ClientSlot, Kick, SlotEvent};
 use crate::session::{Action, Message, Session, SessionError, resolve_client_id};
 use crate::stats::Counts;
+use mqtt_codec::{ConnAck, ConnectReturnCode, DecodeError, Packet, PacketType, decode_packet};
 
 thread_local! {
     /// Messages moved out of an outbox in one [`pull`], reused by every

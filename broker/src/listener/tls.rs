@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 
-use crate::tls::{self, PemError, load_certs, load_key, load_roots};
+use credentials::tls::{self, PemError, load_certs, load_key, load_roots};
 
 /// Why the TLS listener cannot be set up.
 #[derive(Debug, thiserror::Error)]

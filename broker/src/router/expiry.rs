@@ -111,9 +111,9 @@ fn is_due(own: &super::slot::Ownership, max_offline: Duration, now: SystemTime) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::QoS;
     use crate::router::test_support::{self, router, subscribe};
     use crate::session::Message;
+    use mqtt_codec::QoS;
 
     const WAIT: Duration = Duration::from_secs(5);
     const LIMIT: Duration = Duration::from_secs(3600);

@@ -16,6 +16,7 @@
 //! detach (session takeover [MQTT-3.1.4-2]).
 
 mod expiry;
+pub mod index;
 pub mod outbox;
 mod retained;
 mod slot;
@@ -33,10 +34,10 @@ pub use slot::{ClientRef, ClientSlot, Kick};
 use outbox::{Mode, Pushed};
 use slot::{Parked, lock};
 
-use crate::codec::{QoS, SubAck, SubAckReturnCode, Subscribe, Unsubscribe};
 use crate::session::{Message, Session};
 use crate::stats::Stats;
-use crate::topic::SubscriptionIndex;
+use index::SubscriptionIndex;
+use mqtt_codec::{QoS, SubAck, SubAckReturnCode, Subscribe, Unsubscribe};
 
 thread_local! {
     /// The subscribers of the message being routed, reused by every publish

@@ -19,8 +19,8 @@ use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
 use super::slot::Kick;
-use crate::codec::QoS;
 use crate::session::Message;
+use mqtt_codec::QoS;
 
 /// Whether messages are accepted, and which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +209,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::topic::TopicName;
+    use mqtt_codec::topic::TopicName;
 
     fn msg(qos: QoS) -> Message {
         Message {

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use crate::session::Message;
-use crate::topic::matches;
-use crate::topic::{TopicFilter, TopicName};
+use mqtt_codec::topic::matches;
+use mqtt_codec::topic::{TopicFilter, TopicName};
 
 /// Retained messages by topic. A PUBLISH with RETAIN=1 replaces the topic's
 /// message [MQTT-3.3.1-5]; one with an empty payload removes it and is not
@@ -29,7 +29,7 @@ impl Retained {
 
     /// The retained messages whose topic `filter` matches, each to be sent
     /// with RETAIN=1 [MQTT-3.3.1-8] at no more than `granted` QoS.
-    pub fn matching(&self, filter: &TopicFilter, granted: crate::codec::QoS) -> Vec<Message> {
+    pub fn matching(&self, filter: &TopicFilter, granted: mqtt_codec::QoS) -> Vec<Message> {
         if !filter.has_wildcards() {
             return TopicName::new(filter.as_str())
                 .ok()

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Limits, Router};
-use crate::codec::{PacketId, QoS, Subscribe, SubscribeFilter};
 use crate::session::Message;
 use crate::stats::Stats;
-use crate::topic::{TopicFilter, TopicName};
+use mqtt_codec::topic::{TopicFilter, TopicName};
+use mqtt_codec::{PacketId, QoS, Subscribe, SubscribeFilter};
 
 /// A router with its own statistics, keeping at most `max_queued` messages
 /// waiting per client (0: no limit), QoS 0 not queued for offline sessions.

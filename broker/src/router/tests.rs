@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::test_support::{msg, router, subscribe};
 use super::*;
-use crate::codec::PacketId;
-use crate::topic::TopicFilter;
+use mqtt_codec::PacketId;
+use mqtt_codec::topic::TopicFilter;
 
 const WAIT: Duration = Duration::from_secs(5);
 

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::codec::{ConnectReturnCode, ProtocolLevel};
+use mqtt_codec::{ConnectReturnCode, ProtocolLevel};
 
 /// The client identifier a connection will use, or the refusal for it.
 ///

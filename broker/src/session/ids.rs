@@ -6,7 +6,7 @@
 //! [`SMALL_LIMIT`] entries it switches to a 65,536-bit map (8 KB), allocated
 //! only for sessions that really keep that many ids outstanding.
 
-use crate::codec::PacketId;
+use mqtt_codec::PacketId;
 
 /// How many ids the vector form holds before the set switches to a bitmap.
 const SMALL_LIMIT: usize = 32;

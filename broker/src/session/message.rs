@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 
-use crate::codec::{PacketId, Publish, QoS};
-use crate::topic::TopicName;
+use mqtt_codec::topic::TopicName;
+use mqtt_codec::{PacketId, Publish, QoS};
 
 /// An application message as the router moves it: topic, payload, QoS and the
 /// RETAIN flag. Cloning costs two reference counts and no allocation, so one

@@ -31,8 +31,8 @@ pub use keepalive::KeepAlive;
 pub use message::Message;
 pub use outgoing::{AckOutcome, InFlight, OutState, Outgoing};
 
-use crate::codec::{Packet, PacketId, PacketType, Publish, QoS, Subscribe, Unsubscribe};
-use crate::topic::TopicFilter;
+use mqtt_codec::topic::TopicFilter;
+use mqtt_codec::{Packet, PacketId, PacketType, Publish, QoS, Subscribe, Unsubscribe};
 
 /// The largest in-flight window: one id must stay free so that
 /// [`Outgoing::send`] always finds one.

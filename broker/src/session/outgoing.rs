@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use super::Message;
 use super::ids::IdSet;
-use crate::codec::{Packet, PacketId, QoS};
+use mqtt_codec::{Packet, PacketId, QoS};
 
 /// Where one outgoing QoS 1 or 2 message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

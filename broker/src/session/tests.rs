@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::*;
-use crate::codec::{ConnAck, Connect, ConnectReturnCode, SubscribeFilter};
-use crate::topic::TopicName;
+use mqtt_codec::topic::TopicName;
+use mqtt_codec::{ConnAck, Connect, ConnectReturnCode, SubscribeFilter};
 
 fn id(v: u16) -> PacketId {
     PacketId::new(v).expect("non-zero")

@@ -15,10 +15,10 @@ use bytes::{Buf, BufMut, Bytes};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::codec::{PacketId, QoS};
 use crate::router::ParkedSession;
 use crate::session::{InFlight, Message, OutState, Session};
-use crate::topic::{TopicFilter, TopicName};
+use mqtt_codec::topic::{TopicFilter, TopicName};
+use mqtt_codec::{PacketId, QoS};
 
 const VERSION: u8 = 2;
 

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use super::*;
-use crate::codec::QoS;
 use crate::router::test_support::{msg, router, subscribe};
 use crate::session::Session;
-use crate::topic::TopicFilter;
+use mqtt_codec::QoS;
+use mqtt_codec::topic::TopicFilter;
 
 #[tokio::test]
 async fn sessions_and_retained_survive_a_save_and_load() {

@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use broker::codec::{
+use bytes::{Bytes, BytesMut};
+use mqtt_codec::topic::{TopicFilter, TopicName};
+use mqtt_codec::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, Publish, QoS, SubAck,
     SubAckReturnCode, Subscribe, SubscribeFilter, decode_packet,
 };
-use broker::topic::{TopicFilter, TopicName};
-use bytes::{Bytes, BytesMut};
 use testsupport::{ReferenceBroker, ReferenceOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

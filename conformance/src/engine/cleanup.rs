@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use broker::codec::Packet;
-use broker::codec::raw::{RawConnect, RawPublish};
+use mqtt_codec::Packet;
+use mqtt_codec::raw::{RawConnect, RawPublish};
 use tokio::time::Instant;
 
 use super::Run;

@@ -1,8 +1,8 @@
 //! A client's connection: opening it (TCP or TLS), CONNECT, writing bytes,
 //! DISCONNECT and dropping it abruptly.
 
-use broker::codec::raw::{RawConnect, RawWill};
-use broker::codec::{Packet, PacketType};
+use mqtt_codec::raw::{RawConnect, RawWill};
+use mqtt_codec::{Packet, PacketType};
 use tokio::time::Instant;
 
 use super::matcher::bytes_of;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use broker::codec::Packet;
+use mqtt_codec::Packet;
 use tokio::time::Instant;
 
 use super::matcher::{check, describe};

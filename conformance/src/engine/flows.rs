@@ -2,7 +2,7 @@
 //! with `ack = true`: as a sender after its PUBLISH, and as a receiver after
 //! a PUBLISH arrived [MQTT-4.3.2-1], [MQTT-4.3.3-1].
 
-use broker::codec::PacketType;
+use mqtt_codec::PacketType;
 
 use super::Run;
 use super::requests::simple_packet;

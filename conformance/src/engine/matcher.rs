@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use broker::codec::{Packet, PacketType};
+use mqtt_codec::{Packet, PacketType};
 
 use crate::model::{BytesSpec, IdSpec, Matcher, QosSpec};
 use crate::script::Placeholders;

@@ -186,7 +186,7 @@ impl Run<'_> {
             let is_publish = matches!(
                 state.log.get(i).map(|a| &a.event),
                 Some(Event::Packet {
-                    packet: broker::codec::Packet::Publish(_),
+                    packet: mqtt_codec::Packet::Publish(_),
                     ..
                 })
             );

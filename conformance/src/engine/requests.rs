@@ -2,9 +2,9 @@
 //! packets, with the packet ids they carry, and the acknowledgement each may
 //! wait for.
 
-use broker::codec::raw::{RawPacket, RawPublish, RawSubscribe, RawUnsubscribe, RemainingLength};
-use broker::codec::{Packet, PacketType};
 use bytes::Bytes;
+use mqtt_codec::raw::{RawPacket, RawPublish, RawSubscribe, RawUnsubscribe, RemainingLength};
+use mqtt_codec::{Packet, PacketType};
 
 use super::grants::{Judgement, Requested, judge};
 use super::matcher::bytes_of;

@@ -1,7 +1,7 @@
 //! Running steps: the dispatch from each [`Action`] to the module that
 //! carries it out, `repeat`, and `one_of` with its restore-and-retry.
 
-use broker::codec::{Packet, PacketId};
+use mqtt_codec::{Packet, PacketId};
 
 use super::requests::PublishReq;
 use super::{Run, StepError};

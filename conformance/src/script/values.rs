@@ -1,7 +1,7 @@
 //! Values inside step fields: text with placeholders, hex bytes, and
 //! packet type names.
 
-use broker::codec::PacketType;
+use mqtt_codec::PacketType;
 
 use super::ScriptError;
 use super::template::check_template;

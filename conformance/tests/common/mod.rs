@@ -1,5 +1,5 @@
 //! Shared set-up for the conformance crate's integration tests: TLS files
-//! made with `broker::certs`, a mosquitto with plain and TLS listeners (one
+//! made with `credentials::certs`, a mosquitto with plain and TLS listeners (one
 //! variant requiring client certificates), and a run of the built-in suite
 //! judged against mosquitto's baseline.
 
@@ -7,14 +7,14 @@
 
 use std::path::{Path, PathBuf};
 
-use broker::certs::{CertificateAuthority, SubjectNames, Validity};
 use conformance::baseline::{Baseline, Evaluation};
 use conformance::suite::{RunOptions, RunReport, Suite};
 use conformance::target::{ClientIdentity, Credentials, Target};
+use credentials::certs::{CertificateAuthority, SubjectNames, Validity};
 use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls};
 
 /// A CA, a server certificate for `localhost` / 127.0.0.1 and a client
-/// certificate for mutual TLS, written to `dir` (made by `broker::certs`,
+/// certificate for mutual TLS, written to `dir` (made by `credentials::certs`,
 /// the code behind `toolkit certs`).
 pub struct TlsFiles {
     pub ca: PathBuf,

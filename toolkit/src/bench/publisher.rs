@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use broker::codec::{Packet, PacketId, QoS};
+use mqtt_codec::{Packet, PacketId, QoS};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 

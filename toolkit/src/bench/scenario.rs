@@ -14,9 +14,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use broker::codec::QoS;
-use broker::topic::TopicFilter;
 use hdrhistogram::Histogram;
+use mqtt_codec::QoS;
+use mqtt_codec::topic::TopicFilter;
 use tokio::sync::watch;
 
 use super::connect::{ConnectStats, open_all};
@@ -126,7 +126,7 @@ pub struct MessageRun {
 }
 
 struct Topology {
-    publishers: Vec<broker::topic::TopicName>,
+    publishers: Vec<mqtt_codec::topic::TopicName>,
     /// Per subscriber: filters, and the publishers it should hear.
     subscribers: Vec<(Vec<TopicFilter>, Vec<u32>)>,
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use broker::codec::{Packet, PacketId, QoS};
 use hdrhistogram::Histogram;
+use mqtt_codec::{Packet, PacketId, QoS};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 

@@ -2,7 +2,7 @@
 //! the filters subscribers use are derived from it.
 
 use anyhow::Context;
-use broker::topic::{TopicFilter, TopicName};
+use mqtt_codec::topic::{TopicFilter, TopicName};
 
 /// A topic with placeholders: `{run}` becomes the run id (so concurrent or
 /// earlier runs cannot mix), `{i}` the publisher's index.

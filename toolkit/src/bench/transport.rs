@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use broker::tls::{self, AcceptAnyServerCert};
+use credentials::tls::{self, ClientIdentity, ServerVerification};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -101,23 +101,13 @@ impl Target {
 }
 
 fn client_config(opts: &TlsOptions) -> anyhow::Result<rustls::ClientConfig> {
-    let provider = tls::provider();
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .context("choosing TLS versions")?;
-    let builder = match &opts.verify {
-        Verify::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(&provider))),
-        Verify::CaFile(path) => builder.with_root_certificates(tls::load_roots(path, "--cafile")?),
+    let verify = match &opts.verify {
+        Verify::Insecure => ServerVerification::Insecure,
+        Verify::CaFile(path) => ServerVerification::Roots(tls::load_roots(path, "--cafile")?),
     };
-    Ok(match &opts.client_auth {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => builder
-            .with_client_auth_cert(
-                tls::load_certs(cert, "--cert")?,
-                tls::load_key(key, "--key")?,
-            )
-            .context("--cert/--key: the key does not match the certificate")?,
-    })
+    let identity = match &opts.client_auth {
+        None => None,
+        Some((cert, key)) => Some(ClientIdentity::load(cert, key)?),
+    };
+    Ok(tls::client_config(verify, identity.as_ref())?)
 }

@@ -1,4 +1,4 @@
-//! A lean MQTT client on `broker::codec`: just what a load generator needs,
+//! A lean MQTT client on `mqtt_codec`: just what a load generator needs,
 //! built so the client costs far less per message than any broker does.
 //!
 //! - [`PacketReader`] reads big chunks and decodes every whole packet in them.
@@ -10,12 +10,12 @@
 
 use std::time::Duration;
 
-use broker::codec::{
+use bytes::BytesMut;
+use mqtt_codec::topic::{TopicFilter, TopicName};
+use mqtt_codec::{
     ConnectReturnCode, DecodeError, Packet, PacketId, Publish, QoS, SubAckReturnCode, Subscribe,
     SubscribeFilter, decode_packet,
 };
-use broker::topic::{TopicFilter, TopicName};
-use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::payload::{HEADER_LEN, Header};
@@ -184,13 +184,13 @@ pub async fn open(
 ) -> Result<Connection, ClientError> {
     let attempt = async {
         let (r, mut writer) = target.connect().await?;
-        let connect = Packet::Connect(broker::codec::Connect {
+        let connect = Packet::Connect(mqtt_codec::Connect {
             clean_session: true,
             keep_alive: id.keep_alive,
             client_id: id.client_id.clone(),
             username: id.username.clone(),
             password: id.password.clone().map(|p| p.into_bytes().into()),
-            ..broker::codec::Connect::default()
+            ..mqtt_codec::Connect::default()
         });
         let mut out = BytesMut::new();
         connect

@@ -1,9 +1,9 @@
 //! Writing a CA and server certificate, a self-signed server certificate, or
-//! a client certificate, through [`broker::certs`].
+//! a client certificate, through [`credentials::certs`].
 
 use std::path::{Path, PathBuf};
 
-use broker::certs::{
+use credentials::certs::{
     CertError, CertificateAuthority, Overwrite, PairPaths, PemPair, SubjectNames, Validity,
     self_signed_server, write_pairs,
 };

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use credentials::certs::{hex_colons, sha256_fingerprint};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
@@ -141,7 +141,7 @@ pub fn describe(cert: &X509Certificate<'_>, der: &[u8], now: OffsetDateTime) -> 
         key_algorithm,
         key_bits,
         signature_algorithm: oid_name(&cert.signature_algorithm.algorithm),
-        sha256_fingerprint: hex_colons(&Sha256::digest(der), true),
+        sha256_fingerprint: sha256_fingerprint(der),
         is_ca,
         path_len,
         key_usage: key_usage_of(cert),
@@ -258,20 +258,6 @@ fn oid_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
         .map_or_else(|_| oid.to_id_string(), str::to_owned)
 }
 
-fn hex_colons(bytes: &[u8], upper: bool) -> String {
-    bytes
-        .iter()
-        .map(|b| {
-            if upper {
-                format!("{b:02X}")
-            } else {
-                format!("{b:02x}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
@@ -281,7 +267,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 #[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use broker::certs::{CertificateAuthority, SubjectNames, Validity};
+    use credentials::certs::{CertificateAuthority, SubjectNames, Validity};
 
     #[test]
     fn reads_every_certificate_of_a_chain_and_skips_keys() {

@@ -1,7 +1,7 @@
 //! `toolkit certs`: make the certificates MQTT over TLS needs, and say what a
 //! certificate file holds.
 //!
-//! Generation is [`broker::certs`], the code the broker itself uses for its
+//! Generation is [`credentials::certs`], the code the broker itself uses for its
 //! first-run certificate; this module turns flags into calls and reports what
 //! was written. Inspection ([`inspect`], [`render`]) is the toolkit's own.
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use broker::topic::{TopicFilter, TopicName};
+use mqtt_codec::topic::{TopicFilter, TopicName};
 use rumqttc::QoS;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 

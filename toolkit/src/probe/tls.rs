@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use broker::tls::{self, AcceptAnyServerCert};
+use credentials::tls::{self, AcceptAnyServerCert, ClientIdentity, ServerVerification};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -90,25 +90,12 @@ pub fn client_config(
         Some(seen) => Arc::new(Recording { inner, seen }),
         None => inner,
     };
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| anyhow::anyhow!("rustls refused its own defaults: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let config = match &settings.client_auth {
-        None => builder.with_no_client_auth(),
-        Some((cert, key_path)) => {
-            let chain = tls::load_certs(cert, "--cert").map_err(pem_usage)?;
-            let key = tls::load_key(key_path, "--key").map_err(pem_usage)?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| {
-                usage(format!(
-                    "--cert {} and --key {} do not go together: {e}",
-                    cert.display(),
-                    key_path.display()
-                ))
-            })?
-        }
+    let identity = match &settings.client_auth {
+        None => None,
+        Some((cert, key)) => Some(ClientIdentity::load(cert, key).map_err(pem_usage)?),
     };
+    let config = tls::client_config(ServerVerification::Custom(verifier), identity.as_ref())
+        .map_err(|e| usage(e.to_string()))?;
     Ok(Arc::new(config))
 }
 

@@ -9,12 +9,12 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use broker::codec::{
+use bytes::{Bytes, BytesMut};
+use mqtt_codec::topic::{TopicFilter, TopicName};
+use mqtt_codec::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS,
     SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe, decode_packet, decode_slice,
 };
-use broker::topic::{TopicFilter, TopicName};
-use bytes::{Bytes, BytesMut};
 
 fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/golden")

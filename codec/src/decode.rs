@@ -375,7 +375,7 @@ fn decode_unsubscribe(r: &mut Reader) -> Result<Unsubscribe, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::PacketId;
+    use crate::PacketId;
 
     fn round_trip(p: Packet) {
         let bytes = p.to_bytes().expect("encodable");

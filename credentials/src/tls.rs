@@ -5,17 +5,18 @@
 //! They all need the same few things — the one crypto provider we ship
 //! (ring, so no C toolchain is needed for aws-lc), PEM certificates and keys
 //! read from user-given files with errors that name the file and what was
-//! wrong with it, a trust store from a CA file, and an `--insecure` verifier —
-//! and each got them subtly different when they were written three times.
-//! Callers wrap a [`PemError`] with their flag names and hints; the error
-//! itself already names the file and the problem.
+//! wrong with it, a trust store from a CA file, an `--insecure` verifier, and
+//! a client configuration from those — and each got them subtly different
+//! when they were written three times. [`client_config`] is the one client
+//! builder. Callers wrap a [`PemError`] with their flag names and hints; the
+//! error itself already names the file and the problem.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
@@ -142,6 +143,129 @@ pub fn load_roots(path: &Path, what: &'static str) -> Result<RootCertStore, PemE
     Ok(roots)
 }
 
+/// How a client judges the server's certificate.
+#[derive(Clone)]
+pub enum ServerVerification {
+    /// Against these trust anchors (a `--cafile`, or a system store the
+    /// caller loaded), with the host name checked against the certificate.
+    Roots(RootCertStore),
+    /// Not at all (`--insecure`): any certificate for any name. The
+    /// handshake signatures are still checked, so the session is encrypted.
+    Insecure,
+    /// A verifier of the caller's own (the probe records the chain it saw
+    /// before judging it).
+    Custom(Arc<dyn ServerCertVerifier>),
+}
+
+impl std::fmt::Debug for ServerVerification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Roots(roots) => write!(f, "Roots({} anchors)", roots.len()),
+            Self::Insecure => f.write_str("Insecure"),
+            Self::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// A client certificate chain and its private key, for a listener that
+/// requires clients to present one (mutual TLS).
+pub struct ClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a secret: never print it.
+        f.debug_struct("ClientIdentity")
+            .field("cert_path", &self.cert_path)
+            .field("chain_len", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clone for ClientIdentity {
+    fn clone(&self) -> Self {
+        Self {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            cert_path: self.cert_path.clone(),
+            key_path: self.key_path.clone(),
+        }
+    }
+}
+
+impl ClientIdentity {
+    /// Reads a PEM certificate chain (the client's certificate first) and its
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1), given as `--cert` and `--key`.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self, PemError> {
+        Ok(Self {
+            chain: load_certs(cert, "--cert")?,
+            key: load_key(key, "--key")?,
+            cert_path: cert.to_owned(),
+            key_path: key.to_owned(),
+        })
+    }
+}
+
+/// Why [`client_config`] could not build a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientConfigError {
+    /// The client key is not the one of the client certificate (or rustls
+    /// cannot use it).
+    #[error(
+        "--cert {} and --key {} do not go together: {reason}",
+        cert.display(),
+        key.display()
+    )]
+    IdentityMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        reason: String,
+    },
+    /// rustls refused the protocol versions of its own provider; a build
+    /// fault, not a user's.
+    #[error("TLS configuration: {0}")]
+    Tls(rustls::Error),
+}
+
+/// The one TLS client configuration builder of the workspace: the ring
+/// provider, rustls' safe default protocol versions (TLS 1.2 and 1.3), the
+/// server judged by `verify`, and `identity` presented when given.
+pub fn client_config(
+    verify: ServerVerification,
+    identity: Option<&ClientIdentity>,
+) -> Result<ClientConfig, ClientConfigError> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(ClientConfigError::Tls)?;
+    let builder = match verify {
+        ServerVerification::Roots(roots) => builder.with_root_certificates(roots),
+        ServerVerification::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(&provider))),
+        ServerVerification::Custom(verifier) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier),
+    };
+    match identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some(id) => builder
+            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+            .map_err(|e| ClientConfigError::IdentityMismatch {
+                cert: id.cert_path.clone(),
+                key: id.key_path.clone(),
+                reason: e.to_string(),
+            }),
+    }
+}
+
 /// `--insecure`: accepts any server certificate for any name, but still
 /// checks the handshake signatures, so the session is encrypted to whoever
 /// holds the key of the certificate the server showed.
@@ -206,12 +330,13 @@ mod tests {
     }
 
     fn ca() -> crate::certs::PemPair {
-        crate::certs::CertificateAuthority::generate(
-            "tls test CA",
-            crate::certs::Validity::days_from_now(1),
-        )
-        .unwrap()
-        .pem_pair()
+        ca_named("tls test CA")
+    }
+
+    fn ca_named(name: &str) -> crate::certs::PemPair {
+        crate::certs::CertificateAuthority::generate(name, crate::certs::Validity::days_from_now(1))
+            .unwrap()
+            .pem_pair()
     }
 
     #[test]
@@ -251,5 +376,25 @@ mod tests {
         );
         let err = load_certs(&junk, "--cafile").unwrap_err().to_string();
         assert!(err.contains("is not valid PEM"), "{err}");
+    }
+
+    #[test]
+    fn client_config_refuses_a_key_of_another_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca();
+        let other = ca_named("another CA");
+        let cert = write(dir.path(), "ca.pem", &ca.cert_pem);
+        let key = write(dir.path(), "other.key", &other.key_pem);
+        let identity = ClientIdentity::load(&cert, &key).unwrap();
+        let err = client_config(ServerVerification::Insecure, Some(&identity))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--cert ") && err.contains("ca.pem") && err.contains("other.key"),
+            "{err}"
+        );
+        let roots = load_roots(&cert, "--cafile").unwrap();
+        let matching = ClientIdentity::load(&cert, &write(dir.path(), "ca.key", &ca.key_pem));
+        assert!(client_config(ServerVerification::Roots(roots), Some(&matching.unwrap())).is_ok());
     }
 }

@@ -1,11 +1,11 @@
-//! Topic names, topic filters, matching (§4.7) and the subscription index.
+//! Topic names, topic filters and matching (§4.7).
 //!
 //! Plain data and functions: no sockets, no clocks. The codec uses [`TopicName`]
 //! and [`TopicFilter`] so that a decoded packet can only hold topics that obey
 //! the rules of §4.7. [`matches`](fn@matches) is the definition of §4.7
-//! matching for one filter and one topic; the router uses the
-//! [`SubscriptionIndex`], which finds the same answers among many filters
-//! without scanning them, to find subscribers.
+//! matching for one filter and one topic; the broker's subscription index
+//! finds the same answers among many filters without scanning them, and its
+//! tests check it against this function.
 
 /// The text-like trait impls shared by [`TopicName`] and [`TopicFilter`]:
 /// both are validated `Arc<str>` newtypes built by a `new` that returns
@@ -62,13 +62,11 @@ macro_rules! validated_text {
 
 mod error;
 mod filter;
-mod index;
 mod matching;
 mod name;
 
 pub use error::TopicError;
 pub use filter::TopicFilter;
-pub use index::SubscriptionIndex;
 pub use matching::matches;
 pub use name::TopicName;
 

@@ -20,13 +20,13 @@
 //! A typical use:
 //!
 //! ```no_run
-//! use broker::certs::{CertificateAuthority, Overwrite, PairPaths, SubjectNames, Validity};
-//! # fn main() -> Result<(), broker::certs::CertError> {
+//! use credentials::certs::{CertificateAuthority, Overwrite, PairPaths, SubjectNames, Validity};
+//! # fn main() -> Result<(), credentials::certs::CertError> {
 //! let validity = Validity::days_from_now(365);
 //! let ca = CertificateAuthority::generate("My local CA", validity)?;
 //! let server = ca.issue_server(&SubjectNames::localhost(), validity)?;
 //! let dir = std::path::Path::new("certs");
-//! broker::certs::write_pairs(
+//! credentials::certs::write_pairs(
 //!     &[
 //!         (ca.pem_pair(), PairPaths::in_dir(dir, "ca")),
 //!         (server, PairPaths::in_dir(dir, "mqtt_server")),
@@ -39,12 +39,14 @@
 mod authority;
 mod error;
 mod files;
+mod fingerprint;
 mod names;
 mod validity;
 
 pub use authority::{CertificateAuthority, self_signed_server};
 pub use error::CertError;
 pub use files::{Overwrite, PairPaths, write_pairs};
+pub use fingerprint::{hex_colons, sha256_fingerprint};
 pub use names::SubjectNames;
 pub use validity::Validity;
 

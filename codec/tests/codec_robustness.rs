@@ -7,13 +7,10 @@
 
 mod codec_common;
 
-use broker::codec::{
-    DecodeError, MqttCodec, Packet, decode_packet, decode_slice, parse_fixed_header,
-};
 use bytes::BytesMut;
 use codec_common::*;
+use mqtt_codec::{DecodeError, Packet, decode_packet, decode_slice, parse_fixed_header};
 use proptest::prelude::*;
-use tokio_util::codec::Decoder;
 
 /// Decodes `bytes` with every entry point and checks they agree. Every packet
 /// accepted must re-encode to exactly the bytes it was decoded from: the
@@ -165,7 +162,7 @@ proptest! {
     }
 
     /// A stream of packets split in two at every offset decodes to the same
-    /// packets as the whole stream, through `MqttCodec`; after the first part
+    /// packets as the whole stream, through `decode_packet`; after the first part
     /// exactly the packets it completes have come out.
     #[test]
     fn stream_split_at_every_point_decodes_the_same(
@@ -185,17 +182,16 @@ proptest! {
         prop_assert_eq!(error, None);
 
         for split in 0..=stream.len() {
-            let mut codec = MqttCodec::default();
             let mut buf = BytesMut::new();
             let mut out = Vec::new();
             buf.extend_from_slice(&stream[..split]);
-            while let Some(p) = codec.decode(&mut buf).unwrap() {
+            while let Some(p) = decode_packet(&mut buf, usize::MAX).unwrap() {
                 out.push(p);
             }
             let complete = ends.iter().filter(|&&end| end <= split).count();
             prop_assert_eq!(out.len(), complete, "after {} of {} bytes", split, stream.len());
             buf.extend_from_slice(&stream[split..]);
-            while let Some(p) = codec.decode(&mut buf).unwrap() {
+            while let Some(p) = decode_packet(&mut buf, usize::MAX).unwrap() {
                 out.push(p);
             }
             prop_assert_eq!(&out, &packets, "split at {}", split);
@@ -241,7 +237,6 @@ proptest! {
         chunks in prop::collection::vec(1usize..64, 1..200),
     ) {
         let stream = encode_all(&packets);
-        let mut codec = MqttCodec::new(1 << 16);
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         let mut at = 0;
@@ -250,7 +245,7 @@ proptest! {
             let n = (*sizes.next().unwrap()).min(stream.len() - at);
             buf.extend_from_slice(&stream[at..at + n]);
             at += n;
-            while let Some(p) = codec.decode(&mut buf).unwrap() {
+            while let Some(p) = decode_packet(&mut buf, 1 << 16).unwrap() {
                 out.push(p);
             }
         }
@@ -292,7 +287,7 @@ fn fixed_size_packets_announcing_more_are_refused_from_the_header() {
     assert_eq!(
         decode_packet(&mut buf, usize::MAX),
         Err(DecodeError::UnexpectedRemainingLength {
-            packet: broker::codec::PacketType::PingReq,
+            packet: mqtt_codec::PacketType::PingReq,
             length: 209_715_200,
             expected: 0
         })

@@ -1,7 +1,6 @@
 //! Whether one topic filter matches one topic name, by the rules of §4.7.
 //!
-//! This is the definition the [`SubscriptionIndex`](super::SubscriptionIndex)
-//! must agree with; the index only finds the same answers without looking at
+//! This is the definition the broker's subscription index must agree with; the index only finds the same answers without looking at
 //! every filter. Both work on levels split at `/`, comparing them as exact
 //! strings: case and Unicode form matter and nothing is normalised
 //! [MQTT-4.7.3-4].

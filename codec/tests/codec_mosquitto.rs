@@ -10,16 +10,15 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use broker::codec::raw::{RawConnect, RawPacket, RawPublish};
-use broker::codec::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, MqttCodec, Packet, PacketId, ProtocolLevel,
-    Publish, QoS, SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe,
+use bytes::{Bytes, BytesMut};
+use mqtt_codec::raw::{RawConnect, RawPacket, RawPublish};
+use mqtt_codec::topic::{TopicFilter, TopicName};
+use mqtt_codec::{
+    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS,
+    SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe, decode_packet,
     parse_fixed_header,
 };
-use broker::topic::{TopicFilter, TopicName};
-use bytes::{Bytes, BytesMut};
 use testsupport::{Mosquitto, MosquittoOptions};
-use tokio_util::codec::Decoder;
 
 /// The longest any single wait may take.
 const WAIT: Duration = Duration::from_secs(10);
@@ -28,7 +27,6 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Client {
     name: &'static str,
     stream: TcpStream,
-    codec: MqttCodec,
     buf: BytesMut,
 }
 
@@ -39,7 +37,6 @@ impl Client {
         Self {
             name,
             stream,
-            codec: MqttCodec::default(),
             buf: BytesMut::new(),
         }
     }
@@ -85,7 +82,7 @@ impl Client {
                 .unwrap()
                 .filter(|h| self.buf.len() >= h.packet_len())
                 .map(|h| Bytes::copy_from_slice(&self.buf[..h.packet_len()]));
-            if let Some(packet) = self.codec.decode(&mut self.buf).unwrap() {
+            if let Some(packet) = decode_packet(&mut self.buf, usize::MAX).unwrap() {
                 let wire = wire.unwrap();
                 assert_eq!(
                     packet.to_bytes().unwrap(),
@@ -448,7 +445,7 @@ fn mosquitto_refuses_what_our_decoder_refuses() {
     ];
     for (name, raw) in malformed {
         assert!(
-            broker::codec::decode_slice(&raw.to_bytes()).is_err(),
+            mqtt_codec::decode_slice(&raw.to_bytes()).is_err(),
             "our decoder accepts {name}"
         );
         let mut c = Client::connect(&broker, name);

@@ -1,4 +1,4 @@
-//! `broker::topic::matches` against a reference written independently from
+//! `mqtt_codec::topic::matches` against a reference written independently from
 //! §4.7: instead of walking a filter against a topic, the reference builds
 //! every filter that matches a topic and asks whether the filter is among
 //! them.
@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use broker::topic::{TopicFilter, TopicName, matches};
+use mqtt_codec::topic::{TopicFilter, TopicName, matches};
 use proptest::prelude::*;
 
 /// Every filter text that matches `topic` under §4.7, enumerated:

@@ -21,7 +21,7 @@ use std::hash::Hash;
 
 use smallvec::SmallVec;
 
-use super::{TopicFilter, TopicName};
+use mqtt_codec::topic::{TopicFilter, TopicName};
 
 /// The subscribers of one filter: client key to granted level.
 type Subscribers<K, V> = HashMap<K, V>;

@@ -6,12 +6,12 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use broker::codec::{
+use bytes::Bytes;
+use mqtt_codec::topic::{TopicFilter, TopicName};
+use mqtt_codec::{
     ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS,
     SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
-use broker::topic::{TopicFilter, TopicName};
-use bytes::Bytes;
 use proptest::prelude::*;
 
 /// Cases for every property test, set in code so an environment variable

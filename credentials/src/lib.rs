@@ -1,0 +1,16 @@
+//! Credentials, built once for the whole workspace: PEM certificates and
+//! keys, the rustls client and server pieces, certificate making, and
+//! mosquitto password files.
+//!
+//! The broker (its listeners, its first-run certificate, its password check)
+//! and the toolkit (`certs`, `passwd`, and the TLS clients of `probe`,
+//! `bench` and the conformance harness) all use these; none of it knows MQTT.
+//!
+//! - [`tls`]: the crypto provider, PEM loading with errors that name the
+//!   file, the `--insecure` verifier and the one client configuration builder.
+//! - [`certs`]: a local CA, server and client certificates, self-signed ones.
+//! - [`password`]: mosquitto's `$7$`/`$6$` password file format.
+
+pub mod certs;
+pub mod password;
+pub mod tls;
