@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::router::Router;
-use crate::session::Message;
 use crate::stats::Stats;
+use mqtt_codec::Message;
 use mqtt_codec::QoS;
 use mqtt_codec::topic::TopicName;
 

@@ -51,14 +51,14 @@ async fn sessions_queued_messages_and_retained_survive_a_restart() {
     assert!(ack.session_present, "the session came back from disk");
     let p = sub.recv_publish().await;
     assert_eq!(
-        (p.topic.as_str(), &p.payload[..], p.qos),
+        (p.topic().as_str(), &p.payload()[..], p.qos()),
         ("d/1", &b"while away"[..], QoS::AtLeastOnce)
     );
-    sub.send(&Packet::PubAck(p.packet_id.unwrap())).await;
+    sub.send(&Packet::PubAck(p.packet_id().unwrap())).await;
 
     let mut other = RawClient::connected(b.addr(), "o").await;
     other.subscribe(&[("r", QoS::AtMostOnce)], 1).await;
     let r = other.recv_publish().await;
-    assert!(r.retain);
-    assert_eq!(&r.payload[..], b"retained");
+    assert!(r.retain());
+    assert_eq!(&r.payload()[..], b"retained");
 }

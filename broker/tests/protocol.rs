@@ -25,7 +25,7 @@ async fn qos0_1_2_publish_reach_a_subscriber_at_min_qos() {
         .await;
     let p = sub.recv_publish().await;
     assert_eq!(
-        (p.topic.as_str(), p.qos, &p.payload[..]),
+        (p.topic().as_str(), p.qos(), &p.payload()[..]),
         ("t/0", QoS::AtMostOnce, &b"zero"[..])
     );
 
@@ -34,8 +34,8 @@ async fn qos0_1_2_publish_reach_a_subscriber_at_min_qos() {
         .await;
     assert_eq!(publisher.recv().await, Packet::PubAck(pid(7)));
     let p = sub.recv_publish().await;
-    assert_eq!(p.qos, QoS::AtLeastOnce);
-    let id = p.packet_id.expect("QoS 1 carries an id");
+    assert_eq!(p.qos(), QoS::AtLeastOnce);
+    let id = p.packet_id().expect("QoS 1 carries an id");
     sub.send(&Packet::PubAck(id)).await;
 
     // Published at QoS 2, granted QoS 1: delivered at QoS 1 [MQTT-3.8.4-6].
@@ -46,7 +46,7 @@ async fn qos0_1_2_publish_reach_a_subscriber_at_min_qos() {
     publisher.send(&Packet::PubRel(pid(8))).await;
     assert_eq!(publisher.recv().await, Packet::PubComp(pid(8)));
     let p = sub.recv_publish().await;
-    assert_eq!((p.qos, &p.payload[..]), (QoS::AtLeastOnce, &b"two"[..]));
+    assert_eq!((p.qos(), &p.payload()[..]), (QoS::AtLeastOnce, &b"two"[..]));
 }
 
 #[tokio::test]
@@ -70,8 +70,8 @@ async fn qos2_delivery_to_subscriber_runs_the_four_steps_exactly_once() {
     assert_eq!(publisher.recv().await, Packet::PubComp(pid(3)));
 
     let p = sub.recv_publish().await;
-    assert_eq!(p.qos, QoS::ExactlyOnce);
-    let id = p.packet_id.expect("id");
+    assert_eq!(p.qos(), QoS::ExactlyOnce);
+    let id = p.packet_id().expect("id");
     sub.send(&Packet::PubRec(id)).await;
     assert_eq!(sub.recv().await, Packet::PubRel(id));
     sub.send(&Packet::PubComp(id)).await;
@@ -119,7 +119,7 @@ async fn second_connect_closes_and_fires_the_will() {
     c.expect_closed().await;
     let p = watcher.recv_publish().await;
     assert_eq!(
-        (p.topic.as_str(), &p.payload[..]),
+        (p.topic().as_str(), &p.payload()[..]),
         ("wills/twice", &b"gone"[..])
     );
 }
@@ -142,7 +142,7 @@ async fn will_is_not_sent_after_disconnect_but_is_after_socket_close() {
     drop(c);
     let p = watcher.recv_publish().await;
     assert_eq!(
-        p.topic.as_str(),
+        p.topic().as_str(),
         "wills/rude",
         "the polite will must not fire"
     );
@@ -160,7 +160,7 @@ async fn keep_alive_expiry_closes_and_fires_the_will() {
     // Silent for 1.5 s: the broker gives up [MQTT-3.1.2-24].
     assert_eq!(c.try_recv().await, None);
     let p = watcher.recv_publish().await;
-    assert_eq!(p.topic.as_str(), "wills/sleepy");
+    assert_eq!(p.topic().as_str(), "wills/sleepy");
 }
 
 #[tokio::test]
@@ -176,7 +176,7 @@ async fn takeover_closes_the_old_connection_and_fires_its_will() {
     assert_eq!(ack.code, ConnectReturnCode::Accepted);
     assert!(ack.session_present, "the persistent session carries over");
     assert_eq!(old.try_recv().await, None);
-    assert_eq!(watcher.recv_publish().await.topic.as_str(), "wills/same");
+    assert_eq!(watcher.recv_publish().await.topic().as_str(), "wills/same");
 }
 
 #[tokio::test]
@@ -203,17 +203,20 @@ async fn retained_messages_stored_replaced_cleared() {
     sub.subscribe(&[("r/+", QoS::AtLeastOnce)], 1).await;
     let p = sub.recv_publish().await;
     assert!(
-        p.retain,
+        p.retain(),
         "sent because of a new subscription: RETAIN=1 [MQTT-3.3.1-8]"
     );
-    assert_eq!((p.topic.as_str(), &p.payload[..]), ("r/a", &b"second"[..]));
+    assert_eq!(
+        (p.topic().as_str(), &p.payload()[..]),
+        ("r/a", &b"second"[..])
+    );
     sub.expect_silence(Duration::from_millis(300)).await;
 
     publisher
         .send(&publish("r/a", QoS::AtMostOnce, None, "live", true))
         .await;
     let p = sub.recv_publish().await;
-    assert!(!p.retain, "live forward: RETAIN=0 [MQTT-3.3.1-9]");
+    assert!(!p.retain(), "live forward: RETAIN=0 [MQTT-3.3.1-9]");
 }
 
 #[tokio::test]
@@ -229,7 +232,7 @@ async fn sys_is_not_publishable_and_wildcards_skip_dollar_topics() {
     sys.subscribe(&[("$SYS/broker/version", QoS::AtMostOnce)], 1)
         .await;
     let p = sys.recv_publish().await;
-    assert!(String::from_utf8_lossy(&p.payload).contains("broker"));
+    assert!(String::from_utf8_lossy(p.payload()).contains("broker"));
 
     let mut c = RawClient::connected(b.addr(), "faker").await;
     c.send(&publish(
@@ -259,7 +262,7 @@ async fn malformed_packet_closes_only_that_connection() {
     publisher
         .send(&publish("t", QoS::AtMostOnce, None, "still here", false))
         .await;
-    assert_eq!(&good.recv_publish().await.payload[..], b"still here");
+    assert_eq!(&good.recv_publish().await.payload()[..], b"still here");
 }
 
 #[tokio::test]
@@ -297,11 +300,11 @@ async fn persistent_session_redelivers_in_order_with_dup() {
     for _ in 0..4 {
         again.push(sub.recv_publish().await);
     }
-    let payloads: Vec<&[u8]> = again.iter().map(|p| &p.payload[..]).collect();
+    let payloads: Vec<&[u8]> = again.iter().map(|p| &p.payload()[..]).collect();
     assert_eq!(payloads, vec![&b"a"[..], b"b", b"c", b"d"]);
     for (old, new) in first.iter().zip(&again) {
         assert!(new.dup, "redelivery sets DUP");
-        assert_eq!(old.packet_id, new.packet_id);
+        assert_eq!(old.packet_id(), new.packet_id());
     }
     assert!(!again[3].dup, "queued while away: first delivery");
 }
@@ -321,10 +324,10 @@ async fn inflight_window_queues_past_it() {
     let a = sub.recv_publish().await;
     let b2 = sub.recv_publish().await;
     sub.expect_silence(Duration::from_millis(300)).await;
-    assert_ne!(a.packet_id, b2.packet_id);
-    sub.send(&Packet::PubAck(a.packet_id.expect("id"))).await;
+    assert_ne!(a.packet_id(), b2.packet_id());
+    sub.send(&Packet::PubAck(a.packet_id().expect("id"))).await;
     let c = sub.recv_publish().await;
-    assert!(c.packet_id != b2.packet_id);
+    assert!(c.packet_id() != b2.packet_id());
     sub.expect_silence(Duration::from_millis(300)).await;
 }
 

@@ -86,8 +86,8 @@ impl SysWatcher {
             );
             let p = self.client.recv_publish().await;
             self.values.insert(
-                p.topic.as_str().to_owned(),
-                String::from_utf8_lossy(&p.payload).into_owned(),
+                p.topic().as_str().to_owned(),
+                String::from_utf8_lossy(p.payload()).into_owned(),
             );
         }
     }

@@ -280,7 +280,7 @@ async fn tls_subscriber_gets_plain_publisher_messages() {
         .await;
     let got = tokio::time::timeout(WAIT, next()).await.expect("in time");
     match got {
-        Packet::Publish(p) => assert_eq!(&p.payload[..], b"across"),
+        Packet::Publish(p) => assert_eq!(&p.payload()[..], b"across"),
         other => panic!("expected PUBLISH, got {other:?}"),
     }
 }

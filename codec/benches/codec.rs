@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, Publish, QoS, SubAck,
+    ConnAck, Connect, ConnectReturnCode, Message, Packet, PacketId, Publish, QoS, SubAck,
     SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe, decode_packet,
 };
 
@@ -40,7 +40,7 @@ fn publish_64(qos: QoS, n: u16) -> Packet {
     let topic = topic("site/building-7/floor-3/room-12/temperature");
     Packet::Publish(match qos {
         QoS::AtMostOnce => Publish::at_most_once(topic, payload),
-        _ => Publish::new(topic, qos, id(n), payload),
+        _ => Publish::at_qos(topic, qos, id(n), payload),
     })
 }
 
@@ -64,9 +64,9 @@ fn mixed_packets() -> Vec<Packet> {
         client_id: "bench-client-0001".into(),
         keep_alive: 30,
         clean_session: false,
-        will: Some(LastWill {
+        will: Some(Message {
             topic: topic("clients/bench-client-0001/status"),
-            message: Bytes::from_static(b"offline"),
+            payload: Bytes::from_static(b"offline"),
             qos: QoS::AtLeastOnce,
             retain: true,
         }),

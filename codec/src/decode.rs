@@ -9,8 +9,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::error::DecodeError;
 use super::packet::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketType, ProtocolLevel, Publish, QoS,
-    SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe,
+    ConnAck, Connect, ConnectReturnCode, Delivery, Message, Packet, PacketType, ProtocolLevel,
+    Publish, QoS, SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
 use super::reader::Reader;
 use crate::topic::{TopicFilter, TopicName};
@@ -241,10 +241,10 @@ fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
     let client_id = r.string("client identifier")?;
     let will = if has_will {
         let topic = r.string_with("will topic", |s| topic_name(PacketType::Connect, s))?;
-        let message = r.binary("will message")?;
-        Some(LastWill {
+        let payload = r.binary("will message")?;
+        Some(Message {
             topic,
-            message,
+            payload,
             qos: will_qos,
             retain: will_retain,
         })
@@ -306,19 +306,18 @@ fn decode_publish(flags: u8, r: &mut Reader) -> Result<Publish, DecodeError> {
     // QoS 3 was refused with the fixed header.
     let qos = QoS::from_bits((flags >> 1) & 0b11).ok_or(DecodeError::PublishQoS3)?;
     let topic = r.string_with("topic name", |s| topic_name(PacketType::Publish, s))?;
-    let packet_id = if qos == QoS::AtMostOnce {
-        None
-    } else {
-        Some(r.packet_id()?)
+    let delivery = match qos {
+        QoS::AtMostOnce => Delivery::AtMostOnce,
+        QoS::AtLeastOnce => Delivery::AtLeastOnce(r.packet_id()?),
+        QoS::ExactlyOnce => Delivery::ExactlyOnce(r.packet_id()?),
     };
-    Ok(Publish {
-        dup: flags & 0b1000 != 0,
+    let message = Message {
+        topic,
+        payload: r.rest(),
         qos,
         retain: flags & 0b0001 != 0,
-        topic,
-        packet_id,
-        payload: r.rest(),
-    })
+    };
+    Ok(Publish::new(delivery, message).with_dup(flags & 0b1000 != 0))
 }
 
 fn decode_subscribe(r: &mut Reader) -> Result<Subscribe, DecodeError> {
@@ -394,9 +393,9 @@ mod tests {
             client_id: "c1".into(),
             keep_alive: 30,
             clean_session: true,
-            will: Some(LastWill {
+            will: Some(Message {
                 topic: TopicName::new("w/t").expect("valid"),
-                message: Bytes::from_static(b"gone"),
+                payload: Bytes::from_static(b"gone"),
                 qos: QoS::AtLeastOnce,
                 retain: true,
             }),
@@ -405,10 +404,12 @@ mod tests {
             ..Connect::default()
         }));
         round_trip(Packet::Publish(Publish::new(
-            TopicName::new("a/b").expect("valid"),
-            QoS::ExactlyOnce,
-            pid,
-            &b"hello"[..],
+            Delivery::ExactlyOnce(pid),
+            Message::new(
+                TopicName::new("a/b").expect("valid"),
+                &b"hello"[..],
+                QoS::ExactlyOnce,
+            ),
         )));
         round_trip(Packet::Subscribe(Subscribe {
             packet_id: pid,

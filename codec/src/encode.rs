@@ -6,7 +6,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::MAX_REMAINING_LENGTH;
-use super::packet::{Connect, Packet, PacketType, Publish, QoS};
+use super::packet::{Connect, Packet, PacketType, Publish};
 
 /// Why a typed packet cannot be written.
 ///
@@ -32,15 +32,6 @@ pub enum EncodeError {
         /// The body length.
         len: usize,
     },
-    /// A QoS 1 or 2 PUBLISH without a packet identifier.
-    #[error("PUBLISH at QoS {qos} has no packet identifier [MQTT-2.3.1-1]")]
-    MissingPacketId {
-        /// The PUBLISH's QoS.
-        qos: QoS,
-    },
-    /// A QoS 0 PUBLISH with a packet identifier.
-    #[error("QoS 0 PUBLISH must not carry a packet identifier [MQTT-2.3.1-5]")]
-    UnexpectedPacketId,
     /// A QoS 0 PUBLISH with DUP set.
     #[error("QoS 0 PUBLISH must not have DUP set [MQTT-3.3.1-2]")]
     DupAtQoS0,
@@ -124,14 +115,14 @@ impl Packet {
             Packet::Connect(c) => connect_body_len(c)?,
             Packet::ConnAck(_) => 2,
             Packet::Publish(p) => {
-                let id = match (p.qos, p.packet_id) {
-                    (QoS::AtMostOnce, None) if p.dup => return Err(EncodeError::DupAtQoS0),
-                    (QoS::AtMostOnce, None) => 0,
-                    (QoS::AtMostOnce, Some(_)) => return Err(EncodeError::UnexpectedPacketId),
-                    (qos, None) => return Err(EncodeError::MissingPacketId { qos }),
-                    (_, Some(_)) => 2,
+                // The packet id is there exactly when the QoS needs it: the
+                // Delivery type allows nothing else.
+                let id = match p.packet_id() {
+                    None if p.dup => return Err(EncodeError::DupAtQoS0),
+                    None => 0,
+                    Some(_) => 2,
                 };
-                field_len("topic name", p.topic.as_str().len())? + id + p.payload.len()
+                field_len("topic name", p.topic().as_str().len())? + id + p.payload().len()
             }
             Packet::PubAck(_)
             | Packet::PubRec(_)
@@ -213,11 +204,11 @@ impl Packet {
                 dst.put_u8(c.code.as_u8());
             }
             Packet::Publish(p) => {
-                put_field(dst, p.topic.as_str().as_bytes());
-                if let Some(id) = p.packet_id {
+                put_field(dst, p.topic().as_str().as_bytes());
+                if let Some(id) = p.packet_id() {
                     dst.put_u16(id.get());
                 }
-                dst.put_slice(&p.payload);
+                dst.put_slice(p.payload());
             }
             Packet::PubAck(id)
             | Packet::PubRec(id)
@@ -250,7 +241,7 @@ impl Packet {
 
 /// The PUBLISH fixed-header flags: DUP, QoS, RETAIN (§3.3.1).
 pub(crate) fn publish_flags(p: &Publish) -> u8 {
-    (u8::from(p.dup) << 3) | (p.qos.as_u8() << 1) | u8::from(p.retain)
+    (u8::from(p.dup) << 3) | (p.qos().as_u8() << 1) | u8::from(p.retain())
 }
 
 /// The CONNECT flags byte implied by the fields (§3.1.2.3).
@@ -282,7 +273,7 @@ fn connect_body_len(c: &Connect) -> Result<usize, EncodeError> {
     len += string_len("client identifier", &c.client_id)?;
     if let Some(will) = &c.will {
         len += field_len("will topic", will.topic.as_str().len())?;
-        len += field_len("will message", will.message.len())?;
+        len += field_len("will message", will.payload.len())?;
     }
     if let Some(u) = &c.username {
         len += string_len("user name", u)?;
@@ -301,7 +292,7 @@ fn encode_connect_body(c: &Connect, dst: &mut BytesMut) {
     put_field(dst, c.client_id.as_bytes());
     if let Some(will) = &c.will {
         put_field(dst, will.topic.as_str().as_bytes());
-        put_field(dst, &will.message);
+        put_field(dst, &will.payload);
     }
     if let Some(u) = &c.username {
         put_field(dst, u.as_bytes());

@@ -29,8 +29,8 @@ pub use decode::{FixedHeader, decode_packet, decode_slice, parse_fixed_header};
 pub use encode::{EncodeError, write_remaining_length};
 pub use error::DecodeError;
 pub use packet::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, PacketType, ProtocolLevel,
-    Publish, QoS, SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe,
+    ConnAck, Connect, ConnectReturnCode, Delivery, Message, Packet, PacketId, PacketType,
+    ProtocolLevel, Publish, QoS, SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
 
 /// The largest Remaining Length four bytes can encode (256 MB − 1, §2.2.3).

@@ -2,8 +2,10 @@
 //!
 //! A decoded packet always obeys the rules the decoder checks: topics are valid
 //! [`TopicName`]s and [`TopicFilter`]s, packet ids are non-zero, QoS is 0–2.
-//! Building one by hand can still produce an inconsistent PUBLISH (QoS > 0 with
-//! no packet id); the encoder refuses that with an [`EncodeError`](super::EncodeError).
+//! A PUBLISH holds its packet id inside its [`Delivery`], so one at QoS 1 or 2
+//! without an id, or at QoS 0 with one, cannot be built by hand either. What
+//! typed values can still get wrong (DUP at QoS 0, an over-long field) the
+//! encoder refuses with an [`EncodeError`](super::EncodeError).
 
 use std::fmt;
 use std::num::NonZeroU16;
@@ -226,18 +228,90 @@ impl ProtocolLevel {
     }
 }
 
-/// A Last Will: published by the server when the connection ends without a
-/// DISCONNECT [MQTT-3.1.2-8].
+/// An application message: a topic, a payload, the QoS it travels at and
+/// the RETAIN flag. A PUBLISH carries one ([`Publish::message`]), a CONNECT's
+/// will is one [MQTT-3.1.2-8], and the broker routes and stores them.
+/// Cloning costs two reference counts and no allocation, so one message can
+/// reach many subscribers without copying its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastWill {
-    /// Where the will is published.
+pub struct Message {
+    /// Where it is published; never holds wildcards [MQTT-3.3.2-2].
     pub topic: TopicName,
-    /// The will's payload (may be empty).
-    pub message: Bytes,
-    /// QoS the will is published with.
+    /// Any bytes, possibly none.
+    pub payload: Bytes,
+    /// The QoS it travels at (on delivery: the minimum of the published QoS
+    /// and the subscription's granted QoS [MQTT-3.8.4-6]).
     pub qos: QoS,
-    /// Whether the will is published as a retained message.
+    /// The RETAIN flag.
     pub retain: bool,
+}
+
+impl Message {
+    /// A message on `topic` at `qos`, RETAIN clear.
+    pub fn new(topic: TopicName, payload: impl Into<Bytes>, qos: QoS) -> Self {
+        Self {
+            topic,
+            payload: payload.into(),
+            qos,
+            retain: false,
+        }
+    }
+
+    /// A copy at `qos` and with `retain`, for one subscriber.
+    pub fn for_delivery(&self, qos: QoS, retain: bool) -> Self {
+        Self {
+            topic: self.topic.clone(),
+            payload: self.payload.clone(),
+            qos,
+            retain,
+        }
+    }
+
+    /// The size of topic and payload, for byte counters and memory limits.
+    pub fn size(&self) -> usize {
+        self.topic.as_str().len() + self.payload.len()
+    }
+}
+
+/// How one PUBLISH is delivered: its QoS, with the packet identifier that
+/// QoS 1 and 2 need and QoS 0 must not have [MQTT-2.3.1-1] [MQTT-2.3.1-5].
+/// A PUBLISH at QoS 1 without an id cannot be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// QoS 0: no id, no acknowledgement.
+    AtMostOnce,
+    /// QoS 1: acknowledged by a PUBACK carrying this id.
+    AtLeastOnce(PacketId),
+    /// QoS 2: the four-step exchange under this id.
+    ExactlyOnce(PacketId),
+}
+
+impl Delivery {
+    /// The delivery at `qos` under `packet_id` (which QoS 0 leaves out).
+    pub fn new(qos: QoS, packet_id: PacketId) -> Self {
+        match qos {
+            QoS::AtMostOnce => Self::AtMostOnce,
+            QoS::AtLeastOnce => Self::AtLeastOnce(packet_id),
+            QoS::ExactlyOnce => Self::ExactlyOnce(packet_id),
+        }
+    }
+
+    /// The QoS.
+    pub fn qos(self) -> QoS {
+        match self {
+            Self::AtMostOnce => QoS::AtMostOnce,
+            Self::AtLeastOnce(_) => QoS::AtLeastOnce,
+            Self::ExactlyOnce(_) => QoS::ExactlyOnce,
+        }
+    }
+
+    /// The packet identifier; `None` at QoS 0.
+    pub fn packet_id(self) -> Option<PacketId> {
+        match self {
+            Self::AtMostOnce => None,
+            Self::AtLeastOnce(id) | Self::ExactlyOnce(id) => Some(id),
+        }
+    }
 }
 
 /// CONNECT (§3.1).
@@ -252,8 +326,9 @@ pub struct Connect {
     /// Client identifier; may be empty, in which case the server assigns one
     /// or refuses with 0x02 [MQTT-3.1.3-6] [MQTT-3.1.3-8].
     pub client_id: String,
-    /// Last Will, if the Will flag is set.
-    pub will: Option<LastWill>,
+    /// The will message, if the Will flag is set: its topic, payload, QoS
+    /// and RETAIN flag [MQTT-3.1.2-8].
+    pub will: Option<Message>,
     /// User name, if the User Name flag is set.
     pub username: Option<String>,
     /// Password, if the Password flag is set (binary data, not a string).
@@ -327,47 +402,102 @@ pub struct ConnAck {
     pub code: ConnectReturnCode,
 }
 
-/// PUBLISH (§3.3).
+/// PUBLISH (§3.3): a [`Message`] and how it is delivered.
+///
+/// The QoS lives in the [`Delivery`], which holds the packet id exactly when
+/// the QoS needs one; the message's own `qos` is kept equal to it by every
+/// constructor, which is why the fields are private.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publish {
     /// DUP flag: this may be a re-delivery [MQTT-3.3.1-1].
     pub dup: bool,
-    /// Quality of service.
-    pub qos: QoS,
-    /// RETAIN flag.
-    pub retain: bool,
-    /// The topic name, never holding wildcards [MQTT-3.3.2-2].
-    pub topic: TopicName,
-    /// Packet identifier: present exactly when `qos` is above 0 [MQTT-2.3.1-5].
-    pub packet_id: Option<PacketId>,
-    /// Application message; any bytes, possibly none.
-    pub payload: Bytes,
+    delivery: Delivery,
+    message: Message,
 }
 
 impl Publish {
-    /// A QoS 0 message with DUP and RETAIN clear.
-    pub fn at_most_once(topic: TopicName, payload: impl Into<Bytes>) -> Self {
+    /// `message` delivered as `delivery` (whose QoS it takes), DUP clear.
+    pub fn new(delivery: Delivery, mut message: Message) -> Self {
+        message.qos = delivery.qos();
         Self {
             dup: false,
-            qos: QoS::AtMostOnce,
-            retain: false,
-            topic,
-            packet_id: None,
-            payload: payload.into(),
+            delivery,
+            message,
         }
     }
 
-    /// A QoS 1 or 2 message (or QoS 0 when `qos` is 0, in which case the id is
-    /// dropped) with DUP and RETAIN clear.
-    pub fn new(topic: TopicName, qos: QoS, packet_id: PacketId, payload: impl Into<Bytes>) -> Self {
-        Self {
-            dup: false,
-            qos,
-            retain: false,
-            topic,
-            packet_id: (qos != QoS::AtMostOnce).then_some(packet_id),
-            payload: payload.into(),
-        }
+    /// A QoS 0 message with DUP and RETAIN clear.
+    pub fn at_most_once(topic: TopicName, payload: impl Into<Bytes>) -> Self {
+        Self::new(
+            Delivery::AtMostOnce,
+            Message::new(topic, payload, QoS::AtMostOnce),
+        )
+    }
+
+    /// `payload` on `topic` at `qos` under `packet_id` (which QoS 0 leaves
+    /// out), DUP and RETAIN clear.
+    pub fn at_qos(
+        topic: TopicName,
+        qos: QoS,
+        packet_id: PacketId,
+        payload: impl Into<Bytes>,
+    ) -> Self {
+        Self::new(
+            Delivery::new(qos, packet_id),
+            Message::new(topic, payload, qos),
+        )
+    }
+
+    /// The same with the DUP flag set to `dup`.
+    pub fn with_dup(mut self, dup: bool) -> Self {
+        self.dup = dup;
+        self
+    }
+
+    /// The same with the RETAIN flag set to `retain`.
+    pub fn with_retain(mut self, retain: bool) -> Self {
+        self.message.retain = retain;
+        self
+    }
+
+    /// How it is delivered.
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    /// Its QoS.
+    pub fn qos(&self) -> QoS {
+        self.delivery.qos()
+    }
+
+    /// Its packet identifier; `None` at QoS 0.
+    pub fn packet_id(&self) -> Option<PacketId> {
+        self.delivery.packet_id()
+    }
+
+    /// The application message it carries (its `qos` is this PUBLISH's).
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The application message, taken out.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+
+    /// The topic name.
+    pub fn topic(&self) -> &TopicName {
+        &self.message.topic
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &Bytes {
+        &self.message.payload
+    }
+
+    /// The RETAIN flag.
+    pub fn retain(&self) -> bool {
+        self.message.retain
     }
 }
 

@@ -226,7 +226,7 @@ impl RawConnect {
             client_id: Some(connect.client_id.as_bytes().to_vec()),
             will: connect.will.as_ref().map(|w| RawWill {
                 topic: w.topic.as_str().as_bytes().to_vec(),
-                message: w.message.to_vec(),
+                message: w.payload.to_vec(),
                 qos: w.qos.as_u8(),
                 retain: w.retain,
             }),
@@ -297,9 +297,9 @@ impl RawPublish {
     pub fn from_publish(publish: &Publish) -> Self {
         Self {
             flags: publish_flags(publish),
-            topic: publish.topic.as_str().as_bytes().to_vec(),
-            packet_id: publish.packet_id.map(|id| id.get()),
-            payload: publish.payload.to_vec(),
+            topic: publish.topic().as_str().as_bytes().to_vec(),
+            packet_id: publish.packet_id().map(|id| id.get()),
+            payload: publish.payload().to_vec(),
         }
     }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use bytes::{Bytes, BytesMut};
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS,
+    ConnAck, Connect, ConnectReturnCode, Message, Packet, PacketId, ProtocolLevel, Publish, QoS,
     SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe, decode_packet, decode_slice,
 };
 
@@ -66,9 +66,9 @@ fn golden_packets() -> Vec<(&'static str, Packet)> {
                 clean_session: true,
                 keep_alive: 60,
                 client_id: "golden-client".into(),
-                will: Some(LastWill {
+                will: Some(Message {
                     topic: TopicName::new("clients/golden/status").unwrap(),
-                    message: Bytes::from_static(b"offline"),
+                    payload: Bytes::from_static(b"offline"),
                     qos: QoS::AtLeastOnce,
                     retain: true,
                 }),
@@ -85,14 +85,16 @@ fn golden_packets() -> Vec<(&'static str, Packet)> {
         ),
         (
             "publish",
-            Packet::Publish(Publish {
-                dup: true,
-                qos: QoS::AtLeastOnce,
-                retain: true,
-                topic: TopicName::new("home/kitchen/température").unwrap(),
-                packet_id: Some(id(10)),
-                payload: Bytes::from_static(b"21.5"),
-            }),
+            Packet::Publish(
+                Publish::at_qos(
+                    TopicName::new("home/kitchen/température").unwrap(),
+                    QoS::AtLeastOnce,
+                    id(10),
+                    Bytes::from_static(b"21.5"),
+                )
+                .with_retain(true)
+                .with_dup(true),
+            ),
         ),
         ("puback", Packet::PubAck(id(10))),
         ("pubrec", Packet::PubRec(id(11))),

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use mqtt_codec::raw::{RawConnect, RawPacket, RawPublish};
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS,
+    ConnAck, Connect, ConnectReturnCode, Message, Packet, PacketId, ProtocolLevel, Publish, QoS,
     SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe, decode_packet,
     parse_fixed_header,
 };
@@ -146,7 +146,7 @@ fn receive_publishes(client: &mut Client, count: usize) -> Vec<Publish> {
     while got.len() < count || !awaiting_pubrel.is_empty() {
         match client.recv() {
             Packet::Publish(p) => {
-                match (p.qos, p.packet_id) {
+                match (p.qos(), p.packet_id()) {
                     (QoS::AtMostOnce, None) => {}
                     (QoS::AtLeastOnce, Some(pid)) => client.send(&Packet::PubAck(pid)),
                     (QoS::ExactlyOnce, Some(pid)) => {
@@ -210,10 +210,10 @@ fn our_codec_interoperates_with_mosquitto() {
     // mosquitto keeps its version retained under $SYS: a `$` topic, sent
     // with RETAIN set because the subscription is new [MQTT-3.3.1-8].
     let version = receive_publishes(&mut sub, 1).remove(0);
-    assert_eq!(version.topic.as_str(), "$SYS/broker/version");
-    assert!(version.retain);
+    assert_eq!(version.topic().as_str(), "$SYS/broker/version");
+    assert!(version.retain());
     assert!(
-        version.payload.starts_with(b"mosquitto version"),
+        version.payload().starts_with(b"mosquitto version"),
         "{version:?}"
     );
 
@@ -221,9 +221,9 @@ fn our_codec_interoperates_with_mosquitto() {
     let mut publisher = Client::connect(&broker, "publisher");
     publisher.send(&Packet::Connect(Connect {
         protocol: ProtocolLevel::V3_1,
-        will: Some(LastWill {
+        will: Some(Message {
             topic: topic("codec/will/publisher"),
-            message: Bytes::from_static(b"publisher gone"),
+            payload: Bytes::from_static(b"publisher gone"),
             qos: QoS::AtLeastOnce,
             retain: false,
         }),
@@ -242,9 +242,9 @@ fn our_codec_interoperates_with_mosquitto() {
     );
     let sent = [
         Publish::at_most_once(topic("codec/q0"), &b"zero"[..]),
-        Publish::new(topic("codec/q1"), QoS::AtLeastOnce, id(1), &b"one"[..]),
-        Publish::new(topic("codec/q2"), QoS::ExactlyOnce, id(2), &b""[..]),
-        Publish::new(
+        Publish::at_qos(topic("codec/q1"), QoS::AtLeastOnce, id(1), &b"one"[..]),
+        Publish::at_qos(topic("codec/q2"), QoS::ExactlyOnce, id(2), &b""[..]),
+        Publish::at_qos(
             topic("codec/x/ünï\u{FEFF}code"),
             QoS::AtLeastOnce,
             id(3),
@@ -253,7 +253,7 @@ fn our_codec_interoperates_with_mosquitto() {
     ];
     for p in &sent {
         publisher.send(&Packet::Publish(p.clone()));
-        match (p.qos, p.packet_id) {
+        match (p.qos(), p.packet_id()) {
             (QoS::AtMostOnce, _) => {}
             (QoS::AtLeastOnce, Some(pid)) => assert_eq!(publisher.recv(), Packet::PubAck(pid)),
             (QoS::ExactlyOnce, Some(pid)) => {
@@ -270,13 +270,17 @@ fn our_codec_interoperates_with_mosquitto() {
     // copy or two, each byte-exact.
     let got = receive_publishes(&mut sub, 4);
     for (p, s) in got.iter().zip(&sent) {
-        assert_eq!(p.topic, s.topic);
-        assert_eq!(p.qos, s.qos);
+        assert_eq!(p.topic(), s.topic());
+        assert_eq!(p.qos(), s.qos());
         // Not assert_eq: a 100 kB payload would drown the failure message.
-        assert!(p.payload == s.payload, "payload on {} differs", p.topic);
-        assert!(!p.retain && !p.dup, "{p:?}");
+        assert!(
+            p.payload() == s.payload(),
+            "payload on {} differs",
+            p.topic()
+        );
+        assert!(!p.retain() && !p.dup, "{p:?}");
     }
-    assert_eq!(got[3].payload.len(), 100_000);
+    assert_eq!(got[3].payload().len(), 100_000);
 
     // Ping, then UNSUBSCRIBE; a publish afterwards must not arrive, so a
     // later will on the still-subscribed `+` filter is the next PUBLISH.
@@ -294,8 +298,8 @@ fn our_codec_interoperates_with_mosquitto() {
                 assert_eq!(pid, id(2));
                 break;
             }
-            Packet::Publish(p) if p.payload == large => {
-                if let Some(pid) = p.packet_id {
+            Packet::Publish(p) if *p.payload() == large => {
+                if let Some(pid) = p.packet_id() {
                     sub.send(&Packet::PubAck(pid));
                 }
             }
@@ -318,24 +322,24 @@ fn our_codec_interoperates_with_mosquitto() {
     );
 
     // A retained message, then a new subscriber gets it with RETAIN set.
-    publisher.send(&Packet::Publish(Publish {
-        retain: true,
-        ..Publish::new(
+    publisher.send(&Packet::Publish(
+        Publish::at_qos(
             topic("codec/retained"),
             QoS::AtLeastOnce,
             id(4),
             &b"kept"[..],
         )
-    }));
+        .with_retain(true),
+    ));
     assert_eq!(publisher.recv(), Packet::PubAck(id(4)));
 
     // The publisher drops its connection without DISCONNECT: mosquitto
     // publishes the will we encoded.
     drop(publisher);
     let will = receive_publishes(&mut sub, 1).remove(0);
-    assert_eq!(will.topic.as_str(), "codec/will/publisher");
-    assert_eq!(&will.payload[..], b"publisher gone");
-    assert_eq!(will.qos, QoS::AtLeastOnce);
+    assert_eq!(will.topic().as_str(), "codec/will/publisher");
+    assert_eq!(&will.payload()[..], b"publisher gone");
+    assert_eq!(will.qos(), QoS::AtLeastOnce);
 
     let mut late = Client::connect(&broker, "late subscriber");
     late.send(&Packet::Connect(connect_packet("codec-late")));
@@ -355,10 +359,10 @@ fn our_codec_interoperates_with_mosquitto() {
         })
     );
     let retained = receive_publishes(&mut late, 1).remove(0);
-    assert_eq!(retained.topic.as_str(), "codec/retained");
-    assert!(retained.retain);
-    assert_eq!(retained.qos, QoS::AtLeastOnce);
-    assert_eq!(&retained.payload[..], b"kept");
+    assert_eq!(retained.topic().as_str(), "codec/retained");
+    assert!(retained.retain());
+    assert_eq!(retained.qos(), QoS::AtLeastOnce);
+    assert_eq!(&retained.payload()[..], b"kept");
 
     // DISCONNECT: mosquitto closes without another word.
     late.send(&Packet::Disconnect);

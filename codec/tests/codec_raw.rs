@@ -252,7 +252,7 @@ proptest! {
         at in any::<prop::sample::Index>(),
         wildcard in prop::sample::select(vec!['+', '#']),
     ) {
-        let mut topic: Vec<char> = p.topic.as_str().chars().collect();
+        let mut topic: Vec<char> = p.topic().as_str().chars().collect();
         let i = at.index(topic.len() + 1);
         topic.insert(i, wildcard);
         let topic: String = topic.into_iter().collect();
@@ -284,7 +284,7 @@ proptest! {
 
     #[test]
     fn publish_topic_with_nul_is_refused(p in publish(), at in any::<prop::sample::Index>()) {
-        let mut topic: Vec<char> = p.topic.as_str().chars().collect();
+        let mut topic: Vec<char> = p.topic().as_str().chars().collect();
         let i = at.index(topic.len() + 1);
         topic.insert(i, '\0');
         let mut raw = RawPublish::from_publish(&p);
@@ -297,7 +297,7 @@ proptest! {
 
     #[test]
     fn publish_with_packet_id_0_is_refused(p in publish()) {
-        prop_assume!(p.qos != QoS::AtMostOnce);
+        prop_assume!(p.qos() != QoS::AtMostOnce);
         let mut raw = RawPublish::from_publish(&p);
         raw.packet_id = Some(0);
         prop_assert_eq!(

@@ -55,13 +55,13 @@ pub fn packet(p: &Packet) -> String {
         ),
         Packet::Publish(p) => format!(
             "PUBLISH(topic={:?}, qos={}, retain={}, dup={}, id={}, payload={} ({} bytes))",
-            p.topic.as_str(),
-            p.qos,
-            u8::from(p.retain),
+            p.topic().as_str(),
+            p.qos(),
+            u8::from(p.retain()),
             u8::from(p.dup),
-            p.packet_id.map_or("none".to_owned(), |i| i.to_string()),
-            bytes(&p.payload),
-            p.payload.len()
+            p.packet_id().map_or("none".to_owned(), |i| i.to_string()),
+            bytes(p.payload()),
+            p.payload().len()
         ),
         Packet::PubAck(id) => format!("PUBACK(id={id})"),
         Packet::PubRec(id) => format!("PUBREC(id={id})"),

@@ -419,7 +419,7 @@ fn mutual_tls_with_cert_and_key_from_toolkit_certs() {
         .arg(file("ca.pem"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("client key file"))
+        .stderr(predicate::str::contains("--key "))
         .stderr(predicate::str::contains("no PRIVATE KEY block"));
 }
 

@@ -36,8 +36,9 @@ use tracing::{debug, error, info, warn};
 use super::transport::Transport;
 use super::{LiveGuard, Shared};
 use crate::router::{Attachment, ClientSlot, Kick, SlotEvent};
-use crate::session::{Action, Message, Session, SessionError, resolve_client_id};
+use crate::session::{Action, Session, SessionError, resolve_client_id};
 use crate::stats::Counts;
+use mqtt_codec::Message;
 use mqtt_codec::{ConnAck, ConnectReturnCode, DecodeError, Packet, PacketType, decode_packet};
 
 thread_local! {
@@ -326,7 +327,7 @@ async fn open(
         r = tokio::time::timeout(limits.connect_timeout, conn.first_packet(limits.max_packet_size)) => r,
         () = shutdown.cancelled() => return None,
     };
-    let connect = match first {
+    let mut connect = match first {
         Err(_) => {
             info!(timeout = ?limits.connect_timeout, "no CONNECT in time, closing");
             return None;
@@ -427,15 +428,11 @@ async fn open(
         conn.put(p);
     }
 
-    let will = connect.will.as_ref().map(|w| {
-        Box::new(Message {
-            topic: w.topic.clone(),
-            // Copy the payload: the will lives as long as the connection and
-            // should not pin the buffer the CONNECT was read into.
-            payload: Bytes::copy_from_slice(&w.message),
-            qos: w.qos,
-            retain: w.retain,
-        })
+    let will = connect.will.take().map(|mut w| {
+        // Copy the payload: the will lives as long as the connection and
+        // should not pin the buffer the CONNECT was read into.
+        w.payload = Bytes::copy_from_slice(&w.payload);
+        Box::new(w)
     });
     drop(connect);
 

@@ -112,7 +112,7 @@ fn is_due(own: &super::slot::Ownership, max_offline: Duration, now: SystemTime) 
 mod tests {
     use super::*;
     use crate::router::test_support::{self, router, subscribe};
-    use crate::session::Message;
+    use mqtt_codec::Message;
     use mqtt_codec::QoS;
 
     const WAIT: Duration = Duration::from_secs(5);

@@ -34,9 +34,10 @@ pub use slot::{ClientRef, ClientSlot, Kick};
 use outbox::{Mode, Pushed};
 use slot::{Parked, lock};
 
-use crate::session::{Message, Session};
+use crate::session::Session;
 use crate::stats::Stats;
 use index::SubscriptionIndex;
+use mqtt_codec::Message;
 use mqtt_codec::{QoS, SubAck, SubAckReturnCode, Subscribe, Unsubscribe};
 
 thread_local! {

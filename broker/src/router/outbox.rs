@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
 use super::slot::Kick;
-use crate::session::Message;
+use mqtt_codec::Message;
 use mqtt_codec::QoS;
 
 /// Whether messages are accepted, and which.

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::session::Message;
+use mqtt_codec::Message;
 use mqtt_codec::topic::matches;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 

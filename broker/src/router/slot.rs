@@ -96,7 +96,7 @@ impl ClientSlot {
     /// many messages were dropped for this client since the last call.
     pub fn take(
         &self,
-        batch: &mut Vec<crate::session::Message>,
+        batch: &mut Vec<mqtt_codec::Message>,
         max: usize,
         window: usize,
     ) -> (bool, u64) {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Limits, Router};
-use crate::session::Message;
 use crate::stats::Stats;
+use mqtt_codec::Message;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{PacketId, QoS, Subscribe, SubscribeFilter};
 

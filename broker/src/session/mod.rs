@@ -18,7 +18,6 @@
 mod client_id;
 mod ids;
 mod keepalive;
-mod message;
 mod outgoing;
 
 use std::collections::HashMap;
@@ -28,11 +27,12 @@ use std::time::Instant;
 pub use client_id::resolve as resolve_client_id;
 pub use ids::IdSet;
 pub use keepalive::KeepAlive;
-pub use message::Message;
 pub use outgoing::{AckOutcome, InFlight, OutState, Outgoing};
 
 use mqtt_codec::topic::TopicFilter;
-use mqtt_codec::{Packet, PacketId, PacketType, Publish, QoS, Subscribe, Unsubscribe};
+use mqtt_codec::{
+    Delivery, Message, Packet, PacketId, PacketType, Publish, QoS, Subscribe, Unsubscribe,
+};
 
 /// The largest in-flight window: one id must stay free so that
 /// [`Outgoing::send`] always finds one.
@@ -202,15 +202,15 @@ impl Session {
     }
 
     fn incoming_publish(&mut self, p: Publish) -> Action {
-        match (p.qos, p.packet_id) {
-            (QoS::AtLeastOnce, Some(id)) => Action::Route {
-                message: Message::from_publish(p),
+        match p.delivery() {
+            Delivery::AtLeastOnce(id) => Action::Route {
+                message: p.into_message(),
                 ack: Some(Packet::PubAck(id)),
             },
-            (QoS::ExactlyOnce, Some(id)) => {
+            Delivery::ExactlyOnce(id) => {
                 if self.flows_mut().awaiting_rel.insert(id) {
                     Action::Route {
-                        message: Message::from_publish(p),
+                        message: p.into_message(),
                         ack: Some(Packet::PubRec(id)),
                     }
                 } else {
@@ -219,9 +219,8 @@ impl Session {
                     Action::Reply(Packet::PubRec(id))
                 }
             }
-            // QoS 0, and (never from the decoder) QoS > 0 without an id.
-            _ => Action::Route {
-                message: Message::from_publish(p),
+            Delivery::AtMostOnce => Action::Route {
+                message: p.into_message(),
                 ack: None,
             },
         }
@@ -246,12 +245,12 @@ impl Session {
     /// [`window_open`]: Session::window_open
     pub fn deliver(&mut self, message: Message) -> Option<Publish> {
         if message.qos == QoS::AtMostOnce {
-            return Some(message.to_publish(None, false));
+            return Some(Publish::new(Delivery::AtMostOnce, message));
         }
         self.flows_mut()
             .outgoing
             .send(message)
-            .map(|(id, message)| message.to_publish(Some(id), false))
+            .map(|(id, message)| Publish::new(Delivery::new(message.qos, id), message))
     }
 
     /// The packets that resume the in-flight flows on a new connection,

@@ -10,9 +10,8 @@
 
 use std::collections::VecDeque;
 
-use super::Message;
 use super::ids::IdSet;
-use mqtt_codec::{Packet, PacketId, QoS};
+use mqtt_codec::{Delivery, Message, Packet, PacketId, Publish, QoS};
 
 /// Where one outgoing QoS 1 or 2 message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +199,8 @@ impl Outgoing {
         self.entries.iter().map(|e| match e.state {
             OutState::AwaitPubComp => Packet::PubRel(e.packet_id),
             OutState::AwaitPubAck | OutState::AwaitPubRec => {
-                Packet::Publish(e.message.to_publish(Some(e.packet_id), true))
+                let delivery = Delivery::new(e.message.qos, e.packet_id);
+                Packet::Publish(Publish::new(delivery, e.message.clone()).with_dup(true))
             }
         })
     }

@@ -26,14 +26,11 @@ fn message(qos: QoS, payload: &'static str) -> Message {
 }
 
 fn publish(qos: QoS, packet_id: Option<u16>, payload: &'static str) -> Packet {
-    Packet::Publish(Publish {
-        dup: false,
-        qos,
-        retain: false,
-        topic: topic("a/b"),
-        packet_id: packet_id.map(id),
-        payload: Bytes::from_static(payload.as_bytes()),
-    })
+    let delivery = match packet_id {
+        Some(packet_id) => Delivery::new(qos, id(packet_id)),
+        None => Delivery::AtMostOnce,
+    };
+    Packet::Publish(Publish::new(delivery, message(qos, payload)))
 }
 
 fn session() -> Session {
@@ -95,7 +92,7 @@ fn outgoing_qos2_flow_runs_publish_pubrec_pubrel_pubcomp() {
     let mut s = session();
     let now = Instant::now();
     let p = s.deliver(message(QoS::ExactlyOnce, "m")).expect("id free");
-    let pid = p.packet_id.expect("QoS 2 carries an id");
+    let pid = p.packet_id().expect("QoS 2 carries an id");
     assert!(!p.dup);
     assert_eq!(
         s.handle(Packet::PubRec(pid), now),
@@ -118,14 +115,14 @@ fn window_closes_at_max_inflight_and_reopens_on_ack() {
         .map(|_| {
             assert!(s.window_open());
             s.deliver(message(QoS::AtLeastOnce, "m"))
-                .and_then(|p| p.packet_id)
+                .and_then(|p| p.packet_id())
                 .expect("id")
         })
         .collect();
     assert!(!s.window_open());
     // QoS 0 is not held back by the window.
     let q0 = s.deliver(message(QoS::AtMostOnce, "q0")).expect("qos 0");
-    assert_eq!(q0.packet_id, None);
+    assert_eq!(q0.packet_id(), None);
     s.handle(Packet::PubAck(ids[1]), Instant::now())
         .expect("valid");
     assert!(s.window_open());
@@ -138,12 +135,12 @@ fn packet_ids_are_not_reused_while_in_flight() {
     // the id counter wraps past it.
     let stuck = s
         .deliver(message(QoS::AtLeastOnce, "stuck"))
-        .and_then(|p| p.packet_id)
+        .and_then(|p| p.packet_id())
         .expect("id");
     for _ in 0..70_000 {
         let pid = s
             .deliver(message(QoS::AtLeastOnce, "m"))
-            .and_then(|p| p.packet_id)
+            .and_then(|p| p.packet_id())
             .expect("id");
         assert_ne!(pid, stuck, "id of an unacknowledged message reused");
         s.handle(Packet::PubAck(pid), Instant::now())
@@ -158,11 +155,11 @@ fn resume_resends_in_order_with_dup_and_pubrel() {
     let a = s.deliver(message(QoS::AtLeastOnce, "a")).expect("id");
     let b = s.deliver(message(QoS::ExactlyOnce, "b")).expect("id");
     let c = s.deliver(message(QoS::ExactlyOnce, "c")).expect("id");
-    let b_id = b.packet_id.expect("id");
+    let b_id = b.packet_id().expect("id");
     s.handle(Packet::PubRec(b_id), Instant::now())
         .expect("valid");
     let resent: Vec<Packet> = s.resume().collect();
-    let dup = |p: Publish| Packet::Publish(Publish { dup: true, ..p });
+    let dup = |p: Publish| Packet::Publish(p.with_dup(true));
     assert_eq!(resent, vec![dup(a), Packet::PubRel(b_id), dup(c)]);
 }
 
@@ -170,7 +167,7 @@ fn resume_resends_in_order_with_dup_and_pubrel() {
 fn acks_for_unknown_ids_change_nothing() {
     let mut s = session();
     let p = s.deliver(message(QoS::AtLeastOnce, "a")).expect("id");
-    let pid = p.packet_id.expect("id");
+    let pid = p.packet_id().expect("id");
     // PUBCOMP and PUBREC do not complete a QoS 1 flow.
     assert_eq!(
         s.handle(Packet::PubComp(pid), Instant::now()),

@@ -16,7 +16,8 @@ use bytes::{Buf, BufMut, Bytes};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::router::ParkedSession;
-use crate::session::{InFlight, Message, OutState, Session};
+use crate::session::{InFlight, OutState, Session};
+use mqtt_codec::Message;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{PacketId, QoS};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, Publish, QoS, SubAck,
+    ConnAck, Connect, ConnectReturnCode, Delivery, Message, Packet, PacketId, Publish, QoS, SubAck,
     SubAckReturnCode, Subscribe, SubscribeFilter, decode_packet,
 };
 use testsupport::{ReferenceBroker, ReferenceOptions};
@@ -51,24 +51,27 @@ pub fn connect_packet(client_id: &str, clean: bool) -> Connect {
     }
 }
 
-pub fn will(t: &str, payload: &'static str, qos: QoS, retain: bool) -> LastWill {
-    LastWill {
+pub fn will(t: &str, payload: &'static str, qos: QoS, retain: bool) -> Message {
+    Message {
         topic: topic(t),
-        message: Bytes::from_static(payload.as_bytes()),
+        payload: Bytes::from_static(payload.as_bytes()),
         qos,
         retain,
     }
 }
 
 pub fn publish(t: &str, qos: QoS, id: Option<u16>, payload: &str, retain: bool) -> Packet {
-    Packet::Publish(Publish {
-        dup: false,
+    let delivery = match id {
+        Some(id) => Delivery::new(qos, pid(id)),
+        None => Delivery::AtMostOnce,
+    };
+    let message = Message {
+        topic: topic(t),
+        payload: Bytes::copy_from_slice(payload.as_bytes()),
         qos,
         retain,
-        topic: topic(t),
-        packet_id: id.map(pid),
-        payload: Bytes::copy_from_slice(payload.as_bytes()),
-    })
+    };
+    Packet::Publish(Publish::new(delivery, message))
 }
 
 /// A client that sends and receives whole packets and nothing else.

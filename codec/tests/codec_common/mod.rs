@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PacketId, ProtocolLevel, Publish, QoS,
+    ConnAck, Connect, ConnectReturnCode, Message, Packet, PacketId, ProtocolLevel, Publish, QoS,
     SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
 use proptest::prelude::*;
@@ -124,11 +124,11 @@ pub fn protocol() -> impl Strategy<Value = ProtocolLevel> {
     prop_oneof![Just(ProtocolLevel::V3_1), Just(ProtocolLevel::V3_1_1)]
 }
 
-pub fn last_will() -> impl Strategy<Value = LastWill> {
-    (topic_name(), bytes(64), qos(), any::<bool>()).prop_map(|(topic, message, qos, retain)| {
-        LastWill {
+pub fn last_will() -> impl Strategy<Value = Message> {
+    (topic_name(), bytes(64), qos(), any::<bool>()).prop_map(|(topic, payload, qos, retain)| {
+        Message {
             topic,
-            message,
+            payload,
             qos,
             retain,
         }
@@ -188,15 +188,9 @@ pub fn publish_with(max_payload: usize) -> impl Strategy<Value = Publish> {
         bytes(max_payload),
     )
         .prop_map(|(dup, qos, retain, topic, id, payload)| {
-            let at_most_once = qos == QoS::AtMostOnce;
-            Publish {
-                dup: dup && !at_most_once,
-                qos,
-                retain,
-                topic,
-                packet_id: (!at_most_once).then_some(id),
-                payload,
-            }
+            Publish::at_qos(topic, qos, id, payload)
+                .with_retain(retain)
+                .with_dup(dup && qos != QoS::AtMostOnce)
         })
 }
 

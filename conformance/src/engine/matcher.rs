@@ -112,7 +112,7 @@ fn qos_wanted(spec: &QosSpec, vars: &HashMap<String, u16>) -> Result<u8, String>
 
 fn packet_id(p: &Packet) -> Option<u16> {
     match p {
-        Packet::Publish(p) => p.packet_id.map(|i| i.get()),
+        Packet::Publish(p) => p.packet_id().map(|i| i.get()),
         Packet::PubAck(i)
         | Packet::PubRec(i)
         | Packet::PubRel(i)
@@ -173,28 +173,28 @@ pub fn check(
             Packet::Publish(publish) => {
                 if let Some(t) = &m.topic {
                     let want = ph.expand(t);
-                    if publish.topic.as_str() != want {
+                    if publish.topic().as_str() != want {
                         diffs.push(format!(
                             "topic is {:?}, not {want:?}",
-                            publish.topic.as_str()
+                            publish.topic().as_str()
                         ));
                     }
                 }
                 if let Some(spec) = &m.qos {
                     match qos_wanted(spec, vars) {
-                        Ok(q) if publish.qos.as_u8() != q => {
-                            diffs.push(format!("qos is {}, not {q}", publish.qos));
+                        Ok(q) if publish.qos().as_u8() != q => {
+                            diffs.push(format!("qos is {}, not {q}", publish.qos()));
                         }
                         Ok(_) => {}
                         Err(e) => diffs.push(e),
                     }
                 }
                 if let Some(r) = m.retain
-                    && publish.retain != r
+                    && publish.retain() != r
                 {
                     diffs.push(format!(
                         "retain is {}, not {}",
-                        u8::from(publish.retain),
+                        u8::from(publish.retain()),
                         u8::from(r)
                     ));
                 }
@@ -209,10 +209,10 @@ pub fn check(
                 }
                 if let Some(spec) = &m.payload {
                     let want = bytes_of(spec, ph);
-                    if publish.payload[..] != want[..] {
+                    if publish.payload()[..] != want[..] {
                         diffs.push(format!(
                             "payload is {}, not {}",
-                            crate::describe::bytes(&publish.payload),
+                            crate::describe::bytes(publish.payload()),
                             crate::describe::bytes(&want)
                         ));
                     }

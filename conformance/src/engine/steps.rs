@@ -113,8 +113,9 @@ impl Run<'_> {
                     .expect_one(step, client, matcher, *within, false)
                     .await?;
                 if *ack && let Some(Packet::Publish(p)) = packet {
-                    let id = p.packet_id.map_or(0, PacketId::get);
-                    self.receiver_flow(step, client, p.qos.as_u8(), id).await?;
+                    let id = p.packet_id().map_or(0, PacketId::get);
+                    self.receiver_flow(step, client, p.qos().as_u8(), id)
+                        .await?;
                 }
                 Ok(())
             }

@@ -143,7 +143,7 @@ pub async fn run(
                 }
             };
             // Acknowledge first; whether we count it is our business.
-            let first_time = match (publish.qos, publish.packet_id) {
+            let first_time = match (publish.qos(), publish.packet_id()) {
                 (QoS::AtMostOnce, _) => true,
                 (QoS::AtLeastOnce, Some(id)) => {
                     append_ack(&mut out, &Packet::PubAck(id));
@@ -161,7 +161,7 @@ pub async fn run(
             if !first_time {
                 continue;
             }
-            let Some(h) = Header::read(&publish.payload).filter(|h| h.run_id == run_id) else {
+            let Some(h) = Header::read(publish.payload()).filter(|h| h.run_id == run_id) else {
                 outcome.foreign += 1;
                 continue;
             };
