@@ -6,10 +6,11 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 test: lint
     cargo test --workspace --all-targets
 
-# Formatting and clippy, as CI checks them.
+# Formatting, clippy and the crate layering, as CI checks them.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    ./scripts/check-layers
 
 # Load benchmark: our broker, mosquitto and rumqttd, each pinned to core 0 with
 # the load on core 1; prints a side-by-side table, writes target/bench/bench.json.
@@ -22,6 +23,7 @@ bench-setup:
 
 # Criterion micro-benchmarks of the codec and the subscription index.
 bench-micro:
+    cargo bench -p mqtt-codec
     cargo bench -p broker
 
 # Conformance suite: with no arguments against the reference broker started here
