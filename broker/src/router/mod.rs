@@ -27,9 +27,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 pub use expiry::Expired;
-pub use outbox::{Limits, SlotEvent};
+pub use outbox::{Kick, Limits, SlotEvent};
 pub use retained::Retained;
-pub use slot::{ClientRef, ClientSlot, Kick};
+pub use slot::{ClientRef, ClientSlot};
 
 use outbox::{Mode, Pushed};
 use slot::{Parked, lock};
