@@ -256,7 +256,9 @@ pub(super) fn serve(
     // would size every connection's task for its whole life.
     let opening = Box::pin(open(tcp, tls, Arc::clone(&shared), shutdown.clone()));
     async move {
-        let _guard = guard;
+        // Held, not moved into a local: the block owns it until it ends
+        // (a local would store the permit a second time).
+        let _: &LiveGuard = &guard;
         // `client` borrows from `opened`, so the client is stored once.
         let mut opened = opening.await;
         let Some(client) = opened.as_mut() else {
