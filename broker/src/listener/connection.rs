@@ -679,16 +679,21 @@ impl Client {
                     }
                 }
                 Action::Subscribe(request) => {
-                    let (suback, retained) = shared.router.subscribe(slot, session, &request);
+                    // The router grants, the session records the grants and
+                    // builds the SUBACK.
+                    let grants = shared.router.subscribe(slot, &request.filters);
                     debug!(filters = request.filters.len(), "subscribed");
-                    conn.put(&Packet::SubAck(suback));
+                    conn.put(&Packet::SubAck(
+                        session.granted(request, grants.return_codes),
+                    ));
                     // Retained messages follow the SUBACK through the outbox.
-                    shared.router.queue_unbounded(slot, retained);
+                    shared.router.queue_unbounded(slot, grants.retained);
                     *outbox_more = true;
                 }
                 Action::Unsubscribe(request) => {
-                    shared.router.unsubscribe(slot, session, &request);
-                    conn.put(&Packet::UnsubAck(request.packet_id));
+                    let (held, unsuback) = session.unsubscribe(request);
+                    shared.router.unsubscribe(slot, &held);
+                    conn.put(&unsuback);
                 }
                 Action::Disconnect => return Err(End::Disconnect),
             }
