@@ -7,7 +7,11 @@
 //! loops stop accepting and every connection task ends (see
 //! [`crate::server`]).
 
+mod buffers;
 mod connection;
+mod end;
+mod open;
+mod pull;
 mod tls;
 mod transport;
 

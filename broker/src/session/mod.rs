@@ -11,6 +11,10 @@
 //! [`Session::deliver`], which reserves packet ids within the in-flight
 //! window. No sockets, no clock of its own: tests drive it by calling it.
 //!
+//! Before all that, [`connect`] holds the CONNECT rules: what the first
+//! packet must be, the client id, the credentials, the will, and the CONNACK
+//! that starts the connection on its session.
+//!
 //! The router never writes into a session: for SUBSCRIBE it returns what it
 //! granted, and [`Session::granted`] records it and builds the SUBACK; for
 //! UNSUBSCRIBE the session says which filters it held
@@ -21,6 +25,7 @@
 //! client id, which resumes the in-flight flows with [`Session::resume`].
 
 mod client_id;
+pub mod connect;
 mod ids;
 mod keepalive;
 mod message;
