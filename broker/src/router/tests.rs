@@ -144,6 +144,21 @@ async fn takeover_gives_up_when_the_old_connection_hangs() {
     assert_eq!(err.client_id, "same");
 }
 
+/// The takeover wait on a paused clock: the whole limit, and no longer.
+#[tokio::test(start_paused = true)]
+async fn takeover_waits_the_whole_limit_for_a_hanging_connection() {
+    let r = router(0);
+    let _hanging = r.connect("same", true, 10, WAIT).await.expect("attached");
+    let limit = Duration::from_secs(10);
+    let t0 = tokio::time::Instant::now();
+    let err = r
+        .connect("same", true, 10, limit)
+        .await
+        .expect_err("times out");
+    assert_eq!(t0.elapsed(), limit);
+    assert_eq!((err.client_id.as_str(), err.waited), ("same", limit));
+}
+
 #[tokio::test]
 async fn unsubscribe_stops_delivery() {
     let r = router(0);
