@@ -6,6 +6,11 @@
 //! `--max-connections` new sockets are closed at once. On shutdown the
 //! loops stop accepting and every connection task ends (see
 //! [`crate::server`]).
+//!
+//! A connection task only moves bytes: `open` (the TLS handshake and the
+//! I/O around [`crate::session::connect`], up to CONNACK), `buffers` (the
+//! socket and its buffers), `pull` (outbox to write buffer), `end` (why it
+//! ended) and `connection` (the loop).
 
 mod buffers;
 mod connection;

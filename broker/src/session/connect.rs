@@ -40,10 +40,11 @@ pub struct Accepted {
     pub client_id: String,
     /// Clean Session as asked [MQTT-3.1.2-6].
     pub clean_session: bool,
-    /// Keep Alive in seconds, 0 for none [MQTT-3.1.2-10].
+    /// Keep Alive in seconds, 0 for none; a client silent for 1.5× this is
+    /// disconnected [MQTT-3.1.2-24].
     pub keep_alive: u16,
-    /// The will, published unless the client ends with DISCONNECT
-    /// [MQTT-3.1.2-8]. Boxed: most clients set no will, and those that do
+    /// The will, published when the connection ends without DISCONNECT
+    /// [MQTT-3.1.2-8] and discarded with DISCONNECT [MQTT-3.1.2-10]. Boxed: most clients set no will, and those that do
     /// pay for it alone.
     pub will: Option<Box<Message>>,
 }
