@@ -4,10 +4,12 @@
 //! packets, the decoder and encoder, the topic rules of §4.7) and
 //! `credentials` (PEM files, rustls pieces, certificate making, password
 //! files). Its own layers, bottom up:
-//! - [`session`]: one client's protocol state (in-flight ids, QoS 2 steps,
-//!   keep-alive) as a state machine fed packets and the time.
+//! - [`session`]: one client's protocol state (the CONNECT rules, in-flight
+//!   ids, QoS 2 steps, keep-alive) as a state machine fed packets and the
+//!   time; it never awaits.
 //! - [`router`]: shared state — the subscription index, retained messages,
-//!   parked sessions — and a bounded outbox per client.
+//!   parked sessions — and a bounded outbox per client. It returns what
+//!   happened (grants, retained messages) and lets the session reply.
 //! - [`listener`]: plain and TLS accept loops, one task per connection.
 //! - [`server`]: all of it put together, with graceful shutdown.
 //!

@@ -11,7 +11,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -150,7 +149,7 @@ impl Broker {
                 max_connections: config.max_connections,
             },
             identity_as_username: config.tls.as_ref().is_some_and(|t| t.identity_as_username),
-            live: AtomicUsize::new(0),
+            connections: listener::connection_limit(config.max_connections),
         });
         Ok(Self {
             config,

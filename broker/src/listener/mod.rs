@@ -6,17 +6,26 @@
 //! `--max-connections` new sockets are closed at once. On shutdown the
 //! loops stop accepting and every connection task ends (see
 //! [`crate::server`]).
+//!
+//! A connection task only moves bytes: `open` (the TLS handshake and the
+//! I/O around [`crate::session::connect`], up to CONNACK), `buffers` (the
+//! socket and its buffers), `pull` (outbox to write buffer), `end` (why it
+//! ended) and `connection` (the loop).
 
+mod buffers;
 mod connection;
+mod end;
+mod open;
+mod pull;
 mod tls;
 mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,29 +64,33 @@ pub struct Shared {
     pub limits: ConnLimits,
     /// TLS clients' certificate names serve as user names.
     pub identity_as_username: bool,
-    /// Connection tasks alive now (for `--max-connections`).
-    pub live: AtomicUsize,
+    /// One permit per connection task alive, `--max-connections` of them;
+    /// `None` when there is no limit. See [`connection_limit`].
+    pub connections: Option<Arc<Semaphore>>,
 }
 
-/// Decrements the live-connection count when a connection task ends.
-struct LiveGuard(Arc<Shared>);
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        self.0.live.fetch_sub(1, Ordering::Relaxed);
-    }
+/// The semaphore behind `--max-connections` (0: no limit, no semaphore).
+pub fn connection_limit(max_connections: usize) -> Option<Arc<Semaphore>> {
+    (max_connections > 0).then(|| Arc::new(Semaphore::new(max_connections)))
 }
 
-/// Counts a new socket in, or refuses it past the limit.
-fn admit(shared: &Arc<Shared>, peer: SocketAddr) -> Option<LiveGuard> {
-    let live = shared.live.fetch_add(1, Ordering::Relaxed);
-    let guard = LiveGuard(Arc::clone(shared));
-    let max = shared.limits.max_connections;
-    if max > 0 && live >= max {
-        warn!(%peer, max_connections = max, "connection limit reached, closing new connection");
-        return None;
+/// A connection task's place under `--max-connections`, given back when
+/// the task ends.
+type LiveGuard = Option<OwnedSemaphorePermit>;
+
+/// Lets a new socket in, or refuses it past the limit.
+fn admit(shared: &Shared, peer: SocketAddr) -> Option<LiveGuard> {
+    let Some(connections) = &shared.connections else {
+        return Some(None);
+    };
+    match Arc::clone(connections).try_acquire_owned() {
+        Ok(permit) => Some(Some(permit)),
+        Err(_) => {
+            let max = shared.limits.max_connections;
+            warn!(%peer, max_connections = max, "connection limit reached, closing new connection");
+            None
+        }
     }
-    Some(guard)
 }
 
 /// Accepts sockets until shutdown; `tls` makes it the TLS listener.
@@ -136,46 +149,4 @@ pub async fn accept_loop(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every connection is a task holding this future; its size is most of
-    /// what an idle connection costs, so it is watched here. 488 bytes now
-    /// (480 in release, which with tokio's task header makes a 640-byte
-    /// task); it was 1.9 KB before the loop stopped holding a future per
-    /// `select!` branch and its state twice. See also
-    /// `tests/idle_memory.rs`.
-    #[tokio::test]
-    async fn connection_task_stays_small() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
-        let stats = Arc::new(Stats::new());
-        let shared = Arc::new(Shared {
-            router: Arc::new(Router::new(
-                crate::router::Limits {
-                    max_queued: 0,
-                    queue_qos0: false,
-                },
-                Arc::clone(&stats),
-            )),
-            auth: Authenticator::default(),
-            stats,
-            limits: ConnLimits {
-                max_packet_size: 1024,
-                max_inflight: 10,
-                connect_timeout: Duration::from_secs(1),
-                max_connections: 0,
-            },
-            identity_as_username: false,
-            live: AtomicUsize::new(0),
-        });
-        let guard = LiveGuard(Arc::clone(&shared));
-        let fut = connection::serve(server, None, shared, CancellationToken::new(), guard);
-        let size = std::mem::size_of_val(&fut);
-        eprintln!("connection future: {size} bytes");
-        assert!(size <= 512, "connection future grew to {size} bytes");
-        drop(client);
-    }
-}
+mod tests;

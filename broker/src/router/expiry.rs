@@ -111,7 +111,7 @@ fn is_due(own: &super::slot::Ownership, max_offline: Duration, now: SystemTime) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::test_support::{self, router, subscribe};
+    use crate::router::test_support::{self, router, subscribe, subscribe_session};
     use mqtt_codec::Message;
     use mqtt_codec::QoS;
 
@@ -126,7 +126,7 @@ mod tests {
     async fn parked(r: &Router, id: &str) {
         let mut a = r.connect(id, false, 10, WAIT).await.expect("attached");
         let request = subscribe(&[("t", QoS::AtLeastOnce)]);
-        r.subscribe(&a.slot, &mut a.session, &request);
+        subscribe_session(r, &mut a, request);
         r.disconnect(&a.slot, a.session);
     }
 

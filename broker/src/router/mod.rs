@@ -11,6 +11,10 @@
 //! outbox drops the message and counts it: one stuck subscriber never
 //! stalls a publisher or the other subscribers.
 //!
+//! It returns what happened and lets the session build the replies:
+//! [`Router::subscribe`] returns the [`Grants`], and the session records
+//! them and builds the SUBACK; the router never writes into a session.
+//!
 //! Connecting takes ownership of the client id's slot; if another
 //! connection holds it, that one is kicked and the new one waits for it to
 //! detach (session takeover [MQTT-3.1.4-2]).
@@ -27,9 +31,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 pub use expiry::Expired;
-pub use outbox::{Limits, SlotEvent};
+pub use outbox::{Kick, Limits, SlotEvent};
 pub use retained::Retained;
-pub use slot::{ClientRef, ClientSlot, Kick};
+pub use slot::{ClientRef, ClientSlot};
 
 use outbox::{Mode, Pushed};
 use slot::{Parked, lock};
@@ -38,7 +42,8 @@ use crate::session::Session;
 use crate::stats::Stats;
 use index::SubscriptionIndex;
 use mqtt_codec::Message;
-use mqtt_codec::{QoS, SubAck, SubAckReturnCode, Subscribe, Unsubscribe};
+use mqtt_codec::topic::TopicFilter;
+use mqtt_codec::{QoS, SubAckReturnCode, SubscribeFilter};
 
 thread_local! {
     /// The subscribers of the message being routed, reused by every publish
@@ -69,6 +74,17 @@ pub struct Attachment {
     /// The router tells the connection to end through the slot (see
     /// [`ClientSlot::poll_event`]).
     pub session_present: bool,
+}
+
+/// What [`Router::subscribe`] did with a SUBSCRIBE's filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grants {
+    /// One return code per filter, in the request's order [MQTT-3.8.4-5].
+    pub return_codes: Vec<SubAckReturnCode>,
+    /// The retained messages matching the granted filters, each at
+    /// min(retained, granted) QoS with RETAIN set, to send after the SUBACK
+    /// [MQTT-3.3.1-6].
+    pub retained: Vec<Message>,
 }
 
 /// A persistent session without its client, as the store saves it.
@@ -319,58 +335,50 @@ impl Router {
     }
 
     /// Adds a SUBSCRIBE's filters for the connection holding `slot`,
-    /// replacing any with the same filter [MQTT-3.8.4-3]. Returns the SUBACK
-    /// (one code per filter, in order [MQTT-3.8.4-5]) and the retained
-    /// messages to send after it [MQTT-3.3.1-6].
-    pub fn subscribe(
-        &self,
-        slot: &Arc<ClientSlot>,
-        session: &mut Session,
-        request: &Subscribe,
-    ) -> (SubAck, Vec<Message>) {
-        let mut return_codes = Vec::with_capacity(request.filters.len());
-        let mut granted = Vec::with_capacity(request.filters.len());
+    /// replacing any with the same filter [MQTT-3.8.4-3]. Returns what was
+    /// granted (one code per filter, in order [MQTT-3.8.4-5]) and the
+    /// retained messages to send after the SUBACK [MQTT-3.3.1-6]; the
+    /// session records the grants and builds the SUBACK
+    /// ([`Session::granted`]).
+    pub fn subscribe(&self, slot: &Arc<ClientSlot>, filters: &[SubscribeFilter]) -> Grants {
+        let mut return_codes = Vec::with_capacity(filters.len());
         {
             let key = ClientRef(Arc::clone(slot));
             let mut index = write(&self.subscriptions);
-            for f in &request.filters {
+            for f in filters {
                 // Every valid filter is granted at the QoS asked for: this
                 // broker supports all three levels [MQTT-3.9.3-1].
                 let qos = f.qos;
                 index.insert(&f.filter, key.clone(), qos);
-                session.subscribed(f.filter.clone(), qos);
                 return_codes.push(SubAckReturnCode::Granted(qos));
-                granted.push((&f.filter, qos));
             }
         }
         let retained = read(&self.retained);
-        let messages = granted
-            .into_iter()
+        let retained = filters
+            .iter()
+            .zip(&return_codes)
+            .filter_map(|(f, code)| match code {
+                SubAckReturnCode::Granted(qos) => Some((&f.filter, *qos)),
+                SubAckReturnCode::Failure => None,
+            })
             .flat_map(|(filter, qos)| retained.matching(filter, qos))
             .collect();
-        (
-            SubAck {
-                packet_id: request.packet_id,
-                return_codes,
-            },
-            messages,
-        )
+        Grants {
+            return_codes,
+            retained,
+        }
     }
 
-    /// Removes an UNSUBSCRIBE's filters; unknown ones are ignored
-    /// [MQTT-3.10.4-1].
-    pub fn unsubscribe(
-        &self,
-        slot: &Arc<ClientSlot>,
-        session: &mut Session,
-        request: &Unsubscribe,
-    ) {
+    /// Removes filters from the index for the client holding `slot`: those
+    /// its session held, as [`Session::unsubscribe`] returns them.
+    pub fn unsubscribe(&self, slot: &Arc<ClientSlot>, filters: &[TopicFilter]) {
+        if filters.is_empty() {
+            return;
+        }
         let key = ClientRef(Arc::clone(slot));
         let mut index = write(&self.subscriptions);
-        for filter in &request.filters {
-            if session.unsubscribed(filter) {
-                index.remove(filter, &key);
-            }
+        for filter in filters {
+            index.remove(filter, &key);
         }
     }
 

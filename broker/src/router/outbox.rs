@@ -18,7 +18,6 @@
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
-use super::slot::Kick;
 use mqtt_codec::Message;
 use mqtt_codec::QoS;
 
@@ -63,6 +62,15 @@ pub(crate) struct Outbox {
     mode: Mode,
     /// Why the attached connection must end, once the router says so.
     kick: Option<Kick>,
+}
+
+/// Why the router asks a connection to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// Another connection connected with the same client id [MQTT-3.1.4-2].
+    TakenOver,
+    /// The broker is shutting down.
+    Shutdown,
 }
 
 /// What an attached connection waiting on its outbox is woken for.

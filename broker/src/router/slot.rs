@@ -1,5 +1,9 @@
 //! [`ClientSlot`]: everything the router keeps for one client id, connected
 //! or not.
+//!
+//! The slot stands on its [`Outbox`]: the queue and the wake-up of the
+//! attached connection (a [`Kick`] included) live there, and nothing there
+//! looks back here.
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,17 +11,8 @@ use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
 
-use super::outbox::{Outbox, SlotEvent};
+use super::outbox::{Kick, Outbox, SlotEvent};
 use crate::session::Session;
-
-/// Why the router asks a connection to end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kick {
-    /// Another connection connected with the same client id [MQTT-3.1.4-2].
-    TakenOver,
-    /// The broker is shutting down.
-    Shutdown,
-}
 
 /// Who holds the session right now.
 #[derive(Debug, Default)]

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Limits, Router};
+use super::{Attachment, Limits, Router};
 use crate::stats::Stats;
 use mqtt_codec::Message;
 use mqtt_codec::topic::{TopicFilter, TopicName};
-use mqtt_codec::{PacketId, QoS, Subscribe, SubscribeFilter};
+use mqtt_codec::{Packet, PacketId, QoS, SubAck, Subscribe, SubscribeFilter, Unsubscribe};
 
 /// A router with its own statistics, keeping at most `max_queued` messages
 /// waiting per client (0: no limit), QoS 0 not queued for offline sessions.
@@ -45,4 +45,26 @@ pub fn subscribe(filters: &[(&str, QoS)]) -> Subscribe {
             })
             .collect(),
     }
+}
+
+/// Subscribes `a`'s session as its connection does: the router grants, the
+/// session records the grants and builds the SUBACK. Returns the SUBACK and
+/// the retained messages to send after it.
+pub fn subscribe_session(
+    r: &Router,
+    a: &mut Attachment,
+    request: Subscribe,
+) -> (SubAck, Vec<Message>) {
+    let grants = r.subscribe(&a.slot, &request.filters);
+    (
+        a.session.granted(request, grants.return_codes),
+        grants.retained,
+    )
+}
+
+/// Unsubscribes `a`'s session as its connection does; returns the UNSUBACK.
+pub fn unsubscribe_session(r: &Router, a: &mut Attachment, request: Unsubscribe) -> Packet {
+    let (held, unsuback) = a.session.unsubscribe(request);
+    r.unsubscribe(&a.slot, &held);
+    unsuback
 }

@@ -3,17 +3,17 @@
 use std::task::Poll;
 use std::time::Duration;
 
-use super::test_support::{msg, router, subscribe};
+use super::test_support::{msg, router, subscribe, subscribe_session, unsubscribe_session};
 use super::*;
-use mqtt_codec::PacketId;
 use mqtt_codec::topic::TopicFilter;
+use mqtt_codec::{PacketId, Unsubscribe};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 /// Client "a", clean session, attached and subscribed to `filters`.
 async fn subscribed(r: &Router, filters: &[(&str, QoS)]) -> Attachment {
     let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
-    r.subscribe(&a.slot, &mut a.session, &subscribe(filters));
+    subscribe_session(r, &mut a, subscribe(filters));
     a
 }
 
@@ -40,10 +40,10 @@ fn drain(slot: &ClientSlot) -> Vec<Message> {
 async fn overlapping_subscriptions_deliver_once_at_the_highest_qos() {
     let r = router(0);
     let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
-    let (suback, _) = r.subscribe(
-        &a.slot,
-        &mut a.session,
-        &subscribe(&[("x/#", QoS::AtMostOnce), ("x/+", QoS::ExactlyOnce)]),
+    let (suback, _) = subscribe_session(
+        &r,
+        &mut a,
+        subscribe(&[("x/#", QoS::AtMostOnce), ("x/+", QoS::ExactlyOnce)]),
     );
     assert_eq!(suback.return_codes.len(), 2);
     assert_eq!(r.publish(&msg("x/y", QoS::AtLeastOnce, false, "m")), 1);
@@ -59,11 +59,7 @@ async fn retained_messages_are_sent_on_subscribe_with_retain_set() {
     r.publish(&msg("r/2", QoS::AtMostOnce, true, ""));
     assert_eq!(r.retained_count(), 1);
     let mut a = r.connect("a", true, 10, WAIT).await.expect("attached");
-    let (_, retained) = r.subscribe(
-        &a.slot,
-        &mut a.session,
-        &subscribe(&[("r/#", QoS::AtLeastOnce)]),
-    );
+    let (_, retained) = subscribe_session(&r, &mut a, subscribe(&[("r/#", QoS::AtLeastOnce)]));
     assert_eq!(retained, vec![msg("r/1", QoS::AtLeastOnce, true, "kept")]);
     // Live forwards carry RETAIN=0 [MQTT-3.3.1-9].
     r.publish(&msg("r/1", QoS::AtLeastOnce, true, "new"));
@@ -108,11 +104,7 @@ async fn persistent_session_is_parked_and_resumed_with_its_queue() {
     let r = router(0);
     let mut a = r.connect("p", false, 10, WAIT).await.expect("attached");
     assert!(!a.session_present);
-    r.subscribe(
-        &a.slot,
-        &mut a.session,
-        &subscribe(&[("t", QoS::AtLeastOnce)]),
-    );
+    subscribe_session(&r, &mut a, subscribe(&[("t", QoS::AtLeastOnce)]));
     r.disconnect(&a.slot, a.session);
     r.publish(&msg("t", QoS::AtLeastOnce, false, "while away"));
     r.publish(&msg("t", QoS::AtMostOnce, false, "qos0 not kept"));
@@ -135,25 +127,28 @@ async fn persistent_session_is_parked_and_resumed_with_its_queue() {
 async fn takeover_kicks_the_old_connection_and_waits_for_it() {
     let r = Arc::new(router(0));
     let mut a = r.connect("same", false, 10, WAIT).await.expect("attached");
-    r.subscribe(
-        &a.slot,
-        &mut a.session,
-        &subscribe(&[("t", QoS::AtLeastOnce)]),
-    );
+    subscribe_session(&r, &mut a, subscribe(&[("t", QoS::AtLeastOnce)]));
     let b = take_over(&r, a).await;
     assert!(b.session_present);
     assert_eq!(b.session.subscriptions().len(), 1);
 }
 
-#[tokio::test]
+/// On a paused clock: the new connection waits the whole limit, and no
+/// longer, for a connection that does not let go.
+#[tokio::test(start_paused = true)]
 async fn takeover_gives_up_when_the_old_connection_hangs() {
     let r = router(0);
     let _a = r.connect("same", true, 10, WAIT).await.expect("attached");
+    // The listener's limit (TAKEOVER_WAIT).
+    let limit = Duration::from_secs(10);
+    let t0 = tokio::time::Instant::now();
     let err = r
-        .connect("same", true, 10, Duration::from_millis(50))
+        .connect("same", true, 10, limit)
         .await
         .expect_err("times out");
+    assert_eq!(t0.elapsed(), limit);
     assert_eq!(err.client_id, "same");
+    assert_eq!(err.waited, limit);
 }
 
 #[tokio::test]
@@ -161,10 +156,10 @@ async fn unsubscribe_stops_delivery() {
     let r = router(0);
     let mut a = subscribed(&r, &[("t", QoS::AtMostOnce)]).await;
     assert_eq!(r.subscription_count(), 1);
-    r.unsubscribe(
-        &a.slot,
-        &mut a.session,
-        &Unsubscribe {
+    unsubscribe_session(
+        &r,
+        &mut a,
+        Unsubscribe {
             packet_id: PacketId::new(2).expect("non-zero"),
             filters: vec![
                 TopicFilter::new("t").expect("valid"),

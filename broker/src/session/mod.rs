@@ -11,11 +11,21 @@
 //! [`Session::deliver`], which reserves packet ids within the in-flight
 //! window. No sockets, no clock of its own: tests drive it by calling it.
 //!
+//! Before all that, [`connect`] holds the CONNECT rules: what the first
+//! packet must be, the client id, the credentials, the will, and the CONNACK
+//! that starts the connection on its session.
+//!
+//! The router never writes into a session: for SUBSCRIBE it returns what it
+//! granted, and [`Session::granted`] records it and builds the SUBACK; for
+//! UNSUBSCRIBE the session says which filters it held
+//! ([`Session::unsubscribe`]) and the router drops those.
+//!
 //! A persistent session outlives its connection: the router keeps it while
 //! the client is away and hands it to the next connection with the same
 //! client id, which resumes the in-flight flows with [`Session::resume`].
 
 mod client_id;
+pub mod connect;
 mod ids;
 mod keepalive;
 mod outgoing;
@@ -31,7 +41,8 @@ pub use outgoing::{AckOutcome, InFlight, OutState, Outgoing};
 
 use mqtt_codec::topic::TopicFilter;
 use mqtt_codec::{
-    Delivery, Message, Packet, PacketId, PacketType, Publish, QoS, Subscribe, Unsubscribe,
+    Delivery, Message, Packet, PacketId, PacketType, Publish, QoS, SubAck, SubAckReturnCode,
+    Subscribe, Unsubscribe,
 };
 
 /// The largest in-flight window: one id must stay free so that
@@ -297,6 +308,34 @@ impl Session {
     /// Forgets a subscription; returns whether there was one.
     pub fn unsubscribed(&mut self, filter: &TopicFilter) -> bool {
         self.subscriptions.remove(filter).is_some()
+    }
+
+    /// Records what the router granted for `request` (one return code per
+    /// filter, in order) and builds the SUBACK carrying those codes
+    /// [MQTT-3.8.4-5]. A granted filter replaces a subscription with the same
+    /// filter [MQTT-3.8.4-3]; a refused one (0x80) is not recorded.
+    pub fn granted(&mut self, request: Subscribe, return_codes: Vec<SubAckReturnCode>) -> SubAck {
+        for (f, code) in request.filters.into_iter().zip(&return_codes) {
+            if let SubAckReturnCode::Granted(qos) = code {
+                self.subscribed(f.filter, *qos);
+            }
+        }
+        SubAck {
+            packet_id: request.packet_id,
+            return_codes,
+        }
+    }
+
+    /// Forgets an UNSUBSCRIBE's filters. Returns the ones this session held,
+    /// for the router to drop from its index (unknown ones are ignored
+    /// [MQTT-3.10.4-1]), and the UNSUBACK to write [MQTT-3.10.4-4].
+    pub fn unsubscribe(&mut self, request: Unsubscribe) -> (Vec<TopicFilter>, Packet) {
+        let held = request
+            .filters
+            .into_iter()
+            .filter(|f| self.unsubscribed(f))
+            .collect();
+        (held, Packet::UnsubAck(request.packet_id))
     }
 }
 

@@ -248,3 +248,69 @@ fn every_packet_pushes_the_keep_alive_deadline() {
     assert!(!s.keep_alive_expired(t0 + Duration::from_secs(7)));
     assert!(s.keep_alive_expired(t1 + Duration::from_secs(6)));
 }
+
+fn subscribe_request(filters: &[(&str, QoS)]) -> Subscribe {
+    Subscribe {
+        packet_id: id(3),
+        filters: filters
+            .iter()
+            .map(|(f, qos)| SubscribeFilter {
+                filter: TopicFilter::new(f).expect("valid filter"),
+                qos: *qos,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn suback_carries_what_the_router_granted_and_the_session_records_it() {
+    let mut s = session();
+    let request = subscribe_request(&[("a/#", QoS::AtLeastOnce), ("b", QoS::ExactlyOnce)]);
+    let codes = vec![
+        SubAckReturnCode::Granted(QoS::AtLeastOnce),
+        SubAckReturnCode::Failure,
+    ];
+    let suback = s.granted(request, codes.clone());
+    // One code per filter, in order, under the request's packet id
+    // [MQTT-3.8.4-5].
+    assert_eq!(
+        suback,
+        SubAck {
+            packet_id: id(3),
+            return_codes: codes,
+        }
+    );
+    let filter = TopicFilter::new("a/#").expect("valid filter");
+    assert_eq!(s.subscriptions().get(&filter), Some(&QoS::AtLeastOnce));
+    assert_eq!(
+        s.subscriptions().len(),
+        1,
+        "a refused filter is not recorded"
+    );
+    // Subscribing again replaces the QoS [MQTT-3.8.4-3].
+    s.granted(
+        subscribe_request(&[("a/#", QoS::AtMostOnce)]),
+        vec![SubAckReturnCode::Granted(QoS::AtMostOnce)],
+    );
+    assert_eq!(s.subscriptions().get(&filter), Some(&QoS::AtMostOnce));
+}
+
+#[test]
+fn unsubscribe_hands_back_only_the_filters_held_and_answers_unsuback() {
+    let mut s = session();
+    s.granted(
+        subscribe_request(&[("a", QoS::AtMostOnce)]),
+        vec![SubAckReturnCode::Granted(QoS::AtMostOnce)],
+    );
+    let (held, reply) = s.unsubscribe(Unsubscribe {
+        packet_id: id(4),
+        filters: vec![
+            TopicFilter::new("a").expect("valid filter"),
+            TopicFilter::new("never").expect("valid filter"),
+        ],
+    });
+    assert_eq!(held, vec![TopicFilter::new("a").expect("valid filter")]);
+    // UNSUBACK even for filters the client never had [MQTT-3.10.4-5].
+    assert_eq!(reply, Packet::UnsubAck(id(4)));
+    assert!(s.subscriptions().is_empty());
+}

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::router::test_support::{msg, router, subscribe};
+use crate::router::test_support::{msg, router, subscribe, subscribe_session};
 use crate::session::Session;
 use mqtt_codec::QoS;
 use mqtt_codec::topic::TopicFilter;
@@ -17,11 +17,7 @@ async fn sessions_and_retained_survive_a_save_and_load() {
             .connect("keeper", false, 10, Duration::from_secs(1))
             .await
             .expect("attached");
-        r.subscribe(
-            &a.slot,
-            &mut a.session,
-            &subscribe(&[("q/#", QoS::ExactlyOnce)]),
-        );
+        subscribe_session(&r, &mut a, subscribe(&[("q/#", QoS::ExactlyOnce)]));
         // One message in flight, then the client goes away.
         let sent = a
             .session

@@ -324,7 +324,6 @@ pub fn append_ack(out: &mut Vec<u8>, packet: &Packet) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    
 
     #[test]
     fn stamped_template_decodes_to_the_message_meant() {

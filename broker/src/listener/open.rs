@@ -1,0 +1,171 @@
+//! From a connection's first byte to CONNACK: the I/O around the CONNECT
+//! rules.
+//!
+//! The TLS handshake and the first packet, each within the connect timeout;
+//! the router's wait for an older connection with the same client id to go
+//! (session takeover); the CONNACK and resumed flows written. What those
+//! steps decide (is it CONNECT, which client id, who is let in, what CONNACK
+//! says) lives in [`crate::session::connect`], over plain values; this module
+//! only waits, reads and writes.
+//!
+//! All of it runs in a boxed future freed before the connection loop starts
+//! (see [`super::connection::serve`]), so none of its state sizes an idle
+//! connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::Shared;
+use super::buffers::Conn;
+use super::connection::Client;
+use super::end::End;
+use super::transport::Transport;
+use crate::router::Attachment;
+use crate::session::connect::{self, Policy};
+use mqtt_codec::{ConnectReturnCode, Packet};
+
+/// How long a new connection waits for an old one with its client id to go.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
+
+/// The TLS handshake, within the connect timeout. `None` when it failed.
+async fn handshake(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> Option<Transport> {
+    let timeout = shared.limits.connect_timeout;
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(timeout, acceptor.accept(tcp)) => r,
+        () = shutdown.cancelled() => return None,
+    };
+    match handshake {
+        Ok(Ok(stream)) => {
+            let (tcp, tls) = stream.into_inner();
+            Some(Transport::Tls {
+                tcp,
+                tls: Box::new(tls),
+            })
+        }
+        Ok(Err(e)) => {
+            warn!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            warn!(?timeout, "TLS handshake did not finish in time, closing");
+            None
+        }
+    }
+}
+
+/// From the first byte to CONNACK: the TLS handshake if any, then CONNECT
+/// within the timeout, the CONNECT rules applied ([`connect::check`]), the
+/// session taken from the router, and CONNACK and the resumed flows queued
+/// ([`connect::Accepted::start`]). `None` when the connection ended
+/// (refused, closed, timed out).
+pub(super) async fn open(
+    tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> Option<Client> {
+    let (shared, shutdown) = (&shared, &shutdown);
+    let transport = match tls {
+        None => Transport::Plain(tcp),
+        Some(acceptor) => handshake(tcp, acceptor, shared, shutdown).await?,
+    };
+    let cert_name = certificate_name(&transport);
+    let mut conn = Conn::new(transport);
+    let kind = conn.transport.kind();
+    let limits = &shared.limits;
+    // CONNECT must be the first packet [MQTT-3.1.0-1], within the timeout.
+    let first = tokio::select! {
+        r = tokio::time::timeout(limits.connect_timeout, conn.first_packet(limits.max_packet_size)) => r,
+        () = shutdown.cancelled() => return None,
+    };
+    let first = match first {
+        Err(_) => {
+            info!(timeout = ?limits.connect_timeout, "no CONNECT in time, closing");
+            return None;
+        }
+        Ok(Ok(packet)) => Ok(packet),
+        Ok(Err(End::Malformed(e))) => Err(e),
+        Ok(Err(End::Closed)) => {
+            debug!("closed before CONNECT");
+            return None;
+        }
+        Ok(Err(other)) => {
+            debug!(reason = ?other, "connection failed before CONNECT");
+            return None;
+        }
+    };
+    let policy = Policy {
+        auth: &shared.auth,
+        identity_as_username: shared.identity_as_username && kind == crate::stats::Transport::Tls,
+        certificate_name: cert_name.as_deref(),
+    };
+    let accepted = match connect::check(first, &policy) {
+        Ok(accepted) => accepted,
+        Err(refused) => {
+            refused.log();
+            if let Some(code) = refused.refusal() {
+                conn.refuse(code).await;
+            }
+            return None;
+        }
+    };
+
+    let attachment = tokio::select! {
+        r = shared.router.connect(&accepted.client_id, accepted.clean_session, limits.max_inflight, TAKEOVER_WAIT) => r,
+        () = shutdown.cancelled() => return None,
+    };
+    let Attachment {
+        slot,
+        mut session,
+        session_present,
+    } = match attachment {
+        Ok(a) => a,
+        Err(e) => {
+            error!(error = %e, "session takeover failed");
+            conn.refuse(ConnectReturnCode::ServerUnavailable).await;
+            return None;
+        }
+    };
+    // CONNACK, then the flows in flight in their original order
+    // [MQTT-4.4.0-1].
+    let packets: Vec<Packet> =
+        accepted.start(&mut session, session_present, Instant::now().into_std());
+    shared.stats.client_connected(kind);
+    info!(
+        clean_session = accepted.clean_session,
+        keep_alive = accepted.keep_alive,
+        session_present,
+        "client connected"
+    );
+    for p in &packets {
+        conn.put(p);
+    }
+    drop(packets);
+
+    Some(Client {
+        conn,
+        slot,
+        session,
+        will: accepted.will,
+    })
+}
+
+/// The Common Name of a TLS client's certificate, for
+/// `--identity-as-username`.
+fn certificate_name(transport: &Transport) -> Option<String> {
+    let leaf = transport.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let name = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(name.to_owned())
+}

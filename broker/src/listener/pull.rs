@@ -1,0 +1,67 @@
+//! [`pull`]: messages from the client's outbox into the write buffer, as
+//! many as the in-flight window and [`HIGH_WATER`] allow.
+//!
+//! The router queues messages in the client's outbox; the connection loop
+//! calls this when the outbox has messages and output has room. The session
+//! reserves a packet id for each QoS 1 or 2 message ([`Session::deliver`]).
+
+use std::cell::RefCell;
+
+use tracing::warn;
+
+use super::buffers::{Conn, HIGH_WATER};
+use crate::router::ClientSlot;
+use crate::session::Session;
+use mqtt_codec::Message;
+use mqtt_codec::Packet;
+
+thread_local! {
+    /// Messages moved out of an outbox in one [`pull`], reused by every
+    /// connection on this thread rather than held by each.
+    static BATCH: RefCell<Vec<Message>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Messages moved from the outbox per lock.
+const PULL_BATCH: usize = 256;
+
+/// Why [`pull`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pulled {
+    /// The outbox is empty: wait to be woken.
+    Drained,
+    /// The in-flight window is full: wait for an acknowledgement.
+    WindowFull,
+    /// The write buffer is full: write, then pull again.
+    BufferFull,
+}
+
+/// Moves messages from the outbox into the write buffer, within the
+/// in-flight window and up to [`HIGH_WATER`] bytes of output.
+pub(super) fn pull(conn: &mut Conn, slot: &ClientSlot, session: &mut Session) -> Pulled {
+    BATCH.with_borrow_mut(|batch| {
+        loop {
+            if conn.wbuf.len() >= HIGH_WATER {
+                return Pulled::BufferFull;
+            }
+            let (more, dropped) = slot.take(batch, PULL_BATCH, session.window_room());
+            if dropped > 0 {
+                warn!(
+                    dropped,
+                    "messages for this client were dropped: its queue was full (--max-queued)"
+                );
+            }
+            let took = batch.len();
+            for message in batch.drain(..) {
+                if let Some(publish) = session.deliver(message) {
+                    conn.put(&Packet::Publish(publish));
+                }
+            }
+            if !more {
+                return Pulled::Drained;
+            }
+            if took < PULL_BATCH {
+                return Pulled::WindowFull;
+            }
+        }
+    })
+}

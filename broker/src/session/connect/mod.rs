@@ -1,0 +1,226 @@
+//! The CONNECT rules (§3.1, §3.2) as plain functions over values.
+//!
+//! What the first packet must be, which client ids are taken, who is let in,
+//! what becomes of the will, and what CONNACK says: all decided here, with no
+//! socket and no clock of its own, so a test calls it with packets and an
+//! instant. The listener does the I/O around it: the TLS handshake, reading
+//! the first packet within the connect timeout, the router's takeover wait,
+//! and writing what [`check`] and [`Accepted::start`] return.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tracing::warn;
+
+use super::{Message, Session};
+use crate::auth::Authenticator;
+use mqtt_codec::{
+    ConnAck, Connect, ConnectReturnCode, DecodeError, Packet, PacketType, ProtocolLevel,
+};
+
+/// Who may connect, and what the listener knows about the connection
+/// beyond its CONNECT.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    /// The password file and anonymous rule.
+    pub auth: &'a Authenticator,
+    /// `--identity-as-username` on the listener this connection came in on
+    /// (TLS only): the client certificate's name replaces the user name the
+    /// client sent, and needs no password.
+    pub identity_as_username: bool,
+    /// The Common Name of the client's certificate, if it sent one.
+    pub certificate_name: Option<&'a str>,
+}
+
+/// A CONNECT that passed the rules, waiting for the router to attach its
+/// session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The client id: the one sent, or one assigned [MQTT-3.1.3-6].
+    pub client_id: String,
+    /// Clean Session as asked [MQTT-3.1.2-6].
+    pub clean_session: bool,
+    /// Keep Alive in seconds, 0 for none; a client silent for 1.5× this is
+    /// disconnected [MQTT-3.1.2-24].
+    pub keep_alive: u16,
+    /// The will, published when the connection ends without DISCONNECT
+    /// [MQTT-3.1.2-8] and discarded with DISCONNECT [MQTT-3.1.2-10]. Boxed: most clients set no will, and those that do
+    /// pay for it alone.
+    pub will: Option<Box<Message>>,
+}
+
+/// Why a connection ends before an accepting CONNACK.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The first packet was not CONNECT: closed without CONNACK
+    /// [MQTT-3.1.0-1].
+    #[error("first packet is {packet}, not CONNECT [MQTT-3.1.0-1]")]
+    NotConnect {
+        /// The packet that came first.
+        packet: PacketType,
+    },
+    /// A CONNECT for a protocol name or level this broker does not speak:
+    /// refused with 0x01 [MQTT-3.1.2-2].
+    #[error("unacceptable protocol: {0}")]
+    UnacceptableProtocol(DecodeError),
+    /// The first bytes were not a valid packet: closed without CONNACK
+    /// [MQTT-4.8.0-1].
+    #[error("malformed packet before CONNECT: {0}")]
+    Malformed(DecodeError),
+    /// An empty client id where none may be assigned: refused with 0x02
+    /// [MQTT-3.1.3-8].
+    #[error("empty client id refused with {code} ({protocol:?})")]
+    ClientId {
+        /// The return code (0x02).
+        code: ConnectReturnCode,
+        /// The protocol the CONNECT spoke.
+        protocol: ProtocolLevel,
+    },
+    /// The credentials were refused: 0x04 or 0x05.
+    #[error("credentials of user {username:?} refused with {code}")]
+    Credentials {
+        /// The return code.
+        code: ConnectReturnCode,
+        /// The user name sent, if any.
+        username: Option<String>,
+    },
+}
+
+impl ConnectError {
+    /// The CONNACK return code to refuse with before closing
+    /// [MQTT-3.2.2-5], or `None` when the connection closes with no CONNACK.
+    pub fn refusal(&self) -> Option<ConnectReturnCode> {
+        match self {
+            ConnectError::NotConnect { .. } | ConnectError::Malformed(_) => None,
+            ConnectError::UnacceptableProtocol(_) => {
+                Some(ConnectReturnCode::UnacceptableProtocolVersion)
+            }
+            ConnectError::ClientId { code, .. } | ConnectError::Credentials { code, .. } => {
+                Some(*code)
+            }
+        }
+    }
+
+    /// Logs why the connection is refused, in the connection's span.
+    pub fn log(&self) {
+        match self {
+            ConnectError::NotConnect { packet } => {
+                warn!(packet = %packet, "first packet is not CONNECT, closing [MQTT-3.1.0-1]");
+            }
+            ConnectError::UnacceptableProtocol(e) => {
+                warn!(error = %e, "refusing CONNECT with return code 0x01");
+            }
+            ConnectError::Malformed(e) => {
+                warn!(error = %e, statement = e.statement().unwrap_or("-"), "malformed packet before CONNECT, closing");
+            }
+            ConnectError::ClientId { code, protocol } => {
+                warn!(code = %code, protocol = ?protocol, "empty client id refused: it needs clean session [MQTT-3.1.3-8], and MQTT 3.1 allows none");
+            }
+            ConnectError::Credentials { code, username } => {
+                warn!(code = %code, username = username.as_deref().unwrap_or(""), "refusing credentials");
+            }
+        }
+    }
+}
+
+/// Applies the CONNECT rules to the first packet a connection sent (or the
+/// error decoding it).
+///
+/// - It must be CONNECT [MQTT-3.1.0-1]; a CONNECT for another protocol
+///   level is refused with 0x01 [MQTT-3.1.2-2].
+/// - The client id is resolved (see [`super::resolve_client_id`]) and
+///   recorded in the current tracing span, the connection's, so every later
+///   line carries it.
+/// - The credentials are checked against `policy`; with
+///   `--identity-as-username` a TLS client needs a certificate instead
+///   (0x05 without one).
+/// - The will is kept, its payload copied: it lives as long as the
+///   connection and should not pin the buffer the CONNECT was read into.
+pub fn check(
+    first: Result<Packet, DecodeError>,
+    policy: &Policy<'_>,
+) -> Result<Accepted, ConnectError> {
+    let connect = match first {
+        Ok(Packet::Connect(c)) => c,
+        Ok(other) => {
+            return Err(ConnectError::NotConnect {
+                packet: other.packet_type(),
+            });
+        }
+        Err(e) if e.is_unacceptable_protocol() => {
+            return Err(ConnectError::UnacceptableProtocol(e));
+        }
+        Err(e) => return Err(ConnectError::Malformed(e)),
+    };
+    accept(connect, policy)
+}
+
+/// The rules after the packet type: client id, credentials, will.
+fn accept(connect: Connect, policy: &Policy<'_>) -> Result<Accepted, ConnectError> {
+    let client_id =
+        super::resolve_client_id(&connect.client_id, connect.clean_session, connect.protocol)
+            .map_err(|code| ConnectError::ClientId {
+                code,
+                protocol: connect.protocol,
+            })?;
+    tracing::Span::current().record("client_id", client_id.as_str());
+
+    // With --identity-as-username the certificate's name replaces the user
+    // name the client sent (and needs no password).
+    let auth = match (policy.certificate_name, policy.identity_as_username) {
+        (Some(_), true) => Ok(()),
+        (None, true) => Err(ConnectReturnCode::NotAuthorized),
+        _ => policy
+            .auth
+            .check(connect.username.as_deref(), connect.password.as_deref()),
+    };
+    if let Err(code) = auth {
+        return Err(ConnectError::Credentials {
+            code,
+            username: connect.username,
+        });
+    }
+
+    let will = connect.will.map(|mut w| {
+        // Copy the payload: the will lives as long as the connection and
+        // should not pin the buffer the CONNECT was read into.
+        w.payload = Bytes::copy_from_slice(&w.payload);
+        Box::new(w)
+    });
+    Ok(Accepted {
+        client_id,
+        clean_session: connect.clean_session,
+        keep_alive: connect.keep_alive,
+        will,
+    })
+}
+
+impl Accepted {
+    /// Starts the connection on the session the router attached: sets its
+    /// Clean Session flag and keep-alive, heard at `now`, and returns what
+    /// to write, in order: CONNACK accepting, with Session Present as the
+    /// router found it [MQTT-3.2.2-2] [MQTT-3.2.2-3], then the flows in
+    /// flight resumed in their original order [MQTT-4.4.0-1].
+    pub fn start(&self, session: &mut Session, session_present: bool, now: Instant) -> Vec<Packet> {
+        session.attach(self.clean_session, self.keep_alive, now);
+        let mut packets = Vec::with_capacity(1 + session.outgoing().len());
+        packets.push(Packet::ConnAck(ConnAck {
+            session_present,
+            code: ConnectReturnCode::Accepted,
+        }));
+        packets.extend(session.resume());
+        packets
+    }
+}
+
+/// The CONNACK refusing a connection with `code`. Session Present is 0 with
+/// any refusal [MQTT-3.2.2-4].
+pub fn refusal(code: ConnectReturnCode) -> Packet {
+    Packet::ConnAck(ConnAck {
+        session_present: false,
+        code,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,262 @@
+//! The CONNECT rules with packets and instants as values: no socket, no
+//! runtime, no real clock.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::*;
+use credentials::password::PasswordFile;
+use mqtt_codec::topic::TopicName;
+use mqtt_codec::{Delivery, Message, PacketId, Publish, QoS, decode_packet};
+
+/// Made by `mosquitto_passwd -c -b pw alice secret` (mosquitto 2.0.11).
+const MOSQUITTO_ALICE: &str = "alice:$7$101$bU4GpvqrtTom9o+e$Z7z0sy27bnpqRg8T8VuUMUBkXfQdxTvqXADHhWI8NxftQen5l8Hx3trZaf1IhgDxpmqBheSsq61sI13qdXQD2g==";
+
+fn open_policy(auth: &Authenticator) -> Policy<'_> {
+    Policy {
+        auth,
+        identity_as_username: false,
+        certificate_name: None,
+    }
+}
+
+fn connect(client_id: &str, clean_session: bool) -> Connect {
+    Connect {
+        protocol: ProtocolLevel::V3_1_1,
+        clean_session,
+        keep_alive: 10,
+        client_id: client_id.to_owned(),
+        ..Connect::default()
+    }
+}
+
+/// Decodes `bytes` as the first packet, as the listener would.
+fn decoded(bytes: &[u8]) -> Result<Packet, DecodeError> {
+    let mut buf = BytesMut::from(bytes);
+    decode_packet(&mut buf, 1024).map(|p| p.expect("a whole packet"))
+}
+
+#[test]
+fn a_connect_is_accepted_with_its_fields() {
+    let auth = Authenticator::new(None, true);
+    let accepted = check(
+        Ok(Packet::Connect(connect("c1", false))),
+        &open_policy(&auth),
+    )
+    .expect("accepted");
+    assert_eq!(
+        accepted,
+        Accepted {
+            client_id: "c1".into(),
+            clean_session: false,
+            keep_alive: 10,
+            will: None,
+        }
+    );
+}
+
+#[test]
+fn first_packet_other_than_connect_closes_without_connack() {
+    let auth = Authenticator::new(None, true);
+    let err = check(Ok(Packet::PingReq), &open_policy(&auth)).expect_err("refused");
+    assert_eq!(
+        err,
+        ConnectError::NotConnect {
+            packet: PacketType::PingReq
+        }
+    );
+    assert_eq!(err.refusal(), None, "no CONNACK [MQTT-3.1.0-1]");
+}
+
+#[test]
+fn unknown_protocol_level_is_refused_with_0x01() {
+    // CONNECT, remaining length 13: "MQTT", level 5, clean session,
+    // keep-alive 60, client id "c".
+    let level_5 = [
+        0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 1, b'c',
+    ];
+    let auth = Authenticator::new(None, true);
+    let err = check(decoded(&level_5), &open_policy(&auth)).expect_err("refused");
+    assert!(
+        matches!(err, ConnectError::UnacceptableProtocol(_)),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.refusal(),
+        Some(ConnectReturnCode::UnacceptableProtocolVersion)
+    );
+}
+
+#[test]
+fn malformed_first_packet_closes_without_connack() {
+    // CONNECT with the reserved flag bit set [MQTT-3.1.2-3].
+    let reserved = [
+        0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 1, b'c',
+    ];
+    let auth = Authenticator::new(None, true);
+    let err = check(decoded(&reserved), &open_policy(&auth)).expect_err("refused");
+    assert!(matches!(err, ConnectError::Malformed(_)), "{err:?}");
+    assert_eq!(err.refusal(), None);
+}
+
+#[test]
+fn empty_client_id_needs_clean_session() {
+    let auth = Authenticator::new(None, true);
+    let err =
+        check(Ok(Packet::Connect(connect("", false))), &open_policy(&auth)).expect_err("refused");
+    assert_eq!(err.refusal(), Some(ConnectReturnCode::IdentifierRejected));
+    let assigned = check(Ok(Packet::Connect(connect("", true))), &open_policy(&auth))
+        .expect("an id is assigned [MQTT-3.1.3-6]");
+    assert!(assigned.client_id.starts_with("auto-"));
+}
+
+#[test]
+fn empty_client_id_is_refused_in_mqtt_3_1() {
+    let auth = Authenticator::new(None, true);
+    let v31 = Connect {
+        protocol: ProtocolLevel::V3_1,
+        ..connect("", true)
+    };
+    let err = check(Ok(Packet::Connect(v31)), &open_policy(&auth)).expect_err("refused");
+    assert_eq!(
+        err,
+        ConnectError::ClientId {
+            code: ConnectReturnCode::IdentifierRejected,
+            protocol: ProtocolLevel::V3_1,
+        }
+    );
+}
+
+#[test]
+fn credentials_are_checked_against_the_password_file() {
+    let file = PasswordFile::parse(MOSQUITTO_ALICE).expect("parses");
+    let auth = Authenticator::new(Some(file), false);
+    let with = |user: Option<&str>, password: Option<&'static [u8]>| Connect {
+        username: user.map(str::to_owned),
+        password: password.map(Bytes::from_static),
+        ..connect("c1", true)
+    };
+    let policy = open_policy(&auth);
+    assert!(
+        check(
+            Ok(Packet::Connect(with(Some("alice"), Some(b"secret")))),
+            &policy
+        )
+        .is_ok()
+    );
+    let wrong = check(
+        Ok(Packet::Connect(with(Some("alice"), Some(b"nope")))),
+        &policy,
+    )
+    .expect_err("refused");
+    assert_eq!(
+        wrong,
+        ConnectError::Credentials {
+            code: ConnectReturnCode::BadUserNameOrPassword,
+            username: Some("alice".into()),
+        }
+    );
+    let anonymous = check(Ok(Packet::Connect(with(None, None))), &policy).expect_err("refused");
+    assert_eq!(anonymous.refusal(), Some(ConnectReturnCode::NotAuthorized));
+}
+
+#[test]
+fn identity_as_username_takes_the_certificate_name_and_no_password() {
+    let file = PasswordFile::parse(MOSQUITTO_ALICE).expect("parses");
+    let auth = Authenticator::new(Some(file), false);
+    let with_cert = Policy {
+        auth: &auth,
+        identity_as_username: true,
+        certificate_name: Some("device-1"),
+    };
+    let bogus = Connect {
+        username: Some("mallory".into()),
+        password: Some(Bytes::from_static(b"wrong")),
+        ..connect("c1", true)
+    };
+    assert!(check(Ok(Packet::Connect(bogus.clone())), &with_cert).is_ok());
+    let without_cert = Policy {
+        certificate_name: None,
+        ..with_cert
+    };
+    let err = check(Ok(Packet::Connect(bogus)), &without_cert).expect_err("refused");
+    assert_eq!(err.refusal(), Some(ConnectReturnCode::NotAuthorized));
+}
+
+#[test]
+fn the_will_is_kept_with_its_own_copy_of_the_payload() {
+    let auth = Authenticator::new(None, true);
+    let read_buffer = Bytes::from_static(b"....gone");
+    let with_will = Connect {
+        will: Some(Message {
+            topic: TopicName::new("w").expect("valid"),
+            payload: read_buffer.slice(4..),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+        }),
+        ..connect("c1", true)
+    };
+    let accepted = check(Ok(Packet::Connect(with_will)), &open_policy(&auth)).expect("accepted");
+    let will = accepted.will.expect("a will");
+    assert_eq!(will.payload, Bytes::from_static(b"gone"));
+    assert_ne!(
+        will.payload.as_ptr(),
+        read_buffer.slice(4..).as_ptr(),
+        "copied, not a view into the read buffer"
+    );
+    assert_eq!((will.qos, will.retain), (QoS::AtLeastOnce, true));
+}
+
+#[test]
+fn start_writes_connack_then_resumes_the_flows_in_flight() {
+    let auth = Authenticator::new(None, true);
+    let accepted = check(
+        Ok(Packet::Connect(connect("c1", false))),
+        &open_policy(&auth),
+    )
+    .expect("accepted");
+    // A parked session with one QoS 1 message sent and not acknowledged.
+    let mut session = Session::new("c1", false, 10);
+    let message = Message {
+        topic: TopicName::new("t").expect("valid"),
+        payload: Bytes::from_static(b"m"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    };
+    let sent = session.deliver(message.clone()).expect("window open");
+    let t0 = Instant::now();
+    let packets = accepted.start(&mut session, true, t0);
+    let id = PacketId::new(1).expect("non-zero");
+    assert_eq!(sent.packet_id(), Some(id));
+    assert_eq!(
+        packets,
+        vec![
+            Packet::ConnAck(ConnAck {
+                session_present: true,
+                code: ConnectReturnCode::Accepted,
+            }),
+            // Resent with DUP [MQTT-3.3.1-1].
+            Packet::Publish(
+                Publish::new(Delivery::new(message.qos, id), message.clone()).with_dup(true)
+            ),
+        ]
+    );
+    // Keep Alive 10 s: silent for 15 s ends it [MQTT-3.1.2-24].
+    assert_eq!(
+        session.keep_alive_deadline(),
+        Some(t0 + Duration::from_secs(15))
+    );
+    assert!(!session.is_clean());
+}
+
+#[test]
+fn refusals_never_claim_a_session() {
+    assert_eq!(
+        refusal(ConnectReturnCode::NotAuthorized),
+        Packet::ConnAck(ConnAck {
+            session_present: false,
+            code: ConnectReturnCode::NotAuthorized,
+        })
+    );
+}
