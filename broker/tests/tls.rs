@@ -1,5 +1,7 @@
-//! TLS listener: the generated certificate, mutual TLS, identity as user
-//! name, the handshake timeout and old protocol versions refused.
+//! TLS listener: the generated certificate, identity as user name, the
+//! handshake timeout and old protocol versions refused. (Mutual TLS itself
+//! and delivery between the plain and TLS listeners are conformance
+//! scenarios, run against this broker by `conformance/tests/reference_broker.rs`.)
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +14,7 @@ use bytes::BytesMut;
 use common::*;
 use credentials::certs::{CertificateAuthority, Overwrite, PairPaths, SubjectNames, Validity};
 use credentials::tls;
-use mqtt_codec::{ConnectReturnCode, Packet, QoS, decode_packet};
+use mqtt_codec::{ConnectReturnCode, Packet, decode_packet};
 use rustls_pki_types::ServerName;
 use testsupport::{ReferenceBroker, ReferenceOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -137,27 +139,6 @@ fn mutual_tls_broker(
 }
 
 #[tokio::test]
-async fn require_certificate_refuses_clients_without_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let (b, ca, client) = mutual_tls_broker(dir.path(), &[]);
-    let port = b.tls_addr().unwrap().port();
-    let with = tls_connect(
-        port,
-        client_config(&ca.cert, Some(&client)),
-        connect_packet("c1", true),
-    )
-    .await;
-    assert_eq!(with, Some(ConnectReturnCode::Accepted));
-    let without = tls_connect(
-        port,
-        client_config(&ca.cert, None),
-        connect_packet("c2", true),
-    )
-    .await;
-    assert_eq!(without, None, "no certificate, no connection");
-}
-
-#[tokio::test]
 async fn identity_as_username_accepts_the_certificate_name() {
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("pw");
@@ -234,53 +215,4 @@ fn tls_1_1_is_refused() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
-}
-
-#[tokio::test]
-async fn tls_subscriber_gets_plain_publisher_messages() {
-    let b = start_with(ReferenceOptions {
-        tls: true,
-        ..ReferenceOptions::default()
-    });
-    let config = client_config(&b.ca_file(), None);
-    let tcp = TcpStream::connect(b.tls_addr().unwrap()).await.unwrap();
-    let mut tls = TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let sub = [
-        Packet::Connect(connect_packet("tls-sub", true)),
-        Packet::Subscribe(mqtt_codec::Subscribe {
-            packet_id: pid(1),
-            filters: vec![mqtt_codec::SubscribeFilter {
-                filter: mqtt_codec::topic::TopicFilter::new("x").unwrap(),
-                qos: QoS::AtLeastOnce,
-            }],
-        }),
-    ];
-    for p in &sub {
-        tls.write_all(&p.to_bytes().unwrap()).await.unwrap();
-    }
-    let mut buf = BytesMut::new();
-    let mut next = async || loop {
-        if let Some(p) = decode_packet(&mut buf, usize::MAX).unwrap() {
-            return p;
-        }
-        assert!(
-            tls.read_buf(&mut buf).await.unwrap() > 0,
-            "closed by the broker; its log:\n{}",
-            b.log()
-        );
-    };
-    assert!(matches!(next().await, Packet::ConnAck(_)));
-    assert!(matches!(next().await, Packet::SubAck(_)));
-    let mut plain = RawClient::connected(b.addr(), "plain-pub").await;
-    plain
-        .send(&publish("x", QoS::AtLeastOnce, Some(1), "across", false))
-        .await;
-    let got = tokio::time::timeout(WAIT, next()).await.expect("in time");
-    match got {
-        Packet::Publish(p) => assert_eq!(&p.payload[..], b"across"),
-        other => panic!("expected PUBLISH, got {other:?}"),
-    }
 }

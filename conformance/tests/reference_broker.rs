@@ -3,6 +3,10 @@
 //! MUST scenario, and every scenario must run — none skipped for want of
 //! configuration.
 //!
+//! This run stands in for broker tests that repeated scenarios: the
+//! scenarios in [`REPLACES_BROKER_TESTS`] must pass here, whatever their
+//! level, so that behaviour stays checked against the broker.
+//!
 //! The broker gets everything the suite can use: a plain listener, a TLS
 //! listener with a server certificate from `credentials::certs` (the code behind
 //! `toolkit certs`) that requires client certificates signed by the test's
@@ -25,6 +29,45 @@ use credentials::password::{DEFAULT_ITERATIONS, SALT_LEN, hash_password};
 use testsupport::{ReferenceBroker, ReferenceOptions, ReferenceTls};
 
 const USER: &str = "conformance";
+
+/// Scenarios that replaced tests of the broker crate (`broker/tests/`)
+/// checking the same behaviour against the broker; each must pass against
+/// the reference broker, not merely not fail (a MAY or SHOULD scenario's
+/// failure is only an observation, and "not applicable" checks nothing).
+/// The comment names the broker test it replaced.
+const REPLACES_BROKER_TESTS: &[&str] = &[
+    // protocol.rs qos0_1_2_publish_reach_a_subscriber_at_min_qos
+    "qos.qos0-delivery",
+    "qos.qos1-delivery",
+    "qos.qos2-delivery",
+    "qos.downgrade-2-to-1",
+    // protocol.rs qos2_delivery_to_subscriber_runs_the_four_steps_exactly_once
+    "qos.qos2-duplicate-publish",
+    // protocol.rs unsupported_protocol_level_gets_connack_0x01
+    "connect.unsupported-level",
+    // protocol.rs empty_client_id_rules
+    "connect.empty-client-id-persistent",
+    "connect.empty-client-id-assigned",
+    // protocol.rs will_is_not_sent_after_disconnect_but_is_after_socket_close
+    "will.not-after-disconnect",
+    "will.on-drop",
+    // protocol.rs keep_alive_expiry_closes_and_fires_the_will
+    "keepalive.timeout-closes",
+    "will.on-keepalive-timeout",
+    // protocol.rs retained_messages_stored_replaced_cleared
+    "retained.qos0-stored",
+    "retained.cleared-by-empty-payload",
+    "retained.delivered-on-subscribe",
+    "retained.live-forward-clears-flag",
+    // protocol.rs packets_sent_in_the_same_write_as_connect_are_handled
+    "framing.connect-subscribe-one-write",
+    "framing.connect-publish-qos1-one-write",
+    // tls.rs require_certificate_refuses_clients_without_one
+    "tls.client-cert-required",
+    "tls.client-cert-accepted",
+    // tls.rs tls_subscriber_gets_plain_publisher_messages
+    "cross.plain-to-tls",
+];
 
 /// A mosquitto password file with one `$7$` entry, written the way
 /// `toolkit passwd` writes it (random salt, the broker's hash function).
@@ -182,6 +225,18 @@ fn whole_suite_passes_against_the_reference_broker_with_no_baseline() {
             .any(|r| r.name.contains("client-cert") && r.passed()),
         "no mutual-TLS scenario passed"
     );
+    for name in REPLACES_BROKER_TESTS {
+        let r = report
+            .results
+            .iter()
+            .find(|r| r.name == *name)
+            .unwrap_or_else(|| panic!("{name} is not in the suite; broker tests relied on it"));
+        assert!(
+            r.passed(),
+            "{name} stands in for a dropped broker test and must pass: {:?}",
+            r.verdict
+        );
+    }
 }
 
 #[test]
