@@ -1,7 +1,8 @@
-//! The whole built-in suite against this workspace's own broker (the
-//! `broker` binary), with NO baseline: the reference broker must pass every
-//! MUST scenario, and every scenario must run — none skipped for want of
-//! configuration.
+//! The whole built-in suite against this workspace's own broker, with NO
+//! baseline: the reference broker must pass every MUST scenario, and every
+//! scenario must run — none skipped for want of configuration. The broker
+//! runs in this process (see `in_process`), or is the binary `$BROKER_BIN`
+//! names.
 //!
 //! This run stands in for broker tests that repeated scenarios: the
 //! scenarios in [`REPLACES_BROKER_TESTS`] must pass here, whatever their
@@ -17,6 +18,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod in_process;
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +28,8 @@ use conformance::outcome::Verdict;
 use conformance::suite::{RunReport, Suite};
 use conformance::target::{ClientIdentity, Credentials, Target};
 use credentials::password::{DEFAULT_ITERATIONS, SALT_LEN, hash_password};
-use testsupport::{ReferenceBroker, ReferenceOptions, ReferenceTls};
+use in_process::Reference;
+use testsupport::{ReferenceOptions, ReferenceTls};
 
 const USER: &str = "conformance";
 
@@ -90,11 +93,11 @@ fn random_password() -> String {
 
 /// The broker with plain + mutual-TLS listeners and a password file, and a
 /// target reaching both with the client certificate and the credentials.
-fn reference_with_everything(dir: &Path) -> (ReferenceBroker, Target) {
+fn reference_with_everything(dir: &Path) -> (Reference, Target) {
     let files = common::tls_files(dir);
     let password = random_password();
     let passwords = password_file(dir, USER, &password);
-    let broker = ReferenceBroker::start(ReferenceOptions {
+    let broker = Reference::start(ReferenceOptions {
         tls_files: Some(ReferenceTls {
             cert: files.cert.clone(),
             key: files.key.clone(),
@@ -139,7 +142,7 @@ fn summary(report: &RunReport, eval: &Evaluation) -> String {
 /// Asserts what the reference broker owes the suite: no MUST failure, no
 /// harness error, nothing skipped; the failure message carries the text
 /// report (every failure with its transcript) and the broker's log.
-fn assert_reference_passes(report: &RunReport, broker: &ReferenceBroker) {
+fn assert_reference_passes(report: &RunReport, broker: &Reference) {
     let baseline = Baseline::default();
     let eval = Evaluation::of(report, &baseline);
     println!("reference broker: {}", summary(report, &eval));
@@ -245,7 +248,7 @@ fn tls_scenarios_pass_against_the_reference_broker_with_its_generated_certificat
     // on first run, no client certificates asked for. Only the mutual-TLS
     // scenarios have nothing to check here (they need a listener that
     // requires client certificates) and are skipped; the rest must pass.
-    let broker = ReferenceBroker::start(ReferenceOptions {
+    let broker = Reference::start(ReferenceOptions {
         tls: true,
         ..ReferenceOptions::default()
     });
@@ -290,5 +293,17 @@ fn tls_scenarios_pass_against_the_reference_broker_with_its_generated_certificat
     assert!(
         eval.passed.len() >= 5,
         "too few TLS scenarios ran: {eval:?}"
+    );
+}
+
+#[test]
+fn the_broker_log_is_captured_for_failure_messages() {
+    // The failure messages above carry the broker's log; in-process, it is
+    // captured from the broker's own threads.
+    let broker = Reference::start(ReferenceOptions::default());
+    let log = broker.log();
+    assert!(
+        log.contains("listening") && log.contains(&broker.addr().to_string()),
+        "{log}"
     );
 }

@@ -4,7 +4,7 @@
 //! port on 127.0.0.1, and [`Mosquitto`] starts Debian's mosquitto with a
 //! config the test writes, waiting for the broker to say it is running rather
 //! than sleeping. [`ReferenceBroker`] does the same for this workspace's own
-//! `broker` binary, on ephemeral ports it reports in its log.
+//! `broker` binary, given its path, on ephemeral ports it reports in its log.
 //! [`RawClient`] is the one raw MQTT client the tests speak through: whole
 //! packets from `mqtt_codec`, plain or TLS, every wait bounded.
 
@@ -21,4 +21,4 @@ pub use mosquitto::{
 };
 pub use port::{free_port, wait_for_port};
 pub use raw_client::{RawClient, WAIT, connect_packet, packet_id};
-pub use reference::{ReferenceBroker, ReferenceOptions, ReferenceTls, broker_binary};
+pub use reference::{ReferenceBroker, ReferenceOptions, ReferenceTls, broker_binary_from_env};

@@ -21,11 +21,9 @@ pub fn start(extra: &[&str]) -> ReferenceBroker {
     })
 }
 
-/// Starts the broker built for this test run with full options (the binary
-/// is filled in).
-pub fn start_with(mut options: ReferenceOptions) -> ReferenceBroker {
-    options.binary = Some(std::path::PathBuf::from(env!("CARGO_BIN_EXE_broker")));
-    ReferenceBroker::start(options)
+/// Starts the broker built for this test run with full options.
+pub fn start_with(options: ReferenceOptions) -> ReferenceBroker {
+    ReferenceBroker::start(env!("CARGO_BIN_EXE_broker"), options)
 }
 
 pub fn pid(v: u16) -> PacketId {
