@@ -1,4 +1,11 @@
-//! The broker binary on ephemeral loopback ports, spoken to in raw packets.
+//! The broker binary on ephemeral loopback ports, spoken to in raw packets:
+//! what is particular to this broker (its flags, `$SYS`, its log, its exit
+//! status, what it does where the specification leaves a choice).
+//!
+//! Protocol behaviour that a conformance scenario checks is not repeated
+//! here: `conformance/tests/reference_broker.rs` runs the whole suite
+//! against this broker and requires the scenarios that replaced tests of
+//! this file to pass (its `REPLACES_BROKER_TESTS`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,105 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mqtt_codec::{ConnectReturnCode, Packet, QoS, SubAckReturnCode};
-
-#[tokio::test]
-async fn qos0_1_2_publish_reach_a_subscriber_at_min_qos() {
-    let b = start(&[]);
-    let mut sub = RawClient::connected(b.addr(), "sub").await;
-    let ack = sub.subscribe(&[("t/#", QoS::AtLeastOnce)], 1).await;
-    assert_eq!(
-        ack.return_codes,
-        vec![SubAckReturnCode::Granted(QoS::AtLeastOnce)]
-    );
-    let mut publisher = RawClient::connected(b.addr(), "pub").await;
-
-    publisher
-        .send(&publish("t/0", QoS::AtMostOnce, None, "zero", false))
-        .await;
-    let p = sub.recv_publish().await;
-    assert_eq!(
-        (p.topic().as_str(), p.qos(), &p.payload()[..]),
-        ("t/0", QoS::AtMostOnce, &b"zero"[..])
-    );
-
-    publisher
-        .send(&publish("t/1", QoS::AtLeastOnce, Some(7), "one", false))
-        .await;
-    assert_eq!(publisher.recv().await, Packet::PubAck(pid(7)));
-    let p = sub.recv_publish().await;
-    assert_eq!(p.qos(), QoS::AtLeastOnce);
-    let id = p.packet_id().expect("QoS 1 carries an id");
-    sub.send(&Packet::PubAck(id)).await;
-
-    // Published at QoS 2, granted QoS 1: delivered at QoS 1 [MQTT-3.8.4-6].
-    publisher
-        .send(&publish("t/2", QoS::ExactlyOnce, Some(8), "two", false))
-        .await;
-    assert_eq!(publisher.recv().await, Packet::PubRec(pid(8)));
-    publisher.send(&Packet::PubRel(pid(8))).await;
-    assert_eq!(publisher.recv().await, Packet::PubComp(pid(8)));
-    let p = sub.recv_publish().await;
-    assert_eq!((p.qos(), &p.payload()[..]), (QoS::AtLeastOnce, &b"two"[..]));
-}
-
-#[tokio::test]
-async fn qos2_delivery_to_subscriber_runs_the_four_steps_exactly_once() {
-    let b = start(&[]);
-    let mut sub = RawClient::connected(b.addr(), "sub2").await;
-    sub.subscribe(&[("x", QoS::ExactlyOnce)], 1).await;
-    let mut publisher = RawClient::connected(b.addr(), "pub2").await;
-    publisher
-        .send(&publish("x", QoS::ExactlyOnce, Some(3), "once", false))
-        .await;
-    assert_eq!(publisher.recv().await, Packet::PubRec(pid(3)));
-    // A retransmission before PUBREL is acknowledged, not delivered again.
-    let mut dup = publish("x", QoS::ExactlyOnce, Some(3), "once", false);
-    if let Packet::Publish(p) = &mut dup {
-        p.dup = true;
-    }
-    publisher.send(&dup).await;
-    assert_eq!(publisher.recv().await, Packet::PubRec(pid(3)));
-    publisher.send(&Packet::PubRel(pid(3))).await;
-    assert_eq!(publisher.recv().await, Packet::PubComp(pid(3)));
-
-    let p = sub.recv_publish().await;
-    assert_eq!(p.qos(), QoS::ExactlyOnce);
-    let id = p.packet_id().expect("id");
-    sub.send(&Packet::PubRec(id)).await;
-    assert_eq!(sub.recv().await, Packet::PubRel(id));
-    sub.send(&Packet::PubComp(id)).await;
-    sub.expect_silence(Duration::from_millis(300)).await;
-}
-
-#[tokio::test]
-async fn unsupported_protocol_level_gets_connack_0x01() {
-    let b = start(&[]);
-    let mut c = RawClient::open(b.addr()).await;
-    // CONNECT "MQTT" level 5, clean session, keep-alive 60, client id "c".
-    c.send_bytes(&[
-        0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 1, b'c',
-    ])
-    .await;
-    match c.recv().await {
-        Packet::ConnAck(ack) => {
-            assert_eq!(ack.code, ConnectReturnCode::UnacceptableProtocolVersion);
-            assert!(!ack.session_present);
-        }
-        other => panic!("expected CONNACK, got {other:?}"),
-    }
-    assert_eq!(c.try_recv().await, None);
-}
-
-#[tokio::test]
-async fn empty_client_id_rules() {
-    let b = start(&[]);
-    let (_c, ack) = RawClient::connect(b.addr(), connect_packet("", true)).await;
-    assert_eq!(ack.code, ConnectReturnCode::Accepted);
-    let (mut c, ack) = RawClient::connect(b.addr(), connect_packet("", false)).await;
-    assert_eq!(ack.code, ConnectReturnCode::IdentifierRejected);
-    assert_eq!(c.try_recv().await, None);
-}
+use mqtt_codec::{ConnectReturnCode, Packet, QoS};
 
 #[tokio::test]
 async fn second_connect_closes_and_fires_the_will() {
@@ -125,45 +34,6 @@ async fn second_connect_closes_and_fires_the_will() {
 }
 
 #[tokio::test]
-async fn will_is_not_sent_after_disconnect_but_is_after_socket_close() {
-    let b = start(&[]);
-    let mut watcher = RawClient::connected(b.addr(), "w").await;
-    watcher.subscribe(&[("wills/#", QoS::AtMostOnce)], 1).await;
-
-    let mut polite = connect_packet("polite", true);
-    polite.will = Some(will("wills/polite", "x", QoS::AtMostOnce, false));
-    let (mut c, _) = RawClient::connect(b.addr(), polite).await;
-    c.send(&Packet::Disconnect).await;
-    assert_eq!(c.try_recv().await, None);
-
-    let mut rude = connect_packet("rude", true);
-    rude.will = Some(will("wills/rude", "y", QoS::AtLeastOnce, false));
-    let (c, _) = RawClient::connect(b.addr(), rude).await;
-    drop(c);
-    let p = watcher.recv_publish().await;
-    assert_eq!(
-        p.topic().as_str(),
-        "wills/rude",
-        "the polite will must not fire"
-    );
-}
-
-#[tokio::test]
-async fn keep_alive_expiry_closes_and_fires_the_will() {
-    let b = start(&[]);
-    let mut watcher = RawClient::connected(b.addr(), "w").await;
-    watcher.subscribe(&[("wills/#", QoS::AtMostOnce)], 1).await;
-    let mut conn = connect_packet("sleepy", true);
-    conn.keep_alive = 1;
-    conn.will = Some(will("wills/sleepy", "timeout", QoS::AtMostOnce, false));
-    let (mut c, _) = RawClient::connect(b.addr(), conn).await;
-    // Silent for 1.5 s: the broker gives up [MQTT-3.1.2-24].
-    assert_eq!(c.try_recv().await, None);
-    let p = watcher.recv_publish().await;
-    assert_eq!(p.topic().as_str(), "wills/sleepy");
-}
-
-#[tokio::test]
 async fn takeover_closes_the_old_connection_and_fires_its_will() {
     let b = start(&[]);
     let mut watcher = RawClient::connected(b.addr(), "w").await;
@@ -177,46 +47,6 @@ async fn takeover_closes_the_old_connection_and_fires_its_will() {
     assert!(ack.session_present, "the persistent session carries over");
     assert_eq!(old.try_recv().await, None);
     assert_eq!(watcher.recv_publish().await.topic().as_str(), "wills/same");
-}
-
-#[tokio::test]
-async fn retained_messages_stored_replaced_cleared() {
-    let b = start(&[]);
-    let mut publisher = RawClient::connected(b.addr(), "p").await;
-    publisher
-        .send(&publish("r/a", QoS::AtMostOnce, None, "first", true))
-        .await;
-    publisher
-        .send(&publish("r/a", QoS::AtMostOnce, None, "second", true))
-        .await;
-    publisher
-        .send(&publish("r/b", QoS::AtMostOnce, None, "b", true))
-        .await;
-    publisher
-        .send(&publish("r/b", QoS::AtMostOnce, None, "", true))
-        .await;
-    // A round trip guarantees the broker handled the publishes.
-    publisher.send(&Packet::PingReq).await;
-    assert_eq!(publisher.recv().await, Packet::PingResp);
-
-    let mut sub = RawClient::connected(b.addr(), "s").await;
-    sub.subscribe(&[("r/+", QoS::AtLeastOnce)], 1).await;
-    let p = sub.recv_publish().await;
-    assert!(
-        p.retain(),
-        "sent because of a new subscription: RETAIN=1 [MQTT-3.3.1-8]"
-    );
-    assert_eq!(
-        (p.topic().as_str(), &p.payload()[..]),
-        ("r/a", &b"second"[..])
-    );
-    sub.expect_silence(Duration::from_millis(300)).await;
-
-    publisher
-        .send(&publish("r/a", QoS::AtMostOnce, None, "live", true))
-        .await;
-    let p = sub.recv_publish().await;
-    assert!(!p.retain(), "live forward: RETAIN=0 [MQTT-3.3.1-9]");
 }
 
 #[tokio::test]
@@ -356,18 +186,4 @@ async fn graceful_shutdown_exits_zero() {
     let _c = RawClient::connected(b.addr(), "c").await;
     let status = b.terminate(WAIT).expect("exits in time");
     assert!(status.success(), "exit status {status}");
-}
-
-#[tokio::test]
-async fn packets_sent_in_the_same_write_as_connect_are_handled() {
-    let b = start(&[]);
-    let mut c = RawClient::open(b.addr()).await;
-    let mut bytes = Packet::Connect(connect_packet("eager", true))
-        .to_bytes()
-        .unwrap()
-        .to_vec();
-    bytes.extend_from_slice(&Packet::PingReq.to_bytes().unwrap());
-    c.send_bytes(&bytes).await;
-    assert!(matches!(c.recv().await, Packet::ConnAck(_)));
-    assert_eq!(c.recv().await, Packet::PingResp);
 }

@@ -9,44 +9,25 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
 use common::*;
-use mqtt_codec::{ConnectReturnCode, Packet, QoS, decode_packet};
-use rustls_pki_types::ServerName;
+use mqtt_codec::{ConnectReturnCode, Packet, QoS};
 use testsupport::ReferenceOptions;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 /// A TLS client that has completed CONNECT and stays connected while held.
-async fn tls_client(port: u16, ca: &std::path::Path, client_id: &str) -> TlsStream<TcpStream> {
+async fn tls_client(
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+    client_id: &str,
+) -> RawClient {
     let roots = credentials::tls::load_roots(ca, "--cafile").unwrap();
     let config =
         credentials::tls::client_config(credentials::tls::ServerVerification::Roots(roots), None)
             .unwrap();
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut tls = TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+    let mut tls = RawClient::open_tls(addr, Arc::new(config), "localhost")
         .await
-        .unwrap();
-    let connect = Packet::Connect(connect_packet(client_id, true));
-    tls.write_all(&connect.to_bytes().unwrap()).await.unwrap();
-    let mut buf = BytesMut::new();
-    let ack = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Some(p) = decode_packet(&mut buf, 1024).unwrap() {
-                return p;
-            }
-            assert_ne!(tls.read_buf(&mut buf).await.unwrap(), 0, "closed");
-        }
-    })
-    .await
-    .expect("CONNACK in time");
-    match ack {
-        Packet::ConnAck(a) => assert_eq!(a.code, ConnectReturnCode::Accepted),
-        other => panic!("expected CONNACK, got {other:?}"),
-    }
+        .named(client_id);
+    let ack = tls.handshake(connect_packet(client_id, true)).await;
+    assert_eq!(ack.code, ConnectReturnCode::Accepted);
     tls
 }
 
@@ -117,8 +98,7 @@ async fn sys_topics_count_clients_per_listener_messages_and_retained() {
     .await;
     let retained_before = sys.number("retained messages/count").unwrap();
 
-    let tls_port = b.tls_addr().unwrap().port();
-    let tls = tls_client(tls_port, &b.ca_file(), "tls-client").await;
+    let tls = tls_client(b.tls_addr().unwrap(), &b.ca_file(), "tls-client").await;
     let mut publisher = RawClient::connected(b.addr(), "plain-publisher").await;
     publisher
         .send(&publish("stats/r", QoS::AtLeastOnce, Some(1), "kept", true))

@@ -1,116 +1,38 @@
 //! Cross-check against a real broker: a real mosquitto on an ephemeral
 //! loopback port, spoken to only through our encoder and decoder over plain
-//! TCP. Every packet mosquitto sends must decode, and must re-encode to the
+//! TCP (with `testsupport`'s raw client, which moves whole packets and
+//! decides nothing). Every packet mosquitto sends must decode, and must re-encode to the
 //! exact bytes mosquitto sent; every packet we send must be understood by
 //! mosquitto (it answers as the protocol says, or the test times out).
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
-
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mqtt_codec::raw::{RawConnect, RawPacket, RawPublish};
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{
     ConnAck, Connect, ConnectReturnCode, Message, Packet, PacketId, ProtocolLevel, Publish, QoS,
-    SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe, decode_packet,
-    parse_fixed_header,
+    SubAck, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
-use testsupport::{Mosquitto, MosquittoOptions};
+use testsupport::{Mosquitto, MosquittoOptions, RawClient};
 
-/// The longest any single wait may take.
-const WAIT: Duration = Duration::from_secs(10);
-
-/// One TCP connection to mosquitto, speaking through our codec.
-struct Client {
-    name: &'static str,
-    stream: TcpStream,
-    buf: BytesMut,
+/// A connection to mosquitto through `testsupport`'s raw client, named for
+/// failure messages.
+async fn open(broker: &Mosquitto, name: &str) -> RawClient {
+    RawClient::open(broker.addr()).await.named(name)
 }
 
-impl Client {
-    fn connect(broker: &Mosquitto, name: &'static str) -> Self {
-        let stream = TcpStream::connect_timeout(&broker.addr(), WAIT).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Self {
-            name,
-            stream,
-            buf: BytesMut::new(),
-        }
-    }
-
-    fn send(&mut self, packet: &Packet) {
-        self.stream.write_all(&packet.to_bytes().unwrap()).unwrap();
-    }
-
-    fn send_raw(&mut self, raw: &RawPacket) {
-        self.stream.write_all(&raw.to_bytes()).unwrap();
-    }
-
-    /// Reads more bytes into the buffer before `deadline`; `false` on EOF.
-    fn fill(&mut self, deadline: Instant) -> bool {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "{}: timed out waiting for mosquitto",
-            self.name
-        );
-        self.stream.set_read_timeout(Some(left)).unwrap();
-        let mut chunk = [0u8; 8192];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                panic!("{}: timed out waiting for mosquitto", self.name)
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => false,
-            Err(e) => panic!("{}: read failed: {e}", self.name),
-        }
-    }
-
-    /// The next packet, decoded by our codec. Its bytes as mosquitto sent
-    /// them must be exactly what our encoder writes for it.
-    fn recv(&mut self) -> Packet {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let wire = parse_fixed_header(&self.buf)
-                .unwrap()
-                .filter(|h| self.buf.len() >= h.packet_len())
-                .map(|h| Bytes::copy_from_slice(&self.buf[..h.packet_len()]));
-            if let Some(packet) = decode_packet(&mut self.buf, usize::MAX).unwrap() {
-                let wire = wire.unwrap();
-                assert_eq!(
-                    packet.to_bytes().unwrap(),
-                    wire,
-                    "{}: {packet:?} re-encodes differently from mosquitto's bytes",
-                    self.name
-                );
-                return packet;
-            }
-            assert!(
-                self.fill(deadline),
-                "{}: mosquitto closed the connection",
-                self.name
-            );
-        }
-    }
-
-    /// Waits for mosquitto to close the connection, with nothing sent first.
-    fn expect_closed(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        while self.fill(deadline) {}
-        assert!(
-            self.buf.is_empty(),
-            "{}: mosquitto sent {:?} before closing",
-            self.name,
-            &self.buf[..]
-        );
-    }
+/// The next packet, decoded by our codec. Its bytes as mosquitto sent them
+/// must be exactly what our encoder writes for it.
+async fn recv(client: &mut RawClient) -> Packet {
+    let (packet, wire) = client.recv_frame().await;
+    assert_eq!(
+        packet.to_bytes().unwrap(),
+        wire,
+        "{}: {packet:?} re-encodes differently from mosquitto's bytes",
+        client.name()
+    );
+    packet
 }
 
 fn id(v: u16) -> PacketId {
@@ -140,17 +62,17 @@ fn accepted() -> Packet {
 /// Receives PUBLISHes until `count` have arrived and every QoS 2 flow is
 /// complete, acknowledging as a subscriber must: PUBACK for QoS 1; PUBREC for
 /// QoS 2, then PUBCOMP when its PUBREL comes (other PUBLISHes may come first).
-fn receive_publishes(client: &mut Client, count: usize) -> Vec<Publish> {
+async fn receive_publishes(client: &mut RawClient, count: usize) -> Vec<Publish> {
     let mut got = Vec::new();
     let mut awaiting_pubrel = Vec::new();
     while got.len() < count || !awaiting_pubrel.is_empty() {
-        match client.recv() {
+        match recv(client).await {
             Packet::Publish(p) => {
                 match (p.qos(), p.packet_id()) {
                     (QoS::AtMostOnce, None) => {}
-                    (QoS::AtLeastOnce, Some(pid)) => client.send(&Packet::PubAck(pid)),
+                    (QoS::AtLeastOnce, Some(pid)) => client.send(&Packet::PubAck(pid)).await,
                     (QoS::ExactlyOnce, Some(pid)) => {
-                        client.send(&Packet::PubRec(pid));
+                        client.send(&Packet::PubRec(pid)).await;
                         awaiting_pubrel.push(pid);
                     }
                     (qos, pid) => panic!("PUBLISH at QoS {qos} with packet id {pid:?}"),
@@ -161,11 +83,11 @@ fn receive_publishes(client: &mut Client, count: usize) -> Vec<Publish> {
                 let at = awaiting_pubrel.iter().position(|p| *p == pid);
                 assert!(at.is_some(), "PUBREL {pid} for no PUBREC of ours");
                 awaiting_pubrel.retain(|p| *p != pid);
-                client.send(&Packet::PubComp(pid));
+                client.send(&Packet::PubComp(pid)).await;
             }
             other => panic!(
                 "{}: expected PUBLISH or PUBREL, got {:?}",
-                client.name,
+                client.name(),
                 other.packet_type()
             ),
         }
@@ -173,15 +95,16 @@ fn receive_publishes(client: &mut Client, count: usize) -> Vec<Publish> {
     got
 }
 
-#[test]
-fn our_codec_interoperates_with_mosquitto() {
+#[tokio::test]
+async fn our_codec_interoperates_with_mosquitto() {
     let broker = Mosquitto::start(MosquittoOptions::default());
 
     // Subscriber: MQTT 3.1.1, three filters with wildcards, a `$` filter and
     // unicode; mosquitto grants what was asked.
-    let mut sub = Client::connect(&broker, "subscriber");
-    sub.send(&Packet::Connect(connect_packet("codec-sub")));
-    assert_eq!(sub.recv(), accepted(), "{}", broker.log());
+    let mut sub = open(&broker, "subscriber").await;
+    sub.send(&Packet::Connect(connect_packet("codec-sub")))
+        .await;
+    assert_eq!(recv(&mut sub).await, accepted(), "{}", broker.log());
     let filters = [
         ("codec/#", QoS::ExactlyOnce),
         ("codec/+/ünï\u{FEFF}code", QoS::AtLeastOnce),
@@ -196,9 +119,10 @@ fn our_codec_interoperates_with_mosquitto() {
                 qos: *q,
             })
             .collect(),
-    }));
+    }))
+    .await;
     assert_eq!(
-        sub.recv(),
+        recv(&mut sub).await,
         Packet::SubAck(SubAck {
             packet_id: id(1),
             return_codes: filters
@@ -209,7 +133,7 @@ fn our_codec_interoperates_with_mosquitto() {
     );
     // mosquitto keeps its version retained under $SYS: a `$` topic, sent
     // with RETAIN set because the subscription is new [MQTT-3.3.1-8].
-    let version = receive_publishes(&mut sub, 1).remove(0);
+    let version = receive_publishes(&mut sub, 1).await.remove(0);
     assert_eq!(version.topic().as_str(), "$SYS/broker/version");
     assert!(version.retain());
     assert!(
@@ -218,20 +142,22 @@ fn our_codec_interoperates_with_mosquitto() {
     );
 
     // Publisher: MQTT 3.1 ("MQIsdp", level 3) with a will and credentials.
-    let mut publisher = Client::connect(&broker, "publisher");
-    publisher.send(&Packet::Connect(Connect {
-        protocol: ProtocolLevel::V3_1,
-        will: Some(Message {
-            topic: topic("codec/will/publisher"),
-            payload: Bytes::from_static(b"publisher gone"),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-        }),
-        username: Some("user".into()),
-        password: Some(Bytes::from_static(b"\x00\xffbinary")),
-        ..connect_packet("codec-pub")
-    }));
-    assert_eq!(publisher.recv(), accepted(), "{}", broker.log());
+    let mut publisher = open(&broker, "publisher").await;
+    publisher
+        .send(&Packet::Connect(Connect {
+            protocol: ProtocolLevel::V3_1,
+            will: Some(Message {
+                topic: topic("codec/will/publisher"),
+                payload: Bytes::from_static(b"publisher gone"),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+            }),
+            username: Some("user".into()),
+            password: Some(Bytes::from_static(b"\x00\xffbinary")),
+            ..connect_packet("codec-pub")
+        }))
+        .await;
+    assert_eq!(recv(&mut publisher).await, accepted(), "{}", broker.log());
 
     // QoS 0, 1 and 2 from the publisher, plus a payload needing a
     // three-byte Remaining Length and a topic with U+FEFF in it.
@@ -252,14 +178,16 @@ fn our_codec_interoperates_with_mosquitto() {
         ),
     ];
     for p in &sent {
-        publisher.send(&Packet::Publish(p.clone()));
+        publisher.send(&Packet::Publish(p.clone())).await;
         match (p.qos(), p.packet_id()) {
             (QoS::AtMostOnce, _) => {}
-            (QoS::AtLeastOnce, Some(pid)) => assert_eq!(publisher.recv(), Packet::PubAck(pid)),
+            (QoS::AtLeastOnce, Some(pid)) => {
+                assert_eq!(recv(&mut publisher).await, Packet::PubAck(pid))
+            }
             (QoS::ExactlyOnce, Some(pid)) => {
-                assert_eq!(publisher.recv(), Packet::PubRec(pid));
-                publisher.send(&Packet::PubRel(pid));
-                assert_eq!(publisher.recv(), Packet::PubComp(pid));
+                assert_eq!(recv(&mut publisher).await, Packet::PubRec(pid));
+                publisher.send(&Packet::PubRel(pid)).await;
+                assert_eq!(recv(&mut publisher).await, Packet::PubComp(pid));
             }
             other => panic!("bad test packet {other:?}"),
         }
@@ -268,39 +196,36 @@ fn our_codec_interoperates_with_mosquitto() {
     // The subscriber gets each at the publish QoS (granted QoS 2 on
     // codec/#). The last topic matches two filters; mosquitto may send one
     // copy or two, each byte-exact.
-    let got = receive_publishes(&mut sub, 4);
+    let got = receive_publishes(&mut sub, 4).await;
     for (p, s) in got.iter().zip(&sent) {
         assert_eq!(p.topic(), s.topic());
         assert_eq!(p.qos(), s.qos());
         // Not assert_eq: a 100 kB payload would drown the failure message.
-        assert!(
-            p.payload() == s.payload(),
-            "payload on {} differs",
-            p.topic()
-        );
+        assert!(p.payload() == s.payload(), "payload on {} differs", p.topic());
         assert!(!p.retain() && !p.dup, "{p:?}");
     }
     assert_eq!(got[3].payload().len(), 100_000);
 
     // Ping, then UNSUBSCRIBE; a publish afterwards must not arrive, so a
     // later will on the still-subscribed `+` filter is the next PUBLISH.
-    sub.send(&Packet::PingReq);
-    assert_eq!(sub.recv(), Packet::PingResp);
+    sub.send(&Packet::PingReq).await;
+    assert_eq!(recv(&mut sub).await, Packet::PingResp);
     sub.send(&Packet::Unsubscribe(Unsubscribe {
         packet_id: id(2),
         filters: vec![TopicFilter::new("codec/#").unwrap()],
-    }));
+    }))
+    .await;
     // The large message may have been delivered twice (overlapping filters);
     // skip a second copy if it comes before the UNSUBACK.
     loop {
-        match sub.recv() {
+        match recv(&mut sub).await {
             Packet::UnsubAck(pid) => {
                 assert_eq!(pid, id(2));
                 break;
             }
             Packet::Publish(p) if *p.payload() == large => {
                 if let Some(pid) = p.packet_id() {
-                    sub.send(&Packet::PubAck(pid));
+                    sub.send(&Packet::PubAck(pid)).await;
                 }
             }
             other => panic!("expected UNSUBACK, got {other:?}"),
@@ -312,9 +237,10 @@ fn our_codec_interoperates_with_mosquitto() {
             filter: TopicFilter::new("codec/will/+").unwrap(),
             qos: QoS::AtLeastOnce,
         }],
-    }));
+    }))
+    .await;
     assert_eq!(
-        sub.recv(),
+        recv(&mut sub).await,
         Packet::SubAck(SubAck {
             packet_id: id(3),
             return_codes: vec![SubAckReturnCode::Granted(QoS::AtLeastOnce)],
@@ -322,62 +248,66 @@ fn our_codec_interoperates_with_mosquitto() {
     );
 
     // A retained message, then a new subscriber gets it with RETAIN set.
-    publisher.send(&Packet::Publish(
-        Publish::at_qos(
-            topic("codec/retained"),
-            QoS::AtLeastOnce,
-            id(4),
-            &b"kept"[..],
-        )
-        .with_retain(true),
-    ));
-    assert_eq!(publisher.recv(), Packet::PubAck(id(4)));
+    publisher
+        .send(&Packet::Publish(
+            Publish::at_qos(
+                topic("codec/retained"),
+                QoS::AtLeastOnce,
+                id(4),
+                &b"kept"[..],
+            )
+            .with_retain(true),
+        ))
+        .await;
+    assert_eq!(recv(&mut publisher).await, Packet::PubAck(id(4)));
 
     // The publisher drops its connection without DISCONNECT: mosquitto
     // publishes the will we encoded.
     drop(publisher);
-    let will = receive_publishes(&mut sub, 1).remove(0);
+    let will = receive_publishes(&mut sub, 1).await.remove(0);
     assert_eq!(will.topic().as_str(), "codec/will/publisher");
     assert_eq!(&will.payload()[..], b"publisher gone");
     assert_eq!(will.qos(), QoS::AtLeastOnce);
 
-    let mut late = Client::connect(&broker, "late subscriber");
-    late.send(&Packet::Connect(connect_packet("codec-late")));
-    assert_eq!(late.recv(), accepted());
+    let mut late = open(&broker, "late subscriber").await;
+    late.send(&Packet::Connect(connect_packet("codec-late")))
+        .await;
+    assert_eq!(recv(&mut late).await, accepted());
     late.send(&Packet::Subscribe(Subscribe {
         packet_id: id(9),
         filters: vec![SubscribeFilter {
             filter: TopicFilter::new("codec/retained").unwrap(),
             qos: QoS::ExactlyOnce,
         }],
-    }));
+    }))
+    .await;
     assert_eq!(
-        late.recv(),
+        recv(&mut late).await,
         Packet::SubAck(SubAck {
             packet_id: id(9),
             return_codes: vec![SubAckReturnCode::Granted(QoS::ExactlyOnce)],
         })
     );
-    let retained = receive_publishes(&mut late, 1).remove(0);
+    let retained = receive_publishes(&mut late, 1).await.remove(0);
     assert_eq!(retained.topic().as_str(), "codec/retained");
     assert!(retained.retain());
     assert_eq!(retained.qos(), QoS::AtLeastOnce);
     assert_eq!(&retained.payload()[..], b"kept");
 
     // DISCONNECT: mosquitto closes without another word.
-    late.send(&Packet::Disconnect);
-    late.expect_closed();
-    sub.send(&Packet::Disconnect);
-    sub.expect_closed();
+    late.send(&Packet::Disconnect).await;
+    late.expect_closed().await;
+    sub.send(&Packet::Disconnect).await;
+    sub.expect_closed().await;
 }
 
-#[test]
-fn mosquitto_refuses_what_our_decoder_refuses() {
+#[tokio::test]
+async fn mosquitto_refuses_what_our_decoder_refuses() {
     let broker = Mosquitto::start(MosquittoOptions::default());
 
     // An unsupported level with the right name: CONNACK 0x01, then close
     // [MQTT-3.1.2-2]; our decoder reads that CONNACK.
-    let mut c = Client::connect(&broker, "level 6");
+    let mut c = open(&broker, "level 6").await;
     c.send_raw(
         &RawConnect {
             protocol_level: 6,
@@ -385,15 +315,16 @@ fn mosquitto_refuses_what_our_decoder_refuses() {
             ..RawConnect::default()
         }
         .to_packet(),
-    );
+    )
+    .await;
     assert_eq!(
-        c.recv(),
+        recv(&mut c).await,
         Packet::ConnAck(ConnAck {
             session_present: false,
             code: ConnectReturnCode::UnacceptableProtocolVersion,
         })
     );
-    c.expect_closed();
+    c.expect_closed().await;
 
     // After a good CONNECT, each malformed packet our decoder refuses makes
     // mosquitto close the connection too. Left out because Debian's
@@ -452,10 +383,10 @@ fn mosquitto_refuses_what_our_decoder_refuses() {
             mqtt_codec::decode_slice(&raw.to_bytes()).is_err(),
             "our decoder accepts {name}"
         );
-        let mut c = Client::connect(&broker, name);
-        c.send(&Packet::Connect(connect_packet("codec-bad")));
-        assert_eq!(c.recv(), accepted());
-        c.send_raw(&raw);
-        c.expect_closed();
+        let mut c = open(&broker, name).await;
+        c.send(&Packet::Connect(connect_packet("codec-bad"))).await;
+        assert_eq!(recv(&mut c).await, accepted());
+        c.send_raw(&raw).await;
+        c.expect_closed().await;
     }
 }

@@ -1,7 +1,12 @@
-//! The whole built-in suite against this workspace's own broker (the
-//! `broker` binary), with NO baseline: the reference broker must pass every
-//! MUST scenario, and every scenario must run — none skipped for want of
-//! configuration.
+//! The whole built-in suite against this workspace's own broker, with NO
+//! baseline: the reference broker must pass every MUST scenario, and every
+//! scenario must run — none skipped for want of configuration. The broker
+//! runs in this process (see `in_process`), or is the binary `$BROKER_BIN`
+//! names.
+//!
+//! This run stands in for broker tests that repeated scenarios: the
+//! scenarios in [`REPLACES_BROKER_TESTS`] must pass here, whatever their
+//! level, so that behaviour stays checked against the broker.
 //!
 //! The broker gets everything the suite can use: a plain listener, a TLS
 //! listener with a server certificate from `credentials::certs` (the code behind
@@ -13,6 +18,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod in_process;
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +28,49 @@ use conformance::outcome::Verdict;
 use conformance::suite::{RunReport, Suite};
 use conformance::target::{ClientIdentity, Credentials, Target};
 use credentials::password::{DEFAULT_ITERATIONS, SALT_LEN, hash_password};
-use testsupport::{ReferenceBroker, ReferenceOptions, ReferenceTls};
+use in_process::Reference;
+use testsupport::{ReferenceOptions, ReferenceTls};
 
 const USER: &str = "conformance";
+
+/// Scenarios that replaced tests of the broker crate (`broker/tests/`)
+/// checking the same behaviour against the broker; each must pass against
+/// the reference broker, not merely not fail (a MAY or SHOULD scenario's
+/// failure is only an observation, and "not applicable" checks nothing).
+/// The comment names the broker test it replaced.
+const REPLACES_BROKER_TESTS: &[&str] = &[
+    // protocol.rs qos0_1_2_publish_reach_a_subscriber_at_min_qos
+    "qos.qos0-delivery",
+    "qos.qos1-delivery",
+    "qos.qos2-delivery",
+    "qos.downgrade-2-to-1",
+    // protocol.rs qos2_delivery_to_subscriber_runs_the_four_steps_exactly_once
+    "qos.qos2-duplicate-publish",
+    // protocol.rs unsupported_protocol_level_gets_connack_0x01
+    "connect.unsupported-level",
+    // protocol.rs empty_client_id_rules
+    "connect.empty-client-id-persistent",
+    "connect.empty-client-id-assigned",
+    // protocol.rs will_is_not_sent_after_disconnect_but_is_after_socket_close
+    "will.not-after-disconnect",
+    "will.on-drop",
+    // protocol.rs keep_alive_expiry_closes_and_fires_the_will
+    "keepalive.timeout-closes",
+    "will.on-keepalive-timeout",
+    // protocol.rs retained_messages_stored_replaced_cleared
+    "retained.qos0-stored",
+    "retained.cleared-by-empty-payload",
+    "retained.delivered-on-subscribe",
+    "retained.live-forward-clears-flag",
+    // protocol.rs packets_sent_in_the_same_write_as_connect_are_handled
+    "framing.connect-subscribe-one-write",
+    "framing.connect-publish-qos1-one-write",
+    // tls.rs require_certificate_refuses_clients_without_one
+    "tls.client-cert-required",
+    "tls.client-cert-accepted",
+    // tls.rs tls_subscriber_gets_plain_publisher_messages
+    "cross.plain-to-tls",
+];
 
 /// A mosquitto password file with one `$7$` entry, written the way
 /// `toolkit passwd` writes it (random salt, the broker's hash function).
@@ -47,11 +93,11 @@ fn random_password() -> String {
 
 /// The broker with plain + mutual-TLS listeners and a password file, and a
 /// target reaching both with the client certificate and the credentials.
-fn reference_with_everything(dir: &Path) -> (ReferenceBroker, Target) {
+fn reference_with_everything(dir: &Path) -> (Reference, Target) {
     let files = common::tls_files(dir);
     let password = random_password();
     let passwords = password_file(dir, USER, &password);
-    let broker = ReferenceBroker::start(ReferenceOptions {
+    let broker = Reference::start(ReferenceOptions {
         tls_files: Some(ReferenceTls {
             cert: files.cert.clone(),
             key: files.key.clone(),
@@ -96,7 +142,7 @@ fn summary(report: &RunReport, eval: &Evaluation) -> String {
 /// Asserts what the reference broker owes the suite: no MUST failure, no
 /// harness error, nothing skipped; the failure message carries the text
 /// report (every failure with its transcript) and the broker's log.
-fn assert_reference_passes(report: &RunReport, broker: &ReferenceBroker) {
+fn assert_reference_passes(report: &RunReport, broker: &Reference) {
     let baseline = Baseline::default();
     let eval = Evaluation::of(report, &baseline);
     println!("reference broker: {}", summary(report, &eval));
@@ -182,6 +228,18 @@ fn whole_suite_passes_against_the_reference_broker_with_no_baseline() {
             .any(|r| r.name.contains("client-cert") && r.passed()),
         "no mutual-TLS scenario passed"
     );
+    for name in REPLACES_BROKER_TESTS {
+        let r = report
+            .results
+            .iter()
+            .find(|r| r.name == *name)
+            .unwrap_or_else(|| panic!("{name} is not in the suite; broker tests relied on it"));
+        assert!(
+            r.passed(),
+            "{name} stands in for a dropped broker test and must pass: {:?}",
+            r.verdict
+        );
+    }
 }
 
 #[test]
@@ -190,7 +248,7 @@ fn tls_scenarios_pass_against_the_reference_broker_with_its_generated_certificat
     // on first run, no client certificates asked for. Only the mutual-TLS
     // scenarios have nothing to check here (they need a listener that
     // requires client certificates) and are skipped; the rest must pass.
-    let broker = ReferenceBroker::start(ReferenceOptions {
+    let broker = Reference::start(ReferenceOptions {
         tls: true,
         ..ReferenceOptions::default()
     });
@@ -235,5 +293,17 @@ fn tls_scenarios_pass_against_the_reference_broker_with_its_generated_certificat
     assert!(
         eval.passed.len() >= 5,
         "too few TLS scenarios ran: {eval:?}"
+    );
+}
+
+#[test]
+fn the_broker_log_is_captured_for_failure_messages() {
+    // The failure messages above carry the broker's log; in-process, it is
+    // captured from the broker's own threads.
+    let broker = Reference::start(ReferenceOptions::default());
+    let log = broker.log();
+    assert!(
+        log.contains("listening") && log.contains(&broker.addr().to_string()),
+        "{log}"
     );
 }

@@ -4,12 +4,15 @@
 //! port on 127.0.0.1, and [`Mosquitto`] starts Debian's mosquitto with a
 //! config the test writes, waiting for the broker to say it is running rather
 //! than sleeping. [`ReferenceBroker`] does the same for this workspace's own
-//! `broker` binary, on ephemeral ports it reports in its log.
+//! `broker` binary, given its path, on ephemeral ports it reports in its log.
+//! [`RawClient`] is the one raw MQTT client the tests speak through: whole
+//! packets from `mqtt_codec`, plain or TLS, every wait bounded.
 
 #![allow(clippy::unwrap_used)]
 
 mod mosquitto;
 mod port;
+mod raw_client;
 mod reference;
 
 pub use mosquitto::{
@@ -17,4 +20,5 @@ pub use mosquitto::{
     write_password_file,
 };
 pub use port::{free_port, wait_for_port};
-pub use reference::{ReferenceBroker, ReferenceOptions, ReferenceTls, broker_binary};
+pub use raw_client::{RawClient, WAIT, connect_packet, packet_id};
+pub use reference::{ReferenceBroker, ReferenceOptions, ReferenceTls, broker_binary_from_env};

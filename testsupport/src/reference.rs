@@ -1,77 +1,35 @@
-//! The reference broker (this workspace's `broker` binary) for tests in any
-//! crate, started on ephemeral loopback ports.
+//! The reference broker (this workspace's `broker` binary) for tests, started
+//! on ephemeral loopback ports.
 //!
-//! Cross-crate tests cannot use `CARGO_BIN_EXE_broker`, so
-//! [`broker_binary`] builds the binary with `cargo build -p broker --bin
-//! broker` once per test process (a no-op when it is fresh) and takes its
-//! path from cargo's JSON messages; `$BROKER_BIN` overrides that. The broker
-//! is started with `--port 0 --tls-port 0 --bind 127.0.0.1` and the test
-//! waits for its `broker ready plain=... tls=...` log line, which carries
-//! the ports it really bound.
+//! Nothing here builds the binary: cargo builds it for the broker crate's own
+//! integration tests, which pass `env!("CARGO_BIN_EXE_broker")` to
+//! [`ReferenceBroker::start`]. Tests in other crates cannot see that
+//! variable; they run the broker library in their own process (the
+//! conformance crate's `reference_broker` test does), or run a binary named
+//! by `$BROKER_BIN` ([`broker_binary_from_env`]), never a `cargo build`
+//! nested inside a test. The broker is started with `--port 0 --tls-port 0
+//! --bind 127.0.0.1` and the test waits for its `broker ready plain=...
+//! tls=...` log line, which carries the ports it really bound.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long the broker gets to start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `broker` binary: `$BROKER_BIN`, else built by cargo for this
-/// workspace. Panics with cargo's output if it cannot be built.
-pub fn broker_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("BROKER_BIN") {
-            return PathBuf::from(p);
-        }
-        build_broker().unwrap_or_else(|e| panic!("cannot build the broker binary: {e}"))
-    })
-    .clone()
-}
-
-fn build_broker() -> Result<PathBuf, String> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("testsupport has no parent directory")?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    // Cargo gives a test process the variables of the crate under test
-    // (CARGO_MANIFEST_DIR, CARGO_PKG_*...). Some build scripts (ring's)
-    // watch them, so passing them on would make this build and a plain
-    // `cargo build` rebuild each other's dependencies every time.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if is_crate_variable(&name) {
-            cmd.env_remove(&*name);
-        }
-    }
-    let out = cmd
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "broker",
-            "--bin",
-            "broker",
-            "--message-format=json",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("cargo build failed ({})", out.status));
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "broker")
-        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| "cargo did not report the broker executable".to_owned())
+/// The broker binary named by `$BROKER_BIN`, if set: a way to run a test
+/// that otherwise uses the in-process broker against a built binary (a
+/// release build, an older version).
+pub fn broker_binary_from_env() -> Option<PathBuf> {
+    std::env::var_os("BROKER_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Certificate files for the broker's TLS listener, instead of the one it
@@ -87,25 +45,6 @@ pub struct ReferenceTls {
     /// Demand a client certificate signed by `cafile`
     /// (`--require-certificate`, mutual TLS).
     pub require_certificate: bool,
-}
-
-/// Whether `name` is one of the variables cargo sets for the crate it runs
-/// (tests included), as opposed to the user's settings (CARGO_HOME,
-/// CARGO_TARGET_DIR, CARGO_BUILD_*...), which the inner build must keep.
-fn is_crate_variable(name: &str) -> bool {
-    matches!(
-        name,
-        "CARGO_MANIFEST_DIR"
-            | "CARGO_MANIFEST_PATH"
-            | "CARGO_MANIFEST_LINKS"
-            | "CARGO_CRATE_NAME"
-            | "CARGO_BIN_NAME"
-            | "CARGO_PRIMARY_PACKAGE"
-            | "CARGO_TARGET_TMPDIR"
-            | "CARGO_RUSTC_CURRENT_DIR"
-            | "OUT_DIR"
-    ) || name.starts_with("CARGO_PKG_")
-        || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// How to start the broker.
@@ -125,9 +64,45 @@ pub struct ReferenceOptions {
     pub data_dir: Option<PathBuf>,
     /// More flags, for example `--max-inflight 1`.
     pub extra_args: Vec<String>,
-    /// The binary to run instead of [`broker_binary`] (the broker's own
-    /// tests pass `CARGO_BIN_EXE_broker`).
-    pub binary: Option<PathBuf>,
+}
+
+impl ReferenceOptions {
+    /// The broker's command-line flags for these options (without the
+    /// program name): loopback only, ephemeral ports. The in-process broker
+    /// parses the same flags, so both ways of starting it agree.
+    pub fn flags(&self) -> Vec<OsString> {
+        let mut flags: Vec<OsString> = ["--bind", "127.0.0.1", "--port", "0"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        if self.tls || self.tls_files.is_some() {
+            flags.extend(["--tls-port", "0"].map(OsString::from));
+        } else {
+            flags.push("--no-ssl".into());
+        }
+        if let Some(t) = &self.tls_files {
+            flags.extend([
+                "--cert".into(),
+                t.cert.clone().into(),
+                "--key".into(),
+                t.key.clone().into(),
+            ]);
+            if let Some(ca) = &t.cafile {
+                flags.extend(["--cafile".into(), ca.clone().into()]);
+            }
+            if t.require_certificate {
+                flags.push("--require-certificate".into());
+            }
+        }
+        if let Some(p) = &self.password_file {
+            flags.extend(["--password-file".into(), p.clone().into()]);
+        }
+        if let Some(d) = &self.data_dir {
+            flags.extend(["--data-dir".into(), d.clone().into()]);
+        }
+        flags.extend(self.extra_args.iter().map(OsString::from));
+        flags
+    }
 }
 
 /// A running reference broker, killed when dropped.
@@ -153,34 +128,14 @@ fn field(line: &str, name: &str) -> Option<SocketAddr> {
 }
 
 impl ReferenceBroker {
-    /// Starts the broker and waits until it logs its bound addresses.
-    /// Panics with the broker's log if it does not come up.
-    pub fn start(options: ReferenceOptions) -> Self {
+    /// Starts `binary` (the broker's own tests pass
+    /// `env!("CARGO_BIN_EXE_broker")`) and waits until it logs its bound
+    /// addresses. Panics with the broker's log if it does not come up.
+    pub fn start(binary: impl AsRef<Path>, options: ReferenceOptions) -> Self {
+        let binary = binary.as_ref();
         let home = tempfile::tempdir().expect("temporary home");
-        let binary = options.binary.clone().unwrap_or_else(broker_binary);
-        let mut cmd = Command::new(&binary);
-        cmd.args(["--bind", "127.0.0.1", "--port", "0"]);
-        if options.tls || options.tls_files.is_some() {
-            cmd.args(["--tls-port", "0"]);
-        } else {
-            cmd.arg("--no-ssl");
-        }
-        if let Some(t) = &options.tls_files {
-            cmd.arg("--cert").arg(&t.cert).arg("--key").arg(&t.key);
-            if let Some(ca) = &t.cafile {
-                cmd.arg("--cafile").arg(ca);
-            }
-            if t.require_certificate {
-                cmd.arg("--require-certificate");
-            }
-        }
-        if let Some(p) = &options.password_file {
-            cmd.arg("--password-file").arg(p);
-        }
-        if let Some(d) = &options.data_dir {
-            cmd.arg("--data-dir").arg(d);
-        }
-        cmd.args(&options.extra_args)
+        let mut cmd = Command::new(binary);
+        cmd.args(options.flags())
             .env("XDG_DATA_HOME", home.path())
             .env(
                 "RUST_LOG",
