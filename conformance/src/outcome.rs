@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{Level, Location, Scenario};
+use crate::model::{Level, Location};
+use crate::scenario::Scenario;
 
 /// Direction of a transcript line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -3,22 +3,24 @@
 //! A file holds `[[scenario]]` tables; each scenario's `steps` is an array of
 //! inline tables whose one action key (`connect = "a"`, `expect = "a"`, ...)
 //! names the step and the client it acts for. The format is documented in
-//! `fixtures/scenarios/README.md`. Every error names the file, the line and
-//! what is wrong; unknown keys are errors, so typos cannot silently turn a
-//! check off.
+//! `fixtures/scenarios/README.md`. This module reads the scenario tables;
+//! each step is parsed by its action (see [`crate::actions`]). Every error
+//! names the file, the line and what is wrong; unknown keys are errors, so
+//! typos cannot silently turn a check off.
 
-mod args;
-mod qos;
-mod step;
+pub(crate) mod args;
+pub(crate) mod qos;
 mod template;
-mod values;
+pub(crate) mod values;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Level, Location, Requirement, Scenario};
+use crate::actions::{ParseCx, parse_steps};
+use crate::model::{Level, Location, Requirement};
+use crate::scenario::Scenario;
 
 pub use template::{Placeholders, check_template};
 
@@ -200,14 +202,13 @@ pub fn parse_file(
                 RequirementDef::ClientCert => Requirement::ClientCert,
             })
             .collect();
-        let mut ctx = step::Context {
+        let mut ctx = ParseCx {
             file,
             source,
             uses_tls: false,
             uses_client_cert: false,
-            clients: BTreeSet::new(),
         };
-        let steps = step::parse_steps(&mut ctx, def.steps)?;
+        let steps = parse_steps(&mut ctx, def.steps)?;
         if steps.is_empty() {
             return Err(ScriptError::new(
                 location,
