@@ -66,6 +66,8 @@ fn main() {
 /// them, in the order the step table of `readme` documents them (actions
 /// it lacks go last, by name; a unit test then fails on them).
 fn actions(dir: &Path, readme: &Path) -> String {
+    // The directory catches a file added (cargo scans it for the newest
+    // mtime); each file listed catches one removed (a missing path is stale).
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut stems: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .expect("reading src/actions")
@@ -83,6 +85,9 @@ fn actions(dir: &Path, readme: &Path) -> String {
         .filter_map(|l| l.strip_prefix("| `"))
         .map(|l| l.chars().take_while(|c| *c != ' ' && *c != '`').collect())
         .collect();
+    for (_, path) in &stems {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
     stems.sort_by_key(|(stem, _)| {
         let place = documented.iter().position(|d| d == stem);
         (place.unwrap_or(usize::MAX), stem.clone())

@@ -16,7 +16,7 @@ use super::{ActionDef, Batched, Step, StepTable, run_steps};
 use crate::engine::{Run, StepAt, StepError, StepResult};
 use crate::model::Location;
 use crate::outcome::Direction;
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 
 /// The fields of a `batch` step (besides `steps`).
 #[derive(Debug, Deserialize)]

@@ -16,7 +16,7 @@ use super::{ActionDef, Batched, StepTable};
 use crate::client::Event;
 use crate::engine::{Run, StepAt, StepError, StepResult, bytes_of, transport};
 use crate::model::{BytesSpec, DEFAULT_WITHIN, Location, Matcher, Template};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::values::one_bytes;
 
 /// The `will = { ... }` table of a `connect` step.

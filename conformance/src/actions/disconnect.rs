@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{ActionDef, Batched, StepTable};
 use crate::engine::{Run, StepAt, StepResult};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 
 /// The fields of a `disconnect` step.
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,7 @@
 
 use super::{ActionDef, StepTable};
 use crate::engine::{Run, StepAt, StepResult};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::NoArgs;
 
 /// Close the network connection abruptly, without DISCONNECT.

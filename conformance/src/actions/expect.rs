@@ -11,7 +11,7 @@ use mqtt_codec::{Packet, PacketId};
 use super::{ActionDef, StepTable};
 use crate::engine::{Run, StepAt, StepResult};
 use crate::model::Matcher;
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::MatcherArgs;
 
 /// Expect the next packet to match.

@@ -11,7 +11,7 @@ use super::{ActionDef, StepTable, millis_or};
 use crate::client::Event;
 use crate::engine::{Run, StepAt, StepError, StepResult, check, describe, describe_arrival};
 use crate::model::{DEFAULT_WITHIN, Matcher};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::MatcherArgs;
 
 /// The fields of an `expect_all` step.

@@ -12,7 +12,7 @@ use super::{ActionDef, StepTable, millis_or};
 use crate::client::Event;
 use crate::engine::{Run, StepAt, StepError, StepResult, describe_arrival};
 use crate::model::DEFAULT_WITHIN;
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 
 /// The fields of an `expect_closed` step.
 #[derive(Debug, Deserialize)]

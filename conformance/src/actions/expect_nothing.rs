@@ -10,7 +10,7 @@ use super::{ActionDef, StepTable};
 use crate::client::Event;
 use crate::engine::{Run, StepAt, StepResult, check, describe, describe_arrival};
 use crate::model::Matcher;
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::MatcherArgs;
 
 /// Expect no packet (matching, if a matcher is given) for a while.

@@ -26,7 +26,7 @@ use toml::Spanned;
 
 use crate::engine::{Run, StepAt, StepResult};
 use crate::model::Location;
-use crate::script::{ScriptError, line_of};
+use crate::script::error::{ScriptError, line_of};
 
 /// One scenario action: its keyword, the parse of its step table, and what
 /// it does when run.

@@ -9,7 +9,7 @@
 
 use super::{ActionDef, Step, StepTable, run_steps};
 use crate::engine::{Run, StepAt, StepError, StepResult};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::NoArgs;
 
 /// Alternatives allowed by the spec: passes if any branch passes.

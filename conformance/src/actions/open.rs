@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{ActionDef, StepTable};
 use crate::engine::{Run, StepAt, StepResult, transport};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 
 /// The fields of an `open` step.
 #[derive(Debug, Deserialize)]

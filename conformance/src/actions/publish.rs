@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{ActionDef, Batched, StepTable};
 use crate::engine::{Run, StepAt, StepResult, bytes_of};
 use crate::model::{BytesSpec, IdSpec};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::IdArg;
 use crate::script::values::one_bytes;
 

@@ -4,7 +4,7 @@
 
 use super::{ActionDef, Batched, Step, StepTable, run_steps};
 use crate::engine::{Run, StepAt, StepResult};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::NoArgs;
 
 /// Run steps `times` times; `{n}` is the 1-based iteration.

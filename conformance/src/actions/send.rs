@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{ActionDef, Batched, StepTable};
 use crate::engine::{Run, StepAt, StepResult, simple_packet};
 use crate::model::IdSpec;
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::IdArg;
 use crate::script::values::{hex, packet_type};
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::{ActionDef, Batched, StepTable};
 use crate::engine::{Judgement, Requested, Run, StepAt, StepError, StepResult, bytes_of, judge};
 use crate::model::{BytesSpec, DEFAULT_WITHIN, GrantSpec, IdSpec, Matcher};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::IdArg;
 use crate::script::qos::grant_spec;
 use crate::script::values::{hex, text};

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{ActionDef, Batched, StepTable};
 use crate::engine::{Run, StepAt, StepResult, bytes_of};
 use crate::model::{BytesSpec, DEFAULT_WITHIN, IdSpec, Matcher};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::IdArg;
 use crate::script::values::{hex, text};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{ActionDef, StepTable};
 use crate::engine::{Run, StepAt, StepResult};
-use crate::script::ScriptError;
+use crate::script::error::ScriptError;
 use crate::script::args::NoArgs;
 
 /// Let time pass.

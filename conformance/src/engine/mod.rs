@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use crate::client::{Arrival, Connection, Event};
 use crate::model::Location;
 use crate::outcome::{Direction, Failure, Line};
-use crate::script::Placeholders;
+use crate::script::template::Placeholders;
 use crate::target::Target;
 
 pub(crate) use connection::transport;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ScriptError;
+use super::error::ScriptError;
 use super::qos::QosArg;
 use super::template::check_template;
 use super::values::{one_bytes, packet_type, template};

@@ -9,8 +9,9 @@
 //! typos cannot silently turn a check off.
 
 pub(crate) mod args;
+pub(crate) mod error;
 pub(crate) mod qos;
-mod template;
+pub(crate) mod template;
 pub(crate) mod values;
 
 use std::collections::HashSet;
@@ -22,26 +23,9 @@ use crate::actions::{ParseCx, parse_steps};
 use crate::model::{Level, Location, Requirement};
 use crate::scenario::Scenario;
 
+pub use error::ScriptError;
+pub(crate) use error::line_of;
 pub use template::{Placeholders, check_template};
-
-/// A script that cannot be used, with where and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{location}: {message}")]
-pub struct ScriptError {
-    /// File and line.
-    pub location: Location,
-    /// What is wrong, and how to fix it where that is not obvious.
-    pub message: String,
-}
-
-impl ScriptError {
-    pub(crate) fn new(location: Location, message: impl Into<String>) -> Self {
-        Self {
-            location,
-            message: message.into(),
-        }
-    }
-}
 
 /// Tags a scenario may carry; a fixed list so a misspelt tag is caught.
 pub const TAGS: &[&str] = &[
@@ -104,13 +88,6 @@ enum RequirementDef {
     Tls,
     Auth,
     ClientCert,
-}
-
-/// Turns a byte offset into a 1-based line number.
-pub(crate) fn line_of(source: &str, offset: usize) -> usize {
-    source
-        .get(..offset.min(source.len()))
-        .map_or(1, |s| s.bytes().filter(|&b| b == b'\n').count() + 1)
 }
 
 /// Parses one script file. `file` is the name used in messages; `known` is

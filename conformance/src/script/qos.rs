@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::ScriptError;
+use super::error::ScriptError;
 use crate::model::{GrantSpec, Location, QosSpec};
 
 /// `qos` in an expectation: a number, `"$g"` or `"min(N, $g)"`.

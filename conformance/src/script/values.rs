@@ -3,7 +3,7 @@
 
 use mqtt_codec::PacketType;
 
-use super::ScriptError;
+use super::error::ScriptError;
 use super::template::check_template;
 use crate::model::{BytesSpec, Location, Template};
 
