@@ -5,8 +5,8 @@
 //! Real clients pipeline (CONNECT and SUBSCRIBE in one TCP segment, a burst
 //! of PUBLISH packets in one write) and slow links split a packet over many
 //! segments; a broker must frame packets from the byte stream whatever the
-//! write boundaries were. While a batch runs, [`Run::send`] holds the bytes
-//! back instead of writing them; the batch then writes them as asked.
+//! write boundaries were. While a batch runs, the engine's `send` holds the
+//! bytes back instead of writing them; the batch then writes them as asked.
 
 use std::time::Duration;
 

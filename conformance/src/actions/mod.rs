@@ -6,16 +6,16 @@
 //! `flags/defs.rs`.
 //!
 //! The modules are found by `build.rs`: each `x_y.rs` here (but this file)
-//! defines `pub struct XY` implementing [`ActionDef`] with `NAME = "x_y"`.
+//! defines `pub struct XY` implementing `ActionDef` with `NAME = "x_y"`.
 //! The build script declares the modules and lists them, in the order the
 //! step table of `fixtures/scenarios/README.md` documents them, in one
-//! `actions!` call, which makes the [`Action`] enum, the [`REGISTRY`] the
+//! `actions!` call, which makes the [`Action`] enum, the `REGISTRY` the
 //! step parser walks (so the keyword list is the table), and the dispatch
 //! that runs a step. Adding an action is adding one file, plus its row in
 //! the README (a test here fails without it).
 //!
 //! This module also holds what all actions share: [`Step`], the step
-//! parser, and [`run_steps`]. The actions that contain steps (`repeat`,
+//! parser, and `run_steps`. The actions that contain steps (`repeat`,
 //! `one_of`, `batch`) call back into those two, so nesting is the one place
 //! where a child module uses its parent's parser.
 
@@ -111,7 +111,7 @@ macro_rules! actions {
         #[derive(Clone)]
         pub enum Action {
             $(
-                #[doc = concat!("`", stringify!($module), "`: see [`", stringify!($module), "`].")]
+                #[doc = concat!("`", stringify!($module), "`: see [`", stringify!($module), "`](mod@", stringify!($module), ").")]
                 $ty($module::$ty),
             )*
         }
