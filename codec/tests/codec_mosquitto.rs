@@ -201,7 +201,11 @@ async fn our_codec_interoperates_with_mosquitto() {
         assert_eq!(p.topic(), s.topic());
         assert_eq!(p.qos(), s.qos());
         // Not assert_eq: a 100 kB payload would drown the failure message.
-        assert!(p.payload() == s.payload(), "payload on {} differs", p.topic());
+        assert!(
+            p.payload() == s.payload(),
+            "payload on {} differs",
+            p.topic()
+        );
         assert!(!p.retain() && !p.dup, "{p:?}");
     }
     assert_eq!(got[3].payload().len(), 100_000);

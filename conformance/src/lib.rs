@@ -4,14 +4,21 @@
 //! Layers, bottom up:
 //! - [`client`]: one network connection (TCP or TLS) on `mqtt_codec`, whose
 //!   reader timestamps every packet, undecodable byte and close.
-//! - [`script`]: the TOML scenario format, parsed into [`model`] types with
-//!   file:line errors.
-//! - [`engine`]: runs one scenario's steps and returns its result and transcript.
+//! - [`model`]: the values steps hold (templates, matchers, packet ids).
+//! - [`engine`]: the context steps run against: each client's connection
+//!   and arrivals, expectations, the QoS flows.
+//! - [`actions`]: each step keyword, defined once: its fields, parse, run,
+//!   docs and tests.
+//! - [`script`]: the TOML scenario format, parsed into [`scenario`]s with
+//!   file:line errors; each step by its action.
+//! - [`runner`]: runs one scenario's steps and returns its result and
+//!   transcript.
 //! - [`suite`]: loads the built-in or a user's suite, filters it, runs it
 //!   concurrently with isolation, and checks the results against a baseline.
 //! - [`spec`]: the normative statements and the coverage table.
 //! - [`report`]: text, JSON and JUnit XML.
 
+pub mod actions;
 pub mod baseline;
 pub mod builtin;
 pub mod client;
@@ -20,6 +27,8 @@ pub mod engine;
 pub mod model;
 pub mod outcome;
 pub mod report;
+pub mod runner;
+pub mod scenario;
 pub mod script;
 pub mod spec;
 pub mod suite;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{Level, Location, Scenario};
+use crate::model::{Level, Location};
 
 /// Direction of a transcript line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,7 +79,8 @@ pub enum Verdict {
     },
 }
 
-/// One scenario's result.
+/// One scenario's result. (Its constructors, which read a
+/// [`crate::scenario::Scenario`], are in that module.)
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioResult {
     /// Name.
@@ -107,27 +108,6 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
-    /// A result for a scenario that was not run.
-    pub fn skipped(s: &Scenario, reason: String) -> Self {
-        Self::new(s, Verdict::Skipped { reason }, Duration::ZERO, Vec::new())
-    }
-
-    /// A result from its parts.
-    pub fn new(s: &Scenario, verdict: Verdict, duration: Duration, transcript: Vec<Line>) -> Self {
-        Self {
-            name: s.name.clone(),
-            area: s.area.clone(),
-            description: s.description.clone(),
-            level: s.level,
-            statements: s.statements.clone(),
-            tags: s.tags.clone(),
-            location: s.location.clone(),
-            verdict,
-            duration,
-            transcript,
-        }
-    }
-
     /// Whether the scenario passed.
     pub fn passed(&self) -> bool {
         matches!(self.verdict, Verdict::Pass)

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Scenario;
+use crate::scenario::Scenario;
 
 /// One normative statement.
 #[derive(Debug, Clone, Serialize)]

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde::Serialize;
 
-use crate::model::{Requirement, Scenario};
+use crate::model::Requirement;
 use crate::outcome::ScenarioResult;
+use crate::scenario::Scenario;
 use crate::script::{Placeholders, ScriptError, parse_file};
 use crate::target::Target;
 
@@ -248,7 +249,7 @@ pub async fn run(
             i,
             tokio::spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
-                let r = crate::engine::run_scenario(&s, &target, ph).await;
+                let r = crate::runner::run_scenario(&s, &target, ph).await;
                 progress(&r);
                 r
             }),
@@ -269,7 +270,7 @@ pub async fn run(
     }
     for i in exclusive {
         let s = &suite.scenarios[i];
-        let r = crate::engine::run_scenario(s, &target, placeholders(&run_id, i, &s.name)).await;
+        let r = crate::runner::run_scenario(s, &target, placeholders(&run_id, i, &s.name)).await;
         progress(&r);
         slots[i] = Some(r);
     }

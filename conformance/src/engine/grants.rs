@@ -12,7 +12,7 @@ use crate::model::GrantSpec;
 
 /// What a SUBACK's codes mean for the scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Judgement {
+pub(crate) enum Judgement {
     /// Allowed and enough; the (variable, granted QoS) pairs to bind.
     Usable(Vec<(String, u16)>),
     /// The server broke a rule; what it did.
@@ -23,7 +23,7 @@ pub(super) enum Judgement {
 
 /// One filter of the SUBSCRIBE: how to show it, and the QoS byte requested.
 #[derive(Debug, Clone)]
-pub(super) struct Requested {
+pub(crate) struct Requested {
     /// The filter as text for messages.
     pub shown: String,
     /// The requested QoS byte as sent (a malformed 3 is possible).
@@ -31,7 +31,7 @@ pub(super) struct Requested {
 }
 
 /// Judges `codes` (the SUBACK's return codes, in order) for `filters`.
-pub(super) fn judge(filters: &[Requested], codes: &[u8], spec: &GrantSpec) -> Judgement {
+pub(crate) fn judge(filters: &[Requested], codes: &[u8], spec: &GrantSpec) -> Judgement {
     if codes.len() != filters.len() {
         return Judgement::Violation(format!(
             "SUBACK carries {} return code(s) for {} filter(s); it must carry one per filter, in order [MQTT-3.9.3-1]",

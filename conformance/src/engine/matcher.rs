@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use mqtt_codec::{Packet, PacketType};
 
 use crate::model::{BytesSpec, IdSpec, Matcher, QosSpec};
-use crate::script::Placeholders;
+use crate::script::template::Placeholders;
 
 /// Expands a [`BytesSpec`] into the bytes it stands for.
 pub fn bytes_of(spec: &BytesSpec, ph: &Placeholders) -> Vec<u8> {

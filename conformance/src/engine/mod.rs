@@ -1,52 +1,54 @@
-//! The scenario engine: runs one [`Scenario`]'s steps against a [`Target`]
-//! and returns its [`ScenarioResult`].
+//! The engine context every action runs against: each client's connection,
+//! what arrived on it and which arrivals an expectation has consumed, the
+//! captured variables, the placeholders of this run and the transcript.
 //!
-//! Each client keeps the log of what arrived on its current connection and
-//! which arrivals an expectation has consumed. An expectation looks at the
-//! first arrival not yet consumed (waiting for one, boundedly), so packets are
-//! checked in the order the broker sent them. `one_of` tries its branches in
-//! turn, restoring the consumed marks and variables between tries; branches
-//! hold only expectations, so nothing irreversible happens inside one.
+//! An expectation looks at the first arrival not yet consumed (waiting for
+//! one, boundedly), so packets are checked in the order the broker sent
+//! them. The actions themselves (what `connect`, `expect`, `one_of`... do)
+//! live in [`crate::actions`], which builds on this module; this module
+//! knows nothing of them. [`crate::runner`] runs a whole scenario.
 
-mod batch;
 mod cleanup;
 mod connection;
 mod expect;
 mod flows;
 mod grants;
 mod matcher;
-mod requests;
-mod steps;
+mod packet_ids;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::client::{Arrival, Connection, Event};
-use crate::model::Scenario;
-use crate::outcome::{Direction, Failure, Line, ScenarioResult, Verdict};
-use crate::script::Placeholders;
+use crate::model::Location;
+use crate::outcome::{Direction, Failure, Line};
+use crate::script::template::Placeholders;
 use crate::target::Target;
 
+pub(crate) use connection::transport;
+pub(crate) use flows::simple_packet;
+pub(crate) use grants::{Judgement, Requested, judge};
 pub use matcher::bytes_of;
-
-/// The longest a scenario may run before it is stopped as an error.
-pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) use matcher::{check, describe};
 
 /// A client's connection and what arrived on it.
 #[derive(Debug, Default)]
-struct ClientState {
-    conn: Option<Connection>,
-    log: Vec<Arrival>,
-    consumed: Vec<bool>,
+pub(crate) struct ClientState {
+    /// The live connection, if any.
+    pub(crate) conn: Option<Connection>,
+    /// What arrived on the current connection, in order.
+    pub(crate) log: Vec<Arrival>,
+    /// Per arrival of `log`: whether an expectation has consumed it.
+    pub(crate) consumed: Vec<bool>,
     /// The reader reported the close (it may not be consumed yet).
-    closed: bool,
+    pub(crate) closed: bool,
     next_id: u16,
 }
 
 impl ClientState {
-    fn alloc_id(&mut self) -> u16 {
+    /// The next packet id for this client: 1, 2, ... 65535, 1 (never 0).
+    pub(crate) fn alloc_id(&mut self) -> u16 {
         self.next_id = self.next_id.wrapping_add(1);
         if self.next_id == 0 {
             self.next_id = 1;
@@ -55,63 +57,44 @@ impl ClientState {
     }
 }
 
-/// One scenario being run.
+/// One scenario being run: the state the actions read and change.
 #[derive(Debug)]
-struct Run<'a> {
-    target: &'a Target,
-    ph: Placeholders,
+pub(crate) struct Run<'a> {
+    /// The broker under test.
+    pub(crate) target: &'a Target,
+    /// This run's placeholder values (`{n}` changes inside `repeat`).
+    pub(crate) ph: Placeholders,
     epoch: Instant,
-    clients: BTreeMap<String, ClientState>,
-    vars: HashMap<String, u16>,
+    /// Per client name: its connection and arrivals.
+    pub(crate) clients: BTreeMap<String, ClientState>,
+    /// Variables captured by expectations and grants (`$p`, `$g`).
+    pub(crate) vars: HashMap<String, u16>,
     transcript: Vec<Line>,
     /// Client ids that asked for a persistent session: discarded at the end.
-    persistent_ids: BTreeSet<Vec<u8>>,
+    pub(crate) persistent_ids: BTreeSet<Vec<u8>>,
     /// Topics given a retained message: cleared at the end.
-    retained_topics: BTreeSet<Vec<u8>>,
+    pub(crate) retained_topics: BTreeSet<Vec<u8>>,
     /// The scenario's name, for the tracing span of each connection.
     name: String,
     /// While a `batch` step runs: its client and the bytes held back.
-    batch: Option<(String, Vec<u8>)>,
+    pub(crate) batch: Option<(String, Vec<u8>)>,
 }
 
-/// Runs `scenario` against `target` with the given placeholder values.
-pub async fn run_scenario(
-    scenario: &Scenario,
-    target: &Target,
-    ph: Placeholders,
-) -> ScenarioResult {
-    let started = std::time::Instant::now();
-    let mut run = Run {
-        target,
-        ph,
-        epoch: Instant::now(),
-        clients: BTreeMap::new(),
-        vars: HashMap::new(),
-        transcript: Vec::new(),
-        persistent_ids: BTreeSet::new(),
-        retained_topics: BTreeSet::new(),
-        name: scenario.name.clone(),
-        batch: None,
-    };
-    let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, run.steps(&scenario.steps)).await;
-    let verdict = match outcome {
-        Ok(Ok(())) => Verdict::Pass,
-        Ok(Err(StepError::Failed(failure))) => Verdict::Fail { failure: *failure },
-        Ok(Err(StepError::NotApplicable(reason))) => Verdict::NotApplicable { reason },
-        Ok(Err(StepError::Harness(message))) => Verdict::Error { message },
-        Err(_) => Verdict::Error {
-            message: format!("scenario did not finish within {SCENARIO_TIMEOUT:?}"),
-        },
-    };
-    run.finish().await;
-    let mut transcript = std::mem::take(&mut run.transcript);
-    transcript.sort_by_key(|l| l.at);
-    ScenarioResult::new(scenario, verdict, started.elapsed(), transcript)
+/// The step being run, as failures and script errors name it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepAt<'s> {
+    /// Where the step was written.
+    pub(crate) location: &'s Location,
+    /// Its action keyword.
+    pub(crate) keyword: &'static str,
 }
+
+/// What running a step gives: done, or why the scenario stops.
+pub(crate) type StepResult = Result<(), StepError>;
 
 /// Why a step stopped the scenario.
 #[derive(Debug)]
-enum StepError {
+pub(crate) enum StepError {
     /// The broker did not do what the step expected (boxed: it is large
     /// and the success path is hot).
     Failed(Box<Failure>),
@@ -122,14 +105,57 @@ enum StepError {
     Harness(String),
 }
 
+impl<'a> Run<'a> {
+    /// A run of scenario `name` against `target`, its clock starting now.
+    pub(crate) fn new(target: &'a Target, ph: Placeholders, name: String) -> Self {
+        Run {
+            target,
+            ph,
+            epoch: Instant::now(),
+            clients: BTreeMap::new(),
+            vars: HashMap::new(),
+            transcript: Vec::new(),
+            persistent_ids: BTreeSet::new(),
+            retained_topics: BTreeSet::new(),
+            name,
+            batch: None,
+        }
+    }
+
+    /// The transcript so far, in time order, leaving it empty.
+    pub(crate) fn take_transcript(&mut self) -> Vec<Line> {
+        let mut transcript = std::mem::take(&mut self.transcript);
+        transcript.sort_by_key(|l| l.at);
+        transcript
+    }
+}
+
 impl Run<'_> {
-    fn note(&mut self, client: &str, direction: Direction, text: String) {
+    /// Adds a line to the transcript, timed now.
+    pub(crate) fn note(&mut self, client: &str, direction: Direction, text: String) {
         self.transcript.push(Line {
             at: self.epoch.elapsed(),
             client: client.to_owned(),
             direction,
             text,
         });
+    }
+
+    /// The failure of the step at `at`: what it expected and what came.
+    pub(crate) fn fail(
+        &self,
+        at: StepAt<'_>,
+        client: Option<&str>,
+        expected: String,
+        observed: String,
+    ) -> StepError {
+        StepError::Failed(Box::new(Failure {
+            location: at.location.clone(),
+            step: at.keyword.to_owned(),
+            client: client.map(str::to_owned),
+            expected,
+            observed,
+        }))
     }
 
     fn record_arrival(&mut self, client: &str, a: &Arrival) {
@@ -157,7 +183,7 @@ impl Run<'_> {
 
     /// Takes one more arrival for `client` into its log, waiting until
     /// `deadline`. Returns false on timeout or when nothing more can come.
-    async fn pull(&mut self, client: &str, deadline: Instant) -> bool {
+    pub(crate) async fn pull(&mut self, client: &str, deadline: Instant) -> bool {
         let Some(state) = self.clients.get_mut(client) else {
             return false;
         };
@@ -199,7 +225,7 @@ impl Run<'_> {
     /// `deadline`. With `skip_publish`, PUBLISH packets are passed over (left
     /// unconsumed): the spec lets a broker interleave deliveries with the
     /// acknowledgement a step is waiting for.
-    async fn wait_unconsumed(
+    pub(crate) async fn wait_unconsumed(
         &mut self,
         client: &str,
         deadline: Instant,
@@ -215,11 +241,13 @@ impl Run<'_> {
         }
     }
 
-    fn arrival(&self, client: &str, i: usize) -> Option<&Arrival> {
+    /// Arrival `i` of `client`'s current connection.
+    pub(crate) fn arrival(&self, client: &str, i: usize) -> Option<&Arrival> {
         self.clients.get(client).and_then(|s| s.log.get(i))
     }
 
-    fn consume(&mut self, client: &str, i: usize) {
+    /// Marks arrival `i` of `client` as consumed by an expectation.
+    pub(crate) fn consume(&mut self, client: &str, i: usize) {
         if let Some(c) = self
             .clients
             .get_mut(client)
@@ -231,7 +259,7 @@ impl Run<'_> {
 
     /// Drops every connection, records what arrived unread, and discards
     /// the sessions and retained messages the scenario left on the broker.
-    async fn finish(&mut self) {
+    pub(crate) async fn finish(&mut self) {
         let names: Vec<String> = self.clients.keys().cloned().collect();
         for name in names {
             if let Some(state) = self.clients.get_mut(&name) {

@@ -1,60 +1,34 @@
-//! The fields of each step action as serde structs (`deny_unknown_fields`,
-//! so a misspelt field is an error), and their conversion into model types.
+//! Step fields that several actions share, as serde types with their
+//! conversion into model types: no fields at all, a packet id, and the
+//! matcher fields of the expectations (`expect`, `expect_all`,
+//! `expect_nothing`). Each action's own fields live in its module in
+//! [`crate::actions`].
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ScriptError;
+use super::error::ScriptError;
 use super::qos::QosArg;
 use super::template::check_template;
 use super::values::{one_bytes, packet_type, template};
-use crate::model::{
-    BytesSpec, ConnectSpec, DEFAULT_WITHIN, IdSpec, Location, Matcher, Template, WillSpec,
-};
+use crate::model::{DEFAULT_WITHIN, IdSpec, Location, Matcher, Template};
 
+/// The fields of an action that takes none besides its key.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NoArgs {}
+pub(crate) struct NoArgs {}
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct OpenArgs {
-    #[serde(default)]
-    pub(super) tls: bool,
-    pub(super) client_cert: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ExpectClosedArgs {
-    pub(super) within_ms: Option<u64>,
-    #[serde(default)]
-    pub(super) tls_refused: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct BatchArgs {
-    pub(super) chunk: Option<usize>,
-    pub(super) pause_ms: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DisconnectArgs {
-    pub(super) close: Option<bool>,
-}
-
+/// A `packet_id` field: a number, `"$p"` or a placeholder like `"{n}"`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub(super) enum IdArg {
+pub(crate) enum IdArg {
     Num(u16),
     Var(String),
 }
 
 impl IdArg {
-    pub(super) fn into_spec(self, loc: &Location) -> Result<IdSpec, ScriptError> {
+    pub(crate) fn into_spec(self, loc: &Location) -> Result<IdSpec, ScriptError> {
         match self {
             IdArg::Num(n) => Ok(IdSpec::Literal(n)),
             IdArg::Var(v) => match v.strip_prefix('$') {
@@ -79,211 +53,32 @@ impl IdArg {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct WillArgs {
-    pub(super) topic: Option<String>,
-    pub(super) topic_hex: Option<String>,
-    pub(super) payload: Option<String>,
-    pub(super) payload_hex: Option<String>,
-    #[serde(default)]
-    pub(super) qos: u8,
-    #[serde(default)]
-    pub(super) retain: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ConnectArgs {
-    #[serde(default)]
-    pub(super) tls: bool,
-    pub(super) client_cert: Option<bool>,
-    pub(super) protocol_name: Option<String>,
-    pub(super) protocol_name_hex: Option<String>,
-    pub(super) protocol_level: Option<u8>,
-    pub(super) flags: Option<u8>,
-    pub(super) clean_session: Option<bool>,
-    pub(super) keep_alive: Option<u16>,
-    pub(super) client_id: Option<String>,
-    pub(super) client_id_hex: Option<String>,
-    #[serde(default)]
-    pub(super) no_client_id: bool,
-    pub(super) will: Option<WillArgs>,
-    pub(super) username: Option<String>,
-    pub(super) username_hex: Option<String>,
-    pub(super) password: Option<String>,
-    pub(super) password_hex: Option<String>,
-    pub(super) credentials: Option<bool>,
-    pub(super) connack: Option<u8>,
-    pub(super) session_present: Option<bool>,
-    #[serde(default)]
-    pub(super) refusal_not_applicable: bool,
-}
-
-impl ConnectArgs {
-    pub(super) fn into_spec(
-        self,
-        loc: &Location,
-        client: &str,
-    ) -> Result<ConnectSpec, ScriptError> {
-        let client_id = if self.no_client_id {
-            if self.client_id.is_some() || self.client_id_hex.is_some() {
-                return Err(ScriptError::new(
-                    loc.clone(),
-                    "`no_client_id` leaves the field out; drop `client_id`",
-                ));
-            }
-            None
-        } else {
-            Some(
-                one_bytes(loc, "client_id", self.client_id, self.client_id_hex, None)?
-                    .unwrap_or_else(|| BytesSpec::Text(Template(format!("{{id}}{client}")))),
-            )
-        };
-        let will = self
-            .will
-            .map(|w| -> Result<WillSpec, ScriptError> {
-                Ok(WillSpec {
-                    topic: one_bytes(loc, "topic", w.topic, w.topic_hex, None)?.ok_or_else(
-                        || ScriptError::new(loc.clone(), "`will` needs `topic` or `topic_hex`"),
-                    )?,
-                    payload: one_bytes(loc, "payload", w.payload, w.payload_hex, None)?
-                        .unwrap_or(BytesSpec::Hex(Vec::new())),
-                    qos: w.qos,
-                    retain: w.retain,
-                })
-            })
-            .transpose()?;
-        if self.refusal_not_applicable && self.connack != Some(0) {
-            return Err(ScriptError::new(
-                loc.clone(),
-                "`refusal_not_applicable` goes with `connack = 0`",
-            ));
-        }
-        if self.session_present.is_some() && self.connack.is_none() {
-            return Err(ScriptError::new(
-                loc.clone(),
-                "`session_present` goes with `connack = CODE`",
-            ));
-        }
-        let username = one_bytes(loc, "username", self.username, self.username_hex, None)?;
-        let password = one_bytes(loc, "password", self.password, self.password_hex, None)?;
-        Ok(ConnectSpec {
-            tls: self.tls,
-            client_cert: self.client_cert.unwrap_or(true),
-            protocol_name: one_bytes(
-                loc,
-                "protocol_name",
-                self.protocol_name,
-                self.protocol_name_hex,
-                None,
-            )?
-            .unwrap_or(BytesSpec::Hex(b"MQTT".to_vec())),
-            protocol_level: self.protocol_level.unwrap_or(4),
-            flags: self.flags,
-            clean_session: self.clean_session.unwrap_or(true),
-            keep_alive: self.keep_alive.unwrap_or(60),
-            client_id,
-            will,
-            credentials: self.credentials.unwrap_or(true),
-            username,
-            password,
-            connack: self.connack,
-            session_present: self.session_present,
-            refusal_not_applicable: self.refusal_not_applicable,
-        })
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct SubscribeArgs {
-    pub(super) filter: Option<String>,
-    pub(super) filter_hex: Option<String>,
-    pub(super) qos: Option<u8>,
-    pub(super) filters: Option<Vec<(String, u8)>>,
-    pub(super) packet_id: Option<IdArg>,
-    pub(super) flags: Option<u8>,
-    /// The old exact check, refused with a message saying what replaced it.
-    pub(super) granted: Option<toml::Value>,
-    pub(super) require: Option<Vec<u8>>,
-    pub(super) grants: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct UnsubscribeArgs {
-    pub(super) filter: Option<String>,
-    pub(super) filter_hex: Option<String>,
-    pub(super) filters: Option<Vec<String>>,
-    pub(super) packet_id: Option<IdArg>,
-    pub(super) flags: Option<u8>,
-    #[serde(default)]
-    pub(super) ack: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct PublishArgs {
-    pub(super) topic: Option<String>,
-    pub(super) topic_hex: Option<String>,
-    pub(super) payload: Option<String>,
-    pub(super) payload_hex: Option<String>,
-    pub(super) payload_size: Option<usize>,
-    #[serde(default)]
-    pub(super) qos: u8,
-    #[serde(default)]
-    pub(super) retain: bool,
-    #[serde(default)]
-    pub(super) dup: bool,
-    pub(super) packet_id: Option<IdArg>,
-    pub(super) flags: Option<u8>,
-    #[serde(default)]
-    pub(super) ack: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct SendArgs {
-    pub(super) hex: Option<String>,
-    pub(super) packet: Option<String>,
-    pub(super) packet_id: Option<IdArg>,
-    pub(super) flags: Option<u8>,
-    pub(super) body_hex: Option<String>,
-    pub(super) remaining_length: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ExpectAllArgs {
-    pub(super) packets: Vec<MatcherArgs>,
-    pub(super) within_ms: Option<u64>,
-}
-
+/// The fields of an expectation: what the packet must carry, and how long
+/// to wait or watch.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct MatcherArgs {
-    pub(super) packet: Option<String>,
-    pub(super) code: Option<u8>,
-    pub(super) session_present: Option<bool>,
-    pub(super) topic: Option<String>,
-    pub(super) payload: Option<String>,
-    pub(super) payload_hex: Option<String>,
-    pub(super) payload_size: Option<usize>,
-    pub(super) qos: Option<QosArg>,
-    pub(super) retain: Option<bool>,
-    pub(super) dup: Option<bool>,
-    pub(super) packet_id: Option<IdArg>,
-    pub(super) packet_id_not: Option<Vec<IdArg>>,
-    pub(super) return_codes: Option<Vec<u8>>,
-    pub(super) within_ms: Option<u64>,
-    pub(super) for_ms: Option<u64>,
+pub(crate) struct MatcherArgs {
+    pub(crate) packet: Option<String>,
+    pub(crate) code: Option<u8>,
+    pub(crate) session_present: Option<bool>,
+    pub(crate) topic: Option<String>,
+    pub(crate) payload: Option<String>,
+    pub(crate) payload_hex: Option<String>,
+    pub(crate) payload_size: Option<usize>,
+    pub(crate) qos: Option<QosArg>,
+    pub(crate) retain: Option<bool>,
+    pub(crate) dup: Option<bool>,
+    pub(crate) packet_id: Option<IdArg>,
+    pub(crate) packet_id_not: Option<Vec<IdArg>>,
+    pub(crate) return_codes: Option<Vec<u8>>,
+    pub(crate) within_ms: Option<u64>,
+    pub(crate) for_ms: Option<u64>,
     #[serde(default)]
-    pub(super) ack: bool,
+    pub(crate) ack: bool,
 }
 
 impl MatcherArgs {
-    pub(super) fn forbid(
+    pub(crate) fn forbid(
         &self,
         loc: &Location,
         action: &str,
@@ -306,11 +101,11 @@ impl MatcherArgs {
         Ok(())
     }
 
-    pub(super) fn within(&self) -> Duration {
+    pub(crate) fn within(&self) -> Duration {
         self.within_ms.map_or(DEFAULT_WITHIN, Duration::from_millis)
     }
 
-    pub(super) fn is_empty_matcher(&self) -> bool {
+    pub(crate) fn is_empty_matcher(&self) -> bool {
         self.packet.is_none()
             && self.code.is_none()
             && self.session_present.is_none()
@@ -326,7 +121,7 @@ impl MatcherArgs {
             && self.return_codes.is_none()
     }
 
-    pub(super) fn into_matcher(self, loc: &Location) -> Result<Matcher, ScriptError> {
+    pub(crate) fn into_matcher(self, loc: &Location) -> Result<Matcher, ScriptError> {
         let packet = match self.packet.as_deref() {
             None | Some("any") => None,
             Some(p) => Some(packet_type(loc, p)?),

@@ -3,43 +3,29 @@
 //! A file holds `[[scenario]]` tables; each scenario's `steps` is an array of
 //! inline tables whose one action key (`connect = "a"`, `expect = "a"`, ...)
 //! names the step and the client it acts for. The format is documented in
-//! `fixtures/scenarios/README.md`. Every error names the file, the line and
-//! what is wrong; unknown keys are errors, so typos cannot silently turn a
-//! check off.
+//! `fixtures/scenarios/README.md`. This module reads the scenario tables;
+//! each step is parsed by its action (see [`crate::actions`]). Every error
+//! names the file, the line and what is wrong; unknown keys are errors, so
+//! typos cannot silently turn a check off.
 
-mod args;
-mod qos;
-mod step;
-mod template;
-mod values;
+pub(crate) mod args;
+pub(crate) mod error;
+pub(crate) mod qos;
+pub(crate) mod template;
+pub(crate) mod values;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Level, Location, Requirement, Scenario};
+use crate::actions::{ParseCx, parse_steps};
+use crate::model::{Level, Location, Requirement};
+use crate::scenario::Scenario;
 
+pub use error::ScriptError;
+pub(crate) use error::line_of;
 pub use template::{Placeholders, check_template};
-
-/// A script that cannot be used, with where and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{location}: {message}")]
-pub struct ScriptError {
-    /// File and line.
-    pub location: Location,
-    /// What is wrong, and how to fix it where that is not obvious.
-    pub message: String,
-}
-
-impl ScriptError {
-    pub(crate) fn new(location: Location, message: impl Into<String>) -> Self {
-        Self {
-            location,
-            message: message.into(),
-        }
-    }
-}
 
 /// Tags a scenario may carry; a fixed list so a misspelt tag is caught.
 pub const TAGS: &[&str] = &[
@@ -102,13 +88,6 @@ enum RequirementDef {
     Tls,
     Auth,
     ClientCert,
-}
-
-/// Turns a byte offset into a 1-based line number.
-pub(crate) fn line_of(source: &str, offset: usize) -> usize {
-    source
-        .get(..offset.min(source.len()))
-        .map_or(1, |s| s.bytes().filter(|&b| b == b'\n').count() + 1)
 }
 
 /// Parses one script file. `file` is the name used in messages; `known` is
@@ -200,14 +179,13 @@ pub fn parse_file(
                 RequirementDef::ClientCert => Requirement::ClientCert,
             })
             .collect();
-        let mut ctx = step::Context {
+        let mut ctx = ParseCx {
             file,
             source,
             uses_tls: false,
             uses_client_cert: false,
-            clients: BTreeSet::new(),
         };
-        let steps = step::parse_steps(&mut ctx, def.steps)?;
+        let steps = parse_steps(&mut ctx, def.steps)?;
         if steps.is_empty() {
             return Err(ScriptError::new(
                 location,

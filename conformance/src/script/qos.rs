@@ -8,13 +8,13 @@
 
 use serde::Deserialize;
 
-use super::ScriptError;
+use super::error::ScriptError;
 use crate::model::{GrantSpec, Location, QosSpec};
 
 /// `qos` in an expectation: a number, `"$g"` or `"min(N, $g)"`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub(super) enum QosArg {
+pub(crate) enum QosArg {
     Num(u8),
     Text(String),
 }
@@ -26,7 +26,7 @@ fn var_name(s: &str) -> Option<String> {
 }
 
 impl QosArg {
-    pub(super) fn into_spec(self, loc: &Location) -> Result<QosSpec, ScriptError> {
+    pub(crate) fn into_spec(self, loc: &Location) -> Result<QosSpec, ScriptError> {
         let bad = |v: &str| {
             ScriptError::new(
                 loc.clone(),
@@ -61,7 +61,7 @@ impl QosArg {
 /// The grant check of a `subscribe` step with `requested` QoS bytes, from
 /// its `require` and `grants` fields; `None` when it has neither (no SUBACK
 /// is awaited).
-pub(super) fn grant_spec(
+pub(crate) fn grant_spec(
     loc: &Location,
     requested: &[u8],
     require: Option<Vec<u8>>,

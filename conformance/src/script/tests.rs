@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 
 use super::parse_file;
-use crate::model::{Action, Level, Requirement};
+use crate::actions::Action;
+use crate::actions::batch::Batch;
+use crate::model::{Level, Requirement};
 
 fn known() -> HashSet<String> {
     crate::spec::statement_ids()
@@ -33,9 +35,10 @@ fn parses_a_scenario_with_defaults() {
     );
     assert_eq!(s[0].steps[0].location.line, 7);
     assert_eq!(s[0].steps[1].location.line, 8);
-    let Action::Connect { spec, .. } = &s[0].steps[0].action else {
+    let Action::Connect(c) = &s[0].steps[0].action else {
         panic!("not a connect")
     };
+    let spec = &c.spec;
     assert!(spec.clean_session && spec.keep_alive == 60 && spec.connack == Some(0));
 }
 
@@ -202,19 +205,19 @@ fn require_and_grants_parse_into_a_grant_check() {
         "{HEAD}steps = [\n  {{ subscribe = \"a\", filters = [[\"{{t}}/x\", 2], [\"{{t}}/y\", 1]], require = [1, 0], grants = [\"$g\", \"$h\"] }},\n  {{ expect = \"a\", packet = \"publish\", qos = \"min(2, $g)\" }},\n]\n"
     );
     let s = parse_file("t.toml", &src, &known()).unwrap().remove(0);
-    let Action::Subscribe {
+    let Action::Subscribe(crate::actions::subscribe::Subscribe {
         grants: Some(g), ..
-    } = &s.steps[0].action
+    }) = &s.steps[0].action
     else {
         panic!("no grant check: {:?}", s.steps[0].action);
     };
     assert_eq!(g.require, vec![1, 0]);
     assert_eq!(g.capture, vec![Some("g".into()), Some("h".into())]);
-    let Action::Expect { matcher, .. } = &s.steps[1].action else {
+    let Action::Expect(e) = &s.steps[1].action else {
         panic!("not an expect");
     };
     assert_eq!(
-        matcher.qos,
+        e.matcher.qos,
         Some(crate::model::QosSpec::MinOf(2, "g".into()))
     );
     let bad = format!(
@@ -245,12 +248,12 @@ fn batch_parses_its_sending_steps_and_chunking() {
         "{HEAD}steps = [\n  {{ batch = \"a\", chunk = 1, pause_ms = 5, steps = [\n    {{ connect = \"a\" }},\n    {{ repeat = 2, steps = [ {{ publish = \"a\", topic = \"t\", qos = 1 }} ] }},\n  ] }},\n]\n"
     );
     let s = parse_file("t.toml", &src, &known()).unwrap();
-    let Action::Batch {
+    let Action::Batch(Batch {
         client,
         steps,
         chunk,
         pause,
-    } = &s[0].steps[0].action
+    }) = &s[0].steps[0].action
     else {
         panic!("not a batch")
     };

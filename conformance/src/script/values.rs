@@ -3,16 +3,16 @@
 
 use mqtt_codec::PacketType;
 
-use super::ScriptError;
+use super::error::ScriptError;
 use super::template::check_template;
 use crate::model::{BytesSpec, Location, Template};
 
-pub(super) fn text(loc: &Location, s: String) -> Result<BytesSpec, ScriptError> {
+pub(crate) fn text(loc: &Location, s: String) -> Result<BytesSpec, ScriptError> {
     check_template(&s).map_err(|m| ScriptError::new(loc.clone(), m))?;
     Ok(BytesSpec::Text(Template(s)))
 }
 
-pub(super) fn template(loc: &Location, s: String) -> Result<Template, ScriptError> {
+pub(crate) fn template(loc: &Location, s: String) -> Result<Template, ScriptError> {
     check_template(&s).map_err(|m| ScriptError::new(loc.clone(), m))?;
     Ok(Template(s))
 }
@@ -40,7 +40,7 @@ pub(crate) fn hex(loc: &Location, s: &str) -> Result<Vec<u8>, ScriptError> {
         .collect()
 }
 
-pub(super) fn one_bytes(
+pub(crate) fn one_bytes(
     loc: &Location,
     field: &str,
     text_value: Option<String>,

@@ -1,0 +1,451 @@
+//! The scenario actions: every keyword a step may start with (`connect`,
+//! `expect`, `repeat`, ...) is defined once, in one module of this
+//! directory, holding its arguments (a serde struct with
+//! `deny_unknown_fields`), their parse into a typed value, what the step does
+//! when run, its docs and its tests — in the manner of ripgrep's
+//! `flags/defs.rs`.
+//!
+//! The modules are found by `build.rs`: each `x_y.rs` here (but this file)
+//! defines `pub struct XY` implementing `ActionDef` with `NAME = "x_y"`.
+//! The build script declares the modules and lists them, in the order the
+//! step table of `fixtures/scenarios/README.md` documents them, in one
+//! `actions!` call, which makes the [`Action`] enum, the `REGISTRY` the
+//! step parser walks (so the keyword list is the table), and the dispatch
+//! that runs a step. Adding an action is adding one file, plus its row in
+//! the README (a test here fails without it).
+//!
+//! This module also holds what all actions share: [`Step`], the step
+//! parser, and `run_steps`. The actions that contain steps (`repeat`,
+//! `one_of`, `batch`) call back into those two, so nesting is the one place
+//! where a child module uses its parent's parser.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+
+use crate::engine::{Run, StepAt, StepResult};
+use crate::model::Location;
+use crate::script::error::{ScriptError, line_of};
+
+/// One scenario action: its keyword, the parse of its step table, and what
+/// it does when run.
+pub(crate) trait ActionDef: Sized {
+    /// The keyword scripts start the step with; also the module's name.
+    const NAME: &'static str;
+
+    /// Parses a step whose action key is [`Self::NAME`]: the key's value and
+    /// the rest of the table are in `step`. Errors name the step's line.
+    fn parse(step: StepTable<'_, '_>) -> Result<Self, ScriptError>;
+
+    /// Carries the step out against the engine context.
+    async fn run(&self, run: &mut Run<'_>, at: StepAt<'_>) -> StepResult;
+
+    /// Whether the step only observes, consuming nothing irreversibly, so it
+    /// may stand in a `one_of` branch.
+    fn observes_only(&self) -> bool {
+        false
+    }
+
+    /// How the step may stand in a `batch` (by default it may not).
+    fn batched(&self) -> Batched<'_> {
+        Batched::Refused
+    }
+}
+
+/// What a step is to an enclosing `batch`, whose bytes go out together.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Batched<'a> {
+    /// It does not only send: refused inside a batch.
+    Refused,
+    /// It sends for `client`; `waits` when it would also wait for an answer,
+    /// which cannot come before the batch writes its bytes.
+    Sends {
+        /// The client it sends for.
+        client: &'a str,
+        /// It waits for an answer (a CONNACK, SUBACK, PUBACK, a close...).
+        waits: bool,
+    },
+    /// It holds steps that are checked in turn (`repeat`).
+    Holds(&'a [Step]),
+}
+
+/// One step, with its location and what it does.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Where it was written.
+    pub location: Location,
+    /// What it does.
+    pub action: Action,
+}
+
+impl Step {
+    /// The step as failures and script errors name it.
+    pub(crate) fn at(&self) -> StepAt<'_> {
+        StepAt {
+            location: &self.location,
+            keyword: self.action.keyword(),
+        }
+    }
+}
+
+/// One entry of the action table: a keyword and the parse of its steps.
+pub(crate) struct Entry {
+    /// The keyword.
+    pub(crate) keyword: &'static str,
+    /// Parses a step table whose action key is `keyword`.
+    pub(crate) parse: fn(StepTable<'_, '_>) -> Result<Action, ScriptError>,
+}
+
+fn parse_as<A: ActionDef + Into<Action>>(step: StepTable<'_, '_>) -> Result<Action, ScriptError> {
+    A::parse(step).map(Into::into)
+}
+
+/// Makes, from the list of action modules and types, the [`Action`] enum,
+/// the [`REGISTRY`], and the dispatch of [`Action`]'s methods to each
+/// action's [`ActionDef`] impl. Called once, by the code `build.rs` writes.
+macro_rules! actions {
+    ($($module:ident :: $ty:ident),* $(,)?) => {
+        /// What a step does: one variant per action module, holding the
+        /// step's parsed arguments.
+        #[derive(Clone)]
+        pub enum Action {
+            $(
+                #[doc = concat!("`", stringify!($module), "`: see [`", stringify!($module), "`](mod@", stringify!($module), ").")]
+                $ty($module::$ty),
+            )*
+        }
+
+        $(
+            impl From<$module::$ty> for Action {
+                fn from(a: $module::$ty) -> Self {
+                    Action::$ty(a)
+                }
+            }
+        )*
+
+        /// Every action, in the order the README documents them: the step
+        /// parser looks a step's keys up here.
+        pub(crate) static REGISTRY: &[Entry] = &[
+            $(
+                Entry {
+                    keyword: <$module::$ty as ActionDef>::NAME,
+                    parse: parse_as::<$module::$ty>,
+                },
+            )*
+        ];
+
+        /// The module names `build.rs` found, in [`REGISTRY`] order.
+        #[cfg(test)]
+        const MODULES: &[&str] = &[$(stringify!($module)),*];
+
+        /// Shows the action's own value: `Connect { client: "a", .. }`.
+        impl std::fmt::Debug for Action {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    $(Action::$ty(a) => a.fmt(f),)*
+                }
+            }
+        }
+
+        impl Action {
+            /// The step's keyword in scripts.
+            pub fn keyword(&self) -> &'static str {
+                match self {
+                    $(Action::$ty(_) => <$module::$ty as ActionDef>::NAME,)*
+                }
+            }
+
+            /// Whether the step only observes (allowed inside `one_of`).
+            pub fn is_expectation(&self) -> bool {
+                match self {
+                    $(Action::$ty(a) => a.observes_only(),)*
+                }
+            }
+
+            /// How the step may stand in a `batch`.
+            pub(crate) fn batched(&self) -> Batched<'_> {
+                match self {
+                    $(Action::$ty(a) => a.batched(),)*
+                }
+            }
+
+            /// Carries the step out.
+            pub(crate) async fn run(&self, run: &mut Run<'_>, at: StepAt<'_>) -> StepResult {
+                match self {
+                    $(Action::$ty(a) => a.run(run, at).await,)*
+                }
+            }
+        }
+    };
+}
+
+include!(concat!(env!("OUT_DIR"), "/actions.rs"));
+
+/// The action keywords, in the order the README documents them.
+pub fn keywords() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|e| e.keyword)
+}
+
+/// Runs `steps` in order, stopping at the first that does not pass.
+pub(crate) async fn run_steps(run: &mut Run<'_>, steps: &[Step]) -> StepResult {
+    for step in steps {
+        // Boxed: `repeat`, `one_of` and `batch` run steps inside a step.
+        Box::pin(step.action.run(run, step.at())).await?;
+    }
+    Ok(())
+}
+
+/// What parsing the steps of one scenario needs and records.
+pub(crate) struct ParseCx<'a> {
+    /// The file name used in messages.
+    pub(crate) file: &'a str,
+    /// The file's text, for line numbers.
+    pub(crate) source: &'a str,
+    /// A step uses the TLS listener (`requires` gains `tls`).
+    pub(crate) uses_tls: bool,
+    /// A step leaves the client certificate out on purpose (`requires`
+    /// gains `client-cert`).
+    pub(crate) uses_client_cert: bool,
+}
+
+/// One step table being parsed: its action key's value, the rest of the
+/// table, and where it was written.
+pub(crate) struct StepTable<'p, 'a> {
+    /// The scenario-wide parse state.
+    pub(crate) cx: &'p mut ParseCx<'a>,
+    /// Where the step was written.
+    pub(crate) at: Location,
+    keyword: &'static str,
+    value: toml::Value,
+    rest: toml::Table,
+}
+
+impl StepTable<'_, '_> {
+    /// An error at this step.
+    pub(crate) fn error(&self, message: impl Into<String>) -> ScriptError {
+        ScriptError::new(self.at.clone(), message)
+    }
+
+    /// The action key's value: `500` in `{ wait = 500 }`.
+    pub(crate) fn value(&self) -> &toml::Value {
+        &self.value
+    }
+
+    /// The action key's value as the name of the client the step acts for:
+    /// 1 to 8 lowercase letters or digits, so `{id}` + name stays a client
+    /// id every broker accepts [MQTT-3.1.3-5].
+    pub(crate) fn client(&self) -> Result<String, ScriptError> {
+        match &self.value {
+            toml::Value::String(s)
+                if !s.is_empty()
+                    && s.len() <= 8
+                    && s.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) =>
+            {
+                Ok(s.clone())
+            }
+            other => Err(self.error(format!(
+                "`{}` names the client it acts for: 1 to 8 lowercase letters or digits, found {other}",
+                self.keyword
+            ))),
+        }
+    }
+
+    /// Removes `key` from the table before [`Self::args`] sees it (for
+    /// fields that are not plain data, such as nested `steps`).
+    pub(crate) fn take(&mut self, key: &str) -> Option<toml::Value> {
+        self.rest.remove(key)
+    }
+
+    /// The rest of the table as the action's argument struct; with
+    /// `deny_unknown_fields`, a misspelt field is an error naming it.
+    pub(crate) fn args<T: DeserializeOwned>(&mut self) -> Result<T, ScriptError> {
+        toml::Value::Table(std::mem::take(&mut self.rest))
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                self.error(format!(
+                    "in `{}` step: {}",
+                    self.keyword,
+                    e.message().trim_end()
+                ))
+            })
+    }
+
+    /// Parses `value`, an array of step tables nested in this step; `what`
+    /// names it in errors.
+    pub(crate) fn steps(
+        &mut self,
+        value: toml::Value,
+        what: &str,
+    ) -> Result<Vec<Step>, ScriptError> {
+        let toml::Value::Array(items) = value else {
+            return Err(self.error(format!("{what} must be an array of step tables")));
+        };
+        items
+            .into_iter()
+            .map(|item| match item {
+                toml::Value::Table(t) => parse_step(self.cx, self.at.clone(), t),
+                other => Err(self.error(format!(
+                    "{what} must hold step tables, found {}",
+                    other.type_str()
+                ))),
+            })
+            .collect()
+    }
+}
+
+/// Milliseconds from a script, or `default` when not given.
+pub(crate) fn millis_or(ms: Option<u64>, default: Duration) -> Duration {
+    ms.map_or(default, Duration::from_millis)
+}
+
+/// Parses the steps of a scenario, each with its own line.
+pub(crate) fn parse_steps(
+    cx: &mut ParseCx<'_>,
+    steps: Vec<Spanned<toml::Table>>,
+) -> Result<Vec<Step>, ScriptError> {
+    steps
+        .into_iter()
+        .map(|s| {
+            let location = Location {
+                file: cx.file.to_owned(),
+                line: line_of(cx.source, s.span().start),
+            };
+            parse_step(cx, location, s.into_inner())
+        })
+        .collect()
+}
+
+/// Parses one step table: finds its one action key in the [`REGISTRY`] and
+/// hands the table to that action's parse.
+fn parse_step(
+    cx: &mut ParseCx<'_>,
+    location: Location,
+    mut table: toml::Table,
+) -> Result<Step, ScriptError> {
+    let present: Vec<&Entry> = REGISTRY
+        .iter()
+        .filter(|e| table.contains_key(e.keyword))
+        .collect();
+    let entry = match present.as_slice() {
+        [one] => *one,
+        [] => {
+            let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+            let all: Vec<&str> = keywords().collect();
+            return Err(ScriptError::new(
+                location,
+                format!(
+                    "step has no action (keys: {}); start it with one of: {}",
+                    keys.join(", "),
+                    all.join(", ")
+                ),
+            ));
+        }
+        many => {
+            let names: Vec<&str> = many.iter().map(|e| e.keyword).collect();
+            return Err(ScriptError::new(
+                location,
+                format!(
+                    "step has several actions ({}); split it into one step each",
+                    names.join(", ")
+                ),
+            ));
+        }
+    };
+    let value = table
+        .remove(entry.keyword)
+        .unwrap_or(toml::Value::Boolean(false));
+    let action = (entry.parse)(StepTable {
+        cx,
+        at: location.clone(),
+        keyword: entry.keyword,
+        value,
+        rest: table,
+    })?;
+    Ok(Step { location, action })
+}
+
+/// Parses one step written as an inline table (`{ wait = 500 }`) as if it
+/// stood on line 1 of `t.toml`; the error is the message without its place.
+#[cfg(test)]
+pub(crate) fn parse_one(step: &str) -> Result<Action, String> {
+    let mut doc: toml::Table = toml::from_str(&format!("s = {step}")).map_err(|e| e.to_string())?;
+    let Some(toml::Value::Table(table)) = doc.remove("s") else {
+        return Err(format!("{step} is not an inline table"));
+    };
+    let mut cx = ParseCx {
+        file: "t.toml",
+        source: "",
+        uses_tls: false,
+        uses_client_cert: false,
+    };
+    let at = Location {
+        file: "t.toml".into(),
+        line: 1,
+    };
+    parse_step(&mut cx, at, table)
+        .map(|s| s.action)
+        .map_err(|e| e.message)
+}
+
+// Tests sit here rather than in a `tests.rs` beside this file: every file in
+// this directory is an action.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const README: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/scenarios/README.md"
+    ));
+
+    #[test]
+    fn each_action_is_named_for_its_module() {
+        let keywords: Vec<&str> = keywords().collect();
+        assert_eq!(keywords, MODULES);
+    }
+
+    #[test]
+    fn readme_documents_every_action_in_table_order() {
+        let rows: Vec<&str> = README
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split([' ', '`']).next())
+            .filter(|k| !k.starts_with('{'))
+            .collect();
+        let keywords: Vec<&str> = keywords().collect();
+        assert_eq!(
+            rows, keywords,
+            "the step table of fixtures/scenarios/README.md lists the actions of src/actions/, one row each"
+        );
+    }
+
+    #[test]
+    fn a_step_names_exactly_one_action() {
+        let none = parse_one("{ client = \"a\" }").unwrap_err();
+        let all: Vec<&str> = keywords().collect();
+        assert_eq!(
+            none,
+            format!(
+                "step has no action (keys: client); start it with one of: {}",
+                all.join(", ")
+            )
+        );
+        let two = parse_one("{ drop = \"a\", connect = \"a\" }").unwrap_err();
+        assert_eq!(
+            two,
+            "step has several actions (connect, drop); split it into one step each"
+        );
+    }
+
+    #[test]
+    fn misspelt_field_names_the_action() {
+        let e = parse_one("{ drop = \"a\", clean = true }").unwrap_err();
+        assert!(
+            e.starts_with("in `drop` step: unknown field `clean`"),
+            "{e}"
+        );
+    }
+}

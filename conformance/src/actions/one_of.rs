@@ -1,0 +1,126 @@
+//! `one_of = [[...], [...]]`: the spec allows several outcomes (an invalid
+//! filter refused with a SUBACK 0x80, or by closing the connection); the
+//! step passes if one branch passes.
+//!
+//! Branches hold only expectations (without `ack`), so trying one consumes
+//! nothing irreversibly: between tries the consumed marks and the captured
+//! variables are restored, and a branch that failed half-way leaves no
+//! trace.
+
+use super::{ActionDef, Step, StepTable, run_steps};
+use crate::engine::{Run, StepAt, StepError, StepResult};
+use crate::script::error::ScriptError;
+use crate::script::args::NoArgs;
+
+/// Alternatives allowed by the spec: passes if any branch passes.
+#[derive(Debug, Clone)]
+pub struct OneOf(pub Vec<Vec<Step>>);
+
+impl ActionDef for OneOf {
+    const NAME: &'static str = "one_of";
+
+    fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
+        let _: NoArgs = step.args()?;
+        let toml::Value::Array(branches) = step.value().clone() else {
+            return Err(step.error(
+                "`one_of` takes an array of branches, each an array of expectation steps",
+            ));
+        };
+        if branches.len() < 2 {
+            return Err(step.error("`one_of` needs at least two branches"));
+        }
+        let mut parsed = Vec::new();
+        for b in branches {
+            let steps = step.steps(b, "a `one_of` branch")?;
+            if steps.is_empty() {
+                return Err(step.error("a `one_of` branch is empty"));
+            }
+            if let Some(s) = steps.iter().find(|s| !s.action.is_expectation()) {
+                return Err(step.error(format!(
+                    "a `one_of` branch may hold only expect, expect_all, expect_nothing and expect_closed (without ack), found `{}`",
+                    s.action.keyword()
+                )));
+            }
+            parsed.push(steps);
+        }
+        Ok(OneOf(parsed))
+    }
+
+    /// Tries each branch in turn, restoring the consumed marks and the
+    /// variables between tries.
+    async fn run(&self, run: &mut Run<'_>, at: StepAt<'_>) -> StepResult {
+        let branches = &self.0;
+        let saved: Vec<(String, Vec<bool>)> = run
+            .clients
+            .iter()
+            .map(|(k, v)| (k.clone(), v.consumed.clone()))
+            .collect();
+        let saved_vars = run.vars.clone();
+        let mut failures = Vec::new();
+        for (i, branch) in branches.iter().enumerate() {
+            match run_steps(run, branch).await {
+                Ok(()) => return Ok(()),
+                Err(StepError::Failed(f)) => {
+                    failures.push(format!(
+                        "branch {}: expected {}; observed {}",
+                        i + 1,
+                        f.expected,
+                        f.observed
+                    ));
+                    for (k, consumed) in &saved {
+                        if let Some(state) = run.clients.get_mut(k) {
+                            let extra = state.consumed.len().saturating_sub(consumed.len());
+                            state.consumed.clone_from(consumed);
+                            state.consumed.extend(std::iter::repeat_n(false, extra));
+                        }
+                    }
+                    run.vars.clone_from(&saved_vars);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(run.fail(
+            at,
+            None,
+            format!("one of {} allowed outcomes", branches.len()),
+            failures.join(" | "),
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::{Action, parse_one};
+
+    #[test]
+    fn branches_hold_only_expectations() {
+        let Action::OneOf(o) = parse_one(
+            "{ one_of = [ [ { expect = \"a\", packet = \"suback\" } ], [ { expect_closed = \"a\" } ] ] }",
+        )
+        .unwrap() else {
+            panic!("not a one_of");
+        };
+        assert_eq!(o.0.len(), 2);
+        let e = parse_one("{ one_of = [ [ { expect_closed = \"a\" } ], [ { drop = \"a\" } ] ] }")
+            .unwrap_err();
+        assert!(e.starts_with("a `one_of` branch may hold only"), "{e}");
+        let e = parse_one(
+            "{ one_of = [ [ { expect_closed = \"a\" } ], [ { expect = \"a\", packet = \"publish\", ack = true } ] ] }",
+        )
+        .unwrap_err();
+        assert!(e.ends_with("found `expect`"), "{e}");
+    }
+
+    #[test]
+    fn needs_two_non_empty_branches() {
+        for (step, message) in [
+            ("{ one_of = [ [ { expect_closed = \"a\" } ] ] }", "`one_of` needs at least two branches"),
+            ("{ one_of = [ [ { expect_closed = \"a\" } ], [] ] }", "a `one_of` branch is empty"),
+            ("{ one_of = 3 }", "`one_of` takes an array of branches"),
+        ] {
+            let e = parse_one(step).unwrap_err();
+            assert!(e.starts_with(message), "{step}: {e}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `open = "a"`: opens a network connection for client `a` (TCP, or TLS
+//! with `tls = true`) and sends nothing, so a scenario can write raw bytes,
+//! or check that a TLS handshake is refused.
+
+use serde::Deserialize;
+
+use super::{ActionDef, StepTable};
+use crate::engine::{Run, StepAt, StepResult, transport};
+use crate::script::error::ScriptError;
+
+/// The fields of an `open` step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default)]
+    tls: bool,
+    client_cert: Option<bool>,
+}
+
+/// Open a network connection without sending anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Open {
+    /// Client name.
+    pub client: String,
+    /// Use the TLS listener.
+    pub tls: bool,
+    /// On TLS, present the run's client certificate (if it has one).
+    pub client_cert: bool,
+}
+
+impl ActionDef for Open {
+    const NAME: &'static str = "open";
+
+    fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
+        let client = step.client()?;
+        let a: Args = step.args()?;
+        let client_cert = check_client_cert(&mut step, a.tls, a.client_cert)?;
+        step.cx.uses_tls |= a.tls;
+        Ok(Open {
+            client,
+            tls: a.tls,
+            client_cert,
+        })
+    }
+
+    async fn run(&self, run: &mut Run<'_>, _at: StepAt<'_>) -> StepResult {
+        run.open(&self.client, transport(self.tls, self.client_cert))
+            .await
+    }
+}
+
+/// `client_cert` (default true) only means something on TLS; leaving the
+/// certificate out is what a mutual-TLS scenario does, so it needs the run
+/// to have one (`requires = ["client-cert"]` is added). Shared with
+/// `connect`, which opens a connection the same way.
+pub(crate) fn check_client_cert(
+    step: &mut StepTable<'_, '_>,
+    tls: bool,
+    client_cert: Option<bool>,
+) -> Result<bool, ScriptError> {
+    match client_cert {
+        Some(_) if !tls => Err(step.error("`client_cert` goes with `tls = true`")),
+        Some(false) => {
+            step.cx.uses_client_cert = true;
+            Ok(false)
+        }
+        _ => Ok(true),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::{Action, parse_one};
+    use super::*;
+
+    #[test]
+    fn parses_transport_choices() {
+        let Action::Open(o) = parse_one("{ open = \"a\" }").unwrap() else {
+            panic!("not an open");
+        };
+        assert_eq!(
+            o,
+            Open {
+                client: "a".into(),
+                tls: false,
+                client_cert: true
+            }
+        );
+        let Action::Open(o) = parse_one("{ open = \"a\", tls = true, client_cert = false }").unwrap()
+        else {
+            panic!("not an open");
+        };
+        assert!(o.tls && !o.client_cert);
+    }
+
+    #[test]
+    fn client_cert_needs_tls() {
+        assert_eq!(
+            parse_one("{ open = \"a\", client_cert = true }").unwrap_err(),
+            "`client_cert` goes with `tls = true`"
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! `subscribe = "a"`: sends SUBSCRIBE (any QoS byte, any flags, even no
+//! filter at all); with `require` or `grants`, expects the SUBACK with its
+//! packet id and judges the grants.
+//!
+//! A server may grant less than asked or refuse a filter [MQTT-3.8.4-6], so
+//! a step says the least it can work with (`require`): a lower grant makes
+//! the scenario not applicable, a grant above the request or codes that do
+//! not line up with the filters [MQTT-3.9.3-1] fail it. `grants` captures
+//! each grant into a variable for `qos = "min(N, $g)"` expectations.
+
+use mqtt_codec::raw::RawSubscribe;
+use mqtt_codec::{Packet, PacketType};
+use serde::Deserialize;
+
+use super::{ActionDef, Batched, StepTable};
+use crate::engine::{Judgement, Requested, Run, StepAt, StepError, StepResult, bytes_of, judge};
+use crate::model::{BytesSpec, DEFAULT_WITHIN, GrantSpec, IdSpec, Matcher};
+use crate::script::error::ScriptError;
+use crate::script::args::IdArg;
+use crate::script::qos::grant_spec;
+use crate::script::values::{hex, text};
+
+/// The fields of a `subscribe` step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    filter: Option<String>,
+    filter_hex: Option<String>,
+    qos: Option<u8>,
+    filters: Option<Vec<(String, u8)>>,
+    packet_id: Option<IdArg>,
+    flags: Option<u8>,
+    /// The old exact check, refused with a message saying what replaced it.
+    granted: Option<toml::Value>,
+    require: Option<Vec<u8>>,
+    grants: Option<Vec<String>>,
+}
+
+/// Send SUBSCRIBE; maybe expect its SUBACK.
+#[derive(Debug, Clone)]
+pub struct Subscribe {
+    /// Client name.
+    pub client: String,
+    /// Packet id; auto when `None`.
+    pub packet_id: Option<IdSpec>,
+    /// Filters and requested-QoS bytes (any byte allowed).
+    pub filters: Vec<(BytesSpec, u8)>,
+    /// Forced fixed-header flags.
+    pub flags: Option<u8>,
+    /// Expect a SUBACK with the same id and judge its grants.
+    pub grants: Option<GrantSpec>,
+}
+
+impl ActionDef for Subscribe {
+    const NAME: &'static str = "subscribe";
+
+    fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
+        let client = step.client()?;
+        let a: Args = step.args()?;
+        let loc = &step.at;
+        let mut filters = Vec::new();
+        match (a.filter, a.filter_hex, a.filters) {
+            (Some(f), None, None) => filters.push((text(loc, f)?, a.qos.unwrap_or(0))),
+            (None, Some(h), None) => {
+                filters.push((BytesSpec::Hex(hex(loc, &h)?), a.qos.unwrap_or(0)))
+            }
+            (None, None, Some(list)) => {
+                if a.qos.is_some() {
+                    return Err(step.error(
+                        "`qos` goes with `filter`; with `filters` give [filter, qos] pairs",
+                    ));
+                }
+                for (f, q) in list {
+                    filters.push((text(loc, f)?, q));
+                }
+            }
+            _ => {
+                return Err(step.error(
+                    "`subscribe` needs exactly one of `filter`, `filter_hex` or `filters`",
+                ));
+            }
+        }
+        if a.granted.is_some() {
+            return Err(step.error(
+                "`granted` is gone: a server may grant less than asked [MQTT-3.8.4-6], so give `require = [lowest QoS the scenario needs, per filter]` (a lower grant makes the scenario not applicable), and check exact codes, such as a refusal, with an `expect` step on the SUBACK",
+            ));
+        }
+        let requested: Vec<u8> = filters.iter().map(|(_, q)| *q).collect();
+        Ok(Subscribe {
+            client,
+            packet_id: a.packet_id.map(|i| i.into_spec(loc)).transpose()?,
+            grants: grant_spec(loc, &requested, a.require, a.grants)?,
+            filters,
+            flags: a.flags,
+        })
+    }
+
+    /// Sends SUBSCRIBE; with `grants`, expects its SUBACK and judges the
+    /// codes (see [`crate::engine::judge`]): a violation fails the step, a
+    /// grant below what the scenario needs makes it not applicable, and the
+    /// rest binds the captured grants.
+    async fn run(&self, run: &mut Run<'_>, at: StepAt<'_>) -> StepResult {
+        let client = self.client.as_str();
+        let id = run.id_for(at, client, self.packet_id.as_ref())?;
+        let raw = RawSubscribe {
+            packet_id: id,
+            filters: self
+                .filters
+                .iter()
+                .map(|(f, q)| (bytes_of(f, &run.ph), *q))
+                .collect(),
+        };
+        let requested: Vec<Requested> = raw
+            .filters
+            .iter()
+            .map(|(f, q)| Requested {
+                shown: crate::describe::bytes(f),
+                qos: *q,
+            })
+            .collect();
+        let mut packet = raw.to_packet();
+        if let Some(f) = self.flags {
+            packet = packet.with_flags(f);
+        }
+        run.send(at, client, &packet.to_bytes()).await?;
+        let Some(spec) = &self.grants else {
+            return Ok(());
+        };
+        let m = Matcher {
+            packet: Some(PacketType::SubAck),
+            packet_id: Some(IdSpec::Literal(id)),
+            ..Matcher::default()
+        };
+        let packet = run.expect_one(at, client, &m, DEFAULT_WITHIN, true).await?;
+        let Some(Packet::SubAck(suback)) = packet else {
+            return Err(StepError::Harness(
+                "a SUBACK matcher let another packet through".into(),
+            ));
+        };
+        let codes: Vec<u8> = suback.return_codes.iter().map(|c| c.as_u8()).collect();
+        match judge(&requested, &codes, spec) {
+            Judgement::Usable(bind) => {
+                run.vars.extend(bind);
+                Ok(())
+            }
+            Judgement::NotApplicable(reason) => Err(StepError::NotApplicable(reason)),
+            Judgement::Violation(what) => Err(run.fail(
+                at,
+                Some(client),
+                format!(
+                    "SUBACK(id={id}) with one code per filter, each granting at most the QoS asked for"
+                ),
+                what,
+            )),
+        }
+    }
+
+    fn batched(&self) -> Batched<'_> {
+        Batched::Sends {
+            client: &self.client,
+            waits: self.grants.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::{Action, parse_one};
+    use super::*;
+
+    fn subscribe(step: &str) -> Subscribe {
+        match parse_one(step).unwrap() {
+            Action::Subscribe(s) => s,
+            other => panic!("not a subscribe: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_filter_or_a_list() {
+        let s = subscribe("{ subscribe = \"a\", filter = \"{t}/x\", qos = 1 }");
+        assert_eq!(s.filters.len(), 1);
+        assert_eq!(s.filters[0].1, 1);
+        assert!(s.grants.is_none(), "no SUBACK is awaited without require/grants");
+        let s = subscribe("{ subscribe = \"a\", filters = [] }");
+        assert!(s.filters.is_empty(), "an empty SUBSCRIBE is a malformed-packet test");
+        let e = parse_one("{ subscribe = \"a\", filters = [[\"x\", 1]], qos = 1 }").unwrap_err();
+        assert!(e.starts_with("`qos` goes with `filter`"), "{e}");
+        let e = parse_one("{ subscribe = \"a\" }").unwrap_err();
+        assert!(e.contains("needs exactly one of"), "{e}");
+    }
+
+    #[test]
+    fn require_and_grants_make_a_grant_check() {
+        let s = subscribe(
+            "{ subscribe = \"a\", filters = [[\"{t}/x\", 2], [\"{t}/y\", 1]], require = [1, 0], grants = [\"$g\", \"$h\"] }",
+        );
+        let g = s.grants.unwrap();
+        assert_eq!(g.require, vec![1, 0]);
+        assert_eq!(g.capture, vec![Some("g".into()), Some("h".into())]);
+    }
+}
