@@ -236,3 +236,41 @@ async fn a_second_connection_with_the_client_id_takes_the_session_over() {
         .expect("the second ends in time")
         .expect("task");
 }
+
+#[tokio::test(start_paused = true)]
+async fn keep_alive_expiry_publishes_the_will() {
+    let shared = shared(None);
+    // A watcher subscribed to the will's topic, straight on the router.
+    let mut watcher = shared
+        .router
+        .connect("watcher", true, 10, WAIT)
+        .await
+        .expect("attached");
+    let request = mqtt_codec::Subscribe {
+        packet_id: mqtt_codec::PacketId::new(1).expect("non-zero"),
+        filters: vec![mqtt_codec::SubscribeFilter {
+            filter: mqtt_codec::topic::TopicFilter::new("w").expect("valid"),
+            qos: mqtt_codec::QoS::AtMostOnce,
+        }],
+    };
+    let grants = shared.router.subscribe(&watcher.slot, &request.filters);
+    watcher.session.granted(request, grants.return_codes);
+
+    // CONNECT as connect_packet("mortal", 2, true), plus the Will flag
+    // (0x04) with topic "w" and message "gone".
+    let mut connect = connect_packet("mortal", 2, true);
+    connect[9] |= 0x04;
+    connect.extend_from_slice(&[0, 1, b'w', 0, 4, b'g', b'o', b'n', b'e']);
+    connect[1] += 9;
+    let (mut client, task) = spawn_connection(&shared).await;
+    assert_eq!(handshake(&mut client, &connect).await, [0x20, 2, 0, 0]);
+    assert_eq!(until_closed(&mut client).await, b"");
+    task.await.expect("task");
+
+    // Silent past 1.5x its keep-alive: as if the network failed, so the will
+    // is published [MQTT-3.1.2-24] [MQTT-3.1.2-8].
+    let mut batch = Vec::new();
+    watcher.slot.take(&mut batch, 10, 10);
+    let payloads: Vec<&[u8]> = batch.iter().map(|m| m.payload.as_ref()).collect();
+    assert_eq!(payloads, [b"gone".as_slice()]);
+}
