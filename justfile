@@ -32,3 +32,9 @@ bench-micro:
 # `just conformance HOST PORT [flags]` against any broker.
 conformance *args:
     ./scripts/conformance {{args}}
+
+# Fuzz smoke run: seeds the corpora (golden packets, built-in scenarios) and
+# runs each cargo-fuzz target in fuzz/ for SECONDS (nightly + cargo-fuzz);
+# `just fuzz 600 decode_stream` runs one target longer.
+fuzz seconds="60" *targets:
+    ./scripts/fuzz {{seconds}} {{targets}}

@@ -11,10 +11,12 @@
 //! [`topic`] holds the rules of §4.7 for topic names and filters and the
 //! definition of matching; a decoded packet can only hold topics that obey
 //! them. [`raw`] writes deliberately wrong packets for the conformance harness.
+//! [`check`] holds the decoder's consistency checks that the fuzz targets call.
 //!
 //! The broker and the conformance harness both stand on this crate and on
 //! nothing of each other: the judge never stands on the judged.
 
+pub mod check;
 mod decode;
 mod encode;
 mod error;

@@ -279,19 +279,10 @@ fn emit(args: &Args, text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        Cli::try_parse_from(std::iter::once("conformance").chain(args.iter().copied()))
-            .map(|c| c.args)
+        crate::flag_parse::parse_flags("conformance", args)
     }
 
     #[test]

@@ -10,6 +10,8 @@ mod bench;
 mod certs;
 mod conformance;
 mod exit;
+#[cfg(test)]
+mod flag_parse;
 mod passwd;
 mod probe;
 mod unique;

@@ -4,13 +4,13 @@
 //! Entries are `$7$` (PBKDF2-HMAC-SHA512, 101 iterations, 12-byte random
 //! salt), exactly as `mosquitto_passwd` writes them, so the same file works
 //! with mosquitto and with this workspace's broker (`--password-file`). The
-//! file is rewritten through a temporary file and a rename, with mode 0600:
+//! file is rewritten through a temporary file (`tempfile`, persisted over
+//! the old one), with mode 0600:
 //! a crash never leaves half a file, and the hashes are not world-readable.
 
-use std::io::{BufRead, IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
 use credentials::password::{DEFAULT_ITERATIONS, SALT_LEN, hash_password};
@@ -103,7 +103,7 @@ pub fn run(args: PasswdArgs) -> anyhow::Result<()> {
 }
 
 /// Reads the password from standard input: one line, or on a terminal a
-/// prompt (twice, echo off) as mosquitto_passwd does.
+/// prompt (twice, echo off, through `rpassword`) as mosquitto_passwd does.
 fn read_password() -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
@@ -114,54 +114,35 @@ fn read_password() -> anyhow::Result<String> {
             .context("reading the password from standard input")?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
     }
-    let ask = |prompt: &str| -> anyhow::Result<String> {
-        eprint!("{prompt}");
-        std::io::stderr().flush().ok();
-        // No echo while typing; stty is everywhere this tool runs.
-        let _ = Command::new("stty").arg("-echo").status();
-        let mut line = String::new();
-        let read = std::io::stdin().lock().read_line(&mut line);
-        let _ = Command::new("stty").arg("echo").status();
-        eprintln!();
-        read.context("reading the password")?;
-        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-    };
-    let first = ask("Password: ")?;
-    let second = ask("Reenter password: ")?;
+    let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+    let second =
+        rpassword::prompt_password("Reenter password: ").context("reading the password")?;
     if first != second {
         return Err(usage("the passwords do not match".to_owned()));
     }
     Ok(first)
 }
 
-/// Replaces `path` with `lines`, mode 0600, through a temporary file.
+/// Replaces `path` with `lines`, mode 0600, through a temporary file in the
+/// same directory that is renamed over it once written and synced.
 fn write_file(path: &Path, lines: &[String]) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
     let mut text = lines.join("\n");
     if !text.is_empty() {
         text.push('\n');
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".passwd-")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }

@@ -2,18 +2,10 @@
 //! names of generated CAs (two CAs with one name confuse trust stores, which
 //! look issuers up by name).
 
-/// 16 hex digits: the time and process id, hashed with a per-process random
-/// key. Unpredictable enough to keep runs apart; not for secrets.
+/// 16 random hex digits (64 bits from `rand`'s thread-local generator):
+/// enough to keep runs apart; not for secrets.
 pub fn nonce() -> String {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.write_u32(std::process::id());
-    format!("{:016x}", h.finish())
+    format!("{:016x}", rand::random::<u64>())
 }
 
 #[cfg(test)]

@@ -5,13 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::process::Command as StdCommand;
-use std::time::Duration;
+mod common;
 
-use assert_cmd::Command;
+use std::process::Command as StdCommand;
+
+use common::toolkit;
 use serde_json::Value;
-use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls};
+use testsupport::{Mosquitto, MosquittoOptions};
 
 /// Mosquitto's default queue (1000 QoS 1/2 messages per client) drops
 /// messages a publisher sends faster than the subscribers acknowledge them;
@@ -27,13 +27,6 @@ fn options() -> MosquittoOptions {
 
 fn mosquitto() -> Mosquitto {
     Mosquitto::start(options())
-}
-
-/// The toolkit binary with a bound on its run time: every run here is small.
-fn toolkit() -> Command {
-    let mut cmd = Command::cargo_bin("toolkit").unwrap();
-    cmd.timeout(Duration::from_secs(60)).env_remove("RUST_LOG");
-    cmd
 }
 
 /// Runs `toolkit bench <args> --json --quiet` and returns the exit status
@@ -201,33 +194,10 @@ fn table_output_names_every_figure() {
     }
 }
 
-fn write_certs(dir: &Path) -> MosquittoTls {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let cert = params
-        .signed_by(&key, &Issuer::from_params(&ca_params, &ca_key))
-        .unwrap();
-    let tls = MosquittoTls {
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-        cafile: dir.join("ca.pem"),
-        require_certificate: false,
-    };
-    std::fs::write(&tls.cert, cert.pem()).unwrap();
-    std::fs::write(&tls.key, key.serialize_pem()).unwrap();
-    std::fs::write(&tls.cafile, ca.pem()).unwrap();
-    tls
-}
-
 #[test]
 fn tls_with_cafile_and_with_insecure() {
     let dir = tempfile::tempdir().unwrap();
-    let tls = write_certs(dir.path());
+    let tls = common::write_server_certs(dir.path());
     let cafile = tls.cafile.display().to_string();
     let m = Mosquitto::start(MosquittoOptions {
         tls: Some(tls),
@@ -254,9 +224,9 @@ fn tls_with_cafile_and_with_insecure() {
 #[test]
 fn tls_with_the_wrong_ca_fails_to_connect_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let tls = write_certs(dir.path());
+    let tls = common::write_server_certs(dir.path());
     let other = tempfile::tempdir().unwrap();
-    let wrong_ca = write_certs(other.path()).cafile;
+    let wrong_ca = common::write_server_certs(other.path()).cafile;
     let m = Mosquitto::start(MosquittoOptions {
         tls: Some(tls),
         ..options()

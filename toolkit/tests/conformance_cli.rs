@@ -7,14 +7,34 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
-use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls, free_port};
+use testsupport::{Mosquitto, MosquittoOptions, free_port};
 
 mod common;
 
-fn toolkit() -> Command {
-    let mut c = Command::cargo_bin("toolkit").unwrap();
-    c.timeout(std::time::Duration::from_secs(60));
+use common::toolkit;
+
+/// `toolkit conformance --port PORT`, more flags to follow.
+fn conformance(port: u16) -> Command {
+    let mut c = toolkit();
+    c.args(["conformance", "--port", &port.to_string()]);
     c
+}
+
+/// `toolkit conformance ARGS…` must exit 2 (bad input), its standard
+/// error holding each of `says`.
+fn refused(args: &[&str], says: &[&str]) {
+    let run = toolkit().arg("conformance").args(args).assert().code(2);
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr);
+    for s in says {
+        assert!(stderr.contains(s), "{args:?}: no {s:?} in {stderr}");
+    }
+}
+
+/// Runs `cmd` (with `--format json`), which must exit 0, and returns the
+/// report it printed.
+fn json_report(cmd: &mut Command) -> serde_json::Value {
+    let run = cmd.assert().code(0);
+    serde_json::from_slice(&run.get_output().stdout).unwrap()
 }
 
 fn baseline() -> PathBuf {
@@ -23,13 +43,8 @@ fn baseline() -> PathBuf {
 
 #[test]
 fn coverage_prints_every_statement_and_totals_without_a_broker() {
-    toolkit()
-        .args([
-            "conformance",
-            "--coverage",
-            "--port",
-            &free_port().to_string(),
-        ])
+    conformance(free_port())
+        .arg("--coverage")
         .assert()
         .code(0)
         .stdout(predicate::str::contains("MQTT-3.1.2-24"))
@@ -42,8 +57,7 @@ fn coverage_prints_every_statement_and_totals_without_a_broker() {
 
 #[test]
 fn unreachable_broker_exits_3() {
-    toolkit()
-        .args(["conformance", "--port", &free_port().to_string()])
+    conformance(free_port())
         .assert()
         .code(3)
         .stderr(predicate::str::contains("error: connecting to 127.0.0.1:"));
@@ -51,30 +65,23 @@ fn unreachable_broker_exits_3() {
 
 #[test]
 fn unknown_tag_exits_2_naming_the_known_ones() {
-    toolkit()
-        .args(["conformance", "--tags", "qos1,retaned"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("unknown tag \"retaned\""))
-        .stderr(predicate::str::contains("retained"));
+    refused(
+        &["--tags", "qos1,retaned"],
+        &["unknown tag \"retaned\"", "retained"],
+    );
 }
 
 #[test]
 fn unknown_scenario_exits_2() {
-    toolkit()
-        .args(["conformance", "--scenario", "connect.nope"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("no scenario named connect.nope"));
+    refused(
+        &["--scenario", "connect.nope"],
+        &["no scenario named connect.nope"],
+    );
 }
 
 #[test]
 fn tls_port_needs_a_trust_choice() {
-    toolkit()
-        .args(["conformance", "--tls-port", "8883"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--cafile FILE"));
+    refused(&["--tls-port", "8883"], &["--cafile FILE"]);
 }
 
 #[test]
@@ -85,58 +92,35 @@ fn bad_script_directory_exits_2_with_file_and_line() {
         "[[scenario]]\nname = \"mine.one\"\ndescription = \"d\"\nstatements = [\"MQTT-3.1.4-4\"]\ntags = [\"connect\"]\nsteps = [\n  { connect = \"a\", conack = 0 },\n]\n",
     )
     .unwrap();
-    toolkit()
-        .args(["conformance", "--scenarios"])
-        .arg(dir.path())
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "mine.toml:7: in `connect` step: unknown field `conack`",
-        ));
+    refused(
+        &["--scenarios", dir.path().to_str().unwrap()],
+        &["mine.toml:7: in `connect` step: unknown field `conack`"],
+    );
 }
 
 #[test]
 fn missing_baseline_file_exits_2() {
-    toolkit()
-        .args(["conformance", "--baseline", "/nonexistent/baseline.toml"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "reading baseline /nonexistent/baseline.toml",
-        ));
+    refused(
+        &["--baseline", "/nonexistent/baseline.toml"],
+        &["reading baseline /nonexistent/baseline.toml"],
+    );
 }
 
 #[test]
 fn flag_parse_errors_exit_2() {
-    toolkit()
-        .args(["conformance", "--jobs", "0"])
-        .assert()
-        .code(2);
-    toolkit()
-        .args(["conformance", "--format", "xml"])
-        .assert()
-        .code(2);
-    toolkit()
-        .args(["conformance", "--username", "u"])
-        .assert()
-        .code(2);
+    refused(&["--jobs", "0"], &[]);
+    refused(&["--format", "xml"], &[]);
+    refused(&["--username", "u"], &[]);
 }
 
 #[test]
 fn runs_against_mosquitto_with_exit_codes_and_formats() {
     let m = Mosquitto::start(MosquittoOptions::default());
-    let port = m.port().to_string();
+    let port = m.port();
 
     // Passing scenarios with the baseline: exit 0, text report on stdout.
-    toolkit()
-        .args([
-            "conformance",
-            "--port",
-            &port,
-            "--tags",
-            "connect",
-            "--baseline",
-        ])
+    conformance(port)
+        .args(["--tags", "connect", "--baseline"])
         .arg(baseline())
         .assert()
         .code(0)
@@ -145,14 +129,8 @@ fn runs_against_mosquitto_with_exit_codes_and_formats() {
 
     // A known mosquitto deviation without the baseline: exit 1, with the
     // failure's statement, expected and observed in the report.
-    toolkit()
-        .args([
-            "conformance",
-            "--port",
-            &port,
-            "--scenario",
-            "malformed.pingreq-flags",
-        ])
+    conformance(port)
+        .args(["--scenario", "malformed.pingreq-flags"])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("MQTT-2.2.2-2"))
@@ -172,15 +150,8 @@ fn runs_against_mosquitto_with_exit_codes_and_formats() {
         "[[deviation]]\nscenario = \"connect.accepted\"\nstatements = [\"MQTT-3.1.4-4\"]\nreason = \"not really\"\n",
     )
     .unwrap();
-    toolkit()
-        .args([
-            "conformance",
-            "--port",
-            &port,
-            "--scenario",
-            "connect.accepted",
-            "--baseline",
-        ])
+    conformance(port)
+        .args(["--scenario", "connect.accepted", "--baseline"])
         .arg(&stale)
         .assert()
         .code(10)
@@ -190,37 +161,14 @@ fn runs_against_mosquitto_with_exit_codes_and_formats() {
         ));
 
     // JSON to stdout and JUnit to a file.
-    let out = toolkit()
-        .args([
-            "conformance",
-            "--port",
-            &port,
-            "--scenario",
-            "connect.accepted",
-            "--format",
-            "json",
-        ])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let json =
+        json_report(conformance(port).args(["--scenario", "connect.accepted", "--format", "json"]));
     assert_eq!(json["status"], "pass");
     assert_eq!(json["results"][0]["verdict"], "pass");
     let junit = dir.path().join("report.xml");
-    toolkit()
+    conformance(port)
         .args([
-            "conformance",
-            "--port",
-            &port,
-            "--tags",
-            "ping",
-            "--jobs",
-            "2",
-            "--format",
-            "junit",
-            "--output",
+            "--tags", "ping", "--jobs", "2", "--format", "junit", "--output",
         ])
         .arg(&junit)
         .arg("--baseline")
@@ -268,13 +216,8 @@ steps = [
 "##,
     )
     .unwrap();
-    let out = toolkit()
-        .args([
-            "conformance",
-            "--port",
-            &m.port().to_string(),
-            "--scenarios",
-        ])
+    let out = conformance(m.port())
+        .arg("--scenarios")
         .arg(dir.path())
         .assert()
         .code(0)
@@ -293,52 +236,17 @@ steps = [
 #[test]
 fn tls_scenarios_run_with_insecure() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = (
-        dir.path().join("ca.pem"),
-        dir.path().join("s.pem"),
-        dir.path().join("s.key"),
-    );
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let server_key = rcgen::KeyPair::generate().unwrap();
-    let server = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &issuer)
-        .unwrap();
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
-    std::fs::write(&cert, server.pem()).unwrap();
-    std::fs::write(&key, server_key.serialize_pem()).unwrap();
     let m = Mosquitto::start(MosquittoOptions {
-        tls: Some(MosquittoTls {
-            cert,
-            key,
-            cafile: ca,
-            require_certificate: false,
-        }),
+        tls: Some(common::write_server_certs(dir.path())),
         ..MosquittoOptions::default()
     });
-    let out = toolkit()
-        .args([
-            "conformance",
-            "--port",
-            &m.port().to_string(),
-            "--tags",
-            "tls",
-            "--insecure",
-            "--tls-port",
-        ])
-        .arg(m.tls_port().unwrap().to_string())
-        .args(["--format", "json"])
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
+    let json = json_report(
+        conformance(m.port())
+            .args(["--tags", "tls", "--insecure", "--tls-port"])
+            .arg(m.tls_port().unwrap().to_string())
+            .args(["--format", "json"]),
+    );
     // Every TLS scenario ran, except the mutual-TLS ones (no --cert here).
-    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let results = json["results"].as_array().unwrap();
     assert!(results.iter().any(|r| r["verdict"] == "pass"));
     for r in results {
@@ -359,40 +267,18 @@ fn mutual_tls_with_cert_and_key_from_toolkit_certs() {
     common::make_certs(dir.path(), &[]);
     common::make_client_cert(dir.path(), "harness");
     let file = |n: &str| dir.path().join(n);
-    let m = Mosquitto::start(MosquittoOptions {
-        tls: Some(MosquittoTls {
-            cert: file("mqtt_server.pem"),
-            key: file("mqtt_server.key"),
-            cafile: file("ca.pem"),
-            require_certificate: true,
-        }),
-        ..MosquittoOptions::default()
-    });
+    let m = common::tls_broker(dir.path(), "mqtt_server", "ca.pem", true);
     let tls_port = m.tls_port().unwrap().to_string();
-    let out = toolkit()
-        .args([
-            "conformance",
-            "--port",
-            &m.port().to_string(),
-            "--tags",
-            "tls",
-            "--format",
-            "json",
-            "--tls-port",
-            &tls_port,
-            "--cafile",
-        ])
-        .arg(file("ca.pem"))
-        .arg("--cert")
-        .arg(file("harness.pem"))
-        .arg("--key")
-        .arg(file("harness.key"))
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let json = json_report(
+        conformance(m.port())
+            .args(["--tags", "tls", "--format", "json", "--tls-port", &tls_port])
+            .arg("--cafile")
+            .arg(file("ca.pem"))
+            .arg("--cert")
+            .arg(file("harness.pem"))
+            .arg("--key")
+            .arg(file("harness.key")),
+    );
     let results = json["results"].as_array().unwrap();
     for name in [
         "tls.client-cert-required",
@@ -402,15 +288,10 @@ fn mutual_tls_with_cert_and_key_from_toolkit_certs() {
         let r = results.iter().find(|r| r["name"] == name).unwrap();
         assert_eq!(r["verdict"], "pass", "{name}: {r}");
     }
-    assert!(
-        results.iter().all(|r| r["verdict"] == "pass"),
-        "{}",
-        String::from_utf8_lossy(&out)
-    );
+    assert!(results.iter().all(|r| r["verdict"] == "pass"), "{json:#}");
 
     // A key file that holds no key is bad input, named.
-    toolkit()
-        .args(["conformance", "--port", &m.port().to_string()])
+    conformance(m.port())
         .args(["--tls-port", &tls_port, "--cafile"])
         .arg(file("ca.pem"))
         .arg("--cert")
@@ -419,7 +300,8 @@ fn mutual_tls_with_cert_and_key_from_toolkit_certs() {
         .arg(file("ca.pem"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("--key "))
+        .stderr(predicate::str::contains("--key"))
+        .stderr(predicate::str::contains("ca.pem holds no PEM private key"))
         .stderr(predicate::str::contains("no PRIVATE KEY block"));
 }
 

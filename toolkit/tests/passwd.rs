@@ -2,40 +2,36 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::process::Command;
+mod common;
 
-use assert_cmd::Command as Cmd;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use assert_cmd::Command;
 use credentials::password::PasswordFile;
 use testsupport::{Mosquitto, MosquittoOptions};
 
-fn toolkit() -> Cmd {
-    Cmd::cargo_bin("toolkit").unwrap()
+/// `toolkit passwd FILE ARGS…`.
+fn passwd(file: &Path, args: &[&str]) -> Command {
+    let mut c = common::toolkit();
+    c.arg("passwd").arg(file).args(args);
+    c
 }
 
 #[test]
 fn adds_changes_and_deletes_users() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pw");
-    toolkit()
-        .args([
-            "passwd",
-            file.to_str().unwrap(),
-            "alice",
-            "--password",
-            "one",
-        ])
+    passwd(&file, &["alice", "--password", "one"])
         .assert()
         .success()
         .stdout(format!("added alice in {}\n", file.display()));
     // The password may come on standard input, as from a script.
-    toolkit()
-        .args(["passwd", file.to_str().unwrap(), "bob"])
+    passwd(&file, &["bob"])
         .write_stdin("two\n")
         .assert()
         .success();
-    toolkit()
-        .args(["passwd", file.to_str().unwrap(), "alice", "-b", "three"])
+    passwd(&file, &["alice", "-b", "three"])
         .assert()
         .success()
         .stdout(format!("changed alice in {}\n", file.display()));
@@ -49,14 +45,16 @@ fn adds_changes_and_deletes_users() {
     );
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.lines().all(|l| l.contains(":$7$101$")), "{text}");
+    // The temporary file it was written through was renamed into place.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["pw"]);
 
-    toolkit()
-        .args(["passwd", "-D", file.to_str().unwrap(), "bob"])
-        .assert()
-        .success();
+    passwd(&file, &["-D", "bob"]).assert().success();
     assert_eq!(PasswordFile::load(&file).unwrap().len(), 1);
-    toolkit()
-        .args(["passwd", "-D", file.to_str().unwrap(), "bob"])
+    passwd(&file, &["-D", "bob"])
         .assert()
         .failure()
         .stderr(predicates::str::contains("bob is not in"));
@@ -66,8 +64,7 @@ fn adds_changes_and_deletes_users() {
 fn bad_user_names_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pw");
-    toolkit()
-        .args(["passwd", file.to_str().unwrap(), "a:b", "-b", "x"])
+    passwd(&file, &["a:b", "-b", "x"])
         .assert()
         .code(2)
         .stderr(predicates::str::contains("no ':'"));
@@ -78,15 +75,7 @@ fn bad_user_names_are_usage_errors() {
 fn mosquitto_accepts_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pw");
-    toolkit()
-        .args([
-            "passwd",
-            "-c",
-            file.to_str().unwrap(),
-            "carol",
-            "-b",
-            "s3cret",
-        ])
+    passwd(&file, &["-c", "carol", "-b", "s3cret"])
         .assert()
         .success();
     // mosquitto may run as another user than the file's owner.
@@ -96,13 +85,12 @@ fn mosquitto_accepts_the_file() {
         ..MosquittoOptions::default()
     });
     let publish = |password: &str| {
-        Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &m.port().to_string()])
-            .args(["-u", "carol", "-P", password, "-t", "t", "-m", "m"])
-            .output()
-            .unwrap()
-            .status
-            .success()
+        common::mosquitto_pub(
+            m.port(),
+            &["-u", "carol", "-P", password, "-t", "t", "-m", "m"],
+        )
+        .status
+        .success()
     };
     assert!(publish("s3cret"), "{}", m.log());
     assert!(!publish("wrong"));

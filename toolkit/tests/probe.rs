@@ -9,12 +9,11 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command as StdCommand;
 
-use common::{make_certs, make_client_cert, stderr_of, stdout_of, toolkit};
-use testsupport::{
-    Mosquitto, MosquittoOptions, MosquittoTls, free_port, write_acl_file, write_password_file,
+use common::{
+    make_certs, make_client_cert, mosquitto_pub, stderr_of, stdout_of, tls_broker, toolkit,
 };
+use testsupport::{Mosquitto, MosquittoOptions, free_port, write_acl_file, write_password_file};
 
 /// Exit statuses documented in `toolkit probe --help`.
 const CONNECT: i32 = 3;
@@ -24,23 +23,6 @@ const REFUSED: i32 = 6;
 const LOST: i32 = 7;
 const TIMEOUT: i32 = 8;
 const CLOSED: i32 = 9;
-
-fn tls_broker(
-    certs: &Path,
-    server_stem: &str,
-    cafile: &str,
-    require_certificate: bool,
-) -> Mosquitto {
-    Mosquitto::start(MosquittoOptions {
-        tls: Some(MosquittoTls {
-            cert: certs.join(format!("{server_stem}.pem")),
-            key: certs.join(format!("{server_stem}.key")),
-            cafile: certs.join(cafile),
-            require_certificate,
-        }),
-        ..MosquittoOptions::default()
-    })
-}
 
 /// `toolkit probe --host 127.0.0.1 --port PORT ARGS…`, its output, and its exit code.
 fn probe(port: u16, args: &[&str]) -> (i32, String, String) {
@@ -54,6 +36,30 @@ fn probe(port: u16, args: &[&str]) -> (i32, String, String) {
         out.status.code().unwrap_or(-1),
         stdout_of(&out),
         stderr_of(&out),
+    )
+}
+
+/// `probe` over TLS trusting the CA in `ca`, more flags in `args`.
+fn probe_tls(port: u16, ca: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["--tls", "--cafile", ca.to_str().unwrap()];
+    all.extend_from_slice(args);
+    probe(port, &all)
+}
+
+/// `probe_tls` presenting the client certificate `DIR/NAME.pem` with its
+/// key `DIR/NAME.key`.
+fn probe_tls_as(port: u16, ca: &Path, dir: &Path, name: &str) -> (i32, String, String) {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    probe_tls(
+        port,
+        ca,
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
     )
 }
 
@@ -126,21 +132,11 @@ fn tls_with_our_ca_works_for_mosquitto_pub_and_probe() {
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
     let tls_port = broker.tls_port().unwrap();
 
-    let pub_out = StdCommand::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &tls_port.to_string(),
-            "-t",
-            "t",
-            "-m",
-            "m",
-        ])
-        .arg("--cafile")
-        .arg(certs.path().join("ca.pem"))
-        .output()
-        .unwrap();
+    let cafile = certs.path().join("ca.pem");
+    let pub_out = mosquitto_pub(
+        tls_port,
+        &["-t", "t", "-m", "m", "--cafile", cafile.to_str().unwrap()],
+    );
     assert!(
         pub_out.status.success(),
         "{}\n{}",
@@ -148,8 +144,7 @@ fn tls_with_our_ca_works_for_mosquitto_pub_and_probe() {
         broker.log()
     );
 
-    let cafile = certs.path().join("ca.pem");
-    let result = probe(tls_port, &["--tls", "--cafile", cafile.to_str().unwrap()]);
+    let result = probe_tls(tls_port, &cafile, &[]);
     assert_ok(&result, &broker);
     let out = &result.1;
     assert!(out.contains("tls      TLS 1."), "{out}");
@@ -201,27 +196,13 @@ fn self_signed_server_gets_the_self_signed_hint_and_works_as_its_own_ca() {
     );
 
     let own = certs.path().join("mqtt_server.pem");
-    let result = probe(
-        tls_port,
-        &["--tls", "--qos", "0", "--cafile", own.to_str().unwrap()],
-    );
+    let result = probe_tls(tls_port, &own, &["--qos", "0"]);
     assert_ok(&result, &broker);
 
-    let pub_out = StdCommand::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &tls_port.to_string(),
-            "-t",
-            "t",
-            "-m",
-            "m",
-        ])
-        .arg("--cafile")
-        .arg(&own)
-        .output()
-        .unwrap();
+    let pub_out = mosquitto_pub(
+        tls_port,
+        &["-t", "t", "-m", "m", "--cafile", own.to_str().unwrap()],
+    );
     assert!(pub_out.status.success(), "{}", stderr_of(&pub_out));
 }
 
@@ -234,7 +215,7 @@ fn wrong_ca_wrong_host_and_expired_certificates_are_rejected_with_reasons() {
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
     let tls_port = broker.tls_port().unwrap();
     let other_ca = other.path().join("ca.pem");
-    let result = probe(tls_port, &["--tls", "--cafile", other_ca.to_str().unwrap()]);
+    let result = probe_tls(tls_port, &other_ca, &[]);
     assert_fails(&result, CERTIFICATE, &["unknown CA", "--cafile"]);
     drop(broker);
 
@@ -246,10 +227,7 @@ fn wrong_ca_wrong_host_and_expired_certificates_are_rejected_with_reasons() {
     );
     let broker = tls_broker(named.path(), "mqtt_server", "ca.pem", false);
     let ca = named.path().join("ca.pem");
-    let result = probe(
-        broker.tls_port().unwrap(),
-        &["--tls", "--cafile", ca.to_str().unwrap()],
-    );
+    let result = probe_tls(broker.tls_port().unwrap(), &ca, &[]);
     assert_fails(
         &result,
         CERTIFICATE,
@@ -267,10 +245,7 @@ fn wrong_ca_wrong_host_and_expired_certificates_are_rejected_with_reasons() {
         make_certs(old.path(), args);
         let broker = tls_broker(old.path(), "mqtt_server", "ca.pem", false);
         let ca = old.path().join("ca.pem");
-        let result = probe(
-            broker.tls_port().unwrap(),
-            &["--tls", "--cafile", ca.to_str().unwrap()],
-        );
+        let result = probe_tls(broker.tls_port().unwrap(), &ca, &[]);
         assert_fails(&result, CERTIFICATE, &["expired", "EXPIRED", "renew"]);
     }
 }
@@ -283,45 +258,18 @@ fn client_certificate_passes_require_certificate_and_its_absence_is_refused() {
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", true);
     let tls_port = broker.tls_port().unwrap();
     let ca = certs.path().join("ca.pem");
-    let ca = ca.to_str().unwrap();
 
-    let cert = certs.path().join("sensor-1.pem");
-    let key = certs.path().join("sensor-1.key");
-    let result = probe(
-        tls_port,
-        &[
-            "--tls",
-            "--cafile",
-            ca,
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ],
-    );
+    let result = probe_tls_as(tls_port, &ca, certs.path(), "sensor-1");
     assert_ok(&result, &broker);
 
-    let result = probe(tls_port, &["--tls", "--cafile", ca, "--qos", "0"]);
+    let result = probe_tls(tls_port, &ca, &["--qos", "0"]);
     assert_fails(&result, HANDSHAKE, &["--cert", "--key"]);
 
     // A client certificate from a CA the broker does not trust.
     let stranger = tempfile::tempdir().unwrap();
     make_certs(stranger.path(), &[]);
     make_client_cert(stranger.path(), "stranger");
-    let cert = stranger.path().join("stranger.pem");
-    let key = stranger.path().join("stranger.key");
-    let result = probe(
-        tls_port,
-        &[
-            "--tls",
-            "--cafile",
-            ca,
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ],
-    );
+    let result = probe_tls_as(tls_port, &ca, stranger.path(), "stranger");
     assert_fails(&result, HANDSHAKE, &["--cert"]);
 }
 
@@ -331,11 +279,11 @@ fn missing_or_wrong_files_are_usage_errors() {
     make_certs(certs.path(), &[]);
     let port = free_port();
     let missing = certs.path().join("nope.pem");
-    let result = probe(port, &["--tls", "--cafile", missing.to_str().unwrap()]);
+    let result = probe_tls(port, &missing, &[]);
     assert_fails(&result, 2, &["--cafile", "nope.pem"]);
 
     let key_as_ca = certs.path().join("ca.key");
-    let result = probe(port, &["--tls", "--cafile", key_as_ca.to_str().unwrap()]);
+    let result = probe_tls(port, &key_as_ca, &[]);
     assert_fails(&result, 2, &["holds no PEM certificate"]);
 
     let cert = certs.path().join("mqtt_server.pem");
@@ -530,9 +478,9 @@ fn shell_subscribes_publishes_and_prints_messages_as_they_arrive() {
 #[test]
 fn shell_receives_what_another_client_published() {
     let broker = Mosquitto::start(MosquittoOptions::default());
-    let pub_out = StdCommand::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &broker.port().to_string()])
-        .args([
+    let pub_out = mosquitto_pub(
+        broker.port(),
+        &[
             "-t",
             "from/mosquitto",
             "-m",
@@ -540,9 +488,8 @@ fn shell_receives_what_another_client_published() {
             "-r",
             "-q",
             "1",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(pub_out.status.success(), "{}", stderr_of(&pub_out));
     let (code, out, err) = shell(broker.port(), "connect\nsub from/# 1\nwait\n");
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");

@@ -10,14 +10,30 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
 use super::procfs;
-use super::report::BrokerCpu;
 
 /// Clock ticks per second of the times in `/proc/<pid>/stat`. The kernel
 /// reports them in USER_HZ, which is 100 on every architecture Linux runs
 /// tools like this on (it is part of the user-space ABI, unlike HZ).
 const USER_HZ: f64 = 100.0;
+
+/// The broker's CPU time over a window, from /proc: the figure a
+/// bench report carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BrokerCpu {
+    /// User + system CPU seconds, all threads.
+    pub cpu_seconds: f64,
+    /// Wall-clock seconds they were measured over.
+    pub wall_seconds: f64,
+    /// CPU over wall time, in percent of one core: near 100 % for a broker
+    /// on one core means the broker, not the load, set the pace.
+    pub busy_percent: f64,
+    /// CPU microseconds per delivered message (message scenarios) or per
+    /// established connection (`connections`).
+    pub us_per_item: Option<f64>,
+}
 
 /// Where to read a broker's CPU time from, if a PID was given.
 #[derive(Debug, Clone, Copy)]

@@ -362,19 +362,10 @@ fn write_hdr(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        bench: BenchArgs,
-    }
 
     fn parse(args: &[&str]) -> Result<LoadArgs, clap::Error> {
-        let mut all = vec!["toolkit"];
-        all.extend_from_slice(args);
-        let cli = Cli::try_parse_from(all)?;
-        match cli.bench.command {
+        let bench: BenchArgs = crate::flag_parse::parse_flags("bench", args)?;
+        match bench.command {
             BenchCommand::FanIn(a)
             | BenchCommand::FanOut(a)
             | BenchCommand::Pairs(a)

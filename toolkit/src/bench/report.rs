@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::cpu::{self, BrokerCpu};
 use super::sequence::DeliveryCounts;
 
 /// Everything a run measured and checked.
@@ -214,21 +215,6 @@ pub struct Memory {
     pub per_connection_bytes: Option<f64>,
 }
 
-/// The broker's CPU time, from /proc.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BrokerCpu {
-    /// User + system CPU seconds, all threads.
-    pub cpu_seconds: f64,
-    /// Wall-clock seconds they were measured over.
-    pub wall_seconds: f64,
-    /// CPU over wall time, in percent of one core: near 100 % for a broker
-    /// on one core means the broker, not the load, set the pace.
-    pub busy_percent: f64,
-    /// CPU microseconds per delivered message (message scenarios) or per
-    /// established connection (`connections`).
-    pub us_per_item: Option<f64>,
-}
-
 fn count(n: f64) -> String {
     if n >= 10_000_000.0 {
         format!("{:.1}M", n / 1e6)
@@ -383,7 +369,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  broker CPU  not measured: the broker used under {} s, too little to count in the kernel's 10 ms ticks",
-                super::cpu::min_seconds()
+                cpu::min_seconds()
             );
         }
         if let Some(c) = &self.broker_cpu {

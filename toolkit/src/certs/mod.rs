@@ -171,16 +171,9 @@ fn print_info(files: &[PathBuf], json: bool) -> anyhow::Result<()> {
 #[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        certs: CertsArgs,
-    }
 
     fn parse(args: &[&str]) -> Result<CertsArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("certs").chain(args.iter().copied())).map(|c| c.certs)
+        crate::flag_parse::parse_flags("certs", args)
     }
 
     #[test]

@@ -13,13 +13,7 @@ use crate::exit::{Failure, Status};
 pub(super) async fn run(target: &Target, qos_list: &[QoS]) -> anyhow::Result<()> {
     let mut session = connect::open(target, "").await?;
     let topic = format!("toolkit/probe/{}", nonce());
-    let started = Instant::now();
-    let granted = session.subscribe(&topic, QoS::ExactlyOnce).await?;
-    println!(
-        "suback   {topic} granted QoS {} in {}",
-        qos_digit(granted),
-        ms(started.elapsed())
-    );
+    let granted = subscribe(&mut session, &topic, "").await?;
     let mut first_failure = None;
     for &qos in qos_list {
         match round_trip(&mut session, &topic, qos, granted, "").await {
@@ -44,6 +38,23 @@ pub(super) async fn run(target: &Target, qos_list: &[QoS]) -> anyhow::Result<()>
         levels.join(", ")
     );
     Ok(())
+}
+
+/// Subscribes `session` to `topic` at QoS 2 and prints, after `label`, the
+/// QoS the broker granted and how long the SUBACK took.
+pub(super) async fn subscribe(
+    session: &mut Session,
+    topic: &str,
+    label: &str,
+) -> Result<QoS, Failure> {
+    let started = Instant::now();
+    let granted = session.subscribe(topic, QoS::ExactlyOnce).await?;
+    println!(
+        "{label}suback   {topic} granted QoS {} in {}",
+        qos_digit(granted),
+        ms(started.elapsed())
+    );
+    Ok(granted)
 }
 
 /// Publishes one message on `publisher` to `topic` and waits for it on

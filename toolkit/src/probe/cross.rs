@@ -2,12 +2,10 @@
 //! receiving what the other publishes, proving both listeners route into one
 //! broker.
 
-use std::time::Instant;
-
 use rumqttc::QoS;
 
-use super::check::round_trip_between;
-use super::{Target, connect, ms, nonce, qos_digit};
+use super::check::{round_trip_between, subscribe};
+use super::{Target, connect, nonce, qos_digit};
 use crate::exit::{Failure, Status};
 
 /// Runs the cross probe: TLS to plain, then plain to TLS, at each QoS.
@@ -18,20 +16,8 @@ pub(super) async fn run(plain: &Target, tls: &Target, qos_list: &[QoS]) -> anyho
     let to_plain = format!("{base}/to-plain");
     let to_tls = format!("{base}/to-tls");
 
-    let started = Instant::now();
-    let plain_granted = plain_session.subscribe(&to_plain, QoS::ExactlyOnce).await?;
-    println!(
-        "plain suback   {to_plain} granted QoS {} in {}",
-        qos_digit(plain_granted),
-        ms(started.elapsed())
-    );
-    let started = Instant::now();
-    let tls_granted = tls_session.subscribe(&to_tls, QoS::ExactlyOnce).await?;
-    println!(
-        "tls   suback   {to_tls} granted QoS {} in {}",
-        qos_digit(tls_granted),
-        ms(started.elapsed())
-    );
+    let plain_granted = subscribe(&mut plain_session, &to_plain, "plain ").await?;
+    let tls_granted = subscribe(&mut tls_session, &to_tls, "tls   ").await?;
 
     let mut failures: Vec<(String, Failure)> = Vec::new();
     for (direction, from_tls) in [("tls -> plain", true), ("plain -> tls", false)] {

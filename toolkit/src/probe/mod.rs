@@ -243,16 +243,9 @@ fn ms(d: Duration) -> String {
 #[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        probe: ProbeArgs,
-    }
 
     fn parse(args: &[&str]) -> Result<ProbeArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("probe").chain(args.iter().copied())).map(|c| c.probe)
+        crate::flag_parse::parse_flags("probe", args)
     }
 
     #[test]

@@ -150,10 +150,11 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 fn message_line(m: &Message) -> String {
     let payload = match std::str::from_utf8(&m.payload) {
         Ok(text) => text.to_owned(),
-        Err(_) => {
-            let hex: String = m.payload.iter().map(|b| format!("{b:02x}")).collect();
-            format!("0x{hex} ({} bytes)", m.payload.len())
-        }
+        Err(_) => format!(
+            "0x{} ({} bytes)",
+            conformance::describe::hex(&m.payload),
+            m.payload.len()
+        ),
     };
     let retained = if m.retain { ", retained" } else { "" };
     format!(

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls};
 
 /// Bound on any single toolkit run; nothing a test does should take longer.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,6 +36,60 @@ pub fn make_client_cert(dir: &Path, name: &str) {
         .arg(dir)
         .assert()
         .success();
+}
+
+/// A CA and a server certificate for `localhost` and 127.0.0.1 signed by it,
+/// made with rcgen (not the toolkit under test), written to `ca.pem`,
+/// `server.pem` and `server.key` in `dir`: a mosquitto TLS listener's files.
+pub fn write_server_certs(dir: &Path) -> MosquittoTls {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = params
+        .signed_by(&key, &Issuer::from_params(&ca_params, &ca_key))
+        .unwrap();
+    let tls = MosquittoTls {
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+        cafile: dir.join("ca.pem"),
+        require_certificate: false,
+    };
+    std::fs::write(&tls.cert, cert.pem()).unwrap();
+    std::fs::write(&tls.key, key.serialize_pem()).unwrap();
+    std::fs::write(&tls.cafile, ca.pem()).unwrap();
+    tls
+}
+
+/// A mosquitto with a TLS listener serving `CERTS/SERVER_STEM.pem` and its
+/// key, trusting `CERTS/CAFILE` for client certificates (required or not).
+pub fn tls_broker(
+    certs: &Path,
+    server_stem: &str,
+    cafile: &str,
+    require_certificate: bool,
+) -> Mosquitto {
+    Mosquitto::start(MosquittoOptions {
+        tls: Some(MosquittoTls {
+            cert: certs.join(format!("{server_stem}.pem")),
+            key: certs.join(format!("{server_stem}.key")),
+            cafile: certs.join(cafile),
+            require_certificate,
+        }),
+        ..MosquittoOptions::default()
+    })
+}
+
+/// `mosquitto_pub -h 127.0.0.1 -p PORT ARGS…`, run to its end.
+pub fn mosquitto_pub(port: u16, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// Standard output of a finished command, as text.
