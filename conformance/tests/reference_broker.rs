@@ -299,11 +299,13 @@ fn tls_scenarios_pass_against_the_reference_broker_with_its_generated_certificat
 #[test]
 fn the_broker_log_is_captured_for_failure_messages() {
     // The failure messages above carry the broker's log; in-process, it is
-    // captured from the broker's own threads.
+    // captured from the broker's own threads. The listeners log once the
+    // broker runs, just after it reports its addresses.
     let broker = Reference::start(ReferenceOptions::default());
-    let log = broker.log();
+    let line = format!("listening transport=plain addr={}", broker.addr());
     assert!(
-        log.contains("listening") && log.contains(&broker.addr().to_string()),
-        "{log}"
+        broker.wait_for_log(&line, std::time::Duration::from_secs(10)),
+        "no {line:?} in:\n{}",
+        broker.log()
     );
 }

@@ -80,6 +80,20 @@ impl Reference {
             Self::Binary(b) => b.log(),
         }
     }
+
+    /// Waits (at most `timeout`) until the log holds `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// The broker library serving on its own thread, stopped when dropped.
