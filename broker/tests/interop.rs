@@ -298,37 +298,73 @@ async fn rumqttc_round_trip(port: u16, ca: Option<Vec<u8>>) {
         }
         o
     };
-    let (sub, mut sub_loop) = AsyncClient::new(options("rumqttc-sub"), 100);
-    let (publisher, mut pub_loop) = AsyncClient::new(options("rumqttc-pub"), 100);
+    // Client ids differ per listener: the plain and TLS round trips share one
+    // broker, and a late reconnect of the first pair must not take over the
+    // second [MQTT-3.1.4-2].
+    let (sub, sub_loop) = AsyncClient::new(options(&format!("rumqttc-sub-{port}")), 100);
+    let (publisher, pub_loop) = AsyncClient::new(options(&format!("rumqttc-pub-{port}")), 100);
+    // Each event loop is polled by a task of its own and never dropped
+    // mid-poll: a `poll()` future cancelled by a `select!` while it connects
+    // starts the connection over.
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let sub_events = tx.clone();
+    let sub_task = tokio::spawn(async move {
+        let mut sub_loop = sub_loop;
+        loop {
+            let ev = sub_loop
+                .poll()
+                .await
+                .map_err(|e| format!("subscriber: {e}"));
+            let failed = ev.is_err();
+            if sub_events.send(ev).is_err() || failed {
+                break;
+            }
+        }
+    });
+    let pub_task = tokio::spawn(async move {
+        let mut pub_loop = pub_loop;
+        loop {
+            if let Err(e) = pub_loop.poll().await {
+                let _ = tx.send(Err(format!("publisher: {e}")));
+                break;
+            }
+        }
+    });
     sub.subscribe("interop/rumqttc", RQoS::ExactlyOnce)
         .await
         .expect("queued");
     let received = tokio::time::timeout(WAIT, async {
         let mut got = Vec::new();
         let mut published = false;
-        loop {
-            tokio::select! {
-                ev = sub_loop.poll() => match ev.expect("subscriber event loop") {
-                    Event::Incoming(RPacket::SubAck(_)) if !published => {
-                        published = true;
-                        for (i, qos) in [RQoS::AtMostOnce, RQoS::AtLeastOnce, RQoS::ExactlyOnce].into_iter().enumerate() {
-                            publisher.publish("interop/rumqttc", qos, false, format!("m{i}")).await.expect("queued");
-                        }
+        while let Some(ev) = events.recv().await {
+            match ev.expect("event loop") {
+                Event::Incoming(RPacket::SubAck(_)) if !published => {
+                    published = true;
+                    for (i, qos) in [RQoS::AtMostOnce, RQoS::AtLeastOnce, RQoS::ExactlyOnce]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        publisher
+                            .publish("interop/rumqttc", qos, false, format!("m{i}"))
+                            .await
+                            .expect("queued");
                     }
-                    Event::Incoming(RPacket::Publish(p)) => {
-                        got.push(String::from_utf8_lossy(&p.payload).into_owned());
-                        if got.len() == 3 {
-                            return got;
-                        }
+                }
+                Event::Incoming(RPacket::Publish(p)) => {
+                    got.push(String::from_utf8_lossy(&p.payload).into_owned());
+                    if got.len() == 3 {
+                        break;
                     }
-                    _ => {}
-                },
-                ev = pub_loop.poll() => { ev.expect("publisher event loop"); }
+                }
+                _ => {}
             }
         }
+        got
     })
     .await
     .expect("rumqttc round trip in time");
+    sub_task.abort();
+    pub_task.abort();
     assert_eq!(received, vec!["m0", "m1", "m2"]);
 }
 
