@@ -55,8 +55,7 @@ impl ActionDef for Subscribe {
     const NAME: &'static str = "subscribe";
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: Args = step.args()?;
+        let (client, a) = step.client_and_args::<Args>()?;
         let loc = &step.at;
         let mut filters = Vec::new();
         match (a.filter, a.filter_hex, a.filters) {
@@ -156,43 +155,33 @@ impl ActionDef for Subscribe {
     }
 
     fn batched(&self) -> Batched<'_> {
-        Batched::Sends {
-            client: &self.client,
-            waits: self.grants.is_some(),
-        }
+        Batched::sends(&self.client, self.grants.is_some())
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
     use super::*;
-
-    fn subscribe(step: &str) -> Subscribe {
-        match parse_one(step).unwrap() {
-            Action::Subscribe(s) => s,
-            other => panic!("not a subscribe: {other:?}"),
-        }
-    }
 
     #[test]
     fn one_filter_or_a_list() {
-        let s = subscribe("{ subscribe = \"a\", filter = \"{t}/x\", qos = 1 }");
+        let s: Subscribe = parse_ok("{ subscribe = \"a\", filter = \"{t}/x\", qos = 1 }");
         assert_eq!(s.filters.len(), 1);
         assert_eq!(s.filters[0].1, 1);
         assert!(s.grants.is_none(), "no SUBACK is awaited without require/grants");
-        let s = subscribe("{ subscribe = \"a\", filters = [] }");
+        let s: Subscribe = parse_ok("{ subscribe = \"a\", filters = [] }");
         assert!(s.filters.is_empty(), "an empty SUBSCRIBE is a malformed-packet test");
-        let e = parse_one("{ subscribe = \"a\", filters = [[\"x\", 1]], qos = 1 }").unwrap_err();
+        let e = parse_err("{ subscribe = \"a\", filters = [[\"x\", 1]], qos = 1 }");
         assert!(e.starts_with("`qos` goes with `filter`"), "{e}");
-        let e = parse_one("{ subscribe = \"a\" }").unwrap_err();
+        let e = parse_err("{ subscribe = \"a\" }");
         assert!(e.contains("needs exactly one of"), "{e}");
     }
 
     #[test]
     fn require_and_grants_make_a_grant_check() {
-        let s = subscribe(
+        let s: Subscribe = parse_ok(
             "{ subscribe = \"a\", filters = [[\"{t}/x\", 2], [\"{t}/y\", 1]], require = [1, 0], grants = [\"$g\", \"$h\"] }",
         );
         let g = s.grants.unwrap();
