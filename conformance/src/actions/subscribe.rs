@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{ActionDef, Batched, StepTable};
 use crate::engine::{Judgement, Requested, Run, StepAt, StepError, StepResult, bytes_of, judge};
-use crate::model::{BytesSpec, DEFAULT_WITHIN, GrantSpec, IdSpec, Matcher};
+use crate::model::{BytesSpec, GrantSpec, IdSpec};
 use crate::script::error::ScriptError;
 use crate::script::args::IdArg;
 use crate::script::qos::grant_spec;
@@ -125,12 +125,7 @@ impl ActionDef for Subscribe {
         let Some(spec) = &self.grants else {
             return Ok(());
         };
-        let m = Matcher {
-            packet: Some(PacketType::SubAck),
-            packet_id: Some(IdSpec::Literal(id)),
-            ..Matcher::default()
-        };
-        let packet = run.expect_one(at, client, &m, DEFAULT_WITHIN, true).await?;
+        let packet = run.expect_ack(at, client, PacketType::SubAck, id).await?;
         let Some(Packet::SubAck(suback)) = packet else {
             return Err(StepError::Harness(
                 "a SUBACK matcher let another packet through".into(),

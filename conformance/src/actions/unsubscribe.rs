@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{ActionDef, Batched, StepTable};
 use crate::engine::{Run, StepAt, StepResult, bytes_of};
-use crate::model::{BytesSpec, DEFAULT_WITHIN, IdSpec, Matcher};
+use crate::model::{BytesSpec, IdSpec};
 use crate::script::error::ScriptError;
 use crate::script::args::IdArg;
 use crate::script::values::{hex, text};
@@ -82,12 +82,7 @@ impl ActionDef for Unsubscribe {
         }
         run.send(at, client, &packet.to_bytes()).await?;
         if self.ack {
-            let m = Matcher {
-                packet: Some(PacketType::UnsubAck),
-                packet_id: Some(IdSpec::Literal(id)),
-                ..Matcher::default()
-            };
-            run.expect_one(at, client, &m, DEFAULT_WITHIN, true).await?;
+            run.expect_ack(at, client, PacketType::UnsubAck, id).await?;
         }
         Ok(())
     }
