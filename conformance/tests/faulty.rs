@@ -247,8 +247,15 @@ fn results_through(
     report.results
 }
 
-fn assert_outcomes(results: &[(String, bool, String)], must_fail: &[&str], must_pass: &[&str]) {
-    for (name, passed, why) in results {
+/// Runs the `must_fail` scenarios and the `must_pass` controls with `run`
+/// and checks that each fails or passes as listed.
+fn assert_outcomes(
+    must_fail: &[&str],
+    must_pass: &[&str],
+    run: impl FnOnce(&[&str]) -> Vec<(String, bool, String)>,
+) {
+    let names: Vec<&str> = must_fail.iter().chain(must_pass).copied().collect();
+    for (name, passed, why) in run(&names) {
         if must_fail.contains(&name.as_str()) {
             assert!(
                 !passed,
@@ -271,8 +278,9 @@ fn dropped_pubacks_are_caught() {
         "retained.delivered-on-subscribe",
     ];
     let pass_ = ["qos.qos0-delivery", "qos.qos2-delivery"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(drop_puback, pass(), &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through(drop_puback, pass(), names)
+    });
 }
 
 #[test]
@@ -294,8 +302,9 @@ fn cleared_retain_bit_is_caught() {
         "retained.live-forward-clears-flag",
         "retained.non-retained-not-stored",
     ];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(clear_retain, pass(), &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through(clear_retain, pass(), names)
+    });
 }
 
 #[test]
@@ -317,8 +326,9 @@ fn stripped_will_is_caught() {
         "connect.all-payload-fields",
     ];
     let pass_ = ["will.not-after-disconnect", "will.none-without-flag"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(pass(), strip_will, &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through(pass(), strip_will, names)
+    });
 }
 
 #[test]
@@ -335,8 +345,9 @@ fn wrong_session_present_is_caught() {
         "session.qos1-queued-offline",
     ];
     let pass_ = ["connect.accepted", "session.clean-discards"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(no_session, pass(), &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through(no_session, pass(), names)
+    });
 }
 
 #[test]
@@ -356,8 +367,7 @@ fn dup_on_first_delivery_is_caught() {
         "session.qos1-redelivered-with-dup",
     ];
     let pass_ = ["qos.qos0-delivery", "qos.downgrade-1-to-0"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(set_dup, pass(), &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| run_through(set_dup, pass(), names));
 }
 
 #[test]
@@ -373,8 +383,7 @@ fn swallowed_malformed_packets_are_caught() {
         "malformed.subscribe-no-filters",
     ];
     let pass_ = ["qos.qos1-delivery", "connect.accepted"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(pass(), swallow, &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| run_through(pass(), swallow, names));
 }
 
 #[test]
@@ -384,12 +393,9 @@ fn unenforced_keep_alive_is_caught() {
     let hide_pingresp: Fault = Arc::new(|p| (kind(&p) != Some(PacketType::PingResp)).then_some(p));
     let fail = ["will.on-keepalive-timeout", "keepalive.timeout-closes"];
     let pass_ = ["qos.qos0-delivery", "will.on-drop"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(
-        &run_through_proxy(hide_pingresp, pass(), true, &names),
-        &fail,
-        &pass_,
-    );
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through_proxy(hide_pingresp, pass(), true, names)
+    });
 }
 
 #[test]
@@ -482,12 +488,9 @@ fn one_packet_per_read_is_caught() {
         "framing.connect-split-bytes",
         "qos.qos1-delivery",
     ];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(
-        &run_with_framing(Framing::FirstPacketPerRead, &names),
-        &fail,
-        &pass_,
-    );
+    assert_outcomes(&fail, &pass_, |names| {
+        run_with_framing(Framing::FirstPacketPerRead, names)
+    });
 }
 
 #[test]
@@ -500,10 +503,7 @@ fn packets_split_over_reads_being_lost_is_caught() {
         "framing.publishes-qos1-one-write",
         "qos.qos1-delivery",
     ];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(
-        &run_with_framing(Framing::DropPartial, &names),
-        &fail,
-        &pass_,
-    );
+    assert_outcomes(&fail, &pass_, |names| {
+        run_with_framing(Framing::DropPartial, names)
+    });
 }
