@@ -171,6 +171,21 @@ fn pass() -> Fault {
     Arc::new(Some)
 }
 
+/// Drops every packet of type `t`.
+fn drop_all(t: PacketType) -> Fault {
+    Arc::new(move |p| (kind(&p) != Some(t)).then_some(p))
+}
+
+/// Passes every packet on, changing those of type `t` with `change`.
+fn rewrite(t: PacketType, change: impl Fn(&mut Vec<u8>) + Send + Sync + 'static) -> Fault {
+    Arc::new(move |mut p| {
+        if kind(&p) == Some(t) {
+            change(&mut p);
+        }
+        Some(p)
+    })
+}
+
 /// Runs the named scenarios through a proxy with the given faults and
 /// returns (name, passed) per scenario.
 fn run_through(to_client: Fault, to_broker: Fault, names: &[&str]) -> Vec<(String, bool, String)> {
@@ -270,7 +285,7 @@ fn assert_outcomes(
 
 #[test]
 fn dropped_pubacks_are_caught() {
-    let drop_puback: Fault = Arc::new(|p| (kind(&p) != Some(PacketType::PubAck)).then_some(p));
+    let drop_puback = drop_all(PacketType::PubAck);
     let fail = [
         "qos.qos1-delivery",
         "qos.puback-order",
@@ -285,12 +300,7 @@ fn dropped_pubacks_are_caught() {
 
 #[test]
 fn cleared_retain_bit_is_caught() {
-    let clear_retain: Fault = Arc::new(|mut p| {
-        if kind(&p) == Some(PacketType::Publish) {
-            p[0] &= !0x01;
-        }
-        Some(p)
-    });
+    let clear_retain = rewrite(PacketType::Publish, |p| p[0] &= !0x01);
     let fail = [
         "retained.delivered-on-subscribe",
         "retained.wildcard-subscribe",
@@ -333,11 +343,10 @@ fn stripped_will_is_caught() {
 
 #[test]
 fn wrong_session_present_is_caught() {
-    let no_session: Fault = Arc::new(|mut p| {
-        if kind(&p) == Some(PacketType::ConnAck) && p.len() == 4 {
+    let no_session = rewrite(PacketType::ConnAck, |p| {
+        if p.len() == 4 {
             p[2] = 0;
         }
-        Some(p)
     });
     let fail = [
         "session.present-flag",
@@ -352,11 +361,10 @@ fn wrong_session_present_is_caught() {
 
 #[test]
 fn dup_on_first_delivery_is_caught() {
-    let set_dup: Fault = Arc::new(|mut p| {
-        if kind(&p) == Some(PacketType::Publish) && (p[0] >> 1) & 3 > 0 {
+    let set_dup = rewrite(PacketType::Publish, |p| {
+        if (p[0] >> 1) & 3 > 0 {
             p[0] |= 0x08;
         }
-        Some(p)
     });
     // session.qos1-redelivered-with-dup checks DUP 0 on the first delivery
     // before it checks DUP 1 on the redelivery, so it fails too.
@@ -390,7 +398,7 @@ fn swallowed_malformed_packets_are_caught() {
 fn unenforced_keep_alive_is_caught() {
     // The proxy keeps every connection alive towards mosquitto and hides the
     // PINGRESPs, so to the harness the broker never enforces keep-alive.
-    let hide_pingresp: Fault = Arc::new(|p| (kind(&p) != Some(PacketType::PingResp)).then_some(p));
+    let hide_pingresp = drop_all(PacketType::PingResp);
     let fail = ["will.on-keepalive-timeout", "keepalive.timeout-closes"];
     let pass_ = ["qos.qos0-delivery", "will.on-drop"];
     assert_outcomes(&fail, &pass_, |names| {
