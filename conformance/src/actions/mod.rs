@@ -34,16 +34,16 @@ pub(crate) trait ActionDef: Sized {
     /// The keyword scripts start the step with; also the module's name.
     const NAME: &'static str;
 
+    /// Whether the action's steps only observe, consuming nothing
+    /// irreversibly, so they may stand in a `one_of` branch.
+    const OBSERVES_ONLY: bool = false;
+
     /// Parses a step whose action key is [`Self::NAME`]: the key's value and
     /// the rest of the table are in `step`. Errors name the step's line.
     fn parse(step: StepTable<'_, '_>) -> Result<Self, ScriptError>;
 
     /// Carries the step out against the engine context.
     async fn run(&self, run: &mut Run<'_>, at: StepAt<'_>) -> StepResult;
-
-    /// Whether the action's steps only observe, consuming nothing
-    /// irreversibly, so they may stand in a `one_of` branch.
-    const OBSERVES_ONLY: bool = false;
 
     /// Whether this step only observes: [`Self::OBSERVES_ONLY`], unless an
     /// action's answer depends on the step's fields (`expect` with `ack`).
@@ -155,7 +155,6 @@ macro_rules! actions {
                 fn try_from(a: Action) -> Result<Self, Action> {
                     match a {
                         Action::$ty(a) => Ok(a),
-                        #[allow(unreachable_patterns)]
                         other => Err(other),
                     }
                 }
