@@ -70,38 +70,35 @@ pub fn packet(p: &Packet) -> String {
         Packet::Subscribe(s) => format!(
             "SUBSCRIBE(id={}, {})",
             s.packet_id,
-            s.filters
-                .iter()
-                .map(|f| format!("{:?}:qos{}", f.filter.as_str(), f.qos))
-                .collect::<Vec<_>>()
-                .join(", ")
+            comma_list(&s.filters, |f| format!(
+                "{:?}:qos{}",
+                f.filter.as_str(),
+                f.qos
+            ))
         ),
         Packet::SubAck(s) => format!(
             "SUBACK(id={}, codes=[{}])",
             s.packet_id,
-            s.return_codes
-                .iter()
-                .map(|c| match c {
-                    SubAckReturnCode::Granted(q) => format!("{}", q.as_u8()),
-                    SubAckReturnCode::Failure => "0x80".to_owned(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
+            comma_list(&s.return_codes, |c| match c {
+                SubAckReturnCode::Granted(q) => format!("{}", q.as_u8()),
+                SubAckReturnCode::Failure => "0x80".to_owned(),
+            })
         ),
         Packet::Unsubscribe(u) => format!(
             "UNSUBSCRIBE(id={}, {})",
             u.packet_id,
-            u.filters
-                .iter()
-                .map(|f| format!("{:?}", f.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            comma_list(&u.filters, |f| format!("{:?}", f.as_str()))
         ),
         Packet::UnsubAck(id) => format!("UNSUBACK(id={id})"),
         Packet::PingReq => "PINGREQ".to_owned(),
         Packet::PingResp => "PINGRESP".to_owned(),
         Packet::Disconnect => "DISCONNECT".to_owned(),
     }
+}
+
+/// `show` applied to each item, joined with ", ".
+fn comma_list<'a, T>(items: &'a [T], show: impl Fn(&'a T) -> String) -> String {
+    items.iter().map(show).collect::<Vec<_>>().join(", ")
 }
 
 /// A packet the harness is about to send, decoded when it is valid, shown

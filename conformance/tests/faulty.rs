@@ -171,6 +171,21 @@ fn pass() -> Fault {
     Arc::new(Some)
 }
 
+/// Drops every packet of type `t`.
+fn drop_all(t: PacketType) -> Fault {
+    Arc::new(move |p| (kind(&p) != Some(t)).then_some(p))
+}
+
+/// Passes every packet on, changing those of type `t` with `change`.
+fn rewrite(t: PacketType, change: impl Fn(&mut Vec<u8>) + Send + Sync + 'static) -> Fault {
+    Arc::new(move |mut p| {
+        if kind(&p) == Some(t) {
+            change(&mut p);
+        }
+        Some(p)
+    })
+}
+
 /// Runs the named scenarios through a proxy with the given faults and
 /// returns (name, passed) per scenario.
 fn run_through(to_client: Fault, to_broker: Fault, names: &[&str]) -> Vec<(String, bool, String)> {
@@ -247,8 +262,15 @@ fn results_through(
     report.results
 }
 
-fn assert_outcomes(results: &[(String, bool, String)], must_fail: &[&str], must_pass: &[&str]) {
-    for (name, passed, why) in results {
+/// Runs the `must_fail` scenarios and the `must_pass` controls with `run`
+/// and checks that each fails or passes as listed.
+fn assert_outcomes(
+    must_fail: &[&str],
+    must_pass: &[&str],
+    run: impl FnOnce(&[&str]) -> Vec<(String, bool, String)>,
+) {
+    let names: Vec<&str> = must_fail.iter().chain(must_pass).copied().collect();
+    for (name, passed, why) in run(&names) {
         if must_fail.contains(&name.as_str()) {
             assert!(
                 !passed,
@@ -263,7 +285,7 @@ fn assert_outcomes(results: &[(String, bool, String)], must_fail: &[&str], must_
 
 #[test]
 fn dropped_pubacks_are_caught() {
-    let drop_puback: Fault = Arc::new(|p| (kind(&p) != Some(PacketType::PubAck)).then_some(p));
+    let drop_puback = drop_all(PacketType::PubAck);
     let fail = [
         "qos.qos1-delivery",
         "qos.puback-order",
@@ -271,18 +293,14 @@ fn dropped_pubacks_are_caught() {
         "retained.delivered-on-subscribe",
     ];
     let pass_ = ["qos.qos0-delivery", "qos.qos2-delivery"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(drop_puback, pass(), &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through(drop_puback, pass(), names)
+    });
 }
 
 #[test]
 fn cleared_retain_bit_is_caught() {
-    let clear_retain: Fault = Arc::new(|mut p| {
-        if kind(&p) == Some(PacketType::Publish) {
-            p[0] &= !0x01;
-        }
-        Some(p)
-    });
+    let clear_retain = rewrite(PacketType::Publish, |p| p[0] &= !0x01);
     let fail = [
         "retained.delivered-on-subscribe",
         "retained.wildcard-subscribe",
@@ -294,8 +312,9 @@ fn cleared_retain_bit_is_caught() {
         "retained.live-forward-clears-flag",
         "retained.non-retained-not-stored",
     ];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(clear_retain, pass(), &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through(clear_retain, pass(), names)
+    });
 }
 
 #[test]
@@ -317,17 +336,17 @@ fn stripped_will_is_caught() {
         "connect.all-payload-fields",
     ];
     let pass_ = ["will.not-after-disconnect", "will.none-without-flag"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(pass(), strip_will, &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through(pass(), strip_will, names)
+    });
 }
 
 #[test]
 fn wrong_session_present_is_caught() {
-    let no_session: Fault = Arc::new(|mut p| {
-        if kind(&p) == Some(PacketType::ConnAck) && p.len() == 4 {
+    let no_session = rewrite(PacketType::ConnAck, |p| {
+        if p.len() == 4 {
             p[2] = 0;
         }
-        Some(p)
     });
     let fail = [
         "session.present-flag",
@@ -335,17 +354,17 @@ fn wrong_session_present_is_caught() {
         "session.qos1-queued-offline",
     ];
     let pass_ = ["connect.accepted", "session.clean-discards"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(no_session, pass(), &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through(no_session, pass(), names)
+    });
 }
 
 #[test]
 fn dup_on_first_delivery_is_caught() {
-    let set_dup: Fault = Arc::new(|mut p| {
-        if kind(&p) == Some(PacketType::Publish) && (p[0] >> 1) & 3 > 0 {
+    let set_dup = rewrite(PacketType::Publish, |p| {
+        if (p[0] >> 1) & 3 > 0 {
             p[0] |= 0x08;
         }
-        Some(p)
     });
     // session.qos1-redelivered-with-dup checks DUP 0 on the first delivery
     // before it checks DUP 1 on the redelivery, so it fails too.
@@ -356,8 +375,7 @@ fn dup_on_first_delivery_is_caught() {
         "session.qos1-redelivered-with-dup",
     ];
     let pass_ = ["qos.qos0-delivery", "qos.downgrade-1-to-0"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(set_dup, pass(), &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| run_through(set_dup, pass(), names));
 }
 
 #[test]
@@ -373,23 +391,19 @@ fn swallowed_malformed_packets_are_caught() {
         "malformed.subscribe-no-filters",
     ];
     let pass_ = ["qos.qos1-delivery", "connect.accepted"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(&run_through(pass(), swallow, &names), &fail, &pass_);
+    assert_outcomes(&fail, &pass_, |names| run_through(pass(), swallow, names));
 }
 
 #[test]
 fn unenforced_keep_alive_is_caught() {
     // The proxy keeps every connection alive towards mosquitto and hides the
     // PINGRESPs, so to the harness the broker never enforces keep-alive.
-    let hide_pingresp: Fault = Arc::new(|p| (kind(&p) != Some(PacketType::PingResp)).then_some(p));
+    let hide_pingresp = drop_all(PacketType::PingResp);
     let fail = ["will.on-keepalive-timeout", "keepalive.timeout-closes"];
     let pass_ = ["qos.qos0-delivery", "will.on-drop"];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(
-        &run_through_proxy(hide_pingresp, pass(), true, &names),
-        &fail,
-        &pass_,
-    );
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through_proxy(hide_pingresp, pass(), true, names)
+    });
 }
 
 #[test]
@@ -482,12 +496,9 @@ fn one_packet_per_read_is_caught() {
         "framing.connect-split-bytes",
         "qos.qos1-delivery",
     ];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(
-        &run_with_framing(Framing::FirstPacketPerRead, &names),
-        &fail,
-        &pass_,
-    );
+    assert_outcomes(&fail, &pass_, |names| {
+        run_with_framing(Framing::FirstPacketPerRead, names)
+    });
 }
 
 #[test]
@@ -500,10 +511,7 @@ fn packets_split_over_reads_being_lost_is_caught() {
         "framing.publishes-qos1-one-write",
         "qos.qos1-delivery",
     ];
-    let names: Vec<&str> = fail.iter().chain(&pass_).copied().collect();
-    assert_outcomes(
-        &run_with_framing(Framing::DropPartial, &names),
-        &fail,
-        &pass_,
-    );
+    assert_outcomes(&fail, &pass_, |names| {
+        run_with_framing(Framing::DropPartial, names)
+    });
 }

@@ -6,7 +6,6 @@
 
 mod common;
 
-use conformance::baseline::{Evaluation, Status};
 use conformance::outcome::Verdict;
 use conformance::suite::Suite;
 
@@ -17,14 +16,7 @@ fn builtin_suite_matches_mosquitto_baseline_plain_and_tls() {
     let suite = Suite::builtin().unwrap();
     let baseline = common::mosquitto_baseline(&suite);
     let report = common::run(&suite, &target);
-    let eval = Evaluation::of(&report, &baseline);
-    assert_eq!(
-        eval.status(),
-        Status::Pass,
-        "{}\n--- mosquitto log ---\n{}",
-        common::text(&report, &baseline),
-        m.log()
-    );
+    common::assert_matches_baseline(&report, &baseline, &m);
     // Only the auth scenarios (no credentials here) and the mutual-TLS ones
     // (no client certificate) may be skipped: TLS ran.
     for r in &report.results {
@@ -51,14 +43,7 @@ fn builtin_suite_with_credentials_matches_mosquitto_baseline() {
     let suite = Suite::builtin().unwrap();
     let baseline = common::mosquitto_baseline(&suite);
     let report = common::run(&suite, &target);
-    let eval = Evaluation::of(&report, &baseline);
-    assert_eq!(
-        eval.status(),
-        Status::Pass,
-        "{}\n--- mosquitto log ---\n{}",
-        common::text(&report, &baseline),
-        m.log()
-    );
+    common::assert_matches_baseline(&report, &baseline, &m);
     let auth: Vec<_> = report
         .results
         .iter()
@@ -83,14 +68,7 @@ fn builtin_suite_with_client_certificates_matches_mosquitto_baseline() {
         .filter(&["tls".to_owned(), "cross".to_owned()], &[]);
     let baseline = common::mosquitto_baseline(&Suite::builtin().unwrap());
     let report = common::run(&suite, &target);
-    let eval = Evaluation::of(&report, &baseline);
-    assert_eq!(
-        eval.status(),
-        Status::Pass,
-        "{}\n--- mosquitto log ---\n{}",
-        common::text(&report, &baseline),
-        m.log()
-    );
+    common::assert_matches_baseline(&report, &baseline, &m);
     let mutual: Vec<_> = report
         .results
         .iter()
@@ -108,28 +86,7 @@ fn client_cert_refusal_fails_on_a_listener_that_does_not_require_one() {
     // require one: a client without a certificate gets in, and the harness
     // must say so, while the scenario with the certificate still passes.
     let dir = tempfile::tempdir().unwrap();
-    let files = common::tls_files(dir.path());
-    let m = testsupport::Mosquitto::start(testsupport::MosquittoOptions {
-        tls: Some(testsupport::MosquittoTls {
-            cert: files.cert.clone(),
-            key: files.key.clone(),
-            cafile: files.ca.clone(),
-            require_certificate: false,
-        }),
-        ..testsupport::MosquittoOptions::default()
-    });
-    let identity =
-        conformance::target::ClientIdentity::load(&files.client_cert, &files.client_key).unwrap();
-    let mut target = conformance::target::Target::plain("127.0.0.1", m.port());
-    target.tls = Some(
-        conformance::target::tls_with_ca(
-            "127.0.0.1",
-            m.tls_port().unwrap(),
-            &files.ca,
-            Some(identity),
-        )
-        .unwrap(),
-    );
+    let (_m, target) = common::mosquitto_tls(dir.path(), false, true);
     let names = [
         "tls.client-cert-required".to_owned(),
         "tls.client-cert-accepted".to_owned(),

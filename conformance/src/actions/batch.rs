@@ -170,25 +170,22 @@ fn check_batched(loc: &Location, client: &str, step: &Step) -> Result<(), Script
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
+    use super::*;
 
     #[test]
     fn holds_sending_steps_of_its_client() {
-        let Action::Batch(b) = parse_one(
+        let b: Batch = parse_ok(
             "{ batch = \"a\", chunk = 1, pause_ms = 5, steps = [ { connect = \"a\" }, { repeat = 2, steps = [ { publish = \"a\", topic = \"t\", qos = 1 } ] } ] }",
-        )
-        .unwrap() else {
-            panic!("not a batch");
-        };
+        );
         assert_eq!((b.client.as_str(), b.steps.len()), ("a", 2));
         assert_eq!((b.chunk, b.pause.as_millis()), (Some(1), 5));
     }
 
     #[test]
     fn refuses_waiting_and_foreign_steps() {
-        let batch = |inner: &str| parse_one(&format!("{{ batch = \"a\", steps = [ {inner} ] }}"));
+        let batch = |inner: &str| parse_err(&format!("{{ batch = \"a\", steps = [ {inner} ] }}"));
         for (inner, message) in [
             ("{ connect = \"a\", connack = 0 }", "a `connect` step in a `batch` may not wait"),
             ("{ disconnect = \"a\" }", "a `disconnect` step in a `batch` may not wait"),
@@ -197,7 +194,7 @@ mod tests {
             ("{ repeat = 1, steps = [ { drop = \"a\" } ] }", "a `batch` holds only"),
             ("", "`batch` needs at least one step"),
         ] {
-            let e = batch(inner).unwrap_err();
+            let e = batch(inner);
             assert!(e.starts_with(message), "{inner}: {e}");
         }
     }

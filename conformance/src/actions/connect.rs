@@ -11,7 +11,7 @@ use mqtt_codec::{Packet, PacketType};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::open::check_client_cert;
+use super::open::transport_fields;
 use super::{ActionDef, Batched, StepTable};
 use crate::client::Event;
 use crate::engine::{Run, StepAt, StepError, StepResult, bytes_of, transport};
@@ -198,10 +198,8 @@ impl ActionDef for Connect {
     const NAME: &'static str = "connect";
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: Args = step.args()?;
-        check_client_cert(&mut step, a.tls, a.client_cert)?;
-        step.cx.uses_tls |= a.tls;
+        let (client, a) = step.client_and_args::<Args>()?;
+        transport_fields(&mut step, a.tls, a.client_cert)?;
         Ok(Connect {
             spec: Box::new(a.into_spec(&step.at, &client)?),
             client,
@@ -278,10 +276,7 @@ impl ActionDef for Connect {
     }
 
     fn batched(&self) -> Batched<'_> {
-        Batched::Sends {
-            client: &self.client,
-            waits: self.spec.connack.is_some() || self.spec.refusal_not_applicable,
-        }
+        Batched::sends(&self.client, self.spec.connack.is_some() || self.spec.refusal_not_applicable)
     }
 }
 
@@ -318,13 +313,11 @@ async fn refusal(run: &mut Run<'_>, client: &str) -> Option<String> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
+    use super::*;
 
-    fn spec(step: &str) -> super::ConnectSpec {
-        match parse_one(step).unwrap() {
-            Action::Connect(c) => *c.spec,
-            other => panic!("not a connect: {other:?}"),
-        }
+    fn spec(step: &str) -> ConnectSpec {
+        *parse_ok::<Connect>(step).spec
     }
 
     #[test]
@@ -334,13 +327,13 @@ mod tests {
         assert_eq!((s.protocol_level, s.keep_alive, s.connack), (4, 60, None));
         assert_eq!(
             s.client_id,
-            Some(super::BytesSpec::Text(super::Template("{id}a".into())))
+            Some(BytesSpec::Text(Template("{id}a".into())))
         );
     }
 
     #[test]
     fn will_needs_a_topic() {
-        let e = parse_one("{ connect = \"a\", will = { payload = \"x\" } }").unwrap_err();
+        let e = parse_err("{ connect = \"a\", will = { payload = \"x\" } }");
         assert_eq!(e, "`will` needs `topic` or `topic_hex`");
         let s = spec("{ connect = \"a\", will = { topic = \"{t}/w\", qos = 1, retain = true } }");
         let w = s.will.unwrap();
@@ -363,7 +356,7 @@ mod tests {
                 "`refusal_not_applicable` goes with `connack = 0`",
             ),
         ] {
-            assert_eq!(parse_one(step).unwrap_err(), message, "{step}");
+            assert_eq!(parse_err(step), message, "{step}");
         }
     }
 }

@@ -29,8 +29,7 @@ impl ActionDef for Disconnect {
     const NAME: &'static str = "disconnect";
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: Args = step.args()?;
+        let (client, a) = step.client_and_args::<Args>()?;
         Ok(Disconnect {
             client,
             close: a.close.unwrap_or(true),
@@ -53,25 +52,18 @@ impl ActionDef for Disconnect {
     /// Closing the socket is not a byte the batch can hold back, so only
     /// `close = false` may stand in a batch.
     fn batched(&self) -> Batched<'_> {
-        Batched::Sends {
-            client: &self.client,
-            waits: self.close,
-        }
+        Batched::sends(&self.client, self.close)
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::parse_ok;
     use super::*;
 
     #[test]
     fn closes_unless_told_not_to() {
-        let close = |step| match parse_one(step).unwrap() {
-            Action::Disconnect(Disconnect { close, .. }) => close,
-            other => panic!("not a disconnect: {other:?}"),
-        };
+        let close = |step| parse_ok::<Disconnect>(step).close;
         assert!(close("{ disconnect = \"a\" }"));
         assert!(!close("{ disconnect = \"a\", close = false }"));
     }

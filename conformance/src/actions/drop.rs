@@ -32,18 +32,15 @@ impl ActionDef for Drop {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
     use super::*;
 
     #[test]
     fn takes_only_the_client() {
-        assert!(matches!(
-            parse_one("{ drop = \"b\" }").unwrap(),
-            Action::Drop(Drop { client }) if client == "b"
-        ));
-        let e = parse_one("{ drop = \"Publisher1\" }").unwrap_err();
+        let d: Drop = parse_ok("{ drop = \"b\" }");
+        assert_eq!(d.client, "b");
+        let e = parse_err("{ drop = \"Publisher1\" }");
         assert!(e.contains("1 to 8 lowercase letters or digits"), "{e}");
     }
 }

@@ -31,8 +31,7 @@ impl ActionDef for Expect {
     const NAME: &'static str = "expect";
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: MatcherArgs = step.args()?;
+        let (client, a) = step.client_and_args::<MatcherArgs>()?;
         a.forbid(&step.at, Self::NAME, &["for_ms"])?;
         if a.packet.is_none() {
             return Err(step.error(
@@ -71,36 +70,30 @@ impl ActionDef for Expect {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
+    use super::*;
     use crate::model::{IdSpec, QosSpec};
 
     #[test]
     fn packet_is_required() {
-        let e = parse_one("{ expect = \"a\", topic = \"x\" }").unwrap_err();
+        let e = parse_err("{ expect = \"a\", topic = \"x\" }");
         assert!(e.starts_with("`expect` needs `packet`"), "{e}");
-        let e = parse_one("{ expect = \"a\", packet = \"any\", for_ms = 3 }").unwrap_err();
+        let e = parse_err("{ expect = \"a\", packet = \"any\", for_ms = 3 }");
         assert_eq!(e, "`for_ms` does not belong in `expect`");
     }
 
     #[test]
     fn matcher_fields_and_ack() {
-        let Action::Expect(e) = parse_one(
+        let e: Expect = parse_ok(
             "{ expect = \"a\", packet = \"publish\", qos = \"min(2, $g)\", packet_id = \"$p\", ack = true, within_ms = 100 }",
-        )
-        .unwrap() else {
-            panic!("not an expect");
-        };
+        );
         assert_eq!(e.matcher.qos, Some(QosSpec::MinOf(2, "g".into())));
         assert_eq!(e.matcher.packet_id, Some(IdSpec::Var("p".into())));
         assert_eq!(e.within.as_millis(), 100);
-        assert!(e.ack);
-        let any = parse_one("{ expect = \"a\", packet = \"any\" }").unwrap();
-        assert!(any.is_expectation());
-        let Action::Expect(e) = any else {
-            panic!("not an expect");
-        };
-        assert!(e.matcher.packet.is_none(), "\"any\" matches any packet");
+        assert!(e.ack && !e.observes_only());
+        let any: Expect = parse_ok("{ expect = \"a\", packet = \"any\" }");
+        assert!(any.observes_only());
+        assert!(any.matcher.packet.is_none(), "\"any\" matches any packet");
     }
 }

@@ -35,10 +35,10 @@ pub struct ExpectAll {
 
 impl ActionDef for ExpectAll {
     const NAME: &'static str = "expect_all";
+    const OBSERVES_ONLY: bool = true;
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: Args = step.args()?;
+        let (client, a) = step.client_and_args::<Args>()?;
         if a.packets.is_empty() {
             return Err(step.error("`expect_all` needs at least one entry in `packets`"));
         }
@@ -120,32 +120,24 @@ impl ActionDef for ExpectAll {
         }
         Ok(())
     }
-
-    fn observes_only(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
+    use super::*;
 
     #[test]
     fn matchers_take_no_timing_of_their_own() {
-        let Action::ExpectAll(e) = parse_one(
+        let e: ExpectAll = parse_ok(
             "{ expect_all = \"a\", packets = [ { packet = \"publish\", topic = \"{t}/a\" }, { packet = \"publish\", topic = \"{t}/b\" } ], within_ms = 500 }",
-        )
-        .unwrap() else {
-            panic!("not an expect_all");
-        };
+        );
         assert_eq!((e.matchers.len(), e.within.as_millis()), (2, 500));
-        let e = parse_one(
+        let e = parse_err(
             "{ expect_all = \"a\", packets = [ { packet = \"publish\", within_ms = 5 } ] }",
-        )
-        .unwrap_err();
+        );
         assert_eq!(e, "`within_ms` does not belong in `expect_all packets`");
-        let e = parse_one("{ expect_all = \"a\", packets = [] }").unwrap_err();
+        let e = parse_err("{ expect_all = \"a\", packets = [] }");
         assert_eq!(e, "`expect_all` needs at least one entry in `packets`");
     }
 }

@@ -37,10 +37,10 @@ pub struct ExpectClosed {
 
 impl ActionDef for ExpectClosed {
     const NAME: &'static str = "expect_closed";
+    const OBSERVES_ONLY: bool = true;
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: Args = step.args()?;
+        let (client, a) = step.client_and_args::<Args>()?;
         Ok(ExpectClosed {
             client,
             within: millis_or(a.within_ms, DEFAULT_WITHIN),
@@ -78,28 +78,19 @@ impl ActionDef for ExpectClosed {
             _ => Err(run.fail(at, Some(client), expected, describe_arrival(&a))),
         }
     }
-
-    fn observes_only(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::parse_ok;
+    use super::*;
 
     #[test]
     fn waits_three_seconds_by_default() {
-        let Action::ExpectClosed(e) = parse_one("{ expect_closed = \"a\" }").unwrap() else {
-            panic!("not an expect_closed");
-        };
+        let e: ExpectClosed = parse_ok("{ expect_closed = \"a\" }");
         assert_eq!((e.within.as_millis(), e.tls_refused), (3000, false));
-        let Action::ExpectClosed(e) =
-            parse_one("{ expect_closed = \"a\", within_ms = 2500, tls_refused = true }").unwrap()
-        else {
-            panic!("not an expect_closed");
-        };
+        let e: ExpectClosed =
+            parse_ok("{ expect_closed = \"a\", within_ms = 2500, tls_refused = true }");
         assert_eq!((e.within.as_millis(), e.tls_refused), (2500, true));
     }
 }

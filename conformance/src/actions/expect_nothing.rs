@@ -26,10 +26,10 @@ pub struct ExpectNothing {
 
 impl ActionDef for ExpectNothing {
     const NAME: &'static str = "expect_nothing";
+    const OBSERVES_ONLY: bool = true;
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: MatcherArgs = step.args()?;
+        let (client, a) = step.client_and_args::<MatcherArgs>()?;
         let loc = &step.at;
         a.forbid(loc, Self::NAME, &["within_ms", "ack"])?;
         let Some(ms) = a.for_ms else {
@@ -83,36 +83,25 @@ impl ActionDef for ExpectNothing {
             }
         }
     }
-
-    fn observes_only(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
+    use super::*;
 
     #[test]
     fn for_ms_is_required_and_fields_narrow_the_watch() {
         assert_eq!(
-            parse_one("{ expect_nothing = \"a\" }").unwrap_err(),
+            parse_err("{ expect_nothing = \"a\" }"),
             "`expect_nothing` needs `for_ms`"
         );
-        let Action::ExpectNothing(e) =
-            parse_one("{ expect_nothing = \"a\", for_ms = 300 }").unwrap()
-        else {
-            panic!("not an expect_nothing");
-        };
+        let e: ExpectNothing = parse_ok("{ expect_nothing = \"a\", for_ms = 300 }");
         assert!(e.matcher.is_none(), "no fields: anything counts");
-        let Action::ExpectNothing(e) =
-            parse_one("{ expect_nothing = \"a\", for_ms = 300, packet = \"publish\" }").unwrap()
-        else {
-            panic!("not an expect_nothing");
-        };
+        let e: ExpectNothing =
+            parse_ok("{ expect_nothing = \"a\", for_ms = 300, packet = \"publish\" }");
         assert!(e.matcher.is_some());
-        let e = parse_one("{ expect_nothing = \"a\", for_ms = 1, within_ms = 2 }").unwrap_err();
+        let e = parse_err("{ expect_nothing = \"a\", for_ms = 1, within_ms = 2 }");
         assert_eq!(e, "`within_ms` does not belong in `expect_nothing`");
     }
 }

@@ -34,6 +34,10 @@ pub(crate) trait ActionDef: Sized {
     /// The keyword scripts start the step with; also the module's name.
     const NAME: &'static str;
 
+    /// Whether the action's steps only observe, consuming nothing
+    /// irreversibly, so they may stand in a `one_of` branch.
+    const OBSERVES_ONLY: bool = false;
+
     /// Parses a step whose action key is [`Self::NAME`]: the key's value and
     /// the rest of the table are in `step`. Errors name the step's line.
     fn parse(step: StepTable<'_, '_>) -> Result<Self, ScriptError>;
@@ -41,10 +45,10 @@ pub(crate) trait ActionDef: Sized {
     /// Carries the step out against the engine context.
     async fn run(&self, run: &mut Run<'_>, at: StepAt<'_>) -> StepResult;
 
-    /// Whether the step only observes, consuming nothing irreversibly, so it
-    /// may stand in a `one_of` branch.
+    /// Whether this step only observes: [`Self::OBSERVES_ONLY`], unless an
+    /// action's answer depends on the step's fields (`expect` with `ack`).
     fn observes_only(&self) -> bool {
-        false
+        Self::OBSERVES_ONLY
     }
 
     /// How the step may stand in a `batch` (by default it may not).
@@ -68,6 +72,13 @@ pub(crate) enum Batched<'a> {
     },
     /// It holds steps that are checked in turn (`repeat`).
     Holds(&'a [Step]),
+}
+
+impl<'a> Batched<'a> {
+    /// A step that sends for `client`, and `waits` for an answer when set.
+    pub(crate) fn sends(client: &'a str, waits: bool) -> Self {
+        Batched::Sends { client, waits }
+    }
 }
 
 /// One step, with its location and what it does.
@@ -134,6 +145,21 @@ macro_rules! actions {
                 },
             )*
         ];
+
+        // Lets tests take a parsed step as the action they expect.
+        $(
+            #[cfg(test)]
+            impl TryFrom<Action> for $module::$ty {
+                type Error = Action;
+
+                fn try_from(a: Action) -> Result<Self, Action> {
+                    match a {
+                        Action::$ty(a) => Ok(a),
+                        other => Err(other),
+                    }
+                }
+            }
+        )*
 
         /// The module names `build.rs` found, in [`REGISTRY`] order.
         #[cfg(test)]
@@ -250,6 +276,16 @@ impl StepTable<'_, '_> {
                 self.keyword
             ))),
         }
+    }
+
+    /// The client the step acts for ([`Self::client`]), then the rest of the
+    /// table as the action's argument struct ([`Self::args`]): how most
+    /// actions' parse begins.
+    pub(crate) fn client_and_args<T: DeserializeOwned>(
+        &mut self,
+    ) -> Result<(String, T), ScriptError> {
+        let client = self.client()?;
+        Ok((client, self.args()?))
     }
 
     /// Removes `key` from the table before [`Self::args`] sees it (for
@@ -387,6 +423,27 @@ pub(crate) fn parse_one(step: &str) -> Result<Action, String> {
     parse_step(&mut cx, at, table)
         .map(|s| s.action)
         .map_err(|e| e.message)
+}
+
+/// Parses one step written as an inline table, which must parse as action
+/// `A`; panics otherwise, naming the step.
+#[cfg(test)]
+pub(crate) fn parse_ok<A: TryFrom<Action, Error = Action>>(step: &str) -> A {
+    match parse_one(step).map(A::try_from) {
+        Ok(Ok(a)) => a,
+        Ok(Err(other)) => panic!("{step} parsed as another action: {other:?}"),
+        Err(e) => panic!("{step} did not parse: {e}"),
+    }
+}
+
+/// The error message of one step written as an inline table, which must
+/// not parse; panics otherwise, naming the step.
+#[cfg(test)]
+pub(crate) fn parse_err(step: &str) -> String {
+    match parse_one(step) {
+        Ok(a) => panic!("{step} parsed: {a:?}"),
+        Err(e) => e,
+    }
 }
 
 // Tests sit here rather than in a `tests.rs` beside this file: every file in

@@ -89,26 +89,21 @@ impl ActionDef for OneOf {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
+    use super::*;
 
     #[test]
     fn branches_hold_only_expectations() {
-        let Action::OneOf(o) = parse_one(
+        let o: OneOf = parse_ok(
             "{ one_of = [ [ { expect = \"a\", packet = \"suback\" } ], [ { expect_closed = \"a\" } ] ] }",
-        )
-        .unwrap() else {
-            panic!("not a one_of");
-        };
+        );
         assert_eq!(o.0.len(), 2);
-        let e = parse_one("{ one_of = [ [ { expect_closed = \"a\" } ], [ { drop = \"a\" } ] ] }")
-            .unwrap_err();
+        let e = parse_err("{ one_of = [ [ { expect_closed = \"a\" } ], [ { drop = \"a\" } ] ] }");
         assert!(e.starts_with("a `one_of` branch may hold only"), "{e}");
-        let e = parse_one(
+        let e = parse_err(
             "{ one_of = [ [ { expect_closed = \"a\" } ], [ { expect = \"a\", packet = \"publish\", ack = true } ] ] }",
-        )
-        .unwrap_err();
+        );
         assert!(e.ends_with("found `expect`"), "{e}");
     }
 
@@ -119,7 +114,7 @@ mod tests {
             ("{ one_of = [ [ { expect_closed = \"a\" } ], [] ] }", "a `one_of` branch is empty"),
             ("{ one_of = 3 }", "`one_of` takes an array of branches"),
         ] {
-            let e = parse_one(step).unwrap_err();
+            let e = parse_err(step);
             assert!(e.starts_with(message), "{step}: {e}");
         }
     }

@@ -32,10 +32,8 @@ impl ActionDef for Open {
     const NAME: &'static str = "open";
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: Args = step.args()?;
-        let client_cert = check_client_cert(&mut step, a.tls, a.client_cert)?;
-        step.cx.uses_tls |= a.tls;
+        let (client, a) = step.client_and_args::<Args>()?;
+        let client_cert = transport_fields(&mut step, a.tls, a.client_cert)?;
         Ok(Open {
             client,
             tls: a.tls,
@@ -49,36 +47,39 @@ impl ActionDef for Open {
     }
 }
 
+/// Checks the `tls` and `client_cert` fields and notes what they need;
+/// returns whether to present the client certificate. Shared with
+/// `connect`, which opens a connection the same way.
+///
+/// `tls` needs the TLS listener (`requires = ["tls"]` is added).
 /// `client_cert` (default true) only means something on TLS; leaving the
 /// certificate out is what a mutual-TLS scenario does, so it needs the run
-/// to have one (`requires = ["client-cert"]` is added). Shared with
-/// `connect`, which opens a connection the same way.
-pub(crate) fn check_client_cert(
+/// to have one (`requires = ["client-cert"]` is added).
+pub(crate) fn transport_fields(
     step: &mut StepTable<'_, '_>,
     tls: bool,
     client_cert: Option<bool>,
 ) -> Result<bool, ScriptError> {
-    match client_cert {
-        Some(_) if !tls => Err(step.error("`client_cert` goes with `tls = true`")),
+    let client_cert = match client_cert {
+        Some(_) if !tls => return Err(step.error("`client_cert` goes with `tls = true`")),
         Some(false) => {
             step.cx.uses_client_cert = true;
-            Ok(false)
+            false
         }
-        _ => Ok(true),
-    }
+        _ => true,
+    };
+    step.cx.uses_tls |= tls;
+    Ok(client_cert)
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
     use super::*;
 
     #[test]
     fn parses_transport_choices() {
-        let Action::Open(o) = parse_one("{ open = \"a\" }").unwrap() else {
-            panic!("not an open");
-        };
+        let o: Open = parse_ok("{ open = \"a\" }");
         assert_eq!(
             o,
             Open {
@@ -87,17 +88,14 @@ mod tests {
                 client_cert: true
             }
         );
-        let Action::Open(o) = parse_one("{ open = \"a\", tls = true, client_cert = false }").unwrap()
-        else {
-            panic!("not an open");
-        };
+        let o: Open = parse_ok("{ open = \"a\", tls = true, client_cert = false }");
         assert!(o.tls && !o.client_cert);
     }
 
     #[test]
     fn client_cert_needs_tls() {
         assert_eq!(
-            parse_one("{ open = \"a\", client_cert = true }").unwrap_err(),
+            parse_err("{ open = \"a\", client_cert = true }"),
             "`client_cert` goes with `tls = true`"
         );
     }

@@ -64,8 +64,7 @@ impl ActionDef for Publish {
     const NAME: &'static str = "publish";
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: Args = step.args()?;
+        let (client, a) = step.client_and_args::<Args>()?;
         let loc = &step.at;
         let topic = one_bytes(loc, "topic", a.topic, a.topic_hex, None)?
             .ok_or_else(|| step.error("`publish` needs `topic` or `topic_hex`"))?;
@@ -124,29 +123,22 @@ impl ActionDef for Publish {
     }
 
     fn batched(&self) -> Batched<'_> {
-        Batched::Sends {
-            client: &self.client,
-            waits: self.ack,
-        }
+        Batched::sends(&self.client, self.ack)
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
     use super::*;
 
     #[test]
     fn topic_is_required_and_payload_defaults_to_empty() {
-        let Action::Publish(p) = parse_one("{ publish = \"a\", topic = \"{t}/x\", qos = 2 }").unwrap()
-        else {
-            panic!("not a publish");
-        };
+        let p: Publish = parse_ok("{ publish = \"a\", topic = \"{t}/x\", qos = 2 }");
         assert_eq!(p.payload, BytesSpec::Hex(Vec::new()));
         assert_eq!((p.qos, p.ack, p.packet_id), (2, false, None));
         assert_eq!(
-            parse_one("{ publish = \"a\" }").unwrap_err(),
+            parse_err("{ publish = \"a\" }"),
             "`publish` needs `topic` or `topic_hex`"
         );
     }
@@ -154,15 +146,14 @@ mod tests {
     #[test]
     fn ack_needs_a_qos_with_a_flow() {
         assert_eq!(
-            parse_one("{ publish = \"a\", topic = \"t\", ack = true }").unwrap_err(),
+            parse_err("{ publish = \"a\", topic = \"t\", ack = true }"),
             "`ack` needs `qos` 1 or 2"
         );
     }
 
     #[test]
     fn one_payload_form_only() {
-        let e = parse_one("{ publish = \"a\", topic = \"t\", payload = \"x\", payload_size = 3 }")
-            .unwrap_err();
+        let e = parse_err("{ publish = \"a\", topic = \"t\", payload = \"x\", payload_size = 3 }");
         assert_eq!(e, "give only one of `payload`, `payload_hex`, `payload_size`");
     }
 }

@@ -48,18 +48,15 @@ impl ActionDef for Repeat {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
+    use super::*;
 
     #[test]
     fn parses_count_and_nested_steps() {
-        let Action::Repeat(r) = parse_one(
+        let r: Repeat = parse_ok(
             "{ repeat = 3, steps = [ { publish = \"a\", topic = \"t\", payload = \"{n}\" }, { wait = 1 } ] }",
-        )
-        .unwrap() else {
-            panic!("not a repeat");
-        };
+        );
         assert_eq!(r.times, 3);
         let keywords: Vec<&str> = r.steps.iter().map(|s| s.action.keyword()).collect();
         assert_eq!(keywords, ["publish", "wait"]);
@@ -83,7 +80,7 @@ mod tests {
                 "`repeat` steps must hold step tables, found integer",
             ),
         ] {
-            let e = parse_one(step).unwrap_err();
+            let e = parse_err(step);
             assert!(e.starts_with(message), "{step}: {e}");
         }
     }

@@ -60,8 +60,7 @@ impl ActionDef for Send {
     const NAME: &'static str = "send";
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: Args = step.args()?;
+        let (client, a) = step.client_and_args::<Args>()?;
         let loc = &step.at;
         let what = match (a.hex, a.packet) {
             (Some(h), None) => {
@@ -124,30 +123,20 @@ impl ActionDef for Send {
     }
 
     fn batched(&self) -> Batched<'_> {
-        Batched::Sends {
-            client: &self.client,
-            waits: false,
-        }
+        Batched::sends(&self.client, false)
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
     use super::*;
 
     #[test]
     fn hex_or_packet() {
-        let Action::Send(s) = parse_one("{ send = \"a\", hex = \"c0 00\" }").unwrap() else {
-            panic!("not a send");
-        };
+        let s: Send = parse_ok("{ send = \"a\", hex = \"c0 00\" }");
         assert!(matches!(s.what, SendSpec::Hex(b) if b == [0xc0, 0x00]));
-        let Action::Send(s) =
-            parse_one("{ send = \"a\", packet = \"pingreq\", flags = 4 }").unwrap()
-        else {
-            panic!("not a send");
-        };
+        let s: Send = parse_ok("{ send = \"a\", packet = \"pingreq\", flags = 4 }");
         assert!(matches!(
             s.what,
             SendSpec::Packet {
@@ -160,11 +149,11 @@ mod tests {
 
     #[test]
     fn hex_takes_no_packet_fields() {
-        let e = parse_one("{ send = \"a\", hex = \"c0 00\", flags = 1 }").unwrap_err();
+        let e = parse_err("{ send = \"a\", hex = \"c0 00\", flags = 1 }");
         assert!(e.starts_with("`hex` sends exactly its bytes"), "{e}");
-        let e = parse_one("{ send = \"a\" }").unwrap_err();
+        let e = parse_err("{ send = \"a\" }");
         assert!(e.starts_with("`send` needs exactly one of"), "{e}");
-        let e = parse_one("{ send = \"a\", packet = \"ping\" }").unwrap_err();
+        let e = parse_err("{ send = \"a\", packet = \"ping\" }");
         assert!(e.starts_with("unknown packet type \"ping\""), "{e}");
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{ActionDef, Batched, StepTable};
 use crate::engine::{Judgement, Requested, Run, StepAt, StepError, StepResult, bytes_of, judge};
-use crate::model::{BytesSpec, DEFAULT_WITHIN, GrantSpec, IdSpec, Matcher};
+use crate::model::{BytesSpec, GrantSpec, IdSpec};
 use crate::script::error::ScriptError;
 use crate::script::args::IdArg;
 use crate::script::qos::grant_spec;
@@ -55,8 +55,7 @@ impl ActionDef for Subscribe {
     const NAME: &'static str = "subscribe";
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: Args = step.args()?;
+        let (client, a) = step.client_and_args::<Args>()?;
         let loc = &step.at;
         let mut filters = Vec::new();
         match (a.filter, a.filter_hex, a.filters) {
@@ -126,12 +125,7 @@ impl ActionDef for Subscribe {
         let Some(spec) = &self.grants else {
             return Ok(());
         };
-        let m = Matcher {
-            packet: Some(PacketType::SubAck),
-            packet_id: Some(IdSpec::Literal(id)),
-            ..Matcher::default()
-        };
-        let packet = run.expect_one(at, client, &m, DEFAULT_WITHIN, true).await?;
+        let packet = run.expect_ack(at, client, PacketType::SubAck, id).await?;
         let Some(Packet::SubAck(suback)) = packet else {
             return Err(StepError::Harness(
                 "a SUBACK matcher let another packet through".into(),
@@ -156,43 +150,33 @@ impl ActionDef for Subscribe {
     }
 
     fn batched(&self) -> Batched<'_> {
-        Batched::Sends {
-            client: &self.client,
-            waits: self.grants.is_some(),
-        }
+        Batched::sends(&self.client, self.grants.is_some())
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
     use super::*;
-
-    fn subscribe(step: &str) -> Subscribe {
-        match parse_one(step).unwrap() {
-            Action::Subscribe(s) => s,
-            other => panic!("not a subscribe: {other:?}"),
-        }
-    }
 
     #[test]
     fn one_filter_or_a_list() {
-        let s = subscribe("{ subscribe = \"a\", filter = \"{t}/x\", qos = 1 }");
+        let s: Subscribe = parse_ok("{ subscribe = \"a\", filter = \"{t}/x\", qos = 1 }");
         assert_eq!(s.filters.len(), 1);
         assert_eq!(s.filters[0].1, 1);
         assert!(s.grants.is_none(), "no SUBACK is awaited without require/grants");
-        let s = subscribe("{ subscribe = \"a\", filters = [] }");
+        let s: Subscribe = parse_ok("{ subscribe = \"a\", filters = [] }");
         assert!(s.filters.is_empty(), "an empty SUBSCRIBE is a malformed-packet test");
-        let e = parse_one("{ subscribe = \"a\", filters = [[\"x\", 1]], qos = 1 }").unwrap_err();
+        let e = parse_err("{ subscribe = \"a\", filters = [[\"x\", 1]], qos = 1 }");
         assert!(e.starts_with("`qos` goes with `filter`"), "{e}");
-        let e = parse_one("{ subscribe = \"a\" }").unwrap_err();
+        let e = parse_err("{ subscribe = \"a\" }");
         assert!(e.contains("needs exactly one of"), "{e}");
     }
 
     #[test]
     fn require_and_grants_make_a_grant_check() {
-        let s = subscribe(
+        let s: Subscribe = parse_ok(
             "{ subscribe = \"a\", filters = [[\"{t}/x\", 2], [\"{t}/y\", 1]], require = [1, 0], grants = [\"$g\", \"$h\"] }",
         );
         let g = s.grants.unwrap();

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{ActionDef, Batched, StepTable};
 use crate::engine::{Run, StepAt, StepResult, bytes_of};
-use crate::model::{BytesSpec, DEFAULT_WITHIN, IdSpec, Matcher};
+use crate::model::{BytesSpec, IdSpec};
 use crate::script::error::ScriptError;
 use crate::script::args::IdArg;
 use crate::script::values::{hex, text};
@@ -44,8 +44,7 @@ impl ActionDef for Unsubscribe {
     const NAME: &'static str = "unsubscribe";
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
-        let client = step.client()?;
-        let a: Args = step.args()?;
+        let (client, a) = step.client_and_args::<Args>()?;
         let loc = &step.at;
         let filters = match (a.filter, a.filter_hex, a.filters) {
             (Some(f), None, None) => vec![text(loc, f)?],
@@ -83,40 +82,28 @@ impl ActionDef for Unsubscribe {
         }
         run.send(at, client, &packet.to_bytes()).await?;
         if self.ack {
-            let m = Matcher {
-                packet: Some(PacketType::UnsubAck),
-                packet_id: Some(IdSpec::Literal(id)),
-                ..Matcher::default()
-            };
-            run.expect_one(at, client, &m, DEFAULT_WITHIN, true).await?;
+            run.expect_ack(at, client, PacketType::UnsubAck, id).await?;
         }
         Ok(())
     }
 
     fn batched(&self) -> Batched<'_> {
-        Batched::Sends {
-            client: &self.client,
-            waits: self.ack,
-        }
+        Batched::sends(&self.client, self.ack)
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
+    use super::*;
 
     #[test]
     fn filters_and_ack() {
-        let Action::Unsubscribe(u) =
-            parse_one("{ unsubscribe = \"a\", filters = [\"{t}/x\", \"{t}/y\"], ack = true }")
-                .unwrap()
-        else {
-            panic!("not an unsubscribe");
-        };
+        let u: Unsubscribe =
+            parse_ok("{ unsubscribe = \"a\", filters = [\"{t}/x\", \"{t}/y\"], ack = true }");
         assert_eq!(u.filters.len(), 2);
         assert!(u.ack && u.packet_id.is_none());
-        let e = parse_one("{ unsubscribe = \"a\", filter = \"x\", filters = [] }").unwrap_err();
+        let e = parse_err("{ unsubscribe = \"a\", filter = \"x\", filters = [] }");
         assert!(e.contains("needs exactly one of"), "{e}");
     }
 }

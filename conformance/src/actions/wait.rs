@@ -33,18 +33,15 @@ impl ActionDef for Wait {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{Action, parse_one};
+    use super::super::{parse_err, parse_ok};
     use super::*;
 
     #[test]
     fn takes_milliseconds() {
-        assert!(matches!(
-            parse_one("{ wait = 500 }").unwrap(),
-            Action::Wait(Wait(d)) if d == Duration::from_millis(500)
-        ));
+        assert_eq!(parse_ok::<Wait>("{ wait = 500 }").0, Duration::from_millis(500));
         for bad in ["{ wait = -1 }", "{ wait = \"1s\" }"] {
             assert_eq!(
-                parse_one(bad).unwrap_err(),
+                parse_err(bad),
                 "`wait` takes milliseconds, e.g. { wait = 500 }"
             );
         }

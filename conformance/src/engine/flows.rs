@@ -2,11 +2,11 @@
 //! with `ack = true`: as a sender after its PUBLISH, and as a receiver after
 //! a PUBLISH arrived [MQTT-4.3.2-1], [MQTT-4.3.3-1].
 
-use mqtt_codec::PacketType;
 use mqtt_codec::raw::RawPacket;
+use mqtt_codec::{Packet, PacketType};
 
-use super::{Run, StepAt, StepResult};
-use crate::model::{IdSpec, Matcher};
+use super::{Run, StepAt, StepError, StepResult};
+use crate::model::{DEFAULT_WITHIN, IdSpec, Matcher};
 
 impl Run<'_> {
     /// The publisher's side of QoS 1 and 2 after sending a PUBLISH.
@@ -17,28 +17,14 @@ impl Run<'_> {
         qos: u8,
         id: u16,
     ) -> StepResult {
-        let within = crate::model::DEFAULT_WITHIN;
-        let ack = |t| Matcher {
-            packet: Some(t),
-            packet_id: Some(IdSpec::Literal(id)),
-            ..Matcher::default()
-        };
         match qos {
             1 => {
-                self.expect_one(at, client, &ack(PacketType::PubAck), within, true)
-                    .await?;
+                self.expect_ack(at, client, PacketType::PubAck, id).await?;
             }
             2 => {
-                self.expect_one(at, client, &ack(PacketType::PubRec), within, true)
-                    .await?;
-                self.send(
-                    at,
-                    client,
-                    &simple_packet(PacketType::PubRel, Some(id)).to_bytes(),
-                )
-                .await?;
-                self.expect_one(at, client, &ack(PacketType::PubComp), within, true)
-                    .await?;
+                self.expect_ack(at, client, PacketType::PubRec, id).await?;
+                self.send_ack(at, client, PacketType::PubRel, id).await?;
+                self.expect_ack(at, client, PacketType::PubComp, id).await?;
             }
             _ => {}
         }
@@ -54,37 +40,44 @@ impl Run<'_> {
         id: u16,
     ) -> StepResult {
         match qos {
-            1 => {
-                self.send(
-                    at,
-                    client,
-                    &simple_packet(PacketType::PubAck, Some(id)).to_bytes(),
-                )
-                .await
-            }
+            1 => self.send_ack(at, client, PacketType::PubAck, id).await,
             2 => {
-                self.send(
-                    at,
-                    client,
-                    &simple_packet(PacketType::PubRec, Some(id)).to_bytes(),
-                )
-                .await?;
-                let m = Matcher {
-                    packet: Some(PacketType::PubRel),
-                    packet_id: Some(IdSpec::Literal(id)),
-                    ..Matcher::default()
-                };
-                self.expect_one(at, client, &m, crate::model::DEFAULT_WITHIN, true)
-                    .await?;
-                self.send(
-                    at,
-                    client,
-                    &simple_packet(PacketType::PubComp, Some(id)).to_bytes(),
-                )
-                .await
+                self.send_ack(at, client, PacketType::PubRec, id).await?;
+                self.expect_ack(at, client, PacketType::PubRel, id).await?;
+                self.send_ack(at, client, PacketType::PubComp, id).await
             }
             _ => Ok(()),
         }
+    }
+
+    /// Expects the acknowledgement `t` (PUBACK, PUBREC, PUBREL, PUBCOMP,
+    /// SUBACK, UNSUBACK) carrying packet id `id`, within the default bound,
+    /// passing over the PUBLISH packets a broker may interleave; returns it.
+    pub(crate) async fn expect_ack(
+        &mut self,
+        at: StepAt<'_>,
+        client: &str,
+        t: PacketType,
+        id: u16,
+    ) -> Result<Option<Packet>, StepError> {
+        let m = Matcher {
+            packet: Some(t),
+            packet_id: Some(IdSpec::Literal(id)),
+            ..Matcher::default()
+        };
+        self.expect_one(at, client, &m, DEFAULT_WITHIN, true).await
+    }
+
+    /// Sends the acknowledgement `t` carrying packet id `id`.
+    async fn send_ack(
+        &mut self,
+        at: StepAt<'_>,
+        client: &str,
+        t: PacketType,
+        id: u16,
+    ) -> StepResult {
+        self.send(at, client, &simple_packet(t, Some(id)).to_bytes())
+            .await
     }
 }
 

@@ -110,6 +110,16 @@ fn qos_wanted(spec: &QosSpec, vars: &HashMap<String, u16>) -> Result<u8, String>
     }
 }
 
+/// Notes a difference when the matcher wants a flag (`name`) to be `want`
+/// and the packet's is `is`; flags show as 0 or 1, as on the wire.
+fn check_flag(diffs: &mut Vec<String>, name: &str, want: Option<bool>, is: bool) {
+    if let Some(w) = want
+        && is != w
+    {
+        diffs.push(format!("{name} is {}, not {}", u8::from(is), u8::from(w)));
+    }
+}
+
 fn packet_id(p: &Packet) -> Option<u16> {
     match p {
         Packet::Publish(p) => p.packet_id().map(|i| i.get()),
@@ -150,15 +160,12 @@ pub fn check(
                         c.code.as_u8()
                     ));
                 }
-                if let Some(sp) = m.session_present
-                    && c.session_present != sp
-                {
-                    diffs.push(format!(
-                        "session_present is {}, not {}",
-                        u8::from(c.session_present),
-                        u8::from(sp)
-                    ));
-                }
+                check_flag(
+                    &mut diffs,
+                    "session_present",
+                    m.session_present,
+                    c.session_present,
+                );
             }
             _ => diffs.push("not a CONNACK".into()),
         }
@@ -189,24 +196,8 @@ pub fn check(
                         Err(e) => diffs.push(e),
                     }
                 }
-                if let Some(r) = m.retain
-                    && publish.retain() != r
-                {
-                    diffs.push(format!(
-                        "retain is {}, not {}",
-                        u8::from(publish.retain()),
-                        u8::from(r)
-                    ));
-                }
-                if let Some(d) = m.dup
-                    && publish.dup != d
-                {
-                    diffs.push(format!(
-                        "dup is {}, not {}",
-                        u8::from(publish.dup),
-                        u8::from(d)
-                    ));
-                }
+                check_flag(&mut diffs, "retain", m.retain, publish.retain());
+                check_flag(&mut diffs, "dup", m.dup, publish.dup);
                 if let Some(spec) = &m.payload {
                     let want = bytes_of(spec, ph);
                     if publish.payload()[..] != want[..] {

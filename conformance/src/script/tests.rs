@@ -17,6 +17,12 @@ fn err(src: &str) -> String {
     parse_file("t.toml", src, &known()).unwrap_err().to_string()
 }
 
+/// Asserts that `src` does not parse, with a message starting with `prefix`.
+fn assert_err_starts(src: &str, prefix: &str) {
+    let e = err(src);
+    assert!(e.starts_with(prefix), "{e}");
+}
+
 const HEAD: &str = "[[scenario]]\nname = \"x.y\"\ndescription = \"d\"\nstatements = [\"MQTT-3.1.4-4\"]\ntags = [\"connect\"]\n";
 
 #[test]
@@ -45,10 +51,9 @@ fn parses_a_scenario_with_defaults() {
 #[test]
 fn misspelt_step_field_names_line_and_field() {
     let src = format!("{HEAD}steps = [\n  {{ connect = \"a\", clean_sesion = false }},\n]\n");
-    let e = err(&src);
-    assert!(
-        e.starts_with("t.toml:7: in `connect` step: unknown field `clean_sesion`"),
-        "{e}"
+    assert_err_starts(
+        &src,
+        "t.toml:7: in `connect` step: unknown field `clean_sesion`",
     );
 }
 
@@ -61,29 +66,20 @@ fn step_without_action_lists_actions() {
 
 #[test]
 fn step_with_two_actions_is_refused() {
-    let e = err(&format!(
-        "{HEAD}steps = [\n  {{ connect = \"a\", drop = \"a\" }},\n]\n"
-    ));
-    assert!(
-        e.starts_with("t.toml:7: step has several actions (connect, drop)"),
-        "{e}"
-    );
+    let src = format!("{HEAD}steps = [\n  {{ connect = \"a\", drop = \"a\" }},\n]\n");
+    assert_err_starts(&src, "t.toml:7: step has several actions (connect, drop)");
 }
 
 #[test]
 fn unknown_statement_id_is_refused() {
     let src = HEAD.replace("MQTT-3.1.4-4", "MQTT-9.9.9-9") + "steps = [ { drop = \"a\" } ]\n";
-    let e = err(&src);
-    assert!(
-        e.starts_with("t.toml:4: unknown statement id \"MQTT-9.9.9-9\""),
-        "{e}"
-    );
+    assert_err_starts(&src, "t.toml:4: unknown statement id \"MQTT-9.9.9-9\"");
 }
 
 #[test]
 fn unknown_tag_is_refused() {
     let src = HEAD.replace("[\"connect\"]", "[\"conect\"]") + "steps = [ { drop = \"a\" } ]\n";
-    assert!(err(&src).starts_with("t.toml:5: unknown tag \"conect\""));
+    assert_err_starts(&src, "t.toml:5: unknown tag \"conect\"");
 }
 
 #[test]
@@ -110,11 +106,7 @@ fn one_of_holds_only_expectations() {
     let src = format!(
         "{HEAD}steps = [\n  {{ one_of = [ [ {{ expect_closed = \"a\" }} ], [ {{ drop = \"a\" }} ] ] }},\n]\n"
     );
-    let e = err(&src);
-    assert!(
-        e.starts_with("t.toml:7: a `one_of` branch may hold only"),
-        "{e}"
-    );
+    assert_err_starts(&src, "t.toml:7: a `one_of` branch may hold only");
 }
 
 #[test]
@@ -126,7 +118,7 @@ fn unknown_placeholder_is_refused() {
 #[test]
 fn bad_hex_is_refused() {
     let src = format!("{HEAD}steps = [\n  {{ send = \"a\", hex = \"c0 0\" }},\n]\n");
-    assert!(err(&src).starts_with("t.toml:7: hex \"c0 0\" has an odd number of digits"));
+    assert_err_starts(&src, "t.toml:7: hex \"c0 0\" has an odd number of digits");
 }
 
 #[test]
@@ -140,7 +132,7 @@ fn packet_id_forms() {
     let src = format!(
         "{HEAD}steps = [\n  {{ expect = \"a\", packet = \"puback\", packet_id = \"$p\" }},\n  {{ send = \"a\", packet = \"puback\", packet_id = \"{{n}}\" }},\n  {{ send = \"a\", packet = \"puback\", packet_id = \"p\" }},\n]\n"
     );
-    assert!(err(&src).starts_with("t.toml:9: packet_id \"p\" must be a number"));
+    assert_err_starts(&src, "t.toml:9: packet_id \"p\" must be a number");
 }
 
 #[test]
@@ -267,10 +259,9 @@ fn batch_parses_its_sending_steps_and_chunking() {
 fn batch_refuses_steps_that_wait_or_act_for_another_client() {
     let batch =
         |inner: &str| format!("{HEAD}steps = [\n  {{ batch = \"a\", steps = [ {inner} ] }},\n]\n");
-    let e = err(&batch("{ connect = \"a\", connack = 0 }"));
-    assert!(
-        e.starts_with("t.toml:7: a `connect` step in a `batch` may not wait for an answer"),
-        "{e}"
+    assert_err_starts(
+        &batch("{ connect = \"a\", connack = 0 }"),
+        "t.toml:7: a `connect` step in a `batch` may not wait for an answer",
     );
     let e = err(&batch(
         "{ publish = \"a\", topic = \"t\", qos = 1, ack = true }",

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use conformance::baseline::{Baseline, Evaluation};
+use conformance::baseline::{Baseline, Evaluation, Status};
 use conformance::suite::{RunOptions, RunReport, Suite};
 use conformance::target::{ClientIdentity, Credentials, Target};
 use credentials::certs::{CertificateAuthority, SubjectNames, Validity};
@@ -48,47 +48,40 @@ pub fn tls_files(dir: &Path) -> TlsFiles {
 
 /// A mosquitto with a plain and a TLS listener, and the target reaching both.
 pub fn mosquitto_with_tls(dir: &Path) -> (Mosquitto, Target) {
-    let files = tls_files(dir);
-    let m = Mosquitto::start(MosquittoOptions {
-        tls: Some(MosquittoTls {
-            cert: files.cert.clone(),
-            key: files.key.clone(),
-            cafile: files.ca.clone(),
-            require_certificate: false,
-        }),
-        ..MosquittoOptions::default()
-    });
-    let mut target = Target::plain("127.0.0.1", m.port());
-    target.tls = Some(
-        conformance::target::tls_with_ca("127.0.0.1", m.tls_port().unwrap(), &files.ca, None)
-            .unwrap(),
-    );
-    (m, target)
+    mosquitto_tls(dir, false, false)
 }
 
 /// A mosquitto whose TLS listener requires client certificates
 /// (`require_certificate true`), and a target presenting one.
 pub fn mosquitto_with_mutual_tls(dir: &Path) -> (Mosquitto, Target) {
+    mosquitto_tls(dir, true, true)
+}
+
+/// A mosquitto with a plain and a TLS listener (which, with
+/// `require_certificate`, requires client certificates), and the target
+/// reaching both; with `present_cert` the target presents the client
+/// certificate of [`tls_files`].
+pub fn mosquitto_tls(
+    dir: &Path,
+    require_certificate: bool,
+    present_cert: bool,
+) -> (Mosquitto, Target) {
     let files = tls_files(dir);
     let m = Mosquitto::start(MosquittoOptions {
         tls: Some(MosquittoTls {
             cert: files.cert.clone(),
             key: files.key.clone(),
             cafile: files.ca.clone(),
-            require_certificate: true,
+            require_certificate,
         }),
         ..MosquittoOptions::default()
     });
-    let identity = ClientIdentity::load(&files.client_cert, &files.client_key).unwrap();
+    let identity =
+        present_cert.then(|| ClientIdentity::load(&files.client_cert, &files.client_key).unwrap());
     let mut target = Target::plain("127.0.0.1", m.port());
     target.tls = Some(
-        conformance::target::tls_with_ca(
-            "127.0.0.1",
-            m.tls_port().unwrap(),
-            &files.ca,
-            Some(identity),
-        )
-        .unwrap(),
+        conformance::target::tls_with_ca("127.0.0.1", m.tls_port().unwrap(), &files.ca, identity)
+            .unwrap(),
     );
     (m, target)
 }
@@ -139,6 +132,18 @@ pub fn run(suite: &Suite, target: &Target) -> RunReport {
         },
         |_| {},
     ))
+}
+
+/// Asserts that `report` is what `baseline` expects of mosquitto `m`,
+/// showing the text report and mosquitto's log when it is not.
+pub fn assert_matches_baseline(report: &RunReport, baseline: &Baseline, m: &Mosquitto) {
+    assert_eq!(
+        Evaluation::of(report, baseline).status(),
+        Status::Pass,
+        "{}\n--- mosquitto log ---\n{}",
+        text(report, baseline),
+        m.log()
+    );
 }
 
 /// The text report, for assertion messages.
