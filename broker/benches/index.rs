@@ -7,7 +7,10 @@
 use std::hint::black_box;
 
 use broker::router::index::SubscriptionIndex;
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
+};
 use mqtt_codec::topic::{TopicFilter, TopicName, matches};
 
 const SUBSCRIPTIONS: usize = 100_000;
@@ -72,6 +75,29 @@ fn build(subs: &[(TopicFilter, u64, u8)]) -> SubscriptionIndex<u64, u8> {
     index
 }
 
+/// The two lookups the router makes, as benchmarks in `group`: a visit per
+/// matching (filter, client), and the merged list of one entry per client.
+fn bench_lookups(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    index: &SubscriptionIndex<u64, u8>,
+    topic: &TopicName,
+) {
+    group.bench_function("index_for_each_match", |b| {
+        b.iter(|| {
+            let mut n = 0u32;
+            index.for_each_match(black_box(topic), |_, qos| n += u32::from(qos) + 1);
+            n
+        })
+    });
+    let mut out = Vec::new();
+    group.bench_function("index_matches_into_dedup", |b| {
+        b.iter(|| {
+            index.matches_into(black_box(topic), &mut out);
+            out.len()
+        })
+    });
+}
+
 fn bench_match(c: &mut Criterion) {
     let subs = subscriptions();
     let index = build(&subs);
@@ -89,20 +115,7 @@ fn bench_match(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("match_100k");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("index_for_each_match", |b| {
-        b.iter(|| {
-            let mut n = 0u32;
-            index.for_each_match(black_box(&topic), |_, qos| n += u32::from(qos) + 1);
-            n
-        })
-    });
-    let mut out = Vec::new();
-    group.bench_function("index_matches_into_dedup", |b| {
-        b.iter(|| {
-            index.matches_into(black_box(&topic), &mut out);
-            out.len()
-        })
-    });
+    bench_lookups(&mut group, &index, &topic);
     group.bench_function("index_matches_sys_topic", |b| {
         b.iter(|| index.matches(black_box(&sys)).len())
     });
@@ -158,20 +171,7 @@ fn bench_fanout(c: &mut Criterion) {
     let topic = TopicName::new("news/today/sport").expect("valid topic");
     let mut group = c.benchmark_group("fanout_10k");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("index_for_each_match", |b| {
-        b.iter(|| {
-            let mut n = 0u32;
-            index.for_each_match(black_box(&topic), |_, qos| n += u32::from(qos) + 1);
-            n
-        })
-    });
-    let mut out = Vec::new();
-    group.bench_function("index_matches_into_dedup", |b| {
-        b.iter(|| {
-            index.matches_into(black_box(&topic), &mut out);
-            out.len()
-        })
-    });
+    bench_lookups(&mut group, &index, &topic);
     group.finish();
 }
 

@@ -28,16 +28,7 @@ async fn park_with_a_queued_message(addr: std::net::SocketAddr, id: &str) {
     );
 
     let mut publisher = RawClient::connected(addr, &format!("{id}-pub")).await;
-    publisher
-        .send(&publish(
-            "exp/1",
-            QoS::AtLeastOnce,
-            Some(1),
-            "queued",
-            false,
-        ))
-        .await;
-    assert_eq!(publisher.recv().await, Packet::PubAck(pid(1)));
+    publish_acked(&mut publisher, "exp/1", 1, "queued").await;
 }
 
 /// Reconnects `id` with Clean Session 0 and checks it finds nothing: no

@@ -15,14 +15,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use testsupport::{ReferenceBroker, ReferenceOptions};
-
-fn broker_with_tls() -> ReferenceBroker {
-    start_with(ReferenceOptions {
-        tls: true,
-        ..ReferenceOptions::default()
-    })
-}
+use testsupport::ReferenceBroker;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -148,19 +141,19 @@ fn mosquitto_round_trip(b: &ReferenceBroker, tls: bool) {
 
 #[test]
 fn mosquitto_clients_plain_qos_0_1_2() {
-    let b = broker_with_tls();
+    let b = start_tls(&[]);
     mosquitto_round_trip(&b, false);
 }
 
 #[test]
 fn mosquitto_clients_tls_with_cafile_qos_0_1_2() {
-    let b = broker_with_tls();
+    let b = start_tls(&[]);
     mosquitto_round_trip(&b, true);
 }
 
 #[test]
 fn mosquitto_clients_retained_and_will() {
-    let b = broker_with_tls();
+    let b = start_tls(&[]);
     let t = target(b.addr(), None);
     mosquitto_pub(
         &[
@@ -197,7 +190,7 @@ fn mosquitto_clients_retained_and_will() {
 
 #[test]
 fn plain_and_tls_clients_reach_each_other() {
-    let b = broker_with_tls();
+    let b = start_tls(&[]);
     let ca = b.ca_file();
     let plain = target(b.addr(), None);
     let tls = target(b.tls_addr().expect("TLS on"), Some(&ca));
@@ -224,7 +217,7 @@ fn run_ok(cmd: &mut Command) {
 
 #[test]
 fn paho_python_client_plain_and_tls() {
-    let b = broker_with_tls();
+    let b = start_tls(&[]);
     let script = repo_root().join("interop/python/pubsub.py");
     for qos in ["0", "1", "2"] {
         run_ok(Command::new("python3").arg(&script).args([
@@ -251,7 +244,7 @@ fn paho_python_client_plain_and_tls() {
 
 #[test]
 fn mqtt_js_client_plain_and_tls() {
-    let b = broker_with_tls();
+    let b = start_tls(&[]);
     let dir = repo_root().join("interop/js");
     assert!(
         dir.join("node_modules/mqtt").exists(),
@@ -282,7 +275,7 @@ fn mqtt_js_client_plain_and_tls() {
 
 #[tokio::test]
 async fn rumqttc_client_plain_and_tls() {
-    let b = broker_with_tls();
+    let b = start_tls(&[]);
     rumqttc_round_trip(b.addr().port(), None).await;
     let ca = std::fs::read(b.ca_file()).expect("CA written by the broker");
     rumqttc_round_trip(b.tls_addr().expect("TLS").port(), Some(ca)).await;

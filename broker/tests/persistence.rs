@@ -26,16 +26,7 @@ async fn sessions_queued_messages_and_retained_survive_a_restart() {
         assert_eq!(sub.try_recv().await, None);
 
         let mut publisher = RawClient::connected(b.addr(), "p").await;
-        publisher
-            .send(&publish(
-                "d/1",
-                QoS::AtLeastOnce,
-                Some(1),
-                "while away",
-                false,
-            ))
-            .await;
-        assert_eq!(publisher.recv().await, Packet::PubAck(pid(1)));
+        publish_acked(&mut publisher, "d/1", 1, "while away").await;
         publisher
             .send(&publish("r", QoS::AtMostOnce, None, "retained", true))
             .await;

@@ -65,15 +65,7 @@ async fn sys_is_not_publishable_and_wildcards_skip_dollar_topics() {
     assert!(String::from_utf8_lossy(p.payload()).contains("broker"));
 
     let mut c = RawClient::connected(b.addr(), "faker").await;
-    c.send(&publish(
-        "$SYS/broker/version",
-        QoS::AtLeastOnce,
-        Some(1),
-        "fake",
-        false,
-    ))
-    .await;
-    assert_eq!(c.recv().await, Packet::PubAck(pid(1)));
+    publish_acked(&mut c, "$SYS/broker/version", 1, "fake").await;
     sys.expect_silence(Duration::from_millis(300)).await;
     all.expect_silence(Duration::from_millis(1500)).await;
 }
@@ -102,16 +94,7 @@ async fn persistent_session_redelivers_in_order_with_dup() {
     sub.subscribe(&[("q", QoS::AtLeastOnce)], 1).await;
     let mut publisher = RawClient::connected(b.addr(), "p").await;
     for (i, text) in ["a", "b", "c"].iter().enumerate() {
-        publisher
-            .send(&publish(
-                "q",
-                QoS::AtLeastOnce,
-                Some(i as u16 + 1),
-                text,
-                false,
-            ))
-            .await;
-        assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+        publish_acked(&mut publisher, "q", i as u16 + 1, text).await;
     }
     let mut first = Vec::new();
     for _ in 0..3 {
@@ -119,10 +102,7 @@ async fn persistent_session_redelivers_in_order_with_dup() {
     }
     // Gone without acknowledging anything.
     drop(sub);
-    publisher
-        .send(&publish("q", QoS::AtLeastOnce, Some(9), "d", false))
-        .await;
-    assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+    publish_acked(&mut publisher, "q", 9, "d").await;
 
     let (mut sub, ack) = RawClient::connect(b.addr(), connect_packet("keeper", false)).await;
     assert!(ack.session_present);
@@ -146,10 +126,7 @@ async fn inflight_window_queues_past_it() {
     sub.subscribe(&[("w", QoS::AtLeastOnce)], 1).await;
     let mut publisher = RawClient::connected(b.addr(), "p").await;
     for i in 1..=4u16 {
-        publisher
-            .send(&publish("w", QoS::AtLeastOnce, Some(i), "m", false))
-            .await;
-        assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
+        publish_acked(&mut publisher, "w", i, "m").await;
     }
     let a = sub.recv_publish().await;
     let b2 = sub.recv_publish().await;

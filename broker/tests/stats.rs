@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use common::*;
 use mqtt_codec::{ConnectReturnCode, Packet, QoS};
-use testsupport::ReferenceOptions;
 
 /// A TLS client that has completed CONNECT and stays connected while held.
 async fn tls_client(
@@ -80,11 +79,7 @@ impl SysWatcher {
 
 #[tokio::test]
 async fn sys_topics_count_clients_per_listener_messages_and_retained() {
-    let b = start_with(ReferenceOptions {
-        tls: true,
-        extra_args: vec!["--sys-interval".into(), "1".into()],
-        ..ReferenceOptions::default()
-    });
+    let b = start_tls(&["--sys-interval", "1"]);
     let mut sys = SysWatcher::new(&b).await;
     // The first round's count is taken before its own topics are
     // retained; once settled, the only retained messages are the `$SYS`

@@ -146,11 +146,7 @@ async fn identity_as_username_accepts_the_certificate_name() {
 
 #[tokio::test]
 async fn stalled_handshake_is_cut_after_the_timeout() {
-    let b = start_with(ReferenceOptions {
-        tls: true,
-        extra_args: vec!["--connect-timeout".into(), "1".into()],
-        ..ReferenceOptions::default()
-    });
+    let b = start_tls(&["--connect-timeout", "1"]);
     // TCP only, no ClientHello: the broker closes within the wait.
     let mut tcp = RawClient::open(b.tls_addr().unwrap()).await;
     tcp.expect_closed().await;
@@ -163,10 +159,7 @@ async fn stalled_handshake_is_cut_after_the_timeout() {
 
 #[test]
 fn tls_1_1_is_refused() {
-    let b = start_with(ReferenceOptions {
-        tls: true,
-        ..ReferenceOptions::default()
-    });
+    let b = start_tls(&[]);
     let port = b.tls_addr().unwrap().port().to_string();
     let out = Command::new("openssl")
         .args([

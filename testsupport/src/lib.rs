@@ -14,6 +14,7 @@ mod mosquitto;
 mod port;
 mod raw_client;
 mod reference;
+mod stderr_log;
 
 pub use mosquitto::{
     Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary, write_acl_file,

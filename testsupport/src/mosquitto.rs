@@ -2,15 +2,13 @@
 //! config file the test writes.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::port::{free_port, wait_for_port};
+use crate::stderr_log::StderrLog;
 
 /// How long a broker gets to start before the test fails.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -62,7 +60,7 @@ pub struct Mosquitto {
     child: Child,
     port: u16,
     tls_port: Option<u16>,
-    log: Arc<Mutex<String>>,
+    log: StderrLog,
     dir: tempfile::TempDir,
 }
 
@@ -135,25 +133,11 @@ impl Mosquitto {
 
         // Collect the log in the background; tell the waiter when mosquitto
         // reports it is running or its log ends.
-        let log = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
         let stderr = child.stderr.take().expect("stderr was piped");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let running = line.contains(" running");
-                if let Ok(mut l) = sink.lock() {
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-                if running {
-                    let _ = ready_tx.send(true);
-                }
-            }
-            let _ = ready_tx.send(false);
-        });
+        let (log, ready_rx) =
+            StderrLog::follow(stderr, |line| line.contains(" running").then_some(()));
 
-        let started = matches!(ready_rx.recv_timeout(START_TIMEOUT), Ok(true));
+        let started = matches!(ready_rx.recv_timeout(START_TIMEOUT), Ok(Some(())));
         let listening = started
             && wait_for_port(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), START_TIMEOUT)
             && tls_port.is_none_or(|p| {
@@ -162,8 +146,7 @@ impl Mosquitto {
         if !listening {
             let _ = child.kill();
             let _ = child.wait();
-            let text = log.lock().map(|l| l.clone()).unwrap_or_default();
-            return Err(text);
+            return Err(log.text());
         }
         Ok(Self {
             child,
@@ -202,7 +185,7 @@ impl Mosquitto {
 
     /// Everything mosquitto has logged so far, for failure messages.
     pub fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log.text()
     }
 
     /// The temporary directory holding the config; tests may put files there.

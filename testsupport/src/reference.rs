@@ -12,13 +12,12 @@
 //! tls=...` log line, which carries the ports it really bound.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::stderr_log::StderrLog;
 
 /// How long the broker gets to start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,7 +110,7 @@ pub struct ReferenceBroker {
     child: Option<Child>,
     plain: SocketAddr,
     tls: Option<SocketAddr>,
-    log: Arc<Mutex<String>>,
+    log: StderrLog,
     home: tempfile::TempDir,
     data_dir: Option<PathBuf>,
 }
@@ -148,28 +147,16 @@ impl ReferenceBroker {
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {}: {e}", binary.display()));
 
-        let log = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
         let stderr = child.stderr.take().expect("stderr was piped");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("broker ready") {
-                    let _ = ready_tx.send(Some((field(&line, "plain"), field(&line, "tls"))));
-                }
-                if let Ok(mut l) = sink.lock() {
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            }
-            let _ = ready_tx.send(None);
+        let (log, ready_rx) = StderrLog::follow(stderr, |line| {
+            line.contains("broker ready")
+                .then(|| (field(line, "plain"), field(line, "tls")))
         });
         let ready = ready_rx.recv_timeout(START_TIMEOUT).ok().flatten();
         let Some((Some(plain), tls)) = ready else {
             let _ = child.kill();
             let _ = child.wait();
-            let text = log.lock().map(|l| l.clone()).unwrap_or_default();
-            panic!("the broker did not start:\n{text}");
+            panic!("the broker did not start:\n{}", log.text());
         };
         Self {
             child: Some(child),
@@ -206,7 +193,7 @@ impl ReferenceBroker {
 
     /// Everything the broker has logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.log.text()
     }
 
     /// Waits (at most `timeout`) until the log holds `needle`.

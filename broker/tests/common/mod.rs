@@ -21,6 +21,16 @@ pub fn start(extra: &[&str]) -> ReferenceBroker {
     })
 }
 
+/// Starts the broker built for this test run with its TLS listener on (a
+/// certificate it generates) and `extra` flags.
+pub fn start_tls(extra: &[&str]) -> ReferenceBroker {
+    start_with(ReferenceOptions {
+        tls: true,
+        extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        ..ReferenceOptions::default()
+    })
+}
+
 /// Starts the broker built for this test run with full options.
 pub fn start_with(options: ReferenceOptions) -> ReferenceBroker {
     ReferenceBroker::start(env!("CARGO_BIN_EXE_broker"), options)
@@ -55,4 +65,18 @@ pub fn publish(t: &str, qos: QoS, id: Option<u16>, payload: &str, retain: bool) 
         retain,
     };
     Packet::Publish(Publish::new(delivery, message))
+}
+
+/// Publishes `payload` to `t` at QoS 1 with packet id `id`, not retained, and
+/// asserts that the next packet is the PUBACK for that id.
+pub async fn publish_acked(client: &mut RawClient, t: &str, id: u16, payload: &str) {
+    client
+        .send(&publish(t, QoS::AtLeastOnce, Some(id), payload, false))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        Packet::PubAck(pid(id)),
+        "{}",
+        client.name()
+    );
 }
