@@ -7,6 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::MAX_REMAINING_LENGTH;
 use super::packet::{Connect, Packet, PacketType, Publish};
+use super::topic::TopicFilter;
 
 /// Why a typed packet cannot be written.
 ///
@@ -94,6 +95,24 @@ fn field_len(field: &'static str, len: usize) -> Result<usize, EncodeError> {
     }
 }
 
+/// The body length of a SUBSCRIBE or UNSUBSCRIBE: the packet id, then each
+/// filter as a length-prefixed field followed by `per_filter` bytes (the
+/// requested QoS of a SUBSCRIBE). An empty list is refused.
+fn filter_list_len<'a>(
+    packet: PacketType,
+    filters: impl ExactSizeIterator<Item = &'a TopicFilter>,
+    per_filter: usize,
+) -> Result<usize, EncodeError> {
+    if filters.len() == 0 {
+        return Err(EncodeError::EmptyList { packet });
+    }
+    let mut len = 2;
+    for f in filters {
+        len += field_len("topic filter", f.as_str().len())? + per_filter;
+    }
+    Ok(len)
+}
+
 /// A length-prefixed field; its length was checked by [`field_len`].
 fn put_field(dst: &mut BytesMut, bytes: &[u8]) {
     dst.put_u16(bytes.len() as u16);
@@ -129,18 +148,11 @@ impl Packet {
             | Packet::PubRel(_)
             | Packet::PubComp(_)
             | Packet::UnsubAck(_) => 2,
-            Packet::Subscribe(s) => {
-                if s.filters.is_empty() {
-                    return Err(EncodeError::EmptyList {
-                        packet: PacketType::Subscribe,
-                    });
-                }
-                let mut len = 2;
-                for f in &s.filters {
-                    len += field_len("topic filter", f.filter.as_str().len())? + 1;
-                }
-                len
-            }
+            Packet::Subscribe(s) => filter_list_len(
+                PacketType::Subscribe,
+                s.filters.iter().map(|f| &f.filter),
+                1,
+            )?,
             Packet::SubAck(s) => {
                 if s.return_codes.is_empty() {
                     return Err(EncodeError::EmptyList {
@@ -150,16 +162,7 @@ impl Packet {
                 2 + s.return_codes.len()
             }
             Packet::Unsubscribe(u) => {
-                if u.filters.is_empty() {
-                    return Err(EncodeError::EmptyList {
-                        packet: PacketType::Unsubscribe,
-                    });
-                }
-                let mut len = 2;
-                for f in &u.filters {
-                    len += field_len("topic filter", f.as_str().len())?;
-                }
-                len
+                filter_list_len(PacketType::Unsubscribe, u.filters.iter(), 0)?
             }
             Packet::PingReq | Packet::PingResp | Packet::Disconnect => 0,
         };
@@ -246,20 +249,37 @@ pub(crate) fn publish_flags(p: &Publish) -> u8 {
 
 /// The CONNECT flags byte implied by the fields (§3.1.2.3).
 pub(crate) fn connect_flags(c: &Connect) -> u8 {
+    connect_flags_byte(
+        c.clean_session,
+        c.will.as_ref().map(|w| (w.qos.as_u8(), w.retain)),
+        c.username.is_some(),
+        c.password.is_some(),
+    )
+}
+
+/// The CONNECT flags byte (§3.1.2.3) for Clean Session, the will's QoS bits
+/// (0 to 3) and RETAIN flag when there is a will, and whether a user name and
+/// a password follow. The reserved bit 0 stays clear.
+pub(crate) fn connect_flags_byte(
+    clean_session: bool,
+    will: Option<(u8, bool)>,
+    username: bool,
+    password: bool,
+) -> u8 {
     let mut flags = 0u8;
-    if c.clean_session {
+    if clean_session {
         flags |= 0x02;
     }
-    if let Some(will) = &c.will {
-        flags |= 0x04 | (will.qos.as_u8() << 3);
-        if will.retain {
+    if let Some((qos, retain)) = will {
+        flags |= 0x04 | ((qos & 0b11) << 3);
+        if retain {
             flags |= 0x20;
         }
     }
-    if c.password.is_some() {
+    if password {
         flags |= 0x40;
     }
-    if c.username.is_some() {
+    if username {
         flags |= 0x80;
     }
     flags

@@ -12,7 +12,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::encode::{EncodeError, connect_flags, publish_flags, write_remaining_length};
+use super::encode::{
+    EncodeError, connect_flags, connect_flags_byte, publish_flags, write_remaining_length,
+};
 use super::packet::{Connect, Packet, Publish, Subscribe, Unsubscribe};
 
 /// How a [`RawPacket`] states its Remaining Length.
@@ -237,23 +239,12 @@ impl RawConnect {
 
     /// The flags byte the fields imply.
     pub fn implied_flags(&self) -> u8 {
-        let mut flags = 0u8;
-        if self.clean_session {
-            flags |= 0x02;
-        }
-        if let Some(will) = &self.will {
-            flags |= 0x04 | ((will.qos & 0b11) << 3);
-            if will.retain {
-                flags |= 0x20;
-            }
-        }
-        if self.password.is_some() {
-            flags |= 0x40;
-        }
-        if self.username.is_some() {
-            flags |= 0x80;
-        }
-        flags
+        connect_flags_byte(
+            self.clean_session,
+            self.will.as_ref().map(|w| (w.qos, w.retain)),
+            self.username.is_some(),
+            self.password.is_some(),
+        )
     }
 
     /// The CONNECT as a raw packet.

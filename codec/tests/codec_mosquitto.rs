@@ -59,6 +59,33 @@ fn accepted() -> Packet {
     })
 }
 
+/// Sends a SUBSCRIBE for `filters` with `packet_id` and checks (through
+/// [`recv`]) that mosquitto grants every filter the QoS asked for.
+async fn subscribe_granted(client: &mut RawClient, packet_id: u16, filters: &[(&str, QoS)]) {
+    client
+        .send(&Packet::Subscribe(Subscribe {
+            packet_id: id(packet_id),
+            filters: filters
+                .iter()
+                .map(|(f, q)| SubscribeFilter {
+                    filter: TopicFilter::new(f).unwrap(),
+                    qos: *q,
+                })
+                .collect(),
+        }))
+        .await;
+    assert_eq!(
+        recv(client).await,
+        Packet::SubAck(SubAck {
+            packet_id: id(packet_id),
+            return_codes: filters
+                .iter()
+                .map(|(_, q)| SubAckReturnCode::Granted(*q))
+                .collect(),
+        })
+    );
+}
+
 /// Receives PUBLISHes until `count` have arrived and every QoS 2 flow is
 /// complete, acknowledging as a subscriber must: PUBACK for QoS 1; PUBREC for
 /// QoS 2, then PUBCOMP when its PUBREL comes (other PUBLISHes may come first).
@@ -110,27 +137,7 @@ async fn our_codec_interoperates_with_mosquitto() {
         ("codec/+/ünï\u{FEFF}code", QoS::AtLeastOnce),
         ("$SYS/broker/version", QoS::AtMostOnce),
     ];
-    sub.send(&Packet::Subscribe(Subscribe {
-        packet_id: id(1),
-        filters: filters
-            .iter()
-            .map(|(f, q)| SubscribeFilter {
-                filter: TopicFilter::new(f).unwrap(),
-                qos: *q,
-            })
-            .collect(),
-    }))
-    .await;
-    assert_eq!(
-        recv(&mut sub).await,
-        Packet::SubAck(SubAck {
-            packet_id: id(1),
-            return_codes: filters
-                .iter()
-                .map(|(_, q)| SubAckReturnCode::Granted(*q))
-                .collect(),
-        })
-    );
+    subscribe_granted(&mut sub, 1, &filters).await;
     // mosquitto keeps its version retained under $SYS: a `$` topic, sent
     // with RETAIN set because the subscription is new [MQTT-3.3.1-8].
     let version = receive_publishes(&mut sub, 1).await.remove(0);
@@ -235,21 +242,7 @@ async fn our_codec_interoperates_with_mosquitto() {
             other => panic!("expected UNSUBACK, got {other:?}"),
         }
     }
-    sub.send(&Packet::Subscribe(Subscribe {
-        packet_id: id(3),
-        filters: vec![SubscribeFilter {
-            filter: TopicFilter::new("codec/will/+").unwrap(),
-            qos: QoS::AtLeastOnce,
-        }],
-    }))
-    .await;
-    assert_eq!(
-        recv(&mut sub).await,
-        Packet::SubAck(SubAck {
-            packet_id: id(3),
-            return_codes: vec![SubAckReturnCode::Granted(QoS::AtLeastOnce)],
-        })
-    );
+    subscribe_granted(&mut sub, 3, &[("codec/will/+", QoS::AtLeastOnce)]).await;
 
     // A retained message, then a new subscriber gets it with RETAIN set.
     publisher
@@ -277,21 +270,7 @@ async fn our_codec_interoperates_with_mosquitto() {
     late.send(&Packet::Connect(connect_packet("codec-late")))
         .await;
     assert_eq!(recv(&mut late).await, accepted());
-    late.send(&Packet::Subscribe(Subscribe {
-        packet_id: id(9),
-        filters: vec![SubscribeFilter {
-            filter: TopicFilter::new("codec/retained").unwrap(),
-            qos: QoS::ExactlyOnce,
-        }],
-    }))
-    .await;
-    assert_eq!(
-        recv(&mut late).await,
-        Packet::SubAck(SubAck {
-            packet_id: id(9),
-            return_codes: vec![SubAckReturnCode::Granted(QoS::ExactlyOnce)],
-        })
-    );
+    subscribe_granted(&mut late, 9, &[("codec/retained", QoS::ExactlyOnce)]).await;
     let retained = receive_publishes(&mut late, 1).await.remove(0);
     assert_eq!(retained.topic().as_str(), "codec/retained");
     assert!(retained.retain());

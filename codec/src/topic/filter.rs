@@ -88,26 +88,16 @@ mod tests {
 
     #[test]
     fn misplaced_wildcards_are_rejected() {
-        assert_eq!(
-            TopicFilter::new("sport/tennis#"),
-            Err(TopicError::MisplacedMultiLevel { offset: 12 })
-        );
-        assert_eq!(
-            TopicFilter::new("sport/tennis/#/ranking"),
-            Err(TopicError::MisplacedMultiLevel { offset: 13 })
-        );
-        assert_eq!(
-            TopicFilter::new("sport+"),
-            Err(TopicError::MisplacedSingleLevel { offset: 5 })
-        );
-        assert_eq!(
-            TopicFilter::new("a/b+c/d"),
-            Err(TopicError::MisplacedSingleLevel { offset: 3 })
-        );
-        assert_eq!(
-            TopicFilter::new("##"),
-            Err(TopicError::MisplacedMultiLevel { offset: 0 })
-        );
-        assert_eq!(TopicFilter::new(""), Err(TopicError::Empty));
+        use TopicError::{Empty, MisplacedMultiLevel, MisplacedSingleLevel};
+        for (bad, error) in [
+            ("sport/tennis#", MisplacedMultiLevel { offset: 12 }),
+            ("sport/tennis/#/ranking", MisplacedMultiLevel { offset: 13 }),
+            ("sport+", MisplacedSingleLevel { offset: 5 }),
+            ("a/b+c/d", MisplacedSingleLevel { offset: 3 }),
+            ("##", MisplacedMultiLevel { offset: 0 }),
+            ("", Empty),
+        ] {
+            assert_eq!(TopicFilter::new(bad), Err(error), "{bad:?}");
+        }
     }
 }
