@@ -47,8 +47,7 @@ async fn sessions_queued_messages_and_retained_survive_a_restart() {
     );
     sub.send(&Packet::PubAck(p.packet_id().unwrap())).await;
 
-    let mut other = RawClient::connected(b.addr(), "o").await;
-    other.subscribe(&[("r", QoS::AtMostOnce)], 1).await;
+    let mut other = subscribed(b.addr(), "o", &[("r", QoS::AtMostOnce)]).await;
     let r = other.recv_publish().await;
     assert!(r.retain());
     assert_eq!(&r.payload()[..], b"retained");

@@ -14,15 +14,21 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mqtt_codec::{ConnectReturnCode, Packet, QoS};
+use mqtt_codec::{Connect, ConnectReturnCode, Packet, QoS};
+
+/// `connect` with a QoS 0, not retained will of `payload` on `topic`.
+fn with_will(connect: Connect, topic: &str, payload: &'static str) -> Connect {
+    Connect {
+        will: Some(will(topic, payload, QoS::AtMostOnce, false)),
+        ..connect
+    }
+}
 
 #[tokio::test]
 async fn second_connect_closes_and_fires_the_will() {
     let b = start(&[]);
-    let mut watcher = RawClient::connected(b.addr(), "watcher").await;
-    watcher.subscribe(&[("wills/#", QoS::AtMostOnce)], 1).await;
-    let mut conn = connect_packet("twice", true);
-    conn.will = Some(will("wills/twice", "gone", QoS::AtMostOnce, false));
+    let mut watcher = subscribed(b.addr(), "watcher", &[("wills/#", QoS::AtMostOnce)]).await;
+    let conn = with_will(connect_packet("twice", true), "wills/twice", "gone");
     let (mut c, _) = RawClient::connect(b.addr(), conn.clone()).await;
     c.send(&Packet::Connect(conn)).await;
     c.expect_closed().await;
@@ -36,10 +42,8 @@ async fn second_connect_closes_and_fires_the_will() {
 #[tokio::test]
 async fn takeover_closes_the_old_connection_and_fires_its_will() {
     let b = start(&[]);
-    let mut watcher = RawClient::connected(b.addr(), "w").await;
-    watcher.subscribe(&[("wills/#", QoS::AtMostOnce)], 1).await;
-    let mut first = connect_packet("same", false);
-    first.will = Some(will("wills/same", "old", QoS::AtMostOnce, false));
+    let mut watcher = subscribed(b.addr(), "w", &[("wills/#", QoS::AtMostOnce)]).await;
+    let first = with_will(connect_packet("same", false), "wills/same", "old");
     let (mut old, ack) = RawClient::connect(b.addr(), first).await;
     assert!(!ack.session_present);
     let (_new, ack) = RawClient::connect(b.addr(), connect_packet("same", false)).await;
@@ -52,15 +56,13 @@ async fn takeover_closes_the_old_connection_and_fires_its_will() {
 #[tokio::test]
 async fn sys_is_not_publishable_and_wildcards_skip_dollar_topics() {
     let b = start(&["--sys-interval", "1"]);
-    let mut all = RawClient::connected(b.addr(), "all").await;
-    all.subscribe(
+    let mut all = subscribed(
+        b.addr(),
+        "all",
         &[("#", QoS::AtMostOnce), ("+/broker/#", QoS::AtMostOnce)],
-        1,
     )
     .await;
-    let mut sys = RawClient::connected(b.addr(), "sys").await;
-    sys.subscribe(&[("$SYS/broker/version", QoS::AtMostOnce)], 1)
-        .await;
+    let mut sys = subscribed(b.addr(), "sys", &[("$SYS/broker/version", QoS::AtMostOnce)]).await;
     let p = sys.recv_publish().await;
     assert!(String::from_utf8_lossy(p.payload()).contains("broker"));
 
@@ -73,8 +75,7 @@ async fn sys_is_not_publishable_and_wildcards_skip_dollar_topics() {
 #[tokio::test]
 async fn malformed_packet_closes_only_that_connection() {
     let b = start(&[]);
-    let mut good = RawClient::connected(b.addr(), "good").await;
-    good.subscribe(&[("t", QoS::AtMostOnce)], 1).await;
+    let mut good = subscribed(b.addr(), "good", &[("t", QoS::AtMostOnce)]).await;
     let mut bad = RawClient::connected(b.addr(), "bad").await;
     // PUBLISH with QoS 3 [MQTT-3.3.1-4].
     bad.send_bytes(&[0x36, 0x03, 0x00, 0x01, b't']).await;
@@ -122,8 +123,7 @@ async fn persistent_session_redelivers_in_order_with_dup() {
 #[tokio::test]
 async fn inflight_window_queues_past_it() {
     let b = start(&["--max-inflight", "2"]);
-    let mut sub = RawClient::connected(b.addr(), "sub").await;
-    sub.subscribe(&[("w", QoS::AtLeastOnce)], 1).await;
+    let mut sub = subscribed(b.addr(), "sub", &[("w", QoS::AtLeastOnce)]).await;
     let mut publisher = RawClient::connected(b.addr(), "p").await;
     for i in 1..=4u16 {
         publish_acked(&mut publisher, "w", i, "m").await;
@@ -142,10 +142,8 @@ async fn inflight_window_queues_past_it() {
 async fn stuck_subscriber_does_not_stall_others() {
     let b = start(&["--max-queued", "10"]);
     // A subscriber that never reads.
-    let mut stuck = RawClient::connected(b.addr(), "stuck").await;
-    stuck.subscribe(&[("load", QoS::AtMostOnce)], 1).await;
-    let mut live = RawClient::connected(b.addr(), "live").await;
-    live.subscribe(&[("load", QoS::AtMostOnce)], 1).await;
+    let _stuck = subscribed(b.addr(), "stuck", &[("load", QoS::AtMostOnce)]).await;
+    let mut live = subscribed(b.addr(), "live", &[("load", QoS::AtMostOnce)]).await;
     let mut publisher = RawClient::connected(b.addr(), "p").await;
     let payload = "x".repeat(4096);
     for _ in 0..2000 {

@@ -228,6 +228,12 @@ mod tests {
         }
     }
 
+    fn outbox(mode: Mode) -> Outbox {
+        let mut o = Outbox::new();
+        o.set_mode(mode);
+        o
+    }
+
     const LIMITS: Limits = Limits {
         max_queued: 2,
         queue_qos0: false,
@@ -235,8 +241,7 @@ mod tests {
 
     #[test]
     fn first_message_wakes_then_bound_drops() {
-        let mut o = Outbox::new();
-        o.set_mode(Mode::Online);
+        let mut o = outbox(Mode::Online);
         assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS), Pushed::Wake);
         assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS), Pushed::Queued);
         assert_eq!(
@@ -249,8 +254,7 @@ mod tests {
 
     #[test]
     fn offline_sessions_keep_qos1_and_2_only() {
-        let mut o = Outbox::new();
-        o.set_mode(Mode::Offline);
+        let mut o = outbox(Mode::Offline);
         assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS), Pushed::Ignored);
         assert_eq!(o.push(msg(QoS::ExactlyOnce), LIMITS), Pushed::Queued);
         let with_qos0 = Limits {
@@ -265,8 +269,7 @@ mod tests {
 
     #[test]
     fn take_stops_at_the_window_but_lets_qos0_through_before_it() {
-        let mut o = Outbox::new();
-        o.set_mode(Mode::Online);
+        let mut o = outbox(Mode::Online);
         let unbounded = Limits {
             max_queued: 0,
             queue_qos0: false,

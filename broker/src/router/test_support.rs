@@ -1,5 +1,6 @@
-//! Builders shared by the tests of the router and of what stands on it (the
-//! expiry sweep, the store): a router, a message, a SUBSCRIBE request.
+//! Builders shared by the tests of the router, of what stands on it (the
+//! expiry sweep, the store) and of the session's SUBSCRIBE handling: a
+//! router, a message, a SUBSCRIBE request.
 
 use std::sync::Arc;
 

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::*;
+use crate::router::test_support::subscribe;
 use mqtt_codec::topic::TopicName;
-use mqtt_codec::{ConnAck, Connect, ConnectReturnCode, SubscribeFilter};
+use mqtt_codec::{ConnAck, Connect, ConnectReturnCode};
 
 fn id(v: u16) -> PacketId {
     PacketId::new(v).expect("non-zero")
@@ -223,13 +224,7 @@ fn ping_disconnect_and_subscribe_map_to_actions() {
         s.handle(Packet::PingReq, now),
         Ok(Action::Reply(Packet::PingResp))
     );
-    let sub = Subscribe {
-        packet_id: id(1),
-        filters: vec![SubscribeFilter {
-            filter: TopicFilter::new("a/#").expect("valid"),
-            qos: QoS::AtLeastOnce,
-        }],
-    };
+    let sub = subscribe(&[("a/#", QoS::AtLeastOnce)]);
     assert_eq!(
         s.handle(Packet::Subscribe(sub.clone()), now),
         Ok(Action::Subscribe(sub))
@@ -249,23 +244,10 @@ fn every_packet_pushes_the_keep_alive_deadline() {
     assert!(s.keep_alive_expired(t1 + Duration::from_secs(6)));
 }
 
-fn subscribe_request(filters: &[(&str, QoS)]) -> Subscribe {
-    Subscribe {
-        packet_id: id(3),
-        filters: filters
-            .iter()
-            .map(|(f, qos)| SubscribeFilter {
-                filter: TopicFilter::new(f).expect("valid filter"),
-                qos: *qos,
-            })
-            .collect(),
-    }
-}
-
 #[test]
 fn suback_carries_what_the_router_granted_and_the_session_records_it() {
     let mut s = session();
-    let request = subscribe_request(&[("a/#", QoS::AtLeastOnce), ("b", QoS::ExactlyOnce)]);
+    let request = subscribe(&[("a/#", QoS::AtLeastOnce), ("b", QoS::ExactlyOnce)]);
     let codes = vec![
         SubAckReturnCode::Granted(QoS::AtLeastOnce),
         SubAckReturnCode::Failure,
@@ -276,7 +258,7 @@ fn suback_carries_what_the_router_granted_and_the_session_records_it() {
     assert_eq!(
         suback,
         SubAck {
-            packet_id: id(3),
+            packet_id: id(1),
             return_codes: codes,
         }
     );
@@ -289,7 +271,7 @@ fn suback_carries_what_the_router_granted_and_the_session_records_it() {
     );
     // Subscribing again replaces the QoS [MQTT-3.8.4-3].
     s.granted(
-        subscribe_request(&[("a/#", QoS::AtMostOnce)]),
+        subscribe(&[("a/#", QoS::AtMostOnce)]),
         vec![SubAckReturnCode::Granted(QoS::AtMostOnce)],
     );
     assert_eq!(s.subscriptions().get(&filter), Some(&QoS::AtMostOnce));
@@ -299,7 +281,7 @@ fn suback_carries_what_the_router_granted_and_the_session_records_it() {
 fn unsubscribe_hands_back_only_the_filters_held_and_answers_unsuback() {
     let mut s = session();
     s.granted(
-        subscribe_request(&[("a", QoS::AtMostOnce)]),
+        subscribe(&[("a", QoS::AtMostOnce)]),
         vec![SubAckReturnCode::Granted(QoS::AtMostOnce)],
     );
     let (held, reply) = s.unsubscribe(Unsubscribe {

@@ -42,21 +42,22 @@ impl Reader<'_> {
             Ok(())
         }
     }
+    /// The next `N` bytes, as the big-endian integers below read them.
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
+        let bytes = self.bytes(N, what)?;
+        Ok(bytes.try_into().expect("bytes() returns exactly N bytes"))
+    }
     fn u8(&mut self, what: &str) -> Result<u8, String> {
-        self.need(1, what)?;
-        Ok(self.0.get_u8())
+        self.array(what).map(u8::from_be_bytes)
     }
     fn u16(&mut self, what: &str) -> Result<u16, String> {
-        self.need(2, what)?;
-        Ok(self.0.get_u16())
+        self.array(what).map(u16::from_be_bytes)
     }
     fn u32(&mut self, what: &str) -> Result<u32, String> {
-        self.need(4, what)?;
-        Ok(self.0.get_u32())
+        self.array(what).map(u32::from_be_bytes)
     }
     fn u64(&mut self, what: &str) -> Result<u64, String> {
-        self.need(8, what)?;
-        Ok(self.0.get_u64())
+        self.array(what).map(u64::from_be_bytes)
     }
     fn bytes(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
         self.need(n, what)?;

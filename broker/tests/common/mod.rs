@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use mqtt_codec::topic::TopicName;
 use mqtt_codec::{Delivery, Message, Packet, PacketId, Publish, QoS};
@@ -65,6 +67,14 @@ pub fn publish(t: &str, qos: QoS, id: Option<u16>, payload: &str, retain: bool) 
         retain,
     };
     Packet::Publish(Publish::new(delivery, message))
+}
+
+/// Connects `client_id` with a clean session and subscribes it to `filters`
+/// (packet id 1), asserting that the broker accepts both.
+pub async fn subscribed(addr: SocketAddr, client_id: &str, filters: &[(&str, QoS)]) -> RawClient {
+    let mut client = RawClient::connected(addr, client_id).await;
+    client.subscribe(filters, 1).await;
+    client
 }
 
 /// Publishes `payload` to `t` at QoS 1 with packet id `id`, not retained, and

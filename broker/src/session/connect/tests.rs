@@ -21,6 +21,13 @@ fn open_policy(auth: &Authenticator) -> Policy<'_> {
     }
 }
 
+/// [`check`] with no password file, anonymous clients allowed and no
+/// client certificate.
+fn check_anyone(first: Result<Packet, DecodeError>) -> Result<Accepted, ConnectError> {
+    let auth = Authenticator::new(None, true);
+    check(first, &open_policy(&auth))
+}
+
 fn connect(client_id: &str, clean_session: bool) -> Connect {
     Connect {
         protocol: ProtocolLevel::V3_1_1,
@@ -39,12 +46,7 @@ fn decoded(bytes: &[u8]) -> Result<Packet, DecodeError> {
 
 #[test]
 fn a_connect_is_accepted_with_its_fields() {
-    let auth = Authenticator::new(None, true);
-    let accepted = check(
-        Ok(Packet::Connect(connect("c1", false))),
-        &open_policy(&auth),
-    )
-    .expect("accepted");
+    let accepted = check_anyone(Ok(Packet::Connect(connect("c1", false)))).expect("accepted");
     assert_eq!(
         accepted,
         Accepted {
@@ -58,8 +60,7 @@ fn a_connect_is_accepted_with_its_fields() {
 
 #[test]
 fn first_packet_other_than_connect_closes_without_connack() {
-    let auth = Authenticator::new(None, true);
-    let err = check(Ok(Packet::PingReq), &open_policy(&auth)).expect_err("refused");
+    let err = check_anyone(Ok(Packet::PingReq)).expect_err("refused");
     assert_eq!(
         err,
         ConnectError::NotConnect {
@@ -76,8 +77,7 @@ fn unknown_protocol_level_is_refused_with_0x01() {
     let level_5 = [
         0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0, 1, b'c',
     ];
-    let auth = Authenticator::new(None, true);
-    let err = check(decoded(&level_5), &open_policy(&auth)).expect_err("refused");
+    let err = check_anyone(decoded(&level_5)).expect_err("refused");
     assert!(
         matches!(err, ConnectError::UnacceptableProtocol(_)),
         "{err:?}"
@@ -94,31 +94,27 @@ fn malformed_first_packet_closes_without_connack() {
     let reserved = [
         0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 1, b'c',
     ];
-    let auth = Authenticator::new(None, true);
-    let err = check(decoded(&reserved), &open_policy(&auth)).expect_err("refused");
+    let err = check_anyone(decoded(&reserved)).expect_err("refused");
     assert!(matches!(err, ConnectError::Malformed(_)), "{err:?}");
     assert_eq!(err.refusal(), None);
 }
 
 #[test]
 fn empty_client_id_needs_clean_session() {
-    let auth = Authenticator::new(None, true);
-    let err =
-        check(Ok(Packet::Connect(connect("", false))), &open_policy(&auth)).expect_err("refused");
+    let err = check_anyone(Ok(Packet::Connect(connect("", false)))).expect_err("refused");
     assert_eq!(err.refusal(), Some(ConnectReturnCode::IdentifierRejected));
-    let assigned = check(Ok(Packet::Connect(connect("", true))), &open_policy(&auth))
+    let assigned = check_anyone(Ok(Packet::Connect(connect("", true))))
         .expect("an id is assigned [MQTT-3.1.3-6]");
     assert!(assigned.client_id.starts_with("auto-"));
 }
 
 #[test]
 fn empty_client_id_is_refused_in_mqtt_3_1() {
-    let auth = Authenticator::new(None, true);
     let v31 = Connect {
         protocol: ProtocolLevel::V3_1,
         ..connect("", true)
     };
-    let err = check(Ok(Packet::Connect(v31)), &open_policy(&auth)).expect_err("refused");
+    let err = check_anyone(Ok(Packet::Connect(v31))).expect_err("refused");
     assert_eq!(
         err,
         ConnectError::ClientId {
@@ -186,7 +182,6 @@ fn identity_as_username_takes_the_certificate_name_and_no_password() {
 
 #[test]
 fn the_will_is_kept_with_its_own_copy_of_the_payload() {
-    let auth = Authenticator::new(None, true);
     let read_buffer = Bytes::from_static(b"....gone");
     let with_will = Connect {
         will: Some(Message {
@@ -197,7 +192,7 @@ fn the_will_is_kept_with_its_own_copy_of_the_payload() {
         }),
         ..connect("c1", true)
     };
-    let accepted = check(Ok(Packet::Connect(with_will)), &open_policy(&auth)).expect("accepted");
+    let accepted = check_anyone(Ok(Packet::Connect(with_will))).expect("accepted");
     let will = accepted.will.expect("a will");
     assert_eq!(will.payload, Bytes::from_static(b"gone"));
     assert_ne!(
@@ -210,12 +205,7 @@ fn the_will_is_kept_with_its_own_copy_of_the_payload() {
 
 #[test]
 fn start_writes_connack_then_resumes_the_flows_in_flight() {
-    let auth = Authenticator::new(None, true);
-    let accepted = check(
-        Ok(Packet::Connect(connect("c1", false))),
-        &open_policy(&auth),
-    )
-    .expect("accepted");
+    let accepted = check_anyone(Ok(Packet::Connect(connect("c1", false)))).expect("accepted");
     // A parked session with one QoS 1 message sent and not acknowledged.
     let mut session = Session::new("c1", false, 10);
     let message = Message {
