@@ -145,8 +145,26 @@ fn text_junit_and_json_reports() {
         },
         |_| {},
     ));
-    // The port differs run to run.
+    // The suite's version is a real hash of the built-in files plus EXTRA.
+    assert_eq!(report.suite_version, suite.version());
+    assert_eq!(report.suite_version.len(), 16);
+    assert!(
+        time::OffsetDateTime::parse(
+            &report.started_at,
+            &time::format_description::well_known::Rfc3339
+        )
+        .is_ok(),
+        "start time {:?} is not RFC 3339",
+        report.started_at
+    );
+    assert_eq!(report.tool_version, env!("CARGO_PKG_VERSION"));
+    // The port, start time and versions differ run to run or release to
+    // release.
     report.target = "127.0.0.1:PORT".to_owned();
+    report.broker_target.port = 0;
+    report.started_at = "START".to_owned();
+    report.suite_version = "SUITE".to_owned();
+    report.tool_version = "VERSION".to_owned();
     let eval = Evaluation::of(&report, &baseline);
     assert_eq!(eval.status(), Status::Fail);
     assert_eq!(eval.failures, vec!["malformed.puback-flags"]);
@@ -158,14 +176,41 @@ fn text_junit_and_json_reports() {
         "text_report",
         redact(&conformance::report::text(&report, &eval, &baseline))
     );
-    insta::assert_snapshot!(
-        "junit_report",
-        redact(&conformance::report::junit(&report, &baseline))
-    );
+    let junit = conformance::report::junit(&report, &baseline);
+    // The Jenkins/Surefire schema's structure, one case per scenario.
+    let cases = testsupport::check_junit(&junit).unwrap_or_else(|p| panic!("{p:#?}\n{junit}"));
+    assert_eq!(cases.len(), 5);
+    for c in &cases {
+        assert!(c.classname.is_some() && c.time.is_some(), "{c:?}");
+    }
+    insta::assert_snapshot!("junit_report", redact(&junit));
     let mut json: serde_json::Value =
         serde_json::from_str(&conformance::report::json(&report, &eval, &baseline)).unwrap();
     assert_eq!(json["status"], "fail");
     assert_eq!(json["results"].as_array().unwrap().len(), 5);
+    // One unambiguous outcome per scenario.
+    let outcomes: Vec<(&str, &str)> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("auth.accepted", "skipped"),
+            ("connect.accepted", "passed"),
+            ("malformed.pingreq-flags", "known-deviation"),
+            ("malformed.puback-flags", "failed"),
+            ("extra.optional-level-6", "not-applicable"),
+        ]
+    );
+    assert_eq!(json["results"][1]["stale_baseline"], true);
+    for key in ["tool_version", "suite_version", "started_at", "duration_ms"] {
+        assert!(!json[key].is_null(), "no {key} in the JSON report");
+    }
+    assert_eq!(json["broker_target"]["host"], "127.0.0.1");
+    assert_eq!(json["time_scale"], 1.0);
     redact_json(&mut json);
     // Numeric times are fields; times inside text ("PINGRESP at 0ms") go
     // through the same redaction as the text report.
