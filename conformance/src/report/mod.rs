@@ -1,10 +1,13 @@
 //! Reports of a run: text for people, JSON and JUnit XML for CI systems.
-//! All three are built from the same [`RunReport`] and [`Evaluation`].
+//! All three are built from the same [`RunReport`] and [`Evaluation`]. And
+//! the `--list` of a suite's scenarios.
 
 mod junit;
+mod list;
 mod text;
 
 pub use junit::junit;
+pub use list::{list_json, list_text};
 pub use text::text;
 
 use serde::Serialize;
