@@ -413,3 +413,30 @@ fn help_documents_every_exit_status() {
         assert!(help.contains(code), "no {code:?} in:\n{help}");
     }
 }
+
+/// Issue 12, "Done when": the whole built-in suite against a mosquitto
+/// started here, with mosquitto's shipped baseline by name, passes and
+/// writes a JUnit file the schema check accepts, one case per scenario.
+#[test]
+fn whole_suite_against_mosquitto_passes_with_the_shipped_baseline_and_valid_junit() {
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("report.xml");
+    let run = toolkit()
+        .args(["conformance", "--host", "127.0.0.1", "--port"])
+        .arg(m.port().to_string())
+        .args(["--baseline", "mosquitto-2.0", "--junit"])
+        .arg(&junit)
+        .assert();
+    let text = stdout_of(&run);
+    run.code(0);
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("PASS: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let total: usize = summary[6..].split(' ').next().unwrap().parse().unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let cases = testsupport::check_junit(&xml).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert_eq!(cases.len(), total);
+    assert!(cases.iter().all(|c| c.status.as_deref() != Some("failure")));
+}
