@@ -130,7 +130,7 @@ fn text_junit_and_json_reports() {
         .chain([("extra.toml".to_owned(), EXTRA.to_owned())]);
     let whole = Suite::from_files(files, &conformance::spec::statement_ids()).unwrap();
     let baseline = Baseline::parse("snapshot-baseline.toml", BASELINE, &whole).unwrap();
-    let suite = whole.filter(&[], &names);
+    let suite = whole.clone().filter(&[], &names);
     let target = Target::plain("127.0.0.1", m.port());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -212,6 +212,32 @@ fn text_junit_and_json_reports() {
     assert_eq!(json["broker_target"]["host"], "127.0.0.1");
     assert_eq!(json["time_scale"], 1.0);
     redact_json(&mut json);
+
+    // The stale entry marked flaky: a pass is neither stale nor a failure,
+    // in the evaluation, the JSON outcome and the JUnit file.
+    let flaky = Baseline::parse(
+        "flaky.toml",
+        &BASELINE.replace(
+            "reason = \"a deliberately stale entry: this scenario passes.\"",
+            "reason = \"timing\"\nflaky = true",
+        ),
+        &whole,
+    )
+    .unwrap();
+    assert!(flaky.deviations["connect.accepted"].flaky);
+    let flaky_eval = Evaluation::of(&report, &flaky);
+    assert!(flaky_eval.stale.is_empty());
+    assert_eq!(
+        flaky_eval.outcome("connect.accepted"),
+        conformance::baseline::Outcome::Passed
+    );
+    let flaky_junit = conformance::report::junit(&report, &flaky);
+    let case = testsupport::check_junit(&flaky_junit)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "connect.accepted")
+        .unwrap();
+    assert_eq!(case.status, None, "{flaky_junit}");
     // Numeric times are fields; times inside text ("PINGRESP at 0ms") go
     // through the same redaction as the text report.
     insta::assert_snapshot!(
