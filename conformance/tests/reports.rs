@@ -238,6 +238,24 @@ fn text_junit_and_json_reports() {
         .find(|c| c.name == "connect.accepted")
         .unwrap();
     assert_eq!(case.status, None, "{flaky_junit}");
+    // A flaky entry that failed, as expected, says so in the text report.
+    let text = conformance::report::text(&report, &flaky_eval, &flaky);
+    assert!(!text.contains("flaky:"), "{text}");
+    let failing_flaky = Baseline::parse(
+        "flaky.toml",
+        &BASELINE.replace(
+            "instead of closing.\"",
+            "instead of closing.\"\nflaky = true",
+        ),
+        &whole,
+    )
+    .unwrap();
+    let eval = Evaluation::of(&report, &failing_flaky);
+    let text = conformance::report::text(&report, &eval, &failing_flaky);
+    assert!(
+        text.contains("    flaky: may pass without making the run stale"),
+        "{text}"
+    );
     // Numeric times are fields; times inside text ("PINGRESP at 0ms") go
     // through the same redaction as the text report.
     insta::assert_snapshot!(

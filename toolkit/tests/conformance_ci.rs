@@ -440,3 +440,31 @@ fn whole_suite_against_mosquitto_passes_with_the_shipped_baseline_and_valid_juni
     assert_eq!(cases.len(), total);
     assert!(cases.iter().all(|c| c.status.as_deref() != Some("failure")));
 }
+
+#[test]
+fn report_paths_are_checked_before_the_run() {
+    for (args, says) in [
+        (
+            &["--junit", "/nonexistent/dir/r.xml"][..],
+            "--junit /nonexistent/dir/r.xml: directory /nonexistent/dir does not exist",
+        ),
+        (
+            &["--json", "/nonexistent/dir/r.json"][..],
+            "--json /nonexistent/dir/r.json: directory /nonexistent/dir does not exist",
+        ),
+        (
+            &["--write-baseline", "/nonexistent/dir/b.toml"][..],
+            "--write-baseline /nonexistent/dir/b.toml: directory",
+        ),
+        (
+            &["--output", "r.txt"][..],
+            "--output needs --format json or junit",
+        ),
+    ] {
+        conformance(free_port())
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+}

@@ -205,6 +205,9 @@ fn write_result(out: &mut String, r: &ScenarioResult, baseline: &Baseline, detai
         _ if !detail => {
             if let Some(d) = baseline.deviations.get(&r.name) {
                 let _ = writeln!(out, "    reason: {}", d.reason);
+                if d.flaky {
+                    let _ = writeln!(out, "    flaky: may pass without making the run stale");
+                }
             }
             return;
         }
