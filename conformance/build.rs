@@ -1,4 +1,5 @@
-//! Embeds the built-in suite (`fixtures/scenarios/*.toml`), the statement
+//! Embeds the built-in suite (`fixtures/scenarios/*.toml`), the shipped
+//! baselines (`fixtures/baselines/*.toml`), the statement
 //! list and the untestable list into the library, so `toolkit conformance`
 //! works from any directory; and lists the scenario actions
 //! (`src/actions/*.rs`), so that adding an action is adding one file. Cargo
@@ -52,6 +53,30 @@ fn main() {
         )
         .expect("writing to a String");
     }
+    let baselines = fixtures.join("baselines");
+    println!("cargo:rerun-if-changed={}", baselines.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&baselines)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    out.push_str(
+        "/// The shipped baselines (`fixtures/baselines/*.toml`): (file name, contents), sorted by name.\npub static BASELINE_FILES: &[(&str, &str)] = &[\n",
+    );
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let name = f
+            .file_name()
+            .expect("read_dir entries have names")
+            .to_string_lossy();
+        writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            f.display().to_string()
+        )
+        .expect("writing to a String");
+    }
+    out.push_str("];\n");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out_dir.join("builtin.rs"), out).expect("writing builtin.rs to OUT_DIR");
     let actions = actions(

@@ -1,4 +1,4 @@
-//! The built-in suite and spec files, embedded at build time by `build.rs`
-//! from `fixtures/`.
+//! The built-in suite, spec files and shipped baselines, embedded at build
+//! time by `build.rs` from `fixtures/`.
 
 include!(concat!(env!("OUT_DIR"), "/builtin.rs"));

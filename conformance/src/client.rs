@@ -138,11 +138,12 @@ impl Connection {
             Transport::Tls { .. } => target.tls.as_ref().ok_or(ConnectError::NoTls)?.port,
         };
         let addr = format!("{}:{}", target.host, port);
-        let tcp = tokio::time::timeout(target.connect_timeout, TcpStream::connect(&addr))
+        let connect_timeout = target.scaled(target.connect_timeout);
+        let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect(&addr))
             .await
             .map_err(|_| ConnectError::Timeout {
                 addr: addr.clone(),
-                timeout: target.connect_timeout,
+                timeout: connect_timeout,
             })?
             .map_err(|source| ConnectError::Tcp {
                 addr: addr.clone(),
@@ -159,13 +160,13 @@ impl Connection {
                 };
                 let connector = tokio_rustls::TlsConnector::from(config);
                 let handshake = tokio::time::timeout(
-                    target.connect_timeout,
+                    connect_timeout,
                     connector.connect(t.server_name.clone(), tcp),
                 )
                 .await
                 .map_err(|_| ConnectError::Timeout {
                     addr: addr.clone(),
-                    timeout: target.connect_timeout,
+                    timeout: connect_timeout,
                 })?;
                 match handshake {
                     Ok(stream) => Ok(Self::start(stream, epoch, span)),

@@ -13,6 +13,8 @@
 //!   file:line errors; each step by its action.
 //! - [`runner`]: runs one scenario's steps and returns its result and
 //!   transcript.
+//! - [`select`]: `--only`/`--skip` globs over ids, areas, tags and
+//!   statements.
 //! - [`suite`]: loads the built-in or a user's suite, filters it, runs it
 //!   concurrently with isolation, and checks the results against a baseline.
 //! - [`spec`]: the normative statements and the coverage table.
@@ -30,6 +32,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod script;
+pub mod select;
 pub mod spec;
 pub mod suite;
 pub mod target;

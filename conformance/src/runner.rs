@@ -13,7 +13,8 @@ use crate::scenario::Scenario;
 use crate::script::Placeholders;
 use crate::target::Target;
 
-/// The longest a scenario may run before it is stopped as an error.
+/// The longest a scenario may run before it is stopped as an error (times
+/// the target's time scale).
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `scenario` against `target` with the given placeholder values.
@@ -24,18 +25,16 @@ pub async fn run_scenario(
 ) -> ScenarioResult {
     let started = std::time::Instant::now();
     let mut run = Run::new(target, ph, scenario.name.clone());
-    let outcome = tokio::time::timeout(
-        SCENARIO_TIMEOUT,
-        crate::actions::run_steps(&mut run, &scenario.steps),
-    )
-    .await;
+    let limit = target.scaled(SCENARIO_TIMEOUT);
+    let outcome =
+        tokio::time::timeout(limit, crate::actions::run_steps(&mut run, &scenario.steps)).await;
     let verdict = match outcome {
         Ok(Ok(())) => Verdict::Pass,
         Ok(Err(StepError::Failed(failure))) => Verdict::Fail { failure: *failure },
         Ok(Err(StepError::NotApplicable(reason))) => Verdict::NotApplicable { reason },
         Ok(Err(StepError::Harness(message))) => Verdict::Error { message },
         Err(_) => Verdict::Error {
-            message: format!("scenario did not finish within {SCENARIO_TIMEOUT:?}"),
+            message: format!("scenario did not finish within {}s", limit.as_secs()),
         },
     };
     run.finish().await;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 
 use crate::model::Requirement;
 use crate::outcome::ScenarioResult;
@@ -59,6 +60,8 @@ pub enum SuiteError {
 pub struct Suite {
     /// Scenarios in file order.
     pub scenarios: Vec<Scenario>,
+    /// SHA-256 of each loaded file's contents, in load order.
+    file_hashes: Vec<[u8; 32]>,
 }
 
 impl Suite {
@@ -106,8 +109,10 @@ impl Suite {
         known: &HashSet<String>,
     ) -> Result<Self, SuiteError> {
         let mut scenarios: Vec<Scenario> = Vec::new();
+        let mut file_hashes = Vec::new();
         let mut seen: HashMap<String, crate::model::Location> = HashMap::new();
         for (name, text) in files {
+            file_hashes.push(Sha256::digest(text.as_bytes()).into());
             for s in parse_file(&name, &text, known)? {
                 if let Some(first) = seen.get(&s.name) {
                     return Err(SuiteError::Duplicate {
@@ -120,7 +125,48 @@ impl Suite {
                 scenarios.push(s);
             }
         }
-        Ok(Self { scenarios })
+        Ok(Self {
+            scenarios,
+            file_hashes,
+        })
+    }
+
+    /// This suite followed by `more` (e.g. the built-in suite and a user's
+    /// directory); a scenario name used in both is refused.
+    pub fn extend(mut self, more: Suite) -> Result<Self, SuiteError> {
+        for s in more.scenarios {
+            if let Some(first) = self.scenarios.iter().find(|f| f.name == s.name) {
+                return Err(SuiteError::Duplicate {
+                    name: s.name.clone(),
+                    first: first.location.clone(),
+                    second: s.location.clone(),
+                });
+            }
+            self.scenarios.push(s);
+        }
+        self.file_hashes.extend(more.file_hashes);
+        Ok(self)
+    }
+
+    /// The suite's version: the first 16 hex digits of a SHA-256 over the
+    /// contents of every scenario file loaded, in load order. The same files
+    /// give the same version wherever they were read from; any change to a
+    /// scenario changes it. Filtering does not change it.
+    pub fn version(&self) -> String {
+        let mut h = Sha256::new();
+        for f in &self.file_hashes {
+            h.update(f);
+        }
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Keeps the scenarios `selection` selects.
+    pub fn select(mut self, selection: &crate::select::Selection) -> Self {
+        self.scenarios.retain(|s| selection.selects(s));
+        self
     }
 
     /// Keeps the scenarios carrying any of `tags` (all when empty) and named
@@ -162,11 +208,51 @@ impl Default for RunOptions {
     }
 }
 
+/// The broker target as the machine reports give it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetInfo {
+    /// Host name or address.
+    pub host: String,
+    /// Plain MQTT port.
+    pub port: u16,
+    /// TLS port, when the run had a TLS listener.
+    pub tls_port: Option<u16>,
+    /// Whether TLS connections presented a client certificate.
+    pub client_cert: bool,
+    /// Whether the run had credentials.
+    pub credentials: bool,
+}
+
+impl TargetInfo {
+    /// What `t` says.
+    pub fn of(t: &Target) -> Self {
+        Self {
+            host: t.host.clone(),
+            port: t.port,
+            tls_port: t.tls.as_ref().map(|t| t.port),
+            client_cert: t.tls.as_ref().is_some_and(|t| t.client_cert),
+            credentials: t.credentials.is_some(),
+        }
+    }
+}
+
 /// The results of a run, in suite order.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
-    /// Where the broker was.
+    /// The version of the harness that ran (this crate's version; the
+    /// toolkit may replace it with its own, longer one).
+    pub tool_version: String,
+    /// [`Suite::version`] of the suite run.
+    pub suite_version: String,
+    /// Where the broker was, as one line.
     pub target: String,
+    /// Where the broker was, field by field.
+    pub broker_target: TargetInfo,
+    /// When the run started (RFC 3339, UTC).
+    pub started_at: String,
+    /// How much every timing window was stretched (`--time-scale`; 1 when
+    /// not).
+    pub time_scale: f64,
     /// One result per scenario.
     pub results: Vec<ScenarioResult>,
     /// Wall-clock time of the run.
@@ -222,6 +308,9 @@ pub async fn run(
     progress: impl Fn(&ScenarioResult) + Send + Sync + 'static,
 ) -> RunReport {
     let started = Instant::now();
+    let started_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     let run_id = options.run_id.clone().unwrap_or_else(nonce);
     let progress = Arc::new(progress);
     let target = Arc::new(target.clone());
@@ -275,7 +364,12 @@ pub async fn run(
         slots[i] = Some(r);
     }
     RunReport {
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        suite_version: suite.version(),
         target: describe_target(&target),
+        broker_target: TargetInfo::of(&target),
+        started_at,
+        time_scale: target.time_scale,
         results: slots.into_iter().flatten().collect(),
         duration: started.elapsed(),
     }

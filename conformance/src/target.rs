@@ -83,6 +83,10 @@ pub struct Target {
     pub credentials: Option<Credentials>,
     /// Bound on opening a TCP connection and on a TLS handshake.
     pub connect_timeout: Duration,
+    /// How much every wait for the broker is stretched (`--time-scale`),
+    /// for slow machines; 1 leaves them as written. See
+    /// [`Target::scaled`].
+    pub time_scale: f64,
 }
 
 impl Target {
@@ -94,6 +98,21 @@ impl Target {
             tls: None,
             credentials: None,
             connect_timeout: Duration::from_secs(5),
+            time_scale: 1.0,
+        }
+    }
+
+    /// `d` stretched by [`Target::time_scale`]. Only upper bounds are
+    /// stretched (how long to wait for a packet or a close, the connect
+    /// timeout, the scenario timeout): a slow broker gets longer to answer.
+    /// Lower bounds (`expect_nothing`'s `for_ms`) and `wait` steps are not,
+    /// since they are measured against the broker's own timers (keep-alive)
+    /// and stretching them would make a check stricter, not looser.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        if self.time_scale.is_finite() && self.time_scale > 0.0 {
+            d.mul_f64(self.time_scale)
+        } else {
+            d
         }
     }
 }

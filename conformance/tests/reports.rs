@@ -130,7 +130,7 @@ fn text_junit_and_json_reports() {
         .chain([("extra.toml".to_owned(), EXTRA.to_owned())]);
     let whole = Suite::from_files(files, &conformance::spec::statement_ids()).unwrap();
     let baseline = Baseline::parse("snapshot-baseline.toml", BASELINE, &whole).unwrap();
-    let suite = whole.filter(&[], &names);
+    let suite = whole.clone().filter(&[], &names);
     let target = Target::plain("127.0.0.1", m.port());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -145,8 +145,26 @@ fn text_junit_and_json_reports() {
         },
         |_| {},
     ));
-    // The port differs run to run.
+    // The suite's version is a real hash of the built-in files plus EXTRA.
+    assert_eq!(report.suite_version, suite.version());
+    assert_eq!(report.suite_version.len(), 16);
+    assert!(
+        time::OffsetDateTime::parse(
+            &report.started_at,
+            &time::format_description::well_known::Rfc3339
+        )
+        .is_ok(),
+        "start time {:?} is not RFC 3339",
+        report.started_at
+    );
+    assert_eq!(report.tool_version, env!("CARGO_PKG_VERSION"));
+    // The port, start time and versions differ run to run or release to
+    // release.
     report.target = "127.0.0.1:PORT".to_owned();
+    report.broker_target.port = 0;
+    report.started_at = "START".to_owned();
+    report.suite_version = "SUITE".to_owned();
+    report.tool_version = "VERSION".to_owned();
     let eval = Evaluation::of(&report, &baseline);
     assert_eq!(eval.status(), Status::Fail);
     assert_eq!(eval.failures, vec!["malformed.puback-flags"]);
@@ -158,15 +176,86 @@ fn text_junit_and_json_reports() {
         "text_report",
         redact(&conformance::report::text(&report, &eval, &baseline))
     );
-    insta::assert_snapshot!(
-        "junit_report",
-        redact(&conformance::report::junit(&report, &baseline))
-    );
+    let junit = conformance::report::junit(&report, &baseline);
+    // The Jenkins/Surefire schema's structure, one case per scenario.
+    let cases = testsupport::check_junit(&junit).unwrap_or_else(|p| panic!("{p:#?}\n{junit}"));
+    assert_eq!(cases.len(), 5);
+    for c in &cases {
+        assert!(c.classname.is_some() && c.time.is_some(), "{c:?}");
+    }
+    insta::assert_snapshot!("junit_report", redact(&junit));
     let mut json: serde_json::Value =
         serde_json::from_str(&conformance::report::json(&report, &eval, &baseline)).unwrap();
     assert_eq!(json["status"], "fail");
     assert_eq!(json["results"].as_array().unwrap().len(), 5);
+    // One unambiguous outcome per scenario.
+    let outcomes: Vec<(&str, &str)> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("auth.accepted", "skipped"),
+            ("connect.accepted", "passed"),
+            ("malformed.pingreq-flags", "known-deviation"),
+            ("malformed.puback-flags", "failed"),
+            ("extra.optional-level-6", "not-applicable"),
+        ]
+    );
+    assert_eq!(json["results"][1]["stale_baseline"], true);
+    for key in ["tool_version", "suite_version", "started_at", "duration_ms"] {
+        assert!(!json[key].is_null(), "no {key} in the JSON report");
+    }
+    assert_eq!(json["broker_target"]["host"], "127.0.0.1");
+    assert_eq!(json["time_scale"], 1.0);
     redact_json(&mut json);
+
+    // The stale entry marked flaky: a pass is neither stale nor a failure,
+    // in the evaluation, the JSON outcome and the JUnit file.
+    let flaky = Baseline::parse(
+        "flaky.toml",
+        &BASELINE.replace(
+            "reason = \"a deliberately stale entry: this scenario passes.\"",
+            "reason = \"timing\"\nflaky = true",
+        ),
+        &whole,
+    )
+    .unwrap();
+    assert!(flaky.deviations["connect.accepted"].flaky);
+    let flaky_eval = Evaluation::of(&report, &flaky);
+    assert!(flaky_eval.stale.is_empty());
+    assert_eq!(
+        flaky_eval.outcome("connect.accepted"),
+        conformance::baseline::Outcome::Passed
+    );
+    let flaky_junit = conformance::report::junit(&report, &flaky);
+    let case = testsupport::check_junit(&flaky_junit)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "connect.accepted")
+        .unwrap();
+    assert_eq!(case.status, None, "{flaky_junit}");
+    // A flaky entry that failed, as expected, says so in the text report.
+    let text = conformance::report::text(&report, &flaky_eval, &flaky);
+    assert!(!text.contains("flaky:"), "{text}");
+    let failing_flaky = Baseline::parse(
+        "flaky.toml",
+        &BASELINE.replace(
+            "instead of closing.\"",
+            "instead of closing.\"\nflaky = true",
+        ),
+        &whole,
+    )
+    .unwrap();
+    let eval = Evaluation::of(&report, &failing_flaky);
+    let text = conformance::report::text(&report, &eval, &failing_flaky);
+    assert!(
+        text.contains("    flaky: may pass without making the run stale"),
+        "{text}"
+    );
     // Numeric times are fields; times inside text ("PINGRESP at 0ms") go
     // through the same redaction as the text report.
     insta::assert_snapshot!(

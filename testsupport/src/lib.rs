@@ -7,15 +7,19 @@
 //! `broker` binary, given its path, on ephemeral ports it reports in its log.
 //! [`RawClient`] is the one raw MQTT client the tests speak through: whole
 //! packets from `mqtt_codec`, plain or TLS, every wait bounded.
+//! [`check_junit`] checks a JUnit report against the Jenkins/Surefire
+//! schema's structure.
 
 #![allow(clippy::unwrap_used)]
 
+mod junit;
 mod mosquitto;
 mod port;
 mod raw_client;
 mod reference;
 mod stderr_log;
 
+pub use junit::{JunitCase, check_junit};
 pub use mosquitto::{
     Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary, write_acl_file,
     write_password_file,

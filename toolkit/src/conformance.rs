@@ -3,13 +3,24 @@
 //!
 //! Thin: flags are parsed here and handed to the `conformance` crate.
 //!
+//! Reports: the text report always goes to standard output; `--junit FILE`
+//! and `--json FILE` write the machine reports in the same run. The old
+//! spellings still work: `--format json|junit` alone prints that format on
+//! standard output instead of the text (for scripts that pipe it), and
+//! `--format F --output FILE` (`--output` is hidden) is `--json FILE` or
+//! `--junit FILE`, the text still going to standard output.
+//!
 //! Exit statuses (see `exit.rs` for the toolkit-wide table):
 //! - 0: every MUST scenario passed, or failed only as listed in `--baseline`
-//!   (and `--coverage` printed its table).
+//!   (and `--coverage` or `--list` printed its table, or `--write-baseline`
+//!   wrote its file).
 //! - 1: at least one MUST scenario failed that the baseline does not list.
-//! - 2: bad input: a flag, a scenario script, a baseline or an output path.
+//! - 2: bad input: a flag, a scenario script, a baseline, a pattern that
+//!   matches nothing, or an output path.
 //! - 3: the broker could not be reached at all.
 //! - 10: no new failures, but a baseline entry now passes: the baseline is stale.
+//! - 11: with `--fail-on-skip`, no failures and nothing stale, but scenarios
+//!   were skipped (the run lacked TLS, credentials or a client certificate).
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -19,6 +30,7 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
 use conformance::report::Format;
+use conformance::select::Selection;
 use conformance::suite::{RunOptions, Suite};
 use conformance::target::{Credentials, Target};
 
@@ -31,8 +43,15 @@ enum FormatArg {
     Junit,
 }
 
+/// Exit statuses of `toolkit conformance`, shown after its `--help`.
+const EXIT_HELP: &str = "Exit status: 0 passed (failures only as the baseline lists them; or --list, \
+--coverage, --write-baseline done); 1 a MUST scenario failed outside the baseline; 2 bad flag, \
+script, baseline, pattern or path; 3 cannot connect; 10 stale baseline (a listed deviation \
+now passes); 11 scenarios were skipped and --fail-on-skip was given.";
+
 /// Flags of `toolkit conformance`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXIT_HELP)]
 pub struct Args {
     /// Broker host name or address.
     #[arg(long, default_value = "127.0.0.1")]
@@ -71,18 +90,60 @@ pub struct Args {
     /// Run only this scenario (repeat the flag for several).
     #[arg(long = "scenario")]
     scenarios_named: Vec<String>,
-    /// Load scenario scripts from this directory instead of the built-in suite.
-    #[arg(long = "scenarios")]
+    /// Add the scenario scripts (*.toml) of this directory to the built-in
+    /// suite (see --no-builtin).
+    #[arg(long = "scenarios", value_name = "DIR")]
     scenarios_dir: Option<PathBuf>,
-    /// Report format.
+    /// Run only the scenarios of --scenarios DIR, not the built-in suite.
+    #[arg(long, requires = "scenarios_dir")]
+    no_builtin: bool,
+    /// Run only scenarios whose id, area, tag or statement id matches this
+    /// glob (`*` any run, `?` one character), e.g. `connect.*`, `qos`,
+    /// `MQTT-3.1.2-*`. Repeat the flag, or separate with commas, for several.
+    #[arg(long, value_delimiter = ',', value_name = "GLOB")]
+    only: Vec<String>,
+    /// Leave out scenarios whose id, area, tag or statement id matches this
+    /// glob (applied after --only). Repeatable.
+    #[arg(long, value_delimiter = ',', value_name = "GLOB")]
+    skip: Vec<String>,
+    /// List the selected scenarios (id, area, level, needs, statements)
+    /// and exit without contacting a broker; with --format json, as JSON.
+    #[arg(long, conflicts_with = "coverage")]
+    list: bool,
+    /// Format of what goes to standard output: the text report, or instead
+    /// the JSON or JUnit report (prefer --json FILE / --junit FILE, which
+    /// keep the text report on standard output). Also the format of --list.
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
-    /// Write the report to this file instead of standard output.
-    #[arg(long)]
+    /// Old spelling: with --format json or junit, the same as --json FILE or
+    /// --junit FILE.
+    #[arg(long, hide = true)]
     output: Option<PathBuf>,
-    /// Known deviations of the broker (TOML, see fixtures/baselines/).
-    #[arg(long)]
+    /// Also write the JUnit XML report (Jenkins/Surefire schema) to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Known deviations of the broker: a baseline file, or the name of a
+    /// shipped one (mosquitto-2.0).
+    #[arg(long, value_name = "FILE|NAME")]
     baseline: Option<PathBuf>,
+    /// Record the MUST scenarios that failed in this run as a baseline in
+    /// FILE (each with its statements, the observed failure as the reason,
+    /// and today's date), then exit 0. Entries of --baseline that still
+    /// fail, or are marked flaky, are kept as they are.
+    #[arg(long, value_name = "FILE")]
+    write_baseline: Option<PathBuf>,
+    /// Exit 11 when any scenario was skipped because the run lacked what it
+    /// needs (TLS, credentials, a client certificate).
+    #[arg(long)]
+    fail_on_skip: bool,
+    /// Stretch every wait for the broker (packet and close deadlines,
+    /// connect and scenario timeouts) by this factor, for slow CI runners;
+    /// at least 1. The report says when it was used.
+    #[arg(long, default_value_t = 1.0, value_parser = time_scale, value_name = "F")]
+    time_scale: f64,
     /// How many scenarios run at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
@@ -92,19 +153,35 @@ pub struct Args {
     coverage: bool,
 }
 
-/// Loads the suite, checks `--scenario` and `--tags`, and returns it whole
-/// (a baseline is checked against every scenario) with the filtered part.
+/// `--time-scale`: a finite number, at least 1.
+fn time_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 1.0 => Ok(f),
+        _ => Err(format!("{s} is not a number of at least 1")),
+    }
+}
+
+/// Loads the suite, checks `--scenario`, `--tags`, `--only` and `--skip`,
+/// and returns it whole (a baseline is checked against every scenario) with
+/// the selected part.
 fn load_suite(args: &Args) -> anyhow::Result<(Suite, Suite)> {
+    let builtin =
+        || Suite::builtin().context("the built-in suite is broken (a bug: please report it)");
     let suite = match &args.scenarios_dir {
-        Some(dir) => Suite::from_dir(dir).map_err(|e| usage(e.to_string()))?,
-        None => {
-            Suite::builtin().context("the built-in suite is broken (a bug: please report it)")?
+        Some(dir) => {
+            let mine = Suite::from_dir(dir).map_err(|e| usage(e.to_string()))?;
+            if args.no_builtin {
+                mine
+            } else {
+                builtin()?.extend(mine).map_err(|e| usage(e.to_string()))?
+            }
         }
+        None => builtin()?,
     };
     let unknown = suite.unknown_names(&args.scenarios_named);
     if !unknown.is_empty() {
         return Err(usage(format!(
-            "no scenario named {}; list them with --format json or see fixtures/scenarios/",
+            "no scenario named {}; list them with --list",
             unknown.join(", ")
         )));
     }
@@ -115,7 +192,21 @@ fn load_suite(args: &Args) -> anyhow::Result<(Suite, Suite)> {
             known_tags.join(", ")
         )));
     }
-    let filtered = suite.clone().filter(&args.tags, &args.scenarios_named);
+    let selection = Selection {
+        only: args.only.clone(),
+        skip: args.skip.clone(),
+    };
+    let unmatched = selection.unmatched(&suite.scenarios);
+    if !unmatched.is_empty() {
+        return Err(usage(format!(
+            "--only/--skip {} matches no scenario id, area, tag or statement id; see --list",
+            unmatched.join(", ")
+        )));
+    }
+    let filtered = suite
+        .clone()
+        .filter(&args.tags, &args.scenarios_named)
+        .select(&selection);
     Ok((suite, filtered))
 }
 
@@ -128,10 +219,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let untestable = conformance::spec::untestable()?;
         let table =
             conformance::spec::CoverageTable::compute(&statements, &untestable, &suite.scenarios);
-        return emit(&args, &table.to_text());
+        return match &args.output {
+            Some(path) => std::fs::write(path, table.to_text())
+                .with_context(|| format!("writing the coverage table to {}", path.display())),
+            None => {
+                print!("{}", table.to_text());
+                Ok(())
+            }
+        };
+    }
+    if args.list {
+        match args.format {
+            FormatArg::Json => print!("{}", conformance::report::list_json(&suite)),
+            _ => print!("{}", conformance::report::list_text(&suite)),
+        }
+        return Ok(());
     }
     let baseline = match &args.baseline {
-        Some(p) => Baseline::load(p, &whole).map_err(|e| usage(e.to_string()))?,
+        Some(p) => Baseline::load_file_or_shipped(p, &whole).map_err(|e| usage(e.to_string()))?,
         None => Baseline::default(),
     };
     let mut target = Target::plain(args.host.clone(), args.port);
@@ -161,16 +266,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             password: p.clone(),
         });
     }
-    if let Some(out) = &args.output
-        && let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        return Err(usage(format!(
-            "--output {}: directory {} does not exist",
-            out.display(),
-            dir.display()
-        )));
-    }
+    target.time_scale = args.time_scale;
+    let outputs = Outputs::of(&args)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -210,17 +307,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     let eval = Evaluation::of(&report, &baseline);
-    let format = match args.format {
-        FormatArg::Text => Format::Text,
-        FormatArg::Json => Format::Json,
-        FormatArg::Junit => Format::Junit,
-    };
-    emit(
-        &args,
-        &conformance::report::render(format, &report, &eval, &baseline),
-    )?;
+    outputs.write(&report, &eval, &baseline)?;
+    if let Some(path) = &args.write_baseline {
+        let date = time::OffsetDateTime::now_utc().date().to_string();
+        let recorded = Baseline::record(
+            &report,
+            &baseline,
+            &format!("recorded from {} on {date}", report.target),
+            &date,
+        );
+        let text = format!("{RECORDED_HEADER}{}", recorded.to_toml());
+        std::fs::write(path, text)
+            .with_context(|| format!("writing baseline {}", path.display()))?;
+        eprintln!(
+            "wrote {} deviation(s) to {}",
+            recorded.deviations.len(),
+            path.display()
+        );
+        return Ok(());
+    }
     match eval.status() {
-        RunStatus::Pass => Ok(()),
         RunStatus::Fail => Err(Failure::new(
             Status::Failure,
             format!(
@@ -238,6 +344,96 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ),
         )
         .into()),
+        RunStatus::Pass if args.fail_on_skip && !eval.skipped.is_empty() => Err(Failure::new(
+            Status::Skipped,
+            format!(
+                "{} scenario(s) skipped with --fail-on-skip: {}",
+                eval.skipped.len(),
+                eval.skipped.join(", ")
+            ),
+        )
+        .into()),
+        RunStatus::Pass => Ok(()),
+    }
+}
+
+/// The top of a file `--write-baseline` writes.
+const RECORDED_HEADER: &str = "\
+# Known deviations recorded by `toolkit conformance --write-baseline`.
+# Each reason is the failure observed: replace it with why the broker, not
+# the suite, is wrong. Mark a deviation that sometimes passes (timing)
+# `flaky = true`: it then neither fails the run nor turns it stale.
+
+";
+
+/// Where the reports of a run go: the text report, or the `--format`
+/// chosen, to standard output; the JUnit and JSON reports to their files.
+#[derive(Debug)]
+struct Outputs {
+    stdout: Format,
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// Reads the report flags, checking each file's directory exists before
+    /// the run starts.
+    fn of(args: &Args) -> anyhow::Result<Self> {
+        let mut out = Self {
+            stdout: Format::Text,
+            junit: args.junit.clone(),
+            json: args.json.clone(),
+        };
+        match (args.format, &args.output) {
+            (FormatArg::Text, None) => {}
+            (FormatArg::Json, None) => out.stdout = Format::Json,
+            (FormatArg::Junit, None) => out.stdout = Format::Junit,
+            (FormatArg::Json, Some(p)) => out.json = Some(p.clone()),
+            (FormatArg::Junit, Some(p)) => out.junit = Some(p.clone()),
+            (FormatArg::Text, Some(_)) => {
+                return Err(usage(
+                    "--output needs --format json or junit; better: --json FILE or --junit FILE",
+                ));
+            }
+        }
+        let files = [
+            ("--junit", &out.junit),
+            ("--json", &out.json),
+            ("--write-baseline", &args.write_baseline),
+        ];
+        for (flag, file) in files {
+            if let Some(f) = file
+                && let Some(dir) = f.parent().filter(|d| !d.as_os_str().is_empty())
+                && !dir.is_dir()
+            {
+                return Err(usage(format!(
+                    "{flag} {}: directory {} does not exist",
+                    f.display(),
+                    dir.display()
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    fn write(
+        &self,
+        report: &conformance::suite::RunReport,
+        eval: &Evaluation,
+        baseline: &Baseline,
+    ) -> anyhow::Result<()> {
+        for (path, format) in [(&self.junit, Format::Junit), (&self.json, Format::Json)] {
+            if let Some(path) = path {
+                let text = conformance::report::render(format, report, eval, baseline);
+                std::fs::write(path, text)
+                    .with_context(|| format!("writing report to {}", path.display()))?;
+            }
+        }
+        print!(
+            "{}",
+            conformance::report::render(self.stdout, report, eval, baseline)
+        );
+        Ok(())
     }
 }
 
@@ -265,17 +461,6 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn emit(args: &Args, text: &str) -> anyhow::Result<()> {
-    match &args.output {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("writing report to {}", path.display())),
-        None => {
-            print!("{text}");
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
@@ -294,6 +479,56 @@ mod tests {
         assert!(a.tags.is_empty() && a.scenarios_named.is_empty() && a.scenarios_dir.is_none());
         assert!(matches!(a.format, FormatArg::Text));
         assert!(a.output.is_none() && a.baseline.is_none() && !a.coverage);
+        assert!(a.only.is_empty() && a.skip.is_empty() && !a.list && !a.no_builtin);
+        assert!(a.junit.is_none() && a.json.is_none() && a.write_baseline.is_none());
+        assert!(!a.fail_on_skip);
+        assert_eq!(a.time_scale, 1.0);
+    }
+
+    #[test]
+    fn report_selection_and_baseline_flags_parse() {
+        let a = parse(&[
+            "--scenarios",
+            "dir",
+            "--no-builtin",
+            "--only",
+            "connect.*,qos",
+            "--only",
+            "MQTT-3.1.2-*",
+            "--skip",
+            "*.pingreq-*",
+            "--junit",
+            "r.xml",
+            "--json",
+            "r.json",
+            "--write-baseline",
+            "b.toml",
+            "--fail-on-skip",
+            "--time-scale",
+            "2.5",
+        ])
+        .unwrap();
+        assert!(a.no_builtin);
+        assert_eq!(a.only, vec!["connect.*", "qos", "MQTT-3.1.2-*"]);
+        assert_eq!(a.skip, vec!["*.pingreq-*"]);
+        assert_eq!(a.junit, Some(PathBuf::from("r.xml")));
+        assert_eq!(a.json, Some(PathBuf::from("r.json")));
+        assert_eq!(a.write_baseline, Some(PathBuf::from("b.toml")));
+        assert!(a.fail_on_skip);
+        assert_eq!(a.time_scale, 2.5);
+        assert!(parse(&["--list", "--format", "json"]).unwrap().list);
+    }
+
+    #[test]
+    fn bad_report_selection_and_baseline_flags_are_refused() {
+        assert!(
+            parse(&["--no-builtin"]).is_err(),
+            "--no-builtin needs --scenarios"
+        );
+        assert!(parse(&["--time-scale", "0.5"]).is_err());
+        assert!(parse(&["--time-scale", "inf"]).is_err());
+        assert!(parse(&["--time-scale", "x"]).is_err());
+        assert!(parse(&["--list", "--coverage"]).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | 8 | timed out waiting for the broker (CONNACK, SUBACK, or the TCP connection) |
 //! | 9 | the broker closed the connection unexpectedly |
 //! | 10 | `conformance`: no new failures, but a baseline entry now passes (the baseline is stale) |
+//! | 11 | `conformance --fail-on-skip`: nothing failed or stale, but scenarios were skipped |
 //!
 //! `conformance` exits 1 when a MUST scenario fails outside the baseline.
 
@@ -41,6 +42,9 @@ pub enum Status {
     Closed = 9,
     /// A conformance baseline lists a deviation that no longer happens.
     StaleBaseline = 10,
+    /// `conformance --fail-on-skip`: scenarios were skipped for want of
+    /// TLS, credentials or a client certificate.
+    Skipped = 11,
 }
 
 impl Status {
@@ -117,9 +121,10 @@ mod tests {
             Status::Timeout,
             Status::Closed,
             Status::StaleBaseline,
+            Status::Skipped,
         ];
         let mut codes: Vec<u8> = all.iter().map(|s| s.code()).collect();
         codes.dedup();
-        assert_eq!(codes, (1..=10).collect::<Vec<u8>>());
+        assert_eq!(codes, (1..=11).collect::<Vec<u8>>());
     }
 }

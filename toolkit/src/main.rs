@@ -28,7 +28,8 @@ use clap::{Parser, Subcommand};
     after_help = "Exit status: 0 ok; 1 failure; 2 bad usage or input file; 3 cannot connect; \
                   4 TLS handshake failed; 5 server certificate rejected; 6 CONNACK refused; \
                   7 message lost or late; 8 timed out; 9 connection closed by the broker; \
-                  10 conformance baseline is stale.\n\
+                  10 conformance baseline is stale; 11 conformance scenarios skipped with \
+                  --fail-on-skip.\n\
                   Set RUST_LOG=debug for a trace of what happens."
 )]
 struct Cli {

@@ -59,7 +59,8 @@ impl ActionDef for ExpectAll {
     }
 
     async fn run(&self, run: &mut Run<'_>, at: StepAt<'_>) -> StepResult {
-        let (client, matchers, within) = (self.client.as_str(), &self.matchers, self.within);
+        let (client, matchers) = (self.client.as_str(), &self.matchers);
+        let within = run.target.scaled(self.within);
         run.require_conn(at, client)?;
         let deadline = Instant::now() + within;
         let mut done = vec![false; matchers.len()];

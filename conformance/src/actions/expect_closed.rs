@@ -52,7 +52,8 @@ impl ActionDef for ExpectClosed {
     /// else arrives; with `tls_refused`, by refusing the TLS handshake or
     /// with a fatal TLS alert.
     async fn run(&self, run: &mut Run<'_>, at: StepAt<'_>) -> StepResult {
-        let (client, within, tls_refused) = (self.client.as_str(), self.within, self.tls_refused);
+        let (client, tls_refused) = (self.client.as_str(), self.tls_refused);
+        let within = run.target.scaled(self.within);
         let deadline = Instant::now() + within;
         run.require_conn(at, client)?;
         let expected = format!(

@@ -26,6 +26,7 @@ impl Run<'_> {
         skip_publish: bool,
     ) -> Result<Option<Packet>, StepError> {
         self.require_conn(at, client)?;
+        let within = self.target.scaled(within);
         let deadline = Instant::now() + within;
         let expected = describe(m, &self.ph, &self.vars);
         let Some(i) = self.wait_unconsumed(client, deadline, skip_publish).await else {

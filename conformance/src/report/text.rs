@@ -24,6 +24,18 @@ struct Row {
 pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "MQTT 3.1.1 conformance against {}", report.target);
+    let _ = writeln!(
+        out,
+        "suite {}, harness {}, started {}",
+        report.suite_version, report.tool_version, report.started_at
+    );
+    if report.time_scale != 1.0 {
+        let _ = writeln!(
+            out,
+            "time scale: every wait for the broker stretched x{} (--time-scale)",
+            report.time_scale
+        );
+    }
     if let Some(b) = &baseline.broker {
         let _ = writeln!(
             out,
@@ -193,6 +205,9 @@ fn write_result(out: &mut String, r: &ScenarioResult, baseline: &Baseline, detai
         _ if !detail => {
             if let Some(d) = baseline.deviations.get(&r.name) {
                 let _ = writeln!(out, "    reason: {}", d.reason);
+                if d.flaky {
+                    let _ = writeln!(out, "    flaky: may pass without making the run stale");
+                }
             }
             return;
         }
