@@ -49,7 +49,7 @@ pub struct ProbeArgs {
     pub connection: ConnectionFlags,
 
     /// Test only this QoS [default: 0, 1 and 2].
-    #[arg(long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
+    #[arg(short = 'q', long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: Option<u8>,
 
     /// Seconds to wait for each answer (connect, CONNACK, SUBACK, each message).
@@ -276,6 +276,7 @@ mod tests {
     #[test]
     fn qos_is_zero_to_two() {
         assert_eq!(parse(&["--qos", "2"]).unwrap().qos, Some(2));
+        assert_eq!(parse(&["-q", "1"]).unwrap().qos, Some(1));
         assert!(parse(&["--qos", "3"]).is_err());
     }
 
