@@ -15,14 +15,15 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
-use crate::connection::ConnectionFlags;
-use crate::exit::{Failure, Status, usage};
-use crate::preflight;
 use anyhow::Context as _;
 use clap::ValueEnum;
 use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
 use conformance::report::Format;
 use conformance::suite::{RunOptions, Suite};
+
+use crate::connection::ConnectionFlags;
+use crate::exit::{Failure, Status, usage};
+use crate::preflight;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
