@@ -17,14 +17,14 @@
 //! - 1: at least one MUST scenario failed that the baseline does not list.
 //! - 2: bad input: a flag, a scenario script, a baseline, a pattern that
 //!   matches nothing, or an output path.
-//! - 3: the broker could not be reached at all.
+//! - 3 to 9: the preflight connection (one per listener, before any
+//!   scenario) failed, with `probe`'s status and one line saying why.
 //! - 10: no new failures, but a baseline entry now passes: the baseline is stale.
 //! - 11: with `--fail-on-skip`, no failures and nothing stale, but scenarios
 //!   were skipped (the run lacked TLS, credentials or a client certificate).
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
@@ -32,9 +32,10 @@ use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
 use conformance::report::Format;
 use conformance::select::Selection;
 use conformance::suite::{RunOptions, Suite};
-use conformance::target::{Credentials, Target};
 
+use crate::connection::ConnectionFlags;
 use crate::exit::{Failure, Status, usage};
+use crate::preflight;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
@@ -53,37 +54,15 @@ now passes); 11 scenarios were skipped and --fail-on-skip was given.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXIT_HELP)]
 pub struct Args {
-    /// Broker host name or address.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// Broker plain MQTT port.
-    #[arg(long, default_value_t = 1883)]
-    port: u16,
-    /// Broker TLS port; scenarios tagged tls/cross are skipped without it.
-    #[arg(long)]
-    tls_port: Option<u16>,
-    /// PEM file of the CA that signed the broker's TLS certificate.
-    #[arg(long, requires = "tls_port", conflicts_with = "insecure")]
-    cafile: Option<PathBuf>,
-    /// Accept any TLS certificate (for self-signed brokers without a CA file).
-    #[arg(long, requires = "tls_port")]
-    insecure: bool,
-    /// PEM client certificate every TLS connection presents; give it only for
-    /// a TLS listener that requires client certificates (enables the
-    /// client-cert scenarios, which also check a client without one is
-    /// refused). Make one with `toolkit certs client`.
-    #[arg(long, requires_all = ["key", "tls_port"])]
-    cert: Option<PathBuf>,
-    /// PEM private key of --cert.
-    #[arg(long, requires = "cert")]
-    key: Option<PathBuf>,
-    /// User name every connection presents; give it only for a broker that
-    /// refuses wrong credentials (enables the auth scenarios).
-    #[arg(long, requires = "password")]
-    username: Option<String>,
-    /// Password for --username.
-    #[arg(long, requires = "username")]
-    password: Option<String>,
+    /// Where the broker is and how to connect (shared with probe and
+    /// bench): the plain listener on --port, the TLS one on --tls-port
+    /// (scenarios tagged tls/cross are skipped without it). Give -u/-P only
+    /// for a broker that refuses wrong credentials (enables the auth
+    /// scenarios), --cert/--key only for a TLS listener that requires client
+    /// certificates (enables the client-cert scenarios). -i is the client id
+    /// of the preflight connections.
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
     /// Run only scenarios carrying one of these tags (comma-separated).
     #[arg(long, value_delimiter = ',')]
     tags: Vec<String>,
@@ -239,33 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => Baseline::load_file_or_shipped(p, &whole).map_err(|e| usage(e.to_string()))?,
         None => Baseline::default(),
     };
-    let mut target = Target::plain(args.host.clone(), args.port);
-    if let Some(tls_port) = args.tls_port {
-        let identity = match (&args.cert, &args.key) {
-            (Some(cert), Some(key)) => Some(
-                conformance::target::ClientIdentity::load(cert, key)
-                    .map_err(|e| usage(e.to_string()))?,
-            ),
-            _ => None,
-        };
-        target.tls = Some(match (&args.cafile, args.insecure) {
-            (Some(ca), _) => conformance::target::tls_with_ca(&args.host, tls_port, ca, identity)
-                .map_err(|e| usage(e.to_string()))?,
-            (None, true) => conformance::target::tls_insecure(&args.host, tls_port, identity)
-                .map_err(|e| usage(e.to_string()))?,
-            (None, false) => {
-                return Err(usage(
-                    "--tls-port needs --cafile FILE (the CA of the broker's certificate) or --insecure",
-                ));
-            }
-        });
-    }
-    if let (Some(u), Some(p)) = (&args.username, &args.password) {
-        target.credentials = Some(Credentials {
-            username: u.clone(),
-            password: p.clone(),
-        });
-    }
+    let (mut target, tls) = preflight::target(&args.connection)?;
     target.time_scale = args.time_scale;
     let outputs = Outputs::of(&args)?;
 
@@ -273,17 +226,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let addr = format!("{}:{}", target.host, target.port);
-    runtime
-        .block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(5),
-                tokio::net::TcpStream::connect(&addr),
-            )
-            .await
-        })
-        .map_err(|_| Failure::new(Status::Connect, format!("{addr}: no answer within 5s")))?
-        .map_err(|e| Failure::new(Status::Connect, format!("connecting to {addr}: {e}")))?;
+    // One connection per listener first: a broker that cannot be reached
+    // gives one line and probe's exit status, and nothing else runs.
+    preflight::check(&runtime, &args.connection, &target, tls.as_ref())?;
 
     let total = suite.scenarios.len() as u64;
     let progress = progress_bar(total);
@@ -473,9 +418,10 @@ mod tests {
     #[test]
     fn defaults() {
         let a = parse(&[]).unwrap();
-        assert_eq!((a.host.as_str(), a.port, a.jobs), ("127.0.0.1", 1883, 8));
-        assert!(a.tls_port.is_none() && a.cafile.is_none() && !a.insecure);
-        assert!(a.cert.is_none() && a.key.is_none());
+        let c = &a.connection;
+        assert_eq!((c.host.as_str(), c.port, a.jobs), ("127.0.0.1", None, 8));
+        assert!(c.tls_port.is_none() && c.cafile.is_none() && !c.insecure);
+        assert!(c.cert.is_none() && c.key.is_none());
         assert!(a.tags.is_empty() && a.scenarios_named.is_empty() && a.scenarios_dir.is_none());
         assert!(matches!(a.format, FormatArg::Text));
         assert!(a.output.is_none() && a.baseline.is_none() && !a.coverage);
@@ -534,9 +480,9 @@ mod tests {
     #[test]
     fn every_flag_parses() {
         let a = parse(&[
-            "--host",
+            "-h",
             "broker.local",
-            "--port",
+            "-p",
             "11883",
             "--tls-port",
             "18883",
@@ -546,9 +492,9 @@ mod tests {
             "client.pem",
             "--key",
             "client.key",
-            "--username",
+            "-u",
             "u",
-            "--password",
+            "-P",
             "p",
             "--tags",
             "qos1,retained",
@@ -569,20 +515,21 @@ mod tests {
             "--coverage",
         ])
         .unwrap();
+        let c = &a.connection;
         assert_eq!(
-            (a.host.as_str(), a.port, a.tls_port),
-            ("broker.local", 11883, Some(18883))
+            (c.host.as_str(), c.port, c.tls_port),
+            ("broker.local", Some(11883), Some(18883))
         );
-        assert_eq!(a.cafile, Some(PathBuf::from("ca.pem")));
+        assert_eq!(c.cafile, Some(PathBuf::from("ca.pem")));
         assert_eq!(
-            (a.cert, a.key),
+            (c.cert.clone(), c.key.clone()),
             (
                 Some(PathBuf::from("client.pem")),
                 Some(PathBuf::from("client.key"))
             )
         );
         assert_eq!(
-            (a.username.as_deref(), a.password.as_deref()),
+            (c.username.as_deref(), c.password.as_deref()),
             (Some("u"), Some("p"))
         );
         assert_eq!(a.tags, vec!["qos1", "retained"]);
@@ -596,18 +543,25 @@ mod tests {
         assert!(
             parse(&["--tls-port", "8883", "--insecure"])
                 .unwrap()
+                .connection
                 .insecure
         );
+    }
+
+    /// Parsed, but refused (usage, exit 2) before anything connects.
+    fn refused_after_parse(args: &[&str]) -> bool {
+        let a = parse(args).unwrap();
+        preflight::target(&a.connection).is_err_and(|e| crate::exit::status_of(&e) == Status::Usage)
     }
 
     #[test]
     fn inconsistent_flags_are_refused() {
         assert!(
-            parse(&["--cafile", "ca.pem"]).is_err(),
+            refused_after_parse(&["--cafile", "ca.pem"]),
             "--cafile needs --tls-port"
         );
         assert!(
-            parse(&["--insecure"]).is_err(),
+            refused_after_parse(&["--insecure"]),
             "--insecure needs --tls-port"
         );
         assert!(parse(&["--tls-port", "1", "--cafile", "c", "--insecure"]).is_err());
@@ -620,12 +574,16 @@ mod tests {
             "--key needs --cert"
         );
         assert!(
-            parse(&["--cert", "c.pem", "--key", "c.key"]).is_err(),
+            refused_after_parse(&["--cert", "c.pem", "--key", "c.key"]),
             "--cert needs --tls-port"
         );
         assert!(
             parse(&["--password", "p"]).is_err(),
             "--password needs --username"
+        );
+        assert!(
+            refused_after_parse(&["--tls", "-p", "8883"]),
+            "--tls does not apply: the TLS listener is --tls-port"
         );
         assert!(parse(&["--jobs", "0"]).is_err());
         assert!(parse(&["--port", "70000"]).is_err());

@@ -5,7 +5,7 @@
 //! | 0 | everything worked |
 //! | 1 | an unexpected failure (for `certs`: files exist without `--force`, cannot write) |
 //! | 2 | bad usage: a wrong flag or value, or an input file missing or unreadable |
-//! | 3 | cannot connect: connection refused, host unreachable, name not resolved |
+//! | 3 | cannot connect: connection refused, host unreachable, name not resolved, not an MQTT server |
 //! | 4 | TLS handshake failed (no common protocol or cipher, client certificate refused) |
 //! | 5 | the server certificate failed verification (self-signed, unknown CA, wrong host, expired) |
 //! | 6 | the broker refused the connection in its CONNACK |
@@ -15,7 +15,8 @@
 //! | 10 | `conformance`: no new failures, but a baseline entry now passes (the baseline is stale) |
 //! | 11 | `conformance --fail-on-skip`: nothing failed or stale, but scenarios were skipped |
 //!
-//! `conformance` exits 1 when a MUST scenario fails outside the baseline.
+//! `conformance` exits 1 when a MUST scenario fails outside the baseline, and
+//! 3 to 9 as `probe` does when its preflight connection fails.
 
 use std::fmt;
 

@@ -9,16 +9,19 @@
 mod bench;
 mod certs;
 mod conformance;
+mod connection;
 mod exit;
 #[cfg(test)]
 mod flag_parse;
+mod help;
 mod passwd;
+mod preflight;
 mod probe;
 mod unique;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// MQTT testing toolkit: certificates, probing and conformance for any broker.
 #[derive(Debug, Parser)]
@@ -55,7 +58,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Help is `--help` only (see `help`): `-h` is the host.
+    let matches = help::long_only(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -83,16 +88,61 @@ fn main() -> ExitCode {
 #[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
-    use clap::CommandFactory as _;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let matches = help::long_only(Cli::command()).try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
-        Cli::command().debug_assert();
+        help::long_only(Cli::command()).debug_assert();
     }
 
     #[test]
     fn a_subcommand_is_required() {
-        assert!(Cli::try_parse_from(["toolkit"]).is_err());
-        assert!(Cli::try_parse_from(["toolkit", "certs"]).is_ok());
+        assert!(parse(&["toolkit"]).is_err());
+        assert!(parse(&["toolkit", "certs"]).is_ok());
+    }
+
+    #[test]
+    fn help_is_long_only_everywhere() {
+        let help = |args: &[&str]| {
+            parse(args).err().map(|e| e.kind()) == Some(clap::error::ErrorKind::DisplayHelp)
+        };
+        for sub in [
+            &["toolkit"][..],
+            &["toolkit", "probe"],
+            &["toolkit", "conformance"],
+            &["toolkit", "bench"],
+            &["toolkit", "bench", "fan-in"],
+            &["toolkit", "certs"],
+            &["toolkit", "passwd"],
+        ] {
+            let mut long = sub.to_vec();
+            long.push("--help");
+            assert!(help(&long), "{long:?} prints help");
+            let mut short = sub.to_vec();
+            short.push("-h");
+            assert!(!help(&short), "{short:?} must not print help");
+        }
+    }
+
+    #[test]
+    fn dash_h_is_the_host_in_every_connecting_subcommand() {
+        for args in [
+            &["toolkit", "probe", "-h", "broker.example"][..],
+            &["toolkit", "conformance", "-h", "broker.example"],
+            &["toolkit", "bench", "fan-in", "-h", "broker.example"],
+        ] {
+            let cli = parse(args).unwrap();
+            let host = match cli.command {
+                Command::Probe(a) => a.connection.host,
+                Command::Conformance(a) => a.connection.host,
+                Command::Bench(a) => bench::host_of(&a).unwrap_or_default(),
+                _ => String::new(),
+            };
+            assert_eq!(host, "broker.example", "{args:?}");
+        }
     }
 }

@@ -60,7 +60,8 @@ fn unreachable_broker_exits_3() {
     conformance(free_port())
         .assert()
         .code(3)
-        .stderr(predicate::str::contains("error: connecting to 127.0.0.1:"));
+        .stderr(predicate::str::contains("error: connection to 127.0.0.1:"))
+        .stderr(predicate::str::contains("refused"));
 }
 
 #[test]

@@ -54,7 +54,7 @@ pub async fn run(run: &ConnectionsRun, common: &Common) -> anyhow::Result<Report
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             break;
         };
-        let id = common.identity(format!("bench-{run_id:08x}-c{i}"));
+        let id = common.identity(format!("{}-{run_id:08x}-c{i}", common.client_id_prefix));
         let target = common.target.clone();
         let timeout = common.connect_timeout;
         let result_tx = result_tx.clone();

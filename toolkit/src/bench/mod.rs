@@ -38,8 +38,9 @@ use report::Report;
 use scenario::{Common, MessageRun, Shape};
 use topics::TopicPattern;
 
+use crate::connection::{ConnectionFlags, Trust, refuse};
 use crate::exit::{self, Failure, Status};
-use transport::{Target, TlsOptions, Verify};
+use transport::{Target, TlsOptions};
 
 /// `toolkit bench`: a scenario to run, or `compare` to put saved reports side
 /// by side.
@@ -68,36 +69,13 @@ enum BenchCommand {
 /// Flags shared by every scenario.
 #[derive(Debug, Clone, Args)]
 struct LoadArgs {
-    /// Broker host name or address.
-    #[arg(short = 'H', long, default_value = "127.0.0.1")]
-    host: String,
-    /// Broker port [default: 1883, or 8883 with --tls].
-    #[arg(short, long)]
-    port: Option<u16>,
-    /// Connect with TLS; needs --cafile or --insecure.
-    #[arg(long)]
-    tls: bool,
-    /// With --tls: accept any broker certificate (still encrypted, not authenticated).
-    #[arg(long, requires = "tls", conflicts_with = "cafile")]
-    insecure: bool,
-    /// With --tls: PEM file of the CA that signed the broker's certificate.
-    #[arg(long, requires = "tls", value_name = "FILE")]
-    cafile: Option<PathBuf>,
-    /// With --tls: client certificate (PEM), for brokers that ask for one.
-    #[arg(long, requires_all = ["tls", "key"], value_name = "FILE")]
-    cert: Option<PathBuf>,
-    /// With --tls: the client certificate's private key (PEM).
-    #[arg(long, requires = "cert", value_name = "FILE")]
-    key: Option<PathBuf>,
+    /// Where the broker is and how to connect (shared with probe and
+    /// conformance); -i is the prefix of every client id [default: bench].
+    #[command(flatten)]
+    connection: ConnectionFlags,
     /// With --tls: the name to check the broker's certificate against [default: --host].
     #[arg(long, requires = "tls", value_name = "NAME")]
     server_name: Option<String>,
-    /// User name sent in CONNECT.
-    #[arg(short, long)]
-    username: Option<String>,
-    /// Password sent in CONNECT.
-    #[arg(short = 'P', long, env = "MQTT_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
     /// QoS of every publish and subscription: 0, 1 or 2.
     #[arg(short, long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: u8,
@@ -161,6 +139,19 @@ struct LoadArgs {
     /// Runtime threads for the load; 1 keeps the whole load on one core.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     threads: u16,
+}
+
+/// The host a load scenario of `args` connects to (`None` for `compare`).
+#[cfg(test)]
+pub fn host_of(args: &BenchArgs) -> Option<String> {
+    match &args.command {
+        BenchCommand::Compare(_) => None,
+        BenchCommand::FanIn(a)
+        | BenchCommand::FanOut(a)
+        | BenchCommand::Pairs(a)
+        | BenchCommand::Latency(a)
+        | BenchCommand::Connections(a) => Some(a.connection.host.clone()),
+    }
 }
 
 fn positive_rate(s: &str) -> Result<f64, String> {
@@ -254,40 +245,46 @@ fn verdict(report: &Report) -> anyhow::Result<()> {
 }
 
 fn common(load: &LoadArgs) -> anyhow::Result<Common> {
-    let port = load.port.unwrap_or(if load.tls { 8883 } else { 1883 });
-    let addr: SocketAddr = (load.host.as_str(), port)
+    let flags = &load.connection;
+    refuse(
+        flags.tls_port.is_some(),
+        "--tls-port",
+        "bench loads one listener; for a TLS one use --tls -p PORT",
+    )?;
+    let port = flags.port_or_default();
+    let addr: SocketAddr = (flags.host.as_str(), port)
         .to_socket_addrs()
-        .with_context(|| format!("--host {}: cannot resolve it", load.host))?
+        .with_context(|| format!("--host {}: cannot resolve it", flags.host))?
         .next()
-        .with_context(|| format!("--host {}: no address found", load.host))?;
-    let tls = if load.tls {
-        let verify = match (&load.cafile, load.insecure) {
-            (Some(ca), _) => Verify::CaFile(ca.clone()),
-            (None, true) => Verify::Insecure,
-            (None, false) => {
+        .with_context(|| format!("--host {}: no address found", flags.host))?;
+    let tls = match flags.tls_settings(flags.tls, "--tls")? {
+        Some(settings) => {
+            if matches!(settings.trust, Trust::System) {
                 return Err(exit::usage(
                     "--tls needs --cafile FILE to verify the broker's certificate, or --insecure to skip verification",
                 ));
             }
-        };
-        Some(TlsOptions {
-            verify,
-            server_name: load
-                .server_name
-                .clone()
-                .unwrap_or_else(|| load.host.clone()),
-            client_auth: load.cert.clone().zip(load.key.clone()),
-        })
-    } else {
-        None
+            Some(TlsOptions {
+                settings,
+                server_name: load
+                    .server_name
+                    .clone()
+                    .unwrap_or_else(|| flags.host.clone()),
+            })
+        }
+        None => None,
     };
     let target = Target::new(addr, tls.as_ref())
         .map_err(|e| Failure::new(Status::Usage, format!("{e:#}")))?;
     Ok(Common {
         target,
         label: load.label.clone(),
-        username: load.username.clone(),
-        password: load.password.clone(),
+        client_id_prefix: flags
+            .client_id
+            .clone()
+            .unwrap_or_else(|| "bench".to_owned()),
+        username: flags.username.clone(),
+        password: flags.password(),
         keep_alive: load.keep_alive,
         connect_timeout: load.connect_timeout,
         connect_concurrency: load.connect_concurrency as usize,
@@ -440,20 +437,32 @@ mod tests {
             "pw",
         ])
         .unwrap();
+        assert_eq!(a.connection.host, "localhost");
         assert_eq!(
-            (a.port, a.qos, a.payload, a.clients, a.count),
+            (a.connection.port, a.qos, a.payload, a.clients, a.count),
             (Some(1884), 2, 128, Some(3), Some(10))
         );
         assert_eq!(a.rate, Some(100.5));
         assert_eq!(a.drain_timeout, Duration::from_millis(500));
         assert_eq!(
-            (a.username.as_deref(), a.password.as_deref()),
+            (
+                a.connection.username.as_deref(),
+                a.connection.password.as_deref()
+            ),
             (Some("user"), Some("pw"))
         );
         let d = parse(&["connections", "-d", "1m"]).unwrap();
         assert_eq!(d.duration, Some(Duration::from_secs(60)));
         let t = parse(&["fan-out", "--tls", "--insecure", "--server-name", "b"]).unwrap();
-        assert!(t.tls && t.insecure);
+        assert!(t.connection.tls && t.connection.insecure);
+        let h = parse(&["fan-out", "-h", "broker.example", "-i", "mine"]).unwrap();
+        assert_eq!(h.connection.host, "broker.example");
+        assert_eq!(
+            common(&parse(&["pairs", "-i", "mine"]).unwrap())
+                .unwrap()
+                .client_id_prefix,
+            "mine"
+        );
     }
 
     #[test]
@@ -463,12 +472,24 @@ mod tests {
             &["fan-in", "-s", "8"],
             &["fan-in", "-n", "5", "-d", "1s"],
             &["fan-in", "-r", "0"],
-            &["fan-in", "--insecure"],
+            &["fan-in", "--server-name", "b"],
             &["fan-in", "--tls", "--insecure", "--cafile", "x"],
             &["fan-in", "-c", "0"],
             &["fan-in", "-d", "soon"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn tls_flags_without_tls_and_a_tls_port_are_refused() {
+        for flags in [
+            &["fan-in", "--insecure"][..],
+            &["fan-in", "--cafile", "ca.pem"],
+            &["fan-in", "--tls-port", "8883"],
+        ] {
+            let err = common(&parse(flags).unwrap()).unwrap_err();
+            assert_eq!(exit::status_of(&err), Status::Usage, "{flags:?}");
         }
     }
 

@@ -65,6 +65,8 @@ pub struct Common {
     pub target: Target,
     /// A name for the broker in the report.
     pub label: Option<String>,
+    /// What every client id starts with (`-i`, default `bench`).
+    pub client_id_prefix: String,
     /// CONNECT user name.
     pub username: Option<String>,
     /// CONNECT password.
@@ -226,7 +228,7 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
     // Connect and subscribe the subscribers, then connect the publishers.
     let mut stats = ConnectStats::default();
     let sub_ids = (0..topo.subscribers.len())
-        .map(|i| common.identity(format!("bench-{run_id:08x}-s{i}")))
+        .map(|i| common.identity(format!("{}-{run_id:08x}-s{i}", common.client_id_prefix)))
         .collect();
     let addr = common.target.addr;
     let mut subs = Vec::new();
@@ -254,7 +256,7 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
         subs.push(conn);
     }
     let pub_ids = (0..topo.publishers.len())
-        .map(|i| common.identity(format!("bench-{run_id:08x}-p{i}")))
+        .map(|i| common.identity(format!("{}-{run_id:08x}-p{i}", common.client_id_prefix)))
         .collect();
     let mut pubs = Vec::new();
     for (i, r) in open_all(

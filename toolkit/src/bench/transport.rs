@@ -3,40 +3,27 @@
 //! read while another writes.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use credentials::tls::{self, ClientIdentity, ServerVerification};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use crate::connection::{self, TlsSettings};
 
 /// The read half of a connection.
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 /// The write half of a connection.
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// How the broker's certificate is checked.
-#[derive(Debug, Clone)]
-pub enum Verify {
-    /// Against the CA certificates in this PEM file.
-    CaFile(PathBuf),
-    /// Not at all (`--insecure`): for test brokers with self-signed
-    /// certificates. The connection is still encrypted.
-    Insecure,
-}
-
 /// TLS settings from the command line.
 #[derive(Debug, Clone)]
 pub struct TlsOptions {
-    /// How to check the broker's certificate.
-    pub verify: Verify,
+    /// How to check the broker's certificate, and the client certificate.
+    pub settings: TlsSettings,
     /// The name to send (SNI) and to check the certificate against.
     pub server_name: String,
-    /// A client certificate and key (PEM), for brokers that ask for one.
-    pub client_auth: Option<(PathBuf, PathBuf)>,
 }
 
 /// Where the broker is and how to reach it; cheap to clone per connection.
@@ -63,14 +50,14 @@ impl Target {
         let tls = match tls {
             None => None,
             Some(opts) => {
-                let config = client_config(opts)?;
+                let config = connection::client_config(&opts.settings)?;
                 let name = ServerName::try_from(opts.server_name.clone()).with_context(|| {
                     format!(
                         "--server-name {:?} is not a DNS name or IP address",
                         opts.server_name
                     )
                 })?;
-                Some((TlsConnector::from(Arc::new(config)), name))
+                Some((TlsConnector::from(config), name))
             }
         };
         Ok(Self { addr, tls })
@@ -98,16 +85,4 @@ impl Target {
             }
         }
     }
-}
-
-fn client_config(opts: &TlsOptions) -> anyhow::Result<rustls::ClientConfig> {
-    let verify = match &opts.verify {
-        Verify::Insecure => ServerVerification::Insecure,
-        Verify::CaFile(path) => ServerVerification::Roots(tls::load_roots(path, "--cafile")?),
-    };
-    let identity = match &opts.client_auth {
-        None => None,
-        Some((cert, key)) => Some(ClientIdentity::load(cert, key)?),
-    };
-    Ok(tls::client_config(verify, identity.as_ref())?)
 }

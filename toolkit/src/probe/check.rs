@@ -11,7 +11,7 @@ use crate::exit::{Failure, Status};
 
 /// Probes one listener.
 pub(super) async fn run(target: &Target, qos_list: &[QoS]) -> anyhow::Result<()> {
-    let mut session = connect::open(target, "").await?;
+    let mut session = connect::open(target, Some("")).await?;
     let topic = format!("toolkit/probe/{}", nonce());
     let granted = subscribe(&mut session, &topic, "").await?;
     let mut first_failure = None;

@@ -7,11 +7,18 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 
 use super::session::{Endpoint, Session};
-use super::{Target, ms, tls};
+use super::{Target, ms, sniff, tls};
 use crate::exit::{Failure, Status};
 
-/// Connects to `target`, printing one line per step prefixed with `label`.
-pub(super) async fn open(target: &Target, label: &str) -> anyhow::Result<Session> {
+/// Connects to `target`, printing one line per step prefixed with `label`,
+/// or nothing when `label` is `None` (a preflight check).
+pub(super) async fn open(target: &Target, label: Option<&str>) -> anyhow::Result<Session> {
+    // Each step's line goes to standard output, after the label.
+    let say = |line: String| {
+        if let Some(label) = label {
+            println!("{label}{line}");
+        }
+    };
     let addr = target.addr();
     // Read the certificate files before touching the network, so a missing
     // --cafile is reported as such whatever the broker's state.
@@ -24,34 +31,32 @@ pub(super) async fn open(target: &Target, label: &str) -> anyhow::Result<Session
     let peer = tcp
         .peer_addr()
         .map_or_else(|_| addr.clone(), |a| a.to_string());
-    println!(
-        "{label}tcp      connected to {peer} in {}",
+    say(format!(
+        "tcp      connected to {peer} in {}",
         ms(started.elapsed())
-    );
+    ));
 
     match &target.tls {
         None => drop(tcp),
         Some(settings) => {
-            let report =
-                tls::handshake_report(tcp, &target.host, target.port, settings, target.timeout)
-                    .await?;
-            println!(
-                "{label}tls      {}, {}, handshake in {}",
+            let report = tls::handshake_report(tcp, target, settings).await?;
+            say(format!(
+                "tls      {}, {}, handshake in {}",
                 report.protocol,
                 report.cipher_suite,
                 ms(report.handshake)
-            );
+            ));
             if let Some(cert) = &report.server_cert {
-                println!("{label}cert     subject {}", cert.subject);
-                println!("{label}         issuer  {}", cert.issuer);
-                println!("{label}         SANs    {}", cert.sans.join(", "));
-                println!(
-                    "{label}         expires {} ({})",
+                say(format!("cert     subject {}", cert.subject));
+                say(format!("         issuer  {}", cert.issuer));
+                say(format!("         SANs    {}", cert.sans.join(", ")));
+                say(format!(
+                    "         expires {} ({})",
                     cert.not_after,
                     crate::certs::status_text(cert)
-                );
+                ));
             }
-            println!("{label}         {}", settings.trust.describe());
+            say(format!("         {}", settings.trust.describe()));
         }
     }
 
@@ -62,14 +67,26 @@ pub(super) async fn open(target: &Target, label: &str) -> anyhow::Result<Session
         client_id: target.client_id.clone(),
         credentials: target.credentials.clone(),
         timeout: target.timeout,
+        switch: target.switch,
     };
-    let (session, connack) = Session::connect(endpoint).await?;
-    println!(
-        "{label}connack  0 connection accepted (session present: {}, client id {}) in {}",
+    let (session, connack) = match Session::connect(endpoint).await {
+        Ok(connected) => connected,
+        // The MQTT client cannot tell a web server or a TLS listener from a
+        // broker that closed the connection; a raw CONNECT can.
+        Err(failure)
+            if target.tls.is_none()
+                && matches!(failure.status, Status::Connect | Status::Closed) =>
+        {
+            return Err(sniff::not_mqtt(target).await.unwrap_or(failure).into());
+        }
+        Err(failure) => return Err(failure.into()),
+    };
+    say(format!(
+        "connack  0 connection accepted (session present: {}, client id {}) in {}",
         if connack.session_present { "yes" } else { "no" },
         target.client_id,
         ms(connack.elapsed)
-    );
+    ));
     Ok(session)
 }
 

@@ -10,8 +10,8 @@ use crate::exit::{Failure, Status};
 
 /// Runs the cross probe: TLS to plain, then plain to TLS, at each QoS.
 pub(super) async fn run(plain: &Target, tls: &Target, qos_list: &[QoS]) -> anyhow::Result<()> {
-    let mut plain_session = connect::open(plain, "plain ").await?;
-    let mut tls_session = connect::open(tls, "tls   ").await?;
+    let mut plain_session = connect::open(plain, Some("plain ")).await?;
+    let mut tls_session = connect::open(tls, Some("tls   ")).await?;
     let base = format!("toolkit/probe/{}", nonce());
     let to_plain = format!("{base}/to-plain");
     let to_tls = format!("{base}/to-tls");

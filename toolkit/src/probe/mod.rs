@@ -6,6 +6,7 @@
 //! - [`shell`]: `--interactive`, a small command shell;
 //! - [`connect`]: TCP, the TLS report and CONNACK, shared by all three;
 //! - [`session`]: a rumqttc connection with bounded waits;
+//! - [`sniff`]: what answers when the MQTT connection failed (a web server?);
 //! - [`tls`]: rustls configuration, the TLS report, and TLS failure reasons.
 
 mod check;
@@ -13,23 +14,23 @@ mod connect;
 mod cross;
 mod session;
 mod shell;
+mod sniff;
 mod tls;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use rumqttc::QoS;
 
+use crate::connection::{ConnectionFlags, TlsSettings, Trust};
 use crate::exit::usage;
 use crate::unique::nonce;
-use tls::{TlsSettings, Trust};
 
 const EXIT_HELP: &str = "Exit status:
   0  every step worked
   1  unexpected failure
   2  bad usage: a wrong flag, or a --cafile/--cert/--key file missing or unreadable
-  3  cannot connect: refused, unreachable, no answer, name not resolved
+  3  cannot connect: refused, unreachable, no answer, name not resolved, not MQTT
   4  TLS handshake failed (not a TLS port, no common cipher, client certificate refused)
   5  server certificate rejected (self-signed, unknown CA, wrong host name, expired)
   6  broker refused the connection (CONNACK 1-5) or a subscription (SUBACK 0x80)
@@ -42,50 +43,13 @@ Each failure prints one line saying what to try.";
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_HELP)]
 pub struct ProbeArgs {
-    /// Broker host name or IP address; with TLS, the name its certificate must carry.
-    #[arg(long, value_name = "HOST", default_value = "localhost")]
-    host: String,
-
-    /// Broker port [default: 1883, or 8883 with --tls]. With --cross, the plain port.
-    #[arg(long, value_name = "PORT")]
-    port: Option<u16>,
-
-    /// Connect with TLS.
-    #[arg(long)]
-    tls: bool,
-
-    /// Accept any server certificate and host name (the connection is still
-    /// encrypted, but not authenticated).
-    #[arg(long, conflicts_with = "cafile")]
-    insecure: bool,
-
-    /// CA certificates (PEM) to verify the server with [default: the system's
-    /// trusted CAs]. For a self-signed server certificate, the certificate itself.
-    #[arg(long, value_name = "FILE")]
-    cafile: Option<PathBuf>,
-
-    /// Client certificate (PEM) for mutual TLS.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    cert: Option<PathBuf>,
-
-    /// Private key (PEM) of --cert.
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    key: Option<PathBuf>,
-
-    /// User name for CONNECT.
-    #[arg(long, value_name = "USER")]
-    username: Option<String>,
-
-    /// Password for CONNECT (MQTT 3.1.1 allows one only with a user name [MQTT-3.1.2-22]).
-    #[arg(long, value_name = "PASSWORD", requires = "username")]
-    password: Option<String>,
-
-    /// Client identifier [default: probe- and 16 random hex digits].
-    #[arg(long, value_name = "ID")]
-    client_id: Option<String>,
+    /// Where the broker is and how to connect (shared with conformance and
+    /// bench). With --cross, --port is the plain port.
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
 
     /// Test only this QoS [default: 0, 1 and 2].
-    #[arg(long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
+    #[arg(short = 'q', long, value_name = "0|1|2", value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: Option<u8>,
 
     /// Seconds to wait for each answer (connect, CONNACK, SUBACK, each message).
@@ -96,10 +60,6 @@ pub struct ProbeArgs {
     /// each other's messages (needs --tls-port).
     #[arg(long, requires = "tls_port", conflicts_with = "interactive")]
     cross: bool,
-
-    /// With --cross: the broker's TLS port.
-    #[arg(long, value_name = "PORT", requires = "cross")]
-    tls_port: Option<u16>,
 
     /// Open a small shell (connect, sub, unsub, pub, wait, status, quit);
     /// messages are printed as they arrive.
@@ -117,6 +77,34 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Which flag turns TLS on, so that hints name the right one: `probe`'s
+/// `--tls`, or `conformance`'s `--tls-port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsSwitch {
+    /// `--tls`: the port given is a TLS port (`probe`).
+    Tls,
+    /// `--tls-port PORT`: a TLS port next to the plain `-p` (`conformance`).
+    TlsPort,
+}
+
+impl TlsSwitch {
+    /// The fix when a plain connection reached a TLS listener.
+    fn add(self) -> &'static str {
+        match self {
+            TlsSwitch::Tls => "add --tls",
+            TlsSwitch::TlsPort => "give it as --tls-port PORT (and the plain port as -p)",
+        }
+    }
+
+    /// The fix when a TLS connection reached a plain listener.
+    fn drop(self) -> &'static str {
+        match self {
+            TlsSwitch::Tls => "drop --tls for a plain port",
+            TlsSwitch::TlsPort => "--tls-port must be the TLS listener, not a plain one",
+        }
+    }
+}
+
 /// One listener to probe and how to talk to it.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -126,6 +114,7 @@ pub(crate) struct Target {
     client_id: String,
     credentials: Option<(String, String)>,
     timeout: Duration,
+    switch: TlsSwitch,
 }
 
 impl Target {
@@ -134,14 +123,49 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The one listener of a preflight check: `host:port`, plain or with
+    /// `tls`, connecting as `client_id` [default: a random one] with
+    /// `credentials`, each wait bounded by `timeout`; hints name `switch`.
+    pub(crate) fn new(
+        host: &str,
+        port: u16,
+        tls: Option<TlsSettings>,
+        client_id: Option<String>,
+        credentials: Option<(String, String)>,
+        timeout: Duration,
+        switch: TlsSwitch,
+    ) -> Self {
+        Self {
+            host: host.to_owned(),
+            port,
+            tls,
+            client_id: client_id.unwrap_or_else(random_client_id),
+            credentials,
+            timeout,
+            switch,
+        }
+    }
+}
+
+/// Connects once to `target` (TCP, the TLS handshake, CONNECT and CONNACK)
+/// without printing, and disconnects: a failure is explained and classified
+/// exactly as `toolkit probe` does, with its exit status. `conformance`
+/// runs this on each listener before its suite.
+pub(crate) fn preflight(runtime: &tokio::runtime::Runtime, target: &Target) -> anyhow::Result<()> {
+    runtime.block_on(async {
+        let session = connect::open(target, None).await?;
+        session.disconnect().await;
+        Ok(())
+    })
+}
+
 /// Runs `toolkit probe`.
 pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
+    let flags = &args.connection;
     let tls_settings = tls_settings(&args)?;
-    let client_id = args.client_id.clone().unwrap_or_else(random_client_id);
-    let credentials = args
-        .username
-        .clone()
-        .map(|user| (user, args.password.clone().unwrap_or_default()));
+    let client_id = flags.client_id.clone().unwrap_or_else(random_client_id);
+    let credentials = flags.credentials();
     let qos_list: Vec<QoS> = match args.qos {
         Some(q) => vec![qos_of(q)],
         None => vec![QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce],
@@ -150,16 +174,17 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     if args.cross {
-        let tls_port = args
+        let tls_port = flags
             .tls_port
             .ok_or_else(|| usage("--cross needs --tls-port"))?;
         let plain = Target {
-            host: args.host.clone(),
-            port: args.port.unwrap_or(1883),
+            host: flags.host.clone(),
+            port: flags.port.unwrap_or(1883),
             tls: None,
             client_id: format!("{client_id}-p"),
             credentials: credentials.clone(),
             timeout: args.timeout,
+            switch: TlsSwitch::Tls,
         };
         let tls = Target {
             port: tls_port,
@@ -173,12 +198,13 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         return runtime.block_on(cross::run(&plain, &tls, &qos_list));
     }
     let target = Target {
-        port: args.port.unwrap_or(if args.tls { 8883 } else { 1883 }),
-        host: args.host,
+        port: flags.port_or_default(),
+        host: flags.host.clone(),
         tls: tls_settings,
         client_id,
         credentials,
         timeout: args.timeout,
+        switch: TlsSwitch::Tls,
     };
     if args.interactive {
         runtime.block_on(shell::run(&target))
@@ -188,27 +214,16 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
 }
 
 /// The TLS settings the flags ask for; `None` for plain TCP. TLS-only flags
-/// without --tls (or --cross) are a usage error rather than silently ignored.
+/// without --tls (or --cross) are a usage error rather than silently
+/// ignored, and so is --tls-port without --cross.
 fn tls_settings(args: &ProbeArgs) -> anyhow::Result<Option<TlsSettings>> {
-    let wants_tls = args.tls || args.cross;
-    if !wants_tls {
-        let stray = [
-            (args.insecure, "--insecure"),
-            (args.cafile.is_some(), "--cafile"),
-            (args.cert.is_some(), "--cert"),
-        ];
-        if let Some((_, flag)) = stray.iter().find(|(set, _)| *set) {
-            return Err(usage(format!("{flag} only applies to TLS: add --tls")));
-        }
-        return Ok(None);
+    let flags = &args.connection;
+    if flags.tls_port.is_some() && !args.cross {
+        return Err(usage(
+            "--tls-port is the TLS port of --cross; to probe one TLS port use --tls -p PORT",
+        ));
     }
-    let trust = match (&args.cafile, args.insecure) {
-        (Some(file), _) => Trust::CaFile(file.clone()),
-        (None, true) => Trust::Insecure,
-        (None, false) => Trust::System,
-    };
-    let client_auth = args.cert.clone().zip(args.key.clone());
-    Ok(Some(TlsSettings { trust, client_auth }))
+    flags.tls_settings(flags.tls || args.cross, "--tls")
 }
 
 fn qos_of(q: u8) -> QoS {
@@ -251,16 +266,17 @@ mod tests {
     #[test]
     fn defaults() {
         let a = parse(&[]).unwrap();
-        assert_eq!(a.host, "localhost");
-        assert_eq!(a.port, None);
+        assert_eq!(a.connection.host, crate::connection::DEFAULT_HOST);
+        assert_eq!(a.connection.port, None);
         assert_eq!(a.timeout, Duration::from_secs(5));
-        assert!(!a.tls && !a.insecure && !a.cross && !a.interactive);
+        assert!(!a.connection.tls && !a.connection.insecure && !a.cross && !a.interactive);
         assert!(tls_settings(&a).unwrap().is_none());
     }
 
     #[test]
     fn qos_is_zero_to_two() {
         assert_eq!(parse(&["--qos", "2"]).unwrap().qos, Some(2));
+        assert_eq!(parse(&["-q", "1"]).unwrap().qos, Some(1));
         assert!(parse(&["--qos", "3"]).is_err());
     }
 
@@ -292,14 +308,18 @@ mod tests {
     #[test]
     fn password_needs_username() {
         assert!(parse(&["--password", "p"]).is_err());
+        assert!(parse(&["-P", "p"]).is_err());
         assert!(parse(&["--username", "u", "--password", "p"]).is_ok());
+        assert!(parse(&["-u", "u", "-P", "p"]).is_ok());
         assert!(parse(&["--username", "u"]).is_ok());
     }
 
     #[test]
     fn cross_needs_tls_port_and_tls_port_needs_cross() {
         assert!(parse(&["--cross"]).is_err());
-        assert!(parse(&["--tls-port", "8883"]).is_err());
+        let alone = parse(&["--tls-port", "8883"]).unwrap();
+        let err = tls_settings(&alone).unwrap_err();
+        assert_eq!(crate::exit::status_of(&err), crate::exit::Status::Usage);
         assert!(parse(&["--cross", "--tls-port", "8883", "--port", "1883"]).is_ok());
         assert!(parse(&["--cross", "--tls-port", "1", "--interactive"]).is_err());
     }

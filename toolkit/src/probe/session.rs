@@ -13,7 +13,7 @@ use rumqttc::{
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::tls;
+use super::{TlsSwitch, tls};
 use crate::exit::{Failure, Status};
 
 /// Where and how to connect.
@@ -31,6 +31,8 @@ pub struct Endpoint {
     pub credentials: Option<(String, String)>,
     /// Bound on every wait.
     pub timeout: Duration,
+    /// The flag that turns TLS on, for hints.
+    pub switch: TlsSwitch,
 }
 
 impl Endpoint {
@@ -378,9 +380,13 @@ pub fn classify_connection(err: &ConnectionError, endpoint: &Endpoint) -> Failur
                 format!("the broker refused the connection: CONNACK {number} ({words}): {hint}"),
             )
         }
-        ConnectionError::Tls(rumqttc::TlsError::TLS(tls_err)) => {
-            tls::classify_tls(tls_err, &endpoint.host, endpoint.port, None)
-        }
+        ConnectionError::Tls(rumqttc::TlsError::TLS(tls_err)) => tls::classify_tls(
+            tls_err,
+            &endpoint.host,
+            endpoint.port,
+            endpoint.switch,
+            None,
+        ),
         // I/O errors come wrapped in several layers (state, codec, TLS).
         _ if io_source(err).is_some() => match io_source(err) {
             Some(io) => classify_io(io, endpoint),
@@ -432,7 +438,7 @@ fn classify_io(io: &std::io::Error, endpoint: &Endpoint) -> Failure {
             .get_ref()
             .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
     {
-        return tls::classify_io(io, &endpoint.host, endpoint.port, None);
+        return tls::classify_io(io, &endpoint.host, endpoint.port, endpoint.switch, None);
     }
     match io.kind() {
         ConnectionRefused => Failure::new(
@@ -461,9 +467,12 @@ fn classify_io(io: &std::io::Error, endpoint: &Endpoint) -> Failure {
 
 fn closed(endpoint: &Endpoint, what: &str) -> Failure {
     let hint = if endpoint.tls.is_some() {
-        "check the broker's log (a client certificate may be required: --cert and --key)"
+        "check the broker's log (a client certificate may be required: --cert and --key)".to_owned()
     } else {
-        "if this is a TLS port add --tls; otherwise check the broker's log"
+        format!(
+            "if this is a TLS port {}; otherwise check the broker's log",
+            endpoint.switch.add()
+        )
     };
     Failure::new(
         Status::Closed,

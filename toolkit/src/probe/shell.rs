@@ -273,7 +273,7 @@ impl Shell<'_> {
                 if self.session.as_ref().is_some_and(|s| !s.is_closed()) {
                     return Err(Failure::new(Status::Usage, "already connected"));
                 }
-                let mut session = connect::open(self.target, "").await.map_err(|e| {
+                let mut session = connect::open(self.target, Some("")).await.map_err(|e| {
                     let status = crate::exit::status_of(&e);
                     Failure::new(status, format!("{e:#}"))
                 })?;

@@ -1,4 +1,5 @@
-//! TLS for the probe: the rustls client configuration built from the flags,
+//! TLS for the probe: the rustls client configuration built from the flags
+//! (with a verifier that records the server's chain),
 //! a first handshake of our own that reports what was negotiated and what
 //! certificate the server showed, and the translation of TLS failures into
 //! one-line reasons with a fix.
@@ -10,53 +11,19 @@
 //! expired certificate. The MQTT connection that follows uses the same
 //! configuration.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use credentials::tls::{self, AcceptAnyServerCert, ClientIdentity, ServerVerification};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 use x509_parser::prelude::FromDer as _;
 
+use super::{Target, TlsSwitch};
 use crate::certs::CertInfo;
-use crate::exit::{Failure, Status, usage};
-
-/// How the server's certificate is judged.
-#[derive(Debug, Clone)]
-pub enum Trust {
-    /// Against the CA certificates in this PEM file.
-    CaFile(std::path::PathBuf),
-    /// Against the operating system's trust store.
-    System,
-    /// Not at all (`--insecure`); the handshake signature is still checked.
-    Insecure,
-}
-
-impl Trust {
-    /// How the report names it.
-    pub fn describe(&self) -> String {
-        match self {
-            Trust::CaFile(p) => format!("verified against {}", p.display()),
-            Trust::System => "verified against the system's trusted CAs".to_owned(),
-            Trust::Insecure => "NOT verified (--insecure)".to_owned(),
-        }
-    }
-}
-
-/// The TLS settings of a probe.
-#[derive(Debug, Clone)]
-pub struct TlsSettings {
-    /// How to judge the server.
-    pub trust: Trust,
-    /// Client certificate chain and key files for mutual TLS.
-    pub client_auth: Option<(std::path::PathBuf, std::path::PathBuf)>,
-}
+use crate::connection::{self, TlsSettings};
+use crate::exit::{Failure, Status};
 
 /// What the first handshake found.
 #[derive(Debug)]
@@ -74,80 +41,37 @@ pub struct TlsReport {
 /// The server chain as the verifier last saw it.
 type SeenChain = Arc<Mutex<Vec<CertificateDer<'static>>>>;
 
-/// Builds the client configuration for these settings. `seen`, when given,
-/// receives the server's chain during the handshake.
+/// Builds the client configuration for these settings (see
+/// [`connection::client_config_with`]). `seen`, when given, receives the
+/// server's chain during the handshake.
 pub fn client_config(
     settings: &TlsSettings,
     seen: Option<SeenChain>,
 ) -> anyhow::Result<Arc<ClientConfig>> {
-    let provider = tls::provider();
-    let inner: Arc<dyn ServerCertVerifier> = match &settings.trust {
-        Trust::Insecure => Arc::new(AcceptAnyServerCert::new(&provider)),
-        Trust::CaFile(path) => webpki_verifier(roots_from_file(path)?, &provider)?,
-        Trust::System => webpki_verifier(system_roots(), &provider)?,
-    };
+    let inner = connection::server_verifier(&settings.trust)?;
     let verifier: Arc<dyn ServerCertVerifier> = match seen {
         Some(seen) => Arc::new(Recording { inner, seen }),
         None => inner,
     };
-    let identity = match &settings.client_auth {
-        None => None,
-        Some((cert, key)) => Some(ClientIdentity::load(cert, key).map_err(pem_usage)?),
-    };
-    let config = tls::client_config(ServerVerification::Custom(verifier), identity.as_ref())
-        .map_err(|e| usage(e.to_string()))?;
-    Ok(Arc::new(config))
-}
-
-fn webpki_verifier(
-    roots: RootCertStore,
-    provider: &Arc<CryptoProvider>,
-) -> anyhow::Result<Arc<dyn ServerCertVerifier>> {
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .map_err(|e| {
-        usage(format!(
-            "no usable CA certificate to verify the server with: {e}"
-        ))
-    })?;
-    Ok(verifier)
-}
-
-/// A file given on the command line is unusable: a usage error (status 2).
-fn pem_usage(err: tls::PemError) -> anyhow::Error {
-    usage(err.to_string())
-}
-
-fn roots_from_file(path: &Path) -> anyhow::Result<RootCertStore> {
-    tls::load_roots(path, "--cafile").map_err(pem_usage)
-}
-
-fn system_roots() -> RootCertStore {
-    let found = rustls_native_certs::load_native_certs();
-    for err in &found.errors {
-        tracing::debug!(error = %err, "skipping part of the system trust store");
-    }
-    let mut roots = RootCertStore::empty();
-    let (added, ignored) = roots.add_parsable_certificates(found.certs);
-    tracing::debug!(added, ignored, "system trust store loaded");
-    roots
+    connection::client_config_with(verifier, settings.client_auth.as_ref())
 }
 
 /// Does a TLS handshake on `tcp` and reports it, or fails with a reason and
 /// a fix. The connection is closed afterwards.
 pub async fn handshake_report(
     tcp: TcpStream,
-    host: &str,
-    port: u16,
+    target: &Target,
     settings: &TlsSettings,
-    timeout: Duration,
 ) -> anyhow::Result<TlsReport> {
+    let (host, port, timeout, switch) = (
+        target.host.as_str(),
+        target.port,
+        target.timeout,
+        target.switch,
+    );
     let seen: SeenChain = Arc::default();
     let config = client_config(settings, Some(seen.clone()))?;
-    let name = server_name(host)?;
+    let name = connection::server_name(host)?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let started = Instant::now();
     let result = tokio::time::timeout(timeout, connector.connect(name, tcp)).await;
@@ -165,12 +89,15 @@ pub async fn handshake_report(
             return Err(Failure::new(
                 Status::Timeout,
                 format!(
-                    "TLS handshake with {host}:{port} did not finish within {timeout:?}: is it a TLS listener? (drop --tls for a plain port)"
+                    "TLS handshake with {host}:{port} did not finish within {timeout:?}: is it a TLS listener? ({})",
+                    switch.drop()
                 ),
             )
             .into());
         }
-        Ok(Err(err)) => return Err(classify_io(&err, host, port, server_cert.as_ref()).into()),
+        Ok(Err(err)) => {
+            return Err(classify_io(&err, host, port, switch, server_cert.as_ref()).into());
+        }
         Ok(Ok(stream)) => stream,
     };
     let handshake = started.elapsed();
@@ -195,35 +122,28 @@ pub async fn handshake_report(
     })
 }
 
-/// The name the server's certificate must match: a DNS name or an IP address.
-pub fn server_name(host: &str) -> anyhow::Result<ServerName<'static>> {
-    ServerName::try_from(host.to_owned()).map_err(|_| {
-        usage(format!(
-            "--host {host:?} is neither a DNS name nor an IP address"
-        ))
-    })
-}
-
 /// Explains an I/O error from a TLS connection (handshake or later), which
 /// wraps a rustls error when TLS itself failed.
 pub fn classify_io(
     err: &std::io::Error,
     host: &str,
     port: u16,
+    switch: TlsSwitch,
     server_cert: Option<&CertInfo>,
 ) -> Failure {
     if let Some(tls) = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        return classify_tls(tls, host, port, server_cert);
+        return classify_tls(tls, host, port, switch, server_cert);
     }
     use std::io::ErrorKind::*;
     match err.kind() {
         UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => Failure::new(
             Status::Handshake,
             format!(
-                "{host}:{port} closed the connection during the TLS handshake ({err}): is it a TLS listener? (drop --tls for a plain port), or does it require a client certificate? (pass --cert and --key)"
+                "{host}:{port} closed the connection during the TLS handshake ({err}): is it a TLS listener? ({}), or does it require a client certificate? (pass --cert and --key)",
+                switch.drop()
             ),
         ),
         _ => Failure::new(
@@ -238,6 +158,7 @@ pub fn classify_tls(
     err: &rustls::Error,
     host: &str,
     port: u16,
+    switch: TlsSwitch,
     server_cert: Option<&CertInfo>,
 ) -> Failure {
     use rustls::AlertDescription as A;
@@ -269,7 +190,8 @@ pub fn classify_tls(
             Failure::new(
                 Status::Handshake,
                 format!(
-                    "{host}:{port} does not speak TLS ({err}): is it a plain MQTT port? (drop --tls)"
+                    "{host}:{port} does not speak TLS ({err}): is it a plain MQTT port? ({})",
+                    switch.drop()
                 ),
             )
         }
