@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 /// MQTT testing toolkit: certificates, probing and conformance for any broker.
 #[derive(Debug, Parser)]
 #[command(
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("GIT_REVISION"), ")"),
     about,
     after_help = "Exit status: 0 ok; 1 failure; 2 bad usage or input file; 3 cannot connect; \
                   4 TLS handshake failed; 5 server certificate rejected; 6 CONNACK refused; \
