@@ -40,11 +40,31 @@ fn main() -> ExitCode {
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("broker: {e:#}");
+            let line = error_line(&e);
+            tracing::error!("{line}");
+            eprintln!("broker: {line}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error chain on one line, each text once: errors such as the store's
+/// put their cause's text in their own message and also chain it, so `{:#}`
+/// printed the OS error twice (issue 12). A cause whose text the line
+/// already holds is left out.
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// The async runtime: tokio's multi-threaded scheduler with a worker per
@@ -98,5 +118,25 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12: "creating data directory D: No such file or directory (os
+    /// error 2): No such file or directory (os error 2)".
+    #[test]
+    fn an_os_error_is_printed_once() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let text = io.to_string();
+        let err = anyhow::Error::new(io).context(format!("creating data directory d: {text}"));
+        assert_eq!(
+            error_line(&err),
+            format!("creating data directory d: {text}")
+        );
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&err), "outer: inner");
     }
 }

@@ -334,7 +334,7 @@ where
 /// The fatal alert the server sent, when `e` is one.
 fn tls_alert(e: &std::io::Error) -> Option<String> {
     match e.get_ref()?.downcast_ref::<rustls::Error>()? {
-        rustls::Error::AlertReceived(alert) => Some(format!("{alert:?}")),
+        rustls::Error::AlertReceived(alert) => Some(credentials::describe::alert_name(*alert)),
         _ => None,
     }
 }

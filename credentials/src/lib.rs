@@ -9,8 +9,10 @@
 //! - [`tls`]: the crypto provider, PEM loading with errors that name the
 //!   file, the `--insecure` verifier and the one client configuration builder.
 //! - [`certs`]: a local CA, server and client certificates, self-signed ones.
+//! - [`describe`]: rustls and x509-parser errors in words, without debug text.
 //! - [`password`]: mosquitto's `$7$`/`$6$` password file format.
 
 pub mod certs;
+pub mod describe;
 pub mod password;
 pub mod tls;

@@ -96,7 +96,7 @@ fn invalid(path: &Path, what: &'static str, err: &pem::Error) -> PemError {
     PemError::Invalid {
         what,
         path: path.to_owned(),
-        reason: err.to_string(),
+        reason: crate::describe::pem_file_error(err),
     }
 }
 
@@ -137,7 +137,7 @@ pub fn load_roots(path: &Path, what: &'static str) -> Result<RootCertStore, PemE
         roots.add(cert).map_err(|e| PemError::NotTrustAnchor {
             what,
             path: path.to_owned(),
-            reason: e.to_string(),
+            reason: crate::describe::tls_error(&e),
         })?;
     }
     Ok(roots)
@@ -261,7 +261,7 @@ pub fn client_config(
             .map_err(|e| ClientConfigError::IdentityMismatch {
                 cert: id.cert_path.clone(),
                 key: id.key_path.clone(),
-                reason: e.to_string(),
+                reason: crate::describe::tls_error(&e),
             }),
     }
 }

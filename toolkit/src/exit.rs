@@ -90,6 +90,27 @@ pub fn status_of(err: &anyhow::Error) -> Status {
         .map_or(Status::Failure, |f| f.status)
 }
 
+/// The error chain as the one line `main` prints: each message, then its
+/// causes, joined by ": ", each text once. Many error types (ours with
+/// thiserror's `{source}`, rumqttc's, std's) put their cause's text in their
+/// own message and also return the cause as their `source()`; `{:#}` would
+/// then print an OS error twice in a row (issue 12). A cause whose text the
+/// line already holds is left out.
+pub fn message_of(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Shorthand for a usage failure (exit status 2).
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
     Failure::new(Status::Usage, message).into()
@@ -107,6 +128,28 @@ mod tests {
         let err = err.context("reading flags").unwrap_err();
         assert_eq!(status_of(&err), Status::Usage);
         assert_eq!(status_of(&anyhow::anyhow!("plain")), Status::Failure);
+    }
+
+    /// Issue 12: "reading f: No such file (os error 2): No such file (os
+    /// error 2)".
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading f: {source}")]
+        struct Read {
+            source: std::io::Error,
+        }
+        let io = std::io::Error::from_raw_os_error(2);
+        let io_text = io.to_string();
+        let err = anyhow::Error::new(Read { source: io }).context("loading the baseline");
+        assert_eq!(
+            message_of(&err),
+            format!("loading the baseline: reading f: {io_text}")
+        );
+        assert_eq!(format!("{err:#}").matches(&io_text).count(), 2);
+        // Causes not already shown are kept, in order.
+        let err = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(message_of(&err), "outer: middle: inner");
     }
 
     #[test]

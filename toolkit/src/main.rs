@@ -26,7 +26,7 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 /// MQTT testing toolkit: certificates, probing and conformance for any broker.
 #[derive(Debug, Parser)]
 #[command(
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("GIT_REVISION"), ")"),
     about,
     after_help = "Exit status: 0 ok; 1 failure; 2 bad usage or input file; 3 cannot connect; \
                   4 TLS handshake failed; 5 server certificate rejected; 6 CONNACK refused; \
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", exit::message_of(&err));
             ExitCode::from(exit::status_of(&err).code())
         }
     }

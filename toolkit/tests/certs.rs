@@ -158,6 +158,33 @@ fn existing_files_are_never_overwritten_without_force() {
     assert_eq!(mode(&dir.path().join("ca.key")), 0o600);
 }
 
+/// Issue 12: `--hostname 192.0.2.2` wrote a DNS SAN, which no TLS client
+/// matches against an address; probe's own hint recommended that command.
+#[test]
+fn addresses_given_to_hostname_become_ip_sans() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(
+        dir.path(),
+        &[
+            "--hostname",
+            "192.0.2.2",
+            "--hostname",
+            "2001:db8::2",
+            "--no-default-names",
+        ],
+    );
+    let text = openssl_text(&dir.path().join("mqtt_server.pem"));
+    assert_eq!(
+        openssl_sans(&text),
+        ["IP:192.0.2.2", "IP:2001:db8::2"],
+        "{text}"
+    );
+    assert!(
+        text.contains("Subject: CN=192.0.2.2") || text.contains("Subject: CN = 192.0.2.2"),
+        "{text}"
+    );
+}
+
 #[test]
 fn hostnames_and_ips_become_sans_and_the_first_hostname_the_common_name() {
     let dir = tempfile::tempdir().unwrap();

@@ -45,7 +45,12 @@ pub enum ConfigError {
 /// none is given. Every flag can also be set in a TOML file (`--config`),
 /// under the flag's name; flags win.
 #[derive(Debug, Clone, Default, Parser)]
-#[command(name = "broker", version, about, long_about)]
+#[command(
+    name = "broker",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("GIT_REVISION"), ")"),
+    about,
+    long_about
+)]
 pub struct Flags {
     /// TOML file with settings named like the flags (`max-inflight = 20`).
     #[arg(long, value_name = "FILE")]

@@ -66,11 +66,18 @@ impl CertificateAuthority {
             path: paths.cert.clone(),
             reason,
         };
-        let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
-            .map_err(|e| bad_cert(format!("no PEM block found ({e})")))?;
-        let x509 = pem
-            .parse_x509()
-            .map_err(|e| bad_cert(format!("not an X.509 certificate ({e})")))?;
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).map_err(|e| {
+            bad_cert(format!(
+                "no PEM block found ({})",
+                crate::describe::pem_error(&e)
+            ))
+        })?;
+        let x509 = pem.parse_x509().map_err(|e| {
+            bad_cert(format!(
+                "not an X.509 certificate ({})",
+                crate::describe::x509_error(&e)
+            ))
+        })?;
         if !x509.is_ca() {
             return Err(bad_cert(
                 "it is not a CA certificate (basicConstraints CA:FALSE or missing)".to_owned(),

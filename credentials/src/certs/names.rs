@@ -31,10 +31,21 @@ impl SubjectNames {
 
     /// The given names, in order. Each host name must be a valid DNS name
     /// (wildcards like `*.example.com` are allowed); at least one name or
-    /// address is required.
-    pub fn new(hostnames: Vec<String>, ips: Vec<IpAddr>) -> Result<Self, CertError> {
+    /// address is required. A "host name" that is an IPv4 or IPv6 address
+    /// (`192.0.2.2`, `::1`) joins the addresses, after those given: TLS
+    /// clients match an address only against IP SANs (RFC 6125 6.2.1), so a
+    /// DNS SAN `192.0.2.2` would never match.
+    pub fn new(hostnames: Vec<String>, mut ips: Vec<IpAddr>) -> Result<Self, CertError> {
         if hostnames.is_empty() && ips.is_empty() {
             return Err(CertError::NoNames);
+        }
+        let (addresses, hostnames): (Vec<_>, Vec<_>) = hostnames
+            .into_iter()
+            .partition(|name| name.parse::<IpAddr>().is_ok());
+        for ip in addresses.iter().filter_map(|a| a.parse::<IpAddr>().ok()) {
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
         }
         // rcgen accepts any IA5 string as a DNS name; a name a TLS client can
         // match also needs to be non-empty, without spaces, and made of labels.
@@ -144,6 +155,34 @@ mod tests {
             CertError::NoNames
         ));
         assert!(SubjectNames::new(vec!["*.example.com".into()], vec![]).is_ok());
+    }
+
+    /// Issue 12: `toolkit certs --hostname 192.0.2.2` wrote a DNS SAN.
+    #[test]
+    fn addresses_given_as_hostnames_become_ip_addresses() {
+        let n = SubjectNames::new(
+            vec![
+                "192.0.2.2".into(),
+                "broker.example".into(),
+                "2001:db8::1".into(),
+            ],
+            vec!["192.0.2.2".parse().unwrap()],
+        )
+        .unwrap();
+        assert_eq!(n.hostnames(), ["broker.example"]);
+        let ips: Vec<IpAddr> = vec!["192.0.2.2".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        assert_eq!(n.ips(), ips);
+        assert!(matches!(
+            n.sans().unwrap().as_slice(),
+            [
+                SanType::DnsName(_),
+                SanType::IpAddress(_),
+                SanType::IpAddress(_)
+            ]
+        ));
+        let only_ip = SubjectNames::new(vec!["10.1.2.3".into()], vec![]).unwrap();
+        assert!(only_ip.hostnames().is_empty());
+        assert_eq!(only_ip.common_name(), "10.1.2.3");
     }
 
     #[test]

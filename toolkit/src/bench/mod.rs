@@ -351,7 +351,7 @@ fn write_hdr(
     builder.add_comment("toolkit bench latency histogram; values in nanoseconds");
     let mut log = builder.begin_log_with(&mut file, &mut serializer)?;
     log.write_histogram(h, Duration::ZERO, span, Tag::new("latency_ns"))
-        .map_err(|e| anyhow::anyhow!("writing --hdr-out {}: {e:?}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("writing --hdr-out {}: {e}", path.display()))?;
     Ok(())
 }
 

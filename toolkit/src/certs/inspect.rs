@@ -80,8 +80,12 @@ pub fn inspect_file(path: &Path, now: OffsetDateTime) -> anyhow::Result<Vec<Cert
 pub fn inspect_bytes(bytes: &[u8], now: OffsetDateTime) -> Result<Vec<CertInfo>, String> {
     let looks_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
     if !looks_pem {
-        let (_, cert) = X509Certificate::from_der(bytes)
-            .map_err(|e| format!("neither PEM nor a DER certificate ({e})"))?;
+        let (_, cert) = X509Certificate::from_der(bytes).map_err(|e| {
+            format!(
+                "neither PEM nor a DER certificate ({})",
+                credentials::describe::x509_error(&e)
+            )
+        })?;
         return Ok(vec![describe(&cert, bytes, now)]);
     }
     let mut infos = Vec::new();
@@ -92,9 +96,13 @@ pub fn inspect_bytes(bytes: &[u8], now: OffsetDateTime) -> Result<Vec<CertInfo>,
             other_labels.push(pem.label.clone());
             continue;
         }
-        let cert = pem
-            .parse_x509()
-            .map_err(|e| format!("certificate {} is not valid X.509 ({e})", infos.len() + 1))?;
+        let cert = pem.parse_x509().map_err(|e| {
+            format!(
+                "certificate {} is not valid X.509 ({})",
+                infos.len() + 1,
+                credentials::describe::x509_error(&e)
+            )
+        })?;
         infos.push(describe(&cert, &pem.contents, now));
     }
     if infos.is_empty() {
@@ -194,7 +202,9 @@ fn sans_of(cert: &X509Certificate<'_>) -> Vec<String> {
             GeneralName::RFC822Name(e) => format!("email:{e}"),
             GeneralName::URI(u) => format!("URI:{u}"),
             GeneralName::DirectoryName(n) => format!("DirName:{n}"),
-            other => format!("{other:?}"),
+            GeneralName::RegisteredID(oid) => format!("RID:{oid}"),
+            GeneralName::OtherName(oid, _) => format!("othername:{oid}"),
+            _ => "other:(a name of a kind not shown)".to_owned(),
         })
         .collect()
 }

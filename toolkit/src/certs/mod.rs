@@ -47,7 +47,8 @@ pub struct CertsArgs {
 #[derive(Debug, Args)]
 struct ServerArgs {
     /// A DNS name for the server certificate (repeatable). The first one is
-    /// also the common name. Added to localhost, 127.0.0.1 and ::1 unless
+    /// also the common name. An IP address given here becomes an IP SAN, as
+    /// with --ip. Added to localhost, 127.0.0.1 and ::1 unless
     /// --no-default-names.
     #[arg(long, value_name = "NAME")]
     hostname: Vec<String>,

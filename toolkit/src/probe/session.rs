@@ -409,13 +409,28 @@ pub fn classify_connection(err: &ConnectionError, endpoint: &Endpoint) -> Failur
         ConnectionError::NotConnAck(packet) => Failure::new(
             Status::Closed,
             format!(
-                "{addr} answered CONNECT with {packet:?} instead of CONNACK: is it an MQTT 3.1.1 broker?"
+                "{addr} answered CONNECT with {} instead of CONNACK: is it an MQTT 3.1.1 broker?",
+                packet_name(packet)
             ),
         ),
         // A broker that does not speak what we sent (TLS to a plain port,
         // plain to a TLS port) may answer with bytes that are not MQTT.
         other => closed(endpoint, &format!("the connection failed ({other})")),
     }
+}
+
+/// A packet's type as the specification writes it (`PUBACK`), for messages;
+/// issue 12: the whole packet's debug text (`PubAck(PubAck { pkid: 21584 })`)
+/// was printed, which names rumqttc's fields rather than what arrived.
+fn packet_name(packet: &rumqttc::Packet) -> String {
+    // rumqttc's packets have no Display; their Debug text starts with the
+    // variant's name, which is the packet type in CamelCase.
+    let debug = format!("{packet:?}");
+    debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase()
 }
 
 /// The first I/O error in `err`'s source chain.

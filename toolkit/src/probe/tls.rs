@@ -105,7 +105,7 @@ pub async fn handshake_report(
     let protocol = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_owned(),
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_owned(),
-        Some(other) => format!("{other:?}"),
+        Some(other) => format!("TLS version 0x{:04x}", u16::from(other)),
         None => "unknown".to_owned(),
     };
     let cipher_suite = conn
@@ -177,27 +177,33 @@ pub fn classify_tls(
         ) => Failure::new(
             Status::Handshake,
             format!(
-                "the broker rejected the TLS connection with alert {alert:?}: it wants a client certificate it trusts; pass --cert FILE --key FILE (make one with `toolkit certs client --name NAME`)"
+                "the broker rejected the TLS connection with alert {}: it wants a client certificate it trusts; pass --cert FILE --key FILE (make one with `toolkit certs client --name NAME`)",
+                credentials::describe::alert_name(*alert)
             ),
         ),
         rustls::Error::AlertReceived(alert) => Failure::new(
             Status::Handshake,
             format!(
-                "the broker ended the TLS handshake with alert {alert:?}: it shares no protocol version or cipher suite with us (we offer TLS 1.2 and 1.3)"
+                "the broker ended the TLS handshake with alert {}: it shares no protocol version or cipher suite with us (we offer TLS 1.2 and 1.3)",
+                credentials::describe::alert_name(*alert)
             ),
         ),
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
             Failure::new(
                 Status::Handshake,
                 format!(
-                    "{host}:{port} does not speak TLS ({err}): is it a plain MQTT port? ({})",
+                    "{host}:{port} does not speak TLS ({}): is it a plain MQTT port? ({})",
+                    credentials::describe::tls_error(err),
                     switch.drop()
                 ),
             )
         }
         other => Failure::new(
             Status::Handshake,
-            format!("TLS handshake with {host}:{port} failed: {other}"),
+            format!(
+                "TLS handshake with {host}:{port} failed: {}",
+                credentials::describe::tls_error(other)
+            ),
         ),
     }
 }
@@ -228,8 +234,15 @@ fn certificate_reason(err: &CertificateError, host: &str, cert: Option<&CertInfo
         },
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             let names = cert.map_or_else(String::new, |c| c.sans.join(", "));
+            // An address is matched only against IP SANs: `--hostname`
+            // takes addresses too, but `--ip` says what the SAN will be.
+            let flag = if host.parse::<std::net::IpAddr>().is_ok() {
+                "--ip"
+            } else {
+                "--hostname"
+            };
             format!(
-                "{subject} is not valid for host {host:?} (it names: {names}): connect with --host set to one of its names, or make one with `toolkit certs --hostname {host}`"
+                "{subject} is not valid for host {host} (it names: {names}): connect with --host set to one of its names, or make one with `toolkit certs {flag} {host}`"
             )
         }
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -250,7 +263,10 @@ fn certificate_reason(err: &CertificateError, host: &str, cert: Option<&CertInfo
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => format!(
             "{subject} is not allowed for TLS servers (its extended key usage lacks serverAuth): make a server certificate with `toolkit certs`"
         ),
-        other => format!("{subject} was rejected: {other:?}"),
+        other => format!(
+            "{subject} was rejected: {}",
+            credentials::describe::certificate_error(other)
+        ),
     }
 }
 
@@ -300,5 +316,29 @@ impl ServerCertVerifier for Recording {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12: the hint for an address recommended `--hostname ADDR`,
+    /// which wrote a DNS SAN that never matches an address.
+    #[test]
+    fn the_name_mismatch_hint_names_ip_for_addresses() {
+        let err = CertificateError::NotValidForName;
+        let for_ip = certificate_reason(&err, "192.0.2.2", None);
+        assert!(
+            for_ip.contains("`toolkit certs --ip 192.0.2.2`"),
+            "{for_ip}"
+        );
+        let for_v6 = certificate_reason(&err, "::1", None);
+        assert!(for_v6.contains("`toolkit certs --ip ::1`"), "{for_v6}");
+        let for_name = certificate_reason(&err, "broker.example", None);
+        assert!(
+            for_name.contains("`toolkit certs --hostname broker.example`"),
+            "{for_name}"
+        );
     }
 }
