@@ -17,29 +17,13 @@ fn main() {
     println!("cargo:rerun-if-changed={}", scenarios.display());
     println!("cargo:rerun-if-changed={}", spec.display());
 
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&scenarios)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
-    files.sort();
-
-    let mut out = String::from(
-        "/// The built-in scenario files: (name, contents), sorted by name.\npub static SCENARIO_FILES: &[(&str, &str)] = &[\n",
+    let mut out = String::new();
+    embed_toml_files(
+        &mut out,
+        &scenarios,
+        "/// The built-in scenario files: (name, contents), sorted by name.",
+        "SCENARIO_FILES",
     );
-    for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
-        let name = f
-            .file_name()
-            .expect("read_dir entries have names")
-            .to_string_lossy();
-        writeln!(
-            out,
-            "    ({name:?}, include_str!({:?})),",
-            f.display().to_string()
-        )
-        .expect("writing to a String");
-    }
-    out.push_str("];\n");
     for (konst, file) in [
         ("STATEMENTS_TSV", "mqtt-3.1.1-statements.tsv"),
         ("UNTESTABLE_TOML", "untestable.toml"),
@@ -55,28 +39,12 @@ fn main() {
     }
     let baselines = fixtures.join("baselines");
     println!("cargo:rerun-if-changed={}", baselines.display());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&baselines)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
-    files.sort();
-    out.push_str(
-        "/// The shipped baselines (`fixtures/baselines/*.toml`): (file name, contents), sorted by name.\npub static BASELINE_FILES: &[(&str, &str)] = &[\n",
+    embed_toml_files(
+        &mut out,
+        &baselines,
+        "/// The shipped baselines (`fixtures/baselines/*.toml`): (file name, contents), sorted by name.",
+        "BASELINE_FILES",
     );
-    for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
-        let name = f
-            .file_name()
-            .expect("read_dir entries have names")
-            .to_string_lossy();
-        writeln!(
-            out,
-            "    ({name:?}, include_str!({:?})),",
-            f.display().to_string()
-        )
-        .expect("writing to a String");
-    }
-    out.push_str("];\n");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out_dir.join("builtin.rs"), out).expect("writing builtin.rs to OUT_DIR");
     let actions = actions(
@@ -143,4 +111,29 @@ fn actions(dir: &Path, readme: &Path) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// Writes `static NAME: &[(&str, &str)]` holding every `*.toml` file of
+/// `dir` as (file name, contents), sorted by name, each watched by cargo.
+fn embed_toml_files(out: &mut String, dir: &Path, doc: &str, name: &str) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    writeln!(out, "{doc}\npub static {name}: &[(&str, &str)] = &[").expect("writing to a String");
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let file_name = f
+            .file_name()
+            .expect("read_dir entries have names")
+            .to_string_lossy();
+        writeln!(
+            out,
+            "    ({file_name:?}, include_str!({:?})),",
+            f.display().to_string()
+        )
+        .expect("writing to a String");
+    }
+    out.push_str("];\n");
 }

@@ -48,23 +48,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error chain on one line, each text once: errors such as the store's
-/// put their cause's text in their own message and also chain it, so `{:#}`
-/// printed the OS error twice (issue 12). A cause whose text the line
-/// already holds is left out.
+/// The error chain on one line, each text once (see
+/// [`credentials::describe::error_chain`]).
 fn error_line(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if text.is_empty() || line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    credentials::describe::error_chain(err.chain())
 }
 
 /// The async runtime: tokio's multi-threaded scheduler with a worker per

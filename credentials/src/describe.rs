@@ -12,6 +12,29 @@ use rustls::{CertificateError, Error as TlsError, InconsistentKeys};
 use x509_parser::error::{PEMError, X509Error};
 use x509_parser::nom;
 
+/// An error and its causes as the one line a binary prints: each message
+/// joined by ": ", each text once. Many error types (thiserror's
+/// `{source}`, rumqttc's, std's) put their cause's text in their own message
+/// and also return the cause as their `source()`; `{:#}` would then print an
+/// OS error twice in a row (issue 12). A cause whose text the line already
+/// holds is left out. `anyhow::Error::chain()` is what the binaries pass.
+pub fn error_chain<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut line = String::new();
+    for cause in chain {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// A rustls error as a lowercase phrase without debug text.
 pub fn tls_error(err: &TlsError) -> String {
     match err {

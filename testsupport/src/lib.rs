@@ -18,6 +18,7 @@ mod port;
 mod raw_client;
 mod reference;
 mod stderr_log;
+mod version;
 
 pub use junit::{JunitCase, check_junit};
 pub use mosquitto::{
@@ -27,3 +28,4 @@ pub use mosquitto::{
 pub use port::{free_port, wait_for_port};
 pub use raw_client::{RawClient, WAIT, connect_packet, packet_id};
 pub use reference::{ReferenceBroker, ReferenceOptions, ReferenceTls, broker_binary_from_env};
+pub use version::expected_version_line;

@@ -90,25 +90,10 @@ pub fn status_of(err: &anyhow::Error) -> Status {
         .map_or(Status::Failure, |f| f.status)
 }
 
-/// The error chain as the one line `main` prints: each message, then its
-/// causes, joined by ": ", each text once. Many error types (ours with
-/// thiserror's `{source}`, rumqttc's, std's) put their cause's text in their
-/// own message and also return the cause as their `source()`; `{:#}` would
-/// then print an OS error twice in a row (issue 12). A cause whose text the
-/// line already holds is left out.
+/// The error chain as the one line `main` prints, each text once (see
+/// [`credentials::describe::error_chain`]).
 pub fn message_of(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if text.is_empty() || line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    credentials::describe::error_chain(err.chain())
 }
 
 /// Shorthand for a usage failure (exit status 2).
