@@ -6,10 +6,12 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 test: lint
     cargo test --workspace --all-targets
 
-# Formatting, clippy and the crate layering, as CI checks them.
+# Formatting, clippy, the API docs (no rustdoc warnings) and the crate
+# layering, as CI checks them.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
     ./scripts/check-layers
 
 # Load benchmark: our broker, mosquitto and rumqttd, each pinned to core 0 with

@@ -56,7 +56,7 @@ fn http_server() -> u16 {
 /// Issue 12: `PubAck(PubAck { pkid: 21584 })`. "HTTP/1.1" reads as a
 /// PUBACK (0x48) whose packet id is "TP" (0x5450 = 21584).
 #[test]
-fn an_http_server_is_named_by_the_packet_type_it_seemed_to_send() {
+fn an_http_server_is_named_as_a_web_server_with_what_it_answered() {
     let dir = tempfile::tempdir().unwrap();
     let port = http_server();
     let port_text = port.to_string();
@@ -70,7 +70,7 @@ fn an_http_server_is_named_by_the_packet_type_it_seemed_to_send() {
             "--timeout",
             "5",
         ],
-        9,
+        3,
         dir.path(),
         Some(port),
     );

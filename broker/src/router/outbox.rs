@@ -1,4 +1,4 @@
-//! [`Outbox`]: the bounded queue of messages waiting for one client.
+//! `Outbox`: the bounded queue of messages waiting for one client.
 //!
 //! Publishers push into it under a short lock; the client's connection takes
 //! messages out in batches, as many as its in-flight window and write buffer

@@ -6,7 +6,7 @@
 //!
 //! Two tables, both keyed by text: `sessions` (client id → session record)
 //! and `retained` (topic → message). Values use a small versioned binary
-//! layout written and read here ([`record`]). The state is saved every
+//! layout written and read here (module `record`). The state is saved every
 //! `--autosave-interval` seconds and at shutdown, as mosquitto does with
 //! its autosave; a crash loses what changed since the last save.
 
