@@ -271,35 +271,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    match eval.status() {
-        RunStatus::Fail => Err(Failure::new(
+    let (status, message) = match eval.status() {
+        RunStatus::Fail => (
             Status::Failure,
             format!(
                 "{} MUST scenario(s) failed outside the baseline: {}",
                 eval.failures.len(),
                 eval.failures.join(", ")
             ),
-        )
-        .into()),
-        RunStatus::StaleBaseline => Err(Failure::new(
+        ),
+        RunStatus::StaleBaseline => (
             Status::StaleBaseline,
             format!(
                 "baseline is stale: {} now pass; remove them from the baseline",
                 eval.stale.join(", ")
             ),
-        )
-        .into()),
-        RunStatus::Pass if args.fail_on_skip && !eval.skipped.is_empty() => Err(Failure::new(
+        ),
+        RunStatus::Pass if args.fail_on_skip && !eval.skipped.is_empty() => (
             Status::Skipped,
             format!(
                 "{} scenario(s) skipped with --fail-on-skip: {}",
                 eval.skipped.len(),
                 eval.skipped.join(", ")
             ),
-        )
-        .into()),
-        RunStatus::Pass => Ok(()),
-    }
+        ),
+        RunStatus::Pass => return Ok(()),
+    };
+    Err(Failure::new(status, message).into())
 }
 
 /// The top of a file `--write-baseline` writes.

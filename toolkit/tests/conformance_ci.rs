@@ -6,20 +6,12 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use testsupport::{Mosquitto, MosquittoOptions, free_port};
 
 mod common;
 
-use common::toolkit;
-
-/// `toolkit conformance --port PORT`, more flags to follow.
-fn conformance(port: u16) -> Command {
-    let mut c = toolkit();
-    c.args(["conformance", "--port", &port.to_string()]);
-    c
-}
+use common::{PING_SCENARIO, conformance, refused, toolkit};
 
 /// `toolkit conformance --list --format json ARGS…` (no broker): the ids
 /// listed.
@@ -107,32 +99,16 @@ fn only_and_skip_take_globs_over_ids_areas_and_statements() {
     ]);
     assert_eq!(both.len(), 3, "{both:?}");
     // A pattern that matches nothing is a typo: exit 2, named.
-    conformance(free_port())
-        .args(["--list", "--only", "conect.*"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "--only/--skip conect.* matches no scenario",
-        ));
+    refused(
+        &["--list", "--only", "conect.*"],
+        &["--only/--skip conect.* matches no scenario"],
+    );
 }
-
-const MINE: &str = r#"
-[[scenario]]
-name = "mine.ping"
-description = "A PINGREQ gets a PINGRESP."
-statements = ["MQTT-3.12.4-1"]
-tags = ["ping"]
-steps = [
-  { connect = "a", connack = 0 },
-  { send = "a", packet = "pingreq" },
-  { expect = "a", packet = "pingresp" },
-]
-"#;
 
 #[test]
 fn scenarios_dir_adds_to_the_builtin_suite_and_no_builtin_replaces_it() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mine.toml"), MINE).unwrap();
+    std::fs::write(dir.path().join("mine.toml"), PING_SCENARIO).unwrap();
     let d = dir.path().to_str().unwrap();
     let added = listed(&["--scenarios", d]);
     assert!(
@@ -146,17 +122,13 @@ fn scenarios_dir_adds_to_the_builtin_suite_and_no_builtin_replaces_it() {
     let clash = tempfile::tempdir().unwrap();
     std::fs::write(
         clash.path().join("c.toml"),
-        MINE.replace("mine.ping", "connect.accepted"),
+        PING_SCENARIO.replace("mine.ping", "connect.accepted"),
     )
     .unwrap();
-    conformance(free_port())
-        .args(["--list", "--scenarios"])
-        .arg(clash.path())
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "scenario name \"connect.accepted\" is already used",
-        ));
+    refused(
+        &["--list", "--scenarios", clash.path().to_str().unwrap()],
+        &["scenario name \"connect.accepted\" is already used"],
+    );
 }
 
 #[test]
@@ -229,17 +201,7 @@ fn fail_on_skip_exits_11_when_scenarios_were_skipped() {
 }
 
 /// A scenario waiting 100 ms for a PINGRESP it never asked for.
-const SILENT: &str = r#"
-[[scenario]]
-name = "mine.silent"
-description = "Waits for a packet that does not come."
-statements = ["MQTT-3.12.4-1"]
-tags = ["ping"]
-steps = [
-  { connect = "a", connack = 0 },
-  { expect = "a", packet = "pingresp", within_ms = 100 },
-]
-"#;
+const SILENT: &str = include_str!("scenarios/silent.toml");
 
 #[test]
 fn time_scale_stretches_waits_and_the_report_says_so() {
@@ -278,6 +240,12 @@ fn recorded_baseline_passes_then_missing_stale_and_flaky_entries() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("recorded.toml");
     let only = ["--only", "malformed.*,connect.accepted"];
+    // A run of those scenarios with `baseline`.
+    let with_baseline = |baseline: &Path| {
+        let mut c = conformance(m.port());
+        c.args(only).arg("--baseline").arg(baseline);
+        c
+    };
 
     // Record: exit 0 whatever failed, every failure in the file.
     let run = conformance(m.port())
@@ -303,10 +271,7 @@ fn recorded_baseline_passes_then_missing_stale_and_flaky_entries() {
     }
 
     // A run with the recorded file passes.
-    conformance(m.port())
-        .args(only)
-        .arg("--baseline")
-        .arg(&file)
+    with_baseline(&file)
         .assert()
         .code(0)
         .stdout(predicate::str::contains("PASS:"));
@@ -320,10 +285,7 @@ fn recorded_baseline_passes_then_missing_stale_and_flaky_entries() {
         .unwrap()
         .retain(|d| d["scenario"].as_str() != Some("malformed.pingreq-flags"));
     write(&edited, &toml::to_string(&without).unwrap());
-    conformance(m.port())
-        .args(only)
-        .arg("--baseline")
-        .arg(&edited)
+    with_baseline(&edited)
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -333,10 +295,7 @@ fn recorded_baseline_passes_then_missing_stale_and_flaky_entries() {
     // An entry for a scenario that passes: stale, exit 10.
     let passing = "\n[[deviation]]\nscenario = \"connect.accepted\"\nstatements = [\"MQTT-3.1.4-4\"]\nreason = \"timing\"\n";
     write(&edited, &format!("{recorded}{passing}"));
-    conformance(m.port())
-        .args(only)
-        .arg("--baseline")
-        .arg(&edited)
+    with_baseline(&edited)
         .assert()
         .code(10)
         .stderr(predicate::str::contains(
@@ -345,28 +304,29 @@ fn recorded_baseline_passes_then_missing_stale_and_flaky_entries() {
 
     // The same entry marked flaky: never stale.
     write(&edited, &format!("{recorded}{passing}flaky = true\n"));
-    conformance(m.port())
-        .args(only)
-        .arg("--baseline")
-        .arg(&edited)
+    with_baseline(&edited)
         .assert()
         .code(0)
         .stdout(predicate::str::contains("PASS:"));
 
     // Recording again with that baseline keeps the flaky entry as it is.
     let again = dir.path().join("again.toml");
-    conformance(m.port())
-        .args(only)
-        .arg("--baseline")
-        .arg(&edited)
+    with_baseline(&edited)
         .arg("--write-baseline")
         .arg(&again)
         .assert()
         .code(0);
-    let again = std::fs::read_to_string(&again).unwrap();
-    assert!(
-        again.contains("scenario = \"connect.accepted\"") && again.contains("flaky = true"),
-        "{again}"
+    let again: toml::Table = toml::from_str(&std::fs::read_to_string(&again).unwrap()).unwrap();
+    let kept = again["deviation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["scenario"].as_str() == Some("connect.accepted"))
+        .unwrap_or_else(|| panic!("no connect.accepted entry in:\n{again}"));
+    assert_eq!(
+        kept.get("flaky"),
+        Some(&toml::Value::Boolean(true)),
+        "{kept}"
     );
 }
 
@@ -378,24 +338,15 @@ fn a_bad_baseline_lists_every_problem_and_exits_2() {
         &bad,
         "[[deviation]]\nscenario = \"connect.nope\"\nstatements = [\"MQTT-3.1.4-4\"]\nreason = \"r\"\n\n[[deviation]]\nscenario = \"connect.accepted\"\nstatements = [\"MQTT-0.0-0\"]\n",
     );
-    let run = conformance(free_port())
-        .arg("--baseline")
-        .arg(&bad)
-        .assert()
-        .code(2);
-    let err = stderr_of(&run);
-    for needle in [
-        "line 1: scenario \"connect.nope\" is not in the suite",
-        "line 6: entry for \"connect.accepted\": unknown statement id \"MQTT-0.0-0\"",
-        "line 6: entry for \"connect.accepted\" needs a `reason`",
-    ] {
-        assert!(err.contains(needle), "no {needle} in:\n{err}");
-    }
-    conformance(free_port())
-        .args(["--baseline", "mosquitto-9"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("shipped: mosquitto-2.0"));
+    refused(
+        &["--baseline", bad.to_str().unwrap()],
+        &[
+            "line 1: scenario \"connect.nope\" is not in the suite",
+            "line 6: entry for \"connect.accepted\": unknown statement id \"MQTT-0.0-0\"",
+            "line 6: entry for \"connect.accepted\" needs a `reason`",
+        ],
+    );
+    refused(&["--baseline", "mosquitto-9"], &["shipped: mosquitto-2.0"]);
 }
 
 #[test]
@@ -461,10 +412,6 @@ fn report_paths_are_checked_before_the_run() {
             "--output needs --format json or junit",
         ),
     ] {
-        conformance(free_port())
-            .args(args)
-            .assert()
-            .code(2)
-            .stderr(predicate::str::contains(says));
+        refused(args, &[says]);
     }
 }

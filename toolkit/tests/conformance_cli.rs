@@ -11,24 +11,7 @@ use testsupport::{Mosquitto, MosquittoOptions, free_port};
 
 mod common;
 
-use common::toolkit;
-
-/// `toolkit conformance --port PORT`, more flags to follow.
-fn conformance(port: u16) -> Command {
-    let mut c = toolkit();
-    c.args(["conformance", "--port", &port.to_string()]);
-    c
-}
-
-/// `toolkit conformance ARGS…` must exit 2 (bad input), its standard
-/// error holding each of `says`.
-fn refused(args: &[&str], says: &[&str]) {
-    let run = toolkit().arg("conformance").args(args).assert().code(2);
-    let stderr = String::from_utf8_lossy(&run.get_output().stderr);
-    for s in says {
-        assert!(stderr.contains(s), "{args:?}: no {s:?} in {stderr}");
-    }
-}
+use common::{PING_SCENARIO, conformance, new_certs, refused};
 
 /// Runs `cmd` (with `--format json`), which must exit 0, and returns the
 /// report it printed.
@@ -205,20 +188,11 @@ steps = [
   { publish = "a", topic = "{t}/x", payload = "mine" },
   { expect = "a", packet = "publish", topic = "{t}/x", payload = "mine" },
 ]
-
-[[scenario]]
-name = "mine.ordinary"
-description = "Runs with the others."
-statements = ["MQTT-3.12.4-1"]
-tags = ["ping"]
-steps = [
-  { connect = "a", connack = 0 },
-  { send = "a", packet = "pingreq" },
-  { expect = "a", packet = "pingresp" },
-]
 "##,
     )
     .unwrap();
+    // And one that runs with the others.
+    std::fs::write(dir.path().join("ping.toml"), PING_SCENARIO).unwrap();
     // `--scenarios` adds to the built-in suite (issue 12); only these two.
     let out = conformance(m.port())
         .arg("--scenarios")
@@ -230,7 +204,7 @@ steps = [
         .stderr
         .clone();
     let progress = String::from_utf8(out).unwrap();
-    let ordinary = progress.find("mine.ordinary").unwrap();
+    let ordinary = progress.find("mine.ping").unwrap();
     let exclusive = progress.find("mine.whole-broker").unwrap();
     assert!(
         ordinary < exclusive,
@@ -268,8 +242,7 @@ fn tls_scenarios_run_with_insecure() {
 
 #[test]
 fn mutual_tls_with_cert_and_key_from_toolkit_certs() {
-    let dir = tempfile::tempdir().unwrap();
-    common::make_certs(dir.path(), &[]);
+    let dir = new_certs(&[]);
     common::make_client_cert(dir.path(), "harness");
     let file = |n: &str| dir.path().join(n);
     let m = common::tls_broker(dir.path(), "mqtt_server", "ca.pem", true);

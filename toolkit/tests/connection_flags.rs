@@ -10,8 +10,17 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{stderr_of, stdout_of, toolkit};
-use testsupport::{Mosquitto, MosquittoOptions, write_password_file};
+use common::{broker_wanting_alice, stderr_of, stdout_of, toolkit};
+use testsupport::{Mosquitto, MosquittoOptions};
+
+/// `toolkit SUBCOMMAND… -h 127.0.0.1 -p PORT` for `broker`, more flags to
+/// follow.
+fn dash_h(subcommand: &[&str], broker: &Mosquitto) -> assert_cmd::Command {
+    let mut c = toolkit();
+    c.args(subcommand)
+        .args(["-h", "127.0.0.1", "-p", &broker.port().to_string()]);
+    c
+}
 
 fn baseline() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/baselines/mosquitto-2.0.toml")
@@ -20,14 +29,7 @@ fn baseline() -> PathBuf {
 #[test]
 fn conformance_dash_h_runs_the_whole_suite_against_mosquitto() {
     let m = Mosquitto::start(MosquittoOptions::default());
-    let out = toolkit()
-        .args([
-            "conformance",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &m.port().to_string(),
-        ])
+    let out = dash_h(&["conformance"], &m)
         .arg("--baseline")
         .arg(baseline())
         .output()
@@ -54,8 +56,7 @@ fn conformance_dash_h_runs_the_whole_suite_against_mosquitto() {
 #[test]
 fn probe_dash_h_probes() {
     let m = Mosquitto::start(MosquittoOptions::default());
-    let out = toolkit()
-        .args(["probe", "-h", "127.0.0.1", "-p", &m.port().to_string()])
+    let out = dash_h(&["probe"], &m)
         .args(["-i", "probe-dash-i", "--qos", "1"])
         .output()
         .unwrap();
@@ -68,15 +69,7 @@ fn probe_dash_h_probes() {
 #[test]
 fn bench_dash_h_benches() {
     let m = Mosquitto::start(MosquittoOptions::default());
-    let out = toolkit()
-        .args([
-            "bench",
-            "pairs",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &m.port().to_string(),
-        ])
+    let out = dash_h(&["bench", "pairs"], &m)
         .args(["-c", "1", "-n", "20", "-i", "dash-i", "--json", "--quiet"])
         .output()
         .unwrap();
@@ -145,12 +138,7 @@ fn help_shows_one_spelling_of_the_connection_flags() {
 
 #[test]
 fn the_password_comes_from_mqtt_password_in_all_three() {
-    let dir = tempfile::tempdir().unwrap();
-    let passwords = write_password_file(dir.path(), "alice", "s3cret");
-    let m = Mosquitto::start(MosquittoOptions {
-        password_file: Some(passwords),
-        ..MosquittoOptions::default()
-    });
+    let (_passwords, m) = broker_wanting_alice();
     let port = m.port().to_string();
     let baseline = baseline().display().to_string();
     let runs: [&[&str]; 3] = [

@@ -12,8 +12,8 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, TcpListener};
 
-use common::{make_certs, stderr_of, stdout_of, tls_broker, toolkit};
-use testsupport::{Mosquitto, MosquittoOptions, free_port, write_password_file};
+use common::{broker_wanting_alice, new_certs, stderr_of, stdout_of, tls_broker, toolkit};
+use testsupport::free_port;
 
 /// Exit statuses of `toolkit probe`, which the preflight shares.
 const CONNECT: i32 = 3;
@@ -79,8 +79,7 @@ fn an_http_server_is_not_mqtt() {
 
 #[test]
 fn a_tls_port_given_as_the_plain_one() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &[]);
+    let certs = new_certs(&[]);
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
     let tls_port = broker.tls_port().unwrap().to_string();
     preflight_fails(&["-p", &tls_port], CLOSED, &["TLS port", "--tls-port"]);
@@ -88,8 +87,7 @@ fn a_tls_port_given_as_the_plain_one() {
 
 #[test]
 fn a_plain_port_given_as_the_tls_one() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &[]);
+    let certs = new_certs(&[]);
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
     let plain = broker.port().to_string();
     preflight_fails(
@@ -101,10 +99,8 @@ fn a_plain_port_given_as_the_tls_one() {
 
 #[test]
 fn a_certificate_the_cafile_does_not_trust() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &[]);
-    let other = tempfile::tempdir().unwrap();
-    make_certs(other.path(), &[]);
+    let certs = new_certs(&[]);
+    let other = new_certs(&[]);
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
     let wrong_ca = other.path().join("ca.pem");
     preflight_fails(
@@ -123,12 +119,7 @@ fn a_certificate_the_cafile_does_not_trust() {
 
 #[test]
 fn a_broker_that_wants_credentials() {
-    let dir = tempfile::tempdir().unwrap();
-    let passwords = write_password_file(dir.path(), "alice", "s3cret");
-    let broker = Mosquitto::start(MosquittoOptions {
-        password_file: Some(passwords),
-        ..MosquittoOptions::default()
-    });
+    let (_passwords, broker) = broker_wanting_alice();
     let port = broker.port().to_string();
     preflight_fails(
         &["-p", &port],

@@ -11,9 +11,10 @@ use std::net::TcpListener;
 use std::path::Path;
 
 use common::{
-    make_certs, make_client_cert, mosquitto_pub, stderr_of, stdout_of, tls_broker, toolkit,
+    broker_wanting_alice, make_client_cert, mosquitto_pub, new_certs, stderr_of, stdout_of,
+    tls_broker, toolkit,
 };
-use testsupport::{Mosquitto, MosquittoOptions, free_port, write_acl_file, write_password_file};
+use testsupport::{Mosquitto, MosquittoOptions, free_port, write_acl_file};
 
 /// Exit statuses documented in `toolkit probe --help`.
 const CONNECT: i32 = 3;
@@ -127,8 +128,7 @@ fn qos_and_client_id_flags_are_used() {
 
 #[test]
 fn tls_with_our_ca_works_for_mosquitto_pub_and_probe() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &[]);
+    let certs = new_certs(&[]);
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
     let tls_port = broker.tls_port().unwrap();
 
@@ -160,8 +160,7 @@ fn tls_with_our_ca_works_for_mosquitto_pub_and_probe() {
 
 #[test]
 fn tls_without_a_ca_fails_with_the_unknown_ca_hint_and_insecure_passes() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &[]);
+    let certs = new_certs(&[]);
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
     let tls_port = broker.tls_port().unwrap();
 
@@ -183,8 +182,7 @@ fn tls_without_a_ca_fails_with_the_unknown_ca_hint_and_insecure_passes() {
 
 #[test]
 fn self_signed_server_gets_the_self_signed_hint_and_works_as_its_own_ca() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &["--self-signed"]);
+    let certs = new_certs(&["--self-signed"]);
     let broker = tls_broker(certs.path(), "mqtt_server", "mqtt_server.pem", false);
     let tls_port = broker.tls_port().unwrap();
 
@@ -208,10 +206,8 @@ fn self_signed_server_gets_the_self_signed_hint_and_works_as_its_own_ca() {
 
 #[test]
 fn wrong_ca_wrong_host_and_expired_certificates_are_rejected_with_reasons() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &[]);
-    let other = tempfile::tempdir().unwrap();
-    make_certs(other.path(), &[]);
+    let certs = new_certs(&[]);
+    let other = new_certs(&[]);
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
     let tls_port = broker.tls_port().unwrap();
     let other_ca = other.path().join("ca.pem");
@@ -220,11 +216,7 @@ fn wrong_ca_wrong_host_and_expired_certificates_are_rejected_with_reasons() {
     drop(broker);
 
     // A certificate for another host only.
-    let named = tempfile::tempdir().unwrap();
-    make_certs(
-        named.path(),
-        &["--hostname", "broker.example", "--no-default-names"],
-    );
+    let named = new_certs(&["--hostname", "broker.example", "--no-default-names"]);
     let broker = tls_broker(named.path(), "mqtt_server", "ca.pem", false);
     let ca = named.path().join("ca.pem");
     let result = probe_tls(broker.tls_port().unwrap(), &ca, &[]);
@@ -242,8 +234,7 @@ fn wrong_ca_wrong_host_and_expired_certificates_are_rejected_with_reasons() {
 
     // Expired ten days ago; and one made with --days 0.
     for args in [&["--days", "1", "--backdate", "10"][..], &["--days", "0"]] {
-        let old = tempfile::tempdir().unwrap();
-        make_certs(old.path(), args);
+        let old = new_certs(args);
         let broker = tls_broker(old.path(), "mqtt_server", "ca.pem", false);
         let ca = old.path().join("ca.pem");
         let result = probe_tls(broker.tls_port().unwrap(), &ca, &[]);
@@ -253,8 +244,7 @@ fn wrong_ca_wrong_host_and_expired_certificates_are_rejected_with_reasons() {
 
 #[test]
 fn client_certificate_passes_require_certificate_and_its_absence_is_refused() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &[]);
+    let certs = new_certs(&[]);
     make_client_cert(certs.path(), "sensor-1");
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", true);
     let tls_port = broker.tls_port().unwrap();
@@ -267,8 +257,7 @@ fn client_certificate_passes_require_certificate_and_its_absence_is_refused() {
     assert_fails(&result, HANDSHAKE, &["--cert", "--key"]);
 
     // A client certificate from a CA the broker does not trust.
-    let stranger = tempfile::tempdir().unwrap();
-    make_certs(stranger.path(), &[]);
+    let stranger = new_certs(&[]);
     make_client_cert(stranger.path(), "stranger");
     let result = probe_tls_as(tls_port, &ca, stranger.path(), "stranger");
     assert_fails(&result, HANDSHAKE, &["--cert"]);
@@ -276,8 +265,7 @@ fn client_certificate_passes_require_certificate_and_its_absence_is_refused() {
 
 #[test]
 fn missing_or_wrong_files_are_usage_errors() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &[]);
+    let certs = new_certs(&[]);
     let port = free_port();
     let missing = certs.path().join("nope.pem");
     let result = probe_tls(port, &missing, &[]);
@@ -321,8 +309,7 @@ fn nothing_listening_is_a_connect_failure() {
 
 #[test]
 fn wrong_protocol_on_a_port_is_named() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &[]);
+    let certs = new_certs(&[]);
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
 
     // TLS to the plain listener.
@@ -351,12 +338,7 @@ fn a_silent_server_times_out() {
 
 #[test]
 fn credentials_are_sent_and_refusals_are_explained() {
-    let dir = tempfile::tempdir().unwrap();
-    let passwords = write_password_file(dir.path(), "alice", "s3cret");
-    let broker = Mosquitto::start(MosquittoOptions {
-        password_file: Some(passwords),
-        ..MosquittoOptions::default()
-    });
+    let (_passwords, broker) = broker_wanting_alice();
     let result = probe(
         broker.port(),
         &["--username", "alice", "--password", "s3cret", "--qos", "1"],
@@ -396,8 +378,7 @@ fn a_message_the_broker_drops_is_reported_lost() {
 
 #[test]
 fn cross_probe_passes_both_ways_between_plain_and_tls() {
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path(), &[]);
+    let certs = new_certs(&[]);
     let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
     let ca = certs.path().join("ca.pem");
     let tls_port = broker.tls_port().unwrap().to_string();

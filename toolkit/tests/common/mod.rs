@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls};
+use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls, free_port, write_password_file};
 
 /// Bound on any single toolkit run; nothing a test does should take longer.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -18,6 +18,28 @@ pub fn toolkit() -> Command {
     cmd
 }
 
+/// `toolkit conformance --port PORT`, more flags to follow.
+pub fn conformance(port: u16) -> Command {
+    let mut c = toolkit();
+    c.args(["conformance", "--port", &port.to_string()]);
+    c
+}
+
+/// `toolkit conformance --port PORT ARGS…`, no broker listening on that
+/// port, must exit 2 (bad input), its standard error holding each of `says`;
+/// returns that standard error.
+pub fn refused(args: &[&str], says: &[&str]) -> String {
+    let run = conformance(free_port()).args(args).assert().code(2);
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    for s in says {
+        assert!(stderr.contains(s), "{args:?}: no {s:?} in {stderr}");
+    }
+    stderr
+}
+
+/// A user scenario file: `mine.ping`, in which a PINGREQ gets a PINGRESP.
+pub const PING_SCENARIO: &str = include_str!("../scenarios/ping.toml");
+
 /// `toolkit certs --out DIR ARGS…`, which must succeed.
 pub fn make_certs(dir: &Path, args: &[&str]) {
     toolkit()
@@ -27,6 +49,26 @@ pub fn make_certs(dir: &Path, args: &[&str]) {
         .args(args)
         .assert()
         .success();
+}
+
+/// A new temporary folder holding what `toolkit certs --out DIR ARGS…`
+/// wrote there.
+pub fn new_certs(args: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path(), args);
+    dir
+}
+
+/// A mosquitto that wants user `alice` with password `s3cret`, and the
+/// folder holding its password file, to keep while it runs.
+pub fn broker_wanting_alice() -> (tempfile::TempDir, Mosquitto) {
+    let dir = tempfile::tempdir().unwrap();
+    let passwords = write_password_file(dir.path(), "alice", "s3cret");
+    let broker = Mosquitto::start(MosquittoOptions {
+        password_file: Some(passwords),
+        ..MosquittoOptions::default()
+    });
+    (dir, broker)
 }
 
 /// `toolkit certs client --name NAME --out DIR`, which must succeed.
