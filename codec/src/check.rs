@@ -238,7 +238,6 @@ pub fn check_topics(filter: &str, name: &str) -> Result<Option<bool>, Box<Disagr
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
 

@@ -174,7 +174,6 @@ fn snake_case(camel: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
     use rustls::AlertDescription as A;

@@ -319,7 +319,6 @@ impl ServerCertVerifier for AcceptAnyServerCert {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
 

@@ -405,7 +405,6 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
 

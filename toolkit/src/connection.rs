@@ -260,7 +260,6 @@ fn system_roots() -> RootCertStore {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
 

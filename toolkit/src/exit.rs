@@ -102,7 +102,6 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
     use anyhow::Context as _;

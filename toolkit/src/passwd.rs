@@ -311,7 +311,6 @@ fn write_file(path: &Path, lines: &[String]) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
     use crate::flag_parse::parse_flags;

@@ -105,7 +105,6 @@ pub fn check(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
     use crate::exit::{Status, status_of};

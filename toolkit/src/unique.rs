@@ -9,7 +9,6 @@ pub fn nonce() -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     #[test]
     fn nonces_are_sixteen_hex_digits_and_differ() {

@@ -311,7 +311,6 @@ async fn refusal(run: &mut Run<'_>, client: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::{parse_err, parse_ok};
     use super::*;

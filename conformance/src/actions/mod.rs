@@ -449,7 +449,6 @@ pub(crate) fn parse_err(step: &str) -> String {
 // Tests sit here rather than in a `tests.rs` beside this file: every file in
 // this directory is an action.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -155,7 +155,6 @@ impl ActionDef for Subscribe {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::{parse_err, parse_ok};
     use super::*;

@@ -31,7 +31,6 @@ impl ActionDef for Wait {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::{parse_err, parse_ok};
     use super::*;

@@ -120,7 +120,6 @@ pub(crate) fn grant_spec(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

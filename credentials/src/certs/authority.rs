@@ -196,7 +196,6 @@ fn server_params(names: &SubjectNames, validity: Validity) -> Result<Certificate
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
     use x509_parser::extensions::GeneralName;

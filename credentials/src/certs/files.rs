@@ -94,7 +94,6 @@ fn write_file(path: &Path, text: &str, mode: u32, overwrite: Overwrite) -> Resul
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
 

@@ -118,7 +118,6 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

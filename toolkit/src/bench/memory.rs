@@ -51,7 +51,6 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

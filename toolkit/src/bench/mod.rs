@@ -356,7 +356,6 @@ fn write_hdr(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

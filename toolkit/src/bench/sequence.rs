@@ -102,7 +102,6 @@ impl DeliveryCounts {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -321,7 +321,6 @@ pub fn append_ack(out: &mut Vec<u8>, packet: &Packet) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

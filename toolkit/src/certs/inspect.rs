@@ -274,7 +274,6 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
     use credentials::certs::{CertificateAuthority, SubjectNames, Validity};

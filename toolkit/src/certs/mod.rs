@@ -169,7 +169,6 @@ fn print_info(files: &[PathBuf], json: bool) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
 

@@ -71,7 +71,6 @@ fn classify_answer(answer: &[u8], addr: &str, switch: TlsSwitch) -> Option<Failu
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 mod tests {
     use super::*;
 
