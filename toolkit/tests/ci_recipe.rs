@@ -1,9 +1,10 @@
 //! The CI recipes (issue 12, item 7) cannot rot: `scripts/ci-gate`, the one
 //! script that the GitHub Actions composite action (`action.yml`) and the
 //! GitLab CI snippet (`docs/ci-recipes.md`) run, is run here against a
-//! mosquitto started by the test with the toolkit cargo built; and the
-//! action and the docs are checked against the script, so an input, a
-//! variable or a path cannot drift from what the script reads.
+//! mosquitto started by the test with the toolkit cargo built; the action's
+//! own shell steps are run as a runner would run them; and the action and
+//! the docs are checked against the script, so an input, a variable or a
+//! path cannot drift from what the script reads.
 
 #![allow(clippy::unwrap_used)]
 
@@ -315,4 +316,266 @@ fn docs_recipes_use_the_script_and_only_variables_it_reads() {
             "docs name {name}, which scripts/ci-gate does not read"
         );
     }
+}
+
+/// One step of `action.yml`'s `runs.steps`: its `key: value` lines, the
+/// text of its `run:` block, and its `env:` and `with:` maps (in order).
+#[derive(Debug, Default)]
+struct Step {
+    keys: Vec<(String, String)>,
+    run: Option<String>,
+    env: Vec<(String, String)>,
+    with: Vec<(String, String)>,
+}
+
+impl Step {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A YAML scalar as written on one line: plain, 'single' or "double" quoted
+/// (this file needs no escapes beyond `''`).
+fn scalar(v: &str) -> String {
+    let v = v.trim();
+    if let Some(inner) = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        inner.replace("''", "'")
+    } else if let Some(inner) = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        inner.to_owned()
+    } else {
+        v.to_owned()
+    }
+}
+
+/// The steps of `runs` (the text from `runs:` on), read the way this
+/// action writes them: each `    - ` item, keys indented six spaces, block
+/// and map contents eight.
+fn steps(runs: &str) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut block: Option<&str> = None;
+    for line in runs.lines() {
+        if let Some(first) = line.strip_prefix("    - ") {
+            steps.push(Step::default());
+            block = None;
+            let (k, v) = first.split_once(':').unwrap();
+            steps.last_mut().unwrap().keys.push((k.into(), scalar(v)));
+            continue;
+        }
+        let Some(step) = steps.last_mut() else {
+            continue;
+        };
+        if let Some(inner) = line.strip_prefix("        ") {
+            match block {
+                Some("run") => {
+                    let run = step.run.get_or_insert_with(String::new);
+                    run.push_str(inner);
+                    run.push('\n');
+                }
+                Some(map) => {
+                    let (k, v) = inner.split_once(": ").unwrap();
+                    let pair = (k.to_owned(), scalar(v));
+                    if map == "env" {
+                        step.env.push(pair);
+                    } else {
+                        step.with.push(pair);
+                    }
+                }
+                None => panic!("unexpected line in a step: {line:?}"),
+            }
+        } else if let Some(inner) = line.strip_prefix("      ") {
+            let (k, v) = inner.split_once(':').unwrap();
+            block = None;
+            match (k, v.trim()) {
+                ("run", "|") => block = Some("run"),
+                ("env" | "with", "") => block = Some(if k == "env" { "env" } else { "with" }),
+                ("run", v) => step.run = Some(scalar(v) + "\n"),
+                (k, v) => step.keys.push((k.into(), scalar(v))),
+            }
+        }
+    }
+    steps
+}
+
+/// `text` with each `${{ inputs.X }}`, `${{ runner.temp }}` and
+/// `${{ steps.ID.outputs.NAME }}` replaced; any other expression fails the
+/// test, since the emulation below would not know it.
+fn expand(
+    text: &str,
+    inputs: &std::collections::BTreeMap<String, String>,
+    runner_temp: &Path,
+    outputs: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${{") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find("}}").unwrap() + at;
+        let expr = rest[at + 3..end].trim();
+        let value = if let Some(name) = expr.strip_prefix("inputs.") {
+            inputs
+                .get(name)
+                .unwrap_or_else(|| panic!("undeclared input {name}"))
+                .clone()
+        } else if expr == "runner.temp" {
+            runner_temp.to_str().unwrap().to_owned()
+        } else if let Some(output) = expr.strip_prefix("steps.") {
+            outputs
+                .get(output)
+                .unwrap_or_else(|| panic!("no output {output} yet"))
+                .clone()
+        } else {
+            panic!("expression {expr:?} not known to this emulation");
+        };
+        out.push_str(&value);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Runs `action.yml`'s steps as a runner would, on this machine: the `run`
+/// steps with bash as GitHub does (`bash --noprofile --norc -eo pipefail`),
+/// with `GITHUB_ACTION_PATH` this repository, the inputs' defaults
+/// overridden by `given`, in a fresh workspace. Two things are not run:
+/// `actions/cache` (taken as a miss) and `cargo install`, which takes minutes;
+/// in its place the binary cargo built for this test is put where the
+/// install step's `--root` would put it. Returns the workspace and the
+/// exit status of each `run` step by name.
+fn run_action(given: &[(&str, &str)]) -> (tempfile::TempDir, Vec<(String, Option<i32>)>) {
+    let action = read("action.yml");
+    let inputs_at = action.find("\ninputs:\n").unwrap();
+    let runs_at = action.find("\nruns:\n").unwrap();
+    let mut inputs = std::collections::BTreeMap::new();
+    let mut current = String::new();
+    for line in action[inputs_at..runs_at].lines() {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
+            current = name.to_owned();
+        } else if let Some(default) = line.strip_prefix("    default:") {
+            inputs.insert(current.clone(), scalar(default));
+        }
+    }
+    for (k, v) in given {
+        assert!(inputs.contains_key(*k), "input {k} not declared");
+        inputs.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let workspace = tempfile::tempdir().unwrap();
+    let runner_temp = tempfile::tempdir().unwrap();
+    let mut outputs = std::collections::BTreeMap::new();
+    let mut statuses = Vec::new();
+    for step in steps(&action[runs_at..]) {
+        let name = step.get("name").unwrap_or_default().to_owned();
+        if let Some(uses) = step.get("uses") {
+            let with: Vec<(String, String)> = step
+                .with
+                .iter()
+                .map(|(k, v)| (k.clone(), expand(v, &inputs, runner_temp.path(), &outputs)))
+                .collect();
+            if uses.starts_with("actions/cache@") {
+                let key = &with.iter().find(|(k, _)| k == "key").unwrap().1;
+                assert!(key.starts_with("mqtt-toolkit-Linux-X64-"), "{key}");
+            }
+            statuses.push((name, None));
+            continue;
+        }
+        let run = expand(
+            step.run.as_deref().unwrap(),
+            &inputs,
+            runner_temp.path(),
+            &outputs,
+        );
+        if let Some(install) = run.strip_prefix("cargo install ") {
+            let root = install
+                .split("--root ")
+                .nth(1)
+                .unwrap()
+                .trim()
+                .trim_matches('"')
+                .replace("$RUNNER_TEMP", runner_temp.path().to_str().unwrap());
+            std::fs::create_dir_all(Path::new(&root).join("bin")).unwrap();
+            std::os::unix::fs::symlink(toolkit_binary(), Path::new(&root).join("bin/toolkit"))
+                .unwrap();
+            statuses.push((name, None));
+            continue;
+        }
+        assert_eq!(step.get("shell"), Some("bash"), "{name}");
+        let script = runner_temp.path().join("step.sh");
+        let output_file = runner_temp.path().join("output");
+        std::fs::write(&script, &run).unwrap();
+        std::fs::write(&output_file, "").unwrap();
+        let mut c = Command::new("bash");
+        c.args(["--noprofile", "--norc", "-eo", "pipefail"])
+            .arg(&script)
+            .current_dir(workspace.path())
+            .timeout(RUN_TIMEOUT)
+            .env_remove("RUST_LOG")
+            .env("GITHUB_ACTION_PATH", root().canonicalize().unwrap())
+            .env("GITHUB_OUTPUT", &output_file)
+            .env("RUNNER_TEMP", runner_temp.path())
+            .env("RUNNER_OS", "Linux")
+            .env("RUNNER_ARCH", "X64");
+        for var in script_variables() {
+            c.env_remove(var);
+        }
+        for (k, v) in &step.env {
+            c.env(k, expand(v, &inputs, runner_temp.path(), &outputs));
+        }
+        c.env_remove("MQTT_PASSWORD");
+        let out = c.output().unwrap();
+        eprintln!(
+            "step {name}: {:?}\n{}{}",
+            out.status.code(),
+            stdout_of(&out),
+            stderr_of(&out)
+        );
+        if let Some(id) = step.get("id") {
+            for line in std::fs::read_to_string(&output_file).unwrap().lines() {
+                let (k, v) = line.split_once('=').unwrap();
+                outputs.insert(format!("{id}.outputs.{k}"), v.to_owned());
+            }
+        }
+        statuses.push((name, out.status.code()));
+    }
+    (workspace, statuses)
+}
+
+#[test]
+fn action_steps_run_against_mosquitto_and_leave_the_report_for_upload() {
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let port = m.port().to_string();
+    let (workspace, statuses) = run_action(&[
+        ("port", &port),
+        ("baseline", "mosquitto-2.0"),
+        ("args", "--only connect.* --time-scale 1"),
+        ("junit", "reports/mqtt.xml"),
+    ]);
+    let ran: Vec<(&str, Option<i32>)> = statuses.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    assert_eq!(
+        ran,
+        [
+            ("Key the toolkit build on the action's sources", Some(0)),
+            ("Restore the toolkit", None),
+            ("Install the toolkit", None),
+            ("Run the conformance suite", Some(0)),
+            ("Upload the JUnit report", None),
+        ]
+    );
+    // What the upload step's `path` names, in the workspace.
+    let xml = std::fs::read_to_string(workspace.path().join("reports/mqtt.xml")).unwrap();
+    let cases = testsupport::check_junit(&xml).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert!(!cases.is_empty() && cases.iter().all(|c| c.name.starts_with("connect.")));
+}
+
+#[test]
+fn action_run_step_fails_with_the_preflight_status_at_a_wrong_port() {
+    let port = free_port().to_string();
+    let (workspace, statuses) = run_action(&[("port", &port)]);
+    let run = statuses
+        .iter()
+        .find(|(n, _)| n == "Run the conformance suite")
+        .unwrap();
+    assert_eq!(run.1, Some(3));
+    assert!(!workspace.path().join("conformance-report.xml").exists());
 }
