@@ -8,11 +8,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Links to files another change of issue 12 adds (the GitHub composite
-/// action, written separately): allowed to be missing until it is merged,
-/// checked like any other link once it exists.
-const PENDING: &[&str] = &["action.yml"];
-
 /// The workspace root.
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -123,14 +118,7 @@ fn broken_links(doc: &Path) -> Vec<String> {
             normalize(&dir.join(file))
         };
         if !path.exists() {
-            let pending = path
-                .strip_prefix(root())
-                .ok()
-                .and_then(|p| p.to_str())
-                .is_some_and(|p| PENDING.contains(&p));
-            if !pending {
-                broken.push(format!("{name}: {target} (no such file)"));
-            }
+            broken.push(format!("{name}: {target} (no such file)"));
             continue;
         }
         if let Some(anchor) = anchor
