@@ -31,6 +31,11 @@ fn mosquitto() -> Mosquitto {
 
 /// Runs `toolkit bench <args> --json --quiet` and returns the exit status
 /// (0 passed, 7 delivery broken, 3 connections failed) and the parsed report.
+/// A command line written as one string, split at whitespace.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 fn bench(port: u16, args: &[&str]) -> (i32, Value) {
     let out = toolkit()
         .arg("bench")
@@ -115,19 +120,7 @@ fn subscriber_on_a_topic_nobody_publishes_to_reports_loss_and_fails() {
     let m = mosquitto();
     let (code, r) = bench(
         m.port(),
-        &[
-            "pairs",
-            "-c",
-            "2",
-            "-n",
-            "50",
-            "-q",
-            "1",
-            "--sub-topic",
-            "nobody/{run}/{i}",
-            "--drain-timeout",
-            "200ms",
-        ],
+        &words("pairs -c 2 -n 50 -q 1 --sub-topic nobody/{run}/{i} --drain-timeout 200ms"),
     );
     assert_eq!(code, 7, "{r:#}");
     assert_eq!(r["passed"], false);
@@ -144,17 +137,7 @@ fn loss_at_qos0_is_reported_but_not_a_failure() {
     let m = mosquitto();
     let (code, r) = bench(
         m.port(),
-        &[
-            "fan-in",
-            "-c",
-            "1",
-            "-n",
-            "20",
-            "--sub-topic",
-            "nobody/{i}",
-            "--drain-timeout",
-            "100ms",
-        ],
+        &words("fan-in -c 1 -n 20 --sub-topic nobody/{i} --drain-timeout 100ms"),
     );
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(totals(&r)["lost"], 20);
