@@ -47,7 +47,9 @@ enum FormatArg {
 /// Exit statuses of `toolkit conformance`, shown after its `--help`.
 const EXIT_HELP: &str = "Exit status: 0 passed (failures only as the baseline lists them; or --list, \
 --coverage, --write-baseline done); 1 a MUST scenario failed outside the baseline; 2 bad flag, \
-script, baseline, pattern or path; 3 cannot connect; 10 stale baseline (a listed deviation \
+script, baseline, pattern or path; 3-9 the preflight failed, as `toolkit probe` says it (3 \
+nothing listens or not MQTT, 4 TLS handshake, 5 certificate, 6 credentials refused, 9 closed); \
+10 stale baseline (a listed deviation \
 now passes); 11 scenarios were skipped and --fail-on-skip was given.";
 
 /// Flags of `toolkit conformance`.
@@ -233,7 +235,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let total = suite.scenarios.len() as u64;
     let progress = progress_bar(total);
     let bar = progress.clone();
-    let report = runtime.block_on(conformance::suite::run(
+    let mut report = runtime.block_on(conformance::suite::run(
         &suite,
         &target,
         &RunOptions {
@@ -248,6 +250,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None => eprintln!("{:<8} {}", verdict_word(r), r.name),
         },
     ));
+    // The report names the toolkit as `--version` does, git revision included.
+    report.tool_version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (git ",
+        env!("GIT_REVISION"),
+        ")"
+    )
+    .to_owned();
     if let Some(b) = progress {
         b.finish_and_clear();
     }

@@ -177,7 +177,16 @@ fn junit_and_json_files_are_written_with_the_text_report_on_stdout() {
     assert!(results.iter().any(|r| r["outcome"] == "passed"));
     assert_eq!(report["status"], "pass");
     assert_eq!(report["broker_target"]["port"], m.port());
-    assert_eq!(report["tool_version"], env!("CARGO_PKG_VERSION"));
+    // The toolkit as `toolkit --version` names it, git revision included.
+    let version_line = testsupport::expected_version_line(
+        "toolkit",
+        env!("CARGO_PKG_VERSION"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
+    assert_eq!(
+        format!("toolkit {}\n", report["tool_version"].as_str().unwrap()),
+        version_line
+    );
     assert!(report["started_at"].as_str().unwrap().ends_with('Z'));
     assert!(report["duration_ms"].is_u64());
 }
@@ -357,7 +366,11 @@ fn help_documents_every_exit_status() {
         "0 passed",
         "1 a MUST",
         "2 bad flag",
-        "3 cannot connect",
+        "3-9 the preflight failed",
+        "4 TLS handshake",
+        "5 certificate",
+        "6 credentials refused",
+        "9 closed",
         "10 stale",
         "11 scenarios",
     ] {
