@@ -15,12 +15,15 @@
 //!
 //! Beside them: [`auth`] (password files), [`config`] (flags and TOML),
 //! [`store`] (persistence in redb), [`sys`] and [`stats`] (`$SYS` topics and
-//! the counters behind them), and [`tls_files`] (the first-run certificate,
-//! made with `credentials::certs` like `toolkit certs` makes its own).
+//! the counters behind them), [`tls_files`] (the first-run certificate,
+//! made with `credentials::certs` like `toolkit certs` makes its own) and
+//! [`mutant`] (bugs planted on purpose, only with the `mutants` feature, to
+//! test the conformance suite).
 
 pub mod auth;
 pub mod config;
 pub mod listener;
+pub mod mutant;
 pub mod router;
 pub mod server;
 pub mod session;

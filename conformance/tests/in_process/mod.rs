@@ -129,7 +129,15 @@ impl Write for LogSink {
 impl InProcessBroker {
     /// Binds the broker on ephemeral loopback ports and serves on a new
     /// thread; panics with its log if it does not come up within [`WAIT`].
-    pub fn start(mut options: ReferenceOptions) -> Self {
+    pub fn start(options: ReferenceOptions) -> Self {
+        Self::start_mutant(options, None)
+    }
+
+    /// Like [`start`](Self::start), with the bug `mutant` (a name from
+    /// `broker::mutant::ALL`, or `NAME=VALUE`) planted on every thread of
+    /// the broker's runtime.
+    pub fn start_mutant(mut options: ReferenceOptions, mutant: Option<&str>) -> Self {
+        let mutant = mutant.map(str::to_owned);
         let home = tempfile::tempdir().unwrap();
         // The binary started by testsupport puts a generated certificate
         // under a temporary $XDG_DATA_HOME, which a test process cannot
@@ -165,12 +173,15 @@ impl InProcessBroker {
             // the broker's tasks (one thread, as the binary runs on one
             // CPU), and the runtime's blocking threads log there too.
             let _log = tracing::dispatcher::set_default(&dispatch);
+            broker::mutant::set_for_this_thread(mutant.as_deref());
             let blocking_dispatch = dispatch.clone();
+            let blocking_mutant = mutant.clone();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .on_thread_start(move || {
                     // A blocking-pool thread keeps this default for its life.
                     std::mem::forget(tracing::dispatcher::set_default(&blocking_dispatch));
+                    broker::mutant::set_for_this_thread(blocking_mutant.as_deref());
                 })
                 .build()
                 .unwrap();
