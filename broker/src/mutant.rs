@@ -13,8 +13,8 @@
 //!
 //! A mutant is named `NAME` or `NAME=VALUE` (a number the hook reads with
 //! [`value`], e.g. `keepalive-factor=1.7`). Every name a hook asks for must
-//! be listed in [`ALL`], with what it breaks; the mutation test runs the
-//! suite once per entry.
+//! be listed in [`ALL`] or [`FOR_HARNESS_TESTS`], with what it breaks;
+//! the mutation test runs the suite once per entry of [`ALL`].
 
 /// Every planted bug: its name and what it breaks, in words. The mutation
 /// test runs the whole suite once per entry and requires each to be caught.
