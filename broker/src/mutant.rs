@@ -7,7 +7,7 @@
 //!
 //! Which bug is planted is per thread: a thread starts with the mutant
 //! `$BROKER_MUTANT` names (so a broker binary started with it runs the bug
-//! on every thread), and [`set_for_this_thread`] changes it, so a test can
+//! on every thread), and `set_for_this_thread` (with the feature) changes it, so a test can
 //! run several brokers in one process, each on its own runtime whose
 //! threads were given their mutant in `on_thread_start`.
 //!
