@@ -40,7 +40,9 @@ impl Authenticator {
     ) -> Result<(), ConnectReturnCode> {
         match (username, &self.passwords) {
             (Some(user), Some(file)) => {
-                if file.verify(user, password.unwrap_or_default()) && password.is_some() {
+                let verified = file.verify(user, password.unwrap_or_default())
+                    || crate::mutant::active("password-not-checked");
+                if verified && password.is_some() {
                     Ok(())
                 } else {
                     Err(ConnectReturnCode::BadUserNameOrPassword)

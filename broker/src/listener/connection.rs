@@ -42,10 +42,12 @@ use super::end::End;
 use super::open::open;
 use super::pull::{Pulled, pull};
 use super::{LiveGuard, Shared};
+use crate::mutant;
 use crate::router::{ClientSlot, Kick, SlotEvent};
 use crate::session::{Action, Session};
 use mqtt_codec::Message;
-use mqtt_codec::{Packet, PacketType, decode_packet};
+use mqtt_codec::topic::TopicError;
+use mqtt_codec::{DecodeError, Packet, PacketType, decode_packet};
 
 /// A read that forwarded at most this many messages lets the subscribers
 /// write before its acknowledgements go out (see the connection loop).
@@ -306,9 +308,21 @@ impl Client {
         let now = Instant::now().into_std();
         let mut routed = 0;
         loop {
+            if mutant::active("reserved-flags-ignored")
+                && let Some(first) = conn.rbuf.first_mut()
+                && let Some(expected) =
+                    PacketType::from_nibble(*first >> 4).and_then(PacketType::required_flags)
+            {
+                *first = (*first & 0xf0) | expected;
+            }
             let packet = match decode_packet(&mut conn.rbuf, shared.limits.max_packet_size) {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(routed),
+                Err(DecodeError::InvalidTopicName {
+                    packet: PacketType::Publish,
+                    source: TopicError::WildcardInName { wildcard: '#', .. },
+                    ..
+                }) if mutant::active("publish-hash-topic-accepted") => continue,
                 Err(e) => return Err(End::Malformed(e)),
             };
             conn.counts.packets_in = conn.counts.packets_in.saturating_add(1);
@@ -363,9 +377,15 @@ impl Client {
         } = self;
         shared.stats.add(&mut conn.counts);
         end.log();
-        if !matches!(end, End::Disconnect)
-            && let Some(will) = will
-        {
+        let skip_will = match end {
+            End::Disconnect => !mutant::active("will-on-disconnect"),
+            End::Malformed(_) | End::Violation(_) => mutant::active("will-skipped-on-violation"),
+            _ => false,
+        };
+        if !skip_will && let Some(mut will) = will {
+            if mutant::active("will-retain-dropped") {
+                will.retain = false;
+            }
             debug!(topic = %will.topic, "publishing will");
             shared.router.publish_from_client(&will);
         }

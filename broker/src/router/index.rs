@@ -21,6 +21,7 @@ use std::hash::Hash;
 
 use smallvec::SmallVec;
 
+use crate::mutant;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 
 /// The subscribers of one filter: client key to granted level.
@@ -205,7 +206,7 @@ impl<K, V> SubscriptionIndex<K, V> {
         let (first, rest) = split_level(topic.as_str());
         // Filters that start with a wildcard live in the root's `#` set and
         // under its `+` child; they never match `$` topics [MQTT-4.7.2-1].
-        if !topic.is_dollar() {
+        if !topic.is_dollar() || mutant::active("dollar-matched-by-wildcards") {
             if !root.multi.is_empty() {
                 visit(&root.multi);
             }
@@ -219,7 +220,9 @@ impl<K, V> SubscriptionIndex<K, V> {
         while let Some((node, rest)) = stack.pop() {
             // `#` matches the remaining levels, none included: `sport/#`
             // matches `sport` [MQTT-4.7.1-2].
-            if !node.multi.is_empty() {
+            if !node.multi.is_empty()
+                && (rest.is_some() || !mutant::active("hash-not-matching-parent"))
+            {
                 visit(&node.multi);
             }
             match rest {
@@ -231,7 +234,9 @@ impl<K, V> SubscriptionIndex<K, V> {
                 Some(rest) => {
                     let (level, rest) = split_level(rest);
                     // `+` takes exactly one level, an empty one included.
-                    if let Some(single) = &node.single {
+                    if let Some(single) = &node.single
+                        && (rest.is_none() || !mutant::active("plus-not-matching-in-middle"))
+                    {
                         stack.push((single, rest));
                     }
                     if !node.literal.is_empty()
@@ -388,6 +393,15 @@ impl<K: Clone + Eq + Hash, V: Copy + Ord> SubscriptionIndex<K, V> {
     }
 }
 
+/// The value a client gets when two of its subscriptions match: the
+/// higher [MQTT-3.3.5-1].
+fn higher<V: Ord>(a: V, b: V) -> V {
+    if mutant::active("overlapping-lowest-qos") {
+        return a.min(b);
+    }
+    a.max(b)
+}
+
 /// Merges several subscriber sets into `out`, each client once with its
 /// highest value [MQTT-3.3.5-1].
 ///
@@ -407,7 +421,7 @@ fn dedup_into<K: Clone + Eq + Hash, V: Copy + Ord>(
     if total <= LINEAR_MAX {
         for (client, &value) in sets.iter().flat_map(|set| set.iter()) {
             match out.iter_mut().find(|(held, _)| held == client) {
-                Some((_, held)) => *held = (*held).max(value),
+                Some((_, held)) => *held = higher(*held, value),
                 None => out.push((client.clone(), value)),
             }
         }
@@ -422,7 +436,7 @@ fn dedup_into<K: Clone + Eq + Hash, V: Copy + Ord>(
     for set in sets.iter().copied().filter(|set| !std::ptr::eq(*set, big)) {
         for (client, &value) in set {
             rest.entry(client)
-                .and_modify(|held| *held = (*held).max(value))
+                .and_modify(|held| *held = higher(*held, value))
                 .or_insert(value);
         }
     }

@@ -38,6 +38,7 @@ pub use slot::{ClientRef, ClientSlot};
 use outbox::{Mode, Pushed};
 use slot::{Parked, lock};
 
+use crate::mutant;
 use crate::session::Session;
 use crate::stats::Stats;
 use index::SubscriptionIndex;
@@ -188,7 +189,12 @@ impl Router {
                     // The session shares the slot's copy of the client id.
                     let fresh = || Session::new(Arc::clone(slot.client_id()), clean, max_inflight);
                     let (session, session_present) = match parked {
-                        Some(p) if !clean => (p.session, true),
+                        Some(p) if !clean || mutant::active("clean-session-keeps-state") => {
+                            if mutant::active("subscriptions-dropped-on-resume") {
+                                self.drop_subscriptions(&slot, &p.session);
+                            }
+                            (p.session, true)
+                        }
                         Some(old) => {
                             self.drop_subscriptions(&slot, &old.session);
                             (fresh(), false)
@@ -209,6 +215,12 @@ impl Router {
                         session_present,
                     });
                 }
+                if mutant::active("takeover-refused") {
+                    return Err(TakeoverTimeout {
+                        client_id: client_id.to_owned(),
+                        waited: Duration::ZERO,
+                    });
+                }
                 // Under the ownership lock, so the kick reaches the
                 // connection seen attached and no later one.
                 slot.kick(Kick::TakenOver);
@@ -227,7 +239,7 @@ impl Router {
     /// parked, and its outbox keeps collecting messages for the client's
     /// return [MQTT-3.1.2-5].
     pub fn disconnect(&self, slot: &Arc<ClientSlot>, session: Session) {
-        if session.is_clean() {
+        if session.is_clean() && !mutant::active("clean-session-parked") {
             lock(&slot.outbox).set_mode(Mode::Closed);
             {
                 let mut clients = lock(&self.clients);
@@ -244,7 +256,12 @@ impl Router {
             }
             self.drop_subscriptions(slot, &session);
         } else {
-            lock(&slot.outbox).set_mode(Mode::Offline);
+            let mode = if mutant::active("offline-messages-dropped") {
+                Mode::Closed
+            } else {
+                Mode::Offline
+            };
+            lock(&slot.outbox).set_mode(mode);
             let mut own = lock(&slot.ownership);
             own.attached = false;
             own.parked = Some(Box::new(Parked {
@@ -273,6 +290,8 @@ impl Router {
     pub fn publish(&self, message: &Message) -> usize {
         if message.retain {
             write(&self.retained).update(message);
+        } else if mutant::active("non-retained-replaces-retained") {
+            write(&self.retained).replace_existing(message);
         }
         let mut targets = TARGETS.with_borrow_mut(std::mem::take);
         // Each client once, at its highest granted QoS [MQTT-3.3.5-1]; the
@@ -282,7 +301,17 @@ impl Router {
         let mut dropped = 0;
         for (client, granted) in targets.drain(..) {
             let slot = &client.0;
-            let copy = message.for_delivery(message.qos.min(granted), false);
+            let qos = if mutant::active("qos-not-downgraded") {
+                message.qos
+            } else if mutant::active("qos-upgraded-to-granted") {
+                granted
+            } else {
+                message.qos.min(granted)
+            };
+            let copy = message.for_delivery(
+                qos,
+                message.retain && mutant::active("retain-kept-on-forward"),
+            );
             let (pushed, waker) = {
                 let mut outbox = lock(&slot.outbox);
                 let pushed = outbox.push(copy, self.limits);
@@ -372,7 +401,7 @@ impl Router {
     /// Removes filters from the index for the client holding `slot`: those
     /// its session held, as [`Session::unsubscribe`] returns them.
     pub fn unsubscribe(&self, slot: &Arc<ClientSlot>, filters: &[TopicFilter]) {
-        if filters.is_empty() {
+        if filters.is_empty() || mutant::active("unsubscribe-not-removed") {
             return;
         }
         let key = ClientRef(Arc::clone(slot));

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::mutant;
 use mqtt_codec::Message;
 use mqtt_codec::topic::matches;
 use mqtt_codec::topic::{TopicFilter, TopicName};
@@ -17,7 +18,7 @@ pub struct Retained {
 impl Retained {
     /// Applies a message published with RETAIN=1.
     pub fn update(&mut self, message: &Message) {
-        if message.payload.is_empty() {
+        if message.payload.is_empty() && !mutant::active("empty-retained-stored") {
             self.by_topic.remove(&message.topic);
         } else {
             self.by_topic.insert(
@@ -27,20 +28,36 @@ impl Retained {
         }
     }
 
+    /// Only with the `non-retained-replaces-retained` mutant: a message
+    /// published without RETAIN replaces the topic's retained one.
+    pub(super) fn replace_existing(&mut self, message: &Message) {
+        if let Some(held) = self.by_topic.get_mut(&message.topic) {
+            *held = message.for_delivery(message.qos, true);
+        }
+    }
+
     /// The retained messages whose topic `filter` matches, each to be sent
     /// with RETAIN=1 [MQTT-3.3.1-8] at no more than `granted` QoS.
     pub fn matching(&self, filter: &TopicFilter, granted: mqtt_codec::QoS) -> Vec<Message> {
+        let deliver = |m: &Message| {
+            let qos = if mutant::active("retained-qos-not-downgraded") {
+                m.qos
+            } else {
+                m.qos.min(granted)
+            };
+            m.for_delivery(qos, !mutant::active("retained-flag-cleared-on-subscribe"))
+        };
         if !filter.has_wildcards() {
             return TopicName::new(filter.as_str())
                 .ok()
                 .and_then(|t| self.by_topic.get(&t))
-                .map(|m| vec![m.for_delivery(m.qos.min(granted), true)])
+                .map(|m| vec![deliver(m)])
                 .unwrap_or_default();
         }
         self.by_topic
             .values()
             .filter(|m| matches(filter, &m.topic))
-            .map(|m| m.for_delivery(m.qos.min(granted), true))
+            .map(deliver)
             .collect()
     }
 

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::mutant;
 use mqtt_codec::{ConnectReturnCode, ProtocolLevel};
 
 /// The client identifier a connection will use, or the refusal for it.
@@ -19,10 +20,15 @@ pub fn resolve(
     clean_session: bool,
     protocol: ProtocolLevel,
 ) -> Result<String, ConnectReturnCode> {
+    if mutant::active("client-id-23-refused") && client_id.len() >= 23 {
+        return Err(ConnectReturnCode::IdentifierRejected);
+    }
     if !client_id.is_empty() {
         return Ok(client_id.to_owned());
     }
-    if !clean_session || protocol == ProtocolLevel::V3_1 {
+    if (!clean_session && !mutant::active("empty-client-id-persistent-accepted"))
+        || protocol == ProtocolLevel::V3_1
+    {
         return Err(ConnectReturnCode::IdentifierRejected);
     }
     Ok(generate())

@@ -39,6 +39,7 @@ pub use ids::IdSet;
 pub use keepalive::KeepAlive;
 pub use outgoing::{AckOutcome, InFlight, OutState, Outgoing};
 
+use crate::mutant;
 use mqtt_codec::topic::TopicFilter;
 use mqtt_codec::{
     Delivery, Message, Packet, PacketId, PacketType, Publish, QoS, SubAck, SubAckReturnCode,
@@ -169,7 +170,9 @@ impl Session {
 
     /// Handles one packet from the client, received at `now`.
     pub fn handle(&mut self, packet: Packet, now: Instant) -> Result<Action, SessionError> {
-        self.keep_alive.heard(now);
+        if !mutant::active("keepalive-reset-only-by-pingreq") || packet == Packet::PingReq {
+            self.keep_alive.heard(now);
+        }
         Ok(match packet {
             Packet::Publish(p) => self.incoming_publish(p),
             Packet::PubAck(id) => {
@@ -179,6 +182,7 @@ impl Session {
                 Action::None
             }
             Packet::PubRec(id) => match self.flows.as_mut().map(|f| f.outgoing.pubrec(id)) {
+                Some(AckOutcome::Matched) if mutant::active("pubrel-not-sent") => Action::None,
                 Some(AckOutcome::Matched) => Action::Reply(Packet::PubRel(id)),
                 Some(AckOutcome::Unknown) | None => Action::None,
             },
@@ -191,15 +195,22 @@ impl Session {
             Packet::PubRel(id) => {
                 // Answer PUBCOMP even for an id we do not hold: the client
                 // may be resending after we already completed [MQTT-4.3.3-2].
-                if let Some(f) = &mut self.flows {
+                if let Some(f) = &mut self.flows
+                    && !mutant::active("qos2-id-kept-after-pubrel")
+                {
                     f.awaiting_rel.remove(id);
+                }
+                if mutant::active("pubcomp-not-sent") {
+                    return Ok(Action::None);
                 }
                 Action::Reply(Packet::PubComp(id))
             }
             Packet::Subscribe(s) => Action::Subscribe(s),
             Packet::Unsubscribe(u) => Action::Unsubscribe(u),
+            Packet::PingReq if mutant::active("pingreq-unanswered") => Action::None,
             Packet::PingReq => Action::Reply(Packet::PingResp),
             Packet::Disconnect => Action::Disconnect,
+            Packet::Connect(_) if mutant::active("second-connect-ignored") => Action::None,
             Packet::Connect(_) => return Err(SessionError::SecondConnect),
             other @ (Packet::ConnAck(_)
             | Packet::SubAck(_)
@@ -216,10 +227,12 @@ impl Session {
         match p.delivery() {
             Delivery::AtLeastOnce(id) => Action::Route {
                 message: p.into_message(),
-                ack: Some(Packet::PubAck(id)),
+                ack: (!mutant::active("puback-missing")).then_some(Packet::PubAck(id)),
             },
             Delivery::ExactlyOnce(id) => {
-                if self.flows_mut().awaiting_rel.insert(id) {
+                if self.flows_mut().awaiting_rel.insert(id)
+                    || mutant::active("qos2-duplicate-routed")
+                {
                     Action::Route {
                         message: p.into_message(),
                         ack: Some(Packet::PubRec(id)),
@@ -261,7 +274,10 @@ impl Session {
         self.flows_mut()
             .outgoing
             .send(message)
-            .map(|(id, message)| Publish::new(Delivery::new(message.qos, id), message))
+            .map(|(id, message)| {
+                Publish::new(Delivery::new(message.qos, id), message)
+                    .with_dup(mutant::active("dup-set-on-first-delivery"))
+            })
     }
 
     /// The packets that resume the in-flight flows on a new connection,

@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 
 use super::ids::IdSet;
+use crate::mutant;
 use mqtt_codec::{Delivery, Message, Packet, PacketId, Publish, QoS};
 
 /// Where one outgoing QoS 1 or 2 message stands.
@@ -88,6 +89,9 @@ impl Outgoing {
     /// The next free packet id after the last one handed out, skipping ids
     /// still in flight; `None` when all 65,535 are taken.
     fn next_id(&mut self) -> Option<PacketId> {
+        if mutant::active("packet-id-not-advanced") {
+            return PacketId::new(1);
+        }
         for _ in 0..u16::MAX {
             self.last_id = if self.last_id == u16::MAX {
                 1
@@ -196,13 +200,17 @@ impl Outgoing {
     /// PUBLISH with DUP set for unacknowledged messages [MQTT-3.3.1-1], PUBREL
     /// for messages waiting for PUBCOMP [MQTT-4.4.0-1].
     pub fn resend(&self) -> impl Iterator<Item = Packet> + '_ {
-        self.entries.iter().map(|e| match e.state {
-            OutState::AwaitPubComp => Packet::PubRel(e.packet_id),
-            OutState::AwaitPubAck | OutState::AwaitPubRec => {
-                let delivery = Delivery::new(e.message.qos, e.packet_id);
-                Packet::Publish(Publish::new(delivery, e.message.clone()).with_dup(true))
-            }
-        })
+        self.entries
+            .iter()
+            .filter(|e| !(e.state == OutState::AwaitPubComp && mutant::active("pubrel-not-resent")))
+            .map(|e| match e.state {
+                OutState::AwaitPubComp => Packet::PubRel(e.packet_id),
+                OutState::AwaitPubAck | OutState::AwaitPubRec => {
+                    let delivery = Delivery::new(e.message.qos, e.packet_id);
+                    let dup = !mutant::active("dup-not-set-on-resend");
+                    Packet::Publish(Publish::new(delivery, e.message.clone()).with_dup(dup))
+                }
+            })
     }
 
     /// Forgets everything (a clean session starting over).

@@ -14,6 +14,7 @@ use tracing::warn;
 
 use super::{Message, Session};
 use crate::auth::Authenticator;
+use crate::mutant;
 use mqtt_codec::{
     ConnAck, Connect, ConnectReturnCode, DecodeError, Packet, PacketType, ProtocolLevel,
 };
@@ -147,7 +148,7 @@ pub fn check(
                 packet: other.packet_type(),
             });
         }
-        Err(e) if e.is_unacceptable_protocol() => {
+        Err(e) if e.is_unacceptable_protocol() && !mutant::active("unsupported-level-closed") => {
             return Err(ConnectError::UnacceptableProtocol(e));
         }
         Err(e) => return Err(ConnectError::Malformed(e)),
@@ -205,10 +206,13 @@ impl Accepted {
         session.attach(self.clean_session, self.keep_alive, now);
         let mut packets = Vec::with_capacity(1 + session.outgoing().len());
         packets.push(Packet::ConnAck(ConnAck {
-            session_present,
+            session_present: session_present && !mutant::active("session-present-always-0"),
             code: ConnectReturnCode::Accepted,
         }));
         packets.extend(session.resume());
+        if mutant::active("resend-reversed") {
+            packets[1..].reverse();
+        }
         packets
     }
 }
@@ -217,7 +221,7 @@ impl Accepted {
 /// any refusal [MQTT-3.2.2-4].
 pub fn refusal(code: ConnectReturnCode) -> Packet {
     Packet::ConnAck(ConnAck {
-        session_present: false,
+        session_present: mutant::active("refusal-session-present"),
         code,
     })
 }
