@@ -8,30 +8,23 @@
 //! scenarios in [`REPLACES_BROKER_TESTS`] must pass here, whatever their
 //! level, so that behaviour stays checked against the broker.
 //!
-//! The broker gets everything the suite can use: a plain listener, a TLS
-//! listener with a server certificate from `credentials::certs` (the code behind
-//! `toolkit certs`) that requires client certificates signed by the test's
-//! CA (mutual TLS, as `mosquitto.rs` sets mosquitto up), and a password
-//! file written as `toolkit passwd` writes it, with anonymous clients
-//! refused, so the auth scenarios run too.
+//! The broker gets everything the suite can use (see `full_reference`:
+//! plain and mutual-TLS listeners, a password file), so the auth, TLS and
+//! cross-listener scenarios run too.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod full_reference;
 mod in_process;
-
-use std::path::{Path, PathBuf};
 
 use conformance::baseline::{Baseline, Evaluation, Status};
 use conformance::model::Level;
 use conformance::outcome::{ScenarioResult, Verdict};
 use conformance::suite::{RunReport, Suite};
-use conformance::target::{ClientIdentity, Credentials, Target};
-use credentials::password::{DEFAULT_ITERATIONS, SALT_LEN, hash_password};
+use conformance::target::Target;
 use in_process::Reference;
-use testsupport::{ReferenceOptions, ReferenceTls};
-
-const USER: &str = "conformance";
+use testsupport::ReferenceOptions;
 
 /// Scenarios that replaced tests of the broker crate (`broker/tests/`)
 /// checking the same behaviour against the broker; each must pass against
@@ -71,59 +64,6 @@ const REPLACES_BROKER_TESTS: &[&str] = &[
     // tls.rs tls_subscriber_gets_plain_publisher_messages
     "cross.plain-to-tls",
 ];
-
-/// A mosquitto password file with one `$7$` entry, written the way
-/// `toolkit passwd` writes it (random salt, the broker's hash function).
-fn password_file(dir: &Path, user: &str, password: &str) -> PathBuf {
-    let salt: [u8; SALT_LEN] = rand::random();
-    let path = dir.join("passwords");
-    let line = format!(
-        "{user}:{}\n",
-        hash_password(password.as_bytes(), &salt, DEFAULT_ITERATIONS)
-    );
-    std::fs::write(&path, line).unwrap();
-    path
-}
-
-/// A password nobody guesses, so the auth scenarios' refusals are real.
-fn random_password() -> String {
-    let bytes: [u8; 12] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The broker with plain + mutual-TLS listeners and a password file, and a
-/// target reaching both with the client certificate and the credentials.
-fn reference_with_everything(dir: &Path) -> (Reference, Target) {
-    let files = common::tls_files(dir);
-    let password = random_password();
-    let passwords = password_file(dir, USER, &password);
-    let broker = Reference::start(ReferenceOptions {
-        tls_files: Some(ReferenceTls {
-            cert: files.cert.clone(),
-            key: files.key.clone(),
-            cafile: Some(files.ca.clone()),
-            require_certificate: true,
-        }),
-        password_file: Some(passwords),
-        ..ReferenceOptions::default()
-    });
-    let identity = ClientIdentity::load(&files.client_cert, &files.client_key).unwrap();
-    let mut target = Target::plain("127.0.0.1", broker.addr().port());
-    target.tls = Some(
-        conformance::target::tls_with_ca(
-            "127.0.0.1",
-            broker.tls_addr().unwrap().port(),
-            &files.ca,
-            Some(identity),
-        )
-        .unwrap(),
-    );
-    target.credentials = Some(Credentials {
-        username: USER.to_owned(),
-        password,
-    });
-    (broker, target)
-}
 
 /// The one-line summary `toolkit conformance` ends with (the last line of
 /// the text report), for the test log.
@@ -192,7 +132,7 @@ fn tail(text: &str, lines: usize) -> String {
 #[test]
 fn whole_suite_passes_against_the_reference_broker_with_no_baseline() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, target) = reference_with_everything(dir.path());
+    let (broker, target) = full_reference::reference_with_everything(dir.path(), None);
     let suite = Suite::builtin().unwrap();
     let report = common::run(&suite, &target);
     assert_eq!(report.results.len(), suite.scenarios.len());
