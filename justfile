@@ -40,3 +40,11 @@ conformance *args:
 # `just fuzz 600 decode_stream` runs one target longer.
 fuzz seconds="60" *targets:
     ./scripts/fuzz {{seconds}} {{targets}}
+
+# Mutation test: the whole suite once per planted bug of broker::mutant::ALL
+# (the reference broker set up as for the suite, 4 mutants at a time, with a
+# control run of the good broker); each bug must fail at least two MUST
+# scenarios. Prints the catch table (mutant, catching scenarios, survivors)
+# and writes it to target/mutants.md; `just mutants NAME,NAME` runs only those.
+mutants only="":
+    report="$(realpath -m "${CARGO_TARGET_DIR:-target}")/mutants.md"; mkdir -p "$(dirname "$report")"; MUTANTS="{{only}}" MUTANTS_REPORT="$report" cargo test -p conformance --test mutants -- --nocapture

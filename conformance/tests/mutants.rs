@@ -191,7 +191,11 @@ fn every_planted_bug_fails_at_least_two_must_scenarios() {
     let suite = Suite::builtin().unwrap();
     let started = Instant::now();
     let mut jobs: Vec<(Option<&'static str>, &'static str)> = vec![(None, "no bug planted")];
-    jobs.extend(mutants.iter().map(|&(name, description)| (Some(name), description)));
+    jobs.extend(
+        mutants
+            .iter()
+            .map(|&(name, description)| (Some(name), description)),
+    );
     let outcomes = run_all(&suite, &jobs);
     let took = started.elapsed();
 
