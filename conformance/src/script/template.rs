@@ -82,12 +82,12 @@ impl Placeholders {
         // a string of exactly N bytes whatever the run's prefixes expand to
         // (the largest string field holds 65,535 bytes, and `{t}` varies in
         // length). Should the rest already be longer, it adds nothing.
-        if let Some(start) = out.find("{pad:") {
-            if let Some(len) = out[start..].find('}') {
-                let n: usize = out[start + 5..start + len].parse().unwrap_or(0);
-                let rest = out.len() - (len + 1);
-                out.replace_range(start..=start + len, &filler(n.saturating_sub(rest)));
-            }
+        if let Some(start) = out.find("{pad:")
+            && let Some(len) = out[start..].find('}')
+        {
+            let n: usize = out[start + 5..start + len].parse().unwrap_or(0);
+            let rest = out.len() - (len + 1);
+            out.replace_range(start..=start + len, &filler(n.saturating_sub(rest)));
         }
         out
     }
