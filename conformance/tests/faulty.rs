@@ -18,7 +18,8 @@ use bytes::{BufMut, BytesMut};
 use conformance::outcome::{ScenarioResult, Verdict};
 use conformance::suite::Suite;
 use conformance::target::Target;
-use mqtt_codec::{Packet, PacketType, QoS, SubAckReturnCode, decode_slice};
+use mqtt_codec::topic::{TopicFilter, TopicName};
+use mqtt_codec::{Packet, PacketType, Publish, QoS, SubAckReturnCode, decode_slice};
 use testsupport::{Mosquitto, MosquittoOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -389,9 +390,114 @@ fn swallowed_malformed_packets_are_caught() {
         "malformed.publish-topic-plus",
         "connect.reserved-flag",
         "malformed.subscribe-no-filters",
+        // Issue 13's edges: U+0000 in filters and over-long strings.
+        "malformed.subscribe-filter-null",
+        "malformed.unsubscribe-filter-null",
+        "malformed.connect-client-id-overlong",
+        "malformed.connect-will-topic-overlong",
+        "malformed.connect-will-message-overlong",
+        "malformed.connect-username-overlong",
+        "malformed.connect-password-overlong",
+        "malformed.publish-topic-overlong",
+        "malformed.subscribe-filter-overlong",
+        "malformed.unsubscribe-filter-overlong",
     ];
     let pass_ = ["qos.qos1-delivery", "connect.accepted"];
     assert_outcomes(&fail, &pass_, |names| run_through(pass(), swallow, names));
+}
+
+/// The topic filters of a SUBSCRIBE (with their QoS bytes) or UNSUBSCRIBE
+/// with every 0x00 byte inside them replaced by `_`, the packet's length
+/// unchanged.
+fn without_nul_in_filters(mut p: Vec<u8>) -> Vec<u8> {
+    let qos_bytes = usize::from(kind(&p) == Some(PacketType::Subscribe));
+    // Past the fixed header (type byte and Remaining Length) and packet id.
+    let Some(rl_len) = p.iter().skip(1).take(4).position(|b| b & 0x80 == 0) else {
+        return p;
+    };
+    let mut at = 1 + rl_len + 1 + 2;
+    while at + 2 <= p.len() {
+        let len = usize::from(u16::from_be_bytes([p[at], p[at + 1]]));
+        let end = (at + 2 + len).min(p.len());
+        for b in &mut p[at + 2..end] {
+            if *b == 0 {
+                *b = b'_';
+            }
+        }
+        at = end + qos_bytes;
+    }
+    p
+}
+
+#[test]
+fn accepted_nul_in_filters_is_caught() {
+    // A broker that takes U+0000 in a filter as any other character: the
+    // proxy hands mosquitto the filter with '_' in its place, so it grants
+    // and acknowledges instead of closing [MQTT-1.5.3-2].
+    let accept_nul: Fault = Arc::new(|p| match kind(&p) {
+        Some(PacketType::Subscribe | PacketType::Unsubscribe) => Some(without_nul_in_filters(p)),
+        _ => Some(p),
+    });
+    let fail = [
+        "malformed.subscribe-filter-null",
+        "malformed.unsubscribe-filter-null",
+    ];
+    let pass_ = [
+        "malformed.subscribe-filter-invalid-utf8",
+        "unsubscribe.stops-delivery",
+    ];
+    assert_outcomes(&fail, &pass_, |names| {
+        run_through(pass(), accept_nul, names)
+    });
+}
+
+/// `s` without a leading U+FEFF.
+fn without_leading_bom(s: &str) -> &str {
+    s.strip_prefix('\u{feff}').unwrap_or(s)
+}
+
+#[test]
+fn stripped_leading_bom_is_caught() {
+    // A broker that "cleans" a byte-order mark off the start of the topic
+    // names and filters it receives [MQTT-1.5.3-3].
+    let strip_bom: Fault = Arc::new(|p| match decode_slice(&p) {
+        Ok(Some((Packet::Publish(publish), _))) => {
+            let (delivery, dup) = (publish.delivery(), publish.dup);
+            let mut message = publish.into_message();
+            message.topic = TopicName::new(without_leading_bom(message.topic.as_str())).unwrap();
+            let publish = Publish::new(delivery, message).with_dup(dup);
+            Some(Packet::Publish(publish).to_bytes().unwrap().to_vec())
+        }
+        Ok(Some((Packet::Subscribe(mut subscribe), _))) => {
+            for f in &mut subscribe.filters {
+                f.filter = TopicFilter::new(without_leading_bom(f.filter.as_str())).unwrap();
+            }
+            Some(Packet::Subscribe(subscribe).to_bytes().unwrap().to_vec())
+        }
+        _ => Some(p),
+    });
+    let fail = ["topics.bom-leading-topic-name", "topics.bom-leading-filter"];
+    // A BOM inside a topic is left alone, so the older scenario passes.
+    let pass_ = ["topics.bom-kept", "qos.qos0-delivery"];
+    assert_outcomes(&fail, &pass_, |names| run_through(pass(), strip_bom, names));
+}
+
+#[test]
+fn truncated_long_client_ids_are_caught() {
+    // A broker that keeps only the first 23 bytes of a client id (the
+    // length every server must accept) instead of refusing longer ones.
+    let truncate: Fault = Arc::new(|p| {
+        if let Ok(Some((Packet::Connect(mut c), _))) = decode_slice(&p)
+            && c.client_id.len() > 23
+        {
+            c.client_id.truncate(23);
+            return Some(Packet::Connect(c).to_bytes().unwrap().to_vec());
+        }
+        Some(p)
+    });
+    let fail = ["connect.client-id-65535-bytes"];
+    let pass_ = ["connect.client-id-23-characters", "session.present-flag"];
+    assert_outcomes(&fail, &pass_, |names| run_through(pass(), truncate, names));
 }
 
 #[test]

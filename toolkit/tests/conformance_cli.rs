@@ -33,7 +33,7 @@ fn coverage_prints_every_statement_and_totals_without_a_broker() {
         .stdout(predicate::str::contains("MQTT-3.1.2-24"))
         .stdout(predicate::str::contains("not testable"))
         .stdout(
-            predicate::str::is_match(r"141 statements: \d+ covered, \d+ not testable, 0 missing")
+            predicate::str::is_match(r"146 statements: \d+ covered, \d+ not testable, 0 missing")
                 .unwrap(),
         );
 }

@@ -16,29 +16,42 @@ pub struct Placeholders {
     /// [MQTT-3.1.3-5].
     pub client_id: String,
     /// `{n}`: the 1-based iteration of the innermost `repeat`, or 0.
-    /// (`{fill:N}` expands to N filler letters; it needs no value here.)
+    /// (`{fill:N}` expands to N filler letters, and `{pad:N}` to as many as
+    /// make the whole string N bytes long; they need no value here.)
     pub iteration: u32,
 }
 
 /// The placeholders scripts may use.
 pub const NAMES: &[&str] = &["t", "u", "id", "n"];
 
-/// Checks that every `{...}` in `s` is a known placeholder.
+/// The most bytes a length-prefixed MQTT string can hold, the largest N of
+/// `{fill:N}` and `{pad:N}`.
+const MAX_STRING: usize = 65_535;
+
+/// Checks that every `{...}` in `s` is a known placeholder, with at most one
+/// `{pad:N}`.
 pub fn check_template(s: &str) -> Result<(), String> {
     let mut rest = s;
+    let mut pads = 0;
     while let Some(open) = rest.find('{') {
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else {
             return Err(format!("unclosed '{{' in {s:?}"));
         };
         let name = &after[..close];
-        let fill_ok = name
-            .strip_prefix("fill:")
-            .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n <= 65_535));
-        if !NAMES.contains(&name) && !fill_ok {
+        let sized = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n <= MAX_STRING))
+        };
+        let pad = sized("pad:");
+        pads += usize::from(pad);
+        if !NAMES.contains(&name) && !sized("fill:") && !pad {
             return Err(format!(
-                "unknown placeholder {{{name}}} in {s:?}; known: {{t}} topic prefix, {{u}} unique token, {{id}} client-id prefix, {{n}} repeat iteration, {{fill:N}} N filler letters (N up to 65535)"
+                "unknown placeholder {{{name}}} in {s:?}; known: {{t}} topic prefix, {{u}} unique token, {{id}} client-id prefix, {{n}} repeat iteration, {{fill:N}} N filler letters, {{pad:N}} filler letters making the whole string N bytes (N up to 65535)"
             ));
+        }
+        if pads > 1 {
+            return Err(format!("{s:?} holds more than one {{pad:N}}; use one"));
         }
         rest = &after[close + 1..];
     }
@@ -63,11 +76,26 @@ impl Placeholders {
                 break;
             };
             let n: usize = out[start + 6..start + len].parse().unwrap_or(0);
-            let fill: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-            out.replace_range(start..=start + len, &fill);
+            out.replace_range(start..=start + len, &filler(n));
+        }
+        // `{pad:N}` last, when the rest of the string has its final length:
+        // a string of exactly N bytes whatever the run's prefixes expand to
+        // (the largest string field holds 65,535 bytes, and `{t}` varies in
+        // length). Should the rest already be longer, it adds nothing.
+        if let Some(start) = out.find("{pad:")
+            && let Some(len) = out[start..].find('}')
+        {
+            let n: usize = out[start + 5..start + len].parse().unwrap_or(0);
+            let rest = out.len() - (len + 1);
+            out.replace_range(start..=start + len, &filler(n.saturating_sub(rest)));
         }
         out
     }
+}
+
+/// `n` filler letters, a-z repeating.
+fn filler(n: usize) -> String {
+    (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect()
 }
 
 #[cfg(test)]
@@ -98,7 +126,25 @@ mod tests {
     }
 
     #[test]
+    fn pad_makes_the_whole_string_that_long() {
+        let s = ph().expand(&Template("{t}/{pad:65535}".into()));
+        assert_eq!(s.len(), 65_535);
+        assert!(s.starts_with("mqc/r1/s/abc"), "{}", &s[..20]);
+        let s = ph().expand(&Template("{id}{pad:12}/{fill:3}".into()));
+        assert_eq!(s, "qr1007ab/abc");
+        // A rest longer than N is left as it is.
+        assert_eq!(ph().expand(&Template("{t}{pad:3}".into())), "mqc/r1/s");
+    }
+
+    #[test]
     fn check_refuses_unknown_and_unclosed() {
+        assert!(check_template("{t}/{pad:65535}").is_ok());
+        assert!(check_template("{pad:65536}").is_err());
+        assert!(
+            check_template("{pad:5}{pad:6}")
+                .unwrap_err()
+                .contains("more than one {pad:N}")
+        );
         assert!(check_template("{t}/{fill:10}").is_ok());
         assert!(
             check_template("{topic}")
