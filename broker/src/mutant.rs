@@ -23,7 +23,10 @@ pub const ALL: &[(&str, &str)] = &[];
 /// Misbehaviours for the harness's own tests (a broker that stops
 /// answering, one that forgets state across a restart): not rule breaks the
 /// plain suite could see, so the mutation test does not run them.
-pub const FOR_HARNESS_TESTS: &[(&str, &str)] = &[];
+pub const FOR_HARNESS_TESTS: &[(&str, &str)] = &[(
+    "stall-after-topic",
+    "=TEXT: after routing a PUBLISH whose topic contains TEXT, every later client is held without a CONNACK (the process stays up)",
+)];
 
 #[cfg(feature = "mutants")]
 mod imp {
@@ -92,5 +95,24 @@ pub fn value(name: &str) -> Option<f64> {
 #[cfg(not(feature = "mutants"))]
 #[inline(always)]
 pub fn value(_name: &str) -> Option<f64> {
+    None
+}
+
+/// The text given to the planted bug `name` (`NAME=TEXT`), if it is
+/// planted on this thread and has one.
+#[cfg(feature = "mutants")]
+pub fn text(name: &str) -> Option<String> {
+    let current = imp::current()?;
+    let (n, v) = split(&current);
+    if n != name {
+        return None;
+    }
+    v.map(str::to_owned)
+}
+
+/// Without the `mutants` feature no bug is ever planted.
+#[cfg(not(feature = "mutants"))]
+#[inline(always)]
+pub fn text(_name: &str) -> Option<String> {
     None
 }
