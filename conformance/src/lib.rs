@@ -17,6 +17,8 @@
 //!   statements.
 //! - [`suite`]: loads the built-in or a user's suite, filters it, runs it
 //!   concurrently with isolation, and checks the results against a baseline.
+//! - [`liveness`]: the probe between scenarios that tells a broker that
+//!   stopped answering from one that fails checks.
 //! - [`spec`]: the normative statements and the coverage table.
 //! - [`report`]: text, JSON and JUnit XML.
 
@@ -26,6 +28,7 @@ pub mod builtin;
 pub mod client;
 pub mod describe;
 pub mod engine;
+pub mod liveness;
 pub mod model;
 pub mod outcome;
 pub mod report;

@@ -18,7 +18,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::model::Requirement;
-use crate::outcome::ScenarioResult;
+use crate::outcome::{Outage, ScenarioResult, Verdict};
 use crate::scenario::Scenario;
 use crate::script::{Placeholders, ScriptError, parse_file};
 use crate::target::Target;
@@ -197,6 +197,13 @@ pub struct RunOptions {
     /// The run's nonce in topics and client ids; random when `None`. Fixed
     /// only where output must be reproducible (snapshot tests).
     pub run_id: Option<String>,
+    /// `--continue-after-crash`: when the broker fails the liveness probe,
+    /// wait up to this long for it to answer again (a supervisor restarting
+    /// it) and go on; `None` stops the run at the first failed probe.
+    pub continue_after_crash: Option<Duration>,
+    /// Told of each outage as it is found, before any wait for the broker
+    /// to come back (the toolkit prints a line).
+    pub on_outage: Option<OutageHook>,
 }
 
 impl Default for RunOptions {
@@ -204,7 +211,19 @@ impl Default for RunOptions {
         Self {
             jobs: 8,
             run_id: None,
+            continue_after_crash: None,
+            on_outage: None,
         }
+    }
+}
+
+/// A callback told of each [`Outage`] when it is found.
+#[derive(Clone)]
+pub struct OutageHook(pub Arc<dyn Fn(&Outage) + Send + Sync>);
+
+impl std::fmt::Debug for OutageHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutageHook")
     }
 }
 
@@ -255,6 +274,9 @@ pub struct RunReport {
     pub time_scale: f64,
     /// One result per scenario.
     pub results: Vec<ScenarioResult>,
+    /// Each time the broker stopped answering the liveness probe, with the
+    /// scenarios likely to blame (empty when it never did).
+    pub outages: Vec<Outage>,
     /// Wall-clock time of the run.
     #[serde(rename = "duration_ms", serialize_with = "ser_millis")]
     pub duration: Duration,
@@ -301,6 +323,15 @@ fn placeholders(run: &str, index: usize, name: &str) -> Placeholders {
 
 /// Runs every scenario of `suite` against `target`, calling `progress` as
 /// each one finishes.
+///
+/// At most `options.jobs` scenarios run at once; `exclusive` ones run
+/// alone, after the others. The liveness probe ([`crate::liveness`]) runs
+/// before the first scenario and after each one finishes; when it fails,
+/// the scenarios finished since the last good probe and those running are
+/// named as the likely cause (marked errors), the running ones are stopped,
+/// and either the rest are marked not run or, with
+/// `options.continue_after_crash`, the run waits for the broker to answer
+/// again and goes on.
 pub async fn run(
     suite: &Suite,
     target: &Target,
@@ -312,57 +343,33 @@ pub async fn run(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let run_id = options.run_id.clone().unwrap_or_else(nonce);
-    let progress = Arc::new(progress);
     let target = Arc::new(target.clone());
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
     let mut slots: Vec<Option<ScenarioResult>> = vec![None; suite.scenarios.len()];
-    let mut handles = Vec::new();
+    let mut pending = std::collections::VecDeque::new();
     let mut exclusive = Vec::new();
     for (i, s) in suite.scenarios.iter().enumerate() {
         if let Some(reason) = skip_reason(s, &target) {
             let r = ScenarioResult::skipped(s, reason);
             progress(&r);
             slots[i] = Some(r);
-            continue;
-        }
-        if s.exclusive {
+        } else if s.exclusive {
             exclusive.push(i);
-            continue;
+        } else {
+            pending.push_back(i);
         }
-        let s = s.clone();
-        let target = Arc::clone(&target);
-        let semaphore = Arc::clone(&semaphore);
-        let progress = Arc::clone(&progress);
-        let ph = placeholders(&run_id, i, &s.name);
-        handles.push((
-            i,
-            tokio::spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
-                let r = crate::runner::run_scenario(&s, &target, ph).await;
-                progress(&r);
-                r
-            }),
-        ));
     }
-    for (i, h) in handles {
-        slots[i] = Some(match h.await {
-            Ok(r) => r,
-            Err(e) => ScenarioResult::new(
-                &suite.scenarios[i],
-                crate::outcome::Verdict::Error {
-                    message: format!("scenario task failed: {e}"),
-                },
-                Duration::ZERO,
-                Vec::new(),
-            ),
-        });
-    }
-    for i in exclusive {
-        let s = &suite.scenarios[i];
-        let r = crate::runner::run_scenario(s, &target, placeholders(&run_id, i, &s.name)).await;
-        progress(&r);
-        slots[i] = Some(r);
-    }
+    pending.extend(exclusive);
+    let mut scheduler = Scheduler {
+        suite,
+        target: &target,
+        run_id: &run_id,
+        options,
+        progress: &progress,
+        slots,
+        probes: 0,
+        outages: Vec::new(),
+    };
+    scheduler.run(pending).await;
     RunReport {
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         suite_version: suite.version(),
@@ -370,8 +377,212 @@ pub async fn run(
         broker_target: TargetInfo::of(&target),
         started_at,
         time_scale: target.time_scale,
-        results: slots.into_iter().flatten().collect(),
+        results: scheduler.slots.into_iter().flatten().collect(),
+        outages: scheduler.outages,
         duration: started.elapsed(),
+    }
+}
+
+/// How often a broker that failed the probe is probed again while
+/// `--continue-after-crash` waits for it.
+const REPROBE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The state of one run: which scenarios are done, and the probes.
+struct Scheduler<'a, P> {
+    suite: &'a Suite,
+    target: &'a Arc<Target>,
+    run_id: &'a str,
+    options: &'a RunOptions,
+    progress: &'a P,
+    slots: Vec<Option<ScenarioResult>>,
+    probes: u32,
+    outages: Vec<Outage>,
+}
+
+impl<P: Fn(&ScenarioResult) + Send + Sync> Scheduler<'_, P> {
+    /// Runs the `pending` scenarios (indexes into the suite, exclusive ones
+    /// last), probing the broker between them.
+    async fn run(&mut self, mut pending: std::collections::VecDeque<usize>) {
+        let mut tasks: tokio::task::JoinSet<ScenarioResult> = tokio::task::JoinSet::new();
+        let mut task_of: HashMap<tokio::task::Id, usize> = HashMap::new();
+        let mut running: Vec<usize> = Vec::new();
+        // Finished since the last probe the broker passed.
+        let mut unprobed: Vec<usize> = Vec::new();
+        if let Err(e) = self.probe().await
+            && !self.outage(Vec::new(), e.to_string()).await
+        {
+            self.not_run(pending);
+            return;
+        }
+        loop {
+            while let Some(&next) = pending.front() {
+                let alone = self.suite.scenarios[next].exclusive;
+                let room = if alone {
+                    running.is_empty()
+                } else {
+                    running.len() < self.options.jobs.max(1)
+                };
+                if !room {
+                    break;
+                }
+                pending.pop_front();
+                running.push(next);
+                let s = self.suite.scenarios[next].clone();
+                let target = Arc::clone(self.target);
+                let ph = placeholders(self.run_id, next, &s.name);
+                let task =
+                    tasks.spawn(async move { crate::runner::run_scenario(&s, &target, ph).await });
+                task_of.insert(task.id(), next);
+            }
+            let Some(joined) = tasks.join_next_with_id().await else {
+                break;
+            };
+            let (i, r) = match joined {
+                Ok((id, r)) => (task_of.get(&id).copied().unwrap_or_default(), r),
+                Err(e) => {
+                    let i = task_of.get(&e.id()).copied().unwrap_or_default();
+                    let r = ScenarioResult::new(
+                        &self.suite.scenarios[i],
+                        Verdict::Error {
+                            message: format!("scenario task failed: {e}"),
+                        },
+                        Duration::ZERO,
+                        Vec::new(),
+                    );
+                    (i, r)
+                }
+            };
+            running.retain(|&x| x != i);
+            unprobed.push(i);
+            (self.progress)(&r);
+            self.slots[i] = Some(r);
+            let Err(e) = self.probe().await else {
+                unprobed.clear();
+                continue;
+            };
+            // Those finished in the meantime keep their results; the rest
+            // are stopped.
+            tasks.abort_all();
+            while let Some(joined) = tasks.join_next_with_id().await {
+                if let Ok((id, r)) = joined
+                    && let Some(&i) = task_of.get(&id)
+                {
+                    running.retain(|&x| x != i);
+                    unprobed.push(i);
+                    self.slots[i] = Some(r);
+                }
+            }
+            let mut suspects: Vec<usize> = unprobed.drain(..).chain(running.drain(..)).collect();
+            suspects.sort_unstable();
+            let names = suspects
+                .iter()
+                .map(|&i| self.suite.scenarios[i].name.clone())
+                .collect();
+            let came_back = self.outage(names, e.to_string()).await;
+            for i in suspects {
+                self.blame(i, came_back);
+            }
+            if !came_back {
+                self.not_run(pending);
+                return;
+            }
+        }
+    }
+
+    /// The next liveness probe, bounded by the scaled probe timeout.
+    async fn probe(&mut self) -> Result<(), crate::liveness::ProbeError> {
+        self.probes += 1;
+        let limit = self.target.scaled(crate::liveness::PROBE_TIMEOUT);
+        crate::liveness::probe(self.target, self.run_id, self.probes, limit).await
+    }
+
+    /// Records an outage blaming `suspects`; with `--continue-after-crash`
+    /// waits (bounded) for the broker to pass the probe again. Returns
+    /// whether it did.
+    async fn outage(&mut self, suspects: Vec<String>, probe: String) -> bool {
+        let mut outage = Outage {
+            suspects,
+            probe,
+            came_back_after: None,
+        };
+        if let Some(hook) = &self.options.on_outage {
+            (hook.0)(&outage);
+        }
+        let came_back = match self.options.continue_after_crash {
+            Some(wait) => self.wait_for_broker(wait).await,
+            None => None,
+        };
+        outage.came_back_after = came_back;
+        self.outages.push(outage);
+        came_back.is_some()
+    }
+
+    /// Probes until the broker passes or `wait` has gone by; how long it
+    /// took, when it passed.
+    async fn wait_for_broker(&mut self, wait: Duration) -> Option<Duration> {
+        let start = tokio::time::Instant::now();
+        let give_up = start + wait;
+        loop {
+            let left = give_up.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.probes += 1;
+            let limit = self.target.scaled(crate::liveness::PROBE_TIMEOUT).min(left);
+            if crate::liveness::probe(self.target, self.run_id, self.probes, limit)
+                .await
+                .is_ok()
+            {
+                return Some(start.elapsed());
+            }
+            // A refused connection fails at once: pace the retries.
+            tokio::time::sleep_until((tokio::time::Instant::now() + REPROBE_INTERVAL).min(give_up))
+                .await;
+        }
+    }
+
+    /// Marks scenario `i`, a suspect of an outage, as an error, keeping
+    /// its transcript when it finished.
+    fn blame(&mut self, i: usize, came_back: bool) {
+        let s = &self.suite.scenarios[i];
+        let message = if came_back {
+            "broker became unavailable during this scenario (it answered again later)"
+        } else {
+            "broker became unavailable during this scenario"
+        };
+        let reported = self.slots[i].is_some();
+        let (duration, transcript) = match self.slots[i].take() {
+            Some(r) => (r.duration, r.transcript),
+            None => (Duration::ZERO, Vec::new()),
+        };
+        let r = ScenarioResult::new(
+            s,
+            Verdict::Error {
+                message: format!("{message}; the liveness probe after it failed"),
+            },
+            duration,
+            transcript,
+        );
+        if !reported {
+            (self.progress)(&r);
+        }
+        self.slots[i] = Some(r);
+    }
+
+    /// Marks the `pending` scenarios not run.
+    fn not_run(&mut self, pending: std::collections::VecDeque<usize>) {
+        for i in pending {
+            let r = ScenarioResult::new(
+                &self.suite.scenarios[i],
+                Verdict::NotRun {
+                    reason: "broker unavailable".to_owned(),
+                },
+                Duration::ZERO,
+                Vec::new(),
+            );
+            (self.progress)(&r);
+            self.slots[i] = Some(r);
+        }
     }
 }
 

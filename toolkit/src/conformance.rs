@@ -22,6 +22,9 @@
 //! - 10: no new failures, but a baseline entry now passes: the baseline is stale.
 //! - 11: with `--fail-on-skip`, no failures and nothing stale, but scenarios
 //!   were skipped (the run lacked TLS, credentials or a client certificate).
+//! - 12: the broker stopped answering the liveness probe during the run
+//!   (the run stopped, or with `--continue-after-crash` waited for it); the
+//!   error names the scenarios likely to blame. Wins over 1, 10 and 11.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -31,7 +34,7 @@ use clap::ValueEnum;
 use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
 use conformance::report::Format;
 use conformance::select::Selection;
-use conformance::suite::{RunOptions, Suite};
+use conformance::suite::{OutageHook, RunOptions, Suite};
 
 use crate::connection::ConnectionFlags;
 use crate::exit::{Failure, Status, usage};
@@ -50,7 +53,8 @@ const EXIT_HELP: &str = "Exit status: 0 passed (failures only as the baseline li
 script, baseline, pattern or path; 3-9 the preflight failed, as `toolkit probe` says it (3 \
 nothing listens or not MQTT, 4 TLS handshake, 5 certificate, 6 credentials refused, 9 closed); \
 10 stale baseline (a listed deviation \
-now passes); 11 scenarios were skipped and --fail-on-skip was given.";
+now passes); 11 scenarios were skipped and --fail-on-skip was given; 12 the broker became \
+unavailable during the run (the error names the likely scenario).";
 
 /// Flags of `toolkit conformance`.
 #[derive(Debug, clap::Args)]
@@ -128,6 +132,23 @@ pub struct Args {
     /// How many scenarios run at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
+    /// When the broker stops answering the liveness probe (run before the
+    /// first scenario and after each one), wait for it to come back (a
+    /// supervisor restarting it) and go on, instead of stopping the run.
+    /// The scenarios running when it stopped are reported as errors; the
+    /// exit status is still 12.
+    #[arg(long)]
+    continue_after_crash: bool,
+    /// With --continue-after-crash: how long to wait for the broker to
+    /// answer again before stopping the run.
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECS",
+        requires = "continue_after_crash",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    crash_wait: u64,
     /// Print which statements the suite covers, which cannot be tested, and
     /// which are missing, then exit without contacting a broker.
     #[arg(long)]
@@ -232,6 +253,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // gives one line and probe's exit status, and nothing else runs.
     preflight::check(&runtime, &args.connection, &target, tls.as_ref())?;
 
+    let continue_wait = args.continue_after_crash.then_some(args.crash_wait);
     let total = suite.scenarios.len() as u64;
     let progress = progress_bar(total);
     let bar = progress.clone();
@@ -241,6 +263,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &RunOptions {
             jobs: usize::from(args.jobs),
             run_id: None,
+            continue_after_crash: args
+                .continue_after_crash
+                .then(|| std::time::Duration::from_secs(args.crash_wait)),
+            on_outage: Some(OutageHook(std::sync::Arc::new(move |o| {
+                eprintln!("{}", outage_line(o, continue_wait))
+            }))),
         },
         move |r| match &bar {
             Some(b) => {
@@ -263,7 +291,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let eval = Evaluation::of(&report, &baseline);
     outputs.write(&report, &eval, &baseline)?;
-    if let Some(path) = &args.write_baseline {
+    // A run the broker cut short records nothing: its errors are not the
+    // broker's deviations.
+    if let Some(path) = &args.write_baseline
+        && eval.outages.is_empty()
+    {
         let date = time::OffsetDateTime::now_utc().date().to_string();
         let recorded = Baseline::record(
             &report,
@@ -282,6 +314,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let (status, message) = match eval.status() {
+        RunStatus::BrokerUnavailable => (Status::BrokerUnavailable, unavailable_message(&eval)),
         RunStatus::Fail => (
             Status::Failure,
             format!(
@@ -390,6 +423,48 @@ impl Outputs {
     }
 }
 
+/// The line printed on standard error when the broker fails the probe.
+fn outage_line(o: &conformance::outcome::Outage, continue_wait: Option<u64>) -> String {
+    let cause = if o.suspects.is_empty() {
+        "before the first scenario".to_owned()
+    } else {
+        format!("likely cause: {}", o.suspects.join(", "))
+    };
+    let next = match continue_wait {
+        Some(secs) => {
+            format!("waiting up to {secs}s for it to answer again (--continue-after-crash)")
+        }
+        None => "stopping the run (--continue-after-crash waits for it instead)".to_owned(),
+    };
+    format!("broker became unavailable ({}); {cause}; {next}", o.probe)
+}
+
+/// The one-line error of a run the broker cut short (exit status 12).
+fn unavailable_message(eval: &Evaluation) -> String {
+    let suspects: Vec<&str> = eval
+        .outages
+        .iter()
+        .flat_map(|o| o.suspects.iter().map(String::as_str))
+        .collect();
+    let cause = if suspects.is_empty() {
+        "before the first scenario".to_owned()
+    } else {
+        format!("likely cause: {}", suspects.join(", "))
+    };
+    let stopped = eval.outages.iter().any(|o| o.came_back_after.is_none());
+    if stopped {
+        format!(
+            "the broker became unavailable ({cause}); {} scenario(s) not run",
+            eval.not_run.len()
+        )
+    } else {
+        format!(
+            "the broker became unavailable {} time(s) and came back ({cause})",
+            eval.outages.len()
+        )
+    }
+}
+
 fn verdict_word(r: &conformance::outcome::ScenarioResult) -> &'static str {
     use conformance::outcome::Verdict;
     match r.verdict {
@@ -398,6 +473,7 @@ fn verdict_word(r: &conformance::outcome::ScenarioResult) -> &'static str {
         Verdict::Skipped { .. } => "skip",
         Verdict::NotApplicable { .. } => "n/a",
         Verdict::Error { .. } => "ERROR",
+        Verdict::NotRun { .. } => "not run",
     }
 }
 
