@@ -17,7 +17,7 @@ pub enum SessionError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
     /// The broker did not answer in time.
-    #[error("no {waiting_for} within {}ms", .within.as_millis())]
+    #[error("no {waiting_for} within {:.1}s", .within.as_secs_f64())]
     NoAnswer {
         /// The packet awaited ("CONNACK", "the message back"...).
         waiting_for: &'static str,
