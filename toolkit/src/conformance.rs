@@ -33,10 +33,12 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
 use conformance::report::Format;
+use conformance::report::differential::{self, NamedRun};
 use conformance::select::Selection;
-use conformance::suite::{OutageHook, RunOptions, Suite};
+use conformance::suite::{OutageHook, RunOptions, RunReport, Suite, describe_target};
 
 use crate::connection::ConnectionFlags;
+use crate::differential::TargetSpec;
 use crate::exit::{Failure, Status, usage};
 use crate::preflight;
 
@@ -149,6 +151,25 @@ pub struct Args {
         value_parser = clap::value_parser!(u64).range(1..=86_400)
     )]
     crash_wait: u64,
+    /// Run the suite against several brokers, one after another, and print
+    /// one table of scenario x broker (pass, FAIL, obs, n/a, skip, error,
+    /// not run), by default only the rows where they differ. Repeat for
+    /// each broker: NAME (letters, digits, - and _) heads its column; HOST
+    /// is a name, an IPv4 address or [IPv6]. The other connection flags
+    /// (TLS, credentials) apply to every target. The FIRST target is the
+    /// broker under test: --baseline describes it, --junit reports it, and
+    /// the exit status is that of a run against it alone.
+    #[arg(
+        long = "target",
+        value_name = "NAME=HOST:PORT",
+        value_parser = crate::differential::parse_target,
+        conflicts_with_all = ["host", "port"]
+    )]
+    targets: Vec<TargetSpec>,
+    /// With --target: show every scenario in the table, not only those where
+    /// the brokers differ.
+    #[arg(long, requires = "targets")]
+    verbose: bool,
     /// Print which statements the suite covers, which cannot be tested, and
     /// which are missing, then exit without contacting a broker.
     #[arg(long)]
@@ -241,56 +262,70 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => Baseline::load_file_or_shipped(p, &whole).map_err(|e| usage(e.to_string()))?,
         None => Baseline::default(),
     };
-    let (mut target, tls) = preflight::target(&args.connection)?;
-    target.time_scale = args.time_scale;
     let outputs = Outputs::of(&args)?;
+    for (i, t) in args.targets.iter().enumerate() {
+        if args.targets[..i].iter().any(|u| u.name == t.name) {
+            return Err(usage(format!(
+                "--target {}: the name is given twice; give each broker its own",
+                t.name
+            )));
+        }
+    }
+    // Each target: the shared connection flags pointed at its host and
+    // port; without --target, the one broker of -h/-p.
+    let targets: Vec<(Option<&str>, ConnectionFlags)> = if args.targets.is_empty() {
+        vec![(None, args.connection.clone())]
+    } else {
+        args.targets
+            .iter()
+            .map(|t| (Some(t.name.as_str()), t.flags(&args.connection)))
+            .collect()
+    };
+    let mut prepared = Vec::new();
+    for (name, flags) in &targets {
+        let (mut target, tls) = preflight::target(flags)?;
+        target.time_scale = args.time_scale;
+        prepared.push((*name, flags, target, tls));
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    // One connection per listener first: a broker that cannot be reached
-    // gives one line and probe's exit status, and nothing else runs.
-    preflight::check(&runtime, &args.connection, &target, tls.as_ref())?;
-
-    let continue_wait = args.continue_after_crash.then_some(args.crash_wait);
-    let total = suite.scenarios.len() as u64;
-    let progress = progress_bar(total);
-    let bar = progress.clone();
-    let mut report = runtime.block_on(conformance::suite::run(
-        &suite,
-        &target,
-        &RunOptions {
-            jobs: usize::from(args.jobs),
-            run_id: None,
-            continue_after_crash: args
-                .continue_after_crash
-                .then(|| std::time::Duration::from_secs(args.crash_wait)),
-            on_outage: Some(OutageHook(std::sync::Arc::new(move |o| {
-                eprintln!("{}", outage_line(o, continue_wait))
-            }))),
-        },
-        move |r| match &bar {
-            Some(b) => {
-                b.set_message(r.name.clone());
-                b.inc(1);
-            }
-            None => eprintln!("{:<8} {}", verdict_word(r), r.name),
-        },
-    ));
-    // The report names the toolkit as `--version` does, git revision included.
-    report.tool_version = concat!(
-        env!("CARGO_PKG_VERSION"),
-        " (git ",
-        env!("GIT_REVISION"),
-        ")"
-    )
-    .to_owned();
-    if let Some(b) = progress {
-        b.finish_and_clear();
+    // One connection per listener of every target first: a broker that
+    // cannot be reached gives one line and probe's exit status, and nothing
+    // else runs.
+    for (name, flags, target, tls) in &prepared {
+        let checked = preflight::check(&runtime, flags, target, tls.as_ref());
+        match name {
+            Some(n) => checked.with_context(|| format!("--target {n}"))?,
+            None => checked?,
+        }
     }
-    let eval = Evaluation::of(&report, &baseline);
-    outputs.write(&report, &eval, &baseline)?;
+
+    let mut runs = Vec::new();
+    for (name, _, target, _) in &prepared {
+        if let Some(n) = name {
+            eprintln!(
+                "running the suite against {n} ({})",
+                describe_target(target)
+            );
+        }
+        let report = run_suite(&runtime, &args, &suite, target);
+        runs.push(NamedRun {
+            name: name.unwrap_or_default().to_owned(),
+            report,
+        });
+    }
+    // The first target is the broker under test: the baseline describes
+    // it, and it alone decides the exit status.
+    let report = &runs[0].report;
+    let eval = Evaluation::of(report, &baseline);
+    if args.targets.is_empty() {
+        outputs.write(report, &eval, &baseline)?;
+    } else {
+        outputs.write_differential(&runs, &eval, &baseline, args.verbose)?;
+    }
     // A run the broker cut short records nothing: its errors are not the
     // broker's deviations.
     if let Some(path) = &args.write_baseline
@@ -298,7 +333,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     {
         let date = time::OffsetDateTime::now_utc().date().to_string();
         let recorded = Baseline::record(
-            &report,
+            report,
             &baseline,
             &format!("recorded from {} on {date}", report.target),
             &date,
@@ -341,6 +376,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         RunStatus::Pass => return Ok(()),
     };
     Err(Failure::new(status, message).into())
+}
+
+/// Runs `suite` against `target` with the run flags of `args`, showing
+/// progress on standard error and the outages as they are found.
+fn run_suite(
+    runtime: &tokio::runtime::Runtime,
+    args: &Args,
+    suite: &Suite,
+    target: &conformance::target::Target,
+) -> RunReport {
+    let continue_wait = args.continue_after_crash.then_some(args.crash_wait);
+    let progress = progress_bar(suite.scenarios.len() as u64);
+    let bar = progress.clone();
+    let mut report = runtime.block_on(conformance::suite::run(
+        suite,
+        target,
+        &RunOptions {
+            jobs: usize::from(args.jobs),
+            run_id: None,
+            continue_after_crash: continue_wait.map(std::time::Duration::from_secs),
+            on_outage: Some(OutageHook(std::sync::Arc::new(move |o| {
+                eprintln!("{}", outage_line(o, continue_wait))
+            }))),
+        },
+        move |r| match &bar {
+            Some(b) => {
+                b.set_message(r.name.clone());
+                b.inc(1);
+            }
+            None => eprintln!("{:<8} {}", verdict_word(r), r.name),
+        },
+    ));
+    // The report names the toolkit as `--version` does, git revision included.
+    report.tool_version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (git ",
+        env!("GIT_REVISION"),
+        ")"
+    )
+    .to_owned();
+    if let Some(b) = progress {
+        b.finish_and_clear();
+    }
+    report
 }
 
 /// The top of a file `--write-baseline` writes.
@@ -419,6 +498,35 @@ impl Outputs {
             "{}",
             conformance::report::render(self.stdout, report, eval, baseline)
         );
+        Ok(())
+    }
+
+    /// The reports of a differential run: the table (or the differential
+    /// JSON document with --format json) on standard output, the JSON
+    /// document to --json FILE, and the first target's JUnit report to
+    /// --junit FILE (CI judges the broker under test).
+    fn write_differential(
+        &self,
+        runs: &[NamedRun],
+        eval: &Evaluation,
+        baseline: &Baseline,
+        all_rows: bool,
+    ) -> anyhow::Result<()> {
+        if let Some(path) = &self.junit {
+            let text = conformance::report::junit(&runs[0].report, baseline);
+            std::fs::write(path, text)
+                .with_context(|| format!("writing report to {}", path.display()))?;
+        }
+        let json = || differential::json(runs, eval, baseline);
+        if let Some(path) = &self.json {
+            std::fs::write(path, json())
+                .with_context(|| format!("writing report to {}", path.display()))?;
+        }
+        match self.stdout {
+            Format::Json => print!("{}", json()),
+            Format::Junit => print!("{}", conformance::report::junit(&runs[0].report, baseline)),
+            Format::Text => print!("{}", differential::text(runs, all_rows)),
+        }
         Ok(())
     }
 }
