@@ -620,6 +620,53 @@ mod tests {
         assert!(a.junit.is_none() && a.json.is_none() && a.write_baseline.is_none());
         assert!(!a.fail_on_skip);
         assert_eq!(a.time_scale, 1.0);
+        assert!(!a.continue_after_crash && a.crash_wait == 60);
+        assert!(a.targets.is_empty() && !a.verbose);
+    }
+
+    #[test]
+    fn liveness_flags_parse() {
+        let a = parse(&["--continue-after-crash", "--crash-wait", "5"]).unwrap();
+        assert!(a.continue_after_crash);
+        assert_eq!(a.crash_wait, 5);
+        assert!(
+            parse(&["--crash-wait", "5"]).is_err(),
+            "--crash-wait needs --continue-after-crash"
+        );
+        assert!(parse(&["--continue-after-crash", "--crash-wait", "0"]).is_err());
+        assert!(parse(&["--continue-after-crash", "--crash-wait", "x"]).is_err());
+    }
+
+    #[test]
+    fn differential_flags_parse() {
+        let a = parse(&[
+            "--target",
+            "ours=127.0.0.1:1883",
+            "--target",
+            "mosquitto=[::1]:1884",
+            "--verbose",
+            "-u",
+            "u",
+        ])
+        .unwrap();
+        let names: Vec<(&str, &str, u16)> = a
+            .targets
+            .iter()
+            .map(|t| (t.name.as_str(), t.host.as_str(), t.port))
+            .collect();
+        assert_eq!(
+            names,
+            [("ours", "127.0.0.1", 1883), ("mosquitto", "::1", 1884)]
+        );
+        assert!(a.verbose);
+        // Each target keeps the shared flags, with its own host and port.
+        let f = a.targets[1].flags(&a.connection);
+        assert_eq!((f.host.as_str(), f.port), ("::1", Some(1884)));
+        assert_eq!(f.username.as_deref(), Some("u"));
+        assert!(parse(&["--target", "a=h:1", "-p", "1"]).is_err());
+        assert!(parse(&["--target", "a=h:1", "-h", "x"]).is_err());
+        assert!(parse(&["--verbose"]).is_err(), "--verbose needs --target");
+        assert!(parse(&["--target", "a"]).is_err());
     }
 
     #[test]

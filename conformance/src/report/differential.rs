@@ -200,3 +200,79 @@ pub fn json(runs: &[NamedRun], first_eval: &Evaluation, baseline: &Baseline) -> 
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+    use crate::suite::Suite;
+
+    fn result(s: &Scenario, verdict: Verdict) -> ScenarioResult {
+        ScenarioResult::new(s, verdict, std::time::Duration::ZERO, Vec::new())
+    }
+
+    fn report(results: Vec<ScenarioResult>) -> RunReport {
+        let target = crate::target::Target::plain("127.0.0.1", 1883);
+        RunReport {
+            tool_version: String::new(),
+            suite_version: String::new(),
+            target: "127.0.0.1:1883".into(),
+            broker_target: crate::suite::TargetInfo::of(&target),
+            started_at: String::new(),
+            time_scale: 1.0,
+            results,
+            outages: Vec::new(),
+            duration: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn cells_weigh_verdicts_by_level_and_rows_differ_only_on_different_cells() {
+        let suite = Suite::builtin().unwrap();
+        let must = suite
+            .scenarios
+            .iter()
+            .find(|s| s.level == Level::Must)
+            .unwrap();
+        let may = suite
+            .scenarios
+            .iter()
+            .find(|s| s.level != Level::Must)
+            .unwrap();
+        let failure = || crate::outcome::Failure {
+            location: must.location.clone(),
+            step: "expect".into(),
+            client: None,
+            expected: "x".into(),
+            observed: "y".into(),
+        };
+        let fail = |s| result(s, Verdict::Fail { failure: failure() });
+        assert_eq!(cell(&fail(must)), "FAIL");
+        assert_eq!(cell(&fail(may)), "obs");
+        let not_run = Verdict::NotRun {
+            reason: "broker unavailable".into(),
+        };
+        assert_eq!(cell(&result(must, not_run.clone())), "not run");
+        let runs = [
+            NamedRun {
+                name: "a".into(),
+                report: report(vec![
+                    result(must, Verdict::Pass),
+                    result(may, Verdict::Pass),
+                ]),
+            },
+            NamedRun {
+                name: "b".into(),
+                report: report(vec![fail(must), result(may, Verdict::Pass)]),
+            },
+        ];
+        let rows = rows(&runs);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].cells, ["pass", "FAIL"]);
+        assert!(rows[0].differs() && !rows[1].differs());
+        let short = text(&runs, false);
+        assert!(short.contains(&must.name) && !short.contains(&format!("\n{} ", may.name)));
+        assert!(short.contains("1 of 2 scenarios differ"), "{short}");
+        assert!(text(&runs, true).contains(&may.name));
+    }
+}
