@@ -155,8 +155,9 @@ pub struct Args {
     /// one table of scenario x broker (pass, FAIL, obs, n/a, skip, error,
     /// not run), by default only the rows where they differ. Repeat for
     /// each broker: NAME (letters, digits, - and _) heads its column; HOST
-    /// is a name, an IPv4 address or [IPv6]. The other connection flags
-    /// (TLS, credentials) apply to every target. The FIRST target is the
+    /// is a name, an IPv4 address or an IPv6 address in brackets. The
+    /// other connection flags (TLS, credentials) apply to every target; -h
+    /// and -p cannot be given with it. The FIRST target is the
     /// broker under test: --baseline describes it, --junit reports it, and
     /// the exit status is that of a run against it alone.
     #[arg(
@@ -656,12 +657,12 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [("ours", "127.0.0.1", 1883), ("mosquitto", "::1", 1884)]
+            [("ours", "127.0.0.1", 1883), ("mosquitto", "[::1]", 1884)]
         );
         assert!(a.verbose);
         // Each target keeps the shared flags, with its own host and port.
         let f = a.targets[1].flags(&a.connection);
-        assert_eq!((f.host.as_str(), f.port), ("::1", Some(1884)));
+        assert_eq!((f.host.as_str(), f.port), ("[::1]", Some(1884)));
         assert_eq!(f.username.as_deref(), Some("u"));
         assert!(parse(&["--target", "a=h:1", "-p", "1"]).is_err());
         assert!(parse(&["--target", "a=h:1", "-h", "x"]).is_err());

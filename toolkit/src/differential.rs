@@ -17,8 +17,8 @@ use crate::connection::ConnectionFlags;
 pub struct TargetSpec {
     /// The column name: letters, digits, `-` and `_`.
     pub name: String,
-    /// A host name, an IPv4 address, or an IPv6 address (given in brackets,
-    /// kept without them).
+    /// A host name, an IPv4 address, or an IPv6 address in brackets
+    /// (kept, so that `HOST:PORT` stays an address, as `-h [::1]` gives it).
     pub host: String,
     /// The plain MQTT port.
     pub port: u16,
@@ -60,7 +60,7 @@ pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
             inner
                 .parse::<std::net::Ipv6Addr>()
                 .map_err(|_| format!("{inner:?} is not an IPv6 address; {FORM}"))?;
-            inner.to_owned()
+            host.to_owned()
         }
         None if host.contains(':') => {
             return Err(format!(
@@ -104,7 +104,7 @@ mod tests {
             parse_target("our_broker-2=broker.local:11883"),
             Ok(spec("our_broker-2", "broker.local", 11883))
         );
-        assert_eq!(parse_target("v6=[::1]:1883"), Ok(spec("v6", "::1", 1883)));
+        assert_eq!(parse_target("v6=[::1]:1883"), Ok(spec("v6", "[::1]", 1883)));
     }
 
     #[test]
