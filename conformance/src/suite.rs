@@ -18,7 +18,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::model::Requirement;
-use crate::outcome::{Outage, ScenarioResult, Verdict};
+use crate::outcome::{Outage, ScenarioResult};
 use crate::scenario::Scenario;
 use crate::script::{Placeholders, ScriptError, parse_file};
 use crate::target::Target;
@@ -312,7 +312,7 @@ fn nonce() -> String {
         .collect()
 }
 
-fn placeholders(run: &str, index: usize, name: &str) -> Placeholders {
+pub(crate) fn placeholders(run: &str, index: usize, name: &str) -> Placeholders {
     Placeholders {
         topic: format!("mqc/{run}/{name}"),
         unique: format!("{run}{index:03}"),
@@ -359,16 +359,8 @@ pub async fn run(
         }
     }
     pending.extend(exclusive);
-    let mut scheduler = Scheduler {
-        suite,
-        target: &target,
-        run_id: &run_id,
-        options,
-        progress: &progress,
-        slots,
-        probes: 0,
-        outages: Vec::new(),
-    };
+    let mut scheduler =
+        crate::schedule::Scheduler::new(suite, &target, &run_id, options, &progress, slots);
     scheduler.run(pending).await;
     RunReport {
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -380,209 +372,6 @@ pub async fn run(
         results: scheduler.slots.into_iter().flatten().collect(),
         outages: scheduler.outages,
         duration: started.elapsed(),
-    }
-}
-
-/// How often a broker that failed the probe is probed again while
-/// `--continue-after-crash` waits for it.
-const REPROBE_INTERVAL: Duration = Duration::from_millis(200);
-
-/// The state of one run: which scenarios are done, and the probes.
-struct Scheduler<'a, P> {
-    suite: &'a Suite,
-    target: &'a Arc<Target>,
-    run_id: &'a str,
-    options: &'a RunOptions,
-    progress: &'a P,
-    slots: Vec<Option<ScenarioResult>>,
-    probes: u32,
-    outages: Vec<Outage>,
-}
-
-impl<P: Fn(&ScenarioResult) + Send + Sync> Scheduler<'_, P> {
-    /// Runs the `pending` scenarios (indexes into the suite, exclusive ones
-    /// last), probing the broker between them.
-    async fn run(&mut self, mut pending: std::collections::VecDeque<usize>) {
-        let mut tasks: tokio::task::JoinSet<ScenarioResult> = tokio::task::JoinSet::new();
-        let mut task_of: HashMap<tokio::task::Id, usize> = HashMap::new();
-        let mut running: Vec<usize> = Vec::new();
-        // Finished since the last probe the broker passed.
-        let mut unprobed: Vec<usize> = Vec::new();
-        if let Err(e) = self.probe().await
-            && !self.outage(Vec::new(), e.to_string()).await
-        {
-            self.not_run(pending);
-            return;
-        }
-        loop {
-            while let Some(&next) = pending.front() {
-                let alone = self.suite.scenarios[next].exclusive;
-                let room = if alone {
-                    running.is_empty()
-                } else {
-                    running.len() < self.options.jobs.max(1)
-                };
-                if !room {
-                    break;
-                }
-                pending.pop_front();
-                running.push(next);
-                let s = self.suite.scenarios[next].clone();
-                let target = Arc::clone(self.target);
-                let ph = placeholders(self.run_id, next, &s.name);
-                let task =
-                    tasks.spawn(async move { crate::runner::run_scenario(&s, &target, ph).await });
-                task_of.insert(task.id(), next);
-            }
-            let Some(joined) = tasks.join_next_with_id().await else {
-                break;
-            };
-            let (i, r) = match joined {
-                Ok((id, r)) => (task_of.get(&id).copied().unwrap_or_default(), r),
-                Err(e) => {
-                    let i = task_of.get(&e.id()).copied().unwrap_or_default();
-                    let r = ScenarioResult::new(
-                        &self.suite.scenarios[i],
-                        Verdict::Error {
-                            message: format!("scenario task failed: {e}"),
-                        },
-                        Duration::ZERO,
-                        Vec::new(),
-                    );
-                    (i, r)
-                }
-            };
-            running.retain(|&x| x != i);
-            unprobed.push(i);
-            (self.progress)(&r);
-            self.slots[i] = Some(r);
-            let Err(e) = self.probe().await else {
-                unprobed.clear();
-                continue;
-            };
-            // Those finished in the meantime keep their results; the rest
-            // are stopped.
-            tasks.abort_all();
-            while let Some(joined) = tasks.join_next_with_id().await {
-                if let Ok((id, r)) = joined
-                    && let Some(&i) = task_of.get(&id)
-                {
-                    running.retain(|&x| x != i);
-                    unprobed.push(i);
-                    self.slots[i] = Some(r);
-                }
-            }
-            let mut suspects: Vec<usize> = unprobed.drain(..).chain(running.drain(..)).collect();
-            suspects.sort_unstable();
-            let names = suspects
-                .iter()
-                .map(|&i| self.suite.scenarios[i].name.clone())
-                .collect();
-            let came_back = self.outage(names, e.to_string()).await;
-            for i in suspects {
-                self.blame(i, came_back);
-            }
-            if !came_back {
-                self.not_run(pending);
-                return;
-            }
-        }
-    }
-
-    /// The next liveness probe, bounded by the scaled probe timeout.
-    async fn probe(&mut self) -> Result<(), crate::liveness::ProbeError> {
-        self.probes += 1;
-        let limit = self.target.scaled(crate::liveness::PROBE_TIMEOUT);
-        crate::liveness::probe(self.target, self.run_id, self.probes, limit).await
-    }
-
-    /// Records an outage blaming `suspects`; with `--continue-after-crash`
-    /// waits (bounded) for the broker to pass the probe again. Returns
-    /// whether it did.
-    async fn outage(&mut self, suspects: Vec<String>, probe: String) -> bool {
-        let mut outage = Outage {
-            suspects,
-            probe,
-            came_back_after: None,
-        };
-        if let Some(hook) = &self.options.on_outage {
-            (hook.0)(&outage);
-        }
-        let came_back = match self.options.continue_after_crash {
-            Some(wait) => self.wait_for_broker(wait).await,
-            None => None,
-        };
-        outage.came_back_after = came_back;
-        self.outages.push(outage);
-        came_back.is_some()
-    }
-
-    /// Probes until the broker passes or `wait` has gone by; how long it
-    /// took, when it passed.
-    async fn wait_for_broker(&mut self, wait: Duration) -> Option<Duration> {
-        let start = tokio::time::Instant::now();
-        let give_up = start + wait;
-        loop {
-            let left = give_up.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.probes += 1;
-            let limit = self.target.scaled(crate::liveness::PROBE_TIMEOUT).min(left);
-            if crate::liveness::probe(self.target, self.run_id, self.probes, limit)
-                .await
-                .is_ok()
-            {
-                return Some(start.elapsed());
-            }
-            // A refused connection fails at once: pace the retries.
-            tokio::time::sleep_until((tokio::time::Instant::now() + REPROBE_INTERVAL).min(give_up))
-                .await;
-        }
-    }
-
-    /// Marks scenario `i`, a suspect of an outage, as an error, keeping
-    /// its transcript when it finished.
-    fn blame(&mut self, i: usize, came_back: bool) {
-        let s = &self.suite.scenarios[i];
-        let message = if came_back {
-            "broker became unavailable during this scenario (it answered again later)"
-        } else {
-            "broker became unavailable during this scenario"
-        };
-        let reported = self.slots[i].is_some();
-        let (duration, transcript) = match self.slots[i].take() {
-            Some(r) => (r.duration, r.transcript),
-            None => (Duration::ZERO, Vec::new()),
-        };
-        let r = ScenarioResult::new(
-            s,
-            Verdict::Error {
-                message: format!("{message}; the liveness probe after it failed"),
-            },
-            duration,
-            transcript,
-        );
-        if !reported {
-            (self.progress)(&r);
-        }
-        self.slots[i] = Some(r);
-    }
-
-    /// Marks the `pending` scenarios not run.
-    fn not_run(&mut self, pending: std::collections::VecDeque<usize>) {
-        for i in pending {
-            let r = ScenarioResult::new(
-                &self.suite.scenarios[i],
-                Verdict::NotRun {
-                    reason: "broker unavailable".to_owned(),
-                },
-                Duration::ZERO,
-                Vec::new(),
-            );
-            (self.progress)(&r);
-            self.slots[i] = Some(r);
-        }
     }
 }
 
