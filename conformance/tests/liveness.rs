@@ -207,3 +207,37 @@ fn continue_after_crash_resumes_on_a_broker_restarted_on_the_same_port() {
         eval.passed
     );
 }
+
+/// The probe itself: a live broker passes; a server that accepts but never
+/// answers fails it within the limit, saying what did not come; a port
+/// nothing listens on fails it at once.
+#[test]
+fn the_probe_passes_a_live_broker_and_says_what_a_silent_one_did_not_send() {
+    use conformance::liveness::probe;
+    let broker = InProcessBroker::start(ReferenceOptions::default());
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let closed_port = testsupport::free_port();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let limit = Duration::from_millis(300);
+    rt.block_on(async {
+        let live = Target::plain("127.0.0.1", broker.addr().port());
+        probe(&live, "t0", 1, Duration::from_secs(5)).await.unwrap();
+
+        let started = Instant::now();
+        let err = probe(&Target::plain("127.0.0.1", silent_port), "t0", 2, limit)
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(err.to_string(), "no CONNACK within 0.3s");
+
+        let err = probe(&Target::plain("127.0.0.1", closed_port), "t0", 3, limit)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+    });
+    drop(silent);
+}

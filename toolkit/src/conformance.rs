@@ -390,6 +390,7 @@ fn run_suite(
     let continue_wait = args.continue_after_crash.then_some(args.crash_wait);
     let progress = progress_bar(suite.scenarios.len() as u64);
     let bar = progress.clone();
+    let above_bar = progress.clone();
     let mut report = runtime.block_on(conformance::suite::run(
         suite,
         target,
@@ -398,7 +399,11 @@ fn run_suite(
             run_id: None,
             continue_after_crash: continue_wait.map(std::time::Duration::from_secs),
             on_outage: Some(OutageHook(std::sync::Arc::new(move |o| {
-                eprintln!("{}", outage_line(o, continue_wait))
+                let line = outage_line(o, continue_wait);
+                match &above_bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
+                }
             }))),
         },
         move |r| match &bar {
