@@ -142,6 +142,18 @@ pub fn text(runs: &[NamedRun], all_rows: bool) -> String {
             },
             run.report.duration.as_secs_f64()
         );
+        for o in &run.report.outages {
+            let _ = writeln!(
+                out,
+                "    broker became unavailable ({}); likely cause: {}",
+                o.probe,
+                if o.suspects.is_empty() {
+                    "before the first scenario".to_owned()
+                } else {
+                    o.suspects.join(", ")
+                }
+            );
+        }
     }
     out
 }
