@@ -200,7 +200,10 @@ pub const ALL: &[(&str, &str)] = &[
 /// Misbehaviours for the harness's own tests (a broker that stops
 /// answering, one that forgets state across a restart): not rule breaks the
 /// plain suite could see, so the mutation test does not run them.
-pub const FOR_HARNESS_TESTS: &[(&str, &str)] = &[];
+pub const FOR_HARNESS_TESTS: &[(&str, &str)] = &[(
+    "stall-after-topic",
+    "=TEXT: after routing a PUBLISH whose topic contains TEXT, every later client is held without a CONNACK (the process stays up)",
+)];
 
 #[cfg(feature = "mutants")]
 mod imp {
@@ -272,6 +275,25 @@ pub fn value(_name: &str) -> Option<f64> {
     None
 }
 
+/// The text given to the planted bug `name` (`NAME=TEXT`), if it is
+/// planted on this thread and has one.
+#[cfg(feature = "mutants")]
+pub fn text(name: &str) -> Option<String> {
+    let current = imp::current()?;
+    let (n, v) = split(&current);
+    if n != name {
+        return None;
+    }
+    v.map(str::to_owned)
+}
+
+/// Without the `mutants` feature no bug is ever planted.
+#[cfg(not(feature = "mutants"))]
+#[inline(always)]
+pub fn text(_name: &str) -> Option<String> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -280,7 +302,7 @@ mod tests {
     use super::{ALL, FOR_HARNESS_TESTS};
 
     /// The names the broker's sources ask for: every string literal passed
-    /// to `mutant::active` or `mutant::value`, read from the files under
+    /// to `mutant::active`, `mutant::value` or `mutant::text`, read from the files under
     /// `src/` (all of them, so a new file's hooks count too), this one
     /// excepted.
     fn hooked_names() -> BTreeSet<String> {
@@ -297,7 +319,7 @@ mod tests {
                     continue;
                 }
                 let text = std::fs::read_to_string(&path).expect("a source file is UTF-8");
-                for call in ["mutant::active(", "mutant::value("] {
+                for call in ["mutant::active(", "mutant::value(", "mutant::text("] {
                     for (at, _) in text.match_indices(call) {
                         // rustfmt may put the literal on the next line.
                         let rest = text[at + call.len()..].trim_start();

@@ -284,6 +284,11 @@ pub struct Evaluation {
     pub skipped: Vec<String>,
     /// Scenarios that passed.
     pub passed: Vec<String>,
+    /// Scenarios not run because the broker had become unavailable.
+    pub not_run: Vec<String>,
+    /// Each time the broker stopped answering the liveness probe, with the
+    /// scenarios likely to blame.
+    pub outages: Vec<crate::outcome::Outage>,
 }
 
 /// The overall result of a run.
@@ -296,6 +301,10 @@ pub enum Status {
     Fail,
     /// No new failures, but a baselined scenario now passes.
     StaleBaseline,
+    /// The broker stopped answering the liveness probe during the run
+    /// (whether or not it came back): the results after that say nothing
+    /// of its rules.
+    BrokerUnavailable,
 }
 
 /// What one scenario came to, measured against the baseline: the one
@@ -319,6 +328,8 @@ pub enum Outcome {
     /// Run, but the broker made a choice the spec allows that left nothing
     /// to check.
     NotApplicable,
+    /// Not run: the broker had stopped answering.
+    NotRun,
 }
 
 impl Evaluation {
@@ -335,6 +346,8 @@ impl Evaluation {
             Outcome::Passed
         } else if has(&self.not_applicable) {
             Outcome::NotApplicable
+        } else if has(&self.not_run) {
+            Outcome::NotRun
         } else {
             Outcome::Skipped
         }
@@ -342,7 +355,10 @@ impl Evaluation {
 
     /// Judges `report` against `baseline`.
     pub fn of(report: &RunReport, baseline: &Baseline) -> Self {
-        let mut e = Self::default();
+        let mut e = Self {
+            outages: report.outages.clone(),
+            ..Self::default()
+        };
         for r in &report.results {
             let entry = baseline.deviations.get(&r.name);
             let listed = entry.is_some();
@@ -352,6 +368,12 @@ impl Evaluation {
                 // Neither evidence that a listed deviation is fixed nor a
                 // failure: the scenario could not look.
                 e.not_applicable.push(name);
+                continue;
+            }
+            if r.not_run() {
+                // Not evidence either way: a listed deviation that did not
+                // run is not stale.
+                e.not_run.push(name);
                 continue;
             }
             match (r.passed(), r.failed(), listed) {
@@ -370,7 +392,9 @@ impl Evaluation {
 
     /// The overall status.
     pub fn status(&self) -> Status {
-        if !self.failures.is_empty() {
+        if !self.outages.is_empty() {
+            Status::BrokerUnavailable
+        } else if !self.failures.is_empty() {
             Status::Fail
         } else if !self.stale.is_empty() {
             Status::StaleBaseline

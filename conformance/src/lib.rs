@@ -16,7 +16,10 @@
 //! - [`select`]: `--only`/`--skip` globs over ids, areas, tags and
 //!   statements.
 //! - [`suite`]: loads the built-in or a user's suite, filters it, runs it
-//!   concurrently with isolation, and checks the results against a baseline.
+//!   concurrently with isolation (scheduled by `schedule`, which probes the
+//!   broker between scenarios), and checks the results against a baseline.
+//! - [`liveness`]: the probe between scenarios that tells a broker that
+//!   stopped answering from one that fails checks.
 //! - [`spec`]: the normative statements and the coverage table.
 //! - [`report`]: text, JSON and JUnit XML.
 
@@ -26,11 +29,13 @@ pub mod builtin;
 pub mod client;
 pub mod describe;
 pub mod engine;
+pub mod liveness;
 pub mod model;
 pub mod outcome;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+mod schedule;
 pub mod script;
 pub mod select;
 pub mod spec;

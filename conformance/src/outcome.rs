@@ -77,6 +77,14 @@ pub enum Verdict {
         /// What went wrong.
         message: String,
     },
+    /// Not run because the broker stopped answering the liveness probe
+    /// earlier in the run ([`crate::liveness`]): nothing is known about
+    /// the rule it checks. Neither pass nor skip.
+    #[serde(rename = "not_run")]
+    NotRun {
+        /// Why, e.g. "broker unavailable".
+        reason: String,
+    },
 }
 
 /// One scenario's result. (Its constructors, which read a
@@ -118,6 +126,11 @@ impl ScenarioResult {
         matches!(self.verdict, Verdict::NotApplicable { .. })
     }
 
+    /// Whether it was not run because the broker had become unavailable.
+    pub fn not_run(&self) -> bool {
+        matches!(self.verdict, Verdict::NotRun { .. })
+    }
+
     /// Whether it failed or could not be carried out.
     pub fn failed(&self) -> bool {
         matches!(self.verdict, Verdict::Fail { .. } | Verdict::Error { .. })
@@ -126,4 +139,31 @@ impl ScenarioResult {
 
 fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// A time the broker stopped answering the liveness probe during a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outage {
+    /// The likely cause: the scenarios that finished since the last probe
+    /// the broker passed, and those still running when it failed (with
+    /// `--jobs 1`, exactly one), in suite order.
+    pub suspects: Vec<String>,
+    /// What the failed probe saw, as one line.
+    pub probe: String,
+    /// With `--continue-after-crash`: how long the broker took to answer
+    /// the probe again; `None` when it did not come back and the run
+    /// stopped.
+    #[serde(
+        rename = "came_back_after_ms",
+        serialize_with = "ser_opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub came_back_after: Option<Duration>,
+}
+
+fn ser_opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_millis(d, s),
+        None => s.serialize_none(),
+    }
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::model::Requirement;
-use crate::outcome::ScenarioResult;
+use crate::outcome::{Outage, ScenarioResult};
 use crate::scenario::Scenario;
 use crate::script::{Placeholders, ScriptError, parse_file};
 use crate::target::Target;
@@ -197,6 +197,13 @@ pub struct RunOptions {
     /// The run's nonce in topics and client ids; random when `None`. Fixed
     /// only where output must be reproducible (snapshot tests).
     pub run_id: Option<String>,
+    /// `--continue-after-crash`: when the broker fails the liveness probe,
+    /// wait up to this long for it to answer again (a supervisor restarting
+    /// it) and go on; `None` stops the run at the first failed probe.
+    pub continue_after_crash: Option<Duration>,
+    /// Told of each outage as it is found, before any wait for the broker
+    /// to come back (the toolkit prints a line).
+    pub on_outage: Option<OutageHook>,
 }
 
 impl Default for RunOptions {
@@ -204,7 +211,19 @@ impl Default for RunOptions {
         Self {
             jobs: 8,
             run_id: None,
+            continue_after_crash: None,
+            on_outage: None,
         }
+    }
+}
+
+/// A callback told of each [`Outage`] when it is found.
+#[derive(Clone)]
+pub struct OutageHook(pub Arc<dyn Fn(&Outage) + Send + Sync>);
+
+impl std::fmt::Debug for OutageHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutageHook")
     }
 }
 
@@ -255,6 +274,9 @@ pub struct RunReport {
     pub time_scale: f64,
     /// One result per scenario.
     pub results: Vec<ScenarioResult>,
+    /// Each time the broker stopped answering the liveness probe, with the
+    /// scenarios likely to blame (empty when it never did).
+    pub outages: Vec<Outage>,
     /// Wall-clock time of the run.
     #[serde(rename = "duration_ms", serialize_with = "ser_millis")]
     pub duration: Duration,
@@ -290,7 +312,7 @@ fn nonce() -> String {
         .collect()
 }
 
-fn placeholders(run: &str, index: usize, name: &str) -> Placeholders {
+pub(crate) fn placeholders(run: &str, index: usize, name: &str) -> Placeholders {
     Placeholders {
         topic: format!("mqc/{run}/{name}"),
         unique: format!("{run}{index:03}"),
@@ -301,6 +323,15 @@ fn placeholders(run: &str, index: usize, name: &str) -> Placeholders {
 
 /// Runs every scenario of `suite` against `target`, calling `progress` as
 /// each one finishes.
+///
+/// At most `options.jobs` scenarios run at once; `exclusive` ones run
+/// alone, after the others. The liveness probe ([`crate::liveness`]) runs
+/// before the first scenario and after each one finishes; when it fails,
+/// the scenarios finished since the last good probe and those running are
+/// named as the likely cause (marked errors), the running ones are stopped,
+/// and either the rest are marked not run or, with
+/// `options.continue_after_crash`, the run waits for the broker to answer
+/// again and goes on.
 pub async fn run(
     suite: &Suite,
     target: &Target,
@@ -312,57 +343,25 @@ pub async fn run(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let run_id = options.run_id.clone().unwrap_or_else(nonce);
-    let progress = Arc::new(progress);
     let target = Arc::new(target.clone());
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
     let mut slots: Vec<Option<ScenarioResult>> = vec![None; suite.scenarios.len()];
-    let mut handles = Vec::new();
+    let mut pending = std::collections::VecDeque::new();
     let mut exclusive = Vec::new();
     for (i, s) in suite.scenarios.iter().enumerate() {
         if let Some(reason) = skip_reason(s, &target) {
             let r = ScenarioResult::skipped(s, reason);
             progress(&r);
             slots[i] = Some(r);
-            continue;
-        }
-        if s.exclusive {
+        } else if s.exclusive {
             exclusive.push(i);
-            continue;
+        } else {
+            pending.push_back(i);
         }
-        let s = s.clone();
-        let target = Arc::clone(&target);
-        let semaphore = Arc::clone(&semaphore);
-        let progress = Arc::clone(&progress);
-        let ph = placeholders(&run_id, i, &s.name);
-        handles.push((
-            i,
-            tokio::spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
-                let r = crate::runner::run_scenario(&s, &target, ph).await;
-                progress(&r);
-                r
-            }),
-        ));
     }
-    for (i, h) in handles {
-        slots[i] = Some(match h.await {
-            Ok(r) => r,
-            Err(e) => ScenarioResult::new(
-                &suite.scenarios[i],
-                crate::outcome::Verdict::Error {
-                    message: format!("scenario task failed: {e}"),
-                },
-                Duration::ZERO,
-                Vec::new(),
-            ),
-        });
-    }
-    for i in exclusive {
-        let s = &suite.scenarios[i];
-        let r = crate::runner::run_scenario(s, &target, placeholders(&run_id, i, &s.name)).await;
-        progress(&r);
-        slots[i] = Some(r);
-    }
+    pending.extend(exclusive);
+    let mut scheduler =
+        crate::schedule::Scheduler::new(suite, &target, &run_id, options, &progress, slots);
+    scheduler.run(pending).await;
     RunReport {
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         suite_version: suite.version(),
@@ -370,7 +369,8 @@ pub async fn run(
         broker_target: TargetInfo::of(&target),
         started_at,
         time_scale: target.time_scale,
-        results: slots.into_iter().flatten().collect(),
+        results: scheduler.slots.into_iter().flatten().collect(),
+        outages: scheduler.outages,
         duration: started.elapsed(),
     }
 }

@@ -63,6 +63,9 @@ pub struct ReferenceOptions {
     pub data_dir: Option<PathBuf>,
     /// More flags, for example `--max-inflight 1`.
     pub extra_args: Vec<String>,
+    /// The plain port; `None` picks a free one. A test restarting a broker
+    /// on the port a run already uses gives it.
+    pub port: Option<u16>,
 }
 
 impl ReferenceOptions {
@@ -70,10 +73,11 @@ impl ReferenceOptions {
     /// program name): loopback only, ephemeral ports. The in-process broker
     /// parses the same flags, so both ways of starting it agree.
     pub fn flags(&self) -> Vec<OsString> {
-        let mut flags: Vec<OsString> = ["--bind", "127.0.0.1", "--port", "0"]
+        let mut flags: Vec<OsString> = ["--bind", "127.0.0.1", "--port"]
             .into_iter()
             .map(OsString::from)
             .collect();
+        flags.push(self.port.unwrap_or(0).to_string().into());
         if self.tls || self.tls_files.is_some() {
             flags.extend(["--tls-port", "0"].map(OsString::from));
         } else {

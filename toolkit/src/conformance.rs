@@ -22,6 +22,9 @@
 //! - 10: no new failures, but a baseline entry now passes: the baseline is stale.
 //! - 11: with `--fail-on-skip`, no failures and nothing stale, but scenarios
 //!   were skipped (the run lacked TLS, credentials or a client certificate).
+//! - 12: the broker stopped answering the liveness probe during the run
+//!   (the run stopped, or with `--continue-after-crash` waited for it); the
+//!   error names the scenarios likely to blame. Wins over 1, 10 and 11.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -30,10 +33,12 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
 use conformance::report::Format;
+use conformance::report::differential::{self, NamedRun};
 use conformance::select::Selection;
-use conformance::suite::{RunOptions, Suite};
+use conformance::suite::{OutageHook, RunOptions, RunReport, Suite, describe_target};
 
 use crate::connection::ConnectionFlags;
+use crate::differential::TargetSpec;
 use crate::exit::{Failure, Status, usage};
 use crate::preflight;
 
@@ -50,7 +55,8 @@ const EXIT_HELP: &str = "Exit status: 0 passed (failures only as the baseline li
 script, baseline, pattern or path; 3-9 the preflight failed, as `toolkit probe` says it (3 \
 nothing listens or not MQTT, 4 TLS handshake, 5 certificate, 6 credentials refused, 9 closed); \
 10 stale baseline (a listed deviation \
-now passes); 11 scenarios were skipped and --fail-on-skip was given.";
+now passes); 11 scenarios were skipped and --fail-on-skip was given; 12 the broker became \
+unavailable during the run (the error names the likely scenario).";
 
 /// Flags of `toolkit conformance`.
 #[derive(Debug, clap::Args)]
@@ -128,6 +134,43 @@ pub struct Args {
     /// How many scenarios run at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
+    /// When the broker stops answering the liveness probe (run before the
+    /// first scenario and after each one), wait for it to come back (a
+    /// supervisor restarting it) and go on, instead of stopping the run.
+    /// The scenarios running when it stopped are reported as errors; the
+    /// exit status is still 12.
+    #[arg(long)]
+    continue_after_crash: bool,
+    /// With --continue-after-crash: how long to wait for the broker to
+    /// answer again before stopping the run.
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECS",
+        requires = "continue_after_crash",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    crash_wait: u64,
+    /// Run the suite against several brokers, one after another, and print
+    /// one table of scenario x broker (pass, FAIL, obs, n/a, skip, error,
+    /// not run), by default only the rows where they differ. Repeat for
+    /// each broker: NAME (letters, digits, - and _) heads its column; HOST
+    /// is a name, an IPv4 address or an IPv6 address in brackets. The
+    /// other connection flags (TLS, credentials) apply to every target; -h
+    /// and -p cannot be given with it. The FIRST target is the
+    /// broker under test: --baseline describes it, --junit reports it, and
+    /// the exit status is that of a run against it alone.
+    #[arg(
+        long = "target",
+        value_name = "NAME=HOST:PORT",
+        value_parser = crate::differential::parse_target,
+        conflicts_with_all = ["host", "port"]
+    )]
+    targets: Vec<TargetSpec>,
+    /// With --target: show every scenario in the table, not only those where
+    /// the brokers differ.
+    #[arg(long, requires = "targets")]
+    verbose: bool,
     /// Print which statements the suite covers, which cannot be tested, and
     /// which are missing, then exit without contacting a broker.
     #[arg(long)]
@@ -220,53 +263,78 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => Baseline::load_file_or_shipped(p, &whole).map_err(|e| usage(e.to_string()))?,
         None => Baseline::default(),
     };
-    let (mut target, tls) = preflight::target(&args.connection)?;
-    target.time_scale = args.time_scale;
     let outputs = Outputs::of(&args)?;
+    for (i, t) in args.targets.iter().enumerate() {
+        if args.targets[..i].iter().any(|u| u.name == t.name) {
+            return Err(usage(format!(
+                "--target {}: the name is given twice; give each broker its own",
+                t.name
+            )));
+        }
+    }
+    // Each target: the shared connection flags pointed at its host and
+    // port; without --target, the one broker of -h/-p.
+    let targets: Vec<(Option<&str>, ConnectionFlags)> = if args.targets.is_empty() {
+        vec![(None, args.connection.clone())]
+    } else {
+        args.targets
+            .iter()
+            .map(|t| (Some(t.name.as_str()), t.flags(&args.connection)))
+            .collect()
+    };
+    let mut prepared = Vec::new();
+    for (name, flags) in &targets {
+        let (mut target, tls) = preflight::target(flags)?;
+        target.time_scale = args.time_scale;
+        prepared.push((*name, flags, target, tls));
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    // One connection per listener first: a broker that cannot be reached
-    // gives one line and probe's exit status, and nothing else runs.
-    preflight::check(&runtime, &args.connection, &target, tls.as_ref())?;
-
-    let total = suite.scenarios.len() as u64;
-    let progress = progress_bar(total);
-    let bar = progress.clone();
-    let mut report = runtime.block_on(conformance::suite::run(
-        &suite,
-        &target,
-        &RunOptions {
-            jobs: usize::from(args.jobs),
-            run_id: None,
-        },
-        move |r| match &bar {
-            Some(b) => {
-                b.set_message(r.name.clone());
-                b.inc(1);
-            }
-            None => eprintln!("{:<8} {}", verdict_word(r), r.name),
-        },
-    ));
-    // The report names the toolkit as `--version` does, git revision included.
-    report.tool_version = concat!(
-        env!("CARGO_PKG_VERSION"),
-        " (git ",
-        env!("GIT_REVISION"),
-        ")"
-    )
-    .to_owned();
-    if let Some(b) = progress {
-        b.finish_and_clear();
+    // One connection per listener of every target first: a broker that
+    // cannot be reached gives one line and probe's exit status, and nothing
+    // else runs.
+    for (name, flags, target, tls) in &prepared {
+        let checked = preflight::check(&runtime, flags, target, tls.as_ref());
+        match name {
+            Some(n) => checked.with_context(|| format!("--target {n}"))?,
+            None => checked?,
+        }
     }
-    let eval = Evaluation::of(&report, &baseline);
-    outputs.write(&report, &eval, &baseline)?;
-    if let Some(path) = &args.write_baseline {
+
+    let mut runs = Vec::new();
+    for (name, _, target, _) in &prepared {
+        if let Some(n) = name {
+            eprintln!(
+                "running the suite against {n} ({})",
+                describe_target(target)
+            );
+        }
+        let report = run_suite(&runtime, &args, &suite, target);
+        runs.push(NamedRun {
+            name: name.unwrap_or_default().to_owned(),
+            report,
+        });
+    }
+    // The first target is the broker under test: the baseline describes
+    // it, and it alone decides the exit status.
+    let report = &runs[0].report;
+    let eval = Evaluation::of(report, &baseline);
+    if args.targets.is_empty() {
+        outputs.write(report, &eval, &baseline)?;
+    } else {
+        outputs.write_differential(&runs, &eval, &baseline, args.verbose)?;
+    }
+    // A run the broker cut short records nothing: its errors are not the
+    // broker's deviations.
+    if let Some(path) = &args.write_baseline
+        && eval.outages.is_empty()
+    {
         let date = time::OffsetDateTime::now_utc().date().to_string();
         let recorded = Baseline::record(
-            &report,
+            report,
             &baseline,
             &format!("recorded from {} on {date}", report.target),
             &date,
@@ -282,6 +350,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let (status, message) = match eval.status() {
+        RunStatus::BrokerUnavailable => (Status::BrokerUnavailable, unavailable_message(&eval)),
         RunStatus::Fail => (
             Status::Failure,
             format!(
@@ -308,6 +377,55 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         RunStatus::Pass => return Ok(()),
     };
     Err(Failure::new(status, message).into())
+}
+
+/// Runs `suite` against `target` with the run flags of `args`, showing
+/// progress on standard error and the outages as they are found.
+fn run_suite(
+    runtime: &tokio::runtime::Runtime,
+    args: &Args,
+    suite: &Suite,
+    target: &conformance::target::Target,
+) -> RunReport {
+    let continue_wait = args.continue_after_crash.then_some(args.crash_wait);
+    let progress = progress_bar(suite.scenarios.len() as u64);
+    let bar = progress.clone();
+    let above_bar = progress.clone();
+    let mut report = runtime.block_on(conformance::suite::run(
+        suite,
+        target,
+        &RunOptions {
+            jobs: usize::from(args.jobs),
+            run_id: None,
+            continue_after_crash: continue_wait.map(std::time::Duration::from_secs),
+            on_outage: Some(OutageHook(std::sync::Arc::new(move |o| {
+                let line = outage_line(o, continue_wait);
+                match &above_bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
+                }
+            }))),
+        },
+        move |r| match &bar {
+            Some(b) => {
+                b.set_message(r.name.clone());
+                b.inc(1);
+            }
+            None => eprintln!("{:<8} {}", verdict_word(r), r.name),
+        },
+    ));
+    // The report names the toolkit as `--version` does, git revision included.
+    report.tool_version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (git ",
+        env!("GIT_REVISION"),
+        ")"
+    )
+    .to_owned();
+    if let Some(b) = progress {
+        b.finish_and_clear();
+    }
+    report
 }
 
 /// The top of a file `--write-baseline` writes.
@@ -388,6 +506,77 @@ impl Outputs {
         );
         Ok(())
     }
+
+    /// The reports of a differential run: the table (or the differential
+    /// JSON document with --format json) on standard output, the JSON
+    /// document to --json FILE, and the first target's JUnit report to
+    /// --junit FILE (CI judges the broker under test).
+    fn write_differential(
+        &self,
+        runs: &[NamedRun],
+        eval: &Evaluation,
+        baseline: &Baseline,
+        all_rows: bool,
+    ) -> anyhow::Result<()> {
+        if let Some(path) = &self.junit {
+            let text = conformance::report::junit(&runs[0].report, baseline);
+            std::fs::write(path, text)
+                .with_context(|| format!("writing report to {}", path.display()))?;
+        }
+        let json = || differential::json(runs, eval, baseline);
+        if let Some(path) = &self.json {
+            std::fs::write(path, json())
+                .with_context(|| format!("writing report to {}", path.display()))?;
+        }
+        match self.stdout {
+            Format::Json => print!("{}", json()),
+            Format::Junit => print!("{}", conformance::report::junit(&runs[0].report, baseline)),
+            Format::Text => print!("{}", differential::text(runs, all_rows)),
+        }
+        Ok(())
+    }
+}
+
+/// The line printed on standard error when the broker fails the probe.
+fn outage_line(o: &conformance::outcome::Outage, continue_wait: Option<u64>) -> String {
+    let cause = if o.suspects.is_empty() {
+        "before the first scenario".to_owned()
+    } else {
+        format!("likely cause: {}", o.suspects.join(", "))
+    };
+    let next = match continue_wait {
+        Some(secs) => {
+            format!("waiting up to {secs}s for it to answer again (--continue-after-crash)")
+        }
+        None => "stopping the run (--continue-after-crash waits for it instead)".to_owned(),
+    };
+    format!("broker became unavailable ({}); {cause}; {next}", o.probe)
+}
+
+/// The one-line error of a run the broker cut short (exit status 12).
+fn unavailable_message(eval: &Evaluation) -> String {
+    let suspects: Vec<&str> = eval
+        .outages
+        .iter()
+        .flat_map(|o| o.suspects.iter().map(String::as_str))
+        .collect();
+    let cause = if suspects.is_empty() {
+        "before the first scenario".to_owned()
+    } else {
+        format!("likely cause: {}", suspects.join(", "))
+    };
+    let stopped = eval.outages.iter().any(|o| o.came_back_after.is_none());
+    if stopped {
+        format!(
+            "the broker became unavailable ({cause}); {} scenario(s) not run",
+            eval.not_run.len()
+        )
+    } else {
+        format!(
+            "the broker became unavailable {} time(s) and came back ({cause})",
+            eval.outages.len()
+        )
+    }
 }
 
 fn verdict_word(r: &conformance::outcome::ScenarioResult) -> &'static str {
@@ -398,6 +587,7 @@ fn verdict_word(r: &conformance::outcome::ScenarioResult) -> &'static str {
         Verdict::Skipped { .. } => "skip",
         Verdict::NotApplicable { .. } => "n/a",
         Verdict::Error { .. } => "ERROR",
+        Verdict::NotRun { .. } => "not run",
     }
 }
 
@@ -436,6 +626,53 @@ mod tests {
         assert!(a.junit.is_none() && a.json.is_none() && a.write_baseline.is_none());
         assert!(!a.fail_on_skip);
         assert_eq!(a.time_scale, 1.0);
+        assert!(!a.continue_after_crash && a.crash_wait == 60);
+        assert!(a.targets.is_empty() && !a.verbose);
+    }
+
+    #[test]
+    fn liveness_flags_parse() {
+        let a = parse(&["--continue-after-crash", "--crash-wait", "5"]).unwrap();
+        assert!(a.continue_after_crash);
+        assert_eq!(a.crash_wait, 5);
+        assert!(
+            parse(&["--crash-wait", "5"]).is_err(),
+            "--crash-wait needs --continue-after-crash"
+        );
+        assert!(parse(&["--continue-after-crash", "--crash-wait", "0"]).is_err());
+        assert!(parse(&["--continue-after-crash", "--crash-wait", "x"]).is_err());
+    }
+
+    #[test]
+    fn differential_flags_parse() {
+        let a = parse(&[
+            "--target",
+            "ours=127.0.0.1:1883",
+            "--target",
+            "mosquitto=[::1]:1884",
+            "--verbose",
+            "-u",
+            "u",
+        ])
+        .unwrap();
+        let names: Vec<(&str, &str, u16)> = a
+            .targets
+            .iter()
+            .map(|t| (t.name.as_str(), t.host.as_str(), t.port))
+            .collect();
+        assert_eq!(
+            names,
+            [("ours", "127.0.0.1", 1883), ("mosquitto", "[::1]", 1884)]
+        );
+        assert!(a.verbose);
+        // Each target keeps the shared flags, with its own host and port.
+        let f = a.targets[1].flags(&a.connection);
+        assert_eq!((f.host.as_str(), f.port), ("[::1]", Some(1884)));
+        assert_eq!(f.username.as_deref(), Some("u"));
+        assert!(parse(&["--target", "a=h:1", "-p", "1"]).is_err());
+        assert!(parse(&["--target", "a=h:1", "-h", "x"]).is_err());
+        assert!(parse(&["--verbose"]).is_err(), "--verbose needs --target");
+        assert!(parse(&["--target", "a"]).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! | 9 | the broker closed the connection unexpectedly |
 //! | 10 | `conformance`: no new failures, but a baseline entry now passes (the baseline is stale) |
 //! | 11 | `conformance --fail-on-skip`: nothing failed or stale, but scenarios were skipped |
+//! | 12 | `conformance`: the broker stopped answering between scenarios (it names the likely scenario) |
 //!
 //! `conformance` exits 1 when a MUST scenario fails outside the baseline, and
 //! 3 to 9 as `probe` does when its preflight connection fails.
@@ -46,6 +47,10 @@ pub enum Status {
     /// `conformance --fail-on-skip`: scenarios were skipped for want of
     /// TLS, credentials or a client certificate.
     Skipped = 11,
+    /// `conformance`: the broker stopped answering the liveness probe
+    /// during the run; the rest was not run (or, with
+    /// `--continue-after-crash`, it came back).
+    BrokerUnavailable = 12,
 }
 
 impl Status {
@@ -150,9 +155,10 @@ mod tests {
             Status::Closed,
             Status::StaleBaseline,
             Status::Skipped,
+            Status::BrokerUnavailable,
         ];
         let mut codes: Vec<u8> = all.iter().map(|s| s.code()).collect();
         codes.dedup();
-        assert_eq!(codes, (1..=11).collect::<Vec<u8>>());
+        assert_eq!(codes, (1..=12).collect::<Vec<u8>>());
     }
 }

@@ -10,6 +10,7 @@ mod bench;
 mod certs;
 mod conformance;
 mod connection;
+mod differential;
 mod exit;
 #[cfg(test)]
 mod flag_parse;

@@ -76,6 +76,12 @@ pub(super) async fn open(
     shutdown: CancellationToken,
 ) -> Option<Client> {
     let (shared, shutdown) = (&shared, &shutdown);
+    if crate::mutant::active("stall-after-topic") && shared.router.stalled() {
+        // Planted bug: hold the connection open, never answering, until the
+        // broker stops.
+        shutdown.cancelled().await;
+        return None;
+    }
     let transport = match tls {
         None => Transport::Plain(tcp),
         Some(acceptor) => handshake(tcp, acceptor, shared, shutdown).await?,

@@ -125,6 +125,10 @@ pub struct Router {
     clients: Mutex<HashMap<Arc<str>, Arc<ClientSlot>>>,
     limits: Limits,
     stats: Arc<Stats>,
+    /// Planted bug `stall-after-topic`: set once a matching PUBLISH was
+    /// routed; from then on the listener answers no new client.
+    #[cfg(feature = "mutants")]
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl Router {
@@ -136,6 +140,21 @@ impl Router {
             clients: Mutex::new(HashMap::new()),
             limits,
             stats,
+            #[cfg(feature = "mutants")]
+            stalled: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the planted bug `stall-after-topic` has fired: the broker
+    /// answers no new client (always false without the `mutants` feature).
+    pub fn stalled(&self) -> bool {
+        #[cfg(feature = "mutants")]
+        {
+            self.stalled.load(Ordering::Relaxed)
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            false
         }
     }
 
@@ -359,6 +378,13 @@ impl Router {
     pub fn publish_from_client(&self, message: &Message) -> usize {
         if is_sys(message) {
             return 0;
+        }
+        #[cfg(feature = "mutants")]
+        if crate::mutant::active("stall-after-topic")
+            && crate::mutant::text("stall-after-topic")
+                .is_some_and(|t| message.topic.as_str().contains(t.as_str()))
+        {
+            self.stalled.store(true, Ordering::Relaxed);
         }
         self.publish(message)
     }

@@ -32,6 +32,21 @@ pub fn junit(report: &RunReport, baseline: &Baseline) -> String {
             ("started_at", report.started_at.as_str()),
             ("time_scale", report.time_scale.to_string().as_str()),
         ]);
+        for o in &report.outages {
+            suite.add_property((
+                "broker_unavailable",
+                format!(
+                    "liveness probe failed ({}); likely cause: {}",
+                    o.probe,
+                    if o.suspects.is_empty() {
+                        "before the first scenario".to_owned()
+                    } else {
+                        o.suspects.join(", ")
+                    }
+                )
+                .as_str(),
+            ));
+        }
         for r in report.results.iter().filter(|r| r.area == area) {
             let status = match (&r.verdict, baseline.deviations.get(&r.name)) {
                 (Verdict::Pass, Some(d)) if d.flaky => TestCaseStatus::success(),
@@ -44,6 +59,11 @@ pub fn junit(report: &RunReport, baseline: &Baseline) -> String {
                 (Verdict::Skipped { reason }, _) => {
                     let mut s = TestCaseStatus::skipped();
                     s.set_message(reason.as_str());
+                    s
+                }
+                (Verdict::NotRun { reason }, _) => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(format!("not run: {reason}"));
                     s
                 }
                 (Verdict::NotApplicable { reason }, _) => {

@@ -1,7 +1,9 @@
 //! Reports of a run: text for people, JSON and JUnit XML for CI systems.
 //! All three are built from the same [`RunReport`] and [`Evaluation`]. And
-//! the `--list` of a suite's scenarios.
+//! the `--list` of a suite's scenarios, and the table of a differential run
+//! ([`differential`]).
 
+pub mod differential;
 mod junit;
 mod list;
 mod text;
@@ -28,7 +30,7 @@ pub enum Format {
 }
 
 #[derive(Serialize)]
-struct JsonReport<'a> {
+pub(crate) struct JsonReport<'a> {
     status: Status,
     summary: &'a Evaluation,
     baseline: Option<&'a Option<String>>,
@@ -57,7 +59,17 @@ struct JsonResult<'a> {
 /// result with its `outcome` (see [`Outcome`]) and transcript. (`verdict`
 /// is what the scenario itself saw, before the baseline: read `outcome`.)
 pub fn json(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> String {
-    let doc = JsonReport {
+    let doc = json_doc(report, eval, baseline);
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// The document [`json`] writes, for embedding in a bigger one.
+pub(crate) fn json_doc<'a>(
+    report: &'a RunReport,
+    eval: &'a Evaluation,
+    baseline: &'a Baseline,
+) -> JsonReport<'a> {
+    JsonReport {
         status: eval.status(),
         summary: eval,
         baseline: (!baseline.deviations.is_empty()).then_some(&baseline.broker),
@@ -77,8 +89,7 @@ pub fn json(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
                 result: r,
             })
             .collect(),
-    };
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
 }
 
 /// Renders in `format`.

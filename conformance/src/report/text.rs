@@ -18,6 +18,7 @@ struct Row {
     observed: usize,
     not_applicable: usize,
     skipped: usize,
+    not_run: usize,
 }
 
 /// The text report.
@@ -55,19 +56,46 @@ pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
             Bucket::Observation => row.observed += 1,
             Bucket::NotApplicable => row.not_applicable += 1,
             Bucket::Skipped => row.skipped += 1,
+            Bucket::NotRun => row.not_run += 1,
         }
     }
+    // The "not run" column only appears in a run the broker cut short.
+    let not_run_col = |n: usize| {
+        if eval.not_run.is_empty() {
+            String::new()
+        } else {
+            format!(" {n:>7}")
+        }
+    };
     let _ = writeln!(
         out,
-        "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5} {:>5}",
-        "area", "pass", "FAIL", "known", "observed", "n/a", "skip"
+        "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5} {:>5}{}",
+        "area",
+        "pass",
+        "FAIL",
+        "known",
+        "observed",
+        "n/a",
+        "skip",
+        if eval.not_run.is_empty() {
+            ""
+        } else {
+            " not run"
+        }
     );
     let mut total = Row::default();
     for (area, row) in &areas {
         let _ = writeln!(
             out,
-            "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5} {:>5}",
-            area, row.pass, row.fail, row.known, row.observed, row.not_applicable, row.skipped
+            "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5} {:>5}{}",
+            area,
+            row.pass,
+            row.fail,
+            row.known,
+            row.observed,
+            row.not_applicable,
+            row.skipped,
+            not_run_col(row.not_run)
         );
         total.pass += row.pass;
         total.fail += row.fail;
@@ -75,18 +103,21 @@ pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
         total.observed += row.observed;
         total.not_applicable += row.not_applicable;
         total.skipped += row.skipped;
+        total.not_run += row.not_run;
     }
     let _ = writeln!(
         out,
-        "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5} {:>5}",
+        "{:<14} {:>5} {:>5} {:>6} {:>9} {:>5} {:>5}{}",
         "total",
         total.pass,
         total.fail,
         total.known,
         total.observed,
         total.not_applicable,
-        total.skipped
+        total.skipped,
+        not_run_col(total.not_run)
     );
+    write_outages(&mut out, eval);
 
     let section = |out: &mut String, title: &str, bucket_of: Bucket, detail: bool| {
         let items: Vec<&ScenarioResult> = report
@@ -131,15 +162,26 @@ pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
         false,
     );
     section(&mut out, "Skipped", Bucket::Skipped, false);
+    if !eval.not_run.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nNot run: broker unavailable ({})",
+            eval.not_run.len()
+        );
+        for name in &eval.not_run {
+            let _ = writeln!(out, "  {name}");
+        }
+    }
 
     let verdict = match eval.status() {
         Status::Pass => "PASS",
         Status::Fail => "FAIL",
         Status::StaleBaseline => "FAIL (stale baseline)",
+        Status::BrokerUnavailable => "BROKER UNAVAILABLE",
     };
     let _ = writeln!(
         out,
-        "\n{verdict}: {} scenarios, {} passed, {} failed, {} known deviations, {} observations, {} stale, {} not applicable, {} skipped in {:.1}s",
+        "\n{verdict}: {} scenarios, {} passed, {} failed, {} known deviations, {} observations, {} stale, {} not applicable, {} skipped{} in {:.1}s",
         report.results.len(),
         eval.passed.len(),
         eval.failures.len(),
@@ -148,9 +190,50 @@ pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
         eval.stale.len(),
         eval.not_applicable.len(),
         eval.skipped.len(),
+        if eval.not_run.is_empty() {
+            String::new()
+        } else {
+            format!(", {} not run", eval.not_run.len())
+        },
         report.duration.as_secs_f64()
     );
     out
+}
+
+/// The outages of the run, each with its suspects, first thing after the
+/// table: they explain everything below.
+fn write_outages(out: &mut String, eval: &Evaluation) {
+    for o in &eval.outages {
+        let _ = writeln!(
+            out,
+            "\nBROKER BECAME UNAVAILABLE: the liveness probe failed: {}",
+            o.probe
+        );
+        if o.suspects.is_empty() {
+            let _ = writeln!(out, "  before the first scenario");
+        } else {
+            let _ = writeln!(
+                out,
+                "  likely cause (running, or finished since the last good probe): {}",
+                o.suspects.join(", ")
+            );
+        }
+        match o.came_back_after {
+            Some(d) => {
+                let _ = writeln!(
+                    out,
+                    "  it answered again after {:.1}s (--continue-after-crash); the run went on",
+                    d.as_secs_f64()
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  the run stopped there; the scenarios after it were not run"
+                );
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +245,7 @@ enum Bucket {
     Stale,
     NotApplicable,
     Skipped,
+    NotRun,
 }
 
 fn bucket(r: &ScenarioResult, eval: &Evaluation) -> Bucket {
@@ -177,6 +261,8 @@ fn bucket(r: &ScenarioResult, eval: &Evaluation) -> Bucket {
         Bucket::NotApplicable
     } else if eval.skipped.contains(&r.name) {
         Bucket::Skipped
+    } else if eval.not_run.contains(&r.name) {
+        Bucket::NotRun
     } else {
         Bucket::Pass
     }

@@ -223,6 +223,11 @@ impl InProcessBroker {
         }
     }
 
+    /// The plain listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.plain
+    }
+
     /// Everything the broker has logged so far.
     pub fn log(&self) -> String {
         String::from_utf8_lossy(&self.log.lock().map(|l| l.clone()).unwrap_or_default())

@@ -1,0 +1,70 @@
+//! Issue 13, item 1, as a user sees it: a broker that stops answering after
+//! one scenario (mosquitto behind `testsupport::StallingProxy`, which holds
+//! every new client once the scenario's topic went by) ends the run within
+//! seconds with exit status 12, naming that scenario, the rest not run.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use testsupport::{Mosquitto, MosquittoOptions, StallingProxy};
+
+mod common;
+
+use common::{conformance, stderr_of, stdout_of};
+
+/// Publishes on `{t}/x`; no other scenario's topic holds this text.
+const CULPRIT: &str = "qos.qos1-delivery";
+
+#[test]
+fn a_broker_that_stops_answering_exits_12_naming_the_scenario() {
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let proxy = StallingProxy::start(m.addr(), &format!("/{CULPRIT}/"));
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let started = Instant::now();
+    let out = conformance(proxy.port())
+        .args(["--only", "qos", "--jobs", "1", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
+    assert_eq!(out.status.code(), Some(12), "{stdout}\n{stderr}");
+    assert!(proxy.stalled());
+    // One probe timeout (5 s) after the scenario, not twenty scenarios' worth.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(
+        stderr.contains(&format!(
+            "error: the broker became unavailable (likely cause: {CULPRIT}); "
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stopping the run"), "{stderr}");
+    assert!(stdout.contains("BROKER BECAME UNAVAILABLE"), "{stdout}");
+    assert!(stdout.contains("\nBROKER UNAVAILABLE: "), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["status"], "broker_unavailable");
+    assert_eq!(report["summary"]["outages"][0]["suspects"][0], CULPRIT);
+    let not_run = report["summary"]["not_run"].as_array().unwrap();
+    assert!(not_run.len() > 10, "{not_run:?}");
+}
+
+#[test]
+fn continue_after_crash_gives_up_after_crash_wait_and_exits_12() {
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let proxy = StallingProxy::start(m.addr(), &format!("/{CULPRIT}/"));
+    let out = conformance(proxy.port())
+        .args(["--only", "qos", "--jobs", "1"])
+        .args(["--continue-after-crash", "--crash-wait", "1"])
+        .output()
+        .unwrap();
+    let stderr = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(12), "{stderr}");
+    assert!(
+        stderr.contains("waiting up to 1s for it to answer again (--continue-after-crash)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not run"), "{stderr}");
+}
