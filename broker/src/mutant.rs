@@ -18,7 +18,10 @@
 
 /// Every planted bug: its name and what it breaks, in words. The mutation
 /// test runs the whole suite once per entry and requires each to be caught.
-pub const ALL: &[(&str, &str)] = &[];
+pub const ALL: &[(&str, &str)] = &[(
+    "retained-leak",
+    "on SUBSCRIBE also sends, as QoS 0, the retained messages that match another client's subscription but none of the subscriber's [MQTT-3.3.2-3]",
+)];
 
 /// Misbehaviours for the harness's own tests (a broker that stops
 /// answering, one that forgets state across a restart): not rule breaks the

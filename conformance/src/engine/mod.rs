@@ -15,6 +15,7 @@ mod flows;
 mod grants;
 mod matcher;
 mod packet_ids;
+mod strays;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -31,6 +32,8 @@ pub(crate) use flows::simple_packet;
 pub(crate) use grants::{Judgement, Requested, judge};
 pub use matcher::bytes_of;
 pub(crate) use matcher::{check, describe};
+pub(crate) use strays::Stray;
+pub use strays::{DUPLICATE_STATEMENT, STRAY_STATEMENT};
 
 /// A client's connection and what arrived on it.
 #[derive(Debug, Default)]
@@ -43,6 +46,8 @@ pub(crate) struct ClientState {
     pub(crate) consumed: Vec<bool>,
     /// The reader reported the close (it may not be consumed yet).
     pub(crate) closed: bool,
+    /// How this connection's deliveries are judged for strays.
+    watch: strays::Watch,
     next_id: u16,
 }
 
@@ -78,6 +83,17 @@ pub(crate) struct Run<'a> {
     name: String,
     /// While a `batch` step runs: its client and the bytes held back.
     pub(crate) batch: Option<(String, Vec<u8>)>,
+    /// The scenario sees the whole broker: its deliveries are not judged
+    /// for strays.
+    pub(crate) exclusive: bool,
+    /// Per session (client id): the subscriptions the harness sent.
+    subscriptions: strays::Sessions,
+    /// Sessions with an empty client id made so far (each its own).
+    anonymous: u32,
+    /// The stray deliveries seen, in order.
+    pub(crate) strays: Vec<Stray>,
+    /// The step running now (the innermost), where a stray is reported.
+    pub(crate) current: Option<(Location, &'static str)>,
 }
 
 /// The step being run, as failures and script errors name it.
@@ -87,6 +103,8 @@ pub(crate) struct StepAt<'s> {
     pub(crate) location: &'s Location,
     /// Its action keyword.
     pub(crate) keyword: &'static str,
+    /// The statements its check stands for (see [`crate::actions::Step`]).
+    pub(crate) statements: &'s [String],
 }
 
 /// What running a step gives: done, or why the scenario stops.
@@ -119,6 +137,11 @@ impl<'a> Run<'a> {
             retained_topics: BTreeSet::new(),
             name,
             batch: None,
+            exclusive: false,
+            subscriptions: strays::Sessions::default(),
+            anonymous: 0,
+            strays: Vec::new(),
+            current: None,
         }
     }
 
@@ -152,6 +175,7 @@ impl Run<'_> {
         StepError::Failed(Box::new(Failure {
             location: at.location.clone(),
             step: at.keyword.to_owned(),
+            statements: at.statements.to_vec(),
             client: client.map(str::to_owned),
             expected,
             observed,
@@ -200,6 +224,16 @@ impl Run<'_> {
                 state.log.push(a.clone());
                 state.consumed.push(false);
                 self.record_arrival(client, &a);
+                // A stray is set aside: consumed, so no expectation sees it.
+                if let Event::Packet { packet, .. } = &a.event
+                    && self.judge_arrival(client, packet, a.at)
+                    && let Some(c) = self
+                        .clients
+                        .get_mut(client)
+                        .and_then(|s| s.consumed.last_mut())
+                {
+                    *c = true;
+                }
                 true
             }
             None => false,

@@ -40,6 +40,9 @@ struct JsonReport<'a> {
     #[serde(rename = "duration_ms")]
     duration_ms: u64,
     time_scale: f64,
+    /// Scenarios that saw stray deliveries (see each result's `strays`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stray_scenarios: Vec<&'a str>,
     results: Vec<JsonResult<'a>>,
 }
 
@@ -68,6 +71,12 @@ pub fn json(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
         started_at: &report.started_at,
         duration_ms: report.duration.as_millis().try_into().unwrap_or(u64::MAX),
         time_scale: report.time_scale,
+        stray_scenarios: report
+            .results
+            .iter()
+            .filter(|r| !r.strays.is_empty())
+            .map(|r| r.name.as_str())
+            .collect(),
         results: report
             .results
             .iter()

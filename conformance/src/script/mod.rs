@@ -184,6 +184,8 @@ pub fn parse_file(
             source,
             uses_tls: false,
             uses_client_cert: false,
+            cited: &statements,
+            inherited: statements.clone(),
         };
         let steps = parse_steps(&mut ctx, def.steps)?;
         if steps.is_empty() {

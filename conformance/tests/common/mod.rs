@@ -117,8 +117,13 @@ pub fn mosquitto_baseline(suite: &Suite) -> Baseline {
     Baseline::load(&path, suite).unwrap()
 }
 
-/// Runs `suite` on a fresh runtime.
+/// Runs `suite` on a fresh runtime, 8 scenarios at a time.
 pub fn run(suite: &Suite, target: &Target) -> RunReport {
+    run_with_jobs(suite, target, 8)
+}
+
+/// Runs `suite` on a fresh runtime, `jobs` scenarios at a time.
+pub fn run_with_jobs(suite: &Suite, target: &Target, jobs: usize) -> RunReport {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,10 +131,7 @@ pub fn run(suite: &Suite, target: &Target) -> RunReport {
     rt.block_on(conformance::suite::run(
         suite,
         target,
-        &RunOptions {
-            jobs: 8,
-            run_id: None,
-        },
+        &RunOptions { jobs, run_id: None },
         |_| {},
     ))
 }

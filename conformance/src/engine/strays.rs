@@ -1,0 +1,263 @@
+//! Stray deliveries: a PUBLISH that reaches a client none of whose
+//! subscriptions matches its topic [MQTT-3.3.2-3], or the same QoS 2 message
+//! delivered again as new (DUP 0, same packet id, while the first is still
+//! unacknowledged) [MQTT-3.3.1-1].
+//!
+//! The engine learns each client's subscriptions from the bytes the harness
+//! itself sends (every SUBSCRIBE, whichever step wrote it), keyed by client
+//! id so a persistent session keeps the filters of its earlier connections.
+//! A stray is set aside when it arrives: marked consumed, so no expectation
+//! sees it and it cannot fail a check about something else; it is noted in
+//! the transcript and reported once, under its own statement. A stray on
+//! the scenario's own topics (`{t}`, `{u}`) fails that scenario, which alone
+//! can have caused it; one on another scenario's topics fails nothing and is
+//! listed in the run summary, so no verdict depends on what ran beside it.
+//!
+//! The check errs on the side of silence, since a false stray report is
+//! worse than a missed one: filters are matched leniently (wildcards also
+//! match `$` topics), filters and unsubscriptions are never forgotten, a
+//! client whose bytes the harness cannot decode (malformed and split
+//! packets) or that asks for a shared subscription is not judged, and
+//! `exclusive` scenarios, which see the whole broker, are not judged.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use mqtt_codec::{Packet, QoS};
+
+use super::Run;
+use crate::model::Location;
+use crate::outcome::{Direction, Line};
+
+/// The statement a PUBLISH on a topic no subscription matches breaks.
+pub const STRAY_STATEMENT: &str = "MQTT-3.3.2-3";
+
+/// The statement a QoS 2 message delivered again as new (DUP 0) breaks.
+pub const DUPLICATE_STATEMENT: &str = "MQTT-3.3.1-1";
+
+/// What the harness knows of one session's subscriptions.
+#[derive(Debug, Default)]
+pub(crate) struct Subscriptions {
+    /// Every filter subscribed to in this scenario (never removed).
+    filters: Vec<String>,
+    /// The session sent something the harness could not follow: its
+    /// deliveries are not judged.
+    unknown: bool,
+}
+
+/// How the harness watches one connection's deliveries.
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    /// The session (client id) whose subscriptions apply, once a CONNECT
+    /// was sent; `None`: not judged.
+    session: Option<Vec<u8>>,
+    /// QoS 2 packet ids delivered on this connection and not yet completed
+    /// by the harness's PUBCOMP.
+    qos2_in_flight: BTreeSet<u16>,
+}
+
+/// One stray delivery, as reports show it.
+#[derive(Debug, Clone)]
+pub(crate) struct Stray {
+    /// The statement it breaks.
+    pub(crate) statement: &'static str,
+    /// The client it reached.
+    pub(crate) client: String,
+    /// What arrived and why it is a stray.
+    pub(crate) text: String,
+    /// Its topic is the scenario's own, so the scenario caused it.
+    pub(crate) own: bool,
+    /// The step running when it arrived.
+    pub(crate) at: Option<(Location, &'static str)>,
+}
+
+/// Whether `filter` could match `topic`: the MQTT rules without the one
+/// that keeps wildcards off `$` topics, so that a broker breaking that rule
+/// is left to the scenarios that check it rather than set aside.
+fn may_match(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+impl Run<'_> {
+    /// Learns from `bytes`, about to be sent for `client`: a CONNECT ties
+    /// the connection to its session, a SUBSCRIBE adds filters, a PUBCOMP
+    /// completes a QoS 2 delivery. Bytes that do not decode as whole
+    /// packets stop the judging of this client.
+    pub(crate) fn watch_sent(&mut self, client: &str, bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match mqtt_codec::decode_slice(rest) {
+                Ok(Some((packet, used))) if used > 0 => {
+                    rest = rest.get(used..).unwrap_or_default();
+                    self.watch_packet(client, packet);
+                }
+                _ => {
+                    self.unwatch(client);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn watch_packet(&mut self, client: &str, packet: Packet) {
+        match packet {
+            Packet::Connect(c) => {
+                // An empty client id gets a session of its own per connection.
+                let key = if c.client_id.is_empty() {
+                    self.anonymous += 1;
+                    format!("\0{client}\0{}", self.anonymous).into_bytes()
+                } else {
+                    c.client_id.into_bytes()
+                };
+                self.subscriptions.entry(key.clone()).or_default();
+                self.client_mut(client).watch.session = Some(key);
+            }
+            Packet::Subscribe(s) => {
+                let Some(key) = self.client_mut(client).watch.session.clone() else {
+                    return;
+                };
+                let subs = self.subscriptions.entry(key).or_default();
+                for f in &s.filters {
+                    let filter = f.filter.as_str();
+                    // A shared subscription's topic is not its filter's.
+                    if filter.starts_with("$share/") || filter.starts_with("$queue/") {
+                        subs.unknown = true;
+                    }
+                    subs.filters.push(filter.to_owned());
+                }
+            }
+            Packet::PubComp(id) => {
+                self.client_mut(client)
+                    .watch
+                    .qos2_in_flight
+                    .remove(&id.get());
+            }
+            _ => {}
+        }
+    }
+
+    fn unwatch(&mut self, client: &str) {
+        if let Some(key) = self.client_mut(client).watch.session.take()
+            && let Some(subs) = self.subscriptions.get_mut(&key)
+        {
+            subs.unknown = true;
+        }
+    }
+
+    /// Whether `packet`, just arrived for `client` at `arrived` (since the
+    /// scenario started), is a stray; if so it is recorded, noted in the
+    /// transcript, and the caller sets it aside.
+    pub(crate) fn judge_arrival(
+        &mut self,
+        client: &str,
+        packet: &Packet,
+        arrived: Duration,
+    ) -> bool {
+        let Packet::Publish(p) = packet else {
+            return false;
+        };
+        if self.exclusive {
+            return false;
+        }
+        let Some(state) = self.clients.get_mut(client) else {
+            return false;
+        };
+        let Some(key) = &state.watch.session else {
+            return false;
+        };
+        let Some(subs) = self.subscriptions.get(key) else {
+            return false;
+        };
+        let topic = p.topic().as_str();
+        let (statement, why) = if !subs.unknown && !subs.filters.iter().any(|f| may_match(f, topic))
+        {
+            let filters = if subs.filters.is_empty() {
+                "it has none".to_owned()
+            } else {
+                subs.filters.join(", ")
+            };
+            (
+                STRAY_STATEMENT,
+                format!("no subscription of this client matches its topic ({filters})"),
+            )
+        } else if p.qos() == QoS::ExactlyOnce
+            && let Some(id) = p.packet_id().map(|i| i.get())
+            && !state.watch.qos2_in_flight.insert(id)
+            && !p.dup
+        {
+            (
+                DUPLICATE_STATEMENT,
+                format!(
+                    "QoS 2 packet id {id} is still unacknowledged, and DUP is 0: the same message delivered again as new"
+                ),
+            )
+        } else {
+            return false;
+        };
+        let t = &self.ph.topic;
+        let own = topic == t
+            || topic
+                .strip_prefix(t.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+            || topic.contains(self.ph.unique.as_str());
+        let text = format!(
+            "stray delivery [{statement}]: {}: {why}{}",
+            crate::describe::packet(packet),
+            if own {
+                ""
+            } else {
+                "; another scenario's topic, set aside"
+            }
+        );
+        self.transcript.push(Line {
+            at: arrived,
+            client: client.to_owned(),
+            direction: Direction::Note,
+            text: text.clone(),
+        });
+        self.strays.push(Stray {
+            statement,
+            client: client.to_owned(),
+            text,
+            own,
+            at: self.current.clone(),
+        });
+        true
+    }
+}
+
+/// The subscriptions known per session (client id) in one scenario run.
+pub(crate) type Sessions = HashMap<Vec<u8>, Subscriptions>;
+
+#[cfg(test)]
+mod tests {
+    use super::may_match;
+
+    #[test]
+    fn matching_is_lenient_only_about_dollar_topics() {
+        for (filter, topic, want) in [
+            ("a/b", "a/b", true),
+            ("a/+", "a/b", true),
+            ("a/+", "a/b/c", false),
+            ("a/#", "a", true),
+            ("a/#", "a/b/c", true),
+            ("#", "$SYS/x", true),
+            ("+/x", "$SYS/x", true),
+            ("a/b", "a/c", false),
+            ("a/b", "a", false),
+            ("A/b", "a/b", false),
+        ] {
+            assert_eq!(may_match(filter, topic), want, "{filter} vs {topic}");
+        }
+    }
+}
