@@ -575,6 +575,67 @@ mod tests {
     }
 
     #[test]
+    fn a_step_names_the_statements_it_checks_or_inherits_them() {
+        // parse_one_step's scenario cites MQTT-3.3.1-6 and MQTT-3.3.1-8.
+        let own = parse_one_step(
+            "{ expect = \"a\", packet = \"publish\", statements = [\"MQTT-3.3.1-8\"] }",
+        )
+        .unwrap();
+        assert_eq!(own.statements, ["MQTT-3.3.1-8"]);
+        assert_eq!(own.at().statements, ["MQTT-3.3.1-8"]);
+        let inherited = parse_one_step("{ expect_closed = \"a\" }").unwrap();
+        assert_eq!(inherited.statements, ["MQTT-3.3.1-6", "MQTT-3.3.1-8"]);
+        // Steps nested in a step take its statements unless they name their own.
+        let repeat = parse_one_step(
+            "{ repeat = 2, statements = [\"MQTT-3.3.1-6\"], steps = [ { expect_closed = \"a\" }, { expect_closed = \"a\", statements = [\"MQTT-3.3.1-8\"] } ] }",
+        )
+        .unwrap();
+        assert_eq!(repeat.statements, ["MQTT-3.3.1-6"]);
+        let Action::Repeat(r) = &repeat.action else {
+            panic!("not a repeat: {:?}", repeat.action)
+        };
+        let nested: Vec<&[String]> = r.steps.iter().map(|s| s.statements.as_slice()).collect();
+        assert_eq!(
+            nested,
+            [
+                &["MQTT-3.3.1-6".to_owned()][..],
+                &["MQTT-3.3.1-8".to_owned()][..]
+            ]
+        );
+        // Back outside the repeat, a step inherits the scenario's again.
+        let one_of = parse_one_step(
+            "{ one_of = [ [ { expect_closed = \"a\", statements = [\"MQTT-3.3.1-8\"] } ], [ { expect_closed = \"a\" } ] ] }",
+        )
+        .unwrap();
+        let Action::OneOf(o) = &one_of.action else {
+            panic!("not a one_of")
+        };
+        assert_eq!(o.0[1][0].statements, ["MQTT-3.3.1-6", "MQTT-3.3.1-8"]);
+    }
+
+    #[test]
+    fn step_statements_are_cited_by_the_scenario_and_on_checking_steps() {
+        let e =
+            parse_one("{ expect_closed = \"a\", statements = [\"MQTT-3.1.4-4\"] }").unwrap_err();
+        assert_eq!(
+            e,
+            "step statement \"MQTT-3.1.4-4\" is not among the scenario's statements (MQTT-3.3.1-6, MQTT-3.3.1-8); cite it in the scenario's `statements` too"
+        );
+        let e = parse_one("{ wait = 10, statements = [\"MQTT-3.3.1-6\"] }").unwrap_err();
+        assert_eq!(
+            e,
+            "`wait` checks nothing, so it has no `statements`; put them on the step whose check they name"
+        );
+        let e = parse_one("{ expect_closed = \"a\", statements = [] }").unwrap_err();
+        assert!(e.starts_with("`statements` is empty"), "{e}");
+        let e = parse_one("{ expect_closed = \"a\", statements = \"MQTT-3.3.1-6\" }").unwrap_err();
+        assert!(
+            e.starts_with("`statements` is an array of statement ids"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn misspelt_field_names_the_action() {
         let e = parse_one("{ drop = \"a\", clean = true }").unwrap_err();
         assert!(
