@@ -224,15 +224,10 @@ impl Run<'_> {
                 state.log.push(a.clone());
                 state.consumed.push(false);
                 self.record_arrival(client, &a);
-                // A stray is set aside: consumed, so no expectation sees it.
                 if let Event::Packet { packet, .. } = &a.event
                     && self.judge_arrival(client, packet, a.at)
-                    && let Some(c) = self
-                        .clients
-                        .get_mut(client)
-                        .and_then(|s| s.consumed.last_mut())
                 {
-                    *c = true;
+                    self.set_aside(client);
                 }
                 true
             }
@@ -278,6 +273,42 @@ impl Run<'_> {
     /// Arrival `i` of `client`'s current connection.
     pub(crate) fn arrival(&self, client: &str, i: usize) -> Option<&Arrival> {
         self.clients.get(client).and_then(|s| s.log.get(i))
+    }
+
+    /// Sets `client`'s latest arrival aside as a stray: consumed, so no
+    /// expectation sees it, and kept so when a `one_of` branch is undone.
+    fn set_aside(&mut self, client: &str) {
+        if let Some(state) = self.clients.get_mut(client) {
+            let i = state.consumed.len().saturating_sub(1);
+            if let Some(c) = state.consumed.last_mut() {
+                *c = true;
+                state.watch.set_aside.insert(i);
+            }
+        }
+    }
+
+    /// Every client's consumed marks, for [`Run::restore_consumed`].
+    pub(crate) fn consumed_marks(&self) -> Vec<(String, Vec<bool>)> {
+        self.clients
+            .iter()
+            .map(|(k, v)| (k.clone(), v.consumed.clone()))
+            .collect()
+    }
+
+    /// Undoes what expectations consumed since `marks` were taken: arrivals
+    /// that came since are unconsumed again, except strays, which stay set
+    /// aside.
+    pub(crate) fn restore_consumed(&mut self, marks: &[(String, Vec<bool>)]) {
+        for (k, consumed) in marks {
+            if let Some(state) = self.clients.get_mut(k) {
+                let (old, new) = (consumed.len(), state.consumed.len());
+                state.consumed.clone_from(consumed);
+                let aside = &state.watch.set_aside;
+                state
+                    .consumed
+                    .extend((old..new).map(|i| aside.contains(&i)));
+            }
+        }
     }
 
     /// Marks arrival `i` of `client` as consumed by an expectation.

@@ -54,6 +54,8 @@ pub(crate) struct Watch {
     /// QoS 2 packet ids delivered on this connection and not yet completed
     /// by the harness's PUBCOMP.
     qos2_in_flight: BTreeSet<u16>,
+    /// Indexes in the connection's log of the arrivals set aside as strays.
+    pub(super) set_aside: BTreeSet<usize>,
 }
 
 /// One stray delivery, as reports show it.
@@ -156,7 +158,7 @@ impl Run<'_> {
 
     /// Whether `packet`, just arrived for `client` at `arrived` (since the
     /// scenario started), is a stray; if so it is recorded, noted in the
-    /// transcript, and the caller sets it aside.
+    /// transcript, and the caller sets it aside (see [`Run::set_aside`]).
     pub(crate) fn judge_arrival(
         &mut self,
         client: &str,
@@ -241,7 +243,156 @@ pub(crate) type Sessions = HashMap<Vec<u8>, Subscriptions>;
 
 #[cfg(test)]
 mod tests {
-    use super::may_match;
+    #![allow(clippy::unwrap_used)]
+
+    use mqtt_codec::raw::{RawConnect, RawSubscribe};
+    use mqtt_codec::topic::TopicName;
+    use mqtt_codec::{PacketId, Publish};
+
+    use super::*;
+    use crate::script::Placeholders;
+    use crate::target::Target;
+
+    fn placeholders() -> Placeholders {
+        Placeholders {
+            topic: "mqc/r/s".into(),
+            unique: "r007".into(),
+            client_id: "qr007".into(),
+            iteration: 0,
+        }
+    }
+
+    /// Client "a" connected as `client_id` and subscribed to `filters`, as
+    /// the harness would have sent it.
+    fn subscribed(run: &mut Run<'_>, client_id: &str, clean: bool, filters: &[&str]) {
+        let connect = RawConnect {
+            client_id: Some(client_id.as_bytes().to_vec()),
+            clean_session: clean,
+            ..RawConnect::default()
+        };
+        run.client_mut("a").watch = Watch::default();
+        run.watch_sent("a", &connect.to_packet().to_bytes());
+        if !filters.is_empty() {
+            let subscribe = RawSubscribe {
+                packet_id: 1,
+                filters: filters.iter().map(|f| (f.as_bytes().to_vec(), 1)).collect(),
+            };
+            run.watch_sent("a", &subscribe.to_packet().to_bytes());
+        }
+    }
+
+    fn publish(topic: &str) -> Packet {
+        Packet::Publish(Publish::at_most_once(TopicName::new(topic).unwrap(), "x"))
+    }
+
+    fn qos2(topic: &str, id: u16, dup: bool) -> Packet {
+        let p = Publish::at_qos(
+            TopicName::new(topic).unwrap(),
+            QoS::ExactlyOnce,
+            PacketId::new(id).unwrap(),
+            "x",
+        );
+        Packet::Publish(p.with_dup(dup))
+    }
+
+    fn judged(run: &mut Run<'_>, packet: &Packet) -> Option<(&'static str, bool)> {
+        let before = run.strays.len();
+        let stray = run.judge_arrival("a", packet, Duration::ZERO);
+        assert_eq!(stray, run.strays.len() > before);
+        stray.then(|| run.strays.last().map(|s| (s.statement, s.own)).unwrap())
+    }
+
+    #[test]
+    fn a_publish_no_subscription_matches_is_a_stray_owned_by_its_topic() {
+        let target = Target::plain("127.0.0.1", 1);
+        let mut run = Run::new(&target, placeholders(), "s".into());
+        subscribed(&mut run, "qr007a", true, &["mqc/r/s/x", "r007/+"]);
+        assert_eq!(judged(&mut run, &publish("mqc/r/s/x")), None);
+        assert_eq!(judged(&mut run, &publish("r007/y")), None);
+        assert_eq!(
+            judged(&mut run, &publish("mqc/r/s/y")),
+            Some((STRAY_STATEMENT, true))
+        );
+        assert_eq!(
+            judged(&mut run, &publish("mqc/r/other/x")),
+            Some((STRAY_STATEMENT, false)),
+            "another scenario's topic"
+        );
+        // `mqc/r/s2` only shares a prefix with `{t}` = `mqc/r/s`.
+        assert_eq!(
+            judged(&mut run, &publish("mqc/r/s2/x")),
+            Some((STRAY_STATEMENT, false))
+        );
+    }
+
+    #[test]
+    fn a_persistent_session_keeps_its_filters_across_connections() {
+        let target = Target::plain("127.0.0.1", 1);
+        let mut run = Run::new(&target, placeholders(), "s".into());
+        subscribed(&mut run, "qr007a", false, &["mqc/r/s/x"]);
+        // A new connection of the same client id, subscribing to nothing.
+        subscribed(&mut run, "qr007a", false, &[]);
+        assert_eq!(judged(&mut run, &publish("mqc/r/s/x")), None);
+        // Another client id has no subscription at all.
+        subscribed(&mut run, "qr007b", true, &[]);
+        assert_eq!(
+            judged(&mut run, &publish("mqc/r/s/x")),
+            Some((STRAY_STATEMENT, true))
+        );
+    }
+
+    #[test]
+    fn clients_the_harness_cannot_follow_are_not_judged() {
+        let target = Target::plain("127.0.0.1", 1);
+        let mut run = Run::new(&target, placeholders(), "s".into());
+        // Before any CONNECT.
+        assert_eq!(judged(&mut run, &publish("mqc/r/s/y")), None);
+        // After bytes that do not decode (a SUBSCRIBE without filters).
+        subscribed(&mut run, "qr007a", true, &["mqc/r/s/x"]);
+        run.watch_sent("a", &[0x82, 0x02, 0x00, 0x01]);
+        assert_eq!(judged(&mut run, &publish("mqc/r/s/y")), None);
+        // A shared subscription.
+        subscribed(&mut run, "qr007c", true, &["$share/g/mqc/r/s/x"]);
+        assert_eq!(judged(&mut run, &publish("mqc/r/s/x")), None);
+        // An exclusive scenario.
+        subscribed(&mut run, "qr007d", true, &["mqc/r/s/x"]);
+        run.exclusive = true;
+        assert_eq!(judged(&mut run, &publish("mqc/r/s/y")), None);
+    }
+
+    #[test]
+    fn a_qos2_message_again_as_new_is_a_duplicate_until_pubcomp() {
+        let target = Target::plain("127.0.0.1", 1);
+        let mut run = Run::new(&target, placeholders(), "s".into());
+        subscribed(&mut run, "qr007a", true, &["mqc/r/s/#"]);
+        assert_eq!(judged(&mut run, &qos2("mqc/r/s/x", 5, false)), None);
+        assert_eq!(
+            judged(&mut run, &qos2("mqc/r/s/x", 5, true)),
+            None,
+            "a resend"
+        );
+        assert_eq!(
+            judged(&mut run, &qos2("mqc/r/s/x", 5, false)),
+            Some((DUPLICATE_STATEMENT, true))
+        );
+        // Once the harness completed the flow, the id is free again.
+        run.watch_sent("a", &[0x70, 0x02, 0x00, 0x05]);
+        assert_eq!(judged(&mut run, &qos2("mqc/r/s/x", 5, false)), None);
+    }
+
+    #[test]
+    fn a_stray_stays_set_aside_when_a_one_of_branch_is_undone() {
+        let target = Target::plain("127.0.0.1", 1);
+        let mut run = Run::new(&target, placeholders(), "s".into());
+        run.client_mut("a").consumed = vec![false];
+        let marks = run.consumed_marks();
+        // In the branch: arrival 0 consumed, arrival 1 a stray, 2 unread.
+        run.client_mut("a").consumed = vec![true, false];
+        run.set_aside("a");
+        run.client_mut("a").consumed.push(false);
+        run.restore_consumed(&marks);
+        assert_eq!(run.clients["a"].consumed, [false, true, false]);
+    }
 
     #[test]
     fn matching_is_lenient_only_about_dollar_topics() {
