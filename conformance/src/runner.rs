@@ -93,3 +93,93 @@ fn with_strays(verdict: Verdict, strays: &[Stray], scenario: &Scenario) -> Verdi
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Location;
+
+    fn scenario() -> Scenario {
+        let suite = crate::suite::Suite::builtin().unwrap_or_default();
+        let mut s = suite
+            .scenarios
+            .into_iter()
+            .next()
+            .expect("the suite has scenarios");
+        s.statements = vec!["MQTT-3.1.4-4".into()];
+        s
+    }
+
+    fn stray(own: bool) -> Stray {
+        Stray {
+            statement: crate::engine::STRAY_STATEMENT,
+            client: "sub".into(),
+            text: "stray delivery".into(),
+            own,
+            at: Some((
+                Location {
+                    file: "t.toml".into(),
+                    line: 9,
+                },
+                "expect",
+            )),
+        }
+    }
+
+    fn failed_under(v: &Verdict) -> Option<(Vec<String>, usize, &str)> {
+        match v {
+            Verdict::Fail { failure } => Some((
+                failure.statements.clone(),
+                failure.location.line,
+                failure.observed.as_str(),
+            )),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_stray_on_the_scenarios_own_topics_fails_it_under_the_strays_statement() {
+        let s = scenario();
+        let v = with_strays(Verdict::Pass, &[stray(false), stray(true)], &s);
+        let (statements, line, observed) = failed_under(&v).expect("failed");
+        assert_eq!(
+            (statements.as_slice(), line),
+            (&["MQTT-3.3.2-3".to_owned()][..], 9)
+        );
+        assert_eq!(observed, "stray delivery");
+        // It names the step failure that came after it too.
+        let later = Verdict::Fail {
+            failure: Failure {
+                location: s.location.clone(),
+                step: "expect_nothing".into(),
+                statements: s.statements.clone(),
+                client: None,
+                expected: "nothing".into(),
+                observed: "PUBLISH".into(),
+            },
+        };
+        let v = with_strays(later, &[stray(true)], &s);
+        let (statements, _, observed) = failed_under(&v).expect("failed");
+        assert_eq!(statements, ["MQTT-3.3.2-3"]);
+        assert!(
+            observed.contains("then step `expect_nothing`"),
+            "{observed}"
+        );
+    }
+
+    #[test]
+    fn another_scenarios_stray_and_harness_errors_leave_the_verdict() {
+        let s = scenario();
+        assert!(matches!(
+            with_strays(Verdict::Pass, &[stray(false)], &s),
+            Verdict::Pass
+        ));
+        let error = Verdict::Error {
+            message: "unreachable".into(),
+        };
+        assert!(matches!(
+            with_strays(error, &[stray(true)], &s),
+            Verdict::Error { .. }
+        ));
+    }
+}
