@@ -210,7 +210,7 @@ mod tests {
         let eval = Evaluation::of(&report, &baseline);
         let text = text(&report, &eval, &baseline);
         assert_eq!(
-            text.matches("Stray deliveries seen in 1 scenarios [MQTT-3.3.2-3]")
+            text.matches("Stray deliveries seen in 1 scenario [MQTT-3.3.2-3]")
                 .count(),
             1,
             "{text}"

@@ -173,8 +173,9 @@ fn strays(out: &mut String, report: &RunReport) {
     let ids: Vec<&str> = ids.into_iter().collect();
     let _ = writeln!(
         out,
-        "\nStray deliveries seen in {} scenarios [{}] (set aside, so they failed no other check; one on a scenario's own topics fails that scenario)",
+        "\nStray deliveries seen in {} scenario{} [{}] (set aside, so they failed no other check; one on a scenario's own topics fails that scenario)",
         seen.len(),
+        if seen.len() == 1 { "" } else { "s" },
         ids.join(" ")
     );
     for r in seen {
