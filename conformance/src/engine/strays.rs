@@ -20,10 +20,10 @@
 //! packets) or that asks for a shared subscription is not judged, and
 //! `exclusive` scenarios, which see the whole broker, are not judged.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use mqtt_codec::{Packet, QoS};
+use mqtt_codec::{Packet, Publish, QoS};
 
 use super::Run;
 use crate::model::Location;
@@ -51,9 +51,9 @@ pub(crate) struct Watch {
     /// The session (client id) whose subscriptions apply, once a CONNECT
     /// was sent; `None`: not judged.
     session: Option<Vec<u8>>,
-    /// QoS 2 packet ids delivered on this connection and not yet completed
-    /// by the harness's PUBCOMP.
-    qos2_in_flight: BTreeSet<u16>,
+    /// QoS 2 deliveries on this connection not yet completed by the
+    /// harness's PUBCOMP: packet id to topic and payload.
+    qos2_in_flight: BTreeMap<u16, (String, bytes::Bytes)>,
     /// Indexes in the connection's log of the arrivals set aside as strays.
     pub(super) set_aside: BTreeSet<usize>,
 }
@@ -71,6 +71,21 @@ pub(crate) struct Stray {
     pub(crate) own: bool,
     /// The step running when it arrived.
     pub(crate) at: Option<(Location, &'static str)>,
+}
+
+/// Records QoS 2 delivery `p` under `id`; whether it is the message still
+/// in flight under that id again, as new (DUP 0). Another message under an
+/// id in flight is a packet-id fault the scenarios on [MQTT-2.3.1-4] check,
+/// not a duplicate, and is left to them.
+fn is_again(in_flight: &mut BTreeMap<u16, (String, bytes::Bytes)>, id: u16, p: &Publish) -> bool {
+    let this = (p.topic().as_str().to_owned(), p.payload().clone());
+    match in_flight.get(&id) {
+        Some(first) => *first == this && !p.dup,
+        None => {
+            in_flight.insert(id, this);
+            false
+        }
+    }
 }
 
 /// Whether `filter` could match `topic`: the MQTT rules without the one
@@ -194,8 +209,7 @@ impl Run<'_> {
             )
         } else if p.qos() == QoS::ExactlyOnce
             && let Some(id) = p.packet_id().map(|i| i.get())
-            && !state.watch.qos2_in_flight.insert(id)
-            && !p.dup
+            && is_again(&mut state.watch.qos2_in_flight, id, p)
         {
             (
                 DUPLICATE_STATEMENT,
@@ -375,6 +389,8 @@ mod tests {
             judged(&mut run, &qos2("mqc/r/s/x", 5, false)),
             Some((DUPLICATE_STATEMENT, true))
         );
+        // Another message under the id in flight is not a duplicate.
+        assert_eq!(judged(&mut run, &qos2("mqc/r/s/y", 5, false)), None);
         // Once the harness completed the flow, the id is free again.
         run.watch_sent("a", &[0x70, 0x02, 0x00, 0x05]);
         assert_eq!(judged(&mut run, &qos2("mqc/r/s/x", 5, false)), None);
