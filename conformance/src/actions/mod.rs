@@ -253,6 +253,9 @@ pub(crate) struct ParseCx<'a> {
     /// The statements a step without its own `statements` stands for: the
     /// scenario's, or inside a nesting step, that step's.
     pub(crate) inherited: Vec<String>,
+    /// The scenario sees the whole broker and runs alone: its filters need
+    /// not stay within its own topics.
+    pub(crate) exclusive: bool,
 }
 
 /// One step table being parsed: its action key's value, the rest of the
@@ -495,6 +498,7 @@ pub(crate) fn parse_one_step(step: &str) -> Result<Step, String> {
         uses_client_cert: false,
         cited: &cited,
         inherited: cited.to_vec(),
+        exclusive: false,
     };
     let at = Location {
         file: "t.toml".into(),

@@ -186,6 +186,7 @@ pub fn parse_file(
             uses_client_cert: false,
             cited: &statements,
             inherited: statements.clone(),
+            exclusive: def.exclusive,
         };
         let steps = parse_steps(&mut ctx, def.steps)?;
         if steps.is_empty() {
