@@ -195,6 +195,10 @@ pub const ALL: &[(&str, &str)] = &[
         "publish-hash-topic-accepted",
         "a PUBLISH whose topic holds `#` is dropped without closing the connection [MQTT-3.3.2-2]",
     ),
+    (
+        "retained-leak",
+        "on SUBSCRIBE also sends, as QoS 0, the retained messages that match another client's subscription but none of the subscriber's [MQTT-3.3.2-3]",
+    ),
 ];
 
 /// Misbehaviours for the harness's own tests (a broker that stops

@@ -239,7 +239,13 @@ impl Baseline {
                 Some(d) => d.clone(),
                 None => Deviation {
                     scenario: r.name.clone(),
-                    statements: r.statements.clone(),
+                    // The statements of the check that failed, when known.
+                    statements: match &r.verdict {
+                        Verdict::Fail { failure } if !failure.statements.is_empty() => {
+                            failure.statements.clone()
+                        }
+                        _ => r.statements.clone(),
+                    },
                     reason: failure_text(&r.verdict),
                     date: Some(date.to_owned()),
                     flaky: false,

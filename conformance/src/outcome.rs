@@ -40,12 +40,32 @@ pub struct Failure {
     pub location: Location,
     /// The step's keyword.
     pub step: String,
+    /// The statements whose check failed: the step's own `statements`, or
+    /// else the scenario's. Reports name these, not the scenario's headline.
+    pub statements: Vec<String>,
     /// The client, when the step has one.
     pub client: Option<String>,
     /// What the step expected.
     pub expected: String,
     /// What was observed instead (packets with their times, or nothing).
     pub observed: String,
+}
+
+/// A delivery the broker should not have made, set aside when it arrived
+/// so that it could not fail an expectation about something else: a
+/// PUBLISH no subscription of the client matches [MQTT-3.3.2-3], or the same
+/// QoS 2 message delivered again as new [MQTT-3.3.1-1].
+#[derive(Debug, Clone, Serialize)]
+pub struct StrayDelivery {
+    /// The statement it breaks.
+    pub statement: String,
+    /// The client it reached.
+    pub client: String,
+    /// What arrived and why it is a stray.
+    pub text: String,
+    /// On the scenario's own topics: the scenario caused it and fails with
+    /// it. Otherwise it belongs to another scenario and fails nothing.
+    pub own: bool,
 }
 
 /// How a scenario ended.
@@ -113,6 +133,9 @@ pub struct ScenarioResult {
     pub duration: Duration,
     /// What was sent and received.
     pub transcript: Vec<Line>,
+    /// Deliveries set aside as strays, in arrival order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub strays: Vec<StrayDelivery>,
 }
 
 impl ScenarioResult {

@@ -57,6 +57,7 @@ impl ScenarioResult {
             verdict,
             duration,
             transcript,
+            strays: Vec::new(),
         }
     }
 }

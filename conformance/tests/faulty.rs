@@ -6,7 +6,10 @@
 //! rule fail, while a control scenario the fault does not touch still
 //! passes. One proxy does nothing wrong by the spec — it lowers SUBACK grants,
 //! as a broker may — and checks those scenarios become not applicable, while
-//! deliveries above the (lowered) grant still fail.
+//! deliveries above the (lowered) grant still fail. Two proxies add
+//! deliveries: a QoS 2 message twice as new, which fails its scenario under
+//! [MQTT-3.3.1-1] alone, and a PUBLISH on another scenario's topic, which is
+//! set aside and fails nothing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +18,7 @@ mod common;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
+use conformance::engine::{DUPLICATE_STATEMENT, STRAY_STATEMENT};
 use conformance::outcome::{ScenarioResult, Verdict};
 use conformance::suite::Suite;
 use conformance::target::Target;
@@ -358,6 +362,96 @@ fn wrong_session_present_is_caught() {
     assert_outcomes(&fail, &pass_, |names| {
         run_through(no_session, pass(), names)
     });
+}
+
+#[test]
+fn qos2_delivered_twice_as_new_fails_once_under_the_duplicate_statement() {
+    // Each first QoS 2 delivery reaches the client twice, the copy as new
+    // (DUP 0) under the same packet id, before the client acknowledged it.
+    let twice: Fault = Arc::new(|p| {
+        let first_qos2 =
+            kind(&p) == Some(PacketType::Publish) && (p[0] >> 1) & 3 == 2 && p[0] & 0x08 == 0;
+        Some(if first_qos2 {
+            [p.clone(), p].concat()
+        } else {
+            p
+        })
+    });
+    let results = results_through_proxy(
+        twice,
+        pass(),
+        false,
+        &["qos.qos2-delivery", "qos.qos1-delivery"],
+    );
+    let qos2 = results
+        .iter()
+        .find(|r| r.name == "qos.qos2-delivery")
+        .unwrap();
+    let Verdict::Fail { failure } = &qos2.verdict else {
+        panic!("the duplicate was not caught: {:?}", qos2.verdict);
+    };
+    assert_eq!(failure.statements, [DUPLICATE_STATEMENT], "{failure:?}");
+    let strays: Vec<(&str, bool)> = qos2
+        .strays
+        .iter()
+        .map(|s| (s.statement.as_str(), s.own))
+        .collect();
+    assert_eq!(
+        strays,
+        [(DUPLICATE_STATEMENT, true)],
+        "reported once, as the scenario's own"
+    );
+    let qos1 = results
+        .iter()
+        .find(|r| r.name == "qos.qos1-delivery")
+        .unwrap();
+    assert!(
+        qos1.passed() && qos1.strays.is_empty(),
+        "{:?}",
+        qos1.verdict
+    );
+}
+
+#[test]
+fn a_stray_on_another_scenarios_topic_is_set_aside_and_fails_nothing() {
+    // Before every SUBACK, a PUBLISH on a topic no scenario subscribes to:
+    // it would be the first arrival the scenario's next `expect` looks at.
+    let topic = b"mqc/elsewhere/x";
+    let mut stray = vec![0x30, (2 + topic.len() + 5) as u8, 0x00, topic.len() as u8];
+    stray.extend_from_slice(topic);
+    stray.extend_from_slice(b"stray");
+    let inject: Fault = Arc::new(move |p| {
+        Some(if kind(&p) == Some(PacketType::SubAck) {
+            [stray.clone(), p].concat()
+        } else {
+            p
+        })
+    });
+    let names = [
+        "qos.qos0-delivery",
+        "qos.qos1-delivery",
+        "subscribe.multiple-filters-each-active",
+    ];
+    for r in results_through_proxy(inject, pass(), false, &names) {
+        assert!(r.passed(), "{} failed: {:?}", r.name, r.verdict);
+        let strays: Vec<(&str, bool)> = r
+            .strays
+            .iter()
+            .map(|s| (s.statement.as_str(), s.own))
+            .collect();
+        assert!(
+            !strays.is_empty() && strays.iter().all(|s| *s == (STRAY_STATEMENT, false)),
+            "{}: {strays:?}",
+            r.name
+        );
+        assert!(
+            r.transcript
+                .iter()
+                .any(|l| l.text.starts_with("stray delivery [MQTT-3.3.2-3]")),
+            "{}: the transcript does not note the stray",
+            r.name
+        );
+    }
 }
 
 #[test]

@@ -150,6 +150,7 @@ fn assert_reference_passes(report: &RunReport, broker: &Reference) {
         skipped.join("\n")
     );
     assert_eq!(eval.status(), Status::Pass, "{}", explain());
+    common::assert_no_strays(report, &baseline);
 }
 
 fn tail(text: &str, lines: usize) -> String {

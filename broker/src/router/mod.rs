@@ -418,10 +418,39 @@ impl Router {
             })
             .flat_map(|(filter, qos)| retained.matching(filter, qos))
             .collect();
+        #[cfg(feature = "mutants")]
+        let retained = self.leak_retained(slot, retained);
         Grants {
             return_codes,
             retained,
         }
+    }
+
+    /// The planted bug `retained-leak`: adds to `retained` (what a SUBSCRIBE
+    /// of the client holding `slot` sends) every retained message that some
+    /// other client's subscription matches and none of this client's does,
+    /// as QoS 0, so the suite's stray-delivery check must catch it.
+    #[cfg(feature = "mutants")]
+    fn leak_retained(&self, slot: &Arc<ClientSlot>, mut retained: Vec<Message>) -> Vec<Message> {
+        if !crate::mutant::active("retained-leak") {
+            return retained;
+        }
+        let key = ClientRef(Arc::clone(slot));
+        let index = read(&self.subscriptions);
+        for m in read(&self.retained).iter() {
+            let (mut mine, mut others) = (false, false);
+            index.for_each_match(&m.topic, |client, _| {
+                if *client == key {
+                    mine = true;
+                } else {
+                    others = true;
+                }
+            });
+            if others && !mine {
+                retained.push(m.for_delivery(mqtt_codec::QoS::AtMostOnce, true));
+            }
+        }
+        retained
     }
 
     /// Removes filters from the index for the client holding `slot`: those

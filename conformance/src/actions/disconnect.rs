@@ -27,6 +27,7 @@ pub struct Disconnect {
 
 impl ActionDef for Disconnect {
     const NAME: &'static str = "disconnect";
+    const CHECKS: bool = false;
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
         let (client, a) = step.client_and_args::<Args>()?;

@@ -16,6 +16,7 @@ pub struct Drop {
 
 impl ActionDef for Drop {
     const NAME: &'static str = "drop";
+    const CHECKS: bool = false;
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
         let client = step.client()?;

@@ -38,6 +38,11 @@ pub(crate) trait ActionDef: Sized {
     /// irreversibly, so they may stand in a `one_of` branch.
     const OBSERVES_ONLY: bool = false;
 
+    /// Whether a step of this action can fail (or holds steps that can), so
+    /// it may name the statements it checks with `statements = [...]`.
+    /// Steps that only act (`open`, `send`, `wait`...) cannot.
+    const CHECKS: bool = true;
+
     /// Parses a step whose action key is [`Self::NAME`]: the key's value and
     /// the rest of the table are in `step`. Errors name the step's line.
     fn parse(step: StepTable<'_, '_>) -> Result<Self, ScriptError>;
@@ -86,6 +91,10 @@ impl<'a> Batched<'a> {
 pub struct Step {
     /// Where it was written.
     pub location: Location,
+    /// The statement ids its check stands for: its own `statements`, or
+    /// those of the step holding it (`repeat`, `batch`, `one_of`), or the
+    /// scenario's. A failure of this step is reported under these.
+    pub statements: Vec<String>,
     /// What it does.
     pub action: Action,
 }
@@ -96,6 +105,7 @@ impl Step {
         StepAt {
             location: &self.location,
             keyword: self.action.keyword(),
+            statements: &self.statements,
         }
     }
 }
@@ -104,6 +114,8 @@ impl Step {
 pub(crate) struct Entry {
     /// The keyword.
     pub(crate) keyword: &'static str,
+    /// Whether its steps can fail and so may carry `statements`.
+    pub(crate) checks: bool,
     /// Parses a step table whose action key is `keyword`.
     pub(crate) parse: fn(StepTable<'_, '_>) -> Result<Action, ScriptError>,
 }
@@ -141,6 +153,7 @@ macro_rules! actions {
             $(
                 Entry {
                     keyword: <$module::$ty as ActionDef>::NAME,
+                    checks: <$module::$ty as ActionDef>::CHECKS,
                     parse: parse_as::<$module::$ty>,
                 },
             )*
@@ -216,6 +229,7 @@ pub fn keywords() -> impl Iterator<Item = &'static str> {
 /// Runs `steps` in order, stopping at the first that does not pass.
 pub(crate) async fn run_steps(run: &mut Run<'_>, steps: &[Step]) -> StepResult {
     for step in steps {
+        run.current = Some((step.location.clone(), step.action.keyword()));
         // Boxed: `repeat`, `one_of` and `batch` run steps inside a step.
         Box::pin(step.action.run(run, step.at())).await?;
     }
@@ -233,6 +247,15 @@ pub(crate) struct ParseCx<'a> {
     /// A step leaves the client certificate out on purpose (`requires`
     /// gains `client-cert`).
     pub(crate) uses_client_cert: bool,
+    /// The statements the scenario cites: a step's `statements` must be
+    /// among them, so a scenario's level stays that of what it cites.
+    pub(crate) cited: &'a [String],
+    /// The statements a step without its own `statements` stands for: the
+    /// scenario's, or inside a nesting step, that step's.
+    pub(crate) inherited: Vec<String>,
+    /// The scenario sees the whole broker and runs alone: its filters need
+    /// not stay within its own topics.
+    pub(crate) exclusive: bool,
 }
 
 /// One step table being parsed: its action key's value, the rest of the
@@ -392,37 +415,96 @@ fn parse_step(
     let value = table
         .remove(entry.keyword)
         .unwrap_or(toml::Value::Boolean(false));
+    let own = match table.remove("statements") {
+        Some(v) => Some(step_statements(cx, &location, entry, v)?),
+        None => None,
+    };
+    // Nested steps inherit this step's statements while it is parsed.
+    let statements = own.unwrap_or_else(|| cx.inherited.clone());
+    let outer = std::mem::replace(&mut cx.inherited, statements.clone());
     let action = (entry.parse)(StepTable {
         cx,
         at: location.clone(),
         keyword: entry.keyword,
         value,
         rest: table,
+    });
+    cx.inherited = outer;
+    Ok(Step {
+        location,
+        statements,
+        action: action?,
+    })
+}
+
+/// Reads a step's `statements`: a non-empty array of ids the scenario
+/// cites, on a step that can fail.
+fn step_statements(
+    cx: &ParseCx<'_>,
+    location: &Location,
+    entry: &Entry,
+    value: toml::Value,
+) -> Result<Vec<String>, ScriptError> {
+    let err = |message: String| ScriptError::new(location.clone(), message);
+    if !entry.checks {
+        return Err(err(format!(
+            "`{}` checks nothing, so it has no `statements`; put them on the step whose check they name",
+            entry.keyword
+        )));
+    }
+    let ids: Vec<String> = value.try_into().map_err(|_| {
+        err("`statements` is an array of statement ids, e.g. [\"MQTT-3.3.1-6\"]".to_owned())
     })?;
-    Ok(Step { location, action })
+    if ids.is_empty() {
+        return Err(err(
+            "`statements` is empty; leave it out to stand for the scenario's statements".to_owned(),
+        ));
+    }
+    for id in &ids {
+        if !cx.cited.contains(id) {
+            return Err(err(format!(
+                "step statement {id:?} is not among the scenario's statements ({}); cite it in the scenario's `statements` too",
+                if cx.cited.is_empty() {
+                    "none".to_owned()
+                } else {
+                    cx.cited.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(ids)
 }
 
 /// Parses one step written as an inline table (`{ wait = 500 }`) as if it
-/// stood on line 1 of `t.toml`; the error is the message without its place.
+/// stood on line 1 of `t.toml` in a scenario citing `MQTT-3.3.1-6` and
+/// `MQTT-3.3.1-8`; the error is the message without its place.
 #[cfg(test)]
 pub(crate) fn parse_one(step: &str) -> Result<Action, String> {
+    parse_one_step(step).map(|s| s.action)
+}
+
+/// As [`parse_one`], the whole step with its statements.
+#[cfg(test)]
+pub(crate) fn parse_one_step(step: &str) -> Result<Step, String> {
     let mut doc: toml::Table = toml::from_str(&format!("s = {step}")).map_err(|e| e.to_string())?;
     let Some(toml::Value::Table(table)) = doc.remove("s") else {
         return Err(format!("{step} is not an inline table"));
     };
+    let cited = ["MQTT-3.3.1-6".to_owned(), "MQTT-3.3.1-8".to_owned()];
     let mut cx = ParseCx {
         file: "t.toml",
         source: "",
         uses_tls: false,
         uses_client_cert: false,
+        cited: &cited,
+        inherited: cited.to_vec(),
+        exclusive: false,
     };
     let at = Location {
         file: "t.toml".into(),
         line: 1,
     };
-    parse_step(&mut cx, at, table)
-        .map(|s| s.action)
-        .map_err(|e| e.message)
+    parse_step(&mut cx, at, table).map_err(|e| e.message)
 }
 
 /// Parses one step written as an inline table, which must parse as action
@@ -493,6 +575,67 @@ mod tests {
         assert_eq!(
             two,
             "step has several actions (connect, drop); split it into one step each"
+        );
+    }
+
+    #[test]
+    fn a_step_names_the_statements_it_checks_or_inherits_them() {
+        // parse_one_step's scenario cites MQTT-3.3.1-6 and MQTT-3.3.1-8.
+        let own = parse_one_step(
+            "{ expect = \"a\", packet = \"publish\", statements = [\"MQTT-3.3.1-8\"] }",
+        )
+        .unwrap();
+        assert_eq!(own.statements, ["MQTT-3.3.1-8"]);
+        assert_eq!(own.at().statements, ["MQTT-3.3.1-8"]);
+        let inherited = parse_one_step("{ expect_closed = \"a\" }").unwrap();
+        assert_eq!(inherited.statements, ["MQTT-3.3.1-6", "MQTT-3.3.1-8"]);
+        // Steps nested in a step take its statements unless they name their own.
+        let repeat = parse_one_step(
+            "{ repeat = 2, statements = [\"MQTT-3.3.1-6\"], steps = [ { expect_closed = \"a\" }, { expect_closed = \"a\", statements = [\"MQTT-3.3.1-8\"] } ] }",
+        )
+        .unwrap();
+        assert_eq!(repeat.statements, ["MQTT-3.3.1-6"]);
+        let Action::Repeat(r) = &repeat.action else {
+            panic!("not a repeat: {:?}", repeat.action)
+        };
+        let nested: Vec<&[String]> = r.steps.iter().map(|s| s.statements.as_slice()).collect();
+        assert_eq!(
+            nested,
+            [
+                &["MQTT-3.3.1-6".to_owned()][..],
+                &["MQTT-3.3.1-8".to_owned()][..]
+            ]
+        );
+        // Back outside the repeat, a step inherits the scenario's again.
+        let one_of = parse_one_step(
+            "{ one_of = [ [ { expect_closed = \"a\", statements = [\"MQTT-3.3.1-8\"] } ], [ { expect_closed = \"a\" } ] ] }",
+        )
+        .unwrap();
+        let Action::OneOf(o) = &one_of.action else {
+            panic!("not a one_of")
+        };
+        assert_eq!(o.0[1][0].statements, ["MQTT-3.3.1-6", "MQTT-3.3.1-8"]);
+    }
+
+    #[test]
+    fn step_statements_are_cited_by_the_scenario_and_on_checking_steps() {
+        let e =
+            parse_one("{ expect_closed = \"a\", statements = [\"MQTT-3.1.4-4\"] }").unwrap_err();
+        assert_eq!(
+            e,
+            "step statement \"MQTT-3.1.4-4\" is not among the scenario's statements (MQTT-3.3.1-6, MQTT-3.3.1-8); cite it in the scenario's `statements` too"
+        );
+        let e = parse_one("{ wait = 10, statements = [\"MQTT-3.3.1-6\"] }").unwrap_err();
+        assert_eq!(
+            e,
+            "`wait` checks nothing, so it has no `statements`; put them on the step whose check they name"
+        );
+        let e = parse_one("{ expect_closed = \"a\", statements = [] }").unwrap_err();
+        assert!(e.starts_with("`statements` is empty"), "{e}");
+        let e = parse_one("{ expect_closed = \"a\", statements = \"MQTT-3.3.1-6\" }").unwrap_err();
+        assert!(
+            e.starts_with("`statements` is an array of statement ids"),
+            "{e}"
         );
     }
 

@@ -50,11 +50,7 @@ impl ActionDef for OneOf {
     /// variables between tries.
     async fn run(&self, run: &mut Run<'_>, at: StepAt<'_>) -> StepResult {
         let branches = &self.0;
-        let saved: Vec<(String, Vec<bool>)> = run
-            .clients
-            .iter()
-            .map(|(k, v)| (k.clone(), v.consumed.clone()))
-            .collect();
+        let saved = run.consumed_marks();
         let saved_vars = run.vars.clone();
         let mut failures = Vec::new();
         for (i, branch) in branches.iter().enumerate() {
@@ -67,13 +63,7 @@ impl ActionDef for OneOf {
                         f.expected,
                         f.observed
                     ));
-                    for (k, consumed) in &saved {
-                        if let Some(state) = run.clients.get_mut(k) {
-                            let extra = state.consumed.len().saturating_sub(consumed.len());
-                            state.consumed.clone_from(consumed);
-                            state.consumed.extend(std::iter::repeat_n(false, extra));
-                        }
-                    }
+                    run.restore_consumed(&saved);
                     run.vars.clone_from(&saved_vars);
                 }
                 Err(e) => return Err(e),

@@ -30,6 +30,7 @@ pub struct Open {
 
 impl ActionDef for Open {
     const NAME: &'static str = "open";
+    const CHECKS: bool = false;
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
         let (client, a) = step.client_and_args::<Args>()?;

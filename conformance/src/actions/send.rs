@@ -58,6 +58,7 @@ pub struct Send {
 
 impl ActionDef for Send {
     const NAME: &'static str = "send";
+    const CHECKS: bool = false;
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
         let (client, a) = step.client_and_args::<Args>()?;

@@ -84,6 +84,26 @@ impl ActionDef for Subscribe {
                 "`granted` is gone: a server may grant less than asked [MQTT-3.8.4-6], so give `require = [lowest QoS the scenario needs, per filter]` (a lower grant makes the scenario not applicable), and check exact codes, such as a refusal, with an `expect` step on the SUBACK",
             ));
         }
+        // Isolation: a filter without `{t}` or `{u}` could take other
+        // scenarios' messages, and its subscription make a broker's stray
+        // deliveries to them depend on what runs beside it. (An invalid
+        // filter, which the broker must refuse, is a malformed-packet test.)
+        if !step.cx.exclusive
+            && let Some(f) = filters.iter().find_map(|(f, _)| match f {
+                BytesSpec::Text(t)
+                    if !t.0.contains("{t}")
+                        && !t.0.contains("{u}")
+                        && mqtt_codec::topic::TopicFilter::new(&t.0).is_ok() =>
+                {
+                    Some(&t.0)
+                }
+                _ => None,
+            })
+        {
+            return Err(step.error(format!(
+                "filter {f:?} could match other scenarios' topics, which would make this scenario and the ones beside it depend on each other: put `{{t}}` or `{{u}}` in it, or mark the scenario `exclusive = true` (it then runs alone)"
+            )));
+        }
         let requested: Vec<u8> = filters.iter().map(|(_, q)| *q).collect();
         Ok(Subscribe {
             client,
@@ -171,6 +191,20 @@ mod tests {
         assert!(e.starts_with("`qos` goes with `filter`"), "{e}");
         let e = parse_err("{ subscribe = \"a\" }");
         assert!(e.contains("needs exactly one of"), "{e}");
+    }
+
+    #[test]
+    fn filters_stay_within_the_scenarios_own_topics() {
+        let e = parse_err("{ subscribe = \"a\", filters = [[\"{t}/x\", 0], [\"#\", 0]] }");
+        assert!(
+            e.starts_with("filter \"#\" could match other scenarios' topics"),
+            "{e}"
+        );
+        // `{u}` anywhere ties the filter to this scenario; raw bytes and
+        // invalid filters are malformed-packet tests the rule leaves alone.
+        let _: Subscribe = parse_ok("{ subscribe = \"a\", filter = \"+/{u}/+\" }");
+        let _: Subscribe = parse_ok("{ subscribe = \"a\", filter_hex = \"23\" }");
+        let _: Subscribe = parse_ok("{ subscribe = \"a\", filter = \"\" }");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub struct Wait(pub Duration);
 
 impl ActionDef for Wait {
     const NAME: &'static str = "wait";
+    const CHECKS: bool = false;
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
         let _: NoArgs = step.args()?;
@@ -63,6 +64,7 @@ mod tests {
         let at = StepAt {
             location: &location,
             keyword: Wait::NAME,
+            statements: &[],
         };
         let start = tokio::time::Instant::now();
         Wait(Duration::from_millis(250)).run(&mut run, at).await.unwrap();

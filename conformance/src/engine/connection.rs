@@ -27,6 +27,7 @@ impl Run<'_> {
         state.log.clear();
         state.consumed.clear();
         state.closed = false;
+        state.watch = Default::default();
         self.note(client, Direction::Note, note.to_owned());
     }
 
@@ -59,6 +60,7 @@ impl Run<'_> {
         state.log.clear();
         state.consumed.clear();
         state.closed = false;
+        state.watch = Default::default();
         let mut text = match transport {
             Transport::Plain => "opened TCP connection".to_owned(),
             Transport::Tls { client_cert } => {
@@ -86,6 +88,7 @@ impl Run<'_> {
     /// broker closed first, and the next expectation sees the close.
     pub(crate) async fn send(&mut self, at: StepAt<'_>, client: &str, bytes: &[u8]) -> StepResult {
         self.require_conn(at, client)?;
+        self.watch_sent(client, bytes);
         let text = crate::describe::sent(bytes);
         if let Some((batched, held)) = self.batch.as_mut()
             && batched == client

@@ -16,6 +16,7 @@ mod grants;
 mod matcher;
 mod packet_ids;
 pub(crate) mod service;
+mod strays;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -33,6 +34,8 @@ pub(crate) use grants::{Judgement, Requested, judge};
 pub use matcher::bytes_of;
 pub(crate) use matcher::{check, describe};
 pub use service::SessionError;
+pub(crate) use strays::Stray;
+pub use strays::{DUPLICATE_STATEMENT, STRAY_STATEMENT};
 
 /// A client's connection and what arrived on it.
 #[derive(Debug, Default)]
@@ -45,6 +48,8 @@ pub(crate) struct ClientState {
     pub(crate) consumed: Vec<bool>,
     /// The reader reported the close (it may not be consumed yet).
     pub(crate) closed: bool,
+    /// How this connection's deliveries are judged for strays.
+    watch: strays::Watch,
     next_id: u16,
 }
 
@@ -80,6 +85,17 @@ pub(crate) struct Run<'a> {
     name: String,
     /// While a `batch` step runs: its client and the bytes held back.
     pub(crate) batch: Option<(String, Vec<u8>)>,
+    /// The scenario sees the whole broker: its deliveries are not judged
+    /// for strays.
+    pub(crate) exclusive: bool,
+    /// Per session (client id): the subscriptions the harness sent.
+    subscriptions: strays::Sessions,
+    /// Sessions with an empty client id made so far (each its own).
+    anonymous: u32,
+    /// The stray deliveries seen, in order.
+    pub(crate) strays: Vec<Stray>,
+    /// The step running now (the innermost), where a stray is reported.
+    pub(crate) current: Option<(Location, &'static str)>,
 }
 
 /// The step being run, as failures and script errors name it.
@@ -89,6 +105,8 @@ pub(crate) struct StepAt<'s> {
     pub(crate) location: &'s Location,
     /// Its action keyword.
     pub(crate) keyword: &'static str,
+    /// The statements its check stands for (see [`crate::actions::Step`]).
+    pub(crate) statements: &'s [String],
 }
 
 /// What running a step gives: done, or why the scenario stops.
@@ -121,6 +139,11 @@ impl<'a> Run<'a> {
             retained_topics: BTreeSet::new(),
             name,
             batch: None,
+            exclusive: false,
+            subscriptions: strays::Sessions::default(),
+            anonymous: 0,
+            strays: Vec::new(),
+            current: None,
         }
     }
 
@@ -154,6 +177,7 @@ impl Run<'_> {
         StepError::Failed(Box::new(Failure {
             location: at.location.clone(),
             step: at.keyword.to_owned(),
+            statements: at.statements.to_vec(),
             client: client.map(str::to_owned),
             expected,
             observed,
@@ -202,6 +226,11 @@ impl Run<'_> {
                 state.log.push(a.clone());
                 state.consumed.push(false);
                 self.record_arrival(client, &a);
+                if let Event::Packet { packet, .. } = &a.event
+                    && self.judge_arrival(client, packet, a.at)
+                {
+                    self.set_aside(client);
+                }
                 true
             }
             None => false,
@@ -246,6 +275,42 @@ impl Run<'_> {
     /// Arrival `i` of `client`'s current connection.
     pub(crate) fn arrival(&self, client: &str, i: usize) -> Option<&Arrival> {
         self.clients.get(client).and_then(|s| s.log.get(i))
+    }
+
+    /// Sets `client`'s latest arrival aside as a stray: consumed, so no
+    /// expectation sees it, and kept so when a `one_of` branch is undone.
+    fn set_aside(&mut self, client: &str) {
+        if let Some(state) = self.clients.get_mut(client) {
+            let i = state.consumed.len().saturating_sub(1);
+            if let Some(c) = state.consumed.last_mut() {
+                *c = true;
+                state.watch.set_aside.insert(i);
+            }
+        }
+    }
+
+    /// Every client's consumed marks, for [`Run::restore_consumed`].
+    pub(crate) fn consumed_marks(&self) -> Vec<(String, Vec<bool>)> {
+        self.clients
+            .iter()
+            .map(|(k, v)| (k.clone(), v.consumed.clone()))
+            .collect()
+    }
+
+    /// Undoes what expectations consumed since `marks` were taken: arrivals
+    /// that came since are unconsumed again, except strays, which stay set
+    /// aside.
+    pub(crate) fn restore_consumed(&mut self, marks: &[(String, Vec<bool>)]) {
+        for (k, consumed) in marks {
+            if let Some(state) = self.clients.get_mut(k) {
+                let (old, new) = (consumed.len(), state.consumed.len());
+                state.consumed.clone_from(consumed);
+                let aside = &state.watch.set_aside;
+                state
+                    .consumed
+                    .extend((old..new).map(|i| aside.contains(&i)));
+            }
+        }
     }
 
     /// Marks arrival `i` of `client` as consumed by an expectation.

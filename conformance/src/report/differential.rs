@@ -254,6 +254,7 @@ mod tests {
         let failure = || crate::outcome::Failure {
             location: must.location.clone(),
             step: "expect".into(),
+            statements: Vec::new(),
             client: None,
             expected: "x".into(),
             observed: "y".into(),

@@ -84,8 +84,10 @@ pub fn junit(report: &RunReport, baseline: &Baseline) -> String {
                 (Verdict::Fail { failure }, None) => {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                     s.set_message(format!(
-                        "expected {}; observed {}",
-                        failure.expected, failure.observed
+                        "[{}] expected {}; observed {}",
+                        failure.statements.join(" "),
+                        failure.expected,
+                        failure.observed
                     ));
                     s.set_type(failure.step.as_str());
                     s.set_description(transcript(r));
@@ -99,10 +101,16 @@ pub fn junit(report: &RunReport, baseline: &Baseline) -> String {
                 }
             };
             let mut case = TestCase::new(r.name.as_str(), status);
-            case.set_classname(if r.statements.is_empty() {
+            // A failure is filed under the statements of the check that
+            // failed.
+            let statements = match &r.verdict {
+                Verdict::Fail { failure } if !failure.statements.is_empty() => &failure.statements,
+                _ => &r.statements,
+            };
+            case.set_classname(if statements.is_empty() {
                 r.area.clone()
             } else {
-                format!("{}.{}", r.area, r.statements.join(","))
+                format!("{}.{}", r.area, statements.join(","))
             });
             case.set_time(r.duration);
             suite.add_test_case(case);

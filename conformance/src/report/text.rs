@@ -155,6 +155,7 @@ pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
             let _ = writeln!(out, "  {name}");
         }
     }
+    strays(&mut out, report);
     section(
         &mut out,
         "Not applicable to this broker",
@@ -198,6 +199,42 @@ pub fn text(report: &RunReport, eval: &Evaluation, baseline: &Baseline) -> Strin
         report.duration.as_secs_f64()
     );
     out
+}
+
+/// The strays of the whole run, once: which scenarios saw them and under
+/// which statements. Each stray was set aside where it arrived; one on a
+/// scenario's own topics failed that scenario and is listed there too.
+fn strays(out: &mut String, report: &RunReport) {
+    let seen: Vec<&ScenarioResult> = report
+        .results
+        .iter()
+        .filter(|r| !r.strays.is_empty())
+        .collect();
+    if seen.is_empty() {
+        return;
+    }
+    let ids: std::collections::BTreeSet<&str> = seen
+        .iter()
+        .flat_map(|r| r.strays.iter().map(|s| s.statement.as_str()))
+        .collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let _ = writeln!(
+        out,
+        "\nStray deliveries seen in {} scenario{} [{}] (set aside, so they failed no other check; one on a scenario's own topics fails that scenario)",
+        seen.len(),
+        if seen.len() == 1 { "" } else { "s" },
+        ids.join(" ")
+    );
+    for r in seen {
+        let own = r.strays.iter().filter(|s| s.own).count();
+        let _ = writeln!(
+            out,
+            "  {}: {} stray, {own} on its own topics; first: {}",
+            r.name,
+            r.strays.len(),
+            r.strays.first().map_or("", |s| s.text.as_str())
+        );
+    }
 }
 
 /// The outages of the run, each with its suspects, first thing after the
@@ -269,10 +306,16 @@ fn bucket(r: &ScenarioResult, eval: &Evaluation) -> Bucket {
 }
 
 fn write_result(out: &mut String, r: &ScenarioResult, baseline: &Baseline, detail: bool) {
-    let statements = if r.statements.is_empty() {
+    // A failure is filed under the statements of the check that failed, not
+    // the scenario's whole list.
+    let cited = match &r.verdict {
+        Verdict::Fail { failure } if !failure.statements.is_empty() => &failure.statements,
+        _ => &r.statements,
+    };
+    let statements = if cited.is_empty() {
         "(no statement id)".to_owned()
     } else {
-        r.statements.join(" ")
+        cited.join(" ")
     };
     let _ = writeln!(
         out,
@@ -312,6 +355,14 @@ fn write_result(out: &mut String, r: &ScenarioResult, baseline: &Baseline, detai
                 "    step:     {} at {}{client}",
                 failure.step, failure.location
             );
+            if failure.statements != r.statements {
+                let _ = writeln!(
+                    out,
+                    "    checks:   {} (the scenario cites {})",
+                    failure.statements.join(" "),
+                    r.statements.join(" ")
+                );
+            }
             let _ = writeln!(out, "    expected: {}", failure.expected);
             let _ = writeln!(out, "    observed: {}", failure.observed);
         }

@@ -184,6 +184,9 @@ pub fn parse_file(
             source,
             uses_tls: false,
             uses_client_cert: false,
+            cited: &statements,
+            inherited: statements.clone(),
+            exclusive: def.exclusive,
         };
         let steps = parse_steps(&mut ctx, def.steps)?;
         if steps.is_empty() {

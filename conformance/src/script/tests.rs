@@ -268,7 +268,7 @@ fn batch_refuses_steps_that_wait_or_act_for_another_client() {
     ));
     assert!(e.contains("may not wait"), "{e}");
     let e = err(&batch(
-        "{ subscribe = \"a\", filter = \"t\", require = [0] }",
+        "{ subscribe = \"a\", filter = \"{t}\", require = [0] }",
     ));
     assert!(e.contains("may not wait"), "{e}");
     let e = err(&batch("{ disconnect = \"a\" }"));

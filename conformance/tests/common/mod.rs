@@ -117,7 +117,7 @@ pub fn mosquitto_baseline(suite: &Suite) -> Baseline {
     Baseline::load(&path, suite).unwrap()
 }
 
-/// Runs `suite` on a fresh runtime.
+/// Runs `suite` on a fresh runtime, 8 scenarios at a time.
 pub fn run(suite: &Suite, target: &Target) -> RunReport {
     run_with(
         suite,
@@ -138,8 +138,10 @@ pub fn run_with(suite: &Suite, target: &Target, options: &RunOptions) -> RunRepo
     rt.block_on(conformance::suite::run(suite, target, options, |_| {}))
 }
 
-/// Asserts that `report` is what `baseline` expects of mosquitto `m`,
-/// showing the text report and mosquitto's log when it is not.
+/// Asserts that `report` is what `baseline` expects of mosquitto `m`, and
+/// that no scenario saw a stray delivery (mosquitto makes none, so one would
+/// be a false report of the harness), showing the text report and
+/// mosquitto's log when it is not.
 pub fn assert_matches_baseline(report: &RunReport, baseline: &Baseline, m: &Mosquitto) {
     assert_eq!(
         Evaluation::of(report, baseline).status(),
@@ -147,6 +149,22 @@ pub fn assert_matches_baseline(report: &RunReport, baseline: &Baseline, m: &Mosq
         "{}\n--- mosquitto log ---\n{}",
         text(report, baseline),
         m.log()
+    );
+    assert_no_strays(report, baseline);
+}
+
+/// Asserts that no scenario of `report` saw a stray delivery.
+pub fn assert_no_strays(report: &RunReport, baseline: &Baseline) {
+    let seen: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| !r.strays.is_empty())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert!(
+        seen.is_empty(),
+        "stray deliveries in {seen:?}\n{}",
+        text(report, baseline)
     );
 }
 
