@@ -67,19 +67,26 @@ pub async fn probe(
         filters: vec![(topic.clone(), 1)],
     };
     let _ = conn.write(&subscribe.to_packet().to_bytes()).await;
-    match next_packet(&mut conn, deadline, "SUBACK", started).await? {
-        Packet::SubAck(s) if s.return_codes.contains(&SubAckReturnCode::Failure) => {
-            // Refused: the broker answered, so it is alive, but will not
-            // route to this client; nothing more to ask of it.
-            let _ = conn.write(&[0xe0, 0x00]).await;
-            return Ok(());
-        }
-        Packet::SubAck(_) => {}
-        other => {
-            return Err(SessionError::Unexpected {
-                waiting_for: "SUBACK",
-                got: crate::describe::packet(&other),
-            });
+    loop {
+        match next_packet(&mut conn, deadline, "SUBACK", started).await? {
+            Packet::SubAck(s) if s.return_codes.contains(&SubAckReturnCode::Failure) => {
+                // Refused: the broker answered, so it is alive, but will not
+                // route to this client; nothing more to ask of it.
+                let _ = conn.write(&[0xe0, 0x00]).await;
+                return Ok(());
+            }
+            Packet::SubAck(_) => break,
+            // A message the probe never asked for (a broker that leaks
+            // other clients' messages): judging it is the scenarios'
+            // business, not the probe's, which only asks if the broker
+            // still answers.
+            Packet::Publish(_) => {}
+            other => {
+                return Err(SessionError::Unexpected {
+                    waiting_for: "SUBACK",
+                    got: crate::describe::packet(&other),
+                });
+            }
         }
     }
     let publish = RawPublish {
