@@ -23,7 +23,16 @@ pub const ALL: &[(&str, &str)] = &[];
 /// Misbehaviours for the harness's own tests (a broker that stops
 /// answering, one that forgets state across a restart): not rule breaks the
 /// plain suite could see, so the mutation test does not run them.
-pub const FOR_HARNESS_TESTS: &[(&str, &str)] = &[];
+pub const FOR_HARNESS_TESTS: &[(&str, &str)] = &[
+    (
+        "qos2-redeliver-after-restart",
+        "QoS 2 messages a client completed while connected are saved as still queued, so they come back after a restart",
+    ),
+    (
+        "forget-connected-session",
+        "the persistent session of a client connected at shutdown is dropped instead of saved",
+    ),
+];
 
 #[cfg(feature = "mutants")]
 mod imp {

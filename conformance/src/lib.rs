@@ -17,6 +17,9 @@
 //!   statements.
 //! - [`suite`]: loads the built-in or a user's suite, filters it, runs it
 //!   concurrently with isolation, and checks the results against a baseline.
+//! - [`restart`]: the broker restarts of `restart` and `kill` steps
+//!   (`--restart-command`, `--kill-command`) and the wait for it to accept
+//!   clients again.
 //! - [`spec`]: the normative statements and the coverage table.
 //! - [`report`]: text, JSON and JUnit XML.
 
@@ -29,6 +32,7 @@ pub mod engine;
 pub mod model;
 pub mod outcome;
 pub mod report;
+pub mod restart;
 pub mod runner;
 pub mod scenario;
 pub mod script;

@@ -233,6 +233,10 @@ pub(crate) struct ParseCx<'a> {
     /// A step leaves the client certificate out on purpose (`requires`
     /// gains `client-cert`).
     pub(crate) uses_client_cert: bool,
+    /// A step restarts the broker (`requires` gains `restart`).
+    pub(crate) uses_restart: bool,
+    /// A step kills the broker (`requires` gains `kill`).
+    pub(crate) uses_kill: bool,
 }
 
 /// One step table being parsed: its action key's value, the rest of the
@@ -415,6 +419,8 @@ pub(crate) fn parse_one(step: &str) -> Result<Action, String> {
         source: "",
         uses_tls: false,
         uses_client_cert: false,
+        uses_restart: false,
+        uses_kill: false,
     };
     let at = Location {
         file: "t.toml".into(),

@@ -15,6 +15,7 @@ mod flows;
 mod grants;
 mod matcher;
 mod packet_ids;
+mod restart;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -31,6 +32,7 @@ pub(crate) use flows::simple_packet;
 pub(crate) use grants::{Judgement, Requested, judge};
 pub use matcher::bytes_of;
 pub(crate) use matcher::{check, describe};
+pub(crate) use restart::Stop;
 
 /// A client's connection and what arrived on it.
 #[derive(Debug, Default)]
