@@ -21,15 +21,18 @@
 //!   scenario) failed, with `probe`'s status and one line saying why.
 //! - 10: no new failures, but a baseline entry now passes: the baseline is stale.
 //! - 11: with `--fail-on-skip`, no failures and nothing stale, but scenarios
-//!   were skipped (the run lacked TLS, credentials or a client certificate).
+//!   were skipped (the run lacked TLS, credentials or a client certificate;
+//!   restart scenarios without `--restart-command` are not counted).
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
 use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
 use conformance::report::Format;
+use conformance::restart::{BrokerControl, ShellCommand};
 use conformance::select::Selection;
 use conformance::suite::{RunOptions, Suite};
 
@@ -117,9 +120,25 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     write_baseline: Option<PathBuf>,
     /// Exit 11 when any scenario was skipped because the run lacked what it
-    /// needs (TLS, credentials, a client certificate).
+    /// needs (TLS, credentials, a client certificate). The restart
+    /// scenarios, which run only when --restart-command/--kill-command ask
+    /// for them, are not counted.
     #[arg(long)]
     fail_on_skip: bool,
+    /// Shell command (run with `sh -c`) that restarts the broker under test
+    /// gracefully, e.g. "systemctl restart mosquitto" or "docker restart
+    /// b": enables the restart scenarios (area `restart`; they run alone,
+    /// after the others). It must exit 0 once the broker is stopped and
+    /// starting again; the harness then waits until the broker accepts a
+    /// client. A failure, or a run past 60 s, is a scenario error quoting
+    /// its stderr.
+    #[arg(long, value_name = "CMD", value_parser = command_line)]
+    restart_command: Option<String>,
+    /// Shell command that kills the broker abruptly and starts it again,
+    /// e.g. "docker kill b && docker start b": enables the kill scenarios
+    /// (observations: what survives a crash is what the broker documents).
+    #[arg(long, value_name = "CMD", value_parser = command_line)]
+    kill_command: Option<String>,
     /// Stretch every wait for the broker (packet and close deadlines,
     /// connect and scenario timeouts) by this factor, for slow CI runners;
     /// at least 1. The report says when it was used.
@@ -139,6 +158,15 @@ fn time_scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if f.is_finite() && f >= 1.0 => Ok(f),
         _ => Err(format!("{s} is not a number of at least 1")),
+    }
+}
+
+/// `--restart-command`, `--kill-command`: not empty.
+fn command_line(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("the command is empty; give the shell command that restarts the broker".to_owned())
+    } else {
+        Ok(s.to_owned())
     }
 }
 
@@ -222,6 +250,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let (mut target, tls) = preflight::target(&args.connection)?;
     target.time_scale = args.time_scale;
+    target.restart = args
+        .restart_command
+        .as_deref()
+        .map(|c| Arc::new(ShellCommand::new(c)) as Arc<dyn BrokerControl>);
+    target.kill = args
+        .kill_command
+        .as_deref()
+        .map(|c| Arc::new(ShellCommand::new(c)) as Arc<dyn BrokerControl>);
     let outputs = Outputs::of(&args)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -297,17 +333,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 eval.stale.join(", ")
             ),
         ),
-        RunStatus::Pass if args.fail_on_skip && !eval.skipped.is_empty() => (
-            Status::Skipped,
-            format!(
-                "{} scenario(s) skipped with --fail-on-skip: {}",
-                eval.skipped.len(),
-                eval.skipped.join(", ")
-            ),
-        ),
+        RunStatus::Pass
+            if args.fail_on_skip && !counted_skips(&eval.skipped, &suite).is_empty() =>
+        {
+            let counted = counted_skips(&eval.skipped, &suite);
+            (
+                Status::Skipped,
+                format!(
+                    "{} scenario(s) skipped with --fail-on-skip: {}",
+                    counted.len(),
+                    counted.join(", ")
+                ),
+            )
+        }
         RunStatus::Pass => return Ok(()),
     };
     Err(Failure::new(status, message).into())
+}
+
+/// The skipped scenarios `--fail-on-skip` counts: all but those that need
+/// a broker restart (`--restart-command`, `--kill-command`), which run only
+/// when asked for.
+fn counted_skips(skipped: &[String], suite: &Suite) -> Vec<String> {
+    use conformance::model::Requirement;
+    skipped
+        .iter()
+        .filter(|name| {
+            !suite.scenarios.iter().any(|s| {
+                &&s.name == name
+                    && s.requires
+                        .iter()
+                        .any(|r| matches!(r, Requirement::Restart | Requirement::Kill))
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 /// The top of a file `--write-baseline` writes.
@@ -436,6 +496,28 @@ mod tests {
         assert!(a.junit.is_none() && a.json.is_none() && a.write_baseline.is_none());
         assert!(!a.fail_on_skip);
         assert_eq!(a.time_scale, 1.0);
+        assert!(a.restart_command.is_none() && a.kill_command.is_none());
+    }
+
+    #[test]
+    fn restart_and_kill_commands_parse() {
+        let a = parse(&[
+            "--restart-command",
+            "systemctl restart mosquitto",
+            "--kill-command",
+            "docker kill b && docker start b",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.restart_command.as_deref(),
+            Some("systemctl restart mosquitto")
+        );
+        assert_eq!(
+            a.kill_command.as_deref(),
+            Some("docker kill b && docker start b")
+        );
+        let e = parse(&["--restart-command", " "]).unwrap_err().to_string();
+        assert!(e.contains("the command is empty"), "{e}");
     }
 
     #[test]

@@ -13,8 +13,6 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-pub mod restart;
-
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
