@@ -63,6 +63,9 @@ pub struct ReferenceOptions {
     pub data_dir: Option<PathBuf>,
     /// More flags, for example `--max-inflight 1`.
     pub extra_args: Vec<String>,
+    /// The binary's `RUST_LOG` filter, for a test that waits for a debug
+    /// line; `$BROKER_LOG`, or `info`, when `None`.
+    pub log_filter: Option<String>,
 }
 
 impl ReferenceOptions {
@@ -138,7 +141,9 @@ impl ReferenceBroker {
             .env("XDG_DATA_HOME", home.path())
             .env(
                 "RUST_LOG",
-                std::env::var("BROKER_LOG").unwrap_or_else(|_| "info".into()),
+                options.log_filter.clone().unwrap_or_else(|| {
+                    std::env::var("BROKER_LOG").unwrap_or_else(|_| "info".into())
+                }),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
