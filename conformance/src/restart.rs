@@ -1,5 +1,5 @@
 //! Restarting the broker under test, for the `restart` and `kill` steps:
-//! the [`BrokerControl`] a [`Target`](crate::target::Target) carries, one
+//! the [`BrokerControl`] a [`Target`] carries, one
 //! implementation of which runs the user's command ([`ShellCommand`],
 //! `--restart-command` / `--kill-command`), and the wait until the broker
 //! accepts a client again ([`wait_until_accepting`]).
