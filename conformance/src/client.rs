@@ -181,6 +181,48 @@ impl Connection {
         }
     }
 
+    /// Opens a plain connection and starts a Clean Session 1 session on it
+    /// as `client_id` with the target's credentials: CONNECT, then CONNACK
+    /// 0 by `deadline`. For the harness's own connections (the end-of-
+    /// scenario clean-up, the wait for a restarted broker), never for a
+    /// scenario's clients. The error says why the broker did not accept.
+    pub async fn open_session(
+        target: &Target,
+        epoch: Instant,
+        client_id: &[u8],
+        deadline: Instant,
+    ) -> Result<Self, String> {
+        let mut conn = Self::open(target, Transport::Plain, epoch, tracing::Span::none())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut raw = mqtt_codec::raw::RawConnect {
+            client_id: Some(client_id.to_vec()),
+            ..mqtt_codec::raw::RawConnect::default()
+        };
+        if let Some(c) = &target.credentials {
+            raw.username = Some(c.username.clone().into_bytes());
+            raw.password = Some(c.password.clone().into_bytes());
+        }
+        conn.write(&raw.to_packet().to_bytes())
+            .await
+            .map_err(|e| format!("writing CONNECT: {e}"))?;
+        match conn.next(deadline).await.map(|a| a.event) {
+            Some(Event::Packet {
+                packet: Packet::ConnAck(c),
+                ..
+            }) if c.code.as_u8() == 0 => Ok(conn),
+            Some(Event::Packet { packet, .. }) => Err(format!(
+                "answered CONNECT with {}",
+                crate::describe::packet(&packet)
+            )),
+            Some(Event::Garbage { error, .. }) => {
+                Err(format!("answered with bytes that are not MQTT ({error})"))
+            }
+            Some(Event::Closed { reason, .. }) => Err(format!("connection {reason}")),
+            None => Err("no CONNACK".to_owned()),
+        }
+    }
+
     /// A connection the server refused during the TLS handshake: nothing can
     /// be written, and its only arrival is the close.
     fn refused(epoch: Instant, reason: String) -> Self {

@@ -14,12 +14,10 @@ use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mqtt_codec::Packet;
-use mqtt_codec::raw::RawConnect;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
-use crate::client::{Connection, Event, Transport};
+use crate::client::Connection;
 use crate::target::Target;
 
 /// How long a restart or kill command may run before it is stopped and the
@@ -194,42 +192,12 @@ pub async fn wait_until_accepting(
 
 /// One try: CONNECT, CONNACK 0, DISCONNECT.
 async fn probe(target: &Target, client_id: &str, deadline: Instant) -> Result<(), String> {
-    let epoch = Instant::now();
-    let mut conn = Connection::open(target, Transport::Plain, epoch, tracing::Span::none())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut raw = RawConnect {
-        client_id: Some(client_id.as_bytes().to_vec()),
-        ..RawConnect::default()
-    };
-    if let Some(c) = &target.credentials {
-        raw.username = Some(c.username.clone().into_bytes());
-        raw.password = Some(c.password.clone().into_bytes());
-    }
-    conn.write(&raw.to_packet().to_bytes())
-        .await
-        .map_err(|e| format!("writing CONNECT: {e}"))?;
-    let answer = conn.next(deadline.min(Instant::now() + Duration::from_secs(5)));
-    let result = match answer.await.map(|a| a.event) {
-        Some(Event::Packet {
-            packet: Packet::ConnAck(c),
-            ..
-        }) if c.code.as_u8() == 0 => Ok(()),
-        Some(Event::Packet { packet, .. }) => Err(format!(
-            "answered CONNECT with {}",
-            crate::describe::packet(&packet)
-        )),
-        Some(Event::Garbage { error, .. }) => {
-            Err(format!("answered with bytes that are not MQTT ({error})"))
-        }
-        Some(Event::Closed { reason, .. }) => Err(format!("connection {reason}")),
-        None => Err("no CONNACK".to_owned()),
-    };
-    if result.is_ok() {
-        let _ = conn.write(&[0xe0, 0x00]).await;
-        conn.shutdown().await;
-    }
-    result
+    let answer_by = deadline.min(Instant::now() + Duration::from_secs(5));
+    let mut conn =
+        Connection::open_session(target, Instant::now(), client_id.as_bytes(), answer_by).await?;
+    let _ = conn.write(&[0xe0, 0x00]).await;
+    conn.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use mqtt_codec::Packet;
-use mqtt_codec::raw::{RawConnect, RawPublish};
+use mqtt_codec::raw::RawPublish;
 use tokio::time::Instant;
 
 use super::Run;
-use crate::client::{Connection, Event, Transport};
+use crate::client::{Connection, Event};
 
 /// How long the end-of-scenario clean-up may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(3);
@@ -43,26 +42,10 @@ async fn clean_connect(
     client_id: Vec<u8>,
     clear: &[Vec<u8>],
 ) -> Option<()> {
-    let mut conn = Connection::open(target, Transport::Plain, epoch, tracing::Span::none())
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut conn = Connection::open_session(target, epoch, &client_id, deadline)
         .await
         .ok()?;
-    let mut raw = RawConnect {
-        client_id: Some(client_id),
-        ..RawConnect::default()
-    };
-    if let Some(c) = &target.credentials {
-        raw.username = Some(c.username.clone().into_bytes());
-        raw.password = Some(c.password.clone().into_bytes());
-    }
-    conn.write(&raw.to_packet().to_bytes()).await.ok()?;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    match conn.next(deadline).await?.event {
-        Event::Packet {
-            packet: Packet::ConnAck(c),
-            ..
-        } if c.code.as_u8() == 0 => {}
-        _ => return None,
-    }
     for topic in clear {
         let p = RawPublish {
             flags: 0b0001,
