@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::AsyncReadExt as _;
 use tokio::time::Instant;
 
 use crate::client::Connection;
@@ -117,25 +117,42 @@ impl ShellCommand {
                 command: self.line.clone(),
                 reason: e.to_string(),
             })?;
-        let mut stderr = child.stderr.take();
-        let work = async {
-            let mut text = Vec::new();
-            if let Some(s) = stderr.as_mut() {
-                // A command that starts a daemon may leave stderr open in
-                // it: read only until the command itself exits.
-                let _ = s.read_to_end(&mut text).await;
+        // Read in a task of its own: a command that starts the broker in
+        // the background may leave stderr open in it, so the end of the
+        // command, not of its stderr, ends the wait.
+        let stderr = child.stderr.take();
+        let collected = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&collected);
+        let reader = tokio::spawn(async move {
+            let Some(mut s) = stderr else { return };
+            let mut chunk = [0u8; 1024];
+            while let Ok(n @ 1..) = s.read(&mut chunk).await {
+                if let Ok(mut text) = sink.lock() {
+                    let room = STDERR_QUOTED.saturating_sub(text.len());
+                    text.extend_from_slice(&chunk[..n.min(room)]);
+                }
             }
-            (child.wait().await, text)
-        };
-        let (status, text) = match tokio::time::timeout(timeout, work).await {
+        });
+        let status = match tokio::time::timeout(timeout, child.wait()).await {
             Ok(r) => r,
             Err(_) => {
+                reader.abort();
                 return Err(ControlError::Timeout {
                     command: self.line.clone(),
                     timeout,
                 });
             }
         };
+        // What the command wrote before exiting is in the pipe: a moment to
+        // read it, not the life of a daemon that inherited it.
+        let abort = reader.abort_handle();
+        if tokio::time::timeout(Duration::from_millis(200), reader)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+        let text = collected.lock().map(|t| t.clone()).unwrap_or_default();
         let status = status.map_err(|e| ControlError::Spawn {
             command: self.line.clone(),
             reason: e.to_string(),
@@ -143,9 +160,7 @@ impl ShellCommand {
         if status.success() {
             return Ok(());
         }
-        let text = String::from_utf8_lossy(&text[..text.len().min(STDERR_QUOTED)])
-            .trim()
-            .to_owned();
+        let text = String::from_utf8_lossy(&text).trim().to_owned();
         Err(ControlError::Failed {
             command: self.line.clone(),
             status: status.to_string(),
@@ -218,6 +233,19 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "`echo 'no such unit' >&2; exit 3` failed (exit status: 3): no such unit"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_command_leaving_a_daemon_behind_is_done_when_it_exits() {
+        // The background `sleep` keeps the command's stderr open.
+        let c = ShellCommand::new("sleep 5 & exit 0");
+        let started = std::time::Instant::now();
+        assert_eq!(c.run(Duration::from_secs(10)).await, Ok(()));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
         );
     }
 
