@@ -204,10 +204,20 @@ pub const ALL: &[(&str, &str)] = &[
 /// Misbehaviours for the harness's own tests (a broker that stops
 /// answering, one that forgets state across a restart): not rule breaks the
 /// plain suite could see, so the mutation test does not run them.
-pub const FOR_HARNESS_TESTS: &[(&str, &str)] = &[(
-    "stall-after-topic",
-    "=TEXT: after routing a PUBLISH whose topic contains TEXT, every later client is held without a CONNACK (the process stays up)",
-)];
+pub const FOR_HARNESS_TESTS: &[(&str, &str)] = &[
+    (
+        "qos2-redeliver-after-restart",
+        "QoS 2 messages a client completed while connected are saved as still queued, so they come back after a restart",
+    ),
+    (
+        "forget-connected-session",
+        "the persistent session of a client connected at shutdown is dropped instead of saved",
+    ),
+    (
+        "stall-after-topic",
+        "=TEXT: after routing a PUBLISH whose topic contains TEXT, every later client is held without a CONNACK (the process stays up)",
+    ),
+];
 
 #[cfg(feature = "mutants")]
 mod imp {

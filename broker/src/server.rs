@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::{Config, TlsSettings};
@@ -220,8 +220,9 @@ impl Broker {
                 loop {
                     tokio::select! {
                         _ = ticker.tick() => {
-                            if let Err(e) = save_off_runtime(&store, &router).await {
-                                warn!(error = %e, "autosave failed");
+                            match save_off_runtime(&store, &router).await {
+                                Ok(()) => debug!("state autosaved"),
+                                Err(e) => warn!(error = %e, "autosave failed"),
                             }
                         }
                         () = token.cancelled() => return,

@@ -20,6 +20,9 @@
 //!   broker between scenarios), and checks the results against a baseline.
 //! - [`liveness`]: the probe between scenarios that tells a broker that
 //!   stopped answering from one that fails checks.
+//! - [`restart`]: the broker restarts of `restart` and `kill` steps
+//!   (`--restart-command`, `--kill-command`) and the wait for it to accept
+//!   clients again.
 //! - [`spec`]: the normative statements and the coverage table.
 //! - [`report`]: text, JSON and JUnit XML.
 
@@ -33,6 +36,7 @@ pub mod liveness;
 pub mod model;
 pub mod outcome;
 pub mod report;
+pub mod restart;
 pub mod runner;
 pub mod scenario;
 mod schedule;

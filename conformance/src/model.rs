@@ -45,6 +45,11 @@ pub enum Requirement {
     /// A client certificate (`--cert`/`--key`) for a TLS listener that
     /// requires one (mutual TLS).
     ClientCert,
+    /// A way to restart the broker gracefully (`--restart-command`).
+    Restart,
+    /// A way to kill the broker abruptly and start it again
+    /// (`--kill-command`).
+    Kill,
 }
 
 impl Requirement {
@@ -54,6 +59,8 @@ impl Requirement {
             Requirement::Tls => "tls",
             Requirement::Auth => "auth",
             Requirement::ClientCert => "client-cert",
+            Requirement::Restart => "restart",
+            Requirement::Kill => "kill",
         }
     }
 }

@@ -300,6 +300,14 @@ fn skip_reason(s: &Scenario, target: &Target) -> Option<String> {
             "needs a client certificate: pass --cert/--key for a TLS listener that requires one"
                 .to_owned(),
         ),
+        Requirement::Restart if target.restart.is_none() => Some(
+            "needs a way to restart the broker: pass --restart-command (e.g. \"systemctl restart mosquitto\")"
+                .to_owned(),
+        ),
+        Requirement::Kill if target.kill.is_none() => Some(
+            "needs a way to kill and start the broker: pass --kill-command (e.g. \"docker kill b && docker start b\")"
+                .to_owned(),
+        ),
         _ => None,
     })
 }

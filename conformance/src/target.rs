@@ -11,6 +11,8 @@ use credentials::tls::{
     ClientConfigError, PemError, ServerVerification, client_config, load_roots,
 };
 use rustls::ClientConfig;
+
+use crate::restart::BrokerControl;
 use rustls::pki_types::ServerName;
 
 /// Why a target could not be set up.
@@ -87,6 +89,14 @@ pub struct Target {
     /// for slow machines; 1 leaves them as written. See
     /// [`Target::scaled`].
     pub time_scale: f64,
+    /// Stops the broker gracefully and starts it again
+    /// (`--restart-command`), for `restart` steps; scenarios with one are
+    /// skipped without it.
+    pub restart: Option<Arc<dyn BrokerControl>>,
+    /// Stops the broker abruptly (SIGKILL, power loss) and starts it again
+    /// (`--kill-command`), for `kill` steps; scenarios with one are skipped
+    /// without it.
+    pub kill: Option<Arc<dyn BrokerControl>>,
 }
 
 impl Target {
@@ -99,6 +109,8 @@ impl Target {
             credentials: None,
             connect_timeout: Duration::from_secs(5),
             time_scale: 1.0,
+            restart: None,
+            kill: None,
         }
     }
 

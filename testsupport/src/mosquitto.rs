@@ -51,6 +51,12 @@ pub struct MosquittoOptions {
     pub acl_file: Option<PathBuf>,
     /// Lines appended to the config (for example `max_inflight_messages 1`).
     pub extra_config: String,
+    /// Keep state in this directory (`persistence true`, saved every second
+    /// and at shutdown), so a broker started again on it resumes it.
+    pub persistence: Option<PathBuf>,
+    /// Listen on this plain port rather than a free one: a restart binds
+    /// the port the broker had ([`Mosquitto::port`] of the first start).
+    pub port: Option<u16>,
 }
 
 /// A running mosquitto, killed when dropped. The config and logs live in a
@@ -85,13 +91,23 @@ impl Mosquitto {
 
     fn try_start(options: &MosquittoOptions) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = free_port();
+        let port = options.port.unwrap_or_else(free_port);
         let tls_port = options.tls.as_ref().map(|_| free_port());
         let mut conf = String::new();
         writeln!(conf, "per_listener_settings false").ok();
         writeln!(conf, "log_dest stderr").ok();
         writeln!(conf, "log_type all").ok();
-        writeln!(conf, "persistence false").ok();
+        match &options.persistence {
+            Some(dir) => {
+                writeln!(conf, "persistence true").ok();
+                // The trailing slash: mosquitto joins the file name to it.
+                writeln!(conf, "persistence_location {}/", dir.display()).ok();
+                writeln!(conf, "autosave_interval 1").ok();
+            }
+            None => {
+                writeln!(conf, "persistence false").ok();
+            }
+        }
         // Started as root, mosquitto drops to the `mosquitto` user and then
         // cannot read the 0600 keys the test wrote; stay the test's user.
         if running_as_root() {
@@ -185,6 +201,33 @@ impl Mosquitto {
 
     /// Everything mosquitto has logged so far, for failure messages.
     pub fn log(&self) -> String {
+        self.log.text()
+    }
+
+    /// Stops mosquitto with SIGTERM, as `systemctl stop` does (it saves its
+    /// persistence file first), and waits (at most 15 s) for it to exit.
+    /// Returns its log.
+    pub fn terminate(mut self) -> String {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        // Polled: std's Child has no wait with a timeout.
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.log.text()
+    }
+
+    /// Kills mosquitto with SIGKILL (no save) and waits for it to exit.
+    /// Returns its log.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         self.log.text()
     }
 

@@ -66,6 +66,9 @@ pub struct ReferenceOptions {
     /// The plain port; `None` picks a free one. A test restarting a broker
     /// on the port a run already uses gives it.
     pub port: Option<u16>,
+    /// The binary's `RUST_LOG` filter, for a test that waits for a debug
+    /// line; `$BROKER_LOG`, or `info`, when `None`.
+    pub log_filter: Option<String>,
 }
 
 impl ReferenceOptions {
@@ -142,7 +145,9 @@ impl ReferenceBroker {
             .env("XDG_DATA_HOME", home.path())
             .env(
                 "RUST_LOG",
-                std::env::var("BROKER_LOG").unwrap_or_else(|_| "info".into()),
+                options.log_filter.clone().unwrap_or_else(|| {
+                    std::env::var("BROKER_LOG").unwrap_or_else(|_| "info".into())
+                }),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null())

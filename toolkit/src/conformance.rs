@@ -21,19 +21,22 @@
 //!   scenario) failed, with `probe`'s status and one line saying why.
 //! - 10: no new failures, but a baseline entry now passes: the baseline is stale.
 //! - 11: with `--fail-on-skip`, no failures and nothing stale, but scenarios
-//!   were skipped (the run lacked TLS, credentials or a client certificate).
+//!   were skipped (the run lacked TLS, credentials or a client certificate;
+//!   restart scenarios without `--restart-command` are not counted).
 //! - 12: the broker stopped answering the liveness probe during the run
 //!   (the run stopped, or with `--continue-after-crash` waited for it); the
 //!   error names the scenarios likely to blame. Wins over 1, 10 and 11.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
 use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
 use conformance::report::Format;
 use conformance::report::differential::{self, NamedRun};
+use conformance::restart::{BrokerControl, ShellCommand};
 use conformance::select::Selection;
 use conformance::suite::{OutageHook, RunOptions, RunReport, Suite, describe_target};
 
@@ -123,9 +126,25 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     write_baseline: Option<PathBuf>,
     /// Exit 11 when any scenario was skipped because the run lacked what it
-    /// needs (TLS, credentials, a client certificate).
+    /// needs (TLS, credentials, a client certificate). The restart
+    /// scenarios, which run only when --restart-command/--kill-command ask
+    /// for them, are not counted.
     #[arg(long)]
     fail_on_skip: bool,
+    /// Shell command (run with `sh -c`) that restarts the broker under test
+    /// gracefully, e.g. "systemctl restart mosquitto" or "docker restart
+    /// b": enables the restart scenarios (area `restart`; they run alone,
+    /// after the others). It must exit 0 once the broker is stopped and
+    /// starting again; the harness then waits until the broker accepts a
+    /// client. A failure, or a run past 60 s, is a scenario error quoting
+    /// its stderr.
+    #[arg(long, value_name = "CMD", value_parser = command_line)]
+    restart_command: Option<String>,
+    /// Shell command that kills the broker abruptly and starts it again,
+    /// e.g. "docker kill b && docker start b": enables the kill scenarios
+    /// (observations: what survives a crash is what the broker documents).
+    #[arg(long, value_name = "CMD", value_parser = command_line)]
+    kill_command: Option<String>,
     /// Stretch every wait for the broker (packet and close deadlines,
     /// connect and scenario timeouts) by this factor, for slow CI runners;
     /// at least 1. The report says when it was used.
@@ -182,6 +201,15 @@ fn time_scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if f.is_finite() && f >= 1.0 => Ok(f),
         _ => Err(format!("{s} is not a number of at least 1")),
+    }
+}
+
+/// `--restart-command`, `--kill-command`: not empty.
+fn command_line(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("the command is empty; give the shell command that restarts the broker".to_owned())
+    } else {
+        Ok(s.to_owned())
     }
 }
 
@@ -264,6 +292,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => Baseline::default(),
     };
     let outputs = Outputs::of(&args)?;
+    if !args.targets.is_empty() && (args.restart_command.is_some() || args.kill_command.is_some()) {
+        return Err(usage(
+            "--restart-command and --kill-command restart one broker and cannot be given with \
+             --target; run the restart area against each broker on its own (-h/-p)"
+                .to_owned(),
+        ));
+    }
     for (i, t) in args.targets.iter().enumerate() {
         if args.targets[..i].iter().any(|u| u.name == t.name) {
             return Err(usage(format!(
@@ -286,6 +321,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (name, flags) in &targets {
         let (mut target, tls) = preflight::target(flags)?;
         target.time_scale = args.time_scale;
+        target.restart = args
+            .restart_command
+            .as_deref()
+            .map(|c| Arc::new(ShellCommand::new(c)) as Arc<dyn BrokerControl>);
+        target.kill = args
+            .kill_command
+            .as_deref()
+            .map(|c| Arc::new(ShellCommand::new(c)) as Arc<dyn BrokerControl>);
         prepared.push((*name, flags, target, tls));
     }
 
@@ -366,14 +409,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 eval.stale.join(", ")
             ),
         ),
-        RunStatus::Pass if args.fail_on_skip && !eval.skipped.is_empty() => (
-            Status::Skipped,
-            format!(
-                "{} scenario(s) skipped with --fail-on-skip: {}",
-                eval.skipped.len(),
-                eval.skipped.join(", ")
-            ),
-        ),
+        RunStatus::Pass
+            if args.fail_on_skip && !counted_skips(&eval.skipped, &suite).is_empty() =>
+        {
+            let counted = counted_skips(&eval.skipped, &suite);
+            (
+                Status::Skipped,
+                format!(
+                    "{} scenario(s) skipped with --fail-on-skip: {}",
+                    counted.len(),
+                    counted.join(", ")
+                ),
+            )
+        }
         RunStatus::Pass => return Ok(()),
     };
     Err(Failure::new(status, message).into())
@@ -426,6 +474,25 @@ fn run_suite(
         b.finish_and_clear();
     }
     report
+}
+
+/// The skipped scenarios `--fail-on-skip` counts: all but those that need
+/// a broker restart (`--restart-command`, `--kill-command`), which run only
+/// when asked for.
+fn counted_skips(skipped: &[String], suite: &Suite) -> Vec<String> {
+    use conformance::model::Requirement;
+    skipped
+        .iter()
+        .filter(|name| {
+            !suite.scenarios.iter().any(|s| {
+                &&s.name == name
+                    && s.requires
+                        .iter()
+                        .any(|r| matches!(r, Requirement::Restart | Requirement::Kill))
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 /// The top of a file `--write-baseline` writes.
@@ -628,6 +695,7 @@ mod tests {
         assert_eq!(a.time_scale, 1.0);
         assert!(!a.continue_after_crash && a.crash_wait == 60);
         assert!(a.targets.is_empty() && !a.verbose);
+        assert!(a.restart_command.is_none() && a.kill_command.is_none());
     }
 
     #[test]
@@ -673,6 +741,27 @@ mod tests {
         assert!(parse(&["--target", "a=h:1", "-h", "x"]).is_err());
         assert!(parse(&["--verbose"]).is_err(), "--verbose needs --target");
         assert!(parse(&["--target", "a"]).is_err());
+    }
+
+    #[test]
+    fn restart_and_kill_commands_parse() {
+        let a = parse(&[
+            "--restart-command",
+            "systemctl restart mosquitto",
+            "--kill-command",
+            "docker kill b && docker start b",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.restart_command.as_deref(),
+            Some("systemctl restart mosquitto")
+        );
+        assert_eq!(
+            a.kill_command.as_deref(),
+            Some("docker kill b && docker start b")
+        );
+        let e = parse(&["--restart-command", " "]).unwrap_err().to_string();
+        assert!(e.contains("the command is empty"), "{e}");
     }
 
     #[test]

@@ -389,6 +389,12 @@ impl Client {
             debug!(topic = %will.topic, "publishing will");
             shared.router.publish_from_client(&will);
         }
+        let mut session = session;
+        if matches!(end, End::Shutdown) && crate::mutant::active("forget-connected-session") {
+            // Planted bug: the session of a client connected at shutdown
+            // is handed back as a clean one, so it is dropped, not saved.
+            session.attach(true, 0, std::time::Instant::now());
+        }
         shared.router.disconnect(&slot, session);
         shared.stats.client_disconnected(conn.transport.kind());
         match end {

@@ -102,10 +102,9 @@ pub struct ParkedSession {
 /// What the store saves of the sessions: see [`Router::sessions_for_store`].
 #[derive(Debug, Default)]
 pub struct StoredSessions {
-    /// Parked persistent sessions with the messages queued for them.
+    /// Every persistent session with the messages queued for it: parked
+    /// ones whole, attached ones as the router knows them.
     pub parked: Vec<ParkedSession>,
-    /// Client ids of persistent sessions a connection holds now.
-    pub attached: Vec<Arc<str>>,
 }
 
 /// Read-locks, carrying on past a poisoned lock (see [`slot::lock`]).
@@ -204,7 +203,6 @@ impl Router {
                     own.attached = true;
                     own.persistent = !clean;
                     let parked = own.parked.take();
-                    drop(own);
                     // The session shares the slot's copy of the client id.
                     let fresh = || Session::new(Arc::clone(slot.client_id()), clean, max_inflight);
                     let (session, session_present) = match parked {
@@ -220,6 +218,12 @@ impl Router {
                         }
                         None => (fresh(), false),
                     };
+                    own.subscriptions = if clean {
+                        HashMap::new()
+                    } else {
+                        session.subscriptions().clone()
+                    };
+                    drop(own);
                     {
                         let mut outbox = lock(&slot.outbox);
                         if !session_present {
@@ -283,6 +287,7 @@ impl Router {
             lock(&slot.outbox).set_mode(mode);
             let mut own = lock(&slot.ownership);
             own.attached = false;
+            own.subscriptions = HashMap::new();
             own.parked = Some(Box::new(Parked {
                 session,
                 offline_since: std::time::SystemTime::now(),
@@ -408,6 +413,14 @@ impl Router {
                 return_codes.push(SubAckReturnCode::Granted(qos));
             }
         }
+        {
+            let mut own = lock(&slot.ownership);
+            if own.persistent {
+                for f in filters {
+                    own.subscriptions.insert(f.filter.clone(), f.qos);
+                }
+            }
+        }
         let retained = read(&self.retained);
         let retained = filters
             .iter()
@@ -459,10 +472,16 @@ impl Router {
         if filters.is_empty() || mutant::active("unsubscribe-not-removed") {
             return;
         }
-        let key = ClientRef(Arc::clone(slot));
-        let mut index = write(&self.subscriptions);
+        {
+            let key = ClientRef(Arc::clone(slot));
+            let mut index = write(&self.subscriptions);
+            for filter in filters {
+                index.remove(filter, &key);
+            }
+        }
+        let mut own = lock(&slot.ownership);
         for filter in filters {
-            index.remove(filter, &key);
+            own.subscriptions.remove(filter);
         }
     }
 
@@ -518,26 +537,31 @@ impl Router {
     }
 
     /// For the store: copies of the parked persistent sessions with their
-    /// queued messages, and the ids of persistent sessions a connection
-    /// holds now (their state is with the connection).
+    /// queued messages, and of the persistent sessions a connection holds
+    /// now as far as the router knows them (subscriptions and queue; the
+    /// in-flight window and the QoS 2 ids awaiting PUBREL are with the
+    /// connection, and saved when it parks the session).
     pub fn sessions_for_store(&self) -> StoredSessions {
         let slots: Vec<Arc<ClientSlot>> = lock(&self.clients).values().cloned().collect();
         let mut parked = Vec::new();
-        let mut attached = Vec::new();
+        let now = std::time::SystemTime::now();
         for slot in slots {
             let own = lock(&slot.ownership);
-            if own.attached {
-                if own.persistent {
-                    attached.push(Arc::clone(slot.client_id()));
+            let (session, offline_since) = if own.attached {
+                if !own.persistent {
+                    continue;
                 }
-                continue;
-            }
-            let Some((session, offline_since)) = own
-                .parked
-                .as_deref()
-                .map(|p| (p.session.clone(), p.offline_since))
-            else {
-                continue;
+                let mut session = Session::new(Arc::clone(slot.client_id()), false, 0);
+                for (filter, qos) in &own.subscriptions {
+                    session.subscribed(filter.clone(), *qos);
+                }
+                // Online now: if the broker dies, it went away about now.
+                (session, now)
+            } else {
+                let Some(p) = own.parked.as_deref() else {
+                    continue;
+                };
+                (p.session.clone(), p.offline_since)
             };
             drop(own);
             let queued = lock(&slot.outbox).queued().cloned().collect();
@@ -547,7 +571,7 @@ impl Router {
                 offline_since,
             });
         }
-        StoredSessions { parked, attached }
+        StoredSessions { parked }
     }
 
     /// Restores a persistent session from the store as parked, with its

@@ -5,6 +5,7 @@
 //! attached connection (a [`Kick`] included) live there, and nothing there
 //! looks back here.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -13,6 +14,8 @@ use tokio::sync::Notify;
 
 use super::outbox::{Kick, Outbox, SlotEvent};
 use crate::session::Session;
+use mqtt_codec::QoS;
+use mqtt_codec::topic::TopicFilter;
 
 /// Who holds the session right now.
 #[derive(Debug, Default)]
@@ -26,6 +29,11 @@ pub(crate) struct Ownership {
     pub(crate) removed: bool,
     /// The attached connection asked for a persistent session.
     pub(crate) persistent: bool,
+    /// While a persistent session is attached: its subscriptions, as the
+    /// router granted and removed them, so a periodic save can write the
+    /// session of a connected client (the [`Session`] itself is with the
+    /// connection) and a kill does not lose it. Empty otherwise.
+    pub(crate) subscriptions: HashMap<TopicFilter, QoS>,
 }
 
 /// A persistent session while its client is away.

@@ -210,3 +210,37 @@ async fn a_new_connection_does_not_inherit_the_kick_meant_for_the_old_one() {
     let pending = std::future::poll_fn(|cx| Poll::Ready(b.slot.poll_event(cx, true))).await;
     assert_eq!(pending, Poll::Pending);
 }
+
+/// Issue 14: the store saves the sessions of connected persistent clients
+/// too, with the subscriptions the router granted and removed since they
+/// connected; a clean session is not saved.
+#[tokio::test]
+async fn sessions_for_store_include_connected_persistent_sessions() {
+    let r = router(0);
+    let mut p = r.connect("p", false, 10, WAIT).await.expect("attached");
+    subscribe_session(
+        &r,
+        &mut p,
+        subscribe(&[("keep", QoS::ExactlyOnce), ("drop", QoS::AtMostOnce)]),
+    );
+    unsubscribe_session(
+        &r,
+        &mut p,
+        Unsubscribe {
+            packet_id: PacketId::new(2).expect("non-zero"),
+            filters: vec![TopicFilter::new("drop").expect("valid")],
+        },
+    );
+    let c = subscribed(&r, &[("clean", QoS::AtLeastOnce)]).await;
+    let stored = r.sessions_for_store().parked;
+    assert_eq!(stored.len(), 1, "only the persistent session");
+    let subs = stored[0].session.subscriptions();
+    assert_eq!(&**stored[0].session.client_id(), "p");
+    assert_eq!(subs.len(), 1);
+    assert_eq!(
+        subs.get(&TopicFilter::new("keep").expect("valid")),
+        Some(&QoS::ExactlyOnce)
+    );
+    r.disconnect(&c.slot, c.session);
+    r.disconnect(&p.slot, p.session);
+}

@@ -53,6 +53,10 @@ pub struct Outgoing {
     entries: VecDeque<InFlight>,
     ids: IdSet,
     last_id: u16,
+    /// The planted bug `qos2-redeliver-after-restart` keeps the QoS 2
+    /// messages the client took here (test builds only).
+    #[cfg(feature = "mutants")]
+    completed: Vec<Message>,
 }
 
 impl Default for Outgoing {
@@ -68,6 +72,8 @@ impl Outgoing {
             entries: VecDeque::new(),
             ids: IdSet::new(),
             last_id: 0,
+            #[cfg(feature = "mutants")]
+            completed: Vec::new(),
         }
     }
 
@@ -172,6 +178,10 @@ impl Outgoing {
     pub fn pubrec(&mut self, packet_id: PacketId) -> AckOutcome {
         if let Some(i) = self.position(packet_id, OutState::AwaitPubRec) {
             if let Some(entry) = self.entries.get_mut(i) {
+                #[cfg(feature = "mutants")]
+                if crate::mutant::active("qos2-redeliver-after-restart") {
+                    self.completed.push(entry.message.clone());
+                }
                 entry.state = OutState::AwaitPubComp;
                 // The payload is no longer needed; drop our reference so a
                 // stuck PUBCOMP does not pin the buffer.
@@ -211,6 +221,13 @@ impl Outgoing {
                     Packet::Publish(Publish::new(delivery, e.message.clone()).with_dup(dup))
                 }
             })
+    }
+
+    /// The QoS 2 messages the planted bug `qos2-redeliver-after-restart`
+    /// kept after the client took them (always none without it).
+    #[cfg(feature = "mutants")]
+    pub fn completed(&self) -> &[Message] {
+        &self.completed
     }
 
     /// Forgets everything (a clean session starting over).

@@ -8,7 +8,9 @@
 //! and `retained` (topic → message). Values use a small versioned binary
 //! layout written and read here (module `record`). The state is saved every
 //! `--autosave-interval` seconds and at shutdown, as mosquitto does with
-//! its autosave; a crash loses what changed since the last save.
+//! its autosave; a crash loses what changed since the last save. The
+//! sessions of connected clients are saved too (their subscriptions and
+//! queues; see [`Store::save`]), so they survive a crash after a save.
 
 mod record;
 
@@ -137,12 +139,15 @@ impl Store {
         Ok((sessions, retained))
     }
 
-    /// Saves the router's persistent state in one transaction: parked
-    /// sessions with their queues, and the retained messages. Records of
-    /// persistent sessions a connection holds right now are left as they
-    /// were; records of sessions that no longer exist are removed.
+    /// Saves the router's persistent state in one transaction: every
+    /// persistent session with its queue, and the retained messages.
+    /// Sessions a connection holds right now are written as the router
+    /// knows them (subscriptions and queue; their in-flight window is
+    /// written when the connection ends and parks them, as at shutdown),
+    /// so a kill after a save keeps a connected client's session (issue
+    /// 14). Records of sessions that no longer exist are removed.
     pub fn save(&self, router: &Router) -> Result<(), StoreError> {
-        let crate::router::StoredSessions { parked, attached } = router.sessions_for_store();
+        let crate::router::StoredSessions { parked } = router.sessions_for_store();
         let retained = router.retained_messages();
         let tx = self.db.begin_write().map_err(|e| self.db_err(e))?;
         {
@@ -150,7 +155,6 @@ impl Store {
             let keep: HashSet<Arc<str>> = parked
                 .iter()
                 .map(|p| Arc::clone(p.session.client_id()))
-                .chain(attached)
                 .collect();
             table
                 .retain(|k, _| keep.contains(k))

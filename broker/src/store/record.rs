@@ -145,6 +145,16 @@ pub fn encode_session(parked: &ParkedSession) -> Vec<u8> {
         out.put_u16(e.packet_id.get());
         put_message(&mut out, &e.message);
     }
+    #[cfg(feature = "mutants")]
+    if crate::mutant::active("qos2-redeliver-after-restart") {
+        // Planted bug: the completed QoS 2 messages go back in the queue.
+        let completed = session.outgoing().completed();
+        out.put_u32((queued.len() + completed.len()) as u32);
+        for m in completed.iter().chain(queued) {
+            put_message(&mut out, m);
+        }
+        return out;
+    }
     out.put_u32(queued.len() as u32);
     for m in queued {
         put_message(&mut out, m);

@@ -256,6 +256,10 @@ pub(crate) struct ParseCx<'a> {
     /// The scenario sees the whole broker and runs alone: its filters need
     /// not stay within its own topics.
     pub(crate) exclusive: bool,
+    /// A step restarts the broker (`requires` gains `restart`).
+    pub(crate) uses_restart: bool,
+    /// A step kills the broker (`requires` gains `kill`).
+    pub(crate) uses_kill: bool,
 }
 
 /// One step table being parsed: its action key's value, the rest of the
@@ -499,6 +503,8 @@ pub(crate) fn parse_one_step(step: &str) -> Result<Step, String> {
         cited: &cited,
         inherited: cited.to_vec(),
         exclusive: false,
+        uses_restart: false,
+        uses_kill: false,
     };
     let at = Location {
         file: "t.toml".into(),

@@ -15,6 +15,7 @@ mod flows;
 mod grants;
 mod matcher;
 mod packet_ids;
+mod restart;
 pub(crate) mod service;
 mod strays;
 
@@ -33,6 +34,7 @@ pub(crate) use flows::simple_packet;
 pub(crate) use grants::{Judgement, Requested, judge};
 pub use matcher::bytes_of;
 pub(crate) use matcher::{check, describe};
+pub(crate) use restart::Stop;
 pub use service::SessionError;
 pub(crate) use strays::Stray;
 pub use strays::{DUPLICATE_STATEMENT, STRAY_STATEMENT};

@@ -49,6 +49,7 @@ pub const TAGS: &[&str] = &[
     "topic",
     "mqtt31",
     "framing",
+    "restart",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +89,8 @@ enum RequirementDef {
     Tls,
     Auth,
     ClientCert,
+    Restart,
+    Kill,
 }
 
 /// Parses one script file. `file` is the name used in messages; `known` is
@@ -177,6 +180,8 @@ pub fn parse_file(
                 RequirementDef::Tls => Requirement::Tls,
                 RequirementDef::Auth => Requirement::Auth,
                 RequirementDef::ClientCert => Requirement::ClientCert,
+                RequirementDef::Restart => Requirement::Restart,
+                RequirementDef::Kill => Requirement::Kill,
             })
             .collect();
         let mut ctx = ParseCx {
@@ -187,6 +192,8 @@ pub fn parse_file(
             cited: &statements,
             inherited: statements.clone(),
             exclusive: def.exclusive,
+            uses_restart: false,
+            uses_kill: false,
         };
         let steps = parse_steps(&mut ctx, def.steps)?;
         if steps.is_empty() {
@@ -200,6 +207,18 @@ pub fn parse_file(
         }
         if ctx.uses_client_cert && !requires.contains(&Requirement::ClientCert) {
             requires.push(Requirement::ClientCert);
+        }
+        if ctx.uses_restart && !requires.contains(&Requirement::Restart) {
+            requires.push(Requirement::Restart);
+        }
+        if ctx.uses_kill && !requires.contains(&Requirement::Kill) {
+            requires.push(Requirement::Kill);
+        }
+        if (ctx.uses_restart || ctx.uses_kill) && !def.exclusive {
+            return Err(ScriptError::new(
+                location,
+                "a scenario that restarts or kills the broker drops the clients of every scenario running beside it: set `exclusive = true`",
+            ));
         }
         out.push(Scenario {
             name,

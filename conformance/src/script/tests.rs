@@ -288,3 +288,17 @@ fn batch_refuses_steps_that_wait_or_act_for_another_client() {
     ));
     assert!(e.contains("`pause_ms` goes with `chunk`"), "{e}");
 }
+
+#[test]
+fn restart_and_kill_steps_add_their_requirements_and_need_exclusive() {
+    let src = format!(
+        "{HEAD}exclusive = true\nsteps = [\n  {{ connect = \"a\", clean_session = false }},\n  {{ restart = true }},\n  {{ kill = true }},\n]\n"
+    );
+    let s = parse_file("t.toml", &src, &known()).unwrap();
+    assert_eq!(s[0].requires, vec![Requirement::Restart, Requirement::Kill]);
+    let src = format!("{HEAD}steps = [\n  {{ restart = true }},\n]\n");
+    assert_eq!(
+        err(&src),
+        "t.toml:1: a scenario that restarts or kills the broker drops the clients of every scenario running beside it: set `exclusive = true`"
+    );
+}

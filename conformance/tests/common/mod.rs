@@ -5,6 +5,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod restart;
+
 use std::path::{Path, PathBuf};
 
 use conformance::baseline::{Baseline, Evaluation, Status};

@@ -107,6 +107,9 @@ pub struct InProcessBroker {
     /// Keeps a temporary data directory alive while the broker runs.
     _home: tempfile::TempDir,
     shutdown: CancellationToken,
+    /// Ends the broker's thread without a graceful shutdown (no final
+    /// save), as SIGKILL ends a process.
+    kill: CancellationToken,
     stopped: mpsc::Receiver<()>,
 }
 
@@ -136,7 +139,13 @@ impl InProcessBroker {
     /// Like [`start`](Self::start), with the bug `mutant` (a name from
     /// `broker::mutant::ALL`, or `NAME=VALUE`) planted on every thread of
     /// the broker's runtime.
-    pub fn start_mutant(mut options: ReferenceOptions, mutant: Option<&str>) -> Self {
+    pub fn start_mutant(options: ReferenceOptions, mutant: Option<&str>) -> Self {
+        Self::start_on(options, mutant, 0)
+    }
+
+    /// Like [`start_mutant`](Self::start_mutant), on plain port `port` (0
+    /// for an ephemeral one): a restart binds the port the broker had.
+    pub fn start_on(mut options: ReferenceOptions, mutant: Option<&str>, port: u16) -> Self {
         let mutant = mutant.map(str::to_owned);
         let home = tempfile::tempdir().unwrap();
         // The binary started by testsupport puts a generated certificate
@@ -151,7 +160,11 @@ impl InProcessBroker {
             .data_dir
             .clone()
             .unwrap_or_else(|| home.path().to_owned());
-        let args = std::iter::once(OsString::from("broker")).chain(options.flags());
+        let mut flags = options.flags();
+        if let Some(i) = flags.iter().position(|f| f == "--port") {
+            flags[i + 1] = port.to_string().into();
+        }
+        let args = std::iter::once(OsString::from("broker")).chain(flags);
         let config = Config::from_args(args).unwrap_or_else(|e| panic!("broker flags: {e:#}"));
 
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -166,6 +179,8 @@ impl InProcessBroker {
         );
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
+        let kill = CancellationToken::new();
+        let killed = kill.clone();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stopped_tx, stopped_rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -190,8 +205,14 @@ impl InProcessBroker {
                     Ok(broker) => {
                         let addrs = (broker.plain_addr(), broker.tls_addr());
                         let _ = ready_tx.send(Ok(addrs));
-                        if let Err(e) = broker.run(token).await {
-                            tracing::error!("{e:#}");
+                        tokio::select! {
+                            biased;
+                            // Dropping the serving future mid-way: no
+                            // shutdown, no final save.
+                            () = killed.cancelled() => tracing::info!("killed"),
+                            r = broker.run(token) => if let Err(e) = r {
+                                tracing::error!("{e:#}");
+                            },
                         }
                     }
                     Err(e) => {
@@ -199,6 +220,9 @@ impl InProcessBroker {
                     }
                 }
             });
+            // Every task (connections, autosave) goes with the runtime, and
+            // the store's file is closed before the broker counts as stopped.
+            drop(runtime);
             let _ = stopped_tx.send(());
         });
         let text = |log: &Arc<Mutex<Vec<u8>>>| {
@@ -212,6 +236,7 @@ impl InProcessBroker {
                 data_dir,
                 _home: home,
                 shutdown,
+                kill,
                 stopped: stopped_rx,
             },
             Ok(Ok((None, _))) => panic!("the broker has no plain address:\n{}", text(&log)),
@@ -226,6 +251,14 @@ impl InProcessBroker {
     /// The plain listener.
     pub fn addr(&self) -> SocketAddr {
         self.plain
+    }
+
+    /// Ends the broker at once, without its graceful shutdown (no final
+    /// save), as SIGKILL would; returns once its thread has let go of the
+    /// port and the data directory.
+    pub fn kill(self) {
+        self.kill.cancel();
+        // Drop then waits for the thread.
     }
 
     /// Everything the broker has logged so far.
