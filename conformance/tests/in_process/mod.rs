@@ -139,13 +139,9 @@ impl InProcessBroker {
     /// Like [`start`](Self::start), with the bug `mutant` (a name from
     /// `broker::mutant::ALL`, or `NAME=VALUE`) planted on every thread of
     /// the broker's runtime.
-    pub fn start_mutant(options: ReferenceOptions, mutant: Option<&str>) -> Self {
-        Self::start_on(options, mutant, 0)
-    }
-
-    /// Like [`start_mutant`](Self::start_mutant), on plain port `port` (0
-    /// for an ephemeral one): a restart binds the port the broker had.
-    pub fn start_on(mut options: ReferenceOptions, mutant: Option<&str>, port: u16) -> Self {
+    /// Its plain port is `options.port` (a restart binds the port the
+    /// broker had), or an ephemeral one.
+    pub fn start_mutant(mut options: ReferenceOptions, mutant: Option<&str>) -> Self {
         let mutant = mutant.map(str::to_owned);
         let home = tempfile::tempdir().unwrap();
         // The binary started by testsupport puts a generated certificate
@@ -160,11 +156,7 @@ impl InProcessBroker {
             .data_dir
             .clone()
             .unwrap_or_else(|| home.path().to_owned());
-        let mut flags = options.flags();
-        if let Some(i) = flags.iter().position(|f| f == "--port") {
-            flags[i + 1] = port.to_string().into();
-        }
-        let args = std::iter::once(OsString::from("broker")).chain(flags);
+        let args = std::iter::once(OsString::from("broker")).chain(options.flags());
         let config = Config::from_args(args).unwrap_or_else(|e| panic!("broker flags: {e:#}"));
 
         let log = Arc::new(Mutex::new(Vec::new()));

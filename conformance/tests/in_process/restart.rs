@@ -33,7 +33,7 @@ impl RestartableBroker {
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
             ..ReferenceOptions::default()
         };
-        let broker = InProcessBroker::start_on(options.clone(), mutant, 0);
+        let broker = InProcessBroker::start_mutant(options.clone(), mutant);
         let port = broker.addr().port();
         Arc::new(Self {
             running: Mutex::new(Some(broker)),
@@ -73,10 +73,13 @@ impl Cycle for RestartableBroker {
                 "--- restarted ---\n"
             });
         }
-        *running = Some(InProcessBroker::start_on(
-            self.options.clone(),
+        let options = ReferenceOptions {
+            port: Some(self.port),
+            ..self.options.clone()
+        };
+        *running = Some(InProcessBroker::start_mutant(
+            options,
             self.mutant.as_deref(),
-            self.port,
         ));
     }
 
