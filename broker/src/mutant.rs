@@ -18,7 +18,16 @@
 
 /// Every planted bug: its name and what it breaks, in words. The mutation
 /// test runs the whole suite once per entry and requires each to be caught.
-pub const ALL: &[(&str, &str)] = &[];
+pub const ALL: &[(&str, &str)] = &[
+    (
+        "keepalive-factor",
+        "a silent client is closed after FACTOR x its keep-alive (default 1.75; `keepalive-factor=1.7`), not 1.5 x [MQTT-3.1.2-24]",
+    ),
+    (
+        "keepalive-reset-skips",
+        "a packet of type VALUE (default 4, PUBACK; `keepalive-reset-skips=8` for SUBSCRIBE) does not reset the keep-alive timer [MQTT-3.1.2-24]",
+    ),
+];
 
 /// Misbehaviours for the harness's own tests (a broker that stops
 /// answering, one that forgets state across a restart): not rule breaks the

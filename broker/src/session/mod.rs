@@ -169,7 +169,12 @@ impl Session {
 
     /// Handles one packet from the client, received at `now`.
     pub fn handle(&mut self, packet: Packet, now: Instant) -> Result<Action, SessionError> {
-        self.keep_alive.heard(now);
+        if !(crate::mutant::active("keepalive-reset-skips")
+            && crate::mutant::value("keepalive-reset-skips").unwrap_or(4.0)
+                == f64::from(packet.packet_type() as u8))
+        {
+            self.keep_alive.heard(now);
+        }
         Ok(match packet {
             Packet::Publish(p) => self.incoming_publish(p),
             Packet::PubAck(id) => {
