@@ -197,13 +197,28 @@ pub struct RunOptions {
     /// The run's nonce in topics and client ids; random when `None`. Fixed
     /// only where output must be reproducible (snapshot tests).
     pub run_id: Option<String>,
+    /// How many times each `timing` scenario runs, at once and staggered
+    /// (`--timing-repeats`, 1 to [`MAX_TIMING_REPEATS`]); a failure in any
+    /// repeat fails it. Other scenarios run once.
+    pub timing_repeats: u32,
 }
+
+/// The most repeats a timing scenario may have: the repeat's number takes
+/// two digits of the client-id prefix `{id}`.
+pub const MAX_TIMING_REPEATS: u32 = 100;
+
+/// Repeats of a timing scenario when not told otherwise: enough that a
+/// broker whose close time only sometimes falls outside the window is seen
+/// failing in nearly every run, few enough to keep the run short (the
+/// repeats run at once).
+pub const DEFAULT_TIMING_REPEATS: u32 = 3;
 
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
             jobs: 8,
             run_id: None,
+            timing_repeats: DEFAULT_TIMING_REPEATS,
         }
     }
 }
@@ -299,6 +314,25 @@ fn placeholders(run: &str, index: usize, name: &str) -> Placeholders {
     }
 }
 
+/// The placeholders of each run of scenario `s`: one set, or for a
+/// `timing` scenario one per repeat, each marked `r00`, `r01`... so that
+/// concurrent repeats never share a client id or topic (`{id}` grows to 11
+/// characters, still within 23 with an 8-character client name).
+fn repeat_placeholders(s: &Scenario, repeats: u32, base: Placeholders) -> Vec<Placeholders> {
+    let repeats = repeats.clamp(1, MAX_TIMING_REPEATS);
+    if !s.timing || repeats == 1 {
+        return vec![base];
+    }
+    (0..repeats)
+        .map(|k| Placeholders {
+            topic: format!("{}/r{k:02}", base.topic),
+            unique: format!("{}r{k:02}", base.unique),
+            client_id: format!("{}r{k:02}", base.client_id),
+            iteration: 0,
+        })
+        .collect()
+}
+
 /// Runs every scenario of `suite` against `target`, calling `progress` as
 /// each one finishes.
 pub async fn run(
@@ -329,16 +363,16 @@ pub async fn run(
             exclusive.push(i);
             continue;
         }
-        let s = s.clone();
+        let phs = repeat_placeholders(s, options.timing_repeats, placeholders(&run_id, i, &s.name));
+        let s = Arc::new(s.clone());
         let target = Arc::clone(&target);
         let semaphore = Arc::clone(&semaphore);
         let progress = Arc::clone(&progress);
-        let ph = placeholders(&run_id, i, &s.name);
         handles.push((
             i,
             tokio::spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
-                let r = crate::runner::run_scenario(&s, &target, ph).await;
+                let r = crate::runner::run_repeats(s, target, phs, true).await;
                 progress(&r);
                 r
             }),
@@ -359,7 +393,9 @@ pub async fn run(
     }
     for i in exclusive {
         let s = &suite.scenarios[i];
-        let r = crate::runner::run_scenario(s, &target, placeholders(&run_id, i, &s.name)).await;
+        let phs = repeat_placeholders(s, options.timing_repeats, placeholders(&run_id, i, &s.name));
+        let r =
+            crate::runner::run_repeats(Arc::new(s.clone()), Arc::clone(&target), phs, false).await;
         progress(&r);
         slots[i] = Some(r);
     }

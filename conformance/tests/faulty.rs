@@ -255,7 +255,7 @@ fn results_through(
         &target,
         &conformance::suite::RunOptions {
             jobs: 8,
-            run_id: None,
+            ..conformance::suite::RunOptions::default()
         },
         |_| {},
     ));

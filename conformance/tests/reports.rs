@@ -142,6 +142,7 @@ fn text_junit_and_json_reports() {
         &RunOptions {
             jobs: 1,
             run_id: Some("snap".to_owned()),
+            ..RunOptions::default()
         },
         |_| {},
     ));

@@ -128,6 +128,12 @@ pub struct Args {
     /// How many scenarios run at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
+    /// How many times each timing-dependent scenario (the keep-alive
+    /// checks) runs, at once and 200 ms apart; a deviation seen in any
+    /// repeat fails it, so a broker whose timers are only sometimes wrong
+    /// fails every run instead of now and then. 1 to 100.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=100), value_name = "N")]
+    timing_repeats: u8,
     /// Print which statements the suite covers, which cannot be tested, and
     /// which are missing, then exit without contacting a broker.
     #[arg(long)]
@@ -241,6 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &RunOptions {
             jobs: usize::from(args.jobs),
             run_id: None,
+            timing_repeats: u32::from(args.timing_repeats),
         },
         move |r| match &bar {
             Some(b) => {
@@ -436,6 +443,30 @@ mod tests {
         assert!(a.junit.is_none() && a.json.is_none() && a.write_baseline.is_none());
         assert!(!a.fail_on_skip);
         assert_eq!(a.time_scale, 1.0);
+        assert_eq!(
+            u32::from(a.timing_repeats),
+            conformance::suite::DEFAULT_TIMING_REPEATS
+        );
+    }
+
+    #[test]
+    fn timing_repeats_parse_within_bounds() {
+        assert_eq!(
+            parse(&["--timing-repeats", "50"]).unwrap().timing_repeats,
+            50
+        );
+        assert_eq!(
+            parse(&["--timing-repeats", "100"]).unwrap().timing_repeats,
+            100
+        );
+        for bad in ["0", "101", "x"] {
+            assert!(parse(&["--timing-repeats", bad]).is_err(), "{bad}");
+        }
+        assert_eq!(
+            100,
+            conformance::suite::MAX_TIMING_REPEATS,
+            "--timing-repeats's bound is the harness's"
+        );
     }
 
     #[test]

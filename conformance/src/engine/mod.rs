@@ -17,12 +17,13 @@ mod matcher;
 mod packet_ids;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::client::{Arrival, Connection, Event};
 use crate::model::Location;
-use crate::outcome::{Direction, Failure, Line};
+use crate::outcome::{CloseTiming, Direction, Failure, Line};
 use crate::script::template::Placeholders;
 use crate::target::Target;
 
@@ -43,6 +44,12 @@ pub(crate) struct ClientState {
     pub(crate) consumed: Vec<bool>,
     /// The reader reported the close (it may not be consumed yet).
     pub(crate) closed: bool,
+    /// The keep-alive the last CONNECT on this connection asked for.
+    pub(crate) keep_alive: Option<u16>,
+    /// When the client last wrote to the current connection (since the
+    /// scenario's start, taken before the write): where a keep-alive's
+    /// silence begins.
+    pub(crate) last_sent: Option<Duration>,
     next_id: u16,
 }
 
@@ -78,6 +85,8 @@ pub(crate) struct Run<'a> {
     name: String,
     /// While a `batch` step runs: its client and the bytes held back.
     pub(crate) batch: Option<(String, Vec<u8>)>,
+    /// The keep-alive closes observed, for the report.
+    pub(crate) close_timings: Vec<CloseTiming>,
 }
 
 /// The step being run, as failures and script errors name it.
@@ -119,7 +128,13 @@ impl<'a> Run<'a> {
             retained_topics: BTreeSet::new(),
             name,
             batch: None,
+            close_timings: Vec::new(),
         }
+    }
+
+    /// Time since the scenario started: the clock arrivals are timed by.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.epoch.elapsed()
     }
 
     /// The transcript so far, in time order, leaving it empty.

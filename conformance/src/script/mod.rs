@@ -71,6 +71,8 @@ struct ScenarioDef {
     requires: Vec<RequirementDef>,
     #[serde(default)]
     exclusive: bool,
+    #[serde(default)]
+    timing: bool,
     steps: Vec<Spanned<toml::Table>>,
 }
 
@@ -207,6 +209,7 @@ pub fn parse_file(
             level,
             requires,
             exclusive: def.exclusive,
+            timing: def.timing,
             location,
             steps,
         });

@@ -117,21 +117,25 @@ pub fn mosquitto_baseline(suite: &Suite) -> Baseline {
     Baseline::load(&path, suite).unwrap()
 }
 
-/// Runs `suite` on a fresh runtime.
+/// Runs `suite` on a fresh runtime, 8 scenarios at once.
 pub fn run(suite: &Suite, target: &Target) -> RunReport {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(conformance::suite::run(
+    run_with(
         suite,
         target,
         &RunOptions {
             jobs: 8,
-            run_id: None,
+            ..RunOptions::default()
         },
-        |_| {},
-    ))
+    )
+}
+
+/// Runs `suite` on a fresh runtime with `options`.
+pub fn run_with(suite: &Suite, target: &Target, options: &RunOptions) -> RunReport {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(conformance::suite::run(suite, target, options, |_| {}))
 }
 
 /// Asserts that `report` is what `baseline` expects of mosquitto `m`,
