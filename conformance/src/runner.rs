@@ -54,7 +54,8 @@ pub async fn run_scenario(
 /// checks keep-alives on a coarse periodic scan (mosquitto 2.0 looks every
 /// few seconds) closes staggered clients at different points of its
 /// window, so not every repeat can land inside the harness's window,
-/// which is far narrower than the stagger.
+/// which is far narrower than the stagger. Stretched by `--time-scale`,
+/// as the windows are.
 pub const REPEAT_STAGGER: Duration = Duration::from_millis(200);
 
 /// Runs `scenario` once per entry of `placeholders` (its repeats, each with
@@ -62,7 +63,7 @@ pub const REPEAT_STAGGER: Duration = Duration::from_millis(200);
 /// failing repeat (in repeat order) makes it fail, else the first error,
 /// else the first "not applicable"; it passes only when every repeat
 /// passes. With `concurrent`, repeat `k` (0-based) starts `k ×`
-/// [`REPEAT_STAGGER`] after the first; otherwise (an `exclusive` scenario,
+/// [`REPEAT_STAGGER`] (times the time scale) after the first; otherwise (an `exclusive` scenario,
 /// which must see the broker alone) they run one after another. The
 /// transcript holds every repeat's lines, the client names marked with the
 /// repeat (`a#2`) and timed from the first repeat's start. A single
@@ -85,7 +86,7 @@ pub async fn run_repeats(
         for (k, ph) in (0u32..).zip(placeholders) {
             let (scenario, target) = (Arc::clone(&scenario), Arc::clone(&target));
             tasks.push(tokio::spawn(async move {
-                tokio::time::sleep_until(started + REPEAT_STAGGER * k).await;
+                tokio::time::sleep_until(started + target.scaled(REPEAT_STAGGER) * k).await;
                 let offset = started.elapsed();
                 (offset, run_scenario(&scenario, &target, ph).await)
             }));
