@@ -426,3 +426,46 @@ pub fn describe_target(t: &Target) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(timing: bool) -> Scenario {
+        let src = format!(
+            "[[scenario]]\nname = \"keepalive.x\"\ndescription = \"d\"\nstatements = [\"MQTT-3.1.2-24\"]\ntags = [\"keepalive\"]\ntiming = {timing}\nsteps = [ {{ connect = \"a\", keep_alive = 1 }} ]\n"
+        );
+        let mut s = parse_file("keepalive.toml", &src, &crate::spec::statement_ids())
+            .expect("the test scenario parses");
+        s.remove(0)
+    }
+
+    #[test]
+    fn only_timing_scenarios_get_one_set_of_placeholders_per_repeat() {
+        let base = placeholders("ab12", 7, "keepalive.x");
+        assert_eq!(
+            repeat_placeholders(&scenario(false), 50, base.clone()).len(),
+            1
+        );
+        assert_eq!(
+            repeat_placeholders(&scenario(true), 1, base.clone()).len(),
+            1
+        );
+        let repeats = repeat_placeholders(&scenario(true), 50, base.clone());
+        assert_eq!(repeats.len(), 50);
+        let ids: HashSet<&str> = repeats.iter().map(|p| p.client_id.as_str()).collect();
+        let topics: HashSet<&str> = repeats.iter().map(|p| p.topic.as_str()).collect();
+        assert_eq!(
+            (ids.len(), topics.len()),
+            (50, 50),
+            "each repeat is isolated"
+        );
+        assert_eq!(repeats[49].client_id, "qab12007r49");
+        assert_eq!(repeats[3].topic, "mqc/ab12/keepalive.x/r03");
+        // With an 8-character client name the id stays within the 23
+        // characters every server accepts [MQTT-3.1.3-5].
+        assert!(repeats.iter().all(|p| p.client_id.len() + 8 <= 23));
+        let capped = repeat_placeholders(&scenario(true), 1000, base);
+        assert_eq!(capped.len() as u32, MAX_TIMING_REPEATS);
+    }
+}
