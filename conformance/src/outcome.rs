@@ -149,7 +149,7 @@ pub struct CloseTiming {
 }
 
 impl std::fmt::Display for CloseTiming {
-    /// `keep-alive 2 s: closed after 3004 ms of silence (window 3000..3052 ms: 1.5 × keep-alive + allowance 52 ms, round trip 0.4 ms)`
+    /// `keep-alive 2 s: closed after 3004 ms of silence (window 3000..3052 ms: 1.5 × keep-alive + allowance 52 ms, round trip 0.40 ms)`
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "keep-alive {} s: ", self.keep_alive_s)?;
         match self.closed_after_ms {
@@ -158,7 +158,7 @@ impl std::fmt::Display for CloseTiming {
         }
         write!(
             f,
-            " (window {}..{} ms: 1.5 × keep-alive + allowance {} ms, round trip {:.1} ms)",
+            " (window {}..{} ms: 1.5 × keep-alive + allowance {} ms, round trip {:.2} ms)",
             self.earliest_ms,
             self.latest_ms,
             self.allowance_ms,

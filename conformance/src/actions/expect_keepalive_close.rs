@@ -106,7 +106,7 @@ impl ActionDef for ExpectKeepaliveClose {
             allowance_ms: millis(allowance),
         };
         let expected = format!(
-            "the server closes the connection after 1.5 × {keep_alive} s = {} ms of silence, by {} ms (allowance {} ms = {}2 × round trip {:.1} ms + {} ms)",
+            "the server closes the connection after 1.5 × {keep_alive} s = {} ms of silence, by {} ms (allowance {} ms = {}2 × round trip {:.2} ms + {} ms)",
             timing.earliest_ms,
             timing.latest_ms,
             timing.allowance_ms,
