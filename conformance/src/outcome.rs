@@ -140,16 +140,18 @@ pub struct CloseTiming {
     pub earliest_ms: u64,
     /// The window's end: 1.5 × the keep-alive plus the allowance.
     pub latest_ms: u64,
-    /// The longest PINGREQ round trip measured just before the silence,
-    /// in microseconds.
+    /// The longest round trip measured, in microseconds: of the PINGREQs
+    /// just before the silence, or, when the window ended with the
+    /// connection open, of a second connection at that moment (if longer;
+    /// the window was then extended to match).
     pub round_trip_us: u64,
     /// What the window allows beyond 1.5 × the keep-alive:
-    /// `time_scale × (2 × round trip + 50 ms)`.
+    /// `time_scale × (2 × round trip + 100 ms)`.
     pub allowance_ms: u64,
 }
 
 impl std::fmt::Display for CloseTiming {
-    /// `keep-alive 2 s: closed after 3004 ms of silence (window 3000..3052 ms: 1.5 × keep-alive + allowance 52 ms, round trip 0.40 ms)`
+    /// `keep-alive 2 s: closed after 3004 ms of silence (window 3000..3100 ms: 1.5 × keep-alive + allowance 100 ms, round trip 0.40 ms)`
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "keep-alive {} s: ", self.keep_alive_s)?;
         match self.closed_after_ms {

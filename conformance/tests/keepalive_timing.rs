@@ -129,6 +129,7 @@ fn a_broker_closing_at_1_5_times_keep_alive_passes_fifty_runs_of_fifty() {
     assert!(failed.is_empty(), "{failed:#?}");
     assert!(report.results.len() >= 14, "{}", report.results.len());
     let mut seen = 0;
+    let mut latest_close = 0;
     for r in report
         .results
         .iter()
@@ -139,12 +140,13 @@ fn a_broker_closing_at_1_5_times_keep_alive_passes_fifty_runs_of_fifty() {
         for t in &r.close_timings {
             let closed = t.closed_after_ms.unwrap();
             assert!((t.earliest_ms..=t.latest_ms).contains(&closed), "{t}");
+            latest_close = latest_close.max(closed - t.earliest_ms);
             seen += 1;
         }
     }
     assert_eq!(seen, 150);
     eprintln!(
-        "{} keep-alive scenarios × 50 repeats passed in {:.1} s",
+        "{} keep-alive scenarios × 50 repeats passed in {:.1} s; closes seen up to {latest_close} ms after 1.5 × keep-alive",
         report.results.len(),
         started.elapsed().as_secs_f64()
     );
