@@ -115,7 +115,17 @@ pub async fn run_repeats(
     }
     let mut joined = ScenarioResult::new(&scenario, Verdict::Pass, started.elapsed(), Vec::new());
     joined.repeats = total;
-    let in_repeat = |k: u32| format!("in repeat {k} of {total}");
+    let failed = runs
+        .iter()
+        .filter(|(_, r)| matches!(r.verdict, Verdict::Fail { .. }))
+        .count();
+    let in_repeat = |k: u32| {
+        if failed > 1 {
+            format!("in repeat {k} of {total} ({failed} of {total} failed)")
+        } else {
+            format!("in repeat {k} of {total}")
+        }
+    };
     for (k, (offset, r)) in (1u32..).zip(runs) {
         let verdict = match r.verdict {
             Verdict::Fail { failure } => Verdict::Fail {

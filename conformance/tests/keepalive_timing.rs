@@ -73,7 +73,10 @@ fn a_broker_closing_at_1_7_times_keep_alive_fails_every_close_check() {
     let report = run(Some("keepalive-factor=1.7"), &CLOSE_CHECKS, 3);
     for r in &report.results {
         let f = failure(r);
-        assert!(f.observed.starts_with("in repeat 1 of 3: "), "{f:?}");
+        assert!(
+            f.observed.starts_with("in repeat 1 of 3 (3 of 3 failed): "),
+            "{f:?}"
+        );
         assert!(
             f.observed.contains("still open after"),
             "{}: {}",
