@@ -199,6 +199,14 @@ pub const ALL: &[(&str, &str)] = &[
         "retained-leak",
         "on SUBSCRIBE also sends, as QoS 0, the retained messages that match another client's subscription but none of the subscriber's [MQTT-3.3.2-3]",
     ),
+    (
+        "keepalive-factor",
+        "a silent client is closed after FACTOR x its keep-alive (default 1.75; `keepalive-factor=1.7`), not 1.5 x [MQTT-3.1.2-24]",
+    ),
+    (
+        "keepalive-reset-skips",
+        "a packet of type VALUE (default 4, PUBACK; `keepalive-reset-skips=8` for SUBSCRIBE) does not reset the keep-alive timer [MQTT-3.1.2-24]",
+    ),
 ];
 
 /// Misbehaviours for the harness's own tests (a broker that stops

@@ -136,6 +136,68 @@ pub struct ScenarioResult {
     /// Deliveries set aside as strays, in arrival order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub strays: Vec<StrayDelivery>,
+    /// How many times it ran (a `timing` scenario runs `--timing-repeats`
+    /// times; any failing repeat fails it). Left out of JSON when 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub repeats: u32,
+    /// The keep-alive closes its `expect_keepalive_close` steps observed,
+    /// in every repeat. Left out of JSON when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub close_timings: Vec<CloseTiming>,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// One keep-alive close as `expect_keepalive_close` saw it: when the
+/// server closed a silent client, against the window the step allowed.
+/// Silence is timed from the client's last write (taken before writing),
+/// and the close from when the harness read it, so both errors of the
+/// measurement lengthen the silence seen: a correct server is never seen
+/// closing before 1.5 × the keep-alive.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CloseTiming {
+    /// The client.
+    pub client: String,
+    /// Which repeat of the scenario (1-based).
+    pub repeat: u32,
+    /// The keep-alive the client connected with, in seconds.
+    pub keep_alive_s: u16,
+    /// Silence before the close was seen, in milliseconds; `None` when the
+    /// connection was still open at the end of the window.
+    pub closed_after_ms: Option<u64>,
+    /// The window's start: 1.5 × the keep-alive [MQTT-3.1.2-24].
+    pub earliest_ms: u64,
+    /// The window's end: 1.5 × the keep-alive plus the allowance.
+    pub latest_ms: u64,
+    /// The longest round trip measured, in microseconds: of the PINGREQs
+    /// just before the silence, or, when the window ended with the
+    /// connection open, of a second connection at that moment (if longer;
+    /// the window was then extended to match).
+    pub round_trip_us: u64,
+    /// What the window allows beyond 1.5 × the keep-alive:
+    /// `time_scale × (2 × round trip + 100 ms)`.
+    pub allowance_ms: u64,
+}
+
+impl std::fmt::Display for CloseTiming {
+    /// `keep-alive 2 s: closed after 3004 ms of silence (window 3000..3100 ms: 1.5 × keep-alive + allowance 100 ms, round trip 0.40 ms)`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "keep-alive {} s: ", self.keep_alive_s)?;
+        match self.closed_after_ms {
+            Some(ms) => write!(f, "closed after {ms} ms of silence")?,
+            None => write!(f, "still open after {} ms of silence", self.latest_ms)?,
+        }
+        write!(
+            f,
+            " (window {}..{} ms: 1.5 × keep-alive + allowance {} ms, round trip {:.2} ms)",
+            self.earliest_ms,
+            self.latest_ms,
+            self.allowance_ms,
+            self.round_trip_us as f64 / 1000.0
+        )
+    }
 }
 
 impl ScenarioResult {

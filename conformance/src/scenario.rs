@@ -29,6 +29,11 @@ pub struct Scenario {
     pub requires: Vec<Requirement>,
     /// Sees the whole broker (subscribes to `#`, `+`, `$SYS/#`): runs alone.
     pub exclusive: bool,
+    /// Its verdict depends on the broker's timers (keep-alive): it is run
+    /// several times at once, staggered (`--timing-repeats`), and a failure
+    /// in any repeat fails it, so a timer that is only sometimes wrong is
+    /// seen every run.
+    pub timing: bool,
     /// Where the scenario starts.
     pub location: Location,
     /// The steps, in order.
@@ -58,6 +63,8 @@ impl ScenarioResult {
             duration,
             transcript,
             strays: Vec::new(),
+            repeats: 1,
+            close_timings: Vec::new(),
         }
     }
 }

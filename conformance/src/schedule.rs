@@ -83,11 +83,16 @@ impl<'a, P: Fn(&ScenarioResult) + Send + Sync> Scheduler<'a, P> {
                 }
                 pending.pop_front();
                 running.push(next);
-                let s = self.suite.scenarios[next].clone();
+                let s = Arc::new(self.suite.scenarios[next].clone());
                 let target = Arc::clone(self.target);
-                let ph = crate::suite::placeholders(self.run_id, next, &s.name);
-                let task =
-                    tasks.spawn(async move { crate::runner::run_scenario(&s, &target, ph).await });
+                // A `timing` scenario runs `--timing-repeats` times: at
+                // once, staggered, unless it must see the broker alone.
+                let phs = crate::suite::repeat_placeholders(
+                    &s,
+                    self.options.timing_repeats,
+                    crate::suite::placeholders(self.run_id, next, &s.name),
+                );
+                let task = tasks.spawn(crate::runner::run_repeats(s, target, phs, !alone));
                 task_of.insert(task.id(), next);
             }
             let Some(joined) = tasks.join_next_with_id().await else {

@@ -204,7 +204,21 @@ pub struct RunOptions {
     /// Told of each outage as it is found, before any wait for the broker
     /// to come back (the toolkit prints a line).
     pub on_outage: Option<OutageHook>,
+    /// How many times each `timing` scenario runs, at once and staggered
+    /// (`--timing-repeats`, 1 to [`MAX_TIMING_REPEATS`]); a failure in any
+    /// repeat fails it. Other scenarios run once.
+    pub timing_repeats: u32,
 }
+
+/// The most repeats a timing scenario may have: the repeat's number takes
+/// two digits of the client-id prefix `{id}`.
+pub const MAX_TIMING_REPEATS: u32 = 100;
+
+/// Repeats of a timing scenario when not told otherwise: enough that a
+/// broker whose close time only sometimes falls outside the window is seen
+/// failing in nearly every run, few enough to keep the run short (the
+/// repeats run at once).
+pub const DEFAULT_TIMING_REPEATS: u32 = 3;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -213,6 +227,7 @@ impl Default for RunOptions {
             run_id: None,
             continue_after_crash: None,
             on_outage: None,
+            timing_repeats: DEFAULT_TIMING_REPEATS,
         }
     }
 }
@@ -329,6 +344,29 @@ pub(crate) fn placeholders(run: &str, index: usize, name: &str) -> Placeholders 
     }
 }
 
+/// The placeholders of each run of scenario `s`: one set, or for a
+/// `timing` scenario one per repeat, each marked `r00`, `r01`... so that
+/// concurrent repeats never share a client id or topic (`{id}` grows to 11
+/// characters, still within 23 with an 8-character client name).
+pub(crate) fn repeat_placeholders(
+    s: &Scenario,
+    repeats: u32,
+    base: Placeholders,
+) -> Vec<Placeholders> {
+    let repeats = repeats.clamp(1, MAX_TIMING_REPEATS);
+    if !s.timing || repeats == 1 {
+        return vec![base];
+    }
+    (0..repeats)
+        .map(|k| Placeholders {
+            topic: format!("{}/r{k:02}", base.topic),
+            unique: format!("{}r{k:02}", base.unique),
+            client_id: format!("{}r{k:02}", base.client_id),
+            iteration: 0,
+        })
+        .collect()
+}
+
 /// Runs every scenario of `suite` against `target`, calling `progress` as
 /// each one finishes.
 ///
@@ -397,4 +435,47 @@ pub fn describe_target(t: &Target) -> String {
         s.push_str(" with credentials");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(timing: bool) -> Scenario {
+        let src = format!(
+            "[[scenario]]\nname = \"keepalive.x\"\ndescription = \"d\"\nstatements = [\"MQTT-3.1.2-24\"]\ntags = [\"keepalive\"]\ntiming = {timing}\nsteps = [ {{ connect = \"a\", keep_alive = 1 }} ]\n"
+        );
+        let mut s = parse_file("keepalive.toml", &src, &crate::spec::statement_ids())
+            .expect("the test scenario parses");
+        s.remove(0)
+    }
+
+    #[test]
+    fn only_timing_scenarios_get_one_set_of_placeholders_per_repeat() {
+        let base = placeholders("ab12", 7, "keepalive.x");
+        assert_eq!(
+            repeat_placeholders(&scenario(false), 50, base.clone()).len(),
+            1
+        );
+        assert_eq!(
+            repeat_placeholders(&scenario(true), 1, base.clone()).len(),
+            1
+        );
+        let repeats = repeat_placeholders(&scenario(true), 50, base.clone());
+        assert_eq!(repeats.len(), 50);
+        let ids: HashSet<&str> = repeats.iter().map(|p| p.client_id.as_str()).collect();
+        let topics: HashSet<&str> = repeats.iter().map(|p| p.topic.as_str()).collect();
+        assert_eq!(
+            (ids.len(), topics.len()),
+            (50, 50),
+            "each repeat is isolated"
+        );
+        assert_eq!(repeats[49].client_id, "qab12007r49");
+        assert_eq!(repeats[3].topic, "mqc/ab12/keepalive.x/r03");
+        // With an 8-character client name the id stays within the 23
+        // characters every server accepts [MQTT-3.1.3-5].
+        assert!(repeats.iter().all(|p| p.client_id.len() + 8 <= 23));
+        let capped = repeat_placeholders(&scenario(true), 1000, base);
+        assert_eq!(capped.len() as u32, MAX_TIMING_REPEATS);
+    }
 }

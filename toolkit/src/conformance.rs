@@ -190,6 +190,12 @@ pub struct Args {
     /// the brokers differ.
     #[arg(long, requires = "targets")]
     verbose: bool,
+    /// How many times each timing-dependent scenario (the keep-alive
+    /// checks) runs, at once and 200 ms apart; a deviation seen in any
+    /// repeat fails it, so a broker whose timers are only sometimes wrong
+    /// fails every run instead of now and then. 1 to 100.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=100), value_name = "N")]
+    timing_repeats: u8,
     /// Print which statements the suite covers, which cannot be tested, and
     /// which are missing, then exit without contacting a broker.
     #[arg(long)]
@@ -453,6 +459,7 @@ fn run_suite(
                     None => eprintln!("{line}"),
                 }
             }))),
+            timing_repeats: u32::from(args.timing_repeats),
         },
         move |r| match &bar {
             Some(b) => {
@@ -762,6 +769,30 @@ mod tests {
         );
         let e = parse(&["--restart-command", " "]).unwrap_err().to_string();
         assert!(e.contains("the command is empty"), "{e}");
+        assert_eq!(
+            u32::from(a.timing_repeats),
+            conformance::suite::DEFAULT_TIMING_REPEATS
+        );
+    }
+
+    #[test]
+    fn timing_repeats_parse_within_bounds() {
+        assert_eq!(
+            parse(&["--timing-repeats", "50"]).unwrap().timing_repeats,
+            50
+        );
+        assert_eq!(
+            parse(&["--timing-repeats", "100"]).unwrap().timing_repeats,
+            100
+        );
+        for bad in ["0", "101", "x"] {
+            assert!(parse(&["--timing-repeats", bad]).is_err(), "{bad}");
+        }
+        assert_eq!(
+            100,
+            conformance::suite::MAX_TIMING_REPEATS,
+            "--timing-repeats's bound is the harness's"
+        );
     }
 
     #[test]

@@ -88,7 +88,9 @@ fn only_and_skip_take_globs_over_ids_areas_and_statements() {
     assert!(ids.iter().all(|n| by_area.contains(n)), "{by_area:?}");
     // A glob over ids taken out.
     let fewer = listed(&["--only", "keepalive.*", "--skip", "*.timeout-*"]);
-    assert_eq!(fewer.len(), ids.len() - 1);
+    let timeouts = ids.iter().filter(|n| n.contains(".timeout-")).count();
+    assert!(timeouts >= 1);
+    assert_eq!(fewer.len(), ids.len() - timeouts);
     assert!(!fewer.contains(&"keepalive.timeout-closes".to_owned()));
     // Repeated and comma-separated patterns add up.
     let both = listed(&[

@@ -19,9 +19,15 @@ pub struct KeepAlive {
 impl KeepAlive {
     /// The deadline for a CONNECT with `keep_alive` seconds, heard at `now`.
     pub fn new(keep_alive: u16, now: Instant) -> Self {
+        let mut grace_ms = u32::from(keep_alive) * 1500;
+        if crate::mutant::active("keepalive-factor") {
+            let factor = crate::mutant::value("keepalive-factor").unwrap_or(1.75);
+            // Saturating float-to-int cast: a planted factor, never input.
+            grace_ms = (f64::from(keep_alive) * factor * 1000.0) as u32;
+        }
         Self {
             last_heard: now,
-            grace_ms: u32::from(keep_alive) * 1500,
+            grace_ms,
         }
     }
 

@@ -170,7 +170,12 @@ impl Session {
 
     /// Handles one packet from the client, received at `now`.
     pub fn handle(&mut self, packet: Packet, now: Instant) -> Result<Action, SessionError> {
-        if !mutant::active("keepalive-reset-only-by-pingreq") || packet == Packet::PingReq {
+        let reset_skipped = (mutant::active("keepalive-reset-only-by-pingreq")
+            && packet != Packet::PingReq)
+            || (mutant::active("keepalive-reset-skips")
+                && mutant::value("keepalive-reset-skips").unwrap_or(4.0)
+                    == f64::from(packet.packet_type() as u8));
+        if !reset_skipped {
             self.keep_alive.heard(now);
         }
         Ok(match packet {

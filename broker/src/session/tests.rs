@@ -244,6 +244,44 @@ fn every_packet_pushes_the_keep_alive_deadline() {
     assert!(s.keep_alive_expired(t1 + Duration::from_secs(6)));
 }
 
+/// The planted bugs of the keep-alive timer do what `mutant::ALL` says,
+/// so the conformance suite's tests of them test what they claim.
+#[cfg(feature = "mutants")]
+#[test]
+fn planted_keep_alive_bugs_move_or_keep_the_deadline() {
+    let t0 = Instant::now();
+    let deadline = |mutant: Option<&str>| {
+        crate::mutant::set_for_this_thread(mutant);
+        let mut s = Session::new("c", true, 10);
+        s.attach(true, 10, t0);
+        crate::mutant::set_for_this_thread(None);
+        s.keep_alive_deadline()
+    };
+    let at_ms = |ms| Some(t0 + Duration::from_millis(ms));
+    assert_eq!(deadline(None), at_ms(15_000));
+    assert_eq!(deadline(Some("keepalive-factor=1.7")), at_ms(17_000));
+    assert_eq!(deadline(Some("keepalive-factor")), at_ms(17_500));
+
+    let heard_after = |mutant: Option<&str>, packet: Packet| {
+        let mut s = Session::new("c", true, 10);
+        s.attach(true, 10, t0);
+        crate::mutant::set_for_this_thread(mutant);
+        let _ = s.handle(packet, t0 + Duration::from_secs(5));
+        crate::mutant::set_for_this_thread(None);
+        s.keep_alive_deadline()
+    };
+    let skips_pingreq = Some("keepalive-reset-skips=12");
+    assert_eq!(heard_after(skips_pingreq, Packet::PingReq), at_ms(15_000));
+    assert_eq!(
+        heard_after(skips_pingreq, Packet::PubAck(id(1))),
+        at_ms(20_000)
+    );
+    // No value: PUBACK (type 4) is the one skipped.
+    let skips = Some("keepalive-reset-skips");
+    assert_eq!(heard_after(skips, Packet::PubAck(id(1))), at_ms(15_000));
+    assert_eq!(heard_after(skips, Packet::PingReq), at_ms(20_000));
+}
+
 #[test]
 fn suback_carries_what_the_router_granted_and_the_session_records_it() {
     let mut s = session();

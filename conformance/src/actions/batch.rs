@@ -102,7 +102,10 @@ impl ActionDef for Batch {
             if i > 0 && !pause.is_zero() {
                 tokio::time::sleep(pause).await;
             }
-            let result = match run.client_mut(client).conn.as_mut() {
+            let now = run.elapsed();
+            let state = run.client_mut(client);
+            state.last_sent = Some(now);
+            let result = match state.conn.as_mut() {
                 Some(conn) => conn.write(piece).await,
                 None => {
                     return Err(StepError::Harness(format!(

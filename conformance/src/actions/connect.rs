@@ -255,6 +255,7 @@ impl ActionDef for Connect {
             raw.protocol_level
         );
         run.send(at, client, &raw.to_packet().to_bytes()).await?;
+        run.client_mut(client).keep_alive = Some(raw.keep_alive);
         if spec.refusal_not_applicable
             && let Some(refusal) = refusal(run, client).await
         {

@@ -61,6 +61,8 @@ impl Run<'_> {
         state.consumed.clear();
         state.closed = false;
         state.watch = Default::default();
+        state.keep_alive = None;
+        state.last_sent = None;
         let mut text = match transport {
             Transport::Plain => "opened TCP connection".to_owned(),
             Transport::Tls { client_cert } => {
@@ -102,7 +104,10 @@ impl Run<'_> {
             return Ok(());
         }
         self.note(client, Direction::Sent, text);
-        let result = match self.client_mut(client).conn.as_mut() {
+        let now = self.elapsed();
+        let state = self.client_mut(client);
+        state.last_sent = Some(now);
+        let result = match state.conn.as_mut() {
             Some(conn) => conn.write(bytes).await,
             None => Ok(()),
         };

@@ -20,12 +20,13 @@ pub(crate) mod service;
 mod strays;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::client::{Arrival, Connection, Event};
 use crate::model::Location;
-use crate::outcome::{Direction, Failure, Line};
+use crate::outcome::{CloseTiming, Direction, Failure, Line};
 use crate::script::template::Placeholders;
 use crate::target::Target;
 
@@ -52,6 +53,12 @@ pub(crate) struct ClientState {
     pub(crate) closed: bool,
     /// How this connection's deliveries are judged for strays.
     watch: strays::Watch,
+    /// The keep-alive the last CONNECT on this connection asked for.
+    pub(crate) keep_alive: Option<u16>,
+    /// When the client last wrote to the current connection (since the
+    /// scenario's start, taken before the write): where a keep-alive's
+    /// silence begins.
+    pub(crate) last_sent: Option<Duration>,
     next_id: u16,
 }
 
@@ -98,6 +105,8 @@ pub(crate) struct Run<'a> {
     pub(crate) strays: Vec<Stray>,
     /// The step running now (the innermost), where a stray is reported.
     pub(crate) current: Option<(Location, &'static str)>,
+    /// The keep-alive closes observed, for the report.
+    pub(crate) close_timings: Vec<CloseTiming>,
 }
 
 /// The step being run, as failures and script errors name it.
@@ -146,7 +155,13 @@ impl<'a> Run<'a> {
             anonymous: 0,
             strays: Vec::new(),
             current: None,
+            close_timings: Vec::new(),
         }
+    }
+
+    /// Time since the scenario started: the clock arrivals are timed by.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.epoch.elapsed()
     }
 
     /// The transcript so far, in time order, leaving it empty.

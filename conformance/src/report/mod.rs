@@ -144,6 +144,8 @@ mod tests {
             duration: Duration::ZERO,
             transcript: Vec::new(),
             strays,
+            repeats: 1,
+            close_timings: Vec::new(),
         }
     }
 

@@ -72,6 +72,8 @@ struct ScenarioDef {
     requires: Vec<RequirementDef>,
     #[serde(default)]
     exclusive: bool,
+    #[serde(default)]
+    timing: bool,
     steps: Vec<Spanned<toml::Table>>,
 }
 
@@ -229,6 +231,7 @@ pub fn parse_file(
             level,
             requires,
             exclusive: def.exclusive,
+            timing: def.timing,
             location,
             steps,
         });

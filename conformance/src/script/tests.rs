@@ -49,6 +49,16 @@ fn parses_a_scenario_with_defaults() {
 }
 
 #[test]
+fn timing_key_marks_a_scenario_for_repeats() {
+    let steps = "steps = [ { connect = \"a\", keep_alive = 2, connack = 0 }, { expect_keepalive_close = \"a\" } ]\n";
+    let plain = parse_file("t.toml", &format!("{HEAD}{steps}"), &known()).unwrap();
+    assert!(!plain[0].timing, "timing defaults to false");
+    let timed = parse_file("t.toml", &format!("{HEAD}timing = true\n{steps}"), &known()).unwrap();
+    assert!(timed[0].timing);
+    assert_err_starts(&format!("{HEAD}timing = 3\n{steps}"), "t.toml:");
+}
+
+#[test]
 fn misspelt_step_field_names_line_and_field() {
     let src = format!("{HEAD}steps = [\n  {{ connect = \"a\", clean_sesion = false }},\n]\n");
     assert_err_starts(
