@@ -1,7 +1,8 @@
 //! The keep-alive checks against the reference broker with its keep-alive
 //! timer planted wrong (`broker::mutant`): a broker closing silent clients
-//! at 1.7 × or 1.3 × the keep-alive fails every keep-alive close check, in
-//! every repeat; one that closes at 1.5 × passes every keep-alive scenario
+//! at 1.7 × the keep-alive fails every keep-alive close check, in every
+//! repeat, while one closing early (1.3 ×, which §3.1.2.10 allows) passes
+//! with its close times reported; one that closes at 1.5 × passes every keep-alive scenario
 //! in 50 repeats out of 50; and a broker that does not reset the timer on
 //! one packet type fails the scenario sending only that type (issue 13,
 //! items 3 and 5).
@@ -98,15 +99,16 @@ fn a_broker_closing_at_1_7_times_keep_alive_fails_every_close_check() {
 }
 
 #[test]
-fn a_broker_with_the_default_planted_factor_or_closing_early_fails() {
-    // No value: 1.75 × keep-alive. And 1.3 ×: a close before 1.5 × the
-    // keep-alive is a timer shorter than the statement's.
+fn a_broker_closing_late_fails_and_one_closing_early_passes_with_its_times() {
+    // No value: 1.75 × keep-alive, late.
     let late = run(Some("keepalive-factor"), &CLOSE_CHECKS[..1], 1);
     assert!(failure(&late.results[0]).observed.contains("still open"));
+    // 1.3 ×: before 1.5 × the keep-alive, which [MQTT-3.1.2-24] does not
+    // forbid (§3.1.2.10: a server may close an inactive client at any
+    // time). It passes, and the report has the early close times.
     let early = run(Some("keepalive-factor=1.3"), &CLOSE_CHECKS, 2);
     for r in &early.results {
-        let f = failure(r);
-        assert!(f.observed.contains("before 1.5 × keep-alive"), "{f:?}");
+        assert!(r.passed(), "{}: {:?}", r.name, r.verdict);
         for (keep_alive, closed) in closes(r) {
             let closed = closed.unwrap();
             let expected = u64::from(keep_alive) * 1300;

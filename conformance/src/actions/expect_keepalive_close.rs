@@ -1,19 +1,17 @@
 //! `expect_keepalive_close = "a"`: client `a` falls silent, and the server
-//! must close it once 1.5 × the keep-alive of its CONNECT has passed — not
-//! before, and no later than a measured allowance after [MQTT-3.1.2-24].
+//! must close it once 1.5 × the keep-alive of its CONNECT has passed, no
+//! later than a measured allowance after [MQTT-3.1.2-24].
 //!
 //! The step first measures this run's round trip: `probes` PINGREQs (3 by
 //! default), each answered by a PINGRESP before the next goes out. The
 //! silence starts at the last probe's write. Then:
 //!
-//! - Nothing may arrive before 1.5 × keep-alive of silence. The statement
-//!   makes the server's duty start there, and the client, which sent within
-//!   its keep-alive, is owed that grace: a close before it is a server timer
-//!   shorter than the statement's (a factor below 1.5, or whole-second
-//!   rounding), the same deviation as one that is too long. No allowance is
-//!   taken off: silence is timed from before the last write, and the close
-//!   from when the harness read it, so every error of the measurement
-//!   lengthens the silence seen, and a correct server is never seen early.
+//! - A close before 1.5 × keep-alive passes, and is reported as early:
+//!   [MQTT-3.1.2-24] obliges the close once 1.5 × keep-alive has passed,
+//!   and §3.1.2.10 lets a server close a client it deems inactive at any
+//!   time, so no statement forbids it (an earlier draft of this step failed
+//!   it, asking more than the statement). Its close time is in the report.
+//!   Any packet other than the close, before it, fails.
 //! - The close must be seen by 1.5 × keep-alive + allowance, where
 //!   `allowance = time_scale × (2 × the longest probe round trip + 100 ms)`:
 //!   the server hears the last probe up to a one-way delay after it was
@@ -146,10 +144,17 @@ impl ActionDef for ExpectKeepaliveClose {
                         run.consume(client, i);
                         timing.closed_after_ms = Some(millis(silence));
                         if silence < earliest {
-                            Err(format!(
-                                "connection {reason} after {} ms of silence, before 1.5 × keep-alive",
-                                millis(silence)
-                            ))
+                            // Allowed (§3.1.2.10), so only noted.
+                            run.note(
+                                client,
+                                Direction::Note,
+                                format!(
+                                    "closed early, after {} ms of silence (before 1.5 × keep-alive: \
+                                     a server may close an inactive client at any time, §3.1.2.10)",
+                                    millis(silence)
+                                ),
+                            );
+                            Ok(())
                         } else if millis(silence) > timing.latest_ms {
                             // Read together with the deadline's expiry.
                             Err(format!(
