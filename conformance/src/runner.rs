@@ -104,10 +104,13 @@ fn with_strays(verdict: Verdict, strays: &[Stray], scenario: &Scenario) -> Verdi
 /// once. It samples a broker's timers at different phases: a broker that
 /// checks keep-alives on a coarse periodic scan (mosquitto 2.0 looks every
 /// few seconds) closes staggered clients at different points of its
-/// window, so not every repeat can land inside the harness's window,
-/// which is far narrower than the stagger. Stretched by `--time-scale`,
-/// as the windows are.
-pub const REPEAT_STAGGER: Duration = Duration::from_millis(200);
+/// window, so not every repeat can land inside the harness's window. An
+/// early close passes, so a repeat passes whenever the scan comes before
+/// its deadline: the stagger must be wider than the span between a scan
+/// broker's earliest close and that deadline (mosquitto: up to 0.6 s, at
+/// keep-alives 1 and 3 s), which two staggers of 500 ms are. Stretched by
+/// `--time-scale`, as the windows are.
+pub const REPEAT_STAGGER: Duration = Duration::from_millis(500);
 
 /// Runs `scenario` once per entry of `placeholders` (its repeats, each with
 /// its own isolation values) and joins the results into one: the first

@@ -191,7 +191,7 @@ pub struct Args {
     #[arg(long, requires = "targets")]
     verbose: bool,
     /// How many times each timing-dependent scenario (the keep-alive
-    /// checks) runs, at once and 200 ms apart; a deviation seen in any
+    /// checks) runs, at once and 500 ms apart; a deviation seen in any
     /// repeat fails it, so a broker whose timers are only sometimes wrong
     /// fails every run instead of now and then. 1 to 100.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=100), value_name = "N")]
