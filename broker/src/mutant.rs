@@ -205,7 +205,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         "keepalive-reset-skips",
-        "a packet of type VALUE (default 4, PUBACK; `keepalive-reset-skips=8` for SUBSCRIBE) does not reset the keep-alive timer [MQTT-3.1.2-24]",
+        "the client's acknowledgements (PUBACK, PUBREC, PUBREL, PUBCOMP; or, with a VALUE, packets of that type: `keepalive-reset-skips=8` for SUBSCRIBE) do not reset the keep-alive timer [MQTT-3.1.2-24]",
     ),
 ];
 

@@ -173,8 +173,17 @@ impl Session {
         let reset_skipped = (mutant::active("keepalive-reset-only-by-pingreq")
             && packet != Packet::PingReq)
             || (mutant::active("keepalive-reset-skips")
-                && mutant::value("keepalive-reset-skips").unwrap_or(4.0)
-                    == f64::from(packet.packet_type() as u8));
+                && match mutant::value("keepalive-reset-skips") {
+                    Some(skipped) => skipped == f64::from(packet.packet_type() as u8),
+                    // No value: none of the acknowledgements resets it.
+                    None => matches!(
+                        packet,
+                        Packet::PubAck(_)
+                            | Packet::PubRec(_)
+                            | Packet::PubRel(_)
+                            | Packet::PubComp(_)
+                    ),
+                });
         if !reset_skipped {
             self.keep_alive.heard(now);
         }

@@ -276,7 +276,7 @@ fn planted_keep_alive_bugs_move_or_keep_the_deadline() {
         heard_after(skips_pingreq, Packet::PubAck(id(1))),
         at_ms(20_000)
     );
-    // No value: PUBACK (type 4) is the one skipped.
+    // No value: the acknowledgements (PUBACK, PUBREC, PUBREL, PUBCOMP) are skipped.
     let skips = Some("keepalive-reset-skips");
     assert_eq!(heard_after(skips, Packet::PubAck(id(1))), at_ms(15_000));
     assert_eq!(heard_after(skips, Packet::PingReq), at_ms(20_000));
