@@ -11,10 +11,10 @@ mod in_process;
 #[path = "in_process/restart.rs"]
 mod in_process_restart;
 
-use common::restart::{RestartableMosquitto, target};
+use common::restart::{restartable_mosquitto, target};
 use conformance::outcome::{ScenarioResult, Verdict};
 use conformance::suite::Suite;
-use in_process_restart::RestartableBroker;
+use in_process_restart::restartable_broker;
 
 /// The built-in restart area.
 fn restart_area() -> Suite {
@@ -49,7 +49,7 @@ fn verdicts(results: &[ScenarioResult]) -> String {
 
 #[test]
 fn reference_broker_passes_every_restart_scenario() {
-    let broker = RestartableBroker::start(&["--autosave-interval", "1"], None);
+    let broker = restartable_broker(&["--autosave-interval", "1"], None);
     let suite = restart_area();
     let report = common::run(&suite, &target(&broker));
     assert!(
@@ -63,7 +63,7 @@ fn reference_broker_passes_every_restart_scenario() {
 /// Runs the restart area against the broker with `mutant` planted and
 /// returns the names of the scenarios that failed.
 fn failing_with(mutant: &str) -> (Vec<String>, String) {
-    let broker = RestartableBroker::start(&["--autosave-interval", "1"], Some(mutant));
+    let broker = restartable_broker(&["--autosave-interval", "1"], Some(mutant));
     let report = common::run(&restart_area(), &target(&broker));
     let failed = report
         .results
@@ -94,7 +94,7 @@ fn forgetting_a_connected_session_at_shutdown_fails_its_scenario() {
 
 #[test]
 fn mosquitto_with_persistence_passes_every_restart_scenario() {
-    let mosquitto = RestartableMosquitto::start();
+    let mosquitto = restartable_mosquitto();
     let report = common::run(&restart_area(), &target(&mosquitto));
     assert!(
         report.results.iter().all(ScenarioResult::passed),

@@ -71,32 +71,48 @@ impl<C: Cycle> BrokerControl for Control<C> {
     }
 }
 
-/// Mosquitto with persistence on (saved every second and at shutdown),
-/// restarted with SIGTERM or killed with SIGKILL and started again on its
-/// port and persistence directory.
-#[derive(Debug)]
-pub struct RestartableMosquitto {
-    running: Mutex<Option<Mosquitto>>,
-    options: MosquittoOptions,
+/// A broker process a [`Restartable`] holds.
+pub trait Process: Send + 'static {
+    /// Everything it has logged so far.
+    fn log(&self) -> String;
+
+    /// Stops it (`kill`: abruptly, no final save); returns its log.
+    fn stop(self, kill: bool) -> String;
+}
+
+/// A broker restarted on its port with its data: the running process, how
+/// to start the next one, and the logs of those before it.
+pub struct Restartable<P> {
+    running: Mutex<Option<P>>,
+    again: Box<dyn Fn() -> P + Send + Sync>,
+    port: u16,
     /// Held across restarts.
     _data: tempfile::TempDir,
     /// The logs of the runs before this one.
     logs: Mutex<String>,
 }
 
-impl RestartableMosquitto {
-    /// Starts it.
-    pub fn start() -> Arc<Self> {
-        let data = tempfile::tempdir().unwrap();
-        let mut options = MosquittoOptions {
-            persistence: Some(data.path().to_owned()),
-            ..MosquittoOptions::default()
-        };
-        let m = Mosquitto::start(options.clone());
-        options.port = Some(m.port());
+impl<P> std::fmt::Debug for Restartable<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restartable")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Process> Restartable<P> {
+    /// `first`, running on `port` with its data in `data`; `again` starts
+    /// the next one there.
+    pub fn new(
+        data: tempfile::TempDir,
+        first: P,
+        port: u16,
+        again: impl Fn() -> P + Send + Sync + 'static,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            running: Mutex::new(Some(m)),
-            options,
+            running: Mutex::new(Some(first)),
+            again: Box::new(again),
+            port,
             _data: data,
             logs: Mutex::new(String::new()),
         })
@@ -105,18 +121,18 @@ impl RestartableMosquitto {
     /// Every run's log so far.
     pub fn log(&self) -> String {
         let mut all = self.logs.lock().unwrap().clone();
-        if let Some(m) = self.running.lock().unwrap().as_ref() {
-            all.push_str(&m.log());
+        if let Some(p) = self.running.lock().unwrap().as_ref() {
+            all.push_str(&p.log());
         }
         all
     }
 }
 
-impl Cycle for RestartableMosquitto {
+impl<P: Process> Cycle for Restartable<P> {
     fn cycle(&self, kill: bool) {
         let mut running = self.running.lock().unwrap();
-        if let Some(m) = running.take() {
-            let log = if kill { m.kill() } else { m.terminate() };
+        if let Some(p) = running.take() {
+            let log = p.stop(kill);
             let mut logs = self.logs.lock().unwrap();
             logs.push_str(&log);
             logs.push_str(if kill {
@@ -125,10 +141,35 @@ impl Cycle for RestartableMosquitto {
                 "--- restarted ---\n"
             });
         }
-        *running = Some(Mosquitto::start(self.options.clone()));
+        *running = Some((self.again)());
     }
 
     fn port(&self) -> u16 {
-        self.options.port.unwrap_or_default()
+        self.port
     }
+}
+
+impl Process for Mosquitto {
+    fn log(&self) -> String {
+        Mosquitto::log(self)
+    }
+
+    fn stop(self, kill: bool) -> String {
+        if kill { self.kill() } else { self.terminate() }
+    }
+}
+
+/// Mosquitto with persistence on (saved every second and at shutdown),
+/// restarted with SIGTERM or killed with SIGKILL and started again on its
+/// port and persistence directory.
+pub fn restartable_mosquitto() -> Arc<Restartable<Mosquitto>> {
+    let data = tempfile::tempdir().unwrap();
+    let mut options = MosquittoOptions {
+        persistence: Some(data.path().to_owned()),
+        ..MosquittoOptions::default()
+    };
+    let first = Mosquitto::start(options.clone());
+    let port = first.port();
+    options.port = Some(port);
+    Restartable::new(data, first, port, move || Mosquitto::start(options.clone()))
 }
