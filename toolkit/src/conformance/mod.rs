@@ -26,19 +26,25 @@
 //! - 12: the broker stopped answering the liveness probe during the run
 //!   (the run stopped, or with `--continue-after-crash` waited for it); the
 //!   error names the scenarios likely to blame. Wins over 1, 10 and 11.
+//!
+//! [`outputs`] writes the reports, [`progress`] shows the run as it goes.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
 use conformance::baseline::{Baseline, Evaluation, Status as RunStatus};
-use conformance::report::Format;
-use conformance::report::differential::{self, NamedRun};
+use conformance::report::differential::NamedRun;
 use conformance::restart::{BrokerControl, ShellCommand};
 use conformance::select::Selection;
-use conformance::suite::{OutageHook, RunOptions, RunReport, Suite, describe_target};
+use conformance::suite::{Suite, describe_target};
+
+mod outputs;
+mod progress;
+
+use outputs::Outputs;
+use progress::{run_suite, unavailable_message};
 
 use crate::connection::ConnectionFlags;
 use crate::differential::TargetSpec;
@@ -433,56 +439,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Err(Failure::new(status, message).into())
 }
 
-/// Runs `suite` against `target` with the run flags of `args`, showing
-/// progress on standard error and the outages as they are found.
-fn run_suite(
-    runtime: &tokio::runtime::Runtime,
-    args: &Args,
-    suite: &Suite,
-    target: &conformance::target::Target,
-) -> RunReport {
-    let continue_wait = args.continue_after_crash.then_some(args.crash_wait);
-    let progress = progress_bar(suite.scenarios.len() as u64);
-    let bar = progress.clone();
-    let above_bar = progress.clone();
-    let mut report = runtime.block_on(conformance::suite::run(
-        suite,
-        target,
-        &RunOptions {
-            jobs: usize::from(args.jobs),
-            run_id: None,
-            continue_after_crash: continue_wait.map(std::time::Duration::from_secs),
-            on_outage: Some(OutageHook(std::sync::Arc::new(move |o| {
-                let line = outage_line(o, continue_wait);
-                match &above_bar {
-                    Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
-                }
-            }))),
-            timing_repeats: u32::from(args.timing_repeats),
-        },
-        move |r| match &bar {
-            Some(b) => {
-                b.set_message(r.name.clone());
-                b.inc(1);
-            }
-            None => eprintln!("{:<8} {}", verdict_word(r), r.name),
-        },
-    ));
-    // The report names the toolkit as `--version` does, git revision included.
-    report.tool_version = concat!(
-        env!("CARGO_PKG_VERSION"),
-        " (git ",
-        env!("GIT_REVISION"),
-        ")"
-    )
-    .to_owned();
-    if let Some(b) = progress {
-        b.finish_and_clear();
-    }
-    report
-}
-
 /// The skipped scenarios `--fail-on-skip` counts: all but those that need
 /// a broker restart (`--restart-command`, `--kill-command`), which run only
 /// when asked for.
@@ -510,173 +466,6 @@ const RECORDED_HEADER: &str = "\
 # `flaky = true`: it then neither fails the run nor turns it stale.
 
 ";
-
-/// Where the reports of a run go: the text report, or the `--format`
-/// chosen, to standard output; the JUnit and JSON reports to their files.
-#[derive(Debug)]
-struct Outputs {
-    stdout: Format,
-    junit: Option<PathBuf>,
-    json: Option<PathBuf>,
-}
-
-impl Outputs {
-    /// Reads the report flags, checking each file's directory exists before
-    /// the run starts.
-    fn of(args: &Args) -> anyhow::Result<Self> {
-        let mut out = Self {
-            stdout: Format::Text,
-            junit: args.junit.clone(),
-            json: args.json.clone(),
-        };
-        match (args.format, &args.output) {
-            (FormatArg::Text, None) => {}
-            (FormatArg::Json, None) => out.stdout = Format::Json,
-            (FormatArg::Junit, None) => out.stdout = Format::Junit,
-            (FormatArg::Json, Some(p)) => out.json = Some(p.clone()),
-            (FormatArg::Junit, Some(p)) => out.junit = Some(p.clone()),
-            (FormatArg::Text, Some(_)) => {
-                return Err(usage(
-                    "--output needs --format json or junit; better: --json FILE or --junit FILE",
-                ));
-            }
-        }
-        let files = [
-            ("--junit", &out.junit),
-            ("--json", &out.json),
-            ("--write-baseline", &args.write_baseline),
-        ];
-        for (flag, file) in files {
-            if let Some(f) = file
-                && let Some(dir) = f.parent().filter(|d| !d.as_os_str().is_empty())
-                && !dir.is_dir()
-            {
-                return Err(usage(format!(
-                    "{flag} {}: directory {} does not exist",
-                    f.display(),
-                    dir.display()
-                )));
-            }
-        }
-        Ok(out)
-    }
-
-    fn write(
-        &self,
-        report: &conformance::suite::RunReport,
-        eval: &Evaluation,
-        baseline: &Baseline,
-    ) -> anyhow::Result<()> {
-        for (path, format) in [(&self.junit, Format::Junit), (&self.json, Format::Json)] {
-            if let Some(path) = path {
-                let text = conformance::report::render(format, report, eval, baseline);
-                std::fs::write(path, text)
-                    .with_context(|| format!("writing report to {}", path.display()))?;
-            }
-        }
-        print!(
-            "{}",
-            conformance::report::render(self.stdout, report, eval, baseline)
-        );
-        Ok(())
-    }
-
-    /// The reports of a differential run: the table (or the differential
-    /// JSON document with --format json) on standard output, the JSON
-    /// document to --json FILE, and the first target's JUnit report to
-    /// --junit FILE (CI judges the broker under test).
-    fn write_differential(
-        &self,
-        runs: &[NamedRun],
-        eval: &Evaluation,
-        baseline: &Baseline,
-        all_rows: bool,
-    ) -> anyhow::Result<()> {
-        if let Some(path) = &self.junit {
-            let text = conformance::report::junit(&runs[0].report, baseline);
-            std::fs::write(path, text)
-                .with_context(|| format!("writing report to {}", path.display()))?;
-        }
-        let json = || differential::json(runs, eval, baseline);
-        if let Some(path) = &self.json {
-            std::fs::write(path, json())
-                .with_context(|| format!("writing report to {}", path.display()))?;
-        }
-        match self.stdout {
-            Format::Json => print!("{}", json()),
-            Format::Junit => print!("{}", conformance::report::junit(&runs[0].report, baseline)),
-            Format::Text => print!("{}", differential::text(runs, all_rows)),
-        }
-        Ok(())
-    }
-}
-
-/// The line printed on standard error when the broker fails the probe.
-fn outage_line(o: &conformance::outcome::Outage, continue_wait: Option<u64>) -> String {
-    let cause = if o.suspects.is_empty() {
-        "before the first scenario".to_owned()
-    } else {
-        format!("likely cause: {}", o.suspects.join(", "))
-    };
-    let next = match continue_wait {
-        Some(secs) => {
-            format!("waiting up to {secs}s for it to answer again (--continue-after-crash)")
-        }
-        None => "stopping the run (--continue-after-crash waits for it instead)".to_owned(),
-    };
-    format!("broker became unavailable ({}); {cause}; {next}", o.probe)
-}
-
-/// The one-line error of a run the broker cut short (exit status 12).
-fn unavailable_message(eval: &Evaluation) -> String {
-    let suspects: Vec<&str> = eval
-        .outages
-        .iter()
-        .flat_map(|o| o.suspects.iter().map(String::as_str))
-        .collect();
-    let cause = if suspects.is_empty() {
-        "before the first scenario".to_owned()
-    } else {
-        format!("likely cause: {}", suspects.join(", "))
-    };
-    let stopped = eval.outages.iter().any(|o| o.came_back_after.is_none());
-    if stopped {
-        format!(
-            "the broker became unavailable ({cause}); {} scenario(s) not run",
-            eval.not_run.len()
-        )
-    } else {
-        format!(
-            "the broker became unavailable {} time(s) and came back ({cause})",
-            eval.outages.len()
-        )
-    }
-}
-
-fn verdict_word(r: &conformance::outcome::ScenarioResult) -> &'static str {
-    use conformance::outcome::Verdict;
-    match r.verdict {
-        Verdict::Pass => "pass",
-        Verdict::Fail { .. } => "FAIL",
-        Verdict::Skipped { .. } => "skip",
-        Verdict::NotApplicable { .. } => "n/a",
-        Verdict::Error { .. } => "ERROR",
-        Verdict::NotRun { .. } => "not run",
-    }
-}
-
-fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {wide_msg}")
-    {
-        bar.set_style(style);
-    }
-    Some(bar)
-}
 
 #[cfg(test)]
 mod tests {
