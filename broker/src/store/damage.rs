@@ -57,10 +57,17 @@ pub(super) fn classify(e: StoreError) -> StoreError {
     match e {
         StoreError::Db { path, source } => match *source {
             redb::Error::Corrupted(reason) => StoreError::Damaged { path, reason },
-            redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            // redb reports a file that is not (or no longer) a redb file,
+            // and one that ends early, as I/O errors of these kinds.
+            redb::Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
                 StoreError::Damaged {
                     path,
-                    reason: format!("the file ends early ({io})"),
+                    reason: io.to_string(),
                 }
             }
             other => StoreError::Db {
