@@ -13,6 +13,7 @@
 //! queues; see [`Store::save`]), so they survive a crash after a save.
 
 mod damage;
+mod private;
 mod record;
 
 use std::collections::HashSet;
@@ -87,12 +88,21 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
+    ///
+    /// A directory or file created here is private to the broker's user
+    /// (0700 and 0600 on Unix, as mosquitto keeps `mosquitto.db`): the store
+    /// holds every retained message and queued payload. An existing file
+    /// with looser permissions is left as it is, with a warning.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+        private::create_dir(dir).map_err(|source| StoreError::Dir {
             path: dir.to_owned(),
             source,
         })?;
         let path = dir.join(STORE_FILE);
+        private::create_or_check_file(&path).map_err(|e| StoreError::Db {
+            path: path.clone(),
+            source: Box::new(e.into()),
+        })?;
         let db = Database::create(&path).map_err(|e| StoreError::Db {
             path: path.clone(),
             source: Box::new(e.into()),
