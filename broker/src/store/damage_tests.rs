@@ -105,3 +105,40 @@ async fn damaged_store_files_never_panic_the_loader() {
     );
     assert!(refused > 0, "no damaged copy was refused ({loaded} loaded)");
 }
+
+/// The bytes of [`real_store_bytes`], made once for the property below.
+fn store_bytes_once() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(real_store_bytes())
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+    /// Several kinds of damage at once, anywhere: a cut and up to eight
+    /// flipped bytes. Opening and loading gives a store or an error.
+    #[test]
+    fn random_damage_never_panics_the_loader(
+        cut in 0.0f64..=1.0,
+        flips in proptest::collection::vec((0.0f64..1.0, 1u8..=255), 0..8),
+    ) {
+        let mut bytes = store_bytes_once().to_vec();
+        let len = bytes.len();
+        for (at, mask) in flips {
+            let i = (at * len as f64) as usize;
+            bytes[i.min(len - 1)] ^= mask;
+        }
+        bytes.truncate((cut * len as f64) as usize);
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(STORE_FILE), &bytes).expect("write copy");
+        let outcome = std::panic::catch_unwind(|| {
+            Store::open_and_load(dir.path(), &router(0), 10).map(|_| ())
+        });
+        proptest::prop_assert!(outcome.is_ok(), "the loader panicked");
+    }
+}

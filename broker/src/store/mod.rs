@@ -116,7 +116,7 @@ impl Store {
     ///
     /// A damaged file never panics: redb 4 panics on some corrupt pages
     /// (an unknown page type, a branch page where a leaf belongs), so the
-    /// open and load run under [`damage::without_panicking`], and both a
+    /// open and load run under a `catch_unwind` (module `damage`), and both a
     /// caught panic and redb's own "corrupted" errors become
     /// [`StoreError::Damaged`], which tells the user how to start anyway.
     /// After such an error `router` may hold part of the file's state;
