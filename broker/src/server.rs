@@ -102,8 +102,8 @@ impl Broker {
         ));
         let store = match &config.data_dir {
             Some(dir) => {
-                let store = Store::open(dir)?;
-                let (sessions, retained) = store.load(&router, config.max_inflight)?;
+                let (store, (sessions, retained)) =
+                    Store::open_and_load(dir, &router, config.max_inflight)?;
                 info!(path = %store.path().display(), sessions, retained, "state restored");
                 Some(store)
             }

@@ -8,13 +8,6 @@ use common::*;
 use mqtt_codec::{Packet, QoS};
 use testsupport::ReferenceOptions;
 
-fn with_data_dir(dir: &std::path::Path) -> ReferenceOptions {
-    ReferenceOptions {
-        data_dir: Some(dir.to_owned()),
-        ..ReferenceOptions::default()
-    }
-}
-
 #[tokio::test]
 async fn sessions_queued_messages_and_retained_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

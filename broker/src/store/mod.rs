@@ -12,6 +12,8 @@
 //! sessions of connected clients are saved too (their subscriptions and
 //! queues; see [`Store::save`]), so they survive a crash after a save.
 
+mod damage;
+mod private;
 mod record;
 
 use std::collections::HashSet;
@@ -40,16 +42,30 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// redb failed.
-    #[error("store {path}: {source}")]
+    #[error("store {path}: {source}", path = path.display())]
     Db {
         /// The store file.
         path: PathBuf,
         /// redb's error.
         source: Box<redb::Error>,
     },
+    /// The store file is damaged (truncated, overwritten, half-written):
+    /// redb reports it corrupt or fails inside its own code. The broker
+    /// does not guess at what survives; the user moves the file aside.
+    #[error(
+        "store {path} is damaged: {reason}; to start anyway with an empty store, move it aside: mv {path} {path}.damaged",
+        path = path.display()
+    )]
+    Damaged {
+        /// The store file.
+        path: PathBuf,
+        /// What is wrong, as redb or the record decoder says.
+        reason: String,
+    },
     /// A record cannot be decoded.
     #[error(
-        "store {path}: {table} record {key:?} is corrupt: {reason} (move the file away to start empty)"
+        "store {path}: {table} record {key:?} is corrupt: {reason}; to start anyway with an empty store, move it aside: mv {path} {path}.damaged",
+        path = path.display()
     )]
     Corrupt {
         /// The store file.
@@ -72,17 +88,55 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
+    ///
+    /// A directory or file created here is private to the broker's user
+    /// (0700 and 0600 on Unix, as mosquitto keeps `mosquitto.db`): the store
+    /// holds every retained message and queued payload. An existing file
+    /// with looser permissions is left as it is, with a warning.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+        private::create_dir(dir).map_err(|source| StoreError::Dir {
             path: dir.to_owned(),
             source,
         })?;
         let path = dir.join(STORE_FILE);
+        private::create_or_check_file(&path).map_err(|e| StoreError::Db {
+            path: path.clone(),
+            source: Box::new(e.into()),
+        })?;
         let db = Database::create(&path).map_err(|e| StoreError::Db {
             path: path.clone(),
             source: Box::new(e.into()),
         })?;
         Ok(Self { db, path })
+    }
+
+    /// Opens the store in `dir` and loads it into `router`, as the broker
+    /// does at start. Returns the store and how many sessions and retained
+    /// messages came back.
+    ///
+    /// A damaged file never panics: redb 4 panics on some corrupt pages
+    /// (an unknown page type, a branch page where a leaf belongs), so the
+    /// open and load run under a `catch_unwind` (module `damage`), and both a
+    /// caught panic and redb's own "corrupted" errors become
+    /// [`StoreError::Damaged`], which tells the user how to start anyway.
+    /// After such an error `router` may hold part of the file's state;
+    /// the broker does not start with it.
+    pub fn open_and_load(
+        dir: &Path,
+        router: &Router,
+        max_inflight: usize,
+    ) -> Result<(Self, (usize, usize)), StoreError> {
+        let path = dir.join(STORE_FILE);
+        let result = damage::without_panicking(|| {
+            let store = Self::open(dir)?;
+            let counts = store.load(router, max_inflight)?;
+            Ok((store, counts))
+        });
+        match result {
+            Ok(Ok(opened)) => Ok(opened),
+            Ok(Err(e)) => Err(damage::classify(e)),
+            Err(reason) => Err(StoreError::Damaged { path, reason }),
+        }
     }
 
     /// The store file.
@@ -181,5 +235,7 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod damage_tests;
 #[cfg(test)]
 mod tests;

@@ -90,3 +90,53 @@ pub async fn publish_acked(client: &mut RawClient, t: &str, id: u16, payload: &s
         client.name()
     );
 }
+
+/// Options persisting to `dir` (`--data-dir`).
+pub fn with_data_dir(dir: &std::path::Path) -> ReferenceOptions {
+    ReferenceOptions {
+        data_dir: Some(dir.to_owned()),
+        ..ReferenceOptions::default()
+    }
+}
+
+/// Runs the broker with `options` expecting it to refuse to start, and
+/// returns its output; fails the test if it is still running after
+/// [`WAIT`] (it is then killed).
+pub fn run_until_exit(options: &ReferenceOptions) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_broker"))
+        .args(options.flags())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+    let waiter = std::sync::Arc::clone(&child);
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        if let Some(mut s) = stderr {
+            let _ = s.read_to_end(&mut err);
+        }
+        if let Some(mut s) = stdout {
+            let _ = s.read_to_end(&mut out);
+        }
+        let status = waiter.lock().unwrap().wait();
+        let _ = tx.send((status, out, err));
+    });
+    match rx.recv_timeout(WAIT) {
+        Ok((status, stdout, stderr)) => std::process::Output {
+            status: status.unwrap(),
+            stdout,
+            stderr,
+        },
+        Err(_) => {
+            let _ = child.lock().map(|mut c| c.kill());
+            panic!("broker {pid} still running after {WAIT:?}");
+        }
+    }
+}
