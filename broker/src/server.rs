@@ -158,6 +158,14 @@ impl Broker {
             use_username_as_clientid: config.use_username_as_clientid,
             connections: listener::connection_limit(config.max_connections),
         });
+        if config.bind_is_default {
+            // Logged here, before the "broker ready" line, so whoever
+            // waits for that line has read this one too.
+            info!(
+                bind = %config.bind,
+                "no --bind given: listening on this machine only (as mosquitto 2.0 does); --bind 0.0.0.0 opens the broker to the network"
+            );
+        }
         Ok(Self {
             config,
             shared,
@@ -187,12 +195,6 @@ impl Broker {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
         let tracker = TaskTracker::new();
         let connections = TaskTracker::new();
-        if self.config.bind_is_default {
-            info!(
-                bind = %self.config.bind,
-                "no --bind given: listening on this machine only (as mosquitto 2.0 does); --bind 0.0.0.0 opens the broker to the network"
-            );
-        }
         let plain = self.plain.map(|l| (l, None, Transport::Plain));
         let tls = self
             .tls
