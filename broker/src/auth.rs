@@ -24,6 +24,12 @@ impl Authenticator {
         }
     }
 
+    /// Whether user names are checked against a password file, so a user
+    /// name that passed [`Self::check`] names who is connecting.
+    pub fn verifies_users(&self) -> bool {
+        self.passwords.is_some()
+    }
+
     /// Decides a CONNECT's credentials.
     ///
     /// - No user name: accepted if anonymous clients are allowed, else 0x05

@@ -66,7 +66,7 @@ pub enum BrokerError {
 pub struct Broker {
     config: Config,
     shared: Arc<Shared>,
-    plain: TcpListener,
+    plain: Option<TcpListener>,
     tls: Option<(TcpListener, TlsAcceptor)>,
     store: Option<Store>,
 }
@@ -114,15 +114,21 @@ impl Broker {
             None => None,
         };
 
-        let plain_addr = SocketAddr::new(config.bind, config.port);
-        let plain = TcpListener::bind(plain_addr)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                transport: "plain",
-                addr: plain_addr,
-                flag: "port",
-                source,
-            })?;
+        let plain = match config.port {
+            Some(port) => {
+                let addr = SocketAddr::new(config.bind, port);
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| BrokerError::Bind {
+                        transport: "plain",
+                        addr,
+                        flag: "port",
+                        source,
+                    })?;
+                Some(l)
+            }
+            None => None,
+        };
         let tls = match (tls_config, &config.tls) {
             (Some(acceptor), Some(t)) => {
                 let addr = SocketAddr::new(config.bind, t.port);
@@ -149,8 +155,17 @@ impl Broker {
                 max_connections: config.max_connections,
             },
             identity_as_username: config.tls.as_ref().is_some_and(|t| t.identity_as_username),
+            use_username_as_clientid: config.use_username_as_clientid,
             connections: listener::connection_limit(config.max_connections),
         });
+        if config.bind_is_default {
+            // Logged here, before the "broker ready" line, so whoever
+            // waits for that line has read this one too.
+            info!(
+                bind = %config.bind,
+                "no --bind given: listening on this machine only (as mosquitto 2.0 does); --bind 0.0.0.0 opens the broker to the network"
+            );
+        }
         Ok(Self {
             config,
             shared,
@@ -160,9 +175,10 @@ impl Broker {
         })
     }
 
-    /// The plain listener's bound address (the real port when 0 was asked).
+    /// The plain listener's bound address (the real port when 0 was
+    /// asked), unless `--no-plain`.
     pub fn plain_addr(&self) -> Option<SocketAddr> {
-        self.plain.local_addr().ok()
+        self.plain.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The TLS listener's bound address, if TLS is on.
@@ -179,10 +195,11 @@ impl Broker {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
         let tracker = TaskTracker::new();
         let connections = TaskTracker::new();
-        for (listener, tls, kind) in std::iter::once((self.plain, None, Transport::Plain)).chain(
-            self.tls
-                .map(|(l, acceptor)| (l, Some(acceptor), Transport::Tls)),
-        ) {
+        let plain = self.plain.map(|l| (l, None, Transport::Plain));
+        let tls = self
+            .tls
+            .map(|(l, acceptor)| (l, Some(acceptor), Transport::Tls));
+        for (listener, tls, kind) in plain.into_iter().chain(tls) {
             if let Ok(addr) = listener.local_addr() {
                 info!(transport = %kind.name(), %addr, "listening");
             }

@@ -144,6 +144,54 @@ async fn identity_as_username_accepts_the_certificate_name() {
     assert_eq!(ack.code, ConnectReturnCode::NotAuthorized);
 }
 
+/// Issue 14: `--require-certificate` no longer has to leave an anonymous
+/// plain port beside it. With `--no-plain` nothing listens on the plain
+/// port, and a TLS client with its certificate connects.
+#[tokio::test]
+async fn no_plain_serves_tls_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, server, client) = pki(dir.path(), "device-7");
+    // The plain listener would have taken this port.
+    let plain_port = testsupport::free_port();
+    let b = start_with(ReferenceOptions {
+        tls_files: Some(testsupport::ReferenceTls {
+            cert: server.cert.clone(),
+            key: server.key.clone(),
+            cafile: Some(ca.cert.clone()),
+            require_certificate: true,
+        }),
+        port: Some(plain_port),
+        extra_args: vec!["--no-plain".into()],
+        ..ReferenceOptions::default()
+    });
+    assert_eq!(b.plain_addr(), None, "{}", b.log());
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", plain_port))
+        .await
+        .expect_err("nothing listens on the plain port");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    let code = tls_connect(
+        b.tls_addr().unwrap(),
+        client_config(&ca.cert, Some(&client)),
+        connect_packet("c", true),
+    )
+    .await;
+    assert_eq!(code, Some(ConnectReturnCode::Accepted));
+    assert!(b.log().contains("plain=off"), "{}", b.log());
+}
+
+#[test]
+fn no_plain_without_tls_is_a_one_line_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_broker"))
+        .args(["--no-plain", "--no-ssl", "--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "broker: --no-plain and --no-ssl together leave no listener: drop one of them\n"
+    );
+}
+
 #[tokio::test]
 async fn stalled_handshake_is_cut_after_the_timeout() {
     let b = start_tls(&["--connect-timeout", "1"]);

@@ -69,6 +69,10 @@ pub struct ReferenceOptions {
     /// The binary's `RUST_LOG` filter, for a test that waits for a debug
     /// line; `$BROKER_LOG`, or `info`, when `None`.
     pub log_filter: Option<String>,
+    /// Leave `--bind 127.0.0.1` out, so the broker binds where it does with
+    /// no configuration (a test of that default, or one binding elsewhere
+    /// through `extra_args`).
+    pub default_bind: bool,
 }
 
 impl ReferenceOptions {
@@ -76,10 +80,11 @@ impl ReferenceOptions {
     /// program name): loopback only, ephemeral ports. The in-process broker
     /// parses the same flags, so both ways of starting it agree.
     pub fn flags(&self) -> Vec<OsString> {
-        let mut flags: Vec<OsString> = ["--bind", "127.0.0.1", "--port"]
-            .into_iter()
-            .map(OsString::from)
-            .collect();
+        let mut flags: Vec<OsString> = Vec::new();
+        if !self.default_bind {
+            flags.extend(["--bind", "127.0.0.1"].map(OsString::from));
+        }
+        flags.push("--port".into());
         flags.push(self.port.unwrap_or(0).to_string().into());
         if self.tls || self.tls_files.is_some() {
             flags.extend(["--tls-port", "0"].map(OsString::from));
@@ -115,7 +120,7 @@ impl ReferenceOptions {
 #[derive(Debug)]
 pub struct ReferenceBroker {
     child: Option<Child>,
-    plain: SocketAddr,
+    plain: Option<SocketAddr>,
     tls: Option<SocketAddr>,
     log: StderrLog,
     home: tempfile::TempDir,
@@ -162,7 +167,9 @@ impl ReferenceBroker {
                 .then(|| (field(line, "plain"), field(line, "tls")))
         });
         let ready = ready_rx.recv_timeout(START_TIMEOUT).ok().flatten();
-        let Some((Some(plain), tls)) = ready else {
+        // A broker started with `--no-plain` has only the TLS listener.
+        let Some((plain, tls)) = ready.filter(|(plain, tls)| plain.is_some() || tls.is_some())
+        else {
             let _ = child.kill();
             let _ = child.wait();
             panic!("the broker did not start:\n{}", log.text());
@@ -177,8 +184,15 @@ impl ReferenceBroker {
         }
     }
 
-    /// The plain listener.
+    /// The plain listener. Panics for a broker started with `--no-plain`
+    /// (see [`Self::plain_addr`]).
     pub fn addr(&self) -> SocketAddr {
+        self.plain
+            .expect("the broker has a plain listener (it was started with --no-plain)")
+    }
+
+    /// The plain listener, `None` with `--no-plain`.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
         self.plain
     }
 

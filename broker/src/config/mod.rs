@@ -40,9 +40,10 @@ pub enum ConfigError {
 
 /// `broker`: the reference MQTT 3.1.1 broker, plain TCP and TLS.
 ///
-/// With no flags it listens for plain MQTT on 0.0.0.0:1883 and MQTT over TLS
-/// on 0.0.0.0:8883, creating a CA-signed server certificate on first run if
-/// none is given. Every flag can also be set in a TOML file (`--config`),
+/// With no flags it listens on localhost only, as mosquitto 2.0 does: plain
+/// MQTT on 127.0.0.1:1883 and MQTT over TLS on 127.0.0.1:8883, creating a
+/// CA-signed server certificate on first run if none is given; `--bind
+/// 0.0.0.0` opens it to the network. Every flag can also be set in a TOML file (`--config`),
 /// under the flag's name; flags win.
 #[derive(Debug, Clone, Default, Parser)]
 #[command(
@@ -55,7 +56,8 @@ pub struct Flags {
     /// TOML file with settings named like the flags (`max-inflight = 20`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 0.0.0.0].
+    /// Address to listen on; 0.0.0.0 for every interface [default:
+    /// 127.0.0.1, this machine only].
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<IpAddr>,
     /// Port for plain MQTT; 0 picks a free one [default: 1883].
@@ -67,6 +69,9 @@ pub struct Flags {
     /// Plain MQTT only: no TLS listener.
     #[arg(long)]
     pub no_ssl: bool,
+    /// TLS only: no plain MQTT listener.
+    #[arg(long)]
+    pub no_plain: bool,
     /// Server certificate chain (PEM). Without it, one is created in the
     /// data directory on first run.
     #[arg(long, value_name = "FILE")]
@@ -90,6 +95,11 @@ pub struct Flags {
     /// Let clients without a user name in even when --password-file is set.
     #[arg(long)]
     pub allow_anonymous: bool,
+    /// The client id becomes the user name (as mosquitto's
+    /// use_username_as_clientid), so no user can take another's session;
+    /// clients without a user name are refused with 0x05.
+    #[arg(long)]
+    pub use_username_as_clientid: bool,
     /// Keep sessions and retained messages here across restarts; also where
     /// the generated TLS certificate is written.
     #[arg(long, value_name = "DIR")]
@@ -144,6 +154,7 @@ pub struct FileSettings {
     port: Option<u16>,
     tls_port: Option<u16>,
     no_ssl: Option<bool>,
+    no_plain: Option<bool>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     cafile: Option<PathBuf>,
@@ -151,6 +162,9 @@ pub struct FileSettings {
     identity_as_username: Option<bool>,
     password_file: Option<PathBuf>,
     allow_anonymous: Option<bool>,
+    /// mosquitto.conf's spelling is accepted too.
+    #[serde(alias = "use_username_as_clientid")]
+    use_username_as_clientid: Option<bool>,
     data_dir: Option<PathBuf>,
     max_connections: Option<usize>,
     max_packet_size: Option<usize>,
@@ -204,14 +218,20 @@ pub struct TlsSettings {
 pub struct Config {
     /// Address both listeners bind to.
     pub bind: IpAddr,
-    /// Plain MQTT port, 0 for any.
-    pub port: u16,
+    /// Whether `bind` is the default, loopback only (neither `--bind` nor
+    /// the file named one), so start-up can say how to open it.
+    pub bind_is_default: bool,
+    /// Plain MQTT port, 0 for any; `None` with `--no-plain`.
+    pub port: Option<u16>,
     /// The TLS listener, unless `--no-ssl`.
     pub tls: Option<TlsSettings>,
     /// mosquitto password file.
     pub password_file: Option<PathBuf>,
     /// Whether clients without a user name are accepted.
     pub allow_anonymous: bool,
+    /// The user name replaces the client id; clients without one are
+    /// refused.
+    pub use_username_as_clientid: bool,
     /// Where sessions and retained messages persist.
     pub data_dir: Option<PathBuf>,
     /// Most simultaneous connections, 0 for no limit.
@@ -272,6 +292,7 @@ impl Config {
     pub fn resolve(flags: Flags, file: FileSettings) -> Result<Self, ConfigError> {
         let on = |flag: bool, file: Option<bool>| flag || file.unwrap_or(false);
         let no_ssl = on(flags.no_ssl, file.no_ssl);
+        let no_plain = on(flags.no_plain, file.no_plain);
         let cert = flags.cert.or(file.cert);
         let key = flags.key.or(file.key);
         let cafile = flags.cafile.or(file.cafile);
@@ -301,6 +322,9 @@ impl Config {
                 "--identity-as-username needs --require-certificate (and --cafile), or there may be no certificate to take the name from",
             );
         }
+        if no_plain && no_ssl {
+            return invalid("--no-plain and --no-ssl together leave no listener: drop one of them");
+        }
         let tls = if no_ssl {
             if cert_and_key.is_some() || cafile.is_some() {
                 return invalid(
@@ -309,7 +333,7 @@ impl Config {
             }
             None
         } else {
-            if port != 0 && port == tls_port {
+            if !no_plain && port != 0 && port == tls_port {
                 return invalid(&format!(
                     "--port and --tls-port are both {port}: give them different ports (or --no-ssl)"
                 ));
@@ -344,15 +368,18 @@ impl Config {
         if max_packet_size < 2 {
             return invalid("--max-packet-size must be at least 2 bytes (the smallest packet)");
         }
+        let bind = flags.bind.or(file.bind);
         Ok(Self {
-            bind: flags
-                .bind
-                .or(file.bind)
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            port,
+            bind: bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            bind_is_default: bind.is_none(),
+            port: (!no_plain).then_some(port),
             tls,
             password_file,
             allow_anonymous,
+            use_username_as_clientid: on(
+                flags.use_username_as_clientid,
+                file.use_username_as_clientid,
+            ),
             data_dir: flags.data_dir.or(file.data_dir),
             max_connections: flags.max_connections.or(file.max_connections).unwrap_or(0),
             max_packet_size,

@@ -25,8 +25,10 @@ fn tls(c: &Config) -> &TlsSettings {
 #[test]
 fn defaults() {
     let c = parse(&[]);
-    assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    assert_eq!(c.port, 1883);
+    assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::LOCALHOST), "localhost only");
+    assert!(c.bind_is_default);
+    assert_eq!(c.port, Some(1883));
+    assert!(!c.use_username_as_clientid);
     assert_eq!(tls(&c).port, 8883);
     assert_eq!(tls(&c).cert_and_key, None);
     assert!(c.allow_anonymous);
@@ -52,7 +54,7 @@ fn flag_bind() {
 
 #[test]
 fn flag_port() {
-    assert_eq!(parse(&["--port", "0"]).port, 0);
+    assert_eq!(parse(&["--port", "0"]).port, Some(0));
     assert!(refused(&["--port", "70000"]).contains("--port"));
 }
 
@@ -240,7 +242,7 @@ fn file_settings_apply_and_flags_win() {
     .expect("valid TOML");
     let flags = Flags::try_parse_from(["broker", "--port", "2000"]).expect("valid");
     let c = Config::resolve(flags, file).expect("consistent");
-    assert_eq!(c.port, 2000, "the flag wins");
+    assert_eq!(c.port, Some(2000), "the flag wins");
     assert_eq!(c.max_inflight, 5, "the file fills in");
     assert_eq!(c.tls, None);
     assert_eq!(c.sys_interval, None);
@@ -265,4 +267,51 @@ fn file_errors_name_the_file_and_key() {
     );
     let missing = refused(&["--config", "/nonexistent/broker.toml"]);
     assert!(missing.contains("/nonexistent/broker.toml"), "{missing}");
+}
+
+/// Issue 14: the broker is open to the network only when asked, by flag or
+/// by file.
+#[test]
+fn bind_opens_the_broker_by_flag_or_file() {
+    let c = parse(&["--bind", "0.0.0.0"]);
+    assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert!(!c.bind_is_default);
+    let file = FileSettings::parse("bind = \"0.0.0.0\"", Path::new("b.toml")).expect("parses");
+    let c = Config::resolve(Flags::default(), file).expect("valid");
+    assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert!(!c.bind_is_default);
+}
+
+#[test]
+fn no_plain_leaves_tls_alone() {
+    let c = parse(&["--no-plain"]);
+    assert_eq!(c.port, None);
+    assert_eq!(tls(&c).port, 8883);
+    // The plain port no longer clashes with the TLS one.
+    let c = parse(&["--no-plain", "--port", "8883"]);
+    assert_eq!(c.port, None);
+    let file = FileSettings::parse("no-plain = true", Path::new("p.toml")).expect("parses");
+    let c = Config::resolve(Flags::default(), file).expect("valid");
+    assert_eq!(c.port, None);
+}
+
+#[test]
+fn no_plain_without_tls_is_refused() {
+    assert_eq!(
+        refused(&["--no-plain", "--no-ssl"]),
+        "--no-plain and --no-ssl together leave no listener: drop one of them"
+    );
+}
+
+#[test]
+fn use_username_as_clientid_by_flag_or_file() {
+    assert!(parse(&["--use-username-as-clientid"]).use_username_as_clientid);
+    let file = FileSettings::parse("use-username-as-clientid = true", Path::new("u.toml"))
+        .expect("parses");
+    let c = Config::resolve(Flags::default(), file).expect("valid");
+    assert!(c.use_username_as_clientid);
+    // mosquitto.conf's spelling is taken too.
+    let file = FileSettings::parse("use_username_as_clientid = true", Path::new("u.toml"))
+        .expect("parses");
+    assert!(file.use_username_as_clientid == Some(true));
 }

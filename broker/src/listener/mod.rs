@@ -64,6 +64,8 @@ pub struct Shared {
     pub limits: ConnLimits,
     /// TLS clients' certificate names serve as user names.
     pub identity_as_username: bool,
+    /// User names serve as client ids (`--use-username-as-clientid`).
+    pub use_username_as_clientid: bool,
     /// One permit per connection task alive, `--max-connections` of them;
     /// `None` when there is no limit. See [`connection_limit`].
     pub connections: Option<Arc<Semaphore>>,

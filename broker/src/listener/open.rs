@@ -26,7 +26,7 @@ use super::buffers::Conn;
 use super::connection::Client;
 use super::end::End;
 use super::transport::Transport;
-use crate::router::Attachment;
+use crate::router::{AttachError, Attachment};
 use crate::session::connect::{self, Policy};
 use mqtt_codec::{ConnectReturnCode, Packet};
 
@@ -115,6 +115,7 @@ pub(super) async fn open(
         auth: &shared.auth,
         identity_as_username: shared.identity_as_username && kind == crate::stats::Transport::Tls,
         certificate_name: cert_name.as_deref(),
+        use_username_as_clientid: shared.use_username_as_clientid,
     };
     let accepted = match connect::check(first, &policy) {
         Ok(accepted) => accepted,
@@ -128,7 +129,7 @@ pub(super) async fn open(
     };
 
     let attachment = tokio::select! {
-        r = shared.router.connect(&accepted.client_id, accepted.clean_session, limits.max_inflight, TAKEOVER_WAIT) => r,
+        r = shared.router.connect_as(&accepted.client_id, accepted.user.as_deref(), accepted.clean_session, limits.max_inflight, TAKEOVER_WAIT) => r,
         () = shutdown.cancelled() => return None,
     };
     let Attachment {
@@ -137,7 +138,18 @@ pub(super) async fn open(
         session_present,
     } = match attachment {
         Ok(a) => a,
-        Err(e) => {
+        Err(AttachError::HeldByAnotherUser { client_id }) => {
+            let refused = connect::ConnectError::HeldByAnotherUser {
+                code: ConnectReturnCode::NotAuthorized,
+                client_id,
+            };
+            refused.log();
+            if let Some(code) = refused.refusal() {
+                conn.refuse(code).await;
+            }
+            return None;
+        }
+        Err(AttachError::Timeout(e)) => {
             error!(error = %e, "session takeover failed");
             conn.refuse(ConnectReturnCode::ServerUnavailable).await;
             return None;

@@ -31,6 +31,7 @@ fn shared(connections: Option<Arc<Semaphore>>) -> Arc<Shared> {
             max_connections: connections.as_ref().map_or(0, |s| s.available_permits()),
         },
         identity_as_username: false,
+        use_username_as_clientid: false,
         connections,
     })
 }

@@ -63,6 +63,20 @@ pub struct TakeoverTimeout {
     pub waited: Duration,
 }
 
+/// Why [`Router::connect_as`] attached no session.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AttachError {
+    /// The connection holding the id did not let go in time.
+    #[error(transparent)]
+    Timeout(#[from] TakeoverTimeout),
+    /// The id's session belongs to another verified user.
+    #[error("client id {client_id:?} belongs to another user's session")]
+    HeldByAnotherUser {
+        /// The contested client id.
+        client_id: String,
+    },
+}
+
 /// A connection's hold on a client id, returned by [`Router::connect`].
 #[derive(Debug)]
 pub struct Attachment {
@@ -169,13 +183,32 @@ impl Router {
     /// [MQTT-3.1.2-4] and `session_present` says so [MQTT-3.2.2-2]. A
     /// connection already holding the id is told to end and awaited, for at
     /// most `wait` [MQTT-3.1.4-2].
+    ///
+    /// An anonymous connection: see [`Router::connect_as`].
     pub async fn connect(
         &self,
         client_id: &str,
         clean: bool,
         max_inflight: usize,
         wait: Duration,
-    ) -> Result<Attachment, TakeoverTimeout> {
+    ) -> Result<Attachment, AttachError> {
+        self.connect_as(client_id, None, clean, max_inflight, wait)
+            .await
+    }
+
+    /// [`Router::connect`] for a connection of the verified `user` (`None`
+    /// when nobody verified it). A session, connected or parked, of another
+    /// user is neither taken over nor kicked: the connection is refused
+    /// with [`AttachError::HeldByAnotherUser`] (see
+    /// [`crate::session::connect::may_take_over`]).
+    pub async fn connect_as(
+        &self,
+        client_id: &str,
+        user: Option<&str>,
+        clean: bool,
+        max_inflight: usize,
+        wait: Duration,
+    ) -> Result<Attachment, AttachError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let slot = {
@@ -199,8 +232,15 @@ impl Router {
                 if own.removed {
                     continue;
                 }
+                let held = own.attached || own.parked.is_some();
+                if held && !crate::session::connect::may_take_over(own.user.as_deref(), user) {
+                    return Err(AttachError::HeldByAnotherUser {
+                        client_id: client_id.to_owned(),
+                    });
+                }
                 if !own.attached {
                     own.attached = true;
+                    own.user = user.map(Box::from);
                     own.persistent = !clean;
                     let parked = own.parked.take();
                     // The session shares the slot's copy of the client id.
@@ -242,7 +282,8 @@ impl Router {
                     return Err(TakeoverTimeout {
                         client_id: client_id.to_owned(),
                         waited: Duration::ZERO,
-                    });
+                    }
+                    .into());
                 }
                 // Under the ownership lock, so the kick reaches the
                 // connection seen attached and no later one.
@@ -252,7 +293,8 @@ impl Router {
                 return Err(TakeoverTimeout {
                     client_id: client_id.to_owned(),
                     waited: wait,
-                });
+                }
+                .into());
             }
         }
     }

@@ -29,6 +29,10 @@ pub(crate) struct Ownership {
     pub(crate) removed: bool,
     /// The attached connection asked for a persistent session.
     pub(crate) persistent: bool,
+    /// The verified user whose session this is (attached or parked), if
+    /// any: another user may not take it over
+    /// ([`crate::session::connect::may_take_over`]).
+    pub(crate) user: Option<Box<str>>,
     /// While a persistent session is attached: its subscriptions, as the
     /// router granted and removed them, so a periodic save can write the
     /// session of a connected client (the [`Session`] itself is with the

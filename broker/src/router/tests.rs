@@ -133,6 +133,48 @@ async fn takeover_kicks_the_old_connection_and_waits_for_it() {
     assert_eq!(b.session.subscriptions().len(), 1);
 }
 
+/// Issue 14: bob may not take over alice's session, connected or parked,
+/// nor is she kicked; alice herself still may.
+#[tokio::test]
+async fn another_user_may_not_take_over_a_session() {
+    let r = router(0);
+    let mut a = r
+        .connect_as("shared", Some("alice"), false, 10, WAIT)
+        .await
+        .expect("attached");
+    subscribe_session(&r, &mut a, subscribe(&[("t", QoS::AtLeastOnce)]));
+    for intruder in [Some("bob"), None] {
+        let err = r
+            .connect_as("shared", intruder, false, 10, WAIT)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, AttachError::HeldByAnotherUser { client_id } if client_id == "shared"),
+            "{err:?}"
+        );
+    }
+    // Alice was not told to go.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(a.slot.poll_event(&mut cx, false).is_pending());
+    // Parked, her session and its queue stay hers.
+    r.disconnect(&a.slot, a.session);
+    r.publish(&msg("t", QoS::AtLeastOnce, false, "for alice"));
+    let err = r
+        .connect_as("shared", Some("bob"), true, 10, WAIT)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, AttachError::HeldByAnotherUser { .. }));
+    let back = r
+        .connect_as("shared", Some("alice"), false, 10, WAIT)
+        .await
+        .expect("her own session");
+    assert!(back.session_present);
+    assert_eq!(
+        drain(&back.slot),
+        vec![msg("t", QoS::AtLeastOnce, false, "for alice")]
+    );
+}
+
 /// On a paused clock: the new connection waits the whole limit, and no
 /// longer, for a connection that does not let go.
 #[tokio::test(start_paused = true)]
@@ -147,6 +189,9 @@ async fn takeover_gives_up_when_the_old_connection_hangs() {
         .await
         .expect_err("times out");
     assert_eq!(t0.elapsed(), limit);
+    let AttachError::Timeout(err) = err else {
+        panic!("a timeout, not {err:?}");
+    };
     assert_eq!(err.client_id, "same");
     assert_eq!(err.waited, limit);
 }

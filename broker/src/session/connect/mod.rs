@@ -31,14 +31,23 @@ pub struct Policy<'a> {
     pub identity_as_username: bool,
     /// The Common Name of the client's certificate, if it sent one.
     pub certificate_name: Option<&'a str>,
+    /// `--use-username-as-clientid`: the user name replaces the client id
+    /// the client sent, and a client without one is refused.
+    pub use_username_as_clientid: bool,
 }
 
 /// A CONNECT that passed the rules, waiting for the router to attach its
 /// session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
-    /// The client id: the one sent, or one assigned [MQTT-3.1.3-6].
+    /// The client id: the one sent, one assigned [MQTT-3.1.3-6], or the
+    /// user name with `--use-username-as-clientid`.
     pub client_id: String,
+    /// The user the broker verified (a password file's user, or a client
+    /// certificate's name with `--identity-as-username`); `None` when
+    /// nobody checks user names or the client is anonymous. A session
+    /// belongs to this user: see [`may_take_over`].
+    pub user: Option<String>,
     /// Clean Session as asked [MQTT-3.1.2-6].
     pub clean_session: bool,
     /// Keep Alive in seconds, 0 for none; a client silent for 1.5× this is
@@ -77,6 +86,23 @@ pub enum ConnectError {
         /// The protocol the CONNECT spoke.
         protocol: ProtocolLevel,
     },
+    /// `--use-username-as-clientid` and no user name to use: refused with
+    /// 0x05, as mosquitto does.
+    #[error("no user name to use as the client id, refused with {code}")]
+    NoUserName {
+        /// The return code (0x05).
+        code: ConnectReturnCode,
+    },
+    /// The client id belongs to a session of another verified user: refused
+    /// with 0x05 rather than handing that user's session and queued
+    /// messages over (see [`may_take_over`]).
+    #[error("client id {client_id:?} is held by another user's session, refused with {code}")]
+    HeldByAnotherUser {
+        /// The return code (0x05).
+        code: ConnectReturnCode,
+        /// The contested client id.
+        client_id: String,
+    },
     /// The credentials were refused: 0x04 or 0x05.
     #[error("credentials of user {username:?} refused with {code}")]
     Credentials {
@@ -96,9 +122,10 @@ impl ConnectError {
             ConnectError::UnacceptableProtocol(_) => {
                 Some(ConnectReturnCode::UnacceptableProtocolVersion)
             }
-            ConnectError::ClientId { code, .. } | ConnectError::Credentials { code, .. } => {
-                Some(*code)
-            }
+            ConnectError::ClientId { code, .. }
+            | ConnectError::Credentials { code, .. }
+            | ConnectError::NoUserName { code }
+            | ConnectError::HeldByAnotherUser { code, .. } => Some(*code),
         }
     }
 
@@ -116,6 +143,12 @@ impl ConnectError {
             }
             ConnectError::ClientId { code, protocol } => {
                 warn!(code = %code, protocol = ?protocol, "empty client id refused: it needs clean session [MQTT-3.1.3-8], and MQTT 3.1 allows none");
+            }
+            ConnectError::NoUserName { code } => {
+                warn!(code = %code, "refusing a client without a user name: --use-username-as-clientid needs one");
+            }
+            ConnectError::HeldByAnotherUser { code, client_id } => {
+                warn!(code = %code, contested = %client_id, "refusing CONNECT: the client id belongs to another user's session");
             }
             ConnectError::Credentials { code, username } => {
                 warn!(code = %code, username = username.as_deref().unwrap_or(""), "refusing credentials");
@@ -181,6 +214,27 @@ fn accept(connect: Connect, policy: &Policy<'_>) -> Result<Accepted, ConnectErro
             username: connect.username,
         });
     }
+    // The name the client goes by: the certificate's with
+    // --identity-as-username, else the one it sent.
+    let name = match (policy.certificate_name, policy.identity_as_username) {
+        (Some(cert), true) => Some(cert.to_owned()),
+        _ => connect.username,
+    };
+    // Only a name someone checked identifies a user; with no password file
+    // any client may send any name.
+    let verified = policy.identity_as_username || policy.auth.verifies_users();
+    let user = name.clone().filter(|_| verified);
+    let client_id = if policy.use_username_as_clientid {
+        // mosquitto (handle_connect.c) refuses an MQTT 3.1.1 client without
+        // a user name here with 0x05, not authorized.
+        let name = name.ok_or(ConnectError::NoUserName {
+            code: ConnectReturnCode::NotAuthorized,
+        })?;
+        tracing::Span::current().record("client_id", name.as_str());
+        name
+    } else {
+        client_id
+    };
 
     let will = connect.will.map(|mut w| {
         // Copy the payload: the will lives as long as the connection and
@@ -190,6 +244,7 @@ fn accept(connect: Connect, policy: &Policy<'_>) -> Result<Accepted, ConnectErro
     });
     Ok(Accepted {
         client_id,
+        user,
         clean_session: connect.clean_session,
         keep_alive: connect.keep_alive,
         will,
@@ -215,6 +270,16 @@ impl Accepted {
         }
         packets
     }
+}
+
+/// Whether a connection of `newcomer` may take over a client id whose
+/// session (connected or parked) belongs to `holder`: only when both are
+/// the same user, or no one verified either (no password file, or an
+/// anonymous session). Otherwise one user could take over another's
+/// session and read its queued messages; [MQTT-3.1.4-2]'s takeover is
+/// meant for the same client reconnecting. `None` is "nobody verified".
+pub fn may_take_over(holder: Option<&str>, newcomer: Option<&str>) -> bool {
+    holder.is_none() || holder == newcomer
 }
 
 /// The CONNACK refusing a connection with `code`. Session Present is 0 with

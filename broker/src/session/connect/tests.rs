@@ -18,6 +18,7 @@ fn open_policy(auth: &Authenticator) -> Policy<'_> {
         auth,
         identity_as_username: false,
         certificate_name: None,
+        use_username_as_clientid: false,
     }
 }
 
@@ -54,6 +55,7 @@ fn a_connect_is_accepted_with_its_fields() {
             clean_session: false,
             keep_alive: 10,
             will: None,
+            user: None,
         }
     );
 }
@@ -165,19 +167,111 @@ fn identity_as_username_takes_the_certificate_name_and_no_password() {
         auth: &auth,
         identity_as_username: true,
         certificate_name: Some("device-1"),
+        use_username_as_clientid: false,
     };
     let bogus = Connect {
         username: Some("mallory".into()),
         password: Some(Bytes::from_static(b"wrong")),
         ..connect("c1", true)
     };
-    assert!(check(Ok(Packet::Connect(bogus.clone())), &with_cert).is_ok());
+    let accepted = check(Ok(Packet::Connect(bogus.clone())), &with_cert).expect("accepted");
+    assert_eq!(
+        accepted.user.as_deref(),
+        Some("device-1"),
+        "the verified name"
+    );
     let without_cert = Policy {
         certificate_name: None,
         ..with_cert
     };
     let err = check(Ok(Packet::Connect(bogus)), &without_cert).expect_err("refused");
     assert_eq!(err.refusal(), Some(ConnectReturnCode::NotAuthorized));
+}
+
+fn alice(client_id: &str) -> Connect {
+    Connect {
+        username: Some("alice".into()),
+        password: Some(Bytes::from_static(b"secret")),
+        ..connect(client_id, true)
+    }
+}
+
+#[test]
+fn only_a_checked_user_name_names_the_user() {
+    // No password file: anyone may send any name, so it names nobody.
+    let accepted = check_anyone(Ok(Packet::Connect(alice("c1")))).expect("accepted");
+    assert_eq!(accepted.user, None);
+    let file = PasswordFile::parse(MOSQUITTO_ALICE).expect("parses");
+    let auth = Authenticator::new(Some(file), true);
+    let policy = open_policy(&auth);
+    let accepted = check(Ok(Packet::Connect(alice("c1"))), &policy).expect("accepted");
+    assert_eq!(accepted.user.as_deref(), Some("alice"));
+    let anonymous = check(Ok(Packet::Connect(connect("c1", true))), &policy).expect("accepted");
+    assert_eq!(anonymous.user, None);
+}
+
+/// mosquitto's use_username_as_clientid: the user name replaces the id.
+#[test]
+fn use_username_as_clientid_replaces_the_client_id() {
+    let file = PasswordFile::parse(MOSQUITTO_ALICE).expect("parses");
+    let auth = Authenticator::new(Some(file), true);
+    let policy = Policy {
+        use_username_as_clientid: true,
+        ..open_policy(&auth)
+    };
+    let accepted = check(Ok(Packet::Connect(alice("bob-device"))), &policy).expect("accepted");
+    assert_eq!(accepted.client_id, "alice");
+    // An empty id is fine too: the user name fills it.
+    let accepted = check(Ok(Packet::Connect(alice(""))), &policy).expect("accepted");
+    assert_eq!(accepted.client_id, "alice");
+}
+
+/// mosquitto 2.0 (handle_connect.c) refuses an MQTT 3.1.1 client without a
+/// user name under use_username_as_clientid with 0x05.
+#[test]
+fn use_username_as_clientid_refuses_a_client_without_a_user_name() {
+    let auth = Authenticator::new(None, true);
+    let policy = Policy {
+        use_username_as_clientid: true,
+        ..open_policy(&auth)
+    };
+    let err = check(Ok(Packet::Connect(connect("c1", true))), &policy).expect_err("refused");
+    assert_eq!(
+        err,
+        ConnectError::NoUserName {
+            code: ConnectReturnCode::NotAuthorized
+        }
+    );
+    assert_eq!(err.refusal(), Some(ConnectReturnCode::NotAuthorized));
+}
+
+#[test]
+fn use_username_as_clientid_takes_the_certificate_name() {
+    let auth = Authenticator::new(None, false);
+    let policy = Policy {
+        auth: &auth,
+        identity_as_username: true,
+        certificate_name: Some("device-1"),
+        use_username_as_clientid: true,
+    };
+    let sent = Connect {
+        username: Some("mallory".into()),
+        ..connect("c1", true)
+    };
+    let accepted = check(Ok(Packet::Connect(sent)), &policy).expect("accepted");
+    assert_eq!(accepted.client_id, "device-1");
+}
+
+#[test]
+fn only_the_same_user_may_take_over_a_session() {
+    assert!(may_take_over(Some("alice"), Some("alice")));
+    assert!(!may_take_over(Some("alice"), Some("bob")));
+    assert!(!may_take_over(Some("alice"), None), "an anonymous client");
+    assert!(may_take_over(None, Some("bob")), "an anonymous session");
+    assert!(
+        may_take_over(None, None),
+        "nobody verified: the spec's takeover"
+    );
 }
 
 #[test]
