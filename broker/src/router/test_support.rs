@@ -69,3 +69,19 @@ pub fn unsubscribe_session(r: &Router, a: &mut Attachment, request: Unsubscribe)
     r.unsubscribe(&a.slot, &held);
     unsuback
 }
+
+/// Parks a persistent session `id` subscribed to `q/#` at QoS 2, with one
+/// QoS 1 message still in flight to it when its client went away: the
+/// state a store must keep across a save and load.
+pub async fn park_with_message_in_flight(r: &Router, id: &str) {
+    let mut a = r
+        .connect(id, false, 10, std::time::Duration::from_secs(1))
+        .await
+        .expect("attached");
+    subscribe_session(r, &mut a, subscribe(&[("q/#", QoS::ExactlyOnce)]));
+    let sent = a
+        .session
+        .deliver(msg("q/1", QoS::AtLeastOnce, false, "in flight"));
+    assert!(sent.is_some());
+    r.disconnect(&a.slot, a.session);
+}

@@ -2,10 +2,8 @@
 //! real store must open as a store or fail with a [`StoreError`], never
 //! panic (issue 14: 9 of 41 damaged copies panicked the broker at start).
 
-use std::time::Duration;
-
 use super::*;
-use crate::router::test_support::{msg, router, subscribe, subscribe_session};
+use crate::router::test_support::{msg, park_with_message_in_flight, router};
 use mqtt_codec::QoS;
 
 /// A real store file's bytes: sessions (one with a message in flight,
@@ -14,17 +12,7 @@ async fn real_store_bytes() -> Vec<u8> {
     let dir = tempfile::tempdir().expect("temp dir");
     let r = router(0);
     for n in 0..4 {
-        let id = format!("keeper-{n}");
-        let mut a = r
-            .connect(&id, false, 10, Duration::from_secs(1))
-            .await
-            .expect("attached");
-        subscribe_session(&r, &mut a, subscribe(&[("q/#", QoS::ExactlyOnce)]));
-        let sent = a
-            .session
-            .deliver(msg("q/1", QoS::AtLeastOnce, false, "in flight"));
-        assert!(sent.is_some());
-        r.disconnect(&a.slot, a.session);
+        park_with_message_in_flight(&r, &format!("keeper-{n}")).await;
     }
     for n in 0..20 {
         r.publish(&msg("q/2", QoS::ExactlyOnce, false, "queued"));

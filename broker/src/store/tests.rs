@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::router::test_support::{msg, router, subscribe, subscribe_session};
+use crate::router::test_support::{msg, park_with_message_in_flight, router};
 use crate::session::Session;
 use mqtt_codec::QoS;
 use mqtt_codec::topic::TopicFilter;
@@ -13,17 +13,8 @@ async fn sessions_and_retained_survive_a_save_and_load() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
         let r = router(0);
-        let mut a = r
-            .connect("keeper", false, 10, Duration::from_secs(1))
-            .await
-            .expect("attached");
-        subscribe_session(&r, &mut a, subscribe(&[("q/#", QoS::ExactlyOnce)]));
         // One message in flight, then the client goes away.
-        let sent = a
-            .session
-            .deliver(msg("q/1", QoS::AtLeastOnce, false, "in flight"));
-        assert!(sent.is_some());
-        r.disconnect(&a.slot, a.session);
+        park_with_message_in_flight(&r, "keeper").await;
         r.publish(&msg("q/2", QoS::ExactlyOnce, false, "queued"));
         r.publish(&msg("r", QoS::AtLeastOnce, true, "retained"));
         let store = Store::open(dir.path()).expect("opens");
