@@ -534,6 +534,33 @@ pub(crate) fn parse_err(step: &str) -> String {
     }
 }
 
+/// Runs `action` alone, as the only step of a scenario at `t.toml:1`,
+/// against `target` (nothing need listen there for steps that connect to
+/// nothing).
+#[cfg(test)]
+pub(crate) async fn run_alone<A: ActionDef>(
+    action: &A,
+    target: &crate::target::Target,
+) -> StepResult {
+    let ph = crate::script::Placeholders {
+        topic: "mqc/r/t".into(),
+        unique: "r1".into(),
+        client_id: "qr1".into(),
+        iteration: 0,
+    };
+    let mut run = Run::new(target, ph, "t".into());
+    let location = crate::model::Location {
+        file: "t.toml".into(),
+        line: 1,
+    };
+    let at = StepAt {
+        location: &location,
+        keyword: A::NAME,
+        statements: &[],
+    };
+    action.run(&mut run, at).await
+}
+
 // Tests sit here rather than in a `tests.rs` beside this file: every file in
 // this directory is an action.
 #[cfg(test)]

@@ -80,23 +80,9 @@ mod tests {
     #[tokio::test]
     async fn without_a_restart_command_it_is_a_harness_error() {
         let target = crate::target::Target::plain("127.0.0.1", 1);
-        let ph = crate::script::Placeholders {
-            topic: "mqc/r/t".into(),
-            unique: "r1".into(),
-            client_id: "qr1".into(),
-            iteration: 0,
-        };
-        let mut run = Run::new(&target, ph, "t".into());
-        let location = crate::model::Location {
-            file: "t.toml".into(),
-            line: 1,
-        };
-        let at = StepAt {
-            location: &location,
-            keyword: Restart::NAME,
-            statements: &[],
-        };
-        let e = Restart { within: ACCEPT_TIMEOUT }.run(&mut run, at).await.unwrap_err();
+        let e = super::super::run_alone(&Restart { within: ACCEPT_TIMEOUT }, &target)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&e, crate::engine::StepError::Harness(m) if m == "the scenario restarts the broker but the run has no --restart-command"),
             "{e:?}"

@@ -50,24 +50,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn lets_that_much_time_pass() {
         let target = crate::target::Target::plain("127.0.0.1", 1);
-        let ph = crate::script::Placeholders {
-            topic: "mqc/r/t".into(),
-            unique: "r1".into(),
-            client_id: "qr1".into(),
-            iteration: 0,
-        };
-        let mut run = Run::new(&target, ph, "t".into());
-        let location = crate::model::Location {
-            file: "t.toml".into(),
-            line: 1,
-        };
-        let at = StepAt {
-            location: &location,
-            keyword: Wait::NAME,
-            statements: &[],
-        };
         let start = tokio::time::Instant::now();
-        Wait(Duration::from_millis(250)).run(&mut run, at).await.unwrap();
+        super::super::run_alone(&Wait(Duration::from_millis(250)), &target)
+            .await
+            .unwrap();
         assert_eq!(start.elapsed(), Duration::from_millis(250));
     }
 }
