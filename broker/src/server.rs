@@ -115,31 +115,12 @@ impl Broker {
         };
 
         let plain = match config.port {
-            Some(port) => {
-                let addr = SocketAddr::new(config.bind, port);
-                let l = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| BrokerError::Bind {
-                        transport: "plain",
-                        addr,
-                        flag: "port",
-                        source,
-                    })?;
-                Some(l)
-            }
+            Some(port) => Some(listen(SocketAddr::new(config.bind, port), "plain", "port").await?),
             None => None,
         };
         let tls = match (tls_config, &config.tls) {
             (Some(acceptor), Some(t)) => {
-                let addr = SocketAddr::new(config.bind, t.port);
-                let l = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| BrokerError::Bind {
-                        transport: "TLS",
-                        addr,
-                        flag: "tls-port",
-                        source,
-                    })?;
+                let l = listen(SocketAddr::new(config.bind, t.port), "TLS", "tls-port").await?;
                 Some((l, acceptor))
             }
             _ => None,
@@ -347,4 +328,21 @@ fn tls_acceptor(
     };
     let config = listener::server_config(&cert, &key, t.cafile.as_deref(), t.require_certificate)?;
     Ok(TlsAcceptor::from(config))
+}
+
+/// Binds the `transport` listener (`plain`, `TLS`) on `addr`; a failure
+/// names the flag that set its port.
+async fn listen(
+    addr: SocketAddr,
+    transport: &'static str,
+    flag: &'static str,
+) -> Result<TcpListener, BrokerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BrokerError::Bind {
+            transport,
+            addr,
+            flag,
+            source,
+        })
 }
