@@ -27,6 +27,7 @@ pub mod mutant;
 pub mod router;
 pub mod server;
 pub mod session;
+mod sparse;
 pub mod stats;
 pub mod store;
 pub mod sys;

@@ -96,6 +96,7 @@ impl Broker {
         let router = Arc::new(Router::new(
             Limits {
                 max_queued: config.max_queued,
+                max_queued_bytes: config.max_queued_bytes,
                 queue_qos0: config.queue_qos0,
             },
             Arc::clone(&stats),

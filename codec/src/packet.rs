@@ -267,6 +267,23 @@ impl Message {
         }
     }
 
+    /// The same message with a payload that owns its bytes.
+    ///
+    /// A decoded payload is a slice of the buffer its packet was read into,
+    /// and keeps that whole buffer alive (one read, up to tens of KB, other
+    /// packets included) for as long as the slice lives. Whatever is kept
+    /// beyond the read (queued for a subscriber, retained, a will) takes
+    /// this copy of just its own bytes; the topic is already its own
+    /// allocation. One allocation and one copy of the payload.
+    pub fn with_own_payload(&self) -> Self {
+        Self {
+            topic: self.topic.clone(),
+            payload: Bytes::copy_from_slice(&self.payload),
+            qos: self.qos,
+            retain: self.retain,
+        }
+    }
+
     /// The size of topic and payload, for byte counters and memory limits.
     pub fn size(&self) -> usize {
         self.topic.as_str().len() + self.payload.len()

@@ -120,6 +120,12 @@ pub struct Flags {
     /// they are dropped and counted. 0 for no limit [default: 1000].
     #[arg(long, value_name = "N")]
     pub max_queued: Option<usize>,
+    /// Bytes (topic and payload) waiting for a client beyond the in-flight
+    /// window, as mosquitto's max_queued_bytes: a message is queued while
+    /// less than this waits, else dropped and counted, like --max-queued,
+    /// which applies as well. 0 for no limit [default: 0].
+    #[arg(long, value_name = "BYTES")]
+    pub max_queued_bytes: Option<usize>,
     /// Also queue QoS 0 messages for persistent sessions while offline.
     #[arg(long)]
     pub queue_qos0: bool,
@@ -169,7 +175,12 @@ pub struct FileSettings {
     max_connections: Option<usize>,
     max_packet_size: Option<usize>,
     max_inflight: Option<usize>,
+    /// mosquitto.conf's spelling is accepted too.
+    #[serde(alias = "max_queued_messages")]
     max_queued: Option<usize>,
+    /// mosquitto.conf's spelling is accepted too.
+    #[serde(alias = "max_queued_bytes")]
+    max_queued_bytes: Option<usize>,
     queue_qos0: Option<bool>,
     sys_interval: Option<u64>,
     connect_timeout: Option<u64>,
@@ -242,6 +253,8 @@ pub struct Config {
     pub max_inflight: usize,
     /// Queue bound per client, 0 for none.
     pub max_queued: usize,
+    /// Queue bound per client in bytes of topic and payload, 0 for none.
+    pub max_queued_bytes: usize,
     /// Queue QoS 0 messages for offline persistent sessions.
     pub queue_qos0: bool,
     /// $SYS and statistics period; `None` turns them off.
@@ -385,6 +398,10 @@ impl Config {
             max_packet_size,
             max_inflight: flags.max_inflight.or(file.max_inflight).unwrap_or(20),
             max_queued: flags.max_queued.or(file.max_queued).unwrap_or(1000),
+            max_queued_bytes: flags
+                .max_queued_bytes
+                .or(file.max_queued_bytes)
+                .unwrap_or(0),
             queue_qos0: on(flags.queue_qos0, file.queue_qos0),
             sys_interval: secs(flags.sys_interval.or(file.sys_interval).unwrap_or(10)),
             connect_timeout: Duration::from_secs(

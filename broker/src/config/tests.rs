@@ -146,6 +146,31 @@ fn flag_max_queued() {
 }
 
 #[test]
+fn flag_max_queued_bytes() {
+    assert_eq!(
+        parse(&[]).max_queued_bytes,
+        0,
+        "no byte limit, as mosquitto"
+    );
+    assert_eq!(
+        parse(&["--max-queued-bytes", "1048576"]).max_queued_bytes,
+        1_048_576
+    );
+    assert!(refused(&["--max-queued-bytes", "1MB"]).contains("--max-queued-bytes"));
+}
+
+#[test]
+fn queue_limits_take_mosquitto_conf_names_in_the_file() {
+    let file = FileSettings::parse(
+        "max_queued_messages = 5\nmax_queued_bytes = 4096\n",
+        Path::new("test.toml"),
+    )
+    .expect("mosquitto's names");
+    let c = Config::resolve(Flags::default(), file).expect("consistent");
+    assert_eq!((c.max_queued, c.max_queued_bytes), (5, 4096));
+}
+
+#[test]
 fn flag_queue_qos0() {
     assert!(parse(&["--queue-qos0"]).queue_qos0);
 }

@@ -43,11 +43,15 @@ pub(super) fn pull(conn: &mut Conn, slot: &ClientSlot, session: &mut Session) ->
             if conn.wbuf.len() >= HIGH_WATER {
                 return Pulled::BufferFull;
             }
-            let (more, dropped) = slot.take(batch, PULL_BATCH, session.window_room());
+            // No more than the buffer has room for: what a slow client
+            // cannot take stays in the outbox, bounded there.
+            let room = HIGH_WATER - conn.wbuf.len();
+            let (more, dropped) =
+                slot.take_within(batch, PULL_BATCH, session.window_room(), room);
             if dropped > 0 {
                 warn!(
                     dropped,
-                    "messages for this client were dropped: its queue was full (--max-queued)"
+                    "messages for this client were dropped: its queue was full (--max-queued, --max-queued-bytes)"
                 );
             }
             let took = batch.len();
@@ -59,7 +63,9 @@ pub(super) fn pull(conn: &mut Conn, slot: &ClientSlot, session: &mut Session) ->
             if !more {
                 return Pulled::Drained;
             }
-            if took < PULL_BATCH {
+            // A short batch stopped at the window or at the byte room; the
+            // latter comes back to the check above.
+            if took < PULL_BATCH && session.window_room() == 0 {
                 return Pulled::WindowFull;
             }
         }

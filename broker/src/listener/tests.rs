@@ -18,6 +18,7 @@ fn shared(connections: Option<Arc<Semaphore>>) -> Arc<Shared> {
         router: Arc::new(Router::new(
             crate::router::Limits {
                 max_queued: 0,
+                max_queued_bytes: 0,
                 queue_qos0: false,
             },
             Arc::clone(&stats),

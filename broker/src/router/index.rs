@@ -21,7 +21,9 @@ use std::hash::Hash;
 
 use smallvec::SmallVec;
 
+use super::children::Children;
 use crate::mutant;
+use crate::sparse::shrink_if_sparse;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 
 /// The subscribers of one filter: client key to granted level.
@@ -51,7 +53,7 @@ pub struct SubscriptionIndex<K, V> {
 /// One filter prefix. See the module documentation for the layout.
 struct Node<K, V> {
     /// Children reached by a literal level, keyed by its exact text.
-    literal: HashMap<Box<str>, Node<K, V>>,
+    literal: Children<Node<K, V>>,
     /// The child reached by `+`.
     single: Option<Box<Node<K, V>>>,
     /// Subscribers of the filter that ends at this node.
@@ -63,7 +65,7 @@ struct Node<K, V> {
 impl<K, V> Node<K, V> {
     fn new() -> Self {
         Self {
-            literal: HashMap::new(),
+            literal: Children::default(),
             single: None,
             exact: HashMap::new(),
             multi: HashMap::new(),
@@ -105,10 +107,10 @@ impl<K, V> Drop for Node<K, V> {
             return;
         }
         let mut pending: Vec<Node<K, V>> = Vec::new();
-        pending.extend(self.literal.drain().map(|(_, child)| child));
+        pending.extend(self.literal.take_all());
         pending.extend(self.single.take().map(|child| *child));
         while let Some(mut node) = pending.pop() {
-            pending.extend(node.literal.drain().map(|(_, child)| child));
+            pending.extend(node.literal.take_all());
             pending.extend(node.single.take().map(|child| *child));
             // `node` drops here without children, so its own drop returns at once.
         }
@@ -133,14 +135,6 @@ fn split_level(rest: &str) -> (&str, Option<&str>) {
     match rest.split_once('/') {
         Some((level, after)) => (level, Some(after)),
         None => (rest, None),
-    }
-}
-
-/// Gives memory back once a map has shrunk to a quarter of its capacity, so a
-/// burst of subscriptions does not pin its peak size forever.
-fn shrink_if_sparse<A: Eq + Hash, B>(map: &mut HashMap<A, B>) {
-    if map.capacity() > 16 && map.len() * 4 < map.capacity() {
-        map.shrink_to_fit();
     }
 }
 
@@ -262,7 +256,7 @@ impl<K: Clone + Eq + Hash, V: Copy + Ord> SubscriptionIndex<K, V> {
                 if level == "+" {
                     node.single = Some(Box::new(Node::new()));
                 } else {
-                    node.literal.insert(Box::from(level), Node::new());
+                    node.literal.insert(level, Node::new());
                 }
             }
             node = node
@@ -347,7 +341,6 @@ impl<K: Clone + Eq + Hash, V: Copy + Ord> SubscriptionIndex<K, V> {
             node.single = None;
         } else {
             node.literal.remove(cut);
-            shrink_if_sparse(&mut node.literal);
         }
         self.nodes -= depth - keep_depth;
     }

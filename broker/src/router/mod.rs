@@ -19,6 +19,7 @@
 //! connection holds it, that one is kicked and the new one waits for it to
 //! detach (session takeover [MQTT-3.1.4-2]).
 
+mod children;
 mod expiry;
 pub mod index;
 pub mod outbox;
@@ -353,16 +354,31 @@ impl Router {
     /// for every matching subscriber at min(published, granted) QoS
     /// [MQTT-3.8.4-6] with RETAIN=0 [MQTT-3.3.1-9]. Returns how many
     /// subscribers it was queued for.
+    ///
+    /// What it keeps owns its bytes: a message that is retained or reaches
+    /// a subscriber has its payload copied out of the publisher's read
+    /// buffer once, shared by every copy (see
+    /// [`Message::with_own_payload`]); one nobody keeps is not copied.
     pub fn publish(&self, message: &Message) -> usize {
+        let mut targets = TARGETS.with_borrow_mut(std::mem::take);
+        // Each client once, at its highest granted QoS [MQTT-3.3.5-1]; the
+        // index lock is held only for the lookup.
+        read(&self.subscriptions).matches_into(&message.topic, &mut targets);
+        let kept;
+        let message = if message.retain
+            || !targets.is_empty()
+            || mutant::active("non-retained-replaces-retained")
+        {
+            kept = message.with_own_payload();
+            &kept
+        } else {
+            message
+        };
         if message.retain {
             write(&self.retained).update(message);
         } else if mutant::active("non-retained-replaces-retained") {
             write(&self.retained).replace_existing(message);
         }
-        let mut targets = TARGETS.with_borrow_mut(std::mem::take);
-        // Each client once, at its highest granted QoS [MQTT-3.3.5-1]; the
-        // index lock is held only for the lookup.
-        read(&self.subscriptions).matches_into(&message.topic, &mut targets);
         let mut queued = 0;
         let mut dropped = 0;
         for (client, granted) in targets.drain(..) {
@@ -402,7 +418,8 @@ impl Router {
                         tracing::warn!(
                             client_id = %slot.client_id(),
                             max_queued = self.limits.max_queued,
-                            "queue full, dropping messages for this client (see --max-queued)"
+                            max_queued_bytes = self.limits.max_queued_bytes,
+                            "queue full, dropping messages for this client (see --max-queued and --max-queued-bytes)"
                         );
                     }
                 }
@@ -525,6 +542,7 @@ impl Router {
         for filter in filters {
             own.subscriptions.remove(filter);
         }
+        crate::sparse::shrink_if_sparse(&mut own.subscriptions);
     }
 
     /// Queues messages for a client ahead of any limit: retained messages it

@@ -4,7 +4,9 @@
 //! messages out in batches, as many as its in-flight window and write buffer
 //! allow. The bound is the point: a client that stops reading fills its own
 //! outbox, further messages for it are dropped and counted, and nobody else
-//! waits [MQTT-4.4 non-normative]. While a persistent session's client is
+//! waits [MQTT-4.4 non-normative]. It is bounded twice: in messages
+//! (`--max-queued`) and in bytes of topic and payload (`--max-queued-bytes`),
+//! so that a few large messages cannot hold what a count allows. While a persistent session's client is
 //! away the outbox keeps its QoS 1 and 2 messages (and QoS 0 if configured)
 //! for the next connection.
 //!
@@ -55,6 +57,8 @@ pub(crate) enum Pushed {
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: VecDeque<Message>,
+    /// The [`Message::size`] of everything in `queue`.
+    bytes: usize,
     /// Messages dropped since the last time the connection reported it.
     dropped: u64,
     /// The attached connection's waker while it waits.
@@ -87,6 +91,11 @@ pub enum SlotEvent {
 pub struct Limits {
     /// Most messages waiting per client; 0 for no limit.
     pub max_queued: usize,
+    /// Most bytes (topic and payload, [`Message::size`]) waiting per client;
+    /// 0 for no limit. As in mosquitto, a message is queued while the queue
+    /// holds less than this, so the queue holds at most this plus one
+    /// message.
+    pub max_queued_bytes: usize,
     /// Queue QoS 0 messages for offline persistent sessions.
     pub queue_qos0: bool,
 }
@@ -95,6 +104,7 @@ impl Outbox {
     pub(crate) fn new() -> Self {
         Self {
             queue: VecDeque::new(),
+            bytes: 0,
             dropped: 0,
             waker: None,
             mode: Mode::Closed,
@@ -141,6 +151,7 @@ impl Outbox {
         self.mode = mode;
         if mode == Mode::Closed {
             self.queue = VecDeque::new();
+            self.bytes = 0;
         }
     }
 
@@ -153,13 +164,16 @@ impl Outbox {
             }
             Mode::Online | Mode::Offline => {}
         }
-        if limits.max_queued > 0 && self.queue.len() >= limits.max_queued {
+        let full = (limits.max_queued > 0 && self.queue.len() >= limits.max_queued)
+            || (limits.max_queued_bytes > 0 && self.bytes >= limits.max_queued_bytes);
+        if full {
             self.dropped += 1;
             return Pushed::Dropped {
                 first: self.dropped == 1,
             };
         }
         let was_empty = self.queue.is_empty();
+        self.bytes += message.size();
         self.queue.push_back(message);
         if was_empty && self.mode == Mode::Online {
             Pushed::Wake
@@ -171,17 +185,30 @@ impl Outbox {
     /// Queues a message regardless of the bound (retained messages a client
     /// just subscribed for, and messages restored from the store).
     pub(crate) fn push_unbounded(&mut self, message: Message) {
+        self.bytes += message.size();
         self.queue.push_back(message);
     }
 
     /// Moves waiting messages into `batch`, oldest first: at most `max`
-    /// messages, and at most `window` of them at QoS 1 or 2. Returns whether
-    /// messages remain.
-    pub(crate) fn take(&mut self, batch: &mut Vec<Message>, max: usize, mut window: usize) -> bool {
+    /// messages, at most `window` of them at QoS 1 or 2, and no more once
+    /// they hold `bytes` ([`Message::size`]; the first is always taken).
+    /// Returns whether messages remain.
+    pub(crate) fn take(
+        &mut self,
+        batch: &mut Vec<Message>,
+        max: usize,
+        mut window: usize,
+        bytes: usize,
+    ) -> bool {
+        let mut taken = 0usize;
         while batch.len() < max {
             let Some(front) = self.queue.front() else {
                 return false;
             };
+            if taken > 0 && taken.saturating_add(front.size()) > bytes {
+                return true;
+            }
+            taken = taken.saturating_add(front.size());
             if front.qos != QoS::AtMostOnce {
                 if window == 0 {
                     return true;
@@ -189,6 +216,7 @@ impl Outbox {
                 window -= 1;
             }
             if let Some(m) = self.queue.pop_front() {
+                self.bytes -= m.size();
                 batch.push(m);
             }
         }
@@ -204,6 +232,12 @@ impl Outbox {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
+    }
+
+    /// How many bytes ([`Message::size`]) wait.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Returns and resets the count of dropped messages.
@@ -236,6 +270,7 @@ mod tests {
 
     const LIMITS: Limits = Limits {
         max_queued: 2,
+        max_queued_bytes: 0,
         queue_qos0: false,
     };
 
@@ -272,6 +307,7 @@ mod tests {
         let mut o = outbox(Mode::Online);
         let unbounded = Limits {
             max_queued: 0,
+            max_queued_bytes: 0,
             queue_qos0: false,
         };
         for qos in [
@@ -284,12 +320,86 @@ mod tests {
         }
         let mut batch = Vec::new();
         assert!(
-            o.take(&mut batch, 100, 1),
+            o.take(&mut batch, 100, 1, usize::MAX),
             "second QoS 1 waits for the window"
         );
         assert_eq!(batch.len(), 2);
         batch.clear();
-        assert!(!o.take(&mut batch, 100, 5));
+        assert!(!o.take(&mut batch, 100, 5, usize::MAX));
         assert_eq!(batch.len(), 2);
+    }
+
+    fn sized(qos: QoS, payload_len: usize) -> Message {
+        Message {
+            payload: Bytes::from(vec![0; payload_len]),
+            ..msg(qos)
+        }
+    }
+
+    #[test]
+    fn byte_bound_drops_once_the_queue_holds_the_limit() {
+        let mut o = outbox(Mode::Online);
+        // Topic "t" is 1 byte: each message is 100 bytes.
+        let limits = Limits {
+            max_queued: 0,
+            max_queued_bytes: 250,
+            queue_qos0: false,
+        };
+        assert_eq!(o.push(sized(QoS::AtLeastOnce, 99), limits), Pushed::Wake);
+        assert_eq!(o.push(sized(QoS::AtMostOnce, 99), limits), Pushed::Queued);
+        // 200 < 250: one more fits, and may overshoot (as in mosquitto).
+        assert_eq!(o.push(sized(QoS::ExactlyOnce, 99), limits), Pushed::Queued);
+        assert_eq!(o.bytes(), 300);
+        assert_eq!(
+            o.push(sized(QoS::AtMostOnce, 0), limits),
+            Pushed::Dropped { first: true }
+        );
+        assert_eq!(o.len(), 3);
+        // Taking frees room, in bytes.
+        let mut batch = Vec::new();
+        o.take(&mut batch, 1, 10, usize::MAX);
+        assert_eq!(o.bytes(), 200);
+        assert_eq!(o.push(sized(QoS::AtMostOnce, 9), limits), Pushed::Queued);
+        assert_eq!(o.bytes(), 210);
+        o.take(&mut batch, 100, 10, usize::MAX);
+        assert_eq!((o.len(), o.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn take_stops_at_the_byte_room_but_always_takes_one() {
+        let mut o = outbox(Mode::Online);
+        let unbounded = Limits {
+            max_queued: 0,
+            max_queued_bytes: 0,
+            queue_qos0: false,
+        };
+        for _ in 0..4 {
+            o.push(sized(QoS::AtMostOnce, 99), unbounded);
+        }
+        let mut batch = Vec::new();
+        assert!(o.take(&mut batch, 100, 10, 250));
+        assert_eq!(batch.len(), 2, "two 100-byte messages fit in 250");
+        batch.clear();
+        assert!(o.take(&mut batch, 100, 10, 1));
+        assert_eq!(batch.len(), 1, "one message even when it does not fit");
+        assert_eq!(o.bytes(), 100);
+    }
+
+    #[test]
+    fn unbounded_pushes_and_closing_keep_the_byte_count_right() {
+        let mut o = outbox(Mode::Online);
+        o.push_unbounded(sized(QoS::AtLeastOnce, 499));
+        assert_eq!(o.bytes(), 500);
+        let limits = Limits {
+            max_queued: 0,
+            max_queued_bytes: 500,
+            queue_qos0: false,
+        };
+        assert_eq!(
+            o.push(sized(QoS::AtMostOnce, 0), limits),
+            Pushed::Dropped { first: true }
+        );
+        o.set_mode(Mode::Closed);
+        assert_eq!(o.bytes(), 0);
     }
 }

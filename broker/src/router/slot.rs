@@ -107,8 +107,22 @@ impl ClientSlot {
         max: usize,
         window: usize,
     ) -> (bool, u64) {
+        self.take_within(batch, max, window, usize::MAX)
+    }
+
+    /// [`ClientSlot::take`], stopping once the batch holds `bytes` of topic
+    /// and payload (at least one message is taken): what the write buffer
+    /// has room for, so that messages a slow client cannot take yet stay
+    /// in the outbox, where `--max-queued-bytes` counts them.
+    pub fn take_within(
+        &self,
+        batch: &mut Vec<mqtt_codec::Message>,
+        max: usize,
+        window: usize,
+        bytes: usize,
+    ) -> (bool, u64) {
         let mut outbox = lock(&self.outbox);
-        let more = outbox.take(batch, max, window);
+        let more = outbox.take(batch, max, window, bytes);
         (more, outbox.take_dropped())
     }
 }

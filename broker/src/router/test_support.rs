@@ -18,6 +18,7 @@ pub fn router(max_queued: usize) -> Router {
     Router::new(
         Limits {
             max_queued,
+            max_queued_bytes: 0,
             queue_qos0: false,
         },
         Arc::new(Stats::new()),

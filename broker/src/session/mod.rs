@@ -337,7 +337,9 @@ impl Session {
 
     /// Forgets a subscription; returns whether there was one.
     pub fn unsubscribed(&mut self, filter: &TopicFilter) -> bool {
-        self.subscriptions.remove(filter).is_some()
+        let removed = self.subscriptions.remove(filter).is_some();
+        crate::sparse::shrink_if_sparse(&mut self.subscriptions);
+        removed
     }
 
     /// Records what the router granted for `request` (one return code per

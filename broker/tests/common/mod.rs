@@ -4,6 +4,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod blocking_client;
+pub mod in_process;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;

@@ -9,7 +9,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use tracing::warn;
 
 use super::{Message, Session};
@@ -236,12 +235,9 @@ fn accept(connect: Connect, policy: &Policy<'_>) -> Result<Accepted, ConnectErro
         client_id
     };
 
-    let will = connect.will.map(|mut w| {
-        // Copy the payload: the will lives as long as the connection and
-        // should not pin the buffer the CONNECT was read into.
-        w.payload = Bytes::copy_from_slice(&w.payload);
-        Box::new(w)
-    });
+    // Copy the payload: the will lives as long as the connection and
+    // should not pin the buffer the CONNECT was read into.
+    let will = connect.will.map(|w| Box::new(w.with_own_payload()));
     Ok(Accepted {
         client_id,
         user,
