@@ -17,8 +17,8 @@ const FEW: usize = 8;
 pub(super) enum Children<N> {
     /// Up to [`FEW`], in insertion order, the vector's capacity its length.
     Few(Vec<(Box<str>, N)>),
-    /// More than [`FEW`].
-    Many(HashMap<Box<str>, N>),
+    /// More than [`FEW`]; boxed, so that the common case stays small.
+    Many(Box<HashMap<Box<str>, N>>),
 }
 
 impl<N> Default for Children<N> {
@@ -64,7 +64,7 @@ impl<N> Children<N> {
             Self::Few(v) => {
                 let mut m: HashMap<Box<str>, N> = std::mem::take(v).into_iter().collect();
                 m.insert(Box::from(level), node);
-                *self = Self::Many(m);
+                *self = Self::Many(Box::new(m));
             }
             Self::Many(m) => {
                 m.insert(Box::from(level), node);

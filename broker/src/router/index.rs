@@ -29,6 +29,41 @@ use mqtt_codec::topic::{TopicFilter, TopicName};
 /// The subscribers of one filter: client key to granted level.
 type Subscribers<K, V> = HashMap<K, V>;
 
+/// A node's subscriber set, allocated only while it holds someone: most
+/// nodes are inner levels nobody subscribed to, and an empty map kept
+/// inline would cost each of them 48 bytes (a 65,536-level filter has
+/// 65,536 nodes).
+struct Set<K, V>(Option<Box<Subscribers<K, V>>>);
+
+impl<K, V> Set<K, V> {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|m| m.is_empty())
+    }
+
+    /// The subscribers, `None` when there are none.
+    fn map(&self) -> Option<&Subscribers<K, V>> {
+        self.0.as_deref().filter(|m| !m.is_empty())
+    }
+}
+
+impl<K: Eq + Hash, V> Set<K, V> {
+    fn insert(&mut self, client: K, value: V) -> Option<V> {
+        self.0.get_or_insert_default().insert(client, value)
+    }
+
+    /// Removes `client`, freeing the map with its last subscriber.
+    fn remove(&mut self, client: &K) -> Option<V> {
+        let map = self.0.as_mut()?;
+        let removed = map.remove(client)?;
+        if map.is_empty() {
+            self.0 = None;
+        } else {
+            shrink_if_sparse(map);
+        }
+        Some(removed)
+    }
+}
+
 /// A node still to visit while matching, with the topic text left to match
 /// below it (`None` once every level has been consumed).
 type Pending<'a, 't, K, V> = (&'a Node<K, V>, Option<&'t str>);
@@ -57,9 +92,9 @@ struct Node<K, V> {
     /// The child reached by `+`.
     single: Option<Box<Node<K, V>>>,
     /// Subscribers of the filter that ends at this node.
-    exact: Subscribers<K, V>,
+    exact: Set<K, V>,
     /// Subscribers of this node's filter followed by `/#` (at the root: `#`).
-    multi: Subscribers<K, V>,
+    multi: Set<K, V>,
 }
 
 impl<K, V> Node<K, V> {
@@ -67,8 +102,8 @@ impl<K, V> Node<K, V> {
         Self {
             literal: Children::default(),
             single: None,
-            exact: HashMap::new(),
-            multi: HashMap::new(),
+            exact: Set(None),
+            multi: Set(None),
         }
     }
 
@@ -177,11 +212,11 @@ impl<K, V> SubscriptionIndex<K, V> {
         for level in steps(filter) {
             node = node.child(level)?;
         }
-        Some(if is_multi(filter) {
-            &node.multi
+        if is_multi(filter) {
+            node.multi.map()
         } else {
-            &node.exact
-        })
+            node.exact.map()
+        }
     }
 
     /// Calls `visit` with every non-empty subscriber set whose filter matches
@@ -201,8 +236,8 @@ impl<K, V> SubscriptionIndex<K, V> {
         // Filters that start with a wildcard live in the root's `#` set and
         // under its `+` child; they never match `$` topics [MQTT-4.7.2-1].
         if !topic.is_dollar() || mutant::active("dollar-matched-by-wildcards") {
-            if !root.multi.is_empty() {
-                visit(&root.multi);
+            if let Some(set) = root.multi.map() {
+                visit(set);
             }
             if let Some(single) = &root.single {
                 stack.push((single, rest));
@@ -214,15 +249,15 @@ impl<K, V> SubscriptionIndex<K, V> {
         while let Some((node, rest)) = stack.pop() {
             // `#` matches the remaining levels, none included: `sport/#`
             // matches `sport` [MQTT-4.7.1-2].
-            if !node.multi.is_empty()
+            if let Some(set) = node.multi.map()
                 && (rest.is_some() || !mutant::active("hash-not-matching-parent"))
             {
-                visit(&node.multi);
+                visit(set);
             }
             match rest {
                 None => {
-                    if !node.exact.is_empty() {
-                        visit(&node.exact);
+                    if let Some(set) = node.exact.map() {
+                        visit(set);
                     }
                 }
                 Some(rest) => {
@@ -294,7 +329,6 @@ impl<K: Clone + Eq + Hash, V: Copy + Ord> SubscriptionIndex<K, V> {
             &mut node.exact
         };
         let removed = set.remove(client)?;
-        shrink_if_sparse(set);
         self.subscriptions -= 1;
         if set.is_empty() {
             self.filters -= 1;
