@@ -6,10 +6,12 @@
 //! [`Session`].
 //!
 //! Publishing takes the index's read lock, finds each matching client once
-//! at its highest granted QoS, and pushes a copy of the message (two
-//! reference counts, no allocation) into that client's outbox. A full
-//! outbox drops the message and counts it: one stuck subscriber never
-//! stalls a publisher or the other subscribers.
+//! at its highest granted QoS, copies the payload out of the publisher's
+//! read buffer once (if anyone keeps the message), and pushes a copy of the
+//! message (two reference counts, no allocation) into each client's outbox.
+//! A full outbox (`--max-queued` messages or `--max-queued-bytes`) drops the
+//! message and counts it: one stuck subscriber never stalls a publisher or
+//! the other subscribers.
 //!
 //! It returns what happened and lets the session build the replies:
 //! [`Router::subscribe`] returns the [`Grants`], and the session records
