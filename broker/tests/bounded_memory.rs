@@ -179,8 +179,10 @@ const MAX_INFLIGHT: usize = 20;
 /// publisher's read buffer (up to 64 KiB and one packet), the thread's
 /// spare write buffer and small change. Measured in all: 207,760 to
 /// 482,968 bytes at QoS 0 (the kernel takes a varying share), 487,917 at
-/// QoS 1 and 496,149 at QoS 2, against bounds of 796,672 and 1,001,472.
-const SLACK: usize = 512 * 1024;
+/// QoS 1 and 496,149 at QoS 2, against bounds of 665,600 and 870,400.
+/// At QoS 0 it held 730,000 while the connection moved up to 256 messages
+/// from the queue into its write buffer at once, past the 64 KiB mark.
+const SLACK: usize = 384 * 1024;
 
 /// A subscriber at `qos` that never reads (its socket buffers fill) while a
 /// publisher sends [`PUBLISHED`] messages of [`MESSAGE`] bytes as fast as it
@@ -254,21 +256,33 @@ fn bound(qos: QoS) -> usize {
 fn a_subscriber_that_never_reads_holds_bounded_heap_at_qos0() {
     let _serial = serial();
     let held = heap_with_a_subscriber_that_never_reads(QoS::AtMostOnce);
-    assert!(held <= bound(QoS::AtMostOnce), "{held} bytes");
+    let bound = bound(QoS::AtMostOnce);
+    assert!(
+        held <= bound,
+        "the broker holds {held} bytes (at most {bound})"
+    );
 }
 
 #[test]
 fn a_subscriber_that_never_reads_holds_bounded_heap_at_qos1() {
     let _serial = serial();
     let held = heap_with_a_subscriber_that_never_reads(QoS::AtLeastOnce);
-    assert!(held <= bound(QoS::AtLeastOnce), "{held} bytes");
+    let bound = bound(QoS::AtLeastOnce);
+    assert!(
+        held <= bound,
+        "the broker holds {held} bytes (at most {bound})"
+    );
 }
 
 #[test]
 fn a_subscriber_that_never_reads_holds_bounded_heap_at_qos2() {
     let _serial = serial();
     let held = heap_with_a_subscriber_that_never_reads(QoS::ExactlyOnce);
-    assert!(held <= bound(QoS::ExactlyOnce), "{held} bytes");
+    let bound = bound(QoS::ExactlyOnce);
+    assert!(
+        held <= bound,
+        "the broker holds {held} bytes (at most {bound})"
+    );
 }
 
 // --- 100,000 subscriptions from one client ------------------------------

@@ -387,6 +387,27 @@ mod tests {
     }
 
     #[test]
+    fn a_decoded_payload_shares_the_read_buffer_until_copied_out() {
+        let publish = Packet::Publish(Publish::new(
+            crate::Delivery::AtMostOnce,
+            Message::new(
+                TopicName::new("t").expect("valid"),
+                &b"small"[..],
+                QoS::AtMostOnce,
+            ),
+        ));
+        let mut buf = BytesMut::from(&publish.to_bytes().expect("encodable")[..]);
+        buf.extend_from_slice(&[0u8; 4096]); // the next packet, not yet whole
+        let Some(Packet::Publish(p)) = decode_packet(&mut buf, usize::MAX).expect("decodes") else {
+            panic!("a PUBLISH");
+        };
+        assert!(!p.message().payload.is_unique(), "a slice of the buffer");
+        let owned = p.message().with_own_payload();
+        assert_eq!(owned, *p.message());
+        assert!(owned.payload.is_unique(), "its own bytes");
+    }
+
+    #[test]
     fn connect_publish_subscribe_round_trip() {
         let pid = PacketId::new(7).expect("non-zero");
         round_trip(Packet::Connect(Connect {
