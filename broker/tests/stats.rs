@@ -1,5 +1,6 @@
-//! `$SYS/broker/...` statistics, the periodic stats line in the log, and
-//! `--max-connections`, observed on the real binary from outside.
+//! `$SYS/broker/...` statistics, the periodic stats line in the log,
+//! `--max-connections` and `--max-queued-bytes`, observed on the real
+//! binary from outside.
 
 #![allow(clippy::unwrap_used)]
 
@@ -178,4 +179,45 @@ async fn max_connections_closes_new_sockets_past_the_limit() {
     };
     fourth.send(&Packet::PingReq).await;
     assert_eq!(fourth.recv().await, Packet::PingResp);
+}
+
+#[tokio::test]
+async fn max_queued_bytes_bounds_an_offline_session_and_counts_the_drops() {
+    // Each message is 1,007 bytes (topic 7, payload 1,000): queued while
+    // less than 2,500 wait, so three are kept and seven dropped.
+    let b = start(&[
+        "--sys-interval",
+        "1",
+        "--max-queued",
+        "0",
+        "--max-queued-bytes",
+        "2500",
+    ]);
+    let (mut sub, _) = RawClient::connect(b.addr(), connect_packet("bytes-sub", false)).await;
+    sub.subscribe(&[("bytes/t", QoS::AtLeastOnce)], 1).await;
+    sub.send(&Packet::Disconnect).await;
+    // The broker parks the session before it closes the socket.
+    sub.expect_closed().await;
+
+    let mut publisher = RawClient::connected(b.addr(), "bytes-pub").await;
+    let payload = "b".repeat(1000);
+    for id in 1..=10 {
+        publish_acked(&mut publisher, "bytes/t", id, &payload).await;
+    }
+
+    let mut sys = SysWatcher::new(&b).await;
+    sys.until("seven messages dropped", |s| {
+        s.number("publish/messages/dropped") == Some(7)
+    })
+    .await;
+
+    let (mut sub, ack) = RawClient::connect(b.addr(), connect_packet("bytes-sub", false)).await;
+    assert!(ack.session_present);
+    for _ in 0..3 {
+        let p = sub.recv_publish().await;
+        assert_eq!(p.payload().len(), 1000);
+        sub.send(&Packet::PubAck(p.packet_id().unwrap())).await;
+    }
+    sub.expect_silence(std::time::Duration::from_millis(300))
+        .await;
 }
