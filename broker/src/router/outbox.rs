@@ -6,9 +6,9 @@
 //! outbox, further messages for it are dropped and counted, and nobody else
 //! waits [MQTT-4.4 non-normative]. It is bounded twice: in messages
 //! (`--max-queued`) and in bytes of topic and payload (`--max-queued-bytes`),
-//! so that a few large messages cannot hold what a count allows. While a persistent session's client is
-//! away the outbox keeps its QoS 1 and 2 messages (and QoS 0 if configured)
-//! for the next connection.
+//! so that a few large messages cannot hold what a count allows. While a
+//! persistent session's client is away the outbox keeps its QoS 1 and 2
+//! messages (and QoS 0 if configured) for the next connection.
 //!
 //! The same lock guards how the attached connection is woken: it leaves its
 //! waker here when it waits, and a push into the empty outbox, a takeover
@@ -216,7 +216,7 @@ impl Outbox {
                 window -= 1;
             }
             if let Some(m) = self.queue.pop_front() {
-                self.bytes -= m.size();
+                self.bytes = self.bytes.saturating_sub(m.size());
                 batch.push(m);
             }
         }
