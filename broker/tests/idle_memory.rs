@@ -14,10 +14,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use broker::config::Config;
-use broker::server::Broker;
 use cap::Cap;
-use tokio_util::sync::CancellationToken;
+use common::in_process::InProcessBroker;
+
+mod common;
 
 /// Counts the bytes allocated and not yet freed, process-wide.
 #[global_allocator]
@@ -57,27 +57,8 @@ fn open(addr: SocketAddr, i: usize) -> TcpStream {
 
 #[test]
 fn an_idle_connection_holds_little_heap() {
-    let config = Config::from_args(["broker", "--bind", "127.0.0.1", "--port", "0", "--no-ssl"])
-        .expect("flags");
-    let shutdown = CancellationToken::new();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let token = shutdown.clone();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let broker = Broker::bind(config).await.expect("bind");
-            addr_tx
-                .send(broker.plain_addr().expect("addr"))
-                .expect("send");
-            broker.run(token).await.expect("run");
-        });
-    });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("broker started");
+    let broker = InProcessBroker::start(&[]);
+    let addr = broker.addr();
 
     // Warm up: the first connection sets up thread-locals and spare buffers
     // that later ones reuse.
@@ -95,6 +76,5 @@ fn an_idle_connection_holds_little_heap() {
 
     drop(clients);
     warm.clear();
-    shutdown.cancel();
-    server.join().expect("broker thread");
+    drop(broker);
 }

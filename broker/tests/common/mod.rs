@@ -4,6 +4,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod in_process;
+pub mod retained;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;
