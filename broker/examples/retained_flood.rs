@@ -55,6 +55,10 @@ struct Args {
     /// Seconds the `overlapping` subscriber reads before it stops.
     #[arg(long, default_value_t = 10)]
     read_for: u64,
+    /// QoS of the retained messages and of the subscriptions: 0 or 1 (the
+    /// subscriber acknowledges each QoS 1 delivery).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    qos: u8,
 }
 
 /// One scenario: what is retained and what the subscriber asks for.
@@ -144,6 +148,8 @@ fn start(name: &'static str, mut command: Command, port: u16) -> anyhow::Result<
 struct Client {
     stream: TcpStream,
     buf: BytesMut,
+    /// PUBACKs not written yet.
+    acks: Vec<u8>,
 }
 
 impl Client {
@@ -154,6 +160,7 @@ impl Client {
         let mut client = Self {
             stream,
             buf: BytesMut::with_capacity(256 * 1024),
+            acks: Vec::new(),
         };
         client.send(&Packet::Connect(Connect {
             client_id: client_id.into(),
@@ -174,14 +181,26 @@ impl Client {
         Ok(())
     }
 
-    /// The type of the next packet, its bytes skipped.
+    /// The type of the next packet, its bytes skipped; a QoS 1 PUBLISH is
+    /// acknowledged (PUBACKs are written before the next read blocks).
     fn next(&mut self) -> anyhow::Result<PacketType> {
         loop {
             if let Some(header) = parse_fixed_header(&self.buf)?
                 && self.buf.len() >= header.packet_len()
             {
-                let _ = self.buf.split_to(header.packet_len());
+                let packet = self.buf.split_to(header.packet_len());
+                if header.packet_type == PacketType::Publish && (header.flags >> 1) & 0b11 == 1 {
+                    // Topic length, topic, then the packet id.
+                    let body = &packet[header.header_len..];
+                    let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                    let id = &body[2 + topic_len..4 + topic_len];
+                    self.acks.extend_from_slice(&[0x40, 0x02, id[0], id[1]]);
+                }
                 return Ok(header.packet_type);
+            }
+            if !self.acks.is_empty() {
+                self.stream.write_all(&self.acks)?;
+                self.acks.clear();
             }
             let mut chunk = [0u8; 64 * 1024];
             let n = self.stream.read(&mut chunk)?;
@@ -232,17 +251,36 @@ struct Figures {
     hwm_mib: f64,
 }
 
-fn measure(broker: &Running, scenario: &Scenario, read_for: Duration) -> anyhow::Result<Figures> {
+fn measure(
+    broker: &Running,
+    scenario: &Scenario,
+    read_for: Duration,
+    qos: QoS,
+) -> anyhow::Result<Figures> {
     let pid = broker.child.id();
     let mut loader = Client::connect(broker.addr, "flood-loader")?;
     for (i, topic) in scenario.topics.iter().enumerate() {
         let message = Message {
             topic: TopicName::new(topic)?,
             payload: Bytes::from(format!("retained {i}")),
-            qos: QoS::AtMostOnce,
+            qos,
             retain: true,
         };
-        loader.send(&Packet::Publish(Publish::new(Delivery::AtMostOnce, message)))?;
+        let delivery = match qos {
+            QoS::AtMostOnce => Delivery::AtMostOnce,
+            _ => Delivery::new(qos, PacketId::new((i % 65_535) as u16 + 1).context("id")?),
+        };
+        loader.send(&Packet::Publish(Publish::new(delivery, message)))?;
+        // At QoS 1, read the PUBACKs every thousand messages, so neither
+        // side's socket fills with them.
+        if qos != QoS::AtMostOnce && i % 1_000 == 999 {
+            let mut acked = 0;
+            while acked < 1_000 {
+                if loader.next()? == PacketType::PubAck {
+                    acked += 1;
+                }
+            }
+        }
     }
     // Packets of one connection are handled in order: all retained now.
     loader.send(&Packet::PingReq)?;
@@ -274,7 +312,7 @@ fn measure(broker: &Running, scenario: &Scenario, read_for: Duration) -> anyhow:
         .map(|f| {
             Ok(SubscribeFilter {
                 filter: TopicFilter::new(f)?,
-                qos: QoS::AtMostOnce,
+                qos,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -373,8 +411,14 @@ fn main() -> anyhow::Result<()> {
         let mut brokers: Vec<(&'static str, Command, u16)> = Vec::new();
         let port = free_port()?;
         let mut ours = Command::new(&args.broker);
-        ours.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--no-ssl"])
-            .env("RUST_LOG", "warn");
+        ours.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--no-ssl",
+        ])
+        .env("RUST_LOG", "warn");
         brokers.push(("ours", ours, port));
         if args.mosquitto != "none" {
             let port = free_port()?;
@@ -384,7 +428,8 @@ fn main() -> anyhow::Result<()> {
         }
         for (name, command, port) in brokers {
             let running = start(name, command, port)?;
-            let f = measure(&running, scenario, Duration::from_secs(args.read_for))
+            let qos = QoS::from_bits(args.qos).context("--qos")?;
+            let f = measure(&running, scenario, Duration::from_secs(args.read_for), qos)
                 .with_context(|| format!("{} on {}", scenario.name, running.name))?;
             println!(
                 "{:<12} {:<10} {:>8.1} {:>8.1} {:>6} {:>9.3} {:>10} {:>9.2} {:>7.2} {:>9.1} {:>9.1} {:>9.1}",
