@@ -55,6 +55,10 @@ struct Args {
     /// Seconds the `overlapping` subscriber reads before it stops.
     #[arg(long, default_value_t = 10)]
     read_for: u64,
+    /// Seconds the `wildcard` subscriber waits for all its messages (a
+    /// broker that drops some never sends them all).
+    #[arg(long, default_value_t = 120)]
+    give_up: u64,
     /// QoS of the retained messages and of the subscriptions: 0 or 1 (the
     /// subscriber acknowledges each QoS 1 delivery).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
@@ -255,6 +259,7 @@ fn measure(
     broker: &Running,
     scenario: &Scenario,
     read_for: Duration,
+    give_up: Duration,
     qos: QoS,
 ) -> anyhow::Result<Figures> {
     let pid = broker.child.id();
@@ -339,9 +344,9 @@ fn measure(
             Ok(PacketType::Publish) => delivered += 1,
             Ok(_) => {}
             // Nothing for 500 ms with all expected not in: go on waiting
-            // up to two minutes; without an expected count, the deadline.
+            // until `give_up`; without an expected count, the deadline.
             Err(e) if is_timeout(&e) => {
-                if started.elapsed() > Duration::from_secs(120) {
+                if started.elapsed() > give_up {
                     break;
                 }
             }
@@ -429,8 +434,14 @@ fn main() -> anyhow::Result<()> {
         for (name, command, port) in brokers {
             let running = start(name, command, port)?;
             let qos = QoS::from_bits(args.qos).context("--qos")?;
-            let f = measure(&running, scenario, Duration::from_secs(args.read_for), qos)
-                .with_context(|| format!("{} on {}", scenario.name, running.name))?;
+            let f = measure(
+                &running,
+                scenario,
+                Duration::from_secs(args.read_for),
+                Duration::from_secs(args.give_up),
+                qos,
+            )
+            .with_context(|| format!("{} on {}", scenario.name, running.name))?;
             println!(
                 "{:<12} {:<10} {:>8.1} {:>8.1} {:>6} {:>9.3} {:>10} {:>9.2} {:>7.2} {:>9.1} {:>9.1} {:>9.1}",
                 scenario.name,
