@@ -454,8 +454,8 @@ impl Router {
     /// The retained messages each granted filter matches are owed to the
     /// client, one copy per filter, at min(retained, granted) QoS with
     /// RETAIN=1 [MQTT-3.3.1-8]: the first chunk goes into the outbox now
-    /// (all of them, for up to [`RETAINED_AHEAD`] messages), the rest as the
-    /// connection drains it ([`Router::feed_retained`]). The connection
+    /// (all of them, for up to 256 messages), the rest as the connection
+    /// drains it ([`Router::feed_retained`]). The connection
     /// writes the SUBACK before it takes anything from the outbox, so they
     /// follow it [MQTT-3.3.1-6]. Messages published after the SUBSCRIBE may
     /// come between the chunks of a big delivery.
@@ -496,12 +496,11 @@ impl Router {
     }
 
     /// Tops up the outbox of the client holding `slot` with the retained
-    /// messages its SUBSCRIBEs still owe it, up to [`RETAINED_AHEAD`]
-    /// waiting messages (and never past `--max-queued`), visiting at most
-    /// [`RETAINED_WALK_BUDGET`] trie nodes under the retained lock. Returns
-    /// whether messages are still owed: the connection calls again once
-    /// the outbox drained, and lets other tasks run between calls that add
-    /// nothing.
+    /// messages its SUBSCRIBEs still owe it, up to 256 waiting messages
+    /// (and never past `--max-queued`), visiting at most 4,096 trie nodes
+    /// under the retained lock. Returns whether messages are still owed:
+    /// the connection calls again once the outbox drained, and lets other
+    /// tasks run between calls that add nothing.
     pub fn feed_retained(&self, slot: &ClientSlot) -> bool {
         let mut cursor = lock(&slot.retained);
         let Some(owed) = cursor.as_deref_mut() else {

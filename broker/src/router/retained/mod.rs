@@ -45,9 +45,8 @@ impl Retained {
     /// `after`), each to be sent with RETAIN=1 [MQTT-3.3.1-8] at no more
     /// than `granted` QoS [MQTT-3.8.4-6]. Stops once `out` holds `max`
     /// messages (it gets at least one when one matches) or `budget` trie
-    /// nodes were visited, returning where to
-    /// resume; the cost follows the nodes the filter reaches, not the number
-    /// of retained messages.
+    /// nodes were visited, returning where to resume; the cost follows the
+    /// nodes the filter reaches, not the number of retained messages.
     pub fn matching(
         &self,
         filter: &TopicFilter,
