@@ -177,8 +177,9 @@ impl TopicTrie {
     ) -> Walked {
         let wanted: Vec<&str> = filter.levels().collect();
         let resume: Vec<&str> = after.map(|a| a.split('/').collect()).unwrap_or_default();
-        // One entry per node on the way down from the root, whose own
-        // entry is the first frame and has no key.
+        // The keys from the root down to the node being visited: one per
+        // frame on the stack but the root's, then the visited node's own,
+        // so joined they are the resume point of a walk stopping there.
         let mut path: Vec<&str> = Vec::new();
         let mut stack: Vec<Frame<'_, '_>> = Vec::new();
         let (_, root_frame) = visit_node(
