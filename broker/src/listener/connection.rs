@@ -216,7 +216,12 @@ impl Client {
         pulled: &mut Pulled,
     ) -> Option<End> {
         if *outbox_more && self.conn.wbuf.len() < HIGH_WATER {
-            *pulled = pull(&mut self.conn, &self.slot, &mut self.session);
+            *pulled = pull(
+                &mut self.conn,
+                &self.slot,
+                &mut self.session,
+                &shared.router,
+            );
             *outbox_more = *pulled != Pulled::Drained;
         }
         let conn = &mut self.conn;
@@ -249,9 +254,10 @@ impl Client {
     ) -> impl Future<Output = Event> + Send + 'a {
         let wants_write = self.conn.transport.wants_write(&self.conn.wbuf);
         let can_read = self.conn.wbuf.len() < HIGH_WATER;
-        // Messages still wait and there is room for them: come straight
-        // back after letting other tasks run once.
-        let pull_again = outbox_more && pulled == Pulled::BufferFull && can_read;
+        // Messages still wait (or retained ones are owed) and there is room
+        // for them: come straight back after letting other tasks run once.
+        let pull_again =
+            outbox_more && matches!(pulled, Pulled::BufferFull | Pulled::Paused) && can_read;
         let keep_alive_on = self.session.keep_alive_deadline().is_some();
         let mut yielded = false;
         std::future::poll_fn(move |cx| {
@@ -351,8 +357,8 @@ impl Client {
                     conn.put(&Packet::SubAck(
                         session.granted(request, grants.return_codes),
                     ));
-                    // Retained messages follow the SUBACK through the outbox.
-                    shared.router.queue_unbounded(slot, grants.retained);
+                    // Retained messages follow the SUBACK through the
+                    // outbox, fed from the router as it drains.
                     *outbox_more = true;
                 }
                 Action::Unsubscribe(request) => {

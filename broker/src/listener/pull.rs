@@ -4,13 +4,15 @@
 //! The router queues messages in the client's outbox; the connection loop
 //! calls this when the outbox has messages and output has room. The session
 //! reserves a packet id for each QoS 1 or 2 message ([`Session::deliver`]).
+//! Retained messages a SUBSCRIBE still owes are fed into the outbox here,
+//! a chunk at a time, as it drains ([`Router::feed_retained`]).
 
 use std::cell::RefCell;
 
 use tracing::warn;
 
 use super::buffers::{Conn, HIGH_WATER};
-use crate::router::ClientSlot;
+use crate::router::{ClientSlot, Router};
 use crate::session::Session;
 use mqtt_codec::Message;
 use mqtt_codec::Packet;
@@ -33,16 +35,26 @@ pub(super) enum Pulled {
     WindowFull,
     /// The write buffer is full: write, then pull again.
     BufferFull,
+    /// A chunk of the retained walk matched nothing: let other tasks run,
+    /// then pull again.
+    Paused,
 }
 
 /// Moves messages from the outbox into the write buffer, within the
-/// in-flight window and up to [`HIGH_WATER`] bytes of output.
-pub(super) fn pull(conn: &mut Conn, slot: &ClientSlot, session: &mut Session) -> Pulled {
+/// in-flight window and up to [`HIGH_WATER`] bytes of output, feeding the
+/// outbox from the retained messages still owed.
+pub(super) fn pull(
+    conn: &mut Conn,
+    slot: &ClientSlot,
+    session: &mut Session,
+    router: &Router,
+) -> Pulled {
     BATCH.with_borrow_mut(|batch| {
         loop {
             if conn.wbuf.len() >= HIGH_WATER {
                 return Pulled::BufferFull;
             }
+            let owed = router.feed_retained(slot);
             // No more than the buffer has room for: what a slow client
             // cannot take stays in the outbox, bounded there.
             let room = HIGH_WATER - conn.wbuf.len();
@@ -60,13 +72,16 @@ pub(super) fn pull(conn: &mut Conn, slot: &ClientSlot, session: &mut Session) ->
                     conn.put(&Packet::Publish(publish));
                 }
             }
-            if !more {
+            if !more && !owed {
                 return Pulled::Drained;
             }
             // A short batch stopped at the window or at the byte room; the
             // latter comes back to the check above.
-            if took < PULL_BATCH && session.window_room() == 0 {
+            if more && took < PULL_BATCH && session.window_room() == 0 {
                 return Pulled::WindowFull;
+            }
+            if took == 0 {
+                return Pulled::Paused;
             }
         }
     })

@@ -99,11 +99,17 @@ pub struct Attachment {
 pub struct Grants {
     /// One return code per filter, in the request's order [MQTT-3.8.4-5].
     pub return_codes: Vec<SubAckReturnCode>,
-    /// The retained messages matching the granted filters, each at
-    /// min(retained, granted) QoS with RETAIN set, to send after the SUBACK
-    /// [MQTT-3.3.1-6].
-    pub retained: Vec<Message>,
 }
+
+/// Most retained messages fed into a client's outbox ahead of its
+/// connection (fewer under a smaller `--max-queued`): enough for a few
+/// pulls, so a big SUBSCRIBE never makes more than this at once.
+const RETAINED_AHEAD: usize = 256;
+
+/// Most trie nodes one feed of retained messages visits under the retained
+/// lock, so a walk over 100,000 topics lets publishes and other subscribes
+/// in between its chunks.
+const RETAINED_WALK_BUDGET: usize = 4_096;
 
 /// A persistent session without its client, as the store saves it.
 #[derive(Debug, Clone)]
@@ -267,6 +273,10 @@ impl Router {
                         session.subscriptions().clone()
                     };
                     drop(own);
+                    if !session_present {
+                        // A new session is owed nothing an old one was.
+                        *lock(&slot.retained) = None;
+                    }
                     {
                         let mut outbox = lock(&slot.outbox);
                         if !session_present {
@@ -457,10 +467,17 @@ impl Router {
 
     /// Adds a SUBSCRIBE's filters for the connection holding `slot`,
     /// replacing any with the same filter [MQTT-3.8.4-3]. Returns what was
-    /// granted (one code per filter, in order [MQTT-3.8.4-5]) and the
-    /// retained messages to send after the SUBACK [MQTT-3.3.1-6]; the
-    /// session records the grants and builds the SUBACK
-    /// ([`Session::granted`]).
+    /// granted (one code per filter, in order [MQTT-3.8.4-5]); the session
+    /// records the grants and builds the SUBACK ([`Session::granted`]).
+    ///
+    /// The retained messages each granted filter matches are owed to the
+    /// client, one copy per filter, at min(retained, granted) QoS with
+    /// RETAIN=1 [MQTT-3.3.1-8]: the first chunk goes into the outbox now
+    /// (all of them, for up to 256 messages), the rest as the connection
+    /// drains it ([`Router::feed_retained`]). The connection
+    /// writes the SUBACK before it takes anything from the outbox, so they
+    /// follow it [MQTT-3.3.1-6]. Messages published after the SUBSCRIBE may
+    /// come between the chunks of a big delivery.
     pub fn subscribe(&self, slot: &Arc<ClientSlot>, filters: &[SubscribeFilter]) -> Grants {
         let mut return_codes = Vec::with_capacity(filters.len());
         {
@@ -482,33 +499,69 @@ impl Router {
                 }
             }
         }
-        let retained = read(&self.retained);
-        let retained = filters
-            .iter()
-            .zip(&return_codes)
-            .filter_map(|(f, code)| match code {
-                SubAckReturnCode::Granted(qos) => Some((&f.filter, *qos)),
-                SubAckReturnCode::Failure => None,
-            })
-            .flat_map(|(filter, qos)| retained.matching(filter, qos))
-            .collect();
-        #[cfg(feature = "mutants")]
-        let retained = self.leak_retained(slot, retained);
-        Grants {
-            return_codes,
-            retained,
+        {
+            let mut cursor = lock(&slot.retained);
+            let cursor = cursor.get_or_insert_with(Box::default);
+            for (f, code) in filters.iter().zip(&return_codes) {
+                if let SubAckReturnCode::Granted(qos) = code {
+                    cursor.push(f.filter.clone(), *qos);
+                }
+            }
         }
+        self.feed_retained(slot);
+        #[cfg(feature = "mutants")]
+        self.leak_retained(slot);
+        Grants { return_codes }
     }
 
-    /// The planted bug `retained-leak`: adds to `retained` (what a SUBSCRIBE
-    /// of the client holding `slot` sends) every retained message that some
-    /// other client's subscription matches and none of this client's does,
-    /// as QoS 0, so the suite's stray-delivery check must catch it.
-    #[cfg(feature = "mutants")]
-    fn leak_retained(&self, slot: &Arc<ClientSlot>, mut retained: Vec<Message>) -> Vec<Message> {
-        if !crate::mutant::active("retained-leak") {
-            return retained;
+    /// Tops up the outbox of the client holding `slot` with the retained
+    /// messages its SUBSCRIBEs still owe it, up to 256 waiting messages
+    /// (and never past `--max-queued`), visiting at most 4,096 trie nodes
+    /// under the retained lock. Returns whether messages are still owed:
+    /// the connection calls again once the outbox drained, and lets other
+    /// tasks run between calls that add nothing.
+    pub fn feed_retained(&self, slot: &ClientSlot) -> bool {
+        let mut cursor = lock(&slot.retained);
+        let Some(owed) = cursor.as_deref_mut() else {
+            return false;
+        };
+        let ahead = match self.limits.max_queued {
+            0 => RETAINED_AHEAD,
+            max => max.min(RETAINED_AHEAD),
+        };
+        let waiting = lock(&slot.outbox).len();
+        if waiting >= ahead {
+            return true;
         }
+        let mut chunk = Vec::new();
+        owed.next_chunk(
+            &read(&self.retained),
+            ahead - waiting,
+            RETAINED_WALK_BUDGET,
+            &mut chunk,
+        );
+        let more = !owed.is_empty();
+        if !more {
+            *cursor = None;
+        }
+        // Still under the cursor's lock, so chunks queue in order.
+        let mut outbox = lock(&slot.outbox);
+        for m in chunk {
+            outbox.push_unbounded(m);
+        }
+        more
+    }
+
+    /// The planted bug `retained-leak`: queues for the client holding `slot`
+    /// (after a SUBSCRIBE) every retained message that some other client's
+    /// subscription matches and none of this client's does, as QoS 0, so
+    /// the suite's stray-delivery check must catch it.
+    #[cfg(feature = "mutants")]
+    fn leak_retained(&self, slot: &Arc<ClientSlot>) {
+        if !crate::mutant::active("retained-leak") {
+            return;
+        }
+        let mut retained = Vec::new();
         let key = ClientRef(Arc::clone(slot));
         let index = read(&self.subscriptions);
         for m in read(&self.retained).iter() {
@@ -524,7 +577,11 @@ impl Router {
                 retained.push(m.for_delivery(mqtt_codec::QoS::AtMostOnce, true));
             }
         }
-        retained
+        drop(index);
+        let mut outbox = lock(&slot.outbox);
+        for m in retained {
+            outbox.push_unbounded(m);
+        }
     }
 
     /// Removes filters from the index for the client holding `slot`: those
@@ -540,27 +597,17 @@ impl Router {
                 index.remove(filter, &key);
             }
         }
-        let mut own = lock(&slot.ownership);
-        for filter in filters {
-            own.subscriptions.remove(filter);
+        {
+            let mut own = lock(&slot.ownership);
+            for filter in filters {
+                own.subscriptions.remove(filter);
+            }
+            crate::sparse::shrink_if_sparse(&mut own.subscriptions);
         }
-        crate::sparse::shrink_if_sparse(&mut own.subscriptions);
-    }
-
-    /// Queues messages for a client ahead of any limit: retained messages it
-    /// just subscribed for.
-    pub fn queue_unbounded(&self, slot: &ClientSlot, messages: Vec<Message>) {
-        if messages.is_empty() {
-            return;
-        }
-        let mut outbox = lock(&slot.outbox);
-        for m in messages {
-            outbox.push_unbounded(m);
-        }
-        let waker = outbox.take_waker();
-        drop(outbox);
-        if let Some(w) = waker {
-            w.wake();
+        if let Some(owed) = lock(&slot.retained).as_deref_mut() {
+            for filter in filters {
+                owed.forget(filter);
+            }
         }
     }
 

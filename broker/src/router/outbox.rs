@@ -183,7 +183,8 @@ impl Outbox {
     }
 
     /// Queues a message regardless of the bound (retained messages a client
-    /// just subscribed for, and messages restored from the store).
+    /// subscribed for, which the router feeds only up to the bound, and
+    /// messages restored from the store).
     pub(crate) fn push_unbounded(&mut self, message: Message) {
         self.bytes += message.size();
         self.queue.push_back(message);
@@ -229,7 +230,6 @@ impl Outbox {
     }
 
     /// How many messages wait.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }

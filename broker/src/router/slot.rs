@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use tokio::sync::Notify;
 
 use super::outbox::{Kick, Outbox, SlotEvent};
+use super::retained::RetainedCursor;
 use crate::session::Session;
 use mqtt_codec::QoS;
 use mqtt_codec::topic::TopicFilter;
@@ -57,6 +58,10 @@ pub struct ClientSlot {
     /// The queue, and how the attached connection is woken.
     pub(crate) outbox: Mutex<Outbox>,
     pub(crate) ownership: Mutex<Ownership>,
+    /// The retained messages the client's SUBSCRIBEs still owe it, fed into
+    /// the outbox as it drains (see [`RetainedCursor`]). Boxed: most slots
+    /// owe none.
+    pub(crate) retained: Mutex<Option<Box<RetainedCursor>>>,
     /// Signalled when a connection detaches, for a takeover waiting on it.
     pub(crate) detached: Notify,
 }
@@ -73,6 +78,7 @@ impl ClientSlot {
             client_id,
             outbox: Mutex::new(Outbox::new()),
             ownership: Mutex::new(Ownership::default()),
+            retained: Mutex::new(None),
             detached: Notify::new(),
         }
     }

@@ -51,17 +51,23 @@ pub fn subscribe(filters: &[(&str, QoS)]) -> Subscribe {
 
 /// Subscribes `a`'s session as its connection does: the router grants, the
 /// session records the grants and builds the SUBACK. Returns the SUBACK and
-/// the retained messages to send after it.
+/// the retained messages sent after it, fed from the router as the
+/// connection would (with the outbox empty before, that is all it holds).
 pub fn subscribe_session(
     r: &Router,
     a: &mut Attachment,
     request: Subscribe,
 ) -> (SubAck, Vec<Message>) {
     let grants = r.subscribe(&a.slot, &request.filters);
-    (
-        a.session.granted(request, grants.return_codes),
-        grants.retained,
-    )
+    let suback = a.session.granted(request, grants.return_codes);
+    let mut retained = Vec::new();
+    loop {
+        let owed = r.feed_retained(&a.slot);
+        let more = a.slot.take(&mut retained, usize::MAX, usize::MAX).0;
+        if !owed && !more {
+            return (suback, retained);
+        }
+    }
 }
 
 /// Unsubscribes `a`'s session as its connection does; returns the UNSUBACK.

@@ -289,3 +289,83 @@ async fn sessions_for_store_include_connected_persistent_sessions() {
     r.disconnect(&c.slot, c.session);
     r.disconnect(&p.slot, p.session);
 }
+
+/// Retains `n` messages `r/0000`, `r/0001`, ... (QoS 0).
+fn retain_many(r: &Router, n: usize) {
+    for i in 0..n {
+        let topic = format!("r/{i:04}");
+        r.publish(&Message {
+            topic: mqtt_codec::topic::TopicName::new(&topic).expect("valid"),
+            ..msg("x", QoS::AtMostOnce, true, "m")
+        });
+    }
+}
+
+/// The topics waiting in `a`'s outbox, taken out.
+fn drained_topics(slot: &ClientSlot) -> Vec<String> {
+    drain(slot).iter().map(|m| m.topic.to_string()).collect()
+}
+
+/// Issue 14: a SUBSCRIBE queues at most a chunk of its retained messages;
+/// the rest follow, in order and one copy per filter, as the outbox is
+/// drained and fed, never past `--max-queued`.
+#[tokio::test]
+async fn a_big_retained_delivery_is_fed_as_the_outbox_drains() {
+    for (max_queued, ahead) in [(0, RETAINED_AHEAD), (10, 10)] {
+        let r = router(max_queued);
+        retain_many(&r, 1_000);
+        let a = r.connect("a", true, 10, WAIT).await.expect("attached");
+        let request = subscribe(&[("r/+", QoS::AtMostOnce), ("#", QoS::AtLeastOnce)]);
+        r.subscribe(&a.slot, &request.filters);
+        assert_eq!(lock(&a.slot.outbox).len(), ahead, "one chunk at SUBSCRIBE");
+        let mut got = drained_topics(&a.slot);
+        while r.feed_retained(&a.slot) {
+            assert!(lock(&a.slot.outbox).len() <= ahead);
+            got.extend(drained_topics(&a.slot));
+        }
+        got.extend(drained_topics(&a.slot));
+        let once: Vec<String> = (0..1_000).map(|i| format!("r/{i:04}")).collect();
+        assert_eq!(
+            got,
+            [once.clone(), once].concat(),
+            "max_queued {max_queued}"
+        );
+        assert!(lock(&a.slot.retained).is_none(), "nothing owed any more");
+    }
+}
+
+/// Issue 14: an UNSUBSCRIBE stops what its filter still owes
+/// [MQTT-3.10.4-2]; a clean session starts owing nothing.
+#[tokio::test]
+async fn unsubscribing_or_a_new_session_forgets_owed_retained_messages() {
+    let r = router(0);
+    retain_many(&r, 1_000);
+    let mut a = r.connect("a", false, 10, WAIT).await.expect("attached");
+    // Subscribed as the connection does, but the outbox left unfed.
+    let request = subscribe(&[("r/#", QoS::AtMostOnce)]);
+    let grants = r.subscribe(&a.slot, &request.filters);
+    a.session.granted(request, grants.return_codes);
+    assert_eq!(drain(&a.slot).len(), RETAINED_AHEAD);
+    unsubscribe_session(
+        &r,
+        &mut a,
+        Unsubscribe {
+            packet_id: PacketId::new(2).expect("non-zero"),
+            filters: vec![TopicFilter::new("r/#").expect("valid")],
+        },
+    );
+    assert!(!r.feed_retained(&a.slot));
+    assert!(drain(&a.slot).is_empty());
+    // Still owed when the persistent session comes back; forgotten by a
+    // clean one.
+    r.subscribe(&a.slot, &subscribe(&[("r/#", QoS::AtMostOnce)]).filters);
+    r.disconnect(&a.slot, a.session);
+    let b = r.connect("a", false, 10, WAIT).await.expect("attached");
+    assert!(b.session_present);
+    assert_eq!(drain(&b.slot).len(), RETAINED_AHEAD);
+    assert!(r.feed_retained(&b.slot));
+    r.disconnect(&b.slot, b.session);
+    let c = r.connect("a", true, 10, WAIT).await.expect("attached");
+    assert!(!r.feed_retained(&c.slot));
+    assert!(drain(&c.slot).is_empty());
+}

@@ -70,6 +70,13 @@ impl InProcessBroker {
     }
 }
 
+impl InProcessBroker {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
 impl Drop for InProcessBroker {
     fn drop(&mut self) {
         self.shutdown.cancel();
