@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;
