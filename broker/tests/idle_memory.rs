@@ -9,15 +9,13 @@
 //! bytes, not RSS: allocator overhead comes on top (`just bench` measures
 //! the release broker's RSS).
 
-use std::alloc::System;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+mod common;
 
-use broker::config::Config;
-use broker::server::Broker;
+use std::alloc::System;
+use std::net::{SocketAddr, TcpStream};
+
 use cap::Cap;
-use tokio_util::sync::CancellationToken;
+use common::in_process::{InProcess, connected};
 
 /// Counts the bytes allocated and not yet freed, process-wide.
 #[global_allocator]
@@ -32,52 +30,15 @@ const MAX_BYTES_PER_IDLE_CONNECTION: usize = 1_300;
 
 const CLIENTS: usize = 300;
 
-/// CONNECT with clean session, keep-alive 60 s and client id `idle-NNNN`.
-fn connect_packet(i: usize) -> Vec<u8> {
-    let id = format!("idle-{i:04}");
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60];
-    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    body.extend_from_slice(id.as_bytes());
-    let mut packet = vec![0x10, body.len() as u8];
-    packet.extend_from_slice(&body);
-    packet
-}
-
-/// Opens a client and waits for its CONNACK (accepted).
+/// An accepted client with client id `idle-NNNN`.
 fn open(addr: SocketAddr, i: usize) -> TcpStream {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    s.write_all(&connect_packet(i)).expect("send CONNECT");
-    let mut connack = [0u8; 4];
-    s.read_exact(&mut connack).expect("read CONNACK");
-    assert_eq!(connack, [0x20, 0x02, 0x00, 0x00], "CONNACK accepted");
-    s
+    connected(addr, &format!("idle-{i:04}"))
 }
 
 #[test]
 fn an_idle_connection_holds_little_heap() {
-    let config = Config::from_args(["broker", "--bind", "127.0.0.1", "--port", "0", "--no-ssl"])
-        .expect("flags");
-    let shutdown = CancellationToken::new();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let token = shutdown.clone();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let broker = Broker::bind(config).await.expect("bind");
-            addr_tx
-                .send(broker.plain_addr().expect("addr"))
-                .expect("send");
-            broker.run(token).await.expect("run");
-        });
-    });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("broker started");
+    let b = InProcess::start(&[]);
+    let addr = b.addr();
 
     // Warm up: the first connection sets up thread-locals and spare buffers
     // that later ones reuse.
@@ -95,6 +56,4 @@ fn an_idle_connection_holds_little_heap() {
 
     drop(clients);
     warm.clear();
-    shutdown.cancel();
-    server.join().expect("broker thread");
 }

@@ -33,6 +33,20 @@ use mqtt_codec::{ConnectReturnCode, Packet};
 /// How long a new connection waits for an old one with its client id to go.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
 
+/// The largest packet a connection's first packet may be: the largest
+/// CONNECT the protocol can express. A fixed header of at most 5 bytes; a
+/// variable header of at most 12 (MQTT 3.1's protocol name `MQIsdp` is the
+/// longer); five length-prefixed fields of at most 65,535 bytes each: client
+/// id, will topic, will message, user name, password [MQTT-1.5.3],
+/// [MQTT-3.1.3-1]. 327,702 bytes in all.
+///
+/// A first packet announcing more cannot be a valid CONNECT, so it is
+/// refused from its fixed header, before its bytes are read, whatever
+/// `--max-packet-size` allows: a client that has not yet sent a valid
+/// CONNECT (nor passed authentication) cannot make the broker buffer more
+/// than this.
+pub(super) const MAX_FIRST_PACKET: usize = 5 + 12 + 5 * (2 + u16::MAX as usize);
+
 /// The TLS handshake, within the connect timeout. `None` when it failed.
 async fn handshake(
     tcp: TcpStream,
@@ -91,8 +105,9 @@ pub(super) async fn open(
     let kind = conn.transport.kind();
     let limits = &shared.limits;
     // CONNECT must be the first packet [MQTT-3.1.0-1], within the timeout.
+    let max_first = limits.max_packet_size.min(MAX_FIRST_PACKET);
     let first = tokio::select! {
-        r = tokio::time::timeout(limits.connect_timeout, conn.first_packet(limits.max_packet_size)) => r,
+        r = tokio::time::timeout(limits.connect_timeout, conn.first_packet(max_first)) => r,
         () = shutdown.cancelled() => return None,
     };
     let first = match first {
