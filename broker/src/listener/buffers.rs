@@ -147,7 +147,15 @@ impl Conn {
             // before waiting for the socket.
             match self.read_available()? {
                 None => return Err(End::Closed),
-                Some(0) => self.transport.readable().await?,
+                Some(0) => {
+                    // Nothing came: give back the chunk the read reserved,
+                    // so that a socket that never sends holds no buffer
+                    // while it waits (issue 14: thousands of them).
+                    if self.rbuf.is_empty() {
+                        self.rbuf = BytesMut::new();
+                    }
+                    self.transport.readable().await?;
+                }
                 Some(_) => {}
             }
         }

@@ -10,7 +10,12 @@
 //!
 //! All of it runs in a boxed future freed before the connection loop starts
 //! (see [`super::connection::serve`]), so none of its state sizes an idle
-//! connection.
+//! connection. Within it, the TLS handshake and everything after the first
+//! packet ([`admit`]) are boxed again, allocated only when reached: what a
+//! socket that has not sent CONNECT holds is the wait for it alone, the
+//! socket and a timer (issue 14: thousands of silent sockets). A first
+//! packet larger than [`MAX_FIRST_PACKET`] is refused from its fixed
+//! header.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +33,7 @@ use super::end::End;
 use super::transport::Transport;
 use crate::router::{AttachError, Attachment};
 use crate::session::connect::{self, Policy};
-use mqtt_codec::{ConnectReturnCode, Packet};
+use mqtt_codec::{ConnectReturnCode, DecodeError, Packet};
 
 /// How long a new connection waits for an old one with its client id to go.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
@@ -98,11 +103,13 @@ pub(super) async fn open(
     }
     let transport = match tls {
         None => Transport::Plain(tcp),
-        Some(acceptor) => handshake(tcp, acceptor, shared, shutdown).await?,
+        // Boxed, as is everything after CONNECT: this future's size is the
+        // largest of its steps', and every socket that has not sent
+        // CONNECT yet holds one.
+        Some(acceptor) => Box::pin(handshake(tcp, acceptor, shared, shutdown)).await?,
     };
     let cert_name = certificate_name(&transport);
     let mut conn = Conn::new(transport);
-    let kind = conn.transport.kind();
     let limits = &shared.limits;
     // CONNECT must be the first packet [MQTT-3.1.0-1], within the timeout.
     let max_first = limits.max_packet_size.min(MAX_FIRST_PACKET);
@@ -126,6 +133,21 @@ pub(super) async fn open(
             return None;
         }
     };
+    Box::pin(admit(conn, first, cert_name, shared, shutdown)).await
+}
+
+/// From the first packet to CONNACK: the CONNECT rules applied, the session
+/// taken from the router, CONNACK and the resumed flows queued. `None` when
+/// the connection was refused or the broker is stopping.
+async fn admit(
+    mut conn: Conn,
+    first: Result<Packet, DecodeError>,
+    cert_name: Option<String>,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> Option<Client> {
+    let kind = conn.transport.kind();
+    let limits = &shared.limits;
     let policy = Policy {
         auth: &shared.auth,
         identity_as_username: shared.identity_as_username && kind == crate::stats::Transport::Tls,

@@ -272,3 +272,16 @@ async fn keep_alive_expiry_publishes_the_will() {
     let payloads: Vec<&[u8]> = batch.iter().map(|m| m.payload.as_ref()).collect();
     assert_eq!(payloads, [b"gone".as_slice()]);
 }
+
+/// Every socket that has not sent CONNECT yet holds its opening future
+/// (boxed, see `connection::serve`): 768 bytes now, where it was 2,912
+/// while it also held the TLS handshake, the CONNECT rules, the takeover
+/// wait and a refusal's close inline. Issue 14: 10,000 silent sockets.
+#[tokio::test]
+async fn opening_future_stays_small() {
+    let (_client, server) = socket_pair().await;
+    let fut = open::open(server, None, shared(None), CancellationToken::new());
+    let size = std::mem::size_of_val(&fut);
+    eprintln!("opening future: {size} bytes");
+    assert!(size <= 1_024, "opening future grew to {size} bytes");
+}

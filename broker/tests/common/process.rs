@@ -44,6 +44,30 @@ pub fn wait_for_descriptors_at_most(b: &ReferenceBroker, most: u64, timeout: Dur
     }
 }
 
+/// Waits (at most `timeout`) until the broker has at least `least`
+/// descriptors open; panics with the count and the log's last lines
+/// otherwise.
+pub fn wait_for_descriptors_at_least(b: &ReferenceBroker, least: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let open = open_descriptors(b);
+        if open >= least {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker has {open} descriptors open after {timeout:?} (expected at least {least}); its log ends:\n{}",
+            b.log()
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Lowers the broker's limit on open descriptors so that exactly `room`
 /// more fit. The limit bounds descriptor numbers, not their count, and a
 /// process may hold one numbered far above the rest (inherited from the
