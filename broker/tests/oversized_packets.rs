@@ -96,6 +96,21 @@ fn a_first_packet_announcing_256_mb_is_refused_from_its_fixed_header() {
 }
 
 #[test]
+fn a_first_packet_that_is_not_connect_is_refused_from_its_first_byte() {
+    // 100,000 bytes announced: under the first-packet limit, but a PUBLISH
+    // cannot come first [MQTT-3.1.0-1], so none of it is waited for.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    log();
+    let b = InProcess::start(&["--connect-timeout", "600"]);
+    let mut c = open(b.addr());
+    let mut bytes = vec![0x30, 0xA0, 0x8D, 0x06];
+    bytes.extend_from_slice(&[0u8; 1024]);
+    c.write_all(&bytes).unwrap();
+    assert_closed(&mut c, "a PUBLISH before CONNECT");
+    wait_for_log("first packet is not CONNECT, closing [MQTT-3.1.0-1] packet=PUBLISH");
+}
+
+#[test]
 fn a_packet_over_max_packet_size_is_refused_from_its_fixed_header() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     log();

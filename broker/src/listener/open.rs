@@ -124,6 +124,10 @@ pub(super) async fn open(
         }
         Ok(Ok(packet)) => Ok(packet),
         Ok(Err(End::Malformed(e))) => Err(e),
+        Ok(Err(end @ End::NotConnect(_))) => {
+            end.log();
+            return None;
+        }
         Ok(Err(End::Closed)) => {
             debug!("closed before CONNECT");
             return None;
