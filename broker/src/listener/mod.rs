@@ -4,9 +4,8 @@
 //! peer address, the listener and (once CONNECT is in) the client id. A TLS
 //! handshake must finish within the connect timeout. Past
 //! `--max-connections`, or out of file descriptors, new sockets are closed
-//! at once ([`accept_errors`]). On shutdown the
-//! loops stop accepting and every connection task ends (see
-//! [`crate::server`]).
+//! at once (see `accept_errors.rs`). On shutdown the loops stop accepting
+//! and every connection task ends (see [`crate::server`]).
 //!
 //! A connection task only moves bytes: `open` (the TLS handshake and the
 //! I/O around [`crate::session::connect`], up to CONNACK), `buffers` (the
@@ -97,11 +96,11 @@ fn admit(shared: &Shared) -> Option<LiveGuard> {
 
 /// Accepts sockets until shutdown; `tls` makes it the TLS listener.
 ///
-/// Refused sockets are closed at once and counted (`$SYS/broker/clients/
-/// refused`), with a log line per [`accept_errors::REPORT_INTERVAL`], not
-/// per socket: past `--max-connections`, and when descriptors run out (see
-/// [`accept_errors`]). Other failures of `accept` are logged the same way
-/// and waited out briefly, never retried in a spin.
+/// Sockets past `--max-connections`, and those that come when descriptors
+/// have run out (see `accept_errors.rs`), are closed at once and counted in
+/// `$SYS/broker/clients/refused`, with a log line per 10 s rather than per
+/// socket. Other failures of `accept` are logged the same way and waited
+/// out briefly, never retried in a spin.
 pub async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
