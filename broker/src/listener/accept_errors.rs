@@ -13,7 +13,7 @@
 //!
 //! A flood of refusals must not flood the log: [`Report`] lets one line
 //! through per [`REPORT_INTERVAL`] with how many were refused since the
-//! last line, and a last line once sockets are let in again.
+//! last line, and a last line with the total once sockets are let in again.
 
 use std::fs::File;
 use std::io;
@@ -103,6 +103,8 @@ pub(super) struct Report {
     last_line: Option<Instant>,
     /// Refusals since that line.
     unreported: u64,
+    /// Refusals since this run of them began.
+    run: u64,
 }
 
 impl Report {
@@ -111,6 +113,7 @@ impl Report {
     /// run of refusals, then one per [`REPORT_INTERVAL`].
     pub(super) fn refused(&mut self, now: Instant) -> Option<u64> {
         self.unreported += 1;
+        self.run += 1;
         let due = self
             .last_line
             .is_none_or(|t| now.duration_since(t) >= REPORT_INTERVAL);
@@ -122,11 +125,11 @@ impl Report {
     }
 
     /// A socket was let in. Returns, once per run of refusals, how many
-    /// were not yet logged (perhaps 0), for the line saying that the run
-    /// is over.
+    /// there were in all, for the line saying that the run is over.
     pub(super) fn recovered(&mut self) -> Option<u64> {
         self.last_line.take()?;
-        Some(std::mem::take(&mut self.unreported))
+        self.unreported = 0;
+        Some(std::mem::take(&mut self.run))
     }
 }
 
@@ -146,7 +149,7 @@ mod tests {
         }
         assert_eq!(r.refused(start + REPORT_INTERVAL), Some(1_000));
         assert_eq!(r.refused(start + REPORT_INTERVAL * 3 / 2), None);
-        assert_eq!(r.recovered(), Some(1), "the last one, not yet logged");
+        assert_eq!(r.recovered(), Some(1_002), "the run's total");
         assert_eq!(r.recovered(), None, "said once");
         assert_eq!(
             r.refused(start + REPORT_INTERVAL * 2),

@@ -162,9 +162,9 @@ pub async fn accept_loop(
                 }
             }
         };
-        if let Some(refused) = no_descriptors.recovered() {
+        if let Some(refused_in_all) = no_descriptors.recovered() {
             info!(
-                refused,
+                refused_in_all,
                 listener = listener_name,
                 "file descriptors free again: accepting connections again"
             );
@@ -178,9 +178,9 @@ pub async fn accept_loop(
             }
             continue;
         };
-        if let Some(refused) = over_limit.recovered() {
+        if let Some(refused_in_all) = over_limit.recovered() {
             info!(
-                refused,
+                refused_in_all,
                 "below the connection limit again: accepting connections again"
             );
         }
