@@ -11,11 +11,11 @@
 //! All of it runs in a boxed future freed before the connection loop starts
 //! (see [`super::connection::serve`]), so none of its state sizes an idle
 //! connection. Within it, the TLS handshake and everything after the first
-//! packet ([`admit`]) are boxed again, allocated only when reached: what a
-//! socket that has not sent CONNECT holds is the wait for it alone, the
-//! socket and a timer (issue 14: thousands of silent sockets). A first
-//! packet larger than [`MAX_FIRST_PACKET`] is refused from its fixed
-//! header.
+//! packet ([`answer_connect`]) are boxed again, allocated only when
+//! reached: what a socket that has not sent CONNECT holds is the wait for
+//! it alone, the socket and a timer (issue 14: thousands of silent
+//! sockets). A first packet larger than [`MAX_FIRST_PACKET`] is refused
+//! from its fixed header.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,7 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
 /// CONNECT the protocol can express. A fixed header of at most 5 bytes; a
 /// variable header of at most 12 (MQTT 3.1's protocol name `MQIsdp` is the
 /// longer); five length-prefixed fields of at most 65,535 bytes each: client
-/// id, will topic, will message, user name, password [MQTT-1.5.3],
+/// id, will topic, will message, user name, password (§1.5.3),
 /// [MQTT-3.1.3-1]. 327,702 bytes in all.
 ///
 /// A first packet announcing more cannot be a valid CONNECT, so it is
@@ -50,7 +50,7 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
 /// `--max-packet-size` allows: a client that has not yet sent a valid
 /// CONNECT (nor passed authentication) cannot make the broker buffer more
 /// than this.
-pub(super) const MAX_FIRST_PACKET: usize = 5 + 12 + 5 * (2 + u16::MAX as usize);
+const MAX_FIRST_PACKET: usize = 5 + 12 + 5 * (2 + u16::MAX as usize);
 
 /// The TLS handshake, within the connect timeout. `None` when it failed.
 async fn handshake(
@@ -137,13 +137,13 @@ pub(super) async fn open(
             return None;
         }
     };
-    Box::pin(admit(conn, first, cert_name, shared, shutdown)).await
+    Box::pin(answer_connect(conn, first, cert_name, shared, shutdown)).await
 }
 
 /// From the first packet to CONNACK: the CONNECT rules applied, the session
 /// taken from the router, CONNACK and the resumed flows queued. `None` when
 /// the connection was refused or the broker is stopping.
-async fn admit(
+async fn answer_connect(
     mut conn: Conn,
     first: Result<Packet, DecodeError>,
     cert_name: Option<String>,
