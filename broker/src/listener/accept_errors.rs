@@ -198,5 +198,11 @@ mod tests {
         assert!(matches!(read, Ok(0) | Err(_)), "closed, got {read:?}");
         assert_eq!(spare.shed(&listener), Shed::NoneWaiting);
         assert!(spare.0.is_some(), "the reserve is taken again");
+
+        // Without a reserve (it could not be taken back), the accept loop
+        // is told to back off, and the reserve is tried for again.
+        let mut lost = Spare(None);
+        assert_eq!(lost.shed(&listener), Shed::Failed);
+        assert!(lost.0.is_some(), "the reserve is taken again");
     }
 }
