@@ -2,6 +2,7 @@
 //! descriptors and resident memory, and its descriptor limit lowered, for
 //! the tests of what it does under hostile load.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use testsupport::ReferenceBroker;
@@ -12,12 +13,17 @@ fn pid(b: &ReferenceBroker) -> i32 {
     i32::try_from(pid).expect("a process id fits in pid_t")
 }
 
-/// The numbers of the descriptors the broker has open now.
-fn descriptors(b: &ReferenceBroker) -> Vec<u64> {
+/// The broker's open descriptors: their numbers and what they are
+/// (`socket:[...]`, `/dev/null`, ...).
+fn descriptors(b: &ReferenceBroker) -> Vec<(u64, PathBuf)> {
     let dir = format!("/proc/{}/fd", pid(b));
     std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {dir}: {e}"))
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            Some((fd, std::fs::read_link(e.path()).unwrap_or_default()))
+        })
         .collect()
 }
 
@@ -26,46 +32,63 @@ pub fn open_descriptors(b: &ReferenceBroker) -> u64 {
     descriptors(b).len() as u64
 }
 
-/// Waits (at most `timeout`) until the broker has at most `most`
-/// descriptors open; panics with the count and the log otherwise.
-pub fn wait_for_descriptors_at_most(b: &ReferenceBroker, most: u64, timeout: Duration) {
+/// How many sockets the broker has open now (listeners and connections):
+/// what a test of its connections counts, whatever else it has open.
+pub fn open_sockets(b: &ReferenceBroker) -> u64 {
+    descriptors(b)
+        .iter()
+        .filter(|(_, what)| what.to_string_lossy().starts_with("socket:"))
+        .count() as u64
+}
+
+/// Waits (at most `timeout`) until `count` (of the broker's descriptors or
+/// sockets) satisfies `done`; panics naming `what` with the descriptors
+/// and the log's last lines otherwise.
+pub fn wait_for_count(
+    b: &ReferenceBroker,
+    what: &str,
+    count: fn(&ReferenceBroker) -> u64,
+    done: impl Fn(u64) -> bool,
+    timeout: Duration,
+) {
     let deadline = Instant::now() + timeout;
     loop {
-        let open = open_descriptors(b);
-        if open <= most {
+        let n = count(b);
+        if done(n) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the broker still has {open} descriptors open after {timeout:?} (expected at most {most}):\n{}",
-            b.log()
-        );
+        if Instant::now() >= deadline {
+            let mut kinds: Vec<String> = descriptors(b)
+                .iter()
+                .map(|(_, w)| {
+                    w.to_string_lossy()
+                        .split(':')
+                        .next()
+                        .unwrap_or("")
+                        .to_owned()
+                })
+                .collect();
+            kinds.sort();
+            kinds.dedup();
+            panic!(
+                "{what}: the broker has {n} after {timeout:?} (kinds open: {kinds:?}); its log ends:\n{}",
+                b.log()
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// Waits (at most `timeout`) until the broker has at least `least`
-/// descriptors open; panics with the count and the log's last lines
-/// otherwise.
-pub fn wait_for_descriptors_at_least(b: &ReferenceBroker, least: u64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let open = open_descriptors(b);
-        if open >= least {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the broker has {open} descriptors open after {timeout:?} (expected at least {least}); its log ends:\n{}",
-            b.log()
-                .lines()
-                .rev()
-                .take(15)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits (at most `timeout`) until the broker has at most `most`
+/// descriptors open.
+pub fn wait_for_descriptors_at_most(b: &ReferenceBroker, most: u64, timeout: Duration) {
+    let what = format!("at most {most} descriptors");
+    wait_for_count(b, &what, open_descriptors, |n| n <= most, timeout);
 }
 
 /// Lowers the broker's limit on open descriptors so that exactly `room`
@@ -73,7 +96,7 @@ pub fn wait_for_descriptors_at_least(b: &ReferenceBroker, least: u64, timeout: D
 /// process may hold one numbered far above the rest (inherited from the
 /// test runner), so the limit is `room` plus the open descriptors below it.
 pub fn leave_room_for(b: &ReferenceBroker, room: u64) {
-    let mut open = descriptors(b);
+    let mut open: Vec<u64> = descriptors(b).into_iter().map(|(fd, _)| fd).collect();
     open.sort_unstable();
     let mut limit = room;
     for fd in open {
