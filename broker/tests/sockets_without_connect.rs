@@ -1,6 +1,7 @@
 //! 10,000 sockets that connect and never send CONNECT (issue 14): the
 //! broker holds them in bounded memory while they sit, and closes every
-//! one once the connect timeout has passed.
+//! one once the connect timeout has passed. And a burst of connections
+//! waits in the listen backlog rather than having its SYNs dropped.
 //!
 //! Why the binary and its resident memory, not the in-process broker and a
 //! heap count: this process may hold 20,000 descriptors (the CI's hard
@@ -26,9 +27,9 @@ const SOCKETS: u64 = 10_000;
 /// out, so that the broker holds them all at once: opening them takes
 /// about 2 s.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Sockets opened at a time, within the broker's listen backlog (128): a
-/// connection that finds the backlog full has its SYN dropped and costs
-/// its client a second.
+/// Sockets opened at a time, well within the broker's listen backlog
+/// ([`broker::server::LISTEN_BACKLOG`]): a connection that finds the
+/// backlog full has its SYN dropped and costs its client a second.
 const BATCH: u64 = 100;
 
 /// Resident memory one silent socket may add to the broker: measured
@@ -118,4 +119,46 @@ fn ten_thousand_sockets_without_connect_are_held_cheaply_then_closed() {
         WAIT,
     );
     assert!(b.log().contains("no CONNECT in time, closing"));
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to the broker.
+fn signal(b: &testsupport::ReferenceBroker, signal: &str) {
+    let pid = b.pid().expect("the broker is running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+#[test]
+fn a_burst_of_connections_waits_in_the_listen_backlog() {
+    // 600 clients arrive while the broker takes none (stopped): the kernel
+    // completes their handshakes and holds them in the listen backlog, as
+    // long as it has room for them. With a backlog of 128 the 129th SYN is
+    // dropped and its client hangs in retransmission until the broker
+    // catches up.
+    const BURST: u64 = 600;
+    let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        somaxconn >= BURST,
+        "the kernel caps listen backlogs at net.core.somaxconn = {somaxconn}; this test needs {BURST}"
+    );
+    let b = start(&[]);
+    let idle_sockets = open_sockets(&b);
+    signal(&b, "STOP");
+    let clients: Vec<TcpStream> = (0..BURST)
+        .map(|i| {
+            TcpStream::connect_timeout(&b.addr(), WAIT)
+                .unwrap_or_else(|e| panic!("client {i} of the burst: {e}"))
+        })
+        .collect();
+    signal(&b, "CONT");
+    let all = idle_sockets + BURST;
+    wait_for_count(&b, "the burst accepted", open_sockets, |n| n >= all, WAIT);
+    drop(clients);
 }
