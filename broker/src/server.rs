@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -331,6 +331,13 @@ fn tls_acceptor(
     Ok(TlsAcceptor::from(config))
 }
 
+/// Connections the kernel completes and holds until the accept loop takes
+/// them. A burst beyond this (clients reconnecting after a restart, or a
+/// flood) has its SYNs dropped, each costing its client a second before it
+/// tries again; `TcpListener::bind` asks for only 128. 1024, as Go and
+/// others do; the kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
 /// Binds the `transport` listener (`plain`, `TLS`) on `addr`; a failure
 /// names the flag that set its port.
 async fn listen(
@@ -338,12 +345,23 @@ async fn listen(
     transport: &'static str,
     flag: &'static str,
 ) -> Result<TcpListener, BrokerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| BrokerError::Bind {
-            transport,
-            addr,
-            flag,
-            source,
-        })
+    let bind = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind` does: a restarted broker can bind its port
+        // while the old one's connections linger in TIME_WAIT.
+        #[cfg(not(windows))]
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    bind().map_err(|source| BrokerError::Bind {
+        transport,
+        addr,
+        flag,
+        source,
+    })
 }

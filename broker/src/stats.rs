@@ -54,6 +54,9 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
     /// Persistent sessions dropped by `--persistent-client-expiration`.
     pub sessions_expired: AtomicU64,
+    /// New sockets closed at once, before CONNECT: out of file descriptors
+    /// or past `--max-connections`.
+    pub connections_refused: AtomicU64,
 }
 
 impl Default for Stats {
@@ -79,6 +82,7 @@ impl Stats {
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             sessions_expired: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
         }
     }
 

@@ -55,6 +55,10 @@ pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
             get(&s.sessions_expired).to_string(),
         ),
         (
+            "$SYS/broker/clients/refused",
+            get(&s.connections_refused).to_string(),
+        ),
+        (
             "$SYS/broker/listeners/plain/connected",
             get(&s.connected_plain).to_string(),
         ),

@@ -201,6 +201,12 @@ impl ReferenceBroker {
         self.tls
     }
 
+    /// The broker's process id, while it runs: for a test that inspects
+    /// or limits the process (its open descriptors, its memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The CA certificate that signed the generated server certificate.
     pub fn ca_file(&self) -> PathBuf {
         match &self.data_dir {

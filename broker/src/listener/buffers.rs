@@ -18,7 +18,7 @@ use super::end::End;
 use super::transport::Transport;
 use crate::session::connect;
 use crate::stats::Counts;
-use mqtt_codec::{ConnectReturnCode, Packet, decode_packet};
+use mqtt_codec::{ConnectReturnCode, Packet, PacketType, decode_packet};
 
 thread_local! {
     /// An empty write buffer with room, handed from a connection that went
@@ -134,9 +134,19 @@ impl Conn {
         }
     }
 
-    /// Waits for the first complete packet.
+    /// Waits for the first complete packet. One that is not CONNECT is
+    /// refused from its first byte ([`End::NotConnect`]), before its body is
+    /// read [MQTT-3.1.0-1].
     pub(super) async fn first_packet(&mut self, max_packet_size: usize) -> Result<Packet, End> {
         loop {
+            if let Some(packet) = self
+                .rbuf
+                .first()
+                .and_then(|b| PacketType::from_nibble(b >> 4))
+                .filter(|t| *t != PacketType::Connect)
+            {
+                return Err(End::NotConnect(packet));
+            }
             if let Some(p) =
                 decode_packet(&mut self.rbuf, max_packet_size).map_err(End::Malformed)?
             {
@@ -147,7 +157,15 @@ impl Conn {
             // before waiting for the socket.
             match self.read_available()? {
                 None => return Err(End::Closed),
-                Some(0) => self.transport.readable().await?,
+                Some(0) => {
+                    // Nothing came: give back the chunk the read reserved,
+                    // so that a socket that never sends holds no buffer
+                    // while it waits (issue 14: thousands of them).
+                    if self.rbuf.is_empty() {
+                        self.rbuf = BytesMut::new();
+                    }
+                    self.transport.readable().await?;
+                }
                 Some(_) => {}
             }
         }

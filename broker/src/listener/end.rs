@@ -5,7 +5,8 @@ use std::io;
 use tracing::{debug, info, warn};
 
 use crate::session::SessionError;
-use mqtt_codec::DecodeError;
+use crate::session::connect::ConnectError;
+use mqtt_codec::{DecodeError, PacketType};
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -20,6 +21,9 @@ pub(super) enum End {
     Malformed(DecodeError),
     /// The client broke a protocol rule.
     Violation(SessionError),
+    /// The first packet's fixed header is not CONNECT's [MQTT-3.1.0-1]:
+    /// closed before its body is read.
+    NotConnect(PacketType),
     /// The client was silent past 1.5× its keep-alive [MQTT-3.1.2-24].
     KeepAlive,
     /// Another connection took the client id over [MQTT-3.1.4-2].
@@ -47,6 +51,7 @@ impl End {
                 "malformed packet, closing [MQTT-4.8.0-1]"
             ),
             End::Violation(e) => warn!(error = %e, "protocol violation, closing"),
+            End::NotConnect(packet) => ConnectError::NotConnect { packet: *packet }.log(),
             End::KeepAlive => info!("keep-alive expired, closing [MQTT-3.1.2-24]"),
             End::TakenOver => info!("session taken over by a new connection [MQTT-3.1.4-2]"),
             End::Shutdown => debug!("closing for shutdown"),

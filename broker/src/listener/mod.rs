@@ -3,15 +3,16 @@
 //! Each accepted socket gets its own task and a tracing span holding the
 //! peer address, the listener and (once CONNECT is in) the client id. A TLS
 //! handshake must finish within the connect timeout. Past
-//! `--max-connections` new sockets are closed at once. On shutdown the
-//! loops stop accepting and every connection task ends (see
-//! [`crate::server`]).
+//! `--max-connections`, or out of file descriptors, new sockets are closed
+//! at once (see `accept_errors.rs`). On shutdown the loops stop accepting
+//! and every connection task ends (see [`crate::server`]).
 //!
 //! A connection task only moves bytes: `open` (the TLS handshake and the
 //! I/O around [`crate::session::connect`], up to CONNACK), `buffers` (the
 //! socket and its buffers), `pull` (outbox to write buffer), `end` (why it
 //! ended) and `connection` (the loop).
 
+mod accept_errors;
 mod buffers;
 mod connection;
 mod end;
@@ -20,8 +21,8 @@ mod pull;
 mod tls;
 mod transport;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -29,10 +30,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, error, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 pub use tls::{TlsError, server_config};
 pub use transport::Transport;
+
+use accept_errors::{Report, Shed, Spare, lost_connection, out_of_descriptors};
 
 use crate::auth::Authenticator;
 use crate::router::Router;
@@ -50,6 +53,9 @@ pub struct ConnLimits {
     /// Most connections at once, 0 for no limit.
     pub max_connections: usize,
 }
+
+/// How long the accept loop waits after a failure it cannot work around.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -80,22 +86,21 @@ pub fn connection_limit(max_connections: usize) -> Option<Arc<Semaphore>> {
 /// the task ends.
 type LiveGuard = Option<OwnedSemaphorePermit>;
 
-/// Lets a new socket in, or refuses it past the limit.
-fn admit(shared: &Shared, peer: SocketAddr) -> Option<LiveGuard> {
+/// Lets a new socket in, or refuses it past the limit (`None`).
+fn admit(shared: &Shared) -> Option<LiveGuard> {
     let Some(connections) = &shared.connections else {
         return Some(None);
     };
-    match Arc::clone(connections).try_acquire_owned() {
-        Ok(permit) => Some(Some(permit)),
-        Err(_) => {
-            let max = shared.limits.max_connections;
-            warn!(%peer, max_connections = max, "connection limit reached, closing new connection");
-            None
-        }
-    }
+    Arc::clone(connections).try_acquire_owned().ok().map(Some)
 }
 
 /// Accepts sockets until shutdown; `tls` makes it the TLS listener.
+///
+/// Sockets past `--max-connections`, and those that come when descriptors
+/// have run out (see `accept_errors.rs`), are closed at once and counted in
+/// `$SYS/broker/clients/refused`, with a log line per 10 s rather than per
+/// socket. Other failures of `accept` are logged the same way and waited
+/// out briefly, never retried in a spin.
 pub async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -108,26 +113,77 @@ pub async fn accept_loop(
     } else {
         Kind::Plain
     };
+    let listener_name = kind.name();
+    let mut spare = Spare::reserve();
+    let (mut no_descriptors, mut over_limit, mut failing) =
+        (Report::default(), Report::default(), Report::default());
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             () = shutdown.cancelled() => return,
         };
+        let now = tokio::time::Instant::now();
         let (tcp, peer) = match accepted {
             Ok(a) => a,
+            Err(e) if out_of_descriptors(&e) => match spare.shed(&listener) {
+                Shed::Closed => {
+                    shared.stats.connections_refused.fetch_add(1, Relaxed);
+                    if let Some(refused) = no_descriptors.refused(now) {
+                        warn!(error = %e, refused, listener = listener_name, "out of file descriptors: closing new connections at once (raise the limit, ulimit -n, or lower --max-connections)");
+                    }
+                    continue;
+                }
+                // tokio saw the backlog empty: the next accept waits for a
+                // client.
+                Shed::NoneWaiting => continue,
+                Shed::Failed => {
+                    if let Some(failures) = failing.refused(now) {
+                        error!(error = %e, failures, listener = listener_name, "accept failed, out of file descriptors");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            },
+            Err(e) if lost_connection(&e) => {
+                debug!(error = %e, listener = listener_name, "connection lost before accept");
+                continue;
+            }
             Err(e) => {
-                // Out of file descriptors and the like: back off briefly
+                // Out of kernel memory and the like: back off briefly
                 // rather than spin.
-                error!(error = %e, listener = kind.name(), "accept failed");
+                if let Some(failures) = failing.refused(now) {
+                    error!(error = %e, failures, listener = listener_name, "accept failed");
+                }
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
                     () = shutdown.cancelled() => return,
                 }
             }
         };
-        let Some(guard) = admit(&shared, peer) else {
+        if let Some(refused_in_all) = no_descriptors.recovered() {
+            info!(
+                refused_in_all,
+                listener = listener_name,
+                "file descriptors free again: accepting connections again"
+            );
+        }
+        failing.recovered();
+        let Some(guard) = admit(&shared) else {
+            shared.stats.connections_refused.fetch_add(1, Relaxed);
+            if let Some(refused) = over_limit.refused(now) {
+                let max = shared.limits.max_connections;
+                warn!(%peer, max_connections = max, refused, "connection limit reached, closing new connections");
+            }
             continue;
         };
+        if let Some(refused_in_all) = over_limit.recovered() {
+            info!(
+                refused_in_all,
+                "below the connection limit again: accepting connections again"
+            );
+        }
         if let Err(e) = tcp.set_nodelay(true) {
             debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }

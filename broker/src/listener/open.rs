@@ -10,7 +10,12 @@
 //!
 //! All of it runs in a boxed future freed before the connection loop starts
 //! (see [`super::connection::serve`]), so none of its state sizes an idle
-//! connection.
+//! connection. Within it, the TLS handshake and everything after the first
+//! packet ([`answer_connect`]) are boxed again, allocated only when
+//! reached: what a socket that has not sent CONNECT holds is the wait for
+//! it alone, the socket and a timer (issue 14: thousands of silent
+//! sockets). A first packet larger than [`MAX_FIRST_PACKET`] is refused
+//! from its fixed header.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,10 +33,24 @@ use super::end::End;
 use super::transport::Transport;
 use crate::router::{AttachError, Attachment};
 use crate::session::connect::{self, Policy};
-use mqtt_codec::{ConnectReturnCode, Packet};
+use mqtt_codec::{ConnectReturnCode, DecodeError, Packet};
 
 /// How long a new connection waits for an old one with its client id to go.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
+
+/// The largest packet a connection's first packet may be: the largest
+/// CONNECT the protocol can express. A fixed header of at most 5 bytes; a
+/// variable header of at most 12 (MQTT 3.1's protocol name `MQIsdp` is the
+/// longer); five length-prefixed fields of at most 65,535 bytes each: client
+/// id, will topic, will message, user name, password (§1.5.3),
+/// [MQTT-3.1.3-1]. 327,702 bytes in all.
+///
+/// A first packet announcing more cannot be a valid CONNECT, so it is
+/// refused from its fixed header, before its bytes are read, whatever
+/// `--max-packet-size` allows: a client that has not yet sent a valid
+/// CONNECT (nor passed authentication) cannot make the broker buffer more
+/// than this.
+const MAX_FIRST_PACKET: usize = 5 + 12 + 5 * (2 + u16::MAX as usize);
 
 /// The TLS handshake, within the connect timeout. `None` when it failed.
 async fn handshake(
@@ -84,15 +103,18 @@ pub(super) async fn open(
     }
     let transport = match tls {
         None => Transport::Plain(tcp),
-        Some(acceptor) => handshake(tcp, acceptor, shared, shutdown).await?,
+        // Boxed, as is everything after CONNECT: this future's size is the
+        // largest of its steps', and every socket that has not sent
+        // CONNECT yet holds one.
+        Some(acceptor) => Box::pin(handshake(tcp, acceptor, shared, shutdown)).await?,
     };
     let cert_name = certificate_name(&transport);
     let mut conn = Conn::new(transport);
-    let kind = conn.transport.kind();
     let limits = &shared.limits;
     // CONNECT must be the first packet [MQTT-3.1.0-1], within the timeout.
+    let max_first = limits.max_packet_size.min(MAX_FIRST_PACKET);
     let first = tokio::select! {
-        r = tokio::time::timeout(limits.connect_timeout, conn.first_packet(limits.max_packet_size)) => r,
+        r = tokio::time::timeout(limits.connect_timeout, conn.first_packet(max_first)) => r,
         () = shutdown.cancelled() => return None,
     };
     let first = match first {
@@ -102,6 +124,10 @@ pub(super) async fn open(
         }
         Ok(Ok(packet)) => Ok(packet),
         Ok(Err(End::Malformed(e))) => Err(e),
+        Ok(Err(end @ End::NotConnect(_))) => {
+            end.log();
+            return None;
+        }
         Ok(Err(End::Closed)) => {
             debug!("closed before CONNECT");
             return None;
@@ -111,6 +137,21 @@ pub(super) async fn open(
             return None;
         }
     };
+    Box::pin(answer_connect(conn, first, cert_name, shared, shutdown)).await
+}
+
+/// From the first packet to CONNACK: the CONNECT rules applied, the session
+/// taken from the router, CONNACK and the resumed flows queued. `None` when
+/// the connection was refused or the broker is stopping.
+async fn answer_connect(
+    mut conn: Conn,
+    first: Result<Packet, DecodeError>,
+    cert_name: Option<String>,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> Option<Client> {
+    let kind = conn.transport.kind();
+    let limits = &shared.limits;
     let policy = Policy {
         auth: &shared.auth,
         identity_as_username: shared.identity_as_username && kind == crate::stats::Transport::Tls,

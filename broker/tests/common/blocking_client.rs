@@ -34,14 +34,20 @@ pub fn encode(packet: &Packet) -> BytesMut {
     buf
 }
 
+/// A socket to `addr` that has sent nothing yet (no CONNECT), its reads
+/// bounded by [`WAIT`].
+pub fn open(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+}
+
 impl BlockingClient {
     /// Connects `client_id` (keep-alive 60 s) and checks the CONNACK
     /// accepts it.
     pub fn connect(addr: SocketAddr, client_id: &str, clean_session: bool) -> Self {
-        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("read timeout");
-        stream.set_nodelay(true).expect("nodelay");
-        let mut client = Self { stream };
+        let mut client = Self { stream: open(addr) };
         client.send(&Packet::Connect(connect_packet(client_id, clean_session)));
         match client.recv() {
             Packet::ConnAck(ack) => assert_eq!(ack.code, ConnectReturnCode::Accepted),
@@ -51,6 +57,11 @@ impl BlockingClient {
             ),
         }
         client
+    }
+
+    /// The socket, for a test that goes on in raw bytes.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
     }
 
     /// Writes one packet.

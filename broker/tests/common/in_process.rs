@@ -6,8 +6,9 @@
 //! sockets, which hold no heap while they wait, so the bytes that stay
 //! allocated across a step are the broker's.
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -75,6 +76,11 @@ impl InProcessBroker {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// Its router, for its counters.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
 }
 
 impl Drop for InProcessBroker {
@@ -87,4 +93,42 @@ impl Drop for InProcessBroker {
             panic!("the broker's thread panicked");
         }
     }
+}
+
+/// What the broker in this process logged, from the first [`log`] call on.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends this process's `info` log lines (the broker's) to a buffer the
+/// test can read; the same buffer for every test in the binary.
+pub fn log() -> Log {
+    static LOG: OnceLock<Log> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Log::default();
+        let sink = log.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || sink.clone())
+            .init();
+        log
+    })
+    .clone()
 }

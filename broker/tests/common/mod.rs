@@ -6,6 +6,7 @@
 
 pub mod blocking_client;
 pub mod in_process;
+pub mod process;
 pub mod retained;
 
 use std::net::SocketAddr;
