@@ -54,6 +54,8 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
     /// Persistent sessions dropped by `--persistent-client-expiration`.
     pub sessions_expired: AtomicU64,
+    /// Failed writes of the store (each retry counts).
+    pub store_write_errors: AtomicU64,
 }
 
 impl Default for Stats {
@@ -79,6 +81,7 @@ impl Stats {
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             sessions_expired: AtomicU64::new(0),
+            store_write_errors: AtomicU64::new(0),
         }
     }
 

@@ -16,6 +16,13 @@
 //! When it ends for any reason but DISCONNECT, the client's will is
 //! published [MQTT-3.1.2-8]; the session goes back to the router.
 //!
+//! With `--durability batched`, a step that changes durable state (a QoS
+//! 1/2 or retained message routed, a subscription changed, a QoS 2
+//! message put in flight, a QoS 2 step recorded) takes a ticket from the
+//! committer ([`crate::store::commit`]) and the connection holds all its
+//! output until that ticket is on disk: the acknowledgement is never ahead
+//! of the disk. Reading goes on meanwhile, up to the write buffer's bound.
+//!
 //! Memory: an idle connection is mostly its task, so the task is kept
 //! small. Everything needed only until CONNACK (the TLS handshake, CONNECT
 //! and its timeouts, a takeover wait) runs in a boxed future freed before
@@ -40,7 +47,7 @@ use tracing::debug;
 use super::buffers::{Conn, HIGH_WATER, LINGER};
 use super::end::End;
 use super::open::open;
-use super::pull::{Pulled, pull};
+use super::pull::{Moved, Pulled, pull};
 use super::{LiveGuard, Shared};
 use crate::mutant;
 use crate::router::{ClientSlot, Kick, SlotEvent};
@@ -64,6 +71,18 @@ pub(super) struct Client {
     pub(super) session: Session,
     /// Boxed: most clients set no will, and those that do pay for it alone.
     pub(super) will: Option<Box<Message>>,
+    /// The commit ticket the output waits for (`--durability batched`);
+    /// 0 for none.
+    pub(super) hold: u64,
+}
+
+/// What a step changed of the state the store keeps.
+#[derive(Debug, Clone, Copy, Default)]
+struct Step {
+    /// The persistent session's in-flight flows changed.
+    flows: bool,
+    /// The output must wait until the changes are on disk.
+    commit: bool,
 }
 
 /// Serves one client from its first byte to its close, TLS handshake
@@ -105,6 +124,7 @@ pub(super) fn serve(
 /// What the connection loop waited for.
 enum Event {
     Kicked(Kick),
+    Durable,
     Writable(io::Result<()>),
     Readable(io::Result<()>),
     Messages,
@@ -157,7 +177,13 @@ impl Client {
                     return end;
                 }
                 let event = self
-                    .wait(outbox_more, pulled, forward_first, keep_alive.as_mut())
+                    .wait(
+                        outbox_more,
+                        pulled,
+                        forward_first,
+                        keep_alive.as_mut(),
+                        shared,
+                    )
                     .await;
                 forward_first = false;
                 match event {
@@ -194,6 +220,7 @@ impl Client {
                         }
                     }
                     Event::Messages => outbox_more = true,
+                    Event::Durable => {}
                     Event::Yielded => {}
                     Event::KeepAlive => {
                         if self.session.keep_alive_expired(Instant::now().into_std()) {
@@ -216,11 +243,27 @@ impl Client {
         pulled: &mut Pulled,
     ) -> Option<End> {
         if *outbox_more && self.conn.wbuf.len() < HIGH_WATER {
-            *pulled = pull(&mut self.conn, &self.slot, &mut self.session);
+            let gate = shared.router.gate();
+            let mut moved = Moved::default();
+            *pulled = pull(&mut self.conn, &self.slot, &mut self.session, &mut moved);
             *outbox_more = *pulled != Pulled::Drained;
+            if moved.any {
+                shared.router.session_changed(&self.slot);
+            }
+            let persistent = !self.session.is_clean();
+            self.after_step(
+                shared,
+                Step {
+                    flows: persistent && moved.in_flight,
+                    commit: persistent && moved.exactly_once,
+                },
+            );
+            drop(gate);
         }
+        let released = self.released(shared);
         let conn = &mut self.conn;
-        if conn.transport.wants_write(&conn.wbuf)
+        if released
+            && conn.transport.wants_write(&conn.wbuf)
             && let Err(e) = conn.transport.try_write(&mut conn.wbuf)
         {
             return Some(End::Io(e));
@@ -228,6 +271,29 @@ impl Client {
         shared.stats.add(&mut conn.counts);
         conn.shrink();
         None
+    }
+
+    /// Records a step's changes for the store: copies the in-flight flows
+    /// into the slot, and takes a ticket to hold the output on. Called with
+    /// the router's gate held, right after the changes.
+    fn after_step(&mut self, shared: &Shared, step: Step) {
+        if step.flows {
+            shared.router.flows_changed(&self.slot, &self.session);
+        }
+        if step.commit
+            && let Some(commits) = &shared.commits
+        {
+            self.hold = commits.request();
+        }
+    }
+
+    /// Whether the output may go out: nothing in it waits for the disk.
+    fn released(&self, shared: &Shared) -> bool {
+        self.hold == 0
+            || shared
+                .commits
+                .as_ref()
+                .is_none_or(|c| c.is_durable(self.hold))
     }
 
     /// Waits for the next event, in this order of priority: a kick from the
@@ -246,8 +312,14 @@ impl Client {
         pulled: Pulled,
         forward_first: bool,
         mut keep_alive: Pin<&'a mut Sleep>,
+        shared: &'a Shared,
     ) -> impl Future<Output = Event> + Send + 'a {
-        let wants_write = self.conn.transport.wants_write(&self.conn.wbuf);
+        // Output held for the disk waits for its commit, not the socket.
+        let held = (!self.released(shared))
+            .then_some(())
+            .and(shared.commits.as_deref())
+            .map(|c| (c, self.hold));
+        let wants_write = held.is_none() && self.conn.transport.wants_write(&self.conn.wbuf);
         let can_read = self.conn.wbuf.len() < HIGH_WATER;
         // Messages still wait and there is room for them: come straight
         // back after letting other tasks run once.
@@ -261,6 +333,11 @@ impl Client {
             let slot = self.slot.poll_event(cx, !outbox_more);
             if let Poll::Ready(SlotEvent::Kicked(kick)) = slot {
                 return Poll::Ready(Event::Kicked(kick));
+            }
+            if let Some((commits, ticket)) = held
+                && commits.poll_durable(cx, ticket).is_ready()
+            {
+                return Poll::Ready(Event::Durable);
             }
             if forward_first && !yielded {
                 // Polled again once the tasks already waiting ran (a direct
@@ -298,13 +375,29 @@ impl Client {
 
     /// Decodes and handles every complete packet in the read buffer.
     /// Returns how many of them were messages queued for a subscriber.
+    /// The router's gate is held throughout (see [`crate::router::Changed`]).
     fn handle_packets(&mut self, shared: &Shared, outbox_more: &mut bool) -> Result<usize, End> {
+        let gate = shared.router.gate();
+        let mut step = Step::default();
+        let result = self.handle_packets_in_step(shared, outbox_more, &mut step);
+        self.after_step(shared, step);
+        drop(gate);
+        result
+    }
+
+    fn handle_packets_in_step(
+        &mut self,
+        shared: &Shared,
+        outbox_more: &mut bool,
+        step: &mut Step,
+    ) -> Result<usize, End> {
         let Client {
             conn,
             slot,
             session,
             ..
         } = self;
+        let persistent = !session.is_clean();
         let now = Instant::now().into_std();
         let mut routed = 0;
         loop {
@@ -333,9 +426,24 @@ impl Client {
                 Action::None => {
                     // An ack may have opened the window.
                     *outbox_more = true;
+                    step.flows |= persistent;
                 }
-                Action::Reply(p) => conn.put(&p),
+                Action::Reply(p) => {
+                    // PUBREL (the PUBREC-received state) and PUBCOMP (the
+                    // id released) only once their state is on disk.
+                    if persistent && matches!(p, Packet::PubRel(_) | Packet::PubComp(_)) {
+                        step.flows = true;
+                        step.commit = true;
+                    }
+                    conn.put(&p);
+                }
                 Action::Route { message, ack } => {
+                    // The message (queued for persistent sessions, or
+                    // retained) before its PUBACK/PUBREC; a QoS 2 id
+                    // awaiting PUBREL with it, or a restart would route a
+                    // resent PUBLISH again.
+                    step.commit |= message.qos != mqtt_codec::QoS::AtMostOnce || message.retain;
+                    step.flows |= persistent && message.qos == mqtt_codec::QoS::ExactlyOnce;
                     if shared.router.publish_from_client(&message) > 0 {
                         routed += 1;
                     }
@@ -347,6 +455,7 @@ impl Client {
                     // The router grants, the session records the grants and
                     // builds the SUBACK.
                     let grants = shared.router.subscribe(slot, &request.filters);
+                    step.commit |= persistent;
                     debug!(filters = request.filters.len(), "subscribed");
                     conn.put(&Packet::SubAck(
                         session.granted(request, grants.return_codes),
@@ -358,6 +467,7 @@ impl Client {
                 Action::Unsubscribe(request) => {
                     let (held, unsuback) = session.unsubscribe(request);
                     shared.router.unsubscribe(slot, &held);
+                    step.commit |= persistent;
                     conn.put(&unsuback);
                 }
                 Action::Disconnect => return Err(End::Disconnect),
@@ -369,12 +479,18 @@ impl Client {
     /// client sent DISCONNECT, and hands the session back. Returns the
     /// connection when it still deserves a polite close.
     fn finish(self, end: End, shared: &Shared) -> Option<Conn> {
+        let released = self.released(shared);
         let Client {
             mut conn,
             slot,
             session,
             will,
+            hold: _,
         } = self;
+        if !released {
+            // Acknowledgements of what is not on disk yet never go out.
+            conn.wbuf.clear();
+        }
         shared.stats.add(&mut conn.counts);
         end.log();
         let skip_will = match end {

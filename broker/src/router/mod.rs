@@ -19,6 +19,7 @@
 //! connection holds it, that one is kicked and the new one waits for it to
 //! detach (session takeover [MQTT-3.1.4-2]).
 
+mod changes;
 mod expiry;
 pub mod index;
 pub mod outbox;
@@ -30,6 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+pub use changes::{Changed, GateGuard};
 pub use expiry::Expired;
 pub use outbox::{Kick, Limits, SlotEvent};
 pub use retained::Retained;
@@ -111,6 +113,9 @@ pub struct ParkedSession {
     pub queued: Vec<Message>,
     /// When the client went away (for `--persistent-client-expiration`).
     pub offline_since: std::time::SystemTime,
+    /// The verified user whose session it is, if any: another user may not
+    /// take it over, before a restart or after.
+    pub user: Option<Box<str>>,
 }
 
 /// What the store saves of the sessions: see [`Router::sessions_for_store`].
@@ -138,6 +143,8 @@ pub struct Router {
     clients: Mutex<HashMap<Arc<str>, Arc<ClientSlot>>>,
     limits: Limits,
     stats: Arc<Stats>,
+    /// What changed since the store last wrote.
+    changes: changes::Tracker,
     /// Planted bug `stall-after-topic`: set once a matching PUBLISH was
     /// routed; from then on the listener answers no new client.
     #[cfg(feature = "mutants")]
@@ -153,6 +160,7 @@ impl Router {
             clients: Mutex::new(HashMap::new()),
             limits,
             stats,
+            changes: changes::Tracker::default(),
             #[cfg(feature = "mutants")]
             stalled: std::sync::atomic::AtomicBool::new(false),
         }
@@ -243,6 +251,12 @@ impl Router {
                     own.user = user.map(Box::from);
                     own.persistent = !clean;
                     let parked = own.parked.take();
+                    if parked.is_some() || !clean {
+                        // Created, resumed or cleared: the store writes or
+                        // removes its record.
+                        self.changes.session(&slot);
+                    }
+                    slot.set_stored(!clean);
                     // The session shares the slot's copy of the client id.
                     let fresh = || Session::new(Arc::clone(slot.client_id()), clean, max_inflight);
                     let (session, session_present) = match parked {
@@ -262,6 +276,11 @@ impl Router {
                         HashMap::new()
                     } else {
                         session.subscriptions().clone()
+                    };
+                    own.live = if !clean && self.changes.live() {
+                        session.flows_copy()
+                    } else {
+                        None
                     };
                     drop(own);
                     {
@@ -304,8 +323,10 @@ impl Router {
     /// parked, and its outbox keeps collecting messages for the client's
     /// return [MQTT-3.1.2-5].
     pub fn disconnect(&self, slot: &Arc<ClientSlot>, session: Session) {
+        self.changes.session(slot);
         if session.is_clean() && !mutant::active("clean-session-parked") {
             lock(&slot.outbox).set_mode(Mode::Closed);
+            slot.set_stored(false);
             {
                 let mut clients = lock(&self.clients);
                 let mut own = lock(&slot.ownership);
@@ -330,6 +351,8 @@ impl Router {
             let mut own = lock(&slot.ownership);
             own.attached = false;
             own.subscriptions = HashMap::new();
+            own.live = None;
+            slot.set_stored(true);
             own.parked = Some(Box::new(Parked {
                 session,
                 offline_since: std::time::SystemTime::now(),
@@ -356,6 +379,7 @@ impl Router {
     pub fn publish(&self, message: &Message) -> usize {
         if message.retain {
             write(&self.retained).update(message);
+            self.changes.retained(&message.topic);
         } else if mutant::active("non-retained-replaces-retained") {
             write(&self.retained).replace_existing(message);
         }
@@ -394,8 +418,12 @@ impl Router {
                         w.wake();
                     }
                     queued += 1;
+                    self.session_changed(slot);
                 }
-                Pushed::Queued => queued += 1,
+                Pushed::Queued => {
+                    queued += 1;
+                    self.session_changed(slot);
+                }
                 Pushed::Dropped { first } => {
                     dropped += 1;
                     if first {
@@ -461,6 +489,7 @@ impl Router {
                 for f in filters {
                     own.subscriptions.insert(f.filter.clone(), f.qos);
                 }
+                self.changes.session(slot);
             }
         }
         let retained = read(&self.retained);
@@ -525,6 +554,9 @@ impl Router {
         for filter in filters {
             own.subscriptions.remove(filter);
         }
+        if own.persistent {
+            self.changes.session(slot);
+        }
     }
 
     /// Queues messages for a client ahead of any limit: retained messages it
@@ -539,6 +571,7 @@ impl Router {
         }
         let waker = outbox.take_waker();
         drop(outbox);
+        self.session_changed(slot);
         if let Some(w) = waker {
             w.wake();
         }
@@ -580,40 +613,71 @@ impl Router {
 
     /// For the store: copies of the parked persistent sessions with their
     /// queued messages, and of the persistent sessions a connection holds
-    /// now as far as the router knows them (subscriptions and queue; the
-    /// in-flight window and the QoS 2 ids awaiting PUBREL are with the
-    /// connection, and saved when it parks the session).
+    /// now (see [`Router::session_for_store`]).
     pub fn sessions_for_store(&self) -> StoredSessions {
-        let slots: Vec<Arc<ClientSlot>> = lock(&self.clients).values().cloned().collect();
-        let mut parked = Vec::new();
+        let ids: Vec<Arc<str>> = lock(&self.clients).keys().cloned().collect();
         let now = std::time::SystemTime::now();
-        for slot in slots {
-            let own = lock(&slot.ownership);
-            let (session, offline_since) = if own.attached {
-                if !own.persistent {
-                    continue;
-                }
-                let mut session = Session::new(Arc::clone(slot.client_id()), false, 0);
-                for (filter, qos) in &own.subscriptions {
-                    session.subscribed(filter.clone(), *qos);
-                }
-                // Online now: if the broker dies, it went away about now.
-                (session, now)
-            } else {
-                let Some(p) = own.parked.as_deref() else {
-                    continue;
-                };
-                (p.session.clone(), p.offline_since)
-            };
-            drop(own);
-            let queued = lock(&slot.outbox).queued().cloned().collect();
-            parked.push(ParkedSession {
-                session,
-                queued,
-                offline_since,
-            });
-        }
+        let parked = ids
+            .iter()
+            .filter_map(|id| self.session_for_store(id, now))
+            .collect();
         StoredSessions { parked }
+    }
+
+    /// For the store: a copy of client `client_id`'s persistent session
+    /// with its queued messages, or `None` when it has none (never had one,
+    /// or it was clean, cleared or expired). A session a connection holds
+    /// now is copied as far as the router knows it: subscriptions, queue
+    /// and, with `--durability batched`, the in-flight flows as of the
+    /// connection's last step (otherwise those are written when the
+    /// connection ends and parks it). `now` stands for when a connected
+    /// client went away, should the broker die.
+    pub fn session_for_store(
+        &self,
+        client_id: &str,
+        now: std::time::SystemTime,
+    ) -> Option<ParkedSession> {
+        let slot = lock(&self.clients).get(client_id).cloned()?;
+        let own = lock(&slot.ownership);
+        let (session, offline_since) = if own.attached {
+            if !own.persistent {
+                return None;
+            }
+            let mut session = Session::new(Arc::clone(slot.client_id()), false, 0);
+            for (filter, qos) in &own.subscriptions {
+                session.subscribed(filter.clone(), *qos);
+            }
+            session.set_flows(own.live.clone());
+            (session, now)
+        } else {
+            let p = own.parked.as_deref()?;
+            (p.session.clone(), p.offline_since)
+        };
+        let user = own.user.clone();
+        drop(own);
+        let queued = lock(&slot.outbox).queued().cloned().collect();
+        Some(ParkedSession {
+            session,
+            queued,
+            offline_since,
+            user,
+        })
+    }
+
+    /// For the store: the retained message of `topic`, if any.
+    pub fn retained_message(&self, topic: &mqtt_codec::topic::TopicName) -> Option<Message> {
+        read(&self.retained).get(topic).cloned()
+    }
+
+    /// For a connection of a persistent session with `--durability
+    /// batched`: copies its in-flight flows into the slot and marks the
+    /// session changed, so the next commit writes them.
+    pub fn flows_changed(&self, slot: &ClientSlot, session: &Session) {
+        if !self.changes.live() || session.is_clean() {
+            return;
+        }
+        lock(&slot.ownership).live = session.flows_copy();
+        self.changes.session(slot);
     }
 
     /// Restores a persistent session from the store as parked, with its
@@ -623,6 +687,7 @@ impl Router {
             session,
             queued,
             offline_since,
+            user,
         } = parked;
         let id = Arc::clone(session.client_id());
         let slot = Arc::new(ClientSlot::new(Arc::clone(&id)));
@@ -642,11 +707,13 @@ impl Router {
         }
         {
             let mut own = lock(&slot.ownership);
+            own.user = user;
             own.parked = Some(Box::new(Parked {
                 session,
                 offline_since,
             }));
         }
+        slot.set_stored(true);
         lock(&self.clients).insert(id, slot);
     }
 }

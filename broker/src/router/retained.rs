@@ -28,6 +28,11 @@ impl Retained {
         }
     }
 
+    /// The retained message of `topic`, if any (for the store).
+    pub fn get(&self, topic: &TopicName) -> Option<&Message> {
+        self.by_topic.get(topic)
+    }
+
     /// Only with the `non-retained-replaces-retained` mutant: a message
     /// published without RETAIN replaces the topic's retained one.
     pub(super) fn replace_existing(&mut self, message: &Message) {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -38,6 +39,11 @@ pub(crate) struct Ownership {
     /// session of a connected client (the [`Session`] itself is with the
     /// connection) and a kill does not lose it. Empty otherwise.
     pub(crate) subscriptions: HashMap<TopicFilter, QoS>,
+    /// With `--durability batched`, while a persistent session is
+    /// attached: a copy of its in-flight flows as of the connection's last
+    /// step, so the store writes them before any PUBLISH or PUBREL they
+    /// imply is sent (see [`super::changes`]).
+    pub(crate) live: Option<Box<crate::session::Flows>>,
 }
 
 /// A persistent session while its client is away.
@@ -59,6 +65,9 @@ pub struct ClientSlot {
     pub(crate) ownership: Mutex<Ownership>,
     /// Signalled when a connection detaches, for a takeover waiting on it.
     pub(crate) detached: Notify,
+    /// The session here is persistent (attached or parked): its changes
+    /// are for the store. Read without the ownership lock on every publish.
+    stored: AtomicBool,
 }
 
 /// Locks a mutex, carrying on if a thread panicked while holding it: every
@@ -74,7 +83,17 @@ impl ClientSlot {
             outbox: Mutex::new(Outbox::new()),
             ownership: Mutex::new(Ownership::default()),
             detached: Notify::new(),
+            stored: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the session here is persistent, so the store keeps it.
+    pub fn stored(&self) -> bool {
+        self.stored.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_stored(&self, stored: bool) {
+        self.stored.store(stored, Ordering::Relaxed);
     }
 
     /// The client id.
