@@ -249,10 +249,10 @@ impl Broker {
         {
             warn!(grace = ?SHUTDOWN_GRACE, "some connections did not close in time");
         }
-        if let Some(committer) = committer {
-            if let Err(e) = tokio::task::spawn_blocking(move || committer.stop()).await {
-                warn!(error = %e, "the store's committer did not stop cleanly");
-            }
+        if let Some(committer) = committer
+            && let Err(e) = tokio::task::spawn_blocking(move || committer.stop()).await
+        {
+            warn!(error = %e, "the store's committer did not stop cleanly");
         }
         if let Some(store) = &store {
             store.save(&self.shared.router)?;

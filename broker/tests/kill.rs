@@ -209,28 +209,37 @@ async fn issue_14_kill_9_loses_nothing_acknowledged() {
     .await
     .expect("the subscriber got its queue up to the marker");
 
-    let l = ledger.lock().unwrap();
-    let lost_qos1: Vec<String> = l
-        .acked_qos1
-        .iter()
-        .filter(|p| !l.received.contains_key(*p))
-        .cloned()
-        .collect();
-    let lost_qos2: Vec<String> = l
-        .acked_qos2
-        .iter()
-        .filter(|p| !l.received.contains_key(*p))
-        .cloned()
-        .collect();
-    let twice_qos2: Vec<String> = l
-        .acked_qos2
-        .iter()
-        .filter(|p| l.received.get(*p).copied().unwrap_or(0) > 1)
-        .cloned()
-        .collect();
-    let expected_retained = l.acked_retained.clone();
-    let (acked1, acked2) = (l.acked_qos1.len(), l.acked_qos2.len());
-    drop(l);
+    let (lost_qos1, lost_qos2, twice_qos2, expected_retained, acked1, acked2) = {
+        let l = ledger.lock().unwrap();
+        let lost_qos1: Vec<String> = l
+            .acked_qos1
+            .iter()
+            .filter(|p| !l.received.contains_key(*p))
+            .cloned()
+            .collect();
+        let lost_qos2: Vec<String> = l
+            .acked_qos2
+            .iter()
+            .filter(|p| !l.received.contains_key(*p))
+            .cloned()
+            .collect();
+        let twice_qos2: Vec<String> = l
+            .acked_qos2
+            .iter()
+            .filter(|p| l.received.get(*p).copied().unwrap_or(0) > 1)
+            .cloned()
+            .collect();
+        let expected_retained = l.acked_retained.clone();
+        let (acked1, acked2) = (l.acked_qos1.len(), l.acked_qos2.len());
+        (
+            lost_qos1,
+            lost_qos2,
+            twice_qos2,
+            expected_retained,
+            acked1,
+            acked2,
+        )
+    };
 
     // Every acknowledged retained message is there (the last one per topic).
     let mut r = subscribed(b.addr(), "retained", &[("r/#", QoS::AtMostOnce)]).await;
