@@ -442,10 +442,15 @@ impl Client {
                     // retained) before its PUBACK/PUBREC; a QoS 2 id
                     // awaiting PUBREL with it, or a restart would route a
                     // resent PUBLISH again.
-                    step.commit |= message.qos != mqtt_codec::QoS::AtMostOnce || message.retain;
-                    step.flows |= persistent && message.qos == mqtt_codec::QoS::ExactlyOnce;
+                    // Only when it touched stored state: a message for
+                    // clean sessions alone waits for no disk.
+                    crate::router::Router::take_marked();
                     if shared.router.publish_from_client(&message) > 0 {
                         routed += 1;
+                    }
+                    if crate::router::Router::take_marked() {
+                        step.commit |= message.qos != mqtt_codec::QoS::AtMostOnce;
+                        step.flows |= persistent && message.qos == mqtt_codec::QoS::ExactlyOnce;
                     }
                     if let Some(ack) = ack {
                         conn.put(&ack);

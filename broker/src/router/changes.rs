@@ -22,6 +22,14 @@ use mqtt_codec::topic::TopicName;
 use super::Router;
 use super::slot::{ClientSlot, lock};
 
+thread_local! {
+    /// Whether this thread marked anything since [`Router::take_marked`]:
+    /// a connection's step runs on one thread, so this tells it whether
+    /// what it just did touched stored state (a message to a client with a
+    /// clean session only, say, does not, and needs no commit).
+    static MARKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The keys to write at the next save.
 #[derive(Debug, Default)]
 pub struct Changed {
@@ -61,6 +69,7 @@ impl Tracker {
 
     pub(crate) fn session(&self, slot: &ClientSlot) {
         if self.on() {
+            MARKED.set(true);
             lock(&self.changed)
                 .sessions
                 .insert(Arc::clone(slot.client_id()));
@@ -69,6 +78,7 @@ impl Tracker {
 
     pub(crate) fn retained(&self, topic: &TopicName) {
         if self.on() {
+            MARKED.set(true);
             lock(&self.changed).retained.insert(topic.clone());
         }
     }
@@ -114,6 +124,12 @@ impl Router {
         if slot.stored() {
             self.changes.session(slot);
         }
+    }
+
+    /// Whether this thread marked a change for the store since the last
+    /// call (see `MARKED`); resets it.
+    pub fn take_marked() -> bool {
+        MARKED.replace(false)
     }
 
     /// Takes what changed since the last call.
