@@ -52,6 +52,7 @@ use super::{LiveGuard, Shared};
 use crate::mutant;
 use crate::router::{ClientSlot, Kick, SlotEvent};
 use crate::session::{Action, Session};
+use crate::store::commit::Commits;
 use mqtt_codec::Message;
 use mqtt_codec::topic::TopicError;
 use mqtt_codec::{DecodeError, Packet, PacketType, decode_packet};
@@ -71,9 +72,6 @@ pub(super) struct Client {
     pub(super) session: Session,
     /// Boxed: most clients set no will, and those that do pay for it alone.
     pub(super) will: Option<Box<Message>>,
-    /// The commit ticket the output waits for (`--durability batched`);
-    /// 0 for none.
-    pub(super) hold: u64,
 }
 
 /// What a step changed of the state the store keeps.
@@ -176,13 +174,16 @@ impl Client {
                 {
                     return end;
                 }
+                // Its own statement: a temporary in the awaited call's
+                // arguments would be stored across the wait.
+                let held = self.held(shared).is_some();
                 let event = self
                     .wait(
                         outbox_more,
                         pulled,
                         forward_first,
                         keep_alive.as_mut(),
-                        shared,
+                        held,
                     )
                     .await;
                 forward_first = false;
@@ -283,17 +284,25 @@ impl Client {
         if step.commit
             && let Some(commits) = &shared.commits
         {
-            self.hold = commits.request();
+            let ticket = commits.request();
+            self.slot.set_hold(ticket);
+            // The committer wakes the connection through its slot.
+            commits.wake_when_durable(ticket, std::task::Waker::from(Arc::clone(&self.slot)));
         }
+    }
+
+    /// The commits to wait for while the output is held (small: the wait
+    /// is stored in the connection's task).
+    fn held<'a>(&self, shared: &'a Shared) -> Option<&'a Commits> {
+        shared.commits.as_deref().filter(|c| {
+            let hold = self.slot.hold();
+            hold != 0 && !c.is_durable(hold)
+        })
     }
 
     /// Whether the output may go out: nothing in it waits for the disk.
     fn released(&self, shared: &Shared) -> bool {
-        self.hold == 0
-            || shared
-                .commits
-                .as_ref()
-                .is_none_or(|c| c.is_durable(self.hold))
+        self.held(shared).is_none()
     }
 
     /// Waits for the next event, in this order of priority: a kick from the
@@ -312,14 +321,11 @@ impl Client {
         pulled: Pulled,
         forward_first: bool,
         mut keep_alive: Pin<&'a mut Sleep>,
-        shared: &'a Shared,
+        held: bool,
     ) -> impl Future<Output = Event> + Send + 'a {
-        // Output held for the disk waits for its commit, not the socket.
-        let held = (!self.released(shared))
-            .then_some(())
-            .and(shared.commits.as_deref())
-            .map(|c| (c, self.hold));
-        let wants_write = held.is_none() && self.conn.transport.wants_write(&self.conn.wbuf);
+        // Output held for the disk waits for its commit (the slot says when
+        // it may be there), not for the socket.
+        let wants_write = !held && self.conn.transport.wants_write(&self.conn.wbuf);
         let can_read = self.conn.wbuf.len() < HIGH_WATER;
         // Messages still wait and there is room for them: come straight
         // back after letting other tasks run once.
@@ -334,9 +340,7 @@ impl Client {
             if let Poll::Ready(SlotEvent::Kicked(kick)) = slot {
                 return Poll::Ready(Event::Kicked(kick));
             }
-            if let Some((commits, ticket)) = held
-                && commits.poll_durable(cx, ticket).is_ready()
-            {
+            if let Poll::Ready(SlotEvent::Durable) = slot {
                 return Poll::Ready(Event::Durable);
             }
             if forward_first && !yielded {
@@ -438,12 +442,12 @@ impl Client {
                     conn.put(&p);
                 }
                 Action::Route { message, ack } => {
-                    // The message (queued for persistent sessions, or
-                    // retained) before its PUBACK/PUBREC; a QoS 2 id
-                    // awaiting PUBREL with it, or a restart would route a
-                    // resent PUBLISH again.
-                    // Only when it touched stored state: a message for
-                    // clean sessions alone waits for no disk.
+                    // When routing touched stored state (queued for a
+                    // persistent session, or retained): the message on disk
+                    // before its PUBACK/PUBREC, and a QoS 2 id awaiting
+                    // PUBREL with it, or a restart would route a resent
+                    // PUBLISH again. A message for clean sessions alone
+                    // waits for no disk.
                     crate::router::Router::take_marked();
                     if shared.router.publish_from_client(&message) > 0 {
                         routed += 1;
@@ -490,7 +494,6 @@ impl Client {
             slot,
             session,
             will,
-            hold: _,
         } = self;
         if !released {
             // Acknowledgements of what is not on disk yet never go out.

@@ -176,7 +176,6 @@ pub(super) async fn open(
         slot,
         session,
         will: accepted.will,
-        hold: 0,
     })
 }
 

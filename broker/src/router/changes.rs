@@ -13,7 +13,7 @@
 //! already gone from a queue but not yet in the in-flight window, nor a
 //! routed QoS 2 message without its publisher's awaiting-PUBREL id.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -21,6 +21,7 @@ use mqtt_codec::topic::TopicName;
 
 use super::Router;
 use super::slot::{ClientSlot, lock};
+use crate::session::{Flows, Session};
 
 thread_local! {
     /// Whether this thread marked anything since [`Router::take_marked`]:
@@ -56,6 +57,11 @@ pub(crate) struct Tracker {
     live: AtomicBool,
     changed: Mutex<Changed>,
     gate: RwLock<()>,
+    /// With `live`, for each attached persistent session: a copy of its
+    /// in-flight flows as of its connection's last step, so the store
+    /// writes them before any PUBLISH or PUBREL they imply is sent. Here
+    /// rather than in the slot, so that other clients pay nothing for it.
+    flows: Mutex<HashMap<Arc<str>, Box<Flows>>>,
 }
 
 impl Tracker {
@@ -130,6 +136,45 @@ impl Router {
     /// call (see `MARKED`); resets it.
     pub fn take_marked() -> bool {
         MARKED.replace(false)
+    }
+
+    /// Keeps (or, with `None`, forgets) the copy of an attached session's
+    /// in-flight flows.
+    pub(crate) fn set_live_flows(&self, client_id: &Arc<str>, flows: Option<Box<Flows>>) {
+        if !self.changes.live() {
+            return;
+        }
+        let mut map = lock(&self.changes.flows);
+        match flows {
+            Some(f) => {
+                map.insert(Arc::clone(client_id), f);
+            }
+            None => {
+                map.remove(client_id);
+            }
+        }
+    }
+
+    /// The copy of an attached session's in-flight flows, if kept.
+    pub(crate) fn live_flows_of(&self, client_id: &str) -> Option<Box<Flows>> {
+        if !self.changes.live() {
+            return None;
+        }
+        lock(&self.changes.flows).get(client_id).cloned()
+    }
+
+    /// For a connection of a persistent session with `--durability
+    /// batched`: copies its in-flight flows for the store and marks the
+    /// session changed, so the next commit writes them.
+    pub fn flows_changed(&self, slot: &ClientSlot, session: &Session) {
+        if !self.changes.live() || session.is_clean() {
+            return;
+        }
+        self.set_live_flows(
+            slot.client_id(),
+            Some(session.flows_copy().unwrap_or_default()),
+        );
+        self.changes.session(slot);
     }
 
     /// Takes what changed since the last call.

@@ -277,12 +277,11 @@ impl Router {
                     } else {
                         session.subscriptions().clone()
                     };
-                    own.live = if !clean && self.changes.live() {
-                        session.flows_copy()
-                    } else {
-                        None
-                    };
                     drop(own);
+                    self.set_live_flows(
+                        slot.client_id(),
+                        (!clean).then(|| session.flows_copy().unwrap_or_default()),
+                    );
                     {
                         let mut outbox = lock(&slot.outbox);
                         if !session_present {
@@ -324,6 +323,7 @@ impl Router {
     /// return [MQTT-3.1.2-5].
     pub fn disconnect(&self, slot: &Arc<ClientSlot>, session: Session) {
         self.changes.session(slot);
+        self.set_live_flows(slot.client_id(), None);
         if session.is_clean() && !mutant::active("clean-session-parked") {
             lock(&slot.outbox).set_mode(Mode::Closed);
             slot.set_stored(false);
@@ -351,7 +351,6 @@ impl Router {
             let mut own = lock(&slot.ownership);
             own.attached = false;
             own.subscriptions = HashMap::new();
-            own.live = None;
             slot.set_stored(true);
             own.parked = Some(Box::new(Parked {
                 session,
@@ -402,7 +401,7 @@ impl Router {
                 qos,
                 message.retain && mutant::active("retain-kept-on-forward"),
             );
-            let (pushed, waker) = {
+            let (pushed, waker, stored) = {
                 let mut outbox = lock(&slot.outbox);
                 let pushed = outbox.push(copy, self.limits);
                 let waker = if pushed == Pushed::Wake {
@@ -410,20 +409,19 @@ impl Router {
                 } else {
                     None
                 };
-                (pushed, waker)
+                (pushed, waker, outbox.stored)
             };
+            if stored && matches!(pushed, Pushed::Wake | Pushed::Queued) {
+                self.changes.session(slot);
+            }
             match pushed {
                 Pushed::Wake => {
                     if let Some(w) = waker {
                         w.wake();
                     }
                     queued += 1;
-                    self.session_changed(slot);
                 }
-                Pushed::Queued => {
-                    queued += 1;
-                    self.session_changed(slot);
-                }
+                Pushed::Queued => queued += 1,
                 Pushed::Dropped { first } => {
                     dropped += 1;
                     if first {
@@ -647,7 +645,7 @@ impl Router {
             for (filter, qos) in &own.subscriptions {
                 session.subscribed(filter.clone(), *qos);
             }
-            session.set_flows(own.live.clone());
+            session.set_flows(self.live_flows_of(client_id));
             (session, now)
         } else {
             let p = own.parked.as_deref()?;
@@ -667,17 +665,6 @@ impl Router {
     /// For the store: the retained message of `topic`, if any.
     pub fn retained_message(&self, topic: &mqtt_codec::topic::TopicName) -> Option<Message> {
         read(&self.retained).get(topic).cloned()
-    }
-
-    /// For a connection of a persistent session with `--durability
-    /// batched`: copies its in-flight flows into the slot and marks the
-    /// session changed, so the next commit writes them.
-    pub fn flows_changed(&self, slot: &ClientSlot, session: &Session) {
-        if !self.changes.live() || session.is_clean() {
-            return;
-        }
-        lock(&slot.ownership).live = session.flows_copy();
-        self.changes.session(slot);
     }
 
     /// Restores a persistent session from the store as parked, with its

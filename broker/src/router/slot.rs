@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -39,11 +39,6 @@ pub(crate) struct Ownership {
     /// session of a connected client (the [`Session`] itself is with the
     /// connection) and a kill does not lose it. Empty otherwise.
     pub(crate) subscriptions: HashMap<TopicFilter, QoS>,
-    /// With `--durability batched`, while a persistent session is
-    /// attached: a copy of its in-flight flows as of the connection's last
-    /// step, so the store writes them before any PUBLISH or PUBREL they
-    /// imply is sent (see [`super::changes`]).
-    pub(crate) live: Option<Box<crate::session::Flows>>,
 }
 
 /// A persistent session while its client is away.
@@ -65,9 +60,11 @@ pub struct ClientSlot {
     pub(crate) ownership: Mutex<Ownership>,
     /// Signalled when a connection detaches, for a takeover waiting on it.
     pub(crate) detached: Notify,
-    /// The session here is persistent (attached or parked): its changes
-    /// are for the store. Read without the ownership lock on every publish.
-    stored: AtomicBool,
+    /// With `--durability batched`: the commit ticket the attached
+    /// connection's output waits for (0: none). Here rather than in the
+    /// connection's task: tokio rounds a task up to 128 bytes, and 8 more
+    /// there cost 128 per idle connection.
+    hold: AtomicU64,
 }
 
 /// Locks a mutex, carrying on if a thread panicked while holding it: every
@@ -83,17 +80,27 @@ impl ClientSlot {
             outbox: Mutex::new(Outbox::new()),
             ownership: Mutex::new(Ownership::default()),
             detached: Notify::new(),
-            stored: AtomicBool::new(false),
+            hold: AtomicU64::new(0),
         }
+    }
+
+    /// The commit ticket the attached connection's output waits for.
+    pub fn hold(&self) -> u64 {
+        self.hold.load(Ordering::Relaxed)
+    }
+
+    /// Sets the ticket the attached connection's output waits for.
+    pub fn set_hold(&self, ticket: u64) {
+        self.hold.store(ticket, Ordering::Relaxed);
     }
 
     /// Whether the session here is persistent, so the store keeps it.
     pub fn stored(&self) -> bool {
-        self.stored.load(Ordering::Relaxed)
+        lock(&self.outbox).stored
     }
 
     pub(crate) fn set_stored(&self, stored: bool) {
-        self.stored.store(stored, Ordering::Relaxed);
+        lock(&self.outbox).stored = stored;
     }
 
     /// The client id.
@@ -129,6 +136,26 @@ impl ClientSlot {
         let mut outbox = lock(&self.outbox);
         let more = outbox.take(batch, max, window);
         (more, outbox.take_dropped())
+    }
+}
+
+/// Woken by the store's committer when a commit the attached connection
+/// waits for is on disk: the connection learns it from its slot, as it
+/// learns of messages, so its task holds nothing more for it.
+impl std::task::Wake for ClientSlot {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let waker = {
+            let mut outbox = lock(&self.outbox);
+            outbox.durable = true;
+            outbox.take_waker()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 

@@ -63,9 +63,8 @@ pub struct Commits {
     requested: AtomicU64,
     /// Every ticket up to this one is on disk.
     durable: AtomicU64,
-    /// Connections waiting for a ticket; all are woken at each advance and
-    /// look again.
-    waiters: Mutex<Vec<Waker>>,
+    /// Who waits for which ticket; woken once it is durable.
+    waiters: Mutex<Vec<(u64, Waker)>>,
     signal: Mutex<Signal>,
     wake: Condvar,
 }
@@ -96,9 +95,7 @@ impl Commits {
         if self.is_durable(ticket) {
             return Poll::Ready(());
         }
-        lock(&self.waiters).push(cx.waker().clone());
-        // Looked at again after registering, so an advance in between is
-        // not missed.
+        self.wake_when_durable(ticket, cx.waker().clone());
         if self.is_durable(ticket) {
             Poll::Ready(())
         } else {
@@ -106,10 +103,32 @@ impl Commits {
         }
     }
 
+    /// Wakes `waker` once `ticket` is durable (at once if it is already).
+    pub fn wake_when_durable(&self, ticket: u64, waker: Waker) {
+        lock(&self.waiters).push((ticket, waker));
+        // Looked at again after registering, so an advance in between is
+        // not missed.
+        if self.is_durable(ticket) {
+            self.wake_durable();
+        }
+    }
+
     fn advance(&self, ticket: u64) {
         self.durable.fetch_max(ticket, Ordering::SeqCst);
-        let waiters = std::mem::take(&mut *lock(&self.waiters));
-        for w in waiters {
+        self.wake_durable();
+    }
+
+    fn wake_durable(&self) {
+        let durable = self.durable.load(Ordering::SeqCst);
+        let ready: Vec<Waker> = {
+            let mut waiters = lock(&self.waiters);
+            let (ready, waiting) = std::mem::take(&mut *waiters)
+                .into_iter()
+                .partition::<Vec<_>, _>(|(t, _)| *t <= durable);
+            *waiters = waiting;
+            ready.into_iter().map(|(_, w)| w).collect()
+        };
+        for w in ready {
             w.wake();
         }
     }
