@@ -289,37 +289,37 @@ impl Store {
             *guard = Some((self.opener)(&self.path).map_err(|e| self.db_err(e))?);
         }
         let now = std::time::SystemTime::now();
+        // Under the gate only copies (reference counts, no payload bytes),
+        // so connections wait as little as possible; encoding comes after.
         let (changed, sessions, retained) = {
             let _cut = router.live_flows().then(|| router.gate_exclusive());
             let changed = router.take_changes();
-            let sessions: Vec<(Arc<str>, Option<Vec<u8>>)> = changed
+            let sessions: Vec<(Arc<str>, Option<crate::router::ParkedSession>)> = changed
                 .sessions
                 .iter()
-                .map(|id| {
-                    let record = router
-                        .session_for_store(id, now)
-                        .map(|p| record::encode_session(&p));
-                    (Arc::clone(id), record)
-                })
+                .map(|id| (Arc::clone(id), router.session_for_store(id, now)))
                 .collect();
-            let retained: Vec<(&mqtt_codec::topic::TopicName, Option<Vec<u8>>)> = changed
-                .retained
-                .iter()
-                .map(|t| {
-                    let record = router
-                        .retained_message(t)
-                        .map(|m| record::encode_message_record(&m));
-                    (t, record)
-                })
-                .collect();
-            // The encoded records borrow nothing from the router: drop the
-            // topics' borrow of `changed` by copying them out below.
-            let retained: Vec<(String, Option<Vec<u8>>)> = retained
-                .into_iter()
-                .map(|(t, r)| (t.as_str().to_owned(), r))
-                .collect();
+            let retained: Vec<(mqtt_codec::topic::TopicName, Option<mqtt_codec::Message>)> =
+                changed
+                    .retained
+                    .iter()
+                    .map(|t| (t.clone(), router.retained_message(t)))
+                    .collect();
             (changed, sessions, retained)
         };
+        let sessions: Vec<(Arc<str>, Option<Vec<u8>>)> = sessions
+            .into_iter()
+            .map(|(id, p)| (id, p.map(|p| record::encode_session(&p))))
+            .collect();
+        let retained: Vec<(String, Option<Vec<u8>>)> = retained
+            .into_iter()
+            .map(|(t, m)| {
+                (
+                    t.as_str().to_owned(),
+                    m.map(|m| record::encode_message_record(&m)),
+                )
+            })
+            .collect();
         if changed.is_empty() {
             return Ok(Saved::default());
         }
