@@ -127,7 +127,8 @@ impl Router {
 
     /// Marks the session in `slot` as changed (if it is persistent).
     pub fn session_changed(&self, slot: &ClientSlot) {
-        if slot.stored() {
+        // The cheap look first: without a store, no lock is taken.
+        if self.changes.on() && slot.stored() {
             self.changes.session(slot);
         }
     }
