@@ -157,9 +157,19 @@ impl Committer {
         autosave: Option<Duration>,
     ) -> std::io::Result<Self> {
         let shared = Arc::clone(&commits);
+        // The thread logs where its starter logs (a test's own subscriber
+        // included) and, in a mutation run, carries the same planted bug.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        #[cfg(feature = "mutants")]
+        let mutant = crate::mutant::on_this_thread();
         let thread = std::thread::Builder::new()
             .name("store-committer".into())
-            .spawn(move || run(&store, &router, &shared, autosave))?;
+            .spawn(move || {
+                let _log = tracing::dispatcher::set_default(&dispatch);
+                #[cfg(feature = "mutants")]
+                crate::mutant::set_for_this_thread(mutant.as_deref());
+                run(&store, &router, &shared, autosave);
+            })?;
         Ok(Self {
             commits,
             thread: Some(thread),
@@ -168,10 +178,23 @@ impl Committer {
 
     /// Stops the thread and waits for it (a commit under way finishes).
     pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
         self.commits.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// A broker dropped without its shutdown (its serving future dropped, as a
+/// test's kill does) still stops the thread, so the store file is closed
+/// and a new broker may open it.
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 
