@@ -252,6 +252,13 @@ pub fn set_for_this_thread(mutant: Option<&str>) {
     imp::set(mutant.map(str::to_owned));
 }
 
+/// The bug planted on this thread, to plant on a thread it starts (the
+/// store's committer) with [`set_for_this_thread`].
+#[cfg(feature = "mutants")]
+pub fn on_this_thread() -> Option<String> {
+    imp::current()
+}
+
 /// The name part of `NAME=VALUE`.
 #[cfg(feature = "mutants")]
 fn split(mutant: &str) -> (&str, Option<&str>) {

@@ -17,13 +17,15 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::auth::Authenticator;
+use crate::config::Durability;
 use crate::config::{Config, TlsSettings};
 use crate::listener::{self, ConnLimits, Shared, TlsError};
 use crate::router::{Limits, Router};
 use crate::stats::{Stats, Transport};
+use crate::store::commit::{Commits, Committer};
 use crate::store::{Store, StoreError};
 use crate::tls_files::{self, TlsFilesError};
 use credentials::password::{PasswordFile, PasswordFileError};
@@ -105,11 +107,20 @@ impl Broker {
             Some(dir) => {
                 let (store, (sessions, retained)) =
                     Store::open_and_load(dir, &router, config.max_inflight)?;
-                info!(path = %store.path().display(), sessions, retained, "state restored");
+                info!(
+                    path = %store.path().display(),
+                    sessions,
+                    retained,
+                    durability = config.durability.name(),
+                    "state restored"
+                );
+                router.track_changes(config.durability == Durability::Batched);
                 Some(store)
             }
             None => None,
         };
+        let commits = (store.is_some() && config.durability == Durability::Batched)
+            .then(|| Arc::new(Commits::default()));
         let tls_config = match &config.tls {
             Some(t) => Some(tls_acceptor(t, config.data_dir.as_deref())?),
             None => None,
@@ -139,6 +150,7 @@ impl Broker {
             identity_as_username: config.tls.as_ref().is_some_and(|t| t.identity_as_username),
             use_username_as_clientid: config.use_username_as_clientid,
             connections: listener::connection_limit(config.max_connections),
+            commits,
         });
         if config.bind_is_default {
             // Logged here, before the "broker ready" line, so whoever
@@ -209,26 +221,20 @@ impl Broker {
                 shutdown.clone(),
             ));
         }
-        if let (Some(store), Some(interval)) = (&store, self.config.autosave_interval) {
-            let store = Arc::clone(store);
-            let router = Arc::clone(&self.shared.router);
-            let token = shutdown.clone();
-            tracker.spawn(async move {
-                let mut ticker = tokio::time::interval(interval);
-                ticker.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = ticker.tick() => {
-                            match save_off_runtime(&store, &router).await {
-                                Ok(()) => debug!("state autosaved"),
-                                Err(e) => warn!(error = %e, "autosave failed"),
-                            }
-                        }
-                        () = token.cancelled() => return,
-                    }
-                }
-            });
-        }
+        // The committer writes what changed: every --autosave-interval,
+        // and for each batch of tickets with --durability batched.
+        let committer = match &store {
+            Some(store) => Some(
+                Committer::start(
+                    Arc::clone(store),
+                    Arc::clone(&self.shared.router),
+                    self.shared.commits.clone().unwrap_or_default(),
+                    self.config.autosave_interval,
+                )
+                .map_err(StoreError::Committer)?,
+            ),
+            None => None,
+        };
 
         shutdown.cancelled().await;
         info!("shutting down: no new connections, closing clients");
@@ -243,6 +249,11 @@ impl Broker {
             .is_err()
         {
             warn!(grace = ?SHUTDOWN_GRACE, "some connections did not close in time");
+        }
+        if let Some(committer) = committer
+            && let Err(e) = tokio::task::spawn_blocking(move || committer.stop()).await
+        {
+            warn!(error = %e, "the store's committer did not stop cleanly");
         }
         if let Some(store) = &store {
             store.save(&self.shared.router)?;
@@ -305,6 +316,7 @@ async fn save_off_runtime(store: &Arc<Store>, router: &Arc<Router>) -> Result<()
     tokio::task::spawn_blocking(move || store.save(&router))
         .await
         .map_err(SaveError::Task)?
+        .map(|_| ())
         .map_err(SaveError::Store)
 }
 

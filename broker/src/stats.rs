@@ -57,6 +57,8 @@ pub struct Stats {
     /// New sockets closed at once, before CONNECT: out of file descriptors
     /// or past `--max-connections`.
     pub connections_refused: AtomicU64,
+    /// Failed writes of the store (each retry counts).
+    pub store_write_errors: AtomicU64,
 }
 
 impl Default for Stats {
@@ -83,6 +85,7 @@ impl Stats {
             bytes_sent: AtomicU64::new(0),
             sessions_expired: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            store_write_errors: AtomicU64::new(0),
         }
     }
 

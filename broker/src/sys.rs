@@ -99,6 +99,10 @@ pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
             "$SYS/broker/retained messages/count",
             router.retained_count().to_string(),
         ),
+        (
+            "$SYS/broker/store/write-errors",
+            get(&s.store_write_errors).to_string(),
+        ),
     ]
 }
 

@@ -66,7 +66,7 @@ fn wait_for_autosaves(b: &testsupport::ReferenceBroker, before: usize, n: usize)
 fn autosaving(dir: &std::path::Path) -> ReferenceOptions {
     ReferenceOptions {
         extra_args: vec!["--autosave-interval".into(), "1".into()],
-        log_filter: Some("info,broker::server=debug".into()),
+        log_filter: Some("info,broker::server=debug,broker::store=debug".into()),
         ..with_data_dir(dir)
     }
 }

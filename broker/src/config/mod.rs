@@ -14,6 +14,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+pub use crate::store::commit::Durability;
+
 /// Why the settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -141,6 +143,13 @@ pub struct Flags {
     /// --data-dir; they are always saved at shutdown [default: 60].
     #[arg(long, value_name = "SECS")]
     pub autosave_interval: Option<u64>,
+    /// When a PUBACK, PUBREC, PUBCOMP or SUBACK goes out: `none` at once,
+    /// the state saved every --autosave-interval (a crash loses what
+    /// changed since, as with mosquitto); `batched` only once what it
+    /// promises is on disk in --data-dir, many acknowledgements sharing one
+    /// fsync [default: none].
+    #[arg(long, value_name = "LEVEL")]
+    pub durability: Option<Durability>,
     /// Drop a persistent session (its subscriptions and queued messages)
     /// once its client has been offline this long: a number and a unit,
     /// s, h, d, w, m (30 days) or y, as mosquitto's
@@ -185,6 +194,7 @@ pub struct FileSettings {
     sys_interval: Option<u64>,
     connect_timeout: Option<u64>,
     autosave_interval: Option<u64>,
+    durability: Option<Durability>,
     persistent_client_expiration: Option<String>,
     verbose: Option<bool>,
 }
@@ -263,6 +273,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Period of saves to the data directory; `None` saves only at shutdown.
     pub autosave_interval: Option<Duration>,
+    /// When acknowledgements go out relative to the store's writes.
+    pub durability: Durability,
     /// How long a persistent session waits for its client before it is
     /// dropped; `None` keeps it forever.
     pub persistent_client_expiration: Option<Duration>,
@@ -417,6 +429,7 @@ impl Config {
                     .or(file.autosave_interval)
                     .unwrap_or(60),
             ),
+            durability: flags.durability.or(file.durability).unwrap_or_default(),
             persistent_client_expiration,
             verbose: on(flags.verbose, file.verbose),
         })

@@ -340,3 +340,26 @@ fn use_username_as_clientid_by_flag_or_file() {
         .expect("parses");
     assert!(file.use_username_as_clientid == Some(true));
 }
+
+#[test]
+fn flag_durability() {
+    assert_eq!(parse(&[]).durability, Durability::None, "none by default");
+    assert_eq!(
+        parse(&["--durability", "batched"]).durability,
+        Durability::Batched
+    );
+    let err = refused(&["--durability", "always"]);
+    assert!(err.contains("batched"), "{err}");
+}
+
+#[test]
+fn file_durability() {
+    let file =
+        FileSettings::parse("durability = \"batched\"\n", Path::new("d.toml")).expect("valid TOML");
+    let flags = Flags::try_parse_from(["broker"]).expect("valid");
+    let c = Config::resolve(flags, file).expect("consistent");
+    assert_eq!(c.durability, Durability::Batched);
+    let err = FileSettings::parse("durability = \"fast\"\n", Path::new("d.toml"))
+        .expect_err("unknown level");
+    assert!(err.to_string().contains("d.toml"), "{err}");
+}

@@ -16,6 +16,13 @@
 //! When it ends for any reason but DISCONNECT, the client's will is
 //! published [MQTT-3.1.2-8]; the session goes back to the router.
 //!
+//! With `--durability batched`, a step that changes durable state (a QoS
+//! 1/2 or retained message routed, a subscription changed, a QoS 2
+//! message put in flight, a QoS 2 step recorded) takes a ticket from the
+//! committer ([`crate::store::commit`]) and the connection holds all its
+//! output until that ticket is on disk: the acknowledgement is never ahead
+//! of the disk. Reading goes on meanwhile, up to the write buffer's bound.
+//!
 //! Memory: an idle connection is mostly its task, so the task is kept
 //! small. Everything needed only until CONNACK (the TLS handshake, CONNECT
 //! and its timeouts, a takeover wait) runs in a boxed future freed before
@@ -40,11 +47,12 @@ use tracing::debug;
 use super::buffers::{Conn, HIGH_WATER, LINGER};
 use super::end::End;
 use super::open::open;
-use super::pull::{Pulled, pull};
+use super::pull::{Moved, Pulled, pull};
 use super::{LiveGuard, Shared};
 use crate::mutant;
 use crate::router::{ClientSlot, Kick, SlotEvent};
 use crate::session::{Action, Session};
+use crate::store::commit::Commits;
 use mqtt_codec::Message;
 use mqtt_codec::topic::TopicError;
 use mqtt_codec::{DecodeError, Packet, PacketType, decode_packet};
@@ -64,6 +72,15 @@ pub(super) struct Client {
     pub(super) session: Session,
     /// Boxed: most clients set no will, and those that do pay for it alone.
     pub(super) will: Option<Box<Message>>,
+}
+
+/// What a step changed of the state the store keeps.
+#[derive(Debug, Clone, Copy, Default)]
+struct Step {
+    /// The persistent session's in-flight flows changed.
+    flows: bool,
+    /// The output must wait until the changes are on disk.
+    commit: bool,
 }
 
 /// Serves one client from its first byte to its close, TLS handshake
@@ -105,6 +122,7 @@ pub(super) fn serve(
 /// What the connection loop waited for.
 enum Event {
     Kicked(Kick),
+    Durable,
     Writable(io::Result<()>),
     Readable(io::Result<()>),
     Messages,
@@ -156,8 +174,17 @@ impl Client {
                 {
                     return end;
                 }
+                // Its own statement: a temporary in the awaited call's
+                // arguments would be stored across the wait.
+                let held = self.held(shared).is_some();
                 let event = self
-                    .wait(outbox_more, pulled, forward_first, keep_alive.as_mut())
+                    .wait(
+                        outbox_more,
+                        pulled,
+                        forward_first,
+                        keep_alive.as_mut(),
+                        held,
+                    )
                     .await;
                 forward_first = false;
                 match event {
@@ -194,6 +221,7 @@ impl Client {
                         }
                     }
                     Event::Messages => outbox_more = true,
+                    Event::Durable => {}
                     Event::Yielded => {}
                     Event::KeepAlive => {
                         if self.session.keep_alive_expired(Instant::now().into_std()) {
@@ -216,16 +244,33 @@ impl Client {
         pulled: &mut Pulled,
     ) -> Option<End> {
         if *outbox_more && self.conn.wbuf.len() < HIGH_WATER {
+            let gate = shared.router.gate();
+            let mut moved = Moved::default();
             *pulled = pull(
                 &mut self.conn,
                 &self.slot,
                 &mut self.session,
                 &shared.router,
+                &mut moved,
             );
             *outbox_more = *pulled != Pulled::Drained;
+            if moved.any {
+                shared.router.session_changed(&self.slot);
+            }
+            let persistent = !self.session.is_clean();
+            self.after_step(
+                shared,
+                Step {
+                    flows: persistent && moved.in_flight,
+                    commit: persistent && moved.exactly_once,
+                },
+            );
+            drop(gate);
         }
+        let released = self.released(shared);
         let conn = &mut self.conn;
-        if conn.transport.wants_write(&conn.wbuf)
+        if released
+            && conn.transport.wants_write(&conn.wbuf)
             && let Err(e) = conn.transport.try_write(&mut conn.wbuf)
         {
             return Some(End::Io(e));
@@ -233,6 +278,37 @@ impl Client {
         shared.stats.add(&mut conn.counts);
         conn.shrink();
         None
+    }
+
+    /// Records a step's changes for the store: copies the in-flight flows
+    /// into the slot, and takes a ticket to hold the output on. Called with
+    /// the router's gate held, right after the changes.
+    fn after_step(&mut self, shared: &Shared, step: Step) {
+        if step.flows {
+            shared.router.flows_changed(&self.slot, &self.session);
+        }
+        if step.commit
+            && let Some(commits) = &shared.commits
+        {
+            let ticket = commits.request();
+            self.slot.set_hold(ticket);
+            // The committer wakes the connection through its slot.
+            commits.wake_when_durable(ticket, std::task::Waker::from(Arc::clone(&self.slot)));
+        }
+    }
+
+    /// The commits to wait for while the output is held (small: the wait
+    /// is stored in the connection's task).
+    fn held<'a>(&self, shared: &'a Shared) -> Option<&'a Commits> {
+        shared.commits.as_deref().filter(|c| {
+            let hold = self.slot.hold();
+            hold != 0 && !c.is_durable(hold)
+        })
+    }
+
+    /// Whether the output may go out: nothing in it waits for the disk.
+    fn released(&self, shared: &Shared) -> bool {
+        self.held(shared).is_none()
     }
 
     /// Waits for the next event, in this order of priority: a kick from the
@@ -251,8 +327,11 @@ impl Client {
         pulled: Pulled,
         forward_first: bool,
         mut keep_alive: Pin<&'a mut Sleep>,
+        held: bool,
     ) -> impl Future<Output = Event> + Send + 'a {
-        let wants_write = self.conn.transport.wants_write(&self.conn.wbuf);
+        // Output held for the disk waits for its commit (the slot says when
+        // it may be there), not for the socket.
+        let wants_write = !held && self.conn.transport.wants_write(&self.conn.wbuf);
         let can_read = self.conn.wbuf.len() < HIGH_WATER;
         // Messages still wait (or retained ones are owed) and there is room
         // for them: come straight back after letting other tasks run once.
@@ -267,6 +346,9 @@ impl Client {
             let slot = self.slot.poll_event(cx, !outbox_more);
             if let Poll::Ready(SlotEvent::Kicked(kick)) = slot {
                 return Poll::Ready(Event::Kicked(kick));
+            }
+            if let Poll::Ready(SlotEvent::Durable) = slot {
+                return Poll::Ready(Event::Durable);
             }
             if forward_first && !yielded {
                 // Polled again once the tasks already waiting ran (a direct
@@ -304,13 +386,29 @@ impl Client {
 
     /// Decodes and handles every complete packet in the read buffer.
     /// Returns how many of them were messages queued for a subscriber.
+    /// The router's gate is held throughout (see [`crate::router::Changed`]).
     fn handle_packets(&mut self, shared: &Shared, outbox_more: &mut bool) -> Result<usize, End> {
+        let gate = shared.router.gate();
+        let mut step = Step::default();
+        let result = self.handle_packets_in_step(shared, outbox_more, &mut step);
+        self.after_step(shared, step);
+        drop(gate);
+        result
+    }
+
+    fn handle_packets_in_step(
+        &mut self,
+        shared: &Shared,
+        outbox_more: &mut bool,
+        step: &mut Step,
+    ) -> Result<usize, End> {
         let Client {
             conn,
             slot,
             session,
             ..
         } = self;
+        let persistent = !session.is_clean();
         let now = Instant::now().into_std();
         let mut routed = 0;
         loop {
@@ -339,11 +437,31 @@ impl Client {
                 Action::None => {
                     // An ack may have opened the window.
                     *outbox_more = true;
+                    step.flows |= persistent;
                 }
-                Action::Reply(p) => conn.put(&p),
+                Action::Reply(p) => {
+                    // PUBREL (the PUBREC-received state) and PUBCOMP (the
+                    // id released) only once their state is on disk.
+                    if persistent && matches!(p, Packet::PubRel(_) | Packet::PubComp(_)) {
+                        step.flows = true;
+                        step.commit = true;
+                    }
+                    conn.put(&p);
+                }
                 Action::Route { message, ack } => {
+                    // When routing touched stored state (queued for a
+                    // persistent session, or retained): the message on disk
+                    // before its PUBACK/PUBREC, and a QoS 2 id awaiting
+                    // PUBREL with it, or a restart would route a resent
+                    // PUBLISH again. A message for clean sessions alone
+                    // waits for no disk.
+                    crate::router::Router::take_marked();
                     if shared.router.publish_from_client(&message) > 0 {
                         routed += 1;
+                    }
+                    if crate::router::Router::take_marked() {
+                        step.commit |= message.qos != mqtt_codec::QoS::AtMostOnce;
+                        step.flows |= persistent && message.qos == mqtt_codec::QoS::ExactlyOnce;
                     }
                     if let Some(ack) = ack {
                         conn.put(&ack);
@@ -353,6 +471,7 @@ impl Client {
                     // The router grants, the session records the grants and
                     // builds the SUBACK.
                     let grants = shared.router.subscribe(slot, &request.filters);
+                    step.commit |= persistent;
                     debug!(filters = request.filters.len(), "subscribed");
                     conn.put(&Packet::SubAck(
                         session.granted(request, grants.return_codes),
@@ -364,6 +483,7 @@ impl Client {
                 Action::Unsubscribe(request) => {
                     let (held, unsuback) = session.unsubscribe(request);
                     shared.router.unsubscribe(slot, &held);
+                    step.commit |= persistent;
                     conn.put(&unsuback);
                 }
                 Action::Disconnect => return Err(End::Disconnect),
@@ -375,12 +495,17 @@ impl Client {
     /// client sent DISCONNECT, and hands the session back. Returns the
     /// connection when it still deserves a polite close.
     fn finish(self, end: End, shared: &Shared) -> Option<Conn> {
+        let released = self.released(shared);
         let Client {
             mut conn,
             slot,
             session,
             will,
         } = self;
+        if !released {
+            // Acknowledgements of what is not on disk yet never go out.
+            conn.wbuf.clear();
+        }
         shared.stats.add(&mut conn.counts);
         end.log();
         let skip_will = match end {

@@ -75,6 +75,9 @@ pub struct Shared {
     /// One permit per connection task alive, `--max-connections` of them;
     /// `None` when there is no limit. See [`connection_limit`].
     pub connections: Option<Arc<Semaphore>>,
+    /// With `--durability batched`: the tickets a connection waits on
+    /// before its acknowledgements go out (see [`crate::store::commit`]).
+    pub commits: Option<Arc<crate::store::commit::Commits>>,
 }
 
 /// The semaphore behind `--max-connections` (0: no limit, no semaphore).

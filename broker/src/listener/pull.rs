@@ -40,6 +40,19 @@ pub(super) enum Pulled {
     Paused,
 }
 
+/// What one [`pull`] moved, for the store.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Moved {
+    /// Messages left the outbox: the queue changed.
+    pub(super) any: bool,
+    /// QoS 1 or 2 messages went in flight: the in-flight window changed.
+    pub(super) in_flight: bool,
+    /// QoS 2 messages went in flight: with `--durability batched` their
+    /// packet ids must be on disk before the PUBLISH goes out, or a
+    /// restart would send them again as new messages.
+    pub(super) exactly_once: bool,
+}
+
 /// Moves messages from the outbox into the write buffer, within the
 /// in-flight window and up to [`HIGH_WATER`] bytes of output, feeding the
 /// outbox from the retained messages still owed.
@@ -48,6 +61,7 @@ pub(super) fn pull(
     slot: &ClientSlot,
     session: &mut Session,
     router: &Router,
+    moved: &mut Moved,
 ) -> Pulled {
     BATCH.with_borrow_mut(|batch| {
         loop {
@@ -67,7 +81,10 @@ pub(super) fn pull(
                 );
             }
             let took = batch.len();
+            moved.any |= took > 0;
             for message in batch.drain(..) {
+                moved.in_flight |= message.qos != mqtt_codec::QoS::AtMostOnce;
+                moved.exactly_once |= message.qos == mqtt_codec::QoS::ExactlyOnce;
                 if let Some(publish) = session.deliver(message) {
                     conn.put(&Packet::Publish(publish));
                 }

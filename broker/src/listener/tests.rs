@@ -34,6 +34,7 @@ fn shared(connections: Option<Arc<Semaphore>>) -> Arc<Shared> {
         identity_as_username: false,
         use_username_as_clientid: false,
         connections,
+        commits: None,
     })
 }
 

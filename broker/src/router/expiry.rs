@@ -57,6 +57,8 @@ impl Router {
                     continue;
                 };
                 own.removed = true;
+                slot.set_stored(false);
+                self.changes.session(&slot);
                 let offline = now.duration_since(parked.offline_since).unwrap_or_default();
                 let session = parked.session;
                 if clients

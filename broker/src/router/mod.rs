@@ -21,6 +21,7 @@
 //! connection holds it, that one is kicked and the new one waits for it to
 //! detach (session takeover [MQTT-3.1.4-2]).
 
+mod changes;
 mod children;
 mod expiry;
 pub mod index;
@@ -33,6 +34,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+pub use changes::{Changed, GateGuard};
 pub use expiry::Expired;
 pub use outbox::{Kick, Limits, SlotEvent};
 pub use retained::Retained;
@@ -120,6 +122,9 @@ pub struct ParkedSession {
     pub queued: Vec<Message>,
     /// When the client went away (for `--persistent-client-expiration`).
     pub offline_since: std::time::SystemTime,
+    /// The verified user whose session it is, if any: another user may not
+    /// take it over, before a restart or after.
+    pub user: Option<Box<str>>,
 }
 
 /// What the store saves of the sessions: see [`Router::sessions_for_store`].
@@ -147,6 +152,8 @@ pub struct Router {
     clients: Mutex<HashMap<Arc<str>, Arc<ClientSlot>>>,
     limits: Limits,
     stats: Arc<Stats>,
+    /// What changed since the store last wrote.
+    changes: changes::Tracker,
     /// Planted bug `stall-after-topic`: set once a matching PUBLISH was
     /// routed; from then on the listener answers no new client.
     #[cfg(feature = "mutants")]
@@ -162,6 +169,7 @@ impl Router {
             clients: Mutex::new(HashMap::new()),
             limits,
             stats,
+            changes: changes::Tracker::default(),
             #[cfg(feature = "mutants")]
             stalled: std::sync::atomic::AtomicBool::new(false),
         }
@@ -252,6 +260,12 @@ impl Router {
                     own.user = user.map(Box::from);
                     own.persistent = !clean;
                     let parked = own.parked.take();
+                    if parked.is_some() || !clean {
+                        // Created, resumed or cleared: the store writes or
+                        // removes its record.
+                        self.changes.session(&slot);
+                    }
+                    slot.set_stored(!clean);
                     // The session shares the slot's copy of the client id.
                     let fresh = || Session::new(Arc::clone(slot.client_id()), clean, max_inflight);
                     let (session, session_present) = match parked {
@@ -277,6 +291,10 @@ impl Router {
                         // A new session is owed nothing an old one was.
                         *lock(&slot.retained) = None;
                     }
+                    self.set_live_flows(
+                        slot.client_id(),
+                        (!clean).then(|| session.flows_copy().unwrap_or_default()),
+                    );
                     {
                         let mut outbox = lock(&slot.outbox);
                         if !session_present {
@@ -317,8 +335,11 @@ impl Router {
     /// parked, and its outbox keeps collecting messages for the client's
     /// return [MQTT-3.1.2-5].
     pub fn disconnect(&self, slot: &Arc<ClientSlot>, session: Session) {
+        self.changes.session(slot);
+        self.set_live_flows(slot.client_id(), None);
         if session.is_clean() && !mutant::active("clean-session-parked") {
             lock(&slot.outbox).set_mode(Mode::Closed);
+            slot.set_stored(false);
             {
                 let mut clients = lock(&self.clients);
                 let mut own = lock(&slot.ownership);
@@ -343,6 +364,7 @@ impl Router {
             let mut own = lock(&slot.ownership);
             own.attached = false;
             own.subscriptions = HashMap::new();
+            slot.set_stored(true);
             own.parked = Some(Box::new(Parked {
                 session,
                 offline_since: std::time::SystemTime::now(),
@@ -388,6 +410,7 @@ impl Router {
         };
         if message.retain {
             write(&self.retained).update(message);
+            self.changes.retained(&message.topic);
         } else if mutant::active("non-retained-replaces-retained") {
             write(&self.retained).replace_existing(message);
         }
@@ -406,7 +429,7 @@ impl Router {
                 qos,
                 message.retain && mutant::active("retain-kept-on-forward"),
             );
-            let (pushed, waker) = {
+            let (pushed, waker, stored) = {
                 let mut outbox = lock(&slot.outbox);
                 let pushed = outbox.push(copy, self.limits);
                 let waker = if pushed == Pushed::Wake {
@@ -414,8 +437,11 @@ impl Router {
                 } else {
                     None
                 };
-                (pushed, waker)
+                (pushed, waker, outbox.stored)
             };
+            if stored && matches!(pushed, Pushed::Wake | Pushed::Queued) {
+                self.changes.session(slot);
+            }
             match pushed {
                 Pushed::Wake => {
                     if let Some(w) = waker {
@@ -497,6 +523,7 @@ impl Router {
                 for f in filters {
                     own.subscriptions.insert(f.filter.clone(), f.qos);
                 }
+                self.changes.session(slot);
             }
         }
         {
@@ -545,9 +572,16 @@ impl Router {
             *cursor = None;
         }
         // Still under the cursor's lock, so chunks queue in order.
-        let mut outbox = lock(&slot.outbox);
-        for m in chunk {
-            outbox.push_unbounded(m);
+        let queued = !chunk.is_empty();
+        {
+            let mut outbox = lock(&slot.outbox);
+            for m in chunk {
+                outbox.push_unbounded(m);
+            }
+        }
+        if queued {
+            // A persistent session's queue changed: the store keeps it.
+            self.session_changed(slot);
         }
         more
     }
@@ -597,12 +631,16 @@ impl Router {
                 index.remove(filter, &key);
             }
         }
-        {
+        let persistent = {
             let mut own = lock(&slot.ownership);
             for filter in filters {
                 own.subscriptions.remove(filter);
             }
             crate::sparse::shrink_if_sparse(&mut own.subscriptions);
+            own.persistent
+        };
+        if persistent {
+            self.changes.session(slot);
         }
         if let Some(owed) = lock(&slot.retained).as_deref_mut() {
             for filter in filters {
@@ -647,40 +685,60 @@ impl Router {
 
     /// For the store: copies of the parked persistent sessions with their
     /// queued messages, and of the persistent sessions a connection holds
-    /// now as far as the router knows them (subscriptions and queue; the
-    /// in-flight window and the QoS 2 ids awaiting PUBREL are with the
-    /// connection, and saved when it parks the session).
+    /// now (see [`Router::session_for_store`]).
     pub fn sessions_for_store(&self) -> StoredSessions {
-        let slots: Vec<Arc<ClientSlot>> = lock(&self.clients).values().cloned().collect();
-        let mut parked = Vec::new();
+        let ids: Vec<Arc<str>> = lock(&self.clients).keys().cloned().collect();
         let now = std::time::SystemTime::now();
-        for slot in slots {
-            let own = lock(&slot.ownership);
-            let (session, offline_since) = if own.attached {
-                if !own.persistent {
-                    continue;
-                }
-                let mut session = Session::new(Arc::clone(slot.client_id()), false, 0);
-                for (filter, qos) in &own.subscriptions {
-                    session.subscribed(filter.clone(), *qos);
-                }
-                // Online now: if the broker dies, it went away about now.
-                (session, now)
-            } else {
-                let Some(p) = own.parked.as_deref() else {
-                    continue;
-                };
-                (p.session.clone(), p.offline_since)
-            };
-            drop(own);
-            let queued = lock(&slot.outbox).queued().cloned().collect();
-            parked.push(ParkedSession {
-                session,
-                queued,
-                offline_since,
-            });
-        }
+        let parked = ids
+            .iter()
+            .filter_map(|id| self.session_for_store(id, now))
+            .collect();
         StoredSessions { parked }
+    }
+
+    /// For the store: a copy of client `client_id`'s persistent session
+    /// with its queued messages, or `None` when it has none (never had one,
+    /// or it was clean, cleared or expired). A session a connection holds
+    /// now is copied as far as the router knows it: subscriptions, queue
+    /// and, with `--durability batched`, the in-flight flows as of the
+    /// connection's last step (otherwise those are written when the
+    /// connection ends and parks it). `now` stands for when a connected
+    /// client went away, should the broker die.
+    pub fn session_for_store(
+        &self,
+        client_id: &str,
+        now: std::time::SystemTime,
+    ) -> Option<ParkedSession> {
+        let slot = lock(&self.clients).get(client_id).cloned()?;
+        let own = lock(&slot.ownership);
+        let (session, offline_since) = if own.attached {
+            if !own.persistent {
+                return None;
+            }
+            let mut session = Session::new(Arc::clone(slot.client_id()), false, 0);
+            for (filter, qos) in &own.subscriptions {
+                session.subscribed(filter.clone(), *qos);
+            }
+            session.set_flows(self.live_flows_of(client_id));
+            (session, now)
+        } else {
+            let p = own.parked.as_deref()?;
+            (p.session.clone(), p.offline_since)
+        };
+        let user = own.user.clone();
+        drop(own);
+        let queued = lock(&slot.outbox).queued().cloned().collect();
+        Some(ParkedSession {
+            session,
+            queued,
+            offline_since,
+            user,
+        })
+    }
+
+    /// For the store: the retained message of `topic`, if any.
+    pub fn retained_message(&self, topic: &mqtt_codec::topic::TopicName) -> Option<Message> {
+        read(&self.retained).get(topic).cloned()
     }
 
     /// Restores a persistent session from the store as parked, with its
@@ -690,6 +748,7 @@ impl Router {
             session,
             queued,
             offline_since,
+            user,
         } = parked;
         let id = Arc::clone(session.client_id());
         let slot = Arc::new(ClientSlot::new(Arc::clone(&id)));
@@ -709,11 +768,13 @@ impl Router {
         }
         {
             let mut own = lock(&slot.ownership);
+            own.user = user;
             own.parked = Some(Box::new(Parked {
                 session,
                 offline_since,
             }));
         }
+        slot.set_stored(true);
         lock(&self.clients).insert(id, slot);
     }
 }

@@ -64,6 +64,12 @@ pub(crate) struct Outbox {
     /// The attached connection's waker while it waits.
     waker: Option<Waker>,
     mode: Mode,
+    /// The session is persistent (attached or parked), so the store keeps
+    /// what is queued here. Kept here, where every publish looks anyway.
+    pub(crate) stored: bool,
+    /// A commit the attached connection waits for may be on disk now
+    /// (`--durability batched`): tell it once.
+    pub(crate) durable: bool,
     /// Why the attached connection must end, once the router says so.
     kick: Option<Kick>,
 }
@@ -84,6 +90,8 @@ pub enum SlotEvent {
     Kicked(Kick),
     /// Messages wait in the outbox.
     Messages,
+    /// A commit the connection's output waited for may be on disk.
+    Durable,
 }
 
 /// The limits every outbox obeys.
@@ -108,6 +116,8 @@ impl Outbox {
             dropped: 0,
             waker: None,
             mode: Mode::Closed,
+            stored: false,
+            durable: false,
             kick: None,
         }
     }
@@ -117,6 +127,9 @@ impl Outbox {
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>, messages: bool) -> Poll<SlotEvent> {
         if let Some(kick) = self.kick {
             return Poll::Ready(SlotEvent::Kicked(kick));
+        }
+        if std::mem::take(&mut self.durable) {
+            return Poll::Ready(SlotEvent::Durable);
         }
         if messages && !self.queue.is_empty() {
             return Poll::Ready(SlotEvent::Messages);

@@ -14,15 +14,18 @@ use mqtt_codec::{Packet, PacketId, QoS, SubAck, Subscribe, SubscribeFilter, Unsu
 
 /// A router with its own statistics, keeping at most `max_queued` messages
 /// waiting per client (0: no limit), QoS 0 not queued for offline sessions.
+/// It records what changes, as with a store, so a test may save it.
 pub fn router(max_queued: usize) -> Router {
-    Router::new(
+    let r = Router::new(
         Limits {
             max_queued,
             max_queued_bytes: 0,
             queue_qos0: false,
         },
         Arc::new(Stats::new()),
-    )
+    );
+    r.track_changes(false);
+    r
 }
 
 /// An application message.

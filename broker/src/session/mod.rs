@@ -105,9 +105,10 @@ pub struct Session {
     clean: bool,
 }
 
-/// The QoS 1 and 2 flows of a session.
+/// The QoS 1 and 2 flows of a session: what the store must keep of a
+/// connected persistent session besides its subscriptions and queue.
 #[derive(Debug, Clone, Default)]
-struct Flows {
+pub struct Flows {
     outgoing: Outgoing,
     /// QoS 2 ids received and answered with PUBREC, not yet released by
     /// PUBREL: a PUBLISH repeating one is not routed again [MQTT-4.3.3-2].
@@ -317,6 +318,17 @@ impl Session {
     /// The QoS 2 ids waiting for PUBREL.
     pub fn awaiting_rel(&self) -> &IdSet {
         &self.flows.as_deref().unwrap_or(&NO_FLOWS).awaiting_rel
+    }
+
+    /// A copy of the QoS 1 and 2 flows (in-flight window, awaiting-PUBREL
+    /// ids), for the store to write while the session stays connected.
+    pub fn flows_copy(&self) -> Option<Box<Flows>> {
+        self.flows.clone()
+    }
+
+    /// Puts back flows copied with [`Session::flows_copy`] (store).
+    pub fn set_flows(&mut self, flows: Option<Box<Flows>>) {
+        self.flows = flows;
     }
 
     /// Marks a QoS 2 id as received and not yet released (store restore).

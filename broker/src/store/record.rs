@@ -2,9 +2,12 @@
 //!
 //! All integers big-endian. A message is `flags:u8` (QoS in bits 0–1,
 //! RETAIN in bit 2), `topic_len:u16`, topic, `payload_len:u32`, payload. A
-//! session record starts with a version byte (2), then when its client went
+//! session record starts with a version byte (3), then when its client went
 //! offline (`offline_since:u64`, milliseconds since the Unix epoch; version
-//! 1 records lack it and count from when they are loaded), then the subscriptions
+//! 1 records lack it and count from when they are loaded), then (from
+//! version 3) the verified user owning it (`has_user:u8`, then if 1
+//! `user_len:u16`, user), so that refusing another user's takeover survives
+//! a restart (issue 14), then the subscriptions
 //! (`count:u32`, each `filter_len:u16`, filter, `qos:u8`), the QoS 2 ids
 //! awaiting PUBREL (`count:u32`, each `u16`), the in-flight messages
 //! (`count:u32`, each `state:u8`, `packet_id:u16`, message) and the queued
@@ -21,7 +24,7 @@ use mqtt_codec::Message;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{PacketId, QoS};
 
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 
 fn put_message(out: &mut Vec<u8>, m: &Message) {
     out.put_u8(m.qos.as_u8() | (u8::from(m.retain) << 2));
@@ -118,6 +121,7 @@ pub fn encode_session(parked: &ParkedSession) -> Vec<u8> {
         session,
         queued,
         offline_since,
+        user,
     } = parked;
     let mut out = Vec::new();
     out.put_u8(VERSION);
@@ -125,6 +129,16 @@ pub fn encode_session(parked: &ParkedSession) -> Vec<u8> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     out.put_u64(millis);
+    match user {
+        // A user name comes from a CONNECT or a certificate: at most
+        // 65,535 bytes, as the protocol's string length allows.
+        Some(u) => {
+            out.put_u8(1);
+            out.put_u16(u.len() as u16);
+            out.put_slice(u.as_bytes());
+        }
+        None => out.put_u8(0),
+    }
     out.put_u32(session.subscriptions().len() as u32);
     for (filter, qos) in session.subscriptions() {
         out.put_u16(filter.as_str().len() as u16);
@@ -174,12 +188,24 @@ pub fn decode_session(
     let version = r.u8("version")?;
     let offline_since = match version {
         1 => now,
-        VERSION => UNIX_EPOCH + Duration::from_millis(r.u64("offline time")?),
+        2 | VERSION => UNIX_EPOCH + Duration::from_millis(r.u64("offline time")?),
         _ => {
             return Err(format!(
-                "version {version}, this broker reads versions 1 and {VERSION}"
+                "version {version}, this broker reads versions 1 to {VERSION}"
             ));
         }
+    };
+    let user = if version >= 3 {
+        match r.u8("user flag")? {
+            0 => None,
+            1 => {
+                let len = usize::from(r.u16("user length")?);
+                Some(Box::from(r.str(len, "user")?))
+            }
+            other => return Err(format!("user flag {other} is not 0 or 1")),
+        }
+    } else {
+        None
     };
     let mut session = Session::new(client_id, false, max_inflight);
     for _ in 0..r.u32("subscription count")? {
@@ -218,5 +244,6 @@ pub fn decode_session(
         session,
         queued,
         offline_since,
+        user,
     })
 }

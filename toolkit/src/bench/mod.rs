@@ -136,6 +136,12 @@ struct LoadArgs {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Subscribers connect with a persistent session (clean session 0), so
+    /// a broker with a store writes what is queued for them; with clean
+    /// sessions it writes nothing. Their sessions stay on the broker after
+    /// the run.
+    #[arg(long)]
+    persistent_subscribers: bool,
     /// Runtime threads for the load; 1 keeps the whole load on one core.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     threads: u16,
@@ -290,6 +296,7 @@ fn common(load: &LoadArgs) -> anyhow::Result<Common> {
         connect_concurrency: load.connect_concurrency as usize,
         broker_pid: load.broker_pid,
         progress: ProgressMode::detect(load.quiet || load.json),
+        persistent_subscribers: load.persistent_subscribers,
     })
 }
 
@@ -461,6 +468,13 @@ mod tests {
                 .unwrap()
                 .client_id_prefix,
             "mine"
+        );
+        let p = parse(&["fan-in", "--persistent-subscribers"]).unwrap();
+        assert!(common(&p).unwrap().persistent_subscribers);
+        assert!(
+            !common(&parse(&["fan-in"]).unwrap())
+                .unwrap()
+                .persistent_subscribers
         );
     }
 

@@ -81,6 +81,8 @@ pub struct Common {
     pub broker_pid: Option<u32>,
     /// How to show progress.
     pub progress: ProgressMode,
+    /// Subscribers ask for a persistent session.
+    pub persistent_subscribers: bool,
 }
 
 impl Common {
@@ -91,6 +93,7 @@ impl Common {
             keep_alive: self.keep_alive,
             username: self.username.clone(),
             password: self.password.clone(),
+            clean_session: true,
         }
     }
 }
@@ -228,7 +231,10 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
     // Connect and subscribe the subscribers, then connect the publishers.
     let mut stats = ConnectStats::default();
     let sub_ids = (0..topo.subscribers.len())
-        .map(|i| common.identity(format!("{}-{run_id:08x}-s{i}", common.client_id_prefix)))
+        .map(|i| Identity {
+            clean_session: !common.persistent_subscribers,
+            ..common.identity(format!("{}-{run_id:08x}-s{i}", common.client_id_prefix))
+        })
         .collect();
     let addr = common.target.addr;
     let mut subs = Vec::new();

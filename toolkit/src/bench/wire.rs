@@ -160,6 +160,8 @@ pub struct Identity {
     pub username: Option<String>,
     /// Password, if any.
     pub password: Option<String>,
+    /// CONNECT's Clean Session flag.
+    pub clean_session: bool,
 }
 
 /// An open, accepted connection.
@@ -176,7 +178,7 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// Connects, sends CONNECT with a clean session and waits for CONNACK.
+/// Connects, sends CONNECT and waits for CONNACK.
 pub async fn open(
     target: &Target,
     id: &Identity,
@@ -185,7 +187,7 @@ pub async fn open(
     let attempt = async {
         let (r, mut writer) = target.connect().await?;
         let connect = Packet::Connect(mqtt_codec::Connect {
-            clean_session: true,
+            clean_session: id.clean_session,
             keep_alive: id.keep_alive,
             client_id: id.client_id.clone(),
             username: id.username.clone(),

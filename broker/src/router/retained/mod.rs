@@ -11,7 +11,7 @@ pub use cursor::RetainedCursor;
 pub use trie::Walked;
 
 use crate::mutant;
-use mqtt_codec::topic::TopicFilter;
+use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{Message, QoS};
 use trie::TopicTrie;
 
@@ -31,6 +31,11 @@ impl Retained {
         } else {
             self.trie.insert(message.for_delivery(message.qos, true));
         }
+    }
+
+    /// The retained message of `topic`, if any (for the store).
+    pub fn get(&self, topic: &TopicName) -> Option<&Message> {
+        self.trie.get(topic)
     }
 
     /// Only with the `non-retained-replaces-retained` mutant: a message

@@ -107,6 +107,15 @@ impl TopicTrie {
         }
     }
 
+    /// The retained message of `topic`.
+    pub fn get(&self, topic: &TopicName) -> Option<&Message> {
+        let mut node = &self.root;
+        for level in topic.levels() {
+            node = node.children.get(level)?;
+        }
+        node.message.as_deref()
+    }
+
     /// The retained message of `topic`, to be replaced in place.
     pub fn get_mut(&mut self, topic: &TopicName) -> Option<&mut Message> {
         let mut node = &mut self.root;
