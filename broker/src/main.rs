@@ -10,7 +10,10 @@ use broker::config::{Config, Flags};
 use broker::server::Broker;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::registry::Registry;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
@@ -22,12 +25,14 @@ fn main() -> ExitCode {
         }
     };
     let default_level = if config.verbose { "debug" } else { "info" };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    let spec = std::env::var("RUST_LOG").ok();
+    tracing_subscriber::registry()
+        .with(log_filter(spec.as_deref(), default_level).into_layer())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
 
     let runtime = match runtime_builder().enable_all().build() {
@@ -45,6 +50,52 @@ fn main() -> ExitCode {
             eprintln!("broker: {line}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Which log filter `RUST_LOG` (or the default level) asks for.
+#[derive(Debug)]
+enum LogFilter {
+    /// Targets and levels only (`info`, `warn,broker=debug`): decided once
+    /// per call site, nothing done when a span is entered.
+    Static(Box<Targets>),
+    /// Directives on spans or fields (`[conn{client_id=a}]=debug`), which
+    /// only [`EnvFilter`] understands.
+    Dynamic(Box<EnvFilter>),
+}
+
+impl LogFilter {
+    fn into_layer(self) -> Box<dyn Layer<Registry> + Send + Sync> {
+        match self {
+            LogFilter::Static(t) => t,
+            LogFilter::Dynamic(e) => e,
+        }
+    }
+}
+
+/// The filter for `spec` (`RUST_LOG`), or `default_level` without one or
+/// with one that does not parse.
+///
+/// Every connection's task runs in a span (`conn`), entered and left on
+/// each poll. [`EnvFilter`] read-locks one broker-wide `RwLock` on every
+/// enter and exit, even with no span directives: a lock word written by
+/// every core on every turn of every connection, which kept independent
+/// connections on different cores from scaling (issue 15). [`Targets`]
+/// does no work per span, so it is used whenever it can express `spec`.
+fn log_filter(spec: Option<&str>, default_level: &str) -> LogFilter {
+    let Some(spec) = spec.map(str::trim).filter(|s| !s.is_empty()) else {
+        return match default_level.parse::<Targets>() {
+            Ok(targets) => LogFilter::Static(Box::new(targets)),
+            Err(_) => LogFilter::Dynamic(Box::new(EnvFilter::new(default_level))),
+        };
+    };
+    if let Ok(targets) = spec.parse::<Targets>() {
+        return LogFilter::Static(Box::new(targets));
+    }
+    match EnvFilter::try_new(spec) {
+        Ok(filter) => LogFilter::Dynamic(Box::new(filter)),
+        // As before: a `RUST_LOG` nothing can parse means the default.
+        Err(_) => log_filter(None, default_level),
     }
 }
 
@@ -111,6 +162,43 @@ async fn wait_for_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15: plain levels and targets get the filter that does no work
+    /// (and takes no shared lock) when a span is entered.
+    #[test]
+    fn levels_and_targets_get_the_static_log_filter() {
+        for spec in [None, Some(""), Some("info"), Some("warn,broker=debug")] {
+            assert!(
+                matches!(log_filter(spec, "info"), LogFilter::Static(_)),
+                "{spec:?}"
+            );
+        }
+        match log_filter(Some("warn,broker=debug"), "info") {
+            LogFilter::Static(t) => {
+                assert!(t.would_enable("broker::listener", &tracing::Level::DEBUG));
+                assert!(!t.would_enable("redb", &tracing::Level::INFO));
+            }
+            other => panic!("expected a static filter, got {other:?}"),
+        }
+        assert!(matches!(log_filter(None, "debug"), LogFilter::Static(_)));
+    }
+
+    /// Span and field directives still work, through `EnvFilter`; a spec
+    /// nothing parses falls back to the default level.
+    #[test]
+    fn span_directives_get_the_dynamic_log_filter() {
+        assert!(matches!(
+            log_filter(Some("[conn{client_id=a}]=debug"), "info"),
+            LogFilter::Dynamic(_)
+        ));
+        match log_filter(Some("=no=level="), "debug") {
+            LogFilter::Static(t) => assert_eq!(
+                t.default_level(),
+                Some(tracing_subscriber::filter::LevelFilter::DEBUG)
+            ),
+            other => panic!("expected the default level, got {other:?}"),
+        }
+    }
 
     /// Issue 12: "creating data directory D: No such file or directory (os
     /// error 2): No such file or directory (os error 2)".

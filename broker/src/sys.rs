@@ -29,7 +29,6 @@ pub fn version() -> String {
 /// The current `$SYS` topics and their values.
 pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
     let s: &Stats = router.stats();
-    let get = Stats::get;
     let connected = s.connected();
     let total = (router.session_count() as u64).max(connected);
     vec![
@@ -48,49 +47,52 @@ pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
         ("$SYS/broker/clients/total", total.to_string()),
         (
             "$SYS/broker/clients/maximum",
-            get(&s.connected_maximum).to_string(),
+            Stats::get(&s.connected_maximum).to_string(),
         ),
         (
             "$SYS/broker/clients/expired",
-            get(&s.sessions_expired).to_string(),
+            Stats::get(&s.sessions_expired).to_string(),
         ),
         (
             "$SYS/broker/clients/refused",
-            get(&s.connections_refused).to_string(),
+            Stats::get(&s.connections_refused).to_string(),
         ),
         (
             "$SYS/broker/listeners/plain/connected",
-            get(&s.connected_plain).to_string(),
+            Stats::get(&s.connected_plain).to_string(),
         ),
         (
             "$SYS/broker/listeners/tls/connected",
-            get(&s.connected_tls).to_string(),
+            Stats::get(&s.connected_tls).to_string(),
         ),
         (
             "$SYS/broker/messages/received",
-            get(&s.messages_received).to_string(),
+            Stats::get(&s.messages_received).to_string(),
         ),
         (
             "$SYS/broker/messages/sent",
-            get(&s.messages_sent).to_string(),
+            Stats::get(&s.messages_sent).to_string(),
         ),
         (
             "$SYS/broker/publish/messages/received",
-            get(&s.publish_received).to_string(),
+            Stats::get(&s.publish_received).to_string(),
         ),
         (
             "$SYS/broker/publish/messages/sent",
-            get(&s.publish_sent).to_string(),
+            Stats::get(&s.publish_sent).to_string(),
         ),
         (
             "$SYS/broker/publish/messages/dropped",
-            get(&s.publish_dropped).to_string(),
+            Stats::get(&s.publish_dropped).to_string(),
         ),
         (
             "$SYS/broker/bytes/received",
-            get(&s.bytes_received).to_string(),
+            Stats::get(&s.bytes_received).to_string(),
         ),
-        ("$SYS/broker/bytes/sent", get(&s.bytes_sent).to_string()),
+        (
+            "$SYS/broker/bytes/sent",
+            Stats::get(&s.bytes_sent).to_string(),
+        ),
         (
             "$SYS/broker/subscriptions/count",
             router.subscription_count().to_string(),
@@ -101,7 +103,7 @@ pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
         ),
         (
             "$SYS/broker/store/write-errors",
-            get(&s.store_write_errors).to_string(),
+            Stats::get(&s.store_write_errors).to_string(),
         ),
     ]
 }

@@ -16,7 +16,6 @@ mod common;
 use std::alloc::System;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cap::Cap;
@@ -136,7 +135,7 @@ fn a_large_packet_is_buffered_as_it_arrives_not_reserved_up_front() {
     let b = InProcessBroker::start(&[]);
     let mut c = BlockingClient::connect(b.addr(), "trickle", true).into_stream();
     let stats = std::sync::Arc::clone(b.router().stats());
-    let received = || stats.bytes_received.load(Ordering::Relaxed);
+    let received = || stats.bytes_received.get();
     let before = ALLOCATOR.allocated();
     let start = received();
     announce_256_mb(&mut c, 0x30);

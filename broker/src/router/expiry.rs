@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use super::outbox::Mode;
 use super::slot::{ClientSlot, lock};
-use super::{Router, write};
+use super::{Router, write_index};
 use crate::router::ClientRef;
 
 /// One session the sweep dropped.
@@ -77,7 +77,7 @@ impl Router {
             };
             if !session.subscriptions().is_empty() {
                 let key = ClientRef(Arc::clone(&slot));
-                let mut index = write(&self.subscriptions);
+                let mut index = write_index(&self.subscriptions);
                 for filter in session.subscriptions().keys() {
                     index.remove(filter, &key);
                 }
