@@ -46,8 +46,16 @@ pub struct Stats {
     pub publish_received: AtomicU64,
     /// PUBLISH packets sent.
     pub publish_sent: AtomicU64,
-    /// Messages dropped because a client's queue was full.
+    /// Messages dropped because a client's queue was full (offline
+    /// sessions, the broker's own messages) or discarded with the session
+    /// of a client disconnected for slowness.
     pub publish_dropped: AtomicU64,
+    /// Times a publisher's connection paused because a subscriber's queue
+    /// was full (backpressure).
+    pub publish_paused: AtomicU64,
+    /// Clients disconnected because their queue stayed full past
+    /// `--slow-client-timeout`.
+    pub clients_slow: AtomicU64,
     /// Bytes received on all connections.
     pub bytes_received: AtomicU64,
     /// Bytes sent on all connections.
@@ -76,6 +84,8 @@ impl Stats {
             publish_received: AtomicU64::new(0),
             publish_sent: AtomicU64::new(0),
             publish_dropped: AtomicU64::new(0),
+            publish_paused: AtomicU64::new(0),
+            clients_slow: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             sessions_expired: AtomicU64::new(0),

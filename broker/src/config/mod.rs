@@ -116,16 +116,26 @@ pub struct Flags {
     /// more wait in its queue. 0 for the protocol's limit [default: 20].
     #[arg(long, value_name = "N")]
     pub max_inflight: Option<usize>,
-    /// Messages waiting for a client beyond the in-flight window; past this
-    /// they are dropped and counted. 0 for no limit [default: 1000].
+    /// Messages waiting for a client beyond the in-flight window. When a
+    /// connected client's queue is full, the broker stops reading from the
+    /// clients publishing to it until it drains to half (backpressure:
+    /// nothing is lost); for an offline persistent session, and for wills
+    /// and $SYS, messages past it are dropped and counted. 0 for no limit
+    /// [default: 1000].
     #[arg(long, value_name = "N")]
     pub max_queued: Option<usize>,
     /// Bytes (topic and payload) waiting for a client beyond the in-flight
-    /// window, as mosquitto's max_queued_bytes: a message is queued while
-    /// less than this waits, else dropped and counted, like --max-queued,
-    /// which applies as well. 0 for no limit [default: 0].
+    /// window, as mosquitto's max_queued_bytes; full at this many bytes,
+    /// with the same effect as --max-queued, which applies as well. 0 for
+    /// no limit [default: 0].
     #[arg(long, value_name = "BYTES")]
     pub max_queued_bytes: Option<usize>,
+    /// Seconds a connected client's queue may stay full while publishers
+    /// wait for it; past this the client is disconnected (a persistent
+    /// session keeps its queue), and the publishers go on. 0 never
+    /// disconnects [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub slow_client_timeout: Option<u64>,
     /// Also queue QoS 0 messages for persistent sessions while offline.
     #[arg(long)]
     pub queue_qos0: bool,
@@ -181,6 +191,7 @@ pub struct FileSettings {
     /// mosquitto.conf's spelling is accepted too.
     #[serde(alias = "max_queued_bytes")]
     max_queued_bytes: Option<usize>,
+    slow_client_timeout: Option<u64>,
     queue_qos0: Option<bool>,
     sys_interval: Option<u64>,
     connect_timeout: Option<u64>,
@@ -255,6 +266,9 @@ pub struct Config {
     pub max_queued: usize,
     /// Queue bound per client in bytes of topic and payload, 0 for none.
     pub max_queued_bytes: usize,
+    /// How long a connected client's queue may stay full while publishers
+    /// wait for it; `None` never disconnects it.
+    pub slow_client_timeout: Option<Duration>,
     /// Queue QoS 0 messages for offline persistent sessions.
     pub queue_qos0: bool,
     /// $SYS and statistics period; `None` turns them off.
@@ -402,6 +416,12 @@ impl Config {
                 .max_queued_bytes
                 .or(file.max_queued_bytes)
                 .unwrap_or(0),
+            slow_client_timeout: secs(
+                flags
+                    .slow_client_timeout
+                    .or(file.slow_client_timeout)
+                    .unwrap_or(10),
+            ),
             queue_qos0: on(flags.queue_qos0, file.queue_qos0),
             sys_interval: secs(flags.sys_interval.or(file.sys_interval).unwrap_or(10)),
             connect_timeout: Duration::from_secs(

@@ -16,6 +16,14 @@
 //! When it ends for any reason but DISCONNECT, the client's will is
 //! published [MQTT-3.1.2-8]; the session goes back to the router.
 //!
+//! Backpressure: a PUBLISH that fills a connected subscriber's outbox
+//! pauses this connection ([`Client::paused`]): it handles no more packets
+//! and reads nothing from its socket until that outbox drains to half, so
+//! TCP flow control pushes back on the publishing client. It still writes
+//! and delivers to its own client meanwhile. Paused past
+//! `--slow-client-timeout`, it disconnects the subscriber
+//! ([`Kick::SlowClient`]) and goes on.
+//!
 //! Memory: an idle connection is mostly its task, so the task is kept
 //! small. Everything needed only until CONNACK (the TLS handshake, CONNECT
 //! and its timeouts, a takeover wait) runs in a boxed future freed before
@@ -28,6 +36,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -64,6 +73,9 @@ pub(super) struct Client {
     pub(super) session: Session,
     /// Boxed: most clients set no will, and those that do pay for it alone.
     pub(super) will: Option<Box<Message>>,
+    /// The subscriber whose full outbox this connection waits for before it
+    /// reads again (backpressure); `None` while it reads.
+    pub(super) paused: Option<Arc<ClientSlot>>,
 }
 
 /// Serves one client from its first byte to its close, TLS handshake
@@ -110,6 +122,8 @@ enum Event {
     Messages,
     Yielded,
     KeepAlive,
+    /// The subscriber this connection paused for has room again.
+    Room,
 }
 
 impl Client {
@@ -137,6 +151,7 @@ impl Client {
             if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
                 return end;
             }
+            self.pause_timer(shared, keep_alive.as_mut());
             // The last read forwarded a few messages and left acknowledgements
             // to write: let the subscribers' tasks, woken by the routing, go
             // first and write the messages; the acks follow. A message's way
@@ -163,6 +178,7 @@ impl Client {
                 match event {
                     Event::Kicked(Kick::TakenOver) => return End::TakenOver,
                     Event::Kicked(Kick::Shutdown) => return End::Shutdown,
+                    Event::Kicked(Kick::SlowClient) => return End::SlowClient,
                     Event::Writable(r) => {
                         let conn = &mut self.conn;
                         if let Err(e) = r.and_then(|()| conn.transport.try_write(&mut conn.wbuf)) {
@@ -177,11 +193,9 @@ impl Client {
                             Ok(Some(_)) => {}
                             Ok(None) => {
                                 // Handle what arrived before the close (a
-                                // final DISCONNECT, say) first.
-                                return match self.handle_packets(shared, &mut outbox_more) {
-                                    Err(end) => end,
-                                    Ok(_) => End::Closed,
-                                };
+                                // final DISCONNECT, say) first. Boxed: it
+                                // may wait, and the loop's state stays small.
+                                return Box::pin(self.read_rest(shared, &mut outbox_more)).await;
                             }
                             Err(e) => return End::Io(e),
                         }
@@ -192,6 +206,27 @@ impl Client {
                                     && !self.conn.wbuf.is_empty();
                             }
                         }
+                        self.pause_timer(shared, keep_alive.as_mut());
+                    }
+                    Event::Room => {
+                        self.paused = None;
+                        // What it sent while paused is still unread: it
+                        // was not silent.
+                        let now = Instant::now();
+                        self.session.heard(now.into_std());
+                        keep_alive.as_mut().reset(far_future(&self.session));
+                        if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
+                            return end;
+                        }
+                        self.pause_timer(shared, keep_alive.as_mut());
+                    }
+                    Event::KeepAlive if self.paused.is_some() => {
+                        // Paused past --slow-client-timeout: the subscriber
+                        // it waits for goes, and with it the wait.
+                        if let Some(full) = &self.paused {
+                            disconnect_slow(shared, full);
+                        }
+                        keep_alive.as_mut().reset(far_future(&self.session));
                     }
                     Event::Messages => outbox_more = true,
                     Event::Yielded => {}
@@ -203,6 +238,42 @@ impl Client {
                         keep_alive.as_mut().reset(far_future(&self.session));
                     }
                 }
+            }
+        }
+    }
+
+    /// Just paused for backpressure: the keep-alive timer becomes the
+    /// `--slow-client-timeout` deadline (keep-alive is not checked while
+    /// the connection does not read).
+    fn pause_timer(&self, shared: &Shared, keep_alive: Pin<&mut Sleep>) {
+        if self.paused.is_some() {
+            let wait = shared
+                .limits
+                .slow_client_timeout
+                .unwrap_or(Duration::from_secs(86_400 * 365));
+            keep_alive.reset(Instant::now() + wait);
+        }
+    }
+
+    /// At the end of the stream: handles every packet that came before it,
+    /// waiting for room (and disconnecting a subscriber full past
+    /// `--slow-client-timeout`) as the loop would.
+    async fn read_rest(&mut self, shared: &Shared, outbox_more: &mut bool) -> End {
+        loop {
+            if let Err(end) = self.handle_packets(shared, outbox_more) {
+                return end;
+            }
+            let Some(full) = self.paused.take() else {
+                return End::Closed;
+            };
+            let room = std::future::poll_fn(|cx| full.poll_room(cx));
+            match shared.limits.slow_client_timeout {
+                Some(wait) => {
+                    if tokio::time::timeout(wait, room).await.is_err() {
+                        disconnect_slow(shared, &full);
+                    }
+                }
+                None => room.await,
             }
         }
     }
@@ -238,8 +309,10 @@ impl Client {
     /// Waits for the next event, in this order of priority: a kick from the
     /// router, the socket writable (while output waits), readable (while
     /// there is room for output), messages in the outbox (once it was
-    /// drained), one yield to other tasks (while messages wait but the
-    /// write buffer was full), the keep-alive deadline (when it is on).
+    /// drained), room in the outbox this connection paused for, one yield
+    /// to other tasks (while messages wait but the write buffer was full),
+    /// the keep-alive deadline (when it is on; while paused, the
+    /// slow-client deadline).
     /// With `forward_first`, it lets the tasks already scheduled run once
     /// before it looks at any of these.
     ///
@@ -253,12 +326,14 @@ impl Client {
         mut keep_alive: Pin<&'a mut Sleep>,
     ) -> impl Future<Output = Event> + Send + 'a {
         let wants_write = self.conn.transport.wants_write(&self.conn.wbuf);
-        let can_read = self.conn.wbuf.len() < HIGH_WATER;
+        let paused = self.paused.is_some();
+        let can_read = self.conn.wbuf.len() < HIGH_WATER && !paused;
         // Messages still wait (or retained ones are owed) and there is room
         // for them: come straight back after letting other tasks run once.
         let pull_again =
             outbox_more && matches!(pulled, Pulled::BufferFull | Pulled::Paused) && can_read;
-        let keep_alive_on = self.session.keep_alive_deadline().is_some();
+        // While paused, the timer is the slow-client deadline.
+        let keep_alive_on = self.session.keep_alive_deadline().is_some() || paused;
         let mut yielded = false;
         std::future::poll_fn(move |cx| {
             // One look at the slot (one lock) for a kick and for messages;
@@ -282,6 +357,11 @@ impl Client {
             }
             if can_read && let Poll::Ready(r) = transport.poll_read_ready(cx) {
                 return Poll::Ready(Event::Readable(r));
+            }
+            if let Some(full) = self.paused.as_deref()
+                && full.poll_room(cx).is_ready()
+            {
+                return Poll::Ready(Event::Room);
             }
             if let Poll::Ready(SlotEvent::Messages) = slot {
                 return Poll::Ready(Event::Messages);
@@ -309,11 +389,16 @@ impl Client {
             conn,
             slot,
             session,
+            paused,
             ..
         } = self;
         let now = Instant::now().into_std();
         let mut routed = 0;
         loop {
+            if paused.is_some() {
+                // Backpressure: the rest waits in the read buffer.
+                return Ok(routed);
+            }
             if mutant::active("reserved-flags-ignored")
                 && let Some(first) = conn.rbuf.first_mut()
                 && let Some(expected) =
@@ -342,11 +427,17 @@ impl Client {
                 }
                 Action::Reply(p) => conn.put(&p),
                 Action::Route { message, ack } => {
-                    if shared.router.publish_from_client(&message) > 0 {
+                    let to = shared.router.publish_paced(&message, slot);
+                    if to.queued > 0 {
                         routed += 1;
                     }
+                    // Queued, if past a subscriber's bound: acknowledged.
                     if let Some(ack) = ack {
                         conn.put(&ack);
+                    }
+                    if to.full.is_some() {
+                        shared.stats.publish_paused.fetch_add(1, Ordering::Relaxed);
+                        *paused = to.full;
                     }
                 }
                 Action::Subscribe(request) => {
@@ -380,6 +471,7 @@ impl Client {
             slot,
             session,
             will,
+            paused: _,
         } = self;
         shared.stats.add(&mut conn.counts);
         end.log();
@@ -408,6 +500,16 @@ impl Client {
             End::Closed | End::Io(_) | End::Shutdown => None,
             _ => Some(conn),
         }
+    }
+}
+
+/// Tells the subscriber a connection waited for past
+/// `--slow-client-timeout` to end ([`Kick::SlowClient`]): its connection
+/// logs why it ends, and its queue is kept if its session is persistent.
+fn disconnect_slow(shared: &Shared, full: &ClientSlot) {
+    if full.kick_slow() {
+        debug!(subscriber = %full.client_id(), "waited past --slow-client-timeout");
+        shared.stats.clients_slow.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -176,6 +176,7 @@ pub(super) async fn open(
         slot,
         session,
         will: accepted.will,
+        paused: None,
     })
 }
 

@@ -2,13 +2,26 @@
 //!
 //! Publishers push into it under a short lock; the client's connection takes
 //! messages out in batches, as many as its in-flight window and write buffer
-//! allow. The bound is the point: a client that stops reading fills its own
-//! outbox, further messages for it are dropped and counted, and nobody else
-//! waits [MQTT-4.4 non-normative]. It is bounded twice: in messages
-//! (`--max-queued`) and in bytes of topic and payload (`--max-queued-bytes`),
-//! so that a few large messages cannot hold what a count allows. While a
-//! persistent session's client is away the outbox keeps its QoS 1 and 2
-//! messages (and QoS 0 if configured) for the next connection.
+//! allow. It is bounded twice: in messages (`--max-queued`) and in bytes of
+//! topic and payload (`--max-queued-bytes`), so that a few large messages
+//! cannot hold what a count allows.
+//!
+//! What a full bound means depends on who pushes. A client's PUBLISH to a
+//! connected subscriber is never dropped: it is queued, and the outbox says
+//! it is full ([`Pushed::Full`]), so that the publisher's connection stops
+//! reading its socket (TCP then pushes back on the publishing client) and
+//! leaves its waker here ([`Outbox::poll_room`]). When the subscriber's
+//! connection has taken the queue down to half of its bounds, every paused
+//! publisher is woken at once, in the order they paused, which shares the
+//! room among them. Each paused publisher adds at most the one message that
+//! found the outbox full, so the queue holds at most its bound plus one
+//! message per publisher. Messages the broker makes itself (wills, `$SYS`),
+//! a client's own messages looping back to it (it cannot wait for itself),
+//! and messages for a persistent session while its client is away (nobody
+//! drains that queue) are dropped and counted instead
+//! ([`Pushed::Dropped`]). While a persistent session's client is away the
+//! outbox keeps its QoS 1 and 2 messages (and QoS 0 if configured) for the
+//! next connection.
 //!
 //! The same lock guards how the attached connection is woken: it leaves its
 //! waker here when it waits, and a push into the empty outbox, a takeover
@@ -42,6 +55,13 @@ pub(crate) enum Pushed {
     Wake,
     /// Queued behind others (the connection is already awake) or offline.
     Queued,
+    /// Queued, and now the outbox is at its bound: the publisher pauses
+    /// until it drains ([`Outbox::poll_room`]). `wake` as for
+    /// [`Pushed::Wake`].
+    Full {
+        /// The connection must be woken (it was an empty outbox).
+        wake: bool,
+    },
     /// The outbox is full: dropped and counted. `first` when it is the
     /// first drop since the connection last took messages (worth a log line).
     Dropped {
@@ -63,6 +83,13 @@ pub(crate) struct Outbox {
     dropped: u64,
     /// The attached connection's waker while it waits.
     waker: Option<Waker>,
+    /// The publishers paused until this outbox drains to half its bounds,
+    /// in the order they paused. Kept with its capacity: pausing and waking
+    /// allocate nothing once warm.
+    paused: Vec<Waker>,
+    /// Past half of a bound when last pushed or taken: paused publishers
+    /// keep waiting while it is set.
+    above_half: bool,
     mode: Mode,
     /// Why the attached connection must end, once the router says so.
     kick: Option<Kick>,
@@ -75,6 +102,9 @@ pub enum Kick {
     TakenOver,
     /// The broker is shutting down.
     Shutdown,
+    /// The client's queue stayed full past `--slow-client-timeout` while
+    /// publishers waited for it.
+    SlowClient,
 }
 
 /// What an attached connection waiting on its outbox is woken for.
@@ -107,9 +137,50 @@ impl Outbox {
             bytes: 0,
             dropped: 0,
             waker: None,
+            paused: Vec::new(),
+            above_half: false,
             mode: Mode::Closed,
             kick: None,
         }
+    }
+
+    /// At or past either bound.
+    fn full(&self, limits: Limits) -> bool {
+        (limits.max_queued > 0 && self.queue.len() >= limits.max_queued)
+            || (limits.max_queued_bytes > 0 && self.bytes >= limits.max_queued_bytes)
+    }
+
+    /// Past half of either bound: paused publishers keep waiting.
+    fn above_low_water(&self, limits: Limits) -> bool {
+        (limits.max_queued > 0 && self.queue.len() > limits.max_queued / 2)
+            || (limits.max_queued_bytes > 0 && self.bytes > limits.max_queued_bytes / 2)
+    }
+
+    /// For a publisher paused on this outbox: ready once it has drained to
+    /// half its bounds, or no connection drains it any more (the client went
+    /// away or was kicked); otherwise leaves `cx`'s waker to be woken then.
+    pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.mode != Mode::Online || self.kick.is_some() || !self.above_half {
+            return Poll::Ready(());
+        }
+        if !self.paused.iter().any(|w| w.will_wake(cx.waker())) {
+            self.paused.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Wakes every paused publisher (they look again and pause again if
+    /// the outbox is still full).
+    fn wake_paused(&mut self) {
+        for w in self.paused.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// How many publishers wait for this outbox to drain.
+    #[cfg(test)]
+    pub(crate) fn paused_publishers(&self) -> usize {
+        self.paused.len()
     }
 
     /// Ready with a kick, or (when `messages` is set) with waiting messages;
@@ -132,7 +203,14 @@ impl Outbox {
     /// the lock is released.
     pub(crate) fn kick(&mut self, kick: Kick) -> Option<Waker> {
         self.kick = Some(kick);
+        // Nobody will drain this queue now: the paused publishers go on.
+        self.wake_paused();
         self.waker.take()
+    }
+
+    /// Whether the attached connection was told to end.
+    pub(crate) fn kicked(&self) -> bool {
+        self.kick.is_some()
     }
 
     /// A new connection attaches: forget the previous one's kick and waker.
@@ -147,16 +225,31 @@ impl Outbox {
         self.waker.take()
     }
 
-    pub(crate) fn set_mode(&mut self, mode: Mode) {
+    /// Sets what is accepted. Returns how many waiting messages were
+    /// discarded (when the session closes).
+    pub(crate) fn set_mode(&mut self, mode: Mode) -> usize {
         self.mode = mode;
+        // Only an online client drains the queue: whoever waits on it goes
+        // on (and meets the offline rules).
+        if mode != Mode::Online {
+            self.wake_paused();
+        }
         if mode == Mode::Closed {
+            let discarded = self.queue.len();
             self.queue = VecDeque::new();
             self.bytes = 0;
+            self.above_half = false;
+            return discarded;
         }
+        0
     }
 
-    /// Queues `message` if the mode and bound allow.
-    pub(crate) fn push(&mut self, message: Message, limits: Limits) -> Pushed {
+    /// Queues `message` if the mode and bound allow. With `pace` (a
+    /// client's PUBLISH, from a connection that can pause), a connected
+    /// client's outbox at its bound still takes the message and answers
+    /// [`Pushed::Full`]; without it, or while the client is away, a message
+    /// finding the outbox full is dropped and counted.
+    pub(crate) fn push(&mut self, message: Message, limits: Limits, pace: bool) -> Pushed {
         match self.mode {
             Mode::Closed => return Pushed::Ignored,
             Mode::Offline if message.qos == QoS::AtMostOnce && !limits.queue_qos0 => {
@@ -164,9 +257,9 @@ impl Outbox {
             }
             Mode::Online | Mode::Offline => {}
         }
-        let full = (limits.max_queued > 0 && self.queue.len() >= limits.max_queued)
-            || (limits.max_queued_bytes > 0 && self.bytes >= limits.max_queued_bytes);
-        if full {
+        // A client told to end drains nothing more: treated as offline.
+        let pace = pace && self.mode == Mode::Online && self.kick.is_none();
+        if !pace && self.full(limits) {
             self.dropped += 1;
             return Pushed::Dropped {
                 first: self.dropped == 1,
@@ -175,7 +268,11 @@ impl Outbox {
         let was_empty = self.queue.is_empty();
         self.bytes += message.size();
         self.queue.push_back(message);
-        if was_empty && self.mode == Mode::Online {
+        let wake = was_empty && self.mode == Mode::Online;
+        self.above_half = self.above_low_water(limits);
+        if pace && self.full(limits) {
+            Pushed::Full { wake }
+        } else if wake {
             Pushed::Wake
         } else {
             Pushed::Queued
@@ -193,8 +290,25 @@ impl Outbox {
     /// Moves waiting messages into `batch`, oldest first: at most `max`
     /// messages, at most `window` of them at QoS 1 or 2, and no more once
     /// they hold `bytes` ([`Message::size`]; the first is always taken).
-    /// Returns whether messages remain.
+    /// Wakes the paused publishers once the queue is down to half of
+    /// `limits`. Returns whether messages remain.
     pub(crate) fn take(
+        &mut self,
+        batch: &mut Vec<Message>,
+        max: usize,
+        window: usize,
+        bytes: usize,
+        limits: Limits,
+    ) -> bool {
+        let more = self.take_batch(batch, max, window, bytes);
+        self.above_half = self.above_low_water(limits);
+        if !self.above_half && !self.paused.is_empty() {
+            self.wake_paused();
+        }
+        more
+    }
+
+    fn take_batch(
         &mut self,
         batch: &mut Vec<Message>,
         max: usize,
@@ -277,10 +391,10 @@ mod tests {
     #[test]
     fn first_message_wakes_then_bound_drops() {
         let mut o = outbox(Mode::Online);
-        assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS), Pushed::Wake);
-        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS), Pushed::Queued);
+        assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS, false), Pushed::Wake);
+        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS, false), Pushed::Queued);
         assert_eq!(
-            o.push(msg(QoS::AtLeastOnce), LIMITS),
+            o.push(msg(QoS::AtLeastOnce), LIMITS, false),
             Pushed::Dropped { first: true }
         );
         assert_eq!(o.take_dropped(), 1);
@@ -290,16 +404,22 @@ mod tests {
     #[test]
     fn offline_sessions_keep_qos1_and_2_only() {
         let mut o = outbox(Mode::Offline);
-        assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS), Pushed::Ignored);
-        assert_eq!(o.push(msg(QoS::ExactlyOnce), LIMITS), Pushed::Queued);
+        assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS, false), Pushed::Ignored);
+        assert_eq!(o.push(msg(QoS::ExactlyOnce), LIMITS, false), Pushed::Queued);
         let with_qos0 = Limits {
             queue_qos0: true,
             ..LIMITS
         };
-        assert_eq!(o.push(msg(QoS::AtMostOnce), with_qos0), Pushed::Queued);
+        assert_eq!(
+            o.push(msg(QoS::AtMostOnce), with_qos0, false),
+            Pushed::Queued
+        );
         o.set_mode(Mode::Closed);
         assert_eq!(o.len(), 0);
-        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS), Pushed::Ignored);
+        assert_eq!(
+            o.push(msg(QoS::AtLeastOnce), LIMITS, false),
+            Pushed::Ignored
+        );
     }
 
     #[test]
@@ -316,16 +436,16 @@ mod tests {
             QoS::AtLeastOnce,
             QoS::AtMostOnce,
         ] {
-            o.push(msg(qos), unbounded);
+            o.push(msg(qos), unbounded, false);
         }
         let mut batch = Vec::new();
         assert!(
-            o.take(&mut batch, 100, 1, usize::MAX),
+            o.take(&mut batch, 100, 1, usize::MAX, LIMITS),
             "second QoS 1 waits for the window"
         );
         assert_eq!(batch.len(), 2);
         batch.clear();
-        assert!(!o.take(&mut batch, 100, 5, usize::MAX));
+        assert!(!o.take(&mut batch, 100, 5, usize::MAX, LIMITS));
         assert_eq!(batch.len(), 2);
     }
 
@@ -345,23 +465,35 @@ mod tests {
             max_queued_bytes: 250,
             queue_qos0: false,
         };
-        assert_eq!(o.push(sized(QoS::AtLeastOnce, 99), limits), Pushed::Wake);
-        assert_eq!(o.push(sized(QoS::AtMostOnce, 99), limits), Pushed::Queued);
+        assert_eq!(
+            o.push(sized(QoS::AtLeastOnce, 99), limits, false),
+            Pushed::Wake
+        );
+        assert_eq!(
+            o.push(sized(QoS::AtMostOnce, 99), limits, false),
+            Pushed::Queued
+        );
         // 200 < 250: one more fits, and may overshoot (as in mosquitto).
-        assert_eq!(o.push(sized(QoS::ExactlyOnce, 99), limits), Pushed::Queued);
+        assert_eq!(
+            o.push(sized(QoS::ExactlyOnce, 99), limits, false),
+            Pushed::Queued
+        );
         assert_eq!(o.bytes(), 300);
         assert_eq!(
-            o.push(sized(QoS::AtMostOnce, 0), limits),
+            o.push(sized(QoS::AtMostOnce, 0), limits, false),
             Pushed::Dropped { first: true }
         );
         assert_eq!(o.len(), 3);
         // Taking frees room, in bytes.
         let mut batch = Vec::new();
-        o.take(&mut batch, 1, 10, usize::MAX);
+        o.take(&mut batch, 1, 10, usize::MAX, LIMITS);
         assert_eq!(o.bytes(), 200);
-        assert_eq!(o.push(sized(QoS::AtMostOnce, 9), limits), Pushed::Queued);
+        assert_eq!(
+            o.push(sized(QoS::AtMostOnce, 9), limits, false),
+            Pushed::Queued
+        );
         assert_eq!(o.bytes(), 210);
-        o.take(&mut batch, 100, 10, usize::MAX);
+        o.take(&mut batch, 100, 10, usize::MAX, LIMITS);
         assert_eq!((o.len(), o.bytes()), (0, 0));
     }
 
@@ -374,13 +506,13 @@ mod tests {
             queue_qos0: false,
         };
         for _ in 0..4 {
-            o.push(sized(QoS::AtMostOnce, 99), unbounded);
+            o.push(sized(QoS::AtMostOnce, 99), unbounded, false);
         }
         let mut batch = Vec::new();
-        assert!(o.take(&mut batch, 100, 10, 250));
+        assert!(o.take(&mut batch, 100, 10, 250, LIMITS));
         assert_eq!(batch.len(), 2, "two 100-byte messages fit in 250");
         batch.clear();
-        assert!(o.take(&mut batch, 100, 10, 1));
+        assert!(o.take(&mut batch, 100, 10, 1, LIMITS));
         assert_eq!(batch.len(), 1, "one message even when it does not fit");
         assert_eq!(o.bytes(), 100);
     }
@@ -396,10 +528,99 @@ mod tests {
             queue_qos0: false,
         };
         assert_eq!(
-            o.push(sized(QoS::AtMostOnce, 0), limits),
+            o.push(sized(QoS::AtMostOnce, 0), limits, false),
             Pushed::Dropped { first: true }
         );
         o.set_mode(Mode::Closed);
         assert_eq!(o.bytes(), 0);
+    }
+
+    #[test]
+    fn a_paced_push_queues_past_the_bound_and_says_full() {
+        let mut o = outbox(Mode::Online);
+        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS, true), Pushed::Wake);
+        assert_eq!(
+            o.push(msg(QoS::AtLeastOnce), LIMITS, true),
+            Pushed::Full { wake: false }
+        );
+        // Another paused publisher's message: queued too, never dropped.
+        assert_eq!(
+            o.push(msg(QoS::AtMostOnce), LIMITS, true),
+            Pushed::Full { wake: false }
+        );
+        assert_eq!((o.len(), o.take_dropped()), (3, 0));
+        // Unpaced (the broker's own messages) past the bound: dropped.
+        assert_eq!(
+            o.push(msg(QoS::AtLeastOnce), LIMITS, false),
+            Pushed::Dropped { first: true }
+        );
+        // Offline, nobody drains: a paced push is dropped as well.
+        o.set_mode(Mode::Offline);
+        assert_eq!(
+            o.push(msg(QoS::AtLeastOnce), LIMITS, true),
+            Pushed::Dropped { first: false }
+        );
+    }
+
+    /// A waker that counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn counting_waker() -> (std::sync::Arc<Count>, Waker) {
+        let count = std::sync::Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        (std::sync::Arc::clone(&count), Waker::from(count))
+    }
+
+    fn wakes(c: &Count) -> usize {
+        c.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn paused_publishers_wake_once_the_queue_is_down_to_half() {
+        let limits = Limits {
+            max_queued: 4,
+            ..LIMITS
+        };
+        let mut o = outbox(Mode::Online);
+        for _ in 0..4 {
+            o.push(msg(QoS::AtLeastOnce), limits, true);
+        }
+        let (a, wa) = counting_waker();
+        let (b, wb) = counting_waker();
+        for w in [&wa, &wb, &wa] {
+            assert!(o.poll_room(&mut Context::from_waker(w)).is_pending());
+        }
+        assert_eq!(o.paused_publishers(), 2, "each publisher once");
+        let mut batch = Vec::new();
+        o.take(&mut batch, 1, 10, usize::MAX, limits);
+        assert_eq!((wakes(&a), wakes(&b)), (0, 0), "3 of 4 still wait");
+        batch.clear();
+        o.take(&mut batch, 1, 10, usize::MAX, limits);
+        assert_eq!((wakes(&a), wakes(&b)), (1, 1), "2 of 4: half");
+        assert_eq!(o.paused_publishers(), 0);
+        assert!(o.poll_room(&mut Context::from_waker(&wa)).is_ready());
+    }
+
+    #[test]
+    fn paused_publishers_go_on_when_the_client_leaves_or_is_kicked() {
+        let mut o = outbox(Mode::Online);
+        for _ in 0..2 {
+            o.push(msg(QoS::AtLeastOnce), LIMITS, true);
+        }
+        let (a, wa) = counting_waker();
+        assert!(o.poll_room(&mut Context::from_waker(&wa)).is_pending());
+        o.kick(Kick::SlowClient);
+        assert_eq!(wakes(&a), 1);
+        assert!(o.poll_room(&mut Context::from_waker(&wa)).is_ready());
+        o.attach();
+        assert!(o.poll_room(&mut Context::from_waker(&wa)).is_pending());
+        assert_eq!(o.set_mode(Mode::Offline), 0);
+        assert_eq!(wakes(&a), 2);
+        assert_eq!(o.set_mode(Mode::Closed), 2, "the queue is discarded");
     }
 }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
 
-use super::outbox::{Kick, Outbox, SlotEvent};
+use super::outbox::{Kick, Limits, Outbox, SlotEvent};
 use super::retained::RetainedCursor;
 use crate::session::Session;
 use mqtt_codec::QoS;
@@ -96,6 +96,31 @@ impl ClientSlot {
         lock(&self.outbox).poll_event(cx, messages)
     }
 
+    /// For a publisher's connection paused on this client's full outbox:
+    /// ready once the outbox has drained to half of its limits, or its
+    /// client went away or was told to end; otherwise it is woken then. See
+    /// [`Outbox`](super::outbox) for the policy.
+    pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        lock(&self.outbox).poll_room(cx)
+    }
+
+    /// Tells the attached connection to end for slowness
+    /// ([`Kick::SlowClient`]), unless it was already told to end; returns
+    /// whether this call told it (so each paused publisher does not count
+    /// it again).
+    pub(crate) fn kick_slow(&self) -> bool {
+        let mut outbox = lock(&self.outbox);
+        if outbox.kicked() {
+            return false;
+        }
+        let waker = outbox.kick(Kick::SlowClient);
+        drop(outbox);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+
     /// Tells the attached connection (if any) to end.
     pub(crate) fn kick(&self, kick: Kick) {
         let waker = lock(&self.outbox).kick(kick);
@@ -105,30 +130,38 @@ impl ClientSlot {
     }
 
     /// Moves up to `max` waiting messages into `batch`, no more than
-    /// `window` of them at QoS 1 or 2. Returns whether more wait, and how
-    /// many messages were dropped for this client since the last call.
+    /// `window` of them at QoS 1 or 2, and wakes any paused publisher.
+    /// Returns whether more wait, and how many messages were dropped for
+    /// this client since the last call.
     pub fn take(
         &self,
         batch: &mut Vec<mqtt_codec::Message>,
         max: usize,
         window: usize,
     ) -> (bool, u64) {
-        self.take_within(batch, max, window, usize::MAX)
+        let unbounded = Limits {
+            max_queued: 0,
+            max_queued_bytes: 0,
+            queue_qos0: false,
+        };
+        self.take_within(batch, max, window, usize::MAX, unbounded)
     }
 
     /// [`ClientSlot::take`], stopping once the batch holds `bytes` of topic
     /// and payload (at least one message is taken): what the write buffer
     /// has room for, so that messages a slow client cannot take yet stay
-    /// in the outbox, where `--max-queued-bytes` counts them.
+    /// in the outbox, where `--max-queued-bytes` counts them. Publishers
+    /// paused on this outbox are woken once it is down to half of `limits`.
     pub fn take_within(
         &self,
         batch: &mut Vec<mqtt_codec::Message>,
         max: usize,
         window: usize,
         bytes: usize,
+        limits: Limits,
     ) -> (bool, u64) {
         let mut outbox = lock(&self.outbox);
-        let more = outbox.take(batch, max, window, bytes);
+        let more = outbox.take(batch, max, window, bytes, limits);
         (more, outbox.take_dropped())
     }
 }
