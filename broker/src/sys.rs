@@ -86,10 +86,7 @@ pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
             "$SYS/broker/publish/pauses",
             get(&s.publish_paused).to_string(),
         ),
-        (
-            "$SYS/broker/clients/slow",
-            get(&s.clients_slow).to_string(),
-        ),
+        ("$SYS/broker/clients/slow", get(&s.clients_slow).to_string()),
         (
             "$SYS/broker/bytes/received",
             get(&s.bytes_received).to_string(),

@@ -43,7 +43,13 @@ fn fan_in_loses_nothing(qos: QoS) {
             .map(|i| {
                 let id = u16::try_from(i).expect("ids fit");
                 let payload = Bytes::from(format!("{p:08}{i:08}{:48}", ""));
-                encode(&publish_packet(&format!("fan/{p}"), qos, id, payload, false))
+                encode(&publish_packet(
+                    &format!("fan/{p}"),
+                    qos,
+                    id,
+                    payload,
+                    false,
+                ))
             })
             .collect();
         floods.push(Flood::start(client.try_clone(), packets));
@@ -70,7 +76,11 @@ fn fan_in_loses_nothing(qos: QoS) {
             }
         }
     }
-    assert_eq!(next, [EACH + 1; PUBLISHERS], "every message of every publisher");
+    assert_eq!(
+        next,
+        [EACH + 1; PUBLISHERS],
+        "every message of every publisher"
+    );
     for flood in floods {
         flood.finish();
     }
@@ -78,7 +88,10 @@ fn fan_in_loses_nothing(qos: QoS) {
         publisher.expect_acks(qos, EACH);
     }
     assert_eq!(count(&stats.publish_dropped), 0, "nothing dropped");
-    assert!(count(&stats.publish_paused) > 0, "the publishers were paused");
+    assert!(
+        count(&stats.publish_paused) > 0,
+        "the publishers were paused"
+    );
 }
 
 #[test]

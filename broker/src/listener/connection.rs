@@ -226,7 +226,9 @@ impl Client {
                         if let Some(full) = &self.paused {
                             disconnect_slow(shared, full);
                         }
-                        keep_alive.as_mut().reset(far_future(&self.session));
+                        // Room comes once the subscriber is gone, or its
+                        // turn comes; until then the deadline starts again.
+                        self.pause_timer(shared, keep_alive.as_mut());
                     }
                     Event::Messages => outbox_more = true,
                     Event::Yielded => {}
@@ -266,10 +268,12 @@ impl Client {
             let Some(full) = self.paused.take() else {
                 return End::Closed;
             };
-            let room = std::future::poll_fn(|cx| full.poll_room(cx));
+            let slot = Arc::clone(&self.slot);
+            let room = std::future::poll_fn(|cx| full.poll_room(cx, &slot));
+            tokio::pin!(room);
             match shared.limits.slow_client_timeout {
                 Some(wait) => {
-                    if tokio::time::timeout(wait, room).await.is_err() {
+                    while tokio::time::timeout(wait, room.as_mut()).await.is_err() {
                         disconnect_slow(shared, &full);
                     }
                 }
@@ -359,7 +363,7 @@ impl Client {
                 return Poll::Ready(Event::Readable(r));
             }
             if let Some(full) = self.paused.as_deref()
-                && full.poll_room(cx).is_ready()
+                && full.poll_room(cx, &self.slot).is_ready()
             {
                 return Poll::Ready(Event::Room);
             }
@@ -506,8 +510,13 @@ impl Client {
 /// Tells the subscriber a connection waited for past
 /// `--slow-client-timeout` to end ([`Kick::SlowClient`]): its connection
 /// logs why it ends, and its queue is kept if its session is persistent.
+/// Only a subscriber whose queue has stayed past half that long goes: one
+/// that drains, but slowly, makes its publishers wait their turns.
 fn disconnect_slow(shared: &Shared, full: &ClientSlot) {
-    if full.kick_slow() {
+    let Some(wait) = shared.limits.slow_client_timeout else {
+        return;
+    };
+    if full.kick_slow(wait) {
         debug!(subscriber = %full.client_id(), "waited past --slow-client-timeout");
         shared.stats.clients_slow.fetch_add(1, Ordering::Relaxed);
     }

@@ -458,7 +458,11 @@ impl Router {
                 qos,
                 message.retain && mutant::active("retain-kept-on-forward"),
             );
-            let pace = publisher.is_some_and(|p| !std::ptr::eq(p, slot.as_ref()));
+            // A client's own messages looping back are not paced: its
+            // connection cannot wait for itself.
+            let pace = publisher
+                .filter(|p| !std::ptr::eq(*p, slot.as_ref()))
+                .map(ClientSlot::id);
             let (pushed, waker) = {
                 let mut outbox = lock(&slot.outbox);
                 let pushed = outbox.push(copy, self.limits, pace);

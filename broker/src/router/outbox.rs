@@ -10,10 +10,12 @@
 //! connected subscriber is never dropped: it is queued, and the outbox says
 //! it is full ([`Pushed::Full`]), so that the publisher's connection stops
 //! reading its socket (TCP then pushes back on the publishing client) and
-//! leaves its waker here ([`Outbox::poll_room`]). When the subscriber's
-//! connection has taken the queue down to half of its bounds, every paused
-//! publisher is woken at once, in the order they paused, which shares the
-//! room among them. Each paused publisher adds at most the one message that
+//! leaves its waker here ([`Outbox::poll_room`]). Once the subscriber's
+//! connection has taken the queue down to half of its bounds, the paused
+//! publishers are woken in the order they paused, one per take, and each
+//! refills the queue in its turn; while some wait, any other publisher
+//! pushing joins the line too. So they share the room, a turn each, and
+//! none is starved by one that happens to be reading. Each paused publisher adds at most the one message that
 //! found the outbox full, so the queue holds at most its bound plus one
 //! message per publisher. Messages the broker makes itself (wills, `$SYS`),
 //! a client's own messages looping back to it (it cannot wait for itself),
@@ -32,6 +34,7 @@
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use mqtt_codec::Message;
 use mqtt_codec::QoS;
@@ -48,6 +51,11 @@ pub(crate) enum Mode {
     Closed,
 }
 
+/// Who publishes, as the outbox tells paused publishers apart: the
+/// address of the publisher's client slot (0 for nobody).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PublisherId(pub(crate) usize);
+
 /// What happened to a pushed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
@@ -55,9 +63,9 @@ pub(crate) enum Pushed {
     Wake,
     /// Queued behind others (the connection is already awake) or offline.
     Queued,
-    /// Queued, and now the outbox is at its bound: the publisher pauses
-    /// until it drains ([`Outbox::poll_room`]). `wake` as for
-    /// [`Pushed::Wake`].
+    /// Queued, and now the outbox is at its bound (or past half while
+    /// other publishers wait their turn): the publisher pauses until it
+    /// drains ([`Outbox::poll_room`]). `wake` as for [`Pushed::Wake`].
     Full {
         /// The connection must be woken (it was an empty outbox).
         wake: bool,
@@ -86,10 +94,15 @@ pub(crate) struct Outbox {
     /// The publishers paused until this outbox drains to half its bounds,
     /// in the order they paused. Kept with its capacity: pausing and waking
     /// allocate nothing once warm.
-    paused: Vec<Waker>,
-    /// Past half of a bound when last pushed or taken: paused publishers
-    /// keep waiting while it is set.
-    above_half: bool,
+    paused: VecDeque<(PublisherId, Waker)>,
+    /// The publisher whose turn it is to fill the queue: the last one woken
+    /// in turn. While others wait, only it may push without pausing.
+    turn: PublisherId,
+    /// Since when the queue has been past half of a bound (as of the last
+    /// push or take); `None` while it is not. Paused publishers wait while
+    /// it is set, and disconnect the client when it was set long ago
+    /// ([`Outbox::above_half_for`]).
+    above_half: Option<Instant>,
     mode: Mode,
     /// Why the attached connection must end, once the router says so.
     kick: Option<Kick>,
@@ -137,8 +150,9 @@ impl Outbox {
             bytes: 0,
             dropped: 0,
             waker: None,
-            paused: Vec::new(),
-            above_half: false,
+            paused: VecDeque::new(),
+            turn: PublisherId(0),
+            above_half: None,
             mode: Mode::Closed,
             kick: None,
         }
@@ -156,24 +170,64 @@ impl Outbox {
             || (limits.max_queued_bytes > 0 && self.bytes > limits.max_queued_bytes / 2)
     }
 
-    /// For a publisher paused on this outbox: ready once it has drained to
-    /// half its bounds, or no connection drains it any more (the client went
-    /// away or was kicked); otherwise leaves `cx`'s waker to be woken then.
-    pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.mode != Mode::Online || self.kick.is_some() || !self.above_half {
+    /// For a publisher paused on this outbox: ready once it is this
+    /// publisher's turn to fill it again (it was woken, and the outbox is
+    /// still at most half full), or no connection drains it any more (the
+    /// client went away or was kicked); otherwise leaves `cx`'s waker, at
+    /// the back of the line, to be woken then.
+    pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>, publisher: PublisherId) -> Poll<()> {
+        if self.mode != Mode::Online || self.kick.is_some() {
             return Poll::Ready(());
         }
-        if !self.paused.iter().any(|w| w.will_wake(cx.waker())) {
-            self.paused.push(cx.waker().clone());
+        if self.paused.iter().any(|(id, _)| *id == publisher) {
+            // Not its turn yet: others paused before it.
+            return Poll::Pending;
         }
+        if self.above_half.is_none() && (self.paused.is_empty() || self.turn == publisher) {
+            return Poll::Ready(());
+        }
+        self.paused.push_back((publisher, cx.waker().clone()));
         Poll::Pending
     }
 
-    /// Wakes every paused publisher (they look again and pause again if
-    /// the outbox is still full).
+    /// Whether the queue has been past half of a bound for at least `wait`
+    /// (as of its last push or take): its client is not draining it.
+    pub(crate) fn above_half_for(&self, wait: Duration) -> bool {
+        self.above_half.is_some_and(|since| since.elapsed() >= wait)
+    }
+
+    /// Wakes every paused publisher (the client went away: they go on).
     fn wake_paused(&mut self) {
-        for w in self.paused.drain(..) {
+        self.turn = PublisherId(0);
+        for (_, w) in self.paused.drain(..) {
             w.wake();
+        }
+    }
+
+    /// After a take: while the queue is at most half full, wakes the
+    /// publisher that paused first, one per take, so that they fill it in
+    /// turn (a publisher woken refills the queue and pauses again at the
+    /// back of the line; all woken at once, the first to run would take
+    /// all the room every time). An empty queue wakes them all, so none is
+    /// left waiting when the client has caught up.
+    fn wake_in_turn(&mut self) {
+        if self.paused.is_empty() || self.above_half.is_some() {
+            return;
+        }
+        if self.queue.is_empty() {
+            self.wake_paused();
+        } else if let Some((id, first)) = self.paused.pop_front() {
+            self.turn = id;
+            first.wake();
+        }
+    }
+
+    /// Records whether the queue is past half of `limits`, and since when.
+    fn note_level(&mut self, limits: Limits) {
+        if !self.above_low_water(limits) {
+            self.above_half = None;
+        } else if self.above_half.is_none() {
+            self.above_half = Some(Instant::now());
         }
     }
 
@@ -238,18 +292,24 @@ impl Outbox {
             let discarded = self.queue.len();
             self.queue = VecDeque::new();
             self.bytes = 0;
-            self.above_half = false;
+            self.above_half = None;
             return discarded;
         }
         0
     }
 
     /// Queues `message` if the mode and bound allow. With `pace` (a
-    /// client's PUBLISH, from a connection that can pause), a connected
+    /// client's PUBLISH, from a connection that can pause: the publisher's
+    /// id), a connected
     /// client's outbox at its bound still takes the message and answers
     /// [`Pushed::Full`]; without it, or while the client is away, a message
     /// finding the outbox full is dropped and counted.
-    pub(crate) fn push(&mut self, message: Message, limits: Limits, pace: bool) -> Pushed {
+    pub(crate) fn push(
+        &mut self,
+        message: Message,
+        limits: Limits,
+        pace: Option<PublisherId>,
+    ) -> Pushed {
         match self.mode {
             Mode::Closed => return Pushed::Ignored,
             Mode::Offline if message.qos == QoS::AtMostOnce && !limits.queue_qos0 => {
@@ -258,8 +318,8 @@ impl Outbox {
             Mode::Online | Mode::Offline => {}
         }
         // A client told to end drains nothing more: treated as offline.
-        let pace = pace && self.mode == Mode::Online && self.kick.is_none();
-        if !pace && self.full(limits) {
+        let pace = pace.filter(|_| self.mode == Mode::Online && self.kick.is_none());
+        if pace.is_none() && self.full(limits) {
             self.dropped += 1;
             return Pushed::Dropped {
                 first: self.dropped == 1,
@@ -269,8 +329,11 @@ impl Outbox {
         self.bytes += message.size();
         self.queue.push_back(message);
         let wake = was_empty && self.mode == Mode::Online;
-        self.above_half = self.above_low_water(limits);
-        if pace && self.full(limits) {
+        self.note_level(limits);
+        // Others wait their turn and this is not its turn: it joins the
+        // line rather than taking the room they wait for.
+        let contended = pace.is_some_and(|id| id != self.turn) && !self.paused.is_empty();
+        if pace.is_some() && (contended || self.full(limits)) {
             Pushed::Full { wake }
         } else if wake {
             Pushed::Wake
@@ -290,8 +353,8 @@ impl Outbox {
     /// Moves waiting messages into `batch`, oldest first: at most `max`
     /// messages, at most `window` of them at QoS 1 or 2, and no more once
     /// they hold `bytes` ([`Message::size`]; the first is always taken).
-    /// Wakes the paused publishers once the queue is down to half of
-    /// `limits`. Returns whether messages remain.
+    /// Wakes paused publishers in turn once the queue is down to half of
+    /// `limits` ([`Outbox::wake_in_turn`]). Returns whether messages remain.
     pub(crate) fn take(
         &mut self,
         batch: &mut Vec<Message>,
@@ -301,10 +364,8 @@ impl Outbox {
         limits: Limits,
     ) -> bool {
         let more = self.take_batch(batch, max, window, bytes);
-        self.above_half = self.above_low_water(limits);
-        if !self.above_half && !self.paused.is_empty() {
-            self.wake_paused();
-        }
+        self.note_level(limits);
+        self.wake_in_turn();
         more
     }
 
@@ -382,6 +443,11 @@ mod tests {
         o
     }
 
+    /// Publishers: whoever pushes, and the two that pause.
+    const P: PublisherId = PublisherId(1);
+    const A: PublisherId = PublisherId(2);
+    const B: PublisherId = PublisherId(3);
+
     const LIMITS: Limits = Limits {
         max_queued: 2,
         max_queued_bytes: 0,
@@ -391,10 +457,10 @@ mod tests {
     #[test]
     fn first_message_wakes_then_bound_drops() {
         let mut o = outbox(Mode::Online);
-        assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS, false), Pushed::Wake);
-        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS, false), Pushed::Queued);
+        assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS, None), Pushed::Wake);
+        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS, None), Pushed::Queued);
         assert_eq!(
-            o.push(msg(QoS::AtLeastOnce), LIMITS, false),
+            o.push(msg(QoS::AtLeastOnce), LIMITS, None),
             Pushed::Dropped { first: true }
         );
         assert_eq!(o.take_dropped(), 1);
@@ -404,22 +470,19 @@ mod tests {
     #[test]
     fn offline_sessions_keep_qos1_and_2_only() {
         let mut o = outbox(Mode::Offline);
-        assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS, false), Pushed::Ignored);
-        assert_eq!(o.push(msg(QoS::ExactlyOnce), LIMITS, false), Pushed::Queued);
+        assert_eq!(o.push(msg(QoS::AtMostOnce), LIMITS, None), Pushed::Ignored);
+        assert_eq!(o.push(msg(QoS::ExactlyOnce), LIMITS, None), Pushed::Queued);
         let with_qos0 = Limits {
             queue_qos0: true,
             ..LIMITS
         };
         assert_eq!(
-            o.push(msg(QoS::AtMostOnce), with_qos0, false),
+            o.push(msg(QoS::AtMostOnce), with_qos0, None),
             Pushed::Queued
         );
         o.set_mode(Mode::Closed);
         assert_eq!(o.len(), 0);
-        assert_eq!(
-            o.push(msg(QoS::AtLeastOnce), LIMITS, false),
-            Pushed::Ignored
-        );
+        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS, None), Pushed::Ignored);
     }
 
     #[test]
@@ -436,7 +499,7 @@ mod tests {
             QoS::AtLeastOnce,
             QoS::AtMostOnce,
         ] {
-            o.push(msg(qos), unbounded, false);
+            o.push(msg(qos), unbounded, None);
         }
         let mut batch = Vec::new();
         assert!(
@@ -466,21 +529,21 @@ mod tests {
             queue_qos0: false,
         };
         assert_eq!(
-            o.push(sized(QoS::AtLeastOnce, 99), limits, false),
+            o.push(sized(QoS::AtLeastOnce, 99), limits, None),
             Pushed::Wake
         );
         assert_eq!(
-            o.push(sized(QoS::AtMostOnce, 99), limits, false),
+            o.push(sized(QoS::AtMostOnce, 99), limits, None),
             Pushed::Queued
         );
         // 200 < 250: one more fits, and may overshoot (as in mosquitto).
         assert_eq!(
-            o.push(sized(QoS::ExactlyOnce, 99), limits, false),
+            o.push(sized(QoS::ExactlyOnce, 99), limits, None),
             Pushed::Queued
         );
         assert_eq!(o.bytes(), 300);
         assert_eq!(
-            o.push(sized(QoS::AtMostOnce, 0), limits, false),
+            o.push(sized(QoS::AtMostOnce, 0), limits, None),
             Pushed::Dropped { first: true }
         );
         assert_eq!(o.len(), 3);
@@ -489,7 +552,7 @@ mod tests {
         o.take(&mut batch, 1, 10, usize::MAX, LIMITS);
         assert_eq!(o.bytes(), 200);
         assert_eq!(
-            o.push(sized(QoS::AtMostOnce, 9), limits, false),
+            o.push(sized(QoS::AtMostOnce, 9), limits, None),
             Pushed::Queued
         );
         assert_eq!(o.bytes(), 210);
@@ -506,7 +569,7 @@ mod tests {
             queue_qos0: false,
         };
         for _ in 0..4 {
-            o.push(sized(QoS::AtMostOnce, 99), unbounded, false);
+            o.push(sized(QoS::AtMostOnce, 99), unbounded, None);
         }
         let mut batch = Vec::new();
         assert!(o.take(&mut batch, 100, 10, 250, LIMITS));
@@ -528,7 +591,7 @@ mod tests {
             queue_qos0: false,
         };
         assert_eq!(
-            o.push(sized(QoS::AtMostOnce, 0), limits, false),
+            o.push(sized(QoS::AtMostOnce, 0), limits, None),
             Pushed::Dropped { first: true }
         );
         o.set_mode(Mode::Closed);
@@ -538,26 +601,26 @@ mod tests {
     #[test]
     fn a_paced_push_queues_past_the_bound_and_says_full() {
         let mut o = outbox(Mode::Online);
-        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS, true), Pushed::Wake);
+        assert_eq!(o.push(msg(QoS::AtLeastOnce), LIMITS, Some(P)), Pushed::Wake);
         assert_eq!(
-            o.push(msg(QoS::AtLeastOnce), LIMITS, true),
+            o.push(msg(QoS::AtLeastOnce), LIMITS, Some(P)),
             Pushed::Full { wake: false }
         );
         // Another paused publisher's message: queued too, never dropped.
         assert_eq!(
-            o.push(msg(QoS::AtMostOnce), LIMITS, true),
+            o.push(msg(QoS::AtMostOnce), LIMITS, Some(P)),
             Pushed::Full { wake: false }
         );
         assert_eq!((o.len(), o.take_dropped()), (3, 0));
         // Unpaced (the broker's own messages) past the bound: dropped.
         assert_eq!(
-            o.push(msg(QoS::AtLeastOnce), LIMITS, false),
+            o.push(msg(QoS::AtLeastOnce), LIMITS, None),
             Pushed::Dropped { first: true }
         );
         // Offline, nobody drains: a paced push is dropped as well.
         o.set_mode(Mode::Offline);
         assert_eq!(
-            o.push(msg(QoS::AtLeastOnce), LIMITS, true),
+            o.push(msg(QoS::AtLeastOnce), LIMITS, Some(P)),
             Pushed::Dropped { first: false }
         );
     }
@@ -581,44 +644,87 @@ mod tests {
     }
 
     #[test]
-    fn paused_publishers_wake_once_the_queue_is_down_to_half() {
+    fn paused_publishers_take_turns_once_the_queue_is_down_to_half() {
         let limits = Limits {
-            max_queued: 4,
+            max_queued: 6,
             ..LIMITS
         };
         let mut o = outbox(Mode::Online);
-        for _ in 0..4 {
-            o.push(msg(QoS::AtLeastOnce), limits, true);
+        for _ in 0..5 {
+            assert!(!matches!(
+                o.push(msg(QoS::AtLeastOnce), limits, Some(A)),
+                Pushed::Full { .. }
+            ));
         }
+        assert_eq!(
+            o.push(msg(QoS::AtLeastOnce), limits, Some(A)),
+            Pushed::Full { wake: false },
+            "6 of 6"
+        );
         let (a, wa) = counting_waker();
         let (b, wb) = counting_waker();
-        for w in [&wa, &wb, &wa] {
-            assert!(o.poll_room(&mut Context::from_waker(w)).is_pending());
+        for (w, id) in [(&wa, A), (&wb, B), (&wa, A)] {
+            assert!(o.poll_room(&mut Context::from_waker(w), id).is_pending());
         }
         assert_eq!(o.paused_publishers(), 2, "each publisher once");
         let mut batch = Vec::new();
-        o.take(&mut batch, 1, 10, usize::MAX, limits);
-        assert_eq!((wakes(&a), wakes(&b)), (0, 0), "3 of 4 still wait");
-        batch.clear();
-        o.take(&mut batch, 1, 10, usize::MAX, limits);
-        assert_eq!((wakes(&a), wakes(&b)), (1, 1), "2 of 4: half");
-        assert_eq!(o.paused_publishers(), 0);
-        assert!(o.poll_room(&mut Context::from_waker(&wa)).is_ready());
+        let mut take = |o: &mut Outbox, n| {
+            batch.clear();
+            o.take(&mut batch, n, 10, usize::MAX, limits);
+        };
+        take(&mut o, 1);
+        assert_eq!((wakes(&a), wakes(&b)), (0, 0), "5 of 6: both still wait");
+        take(&mut o, 2);
+        assert_eq!(
+            (wakes(&a), wakes(&b)),
+            (1, 0),
+            "3 of 6: the first one's turn"
+        );
+        assert!(
+            o.poll_room(&mut Context::from_waker(&wb), B).is_pending(),
+            "b waits"
+        );
+        assert!(o.poll_room(&mut Context::from_waker(&wa), A).is_ready());
+        // Another publisher, while b waits and it is a's turn: it joins the
+        // line, even below half; a pushes on.
+        assert_eq!(
+            o.push(msg(QoS::AtLeastOnce), limits, Some(P)),
+            Pushed::Full { wake: false }
+        );
+        assert_eq!(
+            o.push(msg(QoS::AtLeastOnce), limits, Some(A)),
+            Pushed::Queued
+        );
+        take(&mut o, 2);
+        assert_eq!(wakes(&b), 1, "3 of 6: b's turn");
+        assert!(
+            o.poll_room(&mut Context::from_waker(&wa), A).is_ready(),
+            "nobody waits"
+        );
+        // Past half again: a waits, the queue has been past half since now.
+        o.push(msg(QoS::AtLeastOnce), limits, Some(A));
+        assert!(o.poll_room(&mut Context::from_waker(&wa), A).is_pending());
+        assert!(o.above_half_for(Duration::ZERO));
+        assert!(!o.above_half_for(Duration::from_secs(3600)));
+        // Emptied: every paused publisher goes on.
+        take(&mut o, 100);
+        assert_eq!(wakes(&a), 2);
+        assert!(!o.above_half_for(Duration::ZERO));
     }
 
     #[test]
     fn paused_publishers_go_on_when_the_client_leaves_or_is_kicked() {
         let mut o = outbox(Mode::Online);
         for _ in 0..2 {
-            o.push(msg(QoS::AtLeastOnce), LIMITS, true);
+            o.push(msg(QoS::AtLeastOnce), LIMITS, Some(P));
         }
         let (a, wa) = counting_waker();
-        assert!(o.poll_room(&mut Context::from_waker(&wa)).is_pending());
+        assert!(o.poll_room(&mut Context::from_waker(&wa), A).is_pending());
         o.kick(Kick::SlowClient);
         assert_eq!(wakes(&a), 1);
-        assert!(o.poll_room(&mut Context::from_waker(&wa)).is_ready());
+        assert!(o.poll_room(&mut Context::from_waker(&wa), A).is_ready());
         o.attach();
-        assert!(o.poll_room(&mut Context::from_waker(&wa)).is_pending());
+        assert!(o.poll_room(&mut Context::from_waker(&wa), A).is_pending());
         assert_eq!(o.set_mode(Mode::Offline), 0);
         assert_eq!(wakes(&a), 2);
         assert_eq!(o.set_mode(Mode::Closed), 2, "the queue is discarded");

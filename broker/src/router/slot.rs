@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
 
-use super::outbox::{Kick, Limits, Outbox, SlotEvent};
+use super::outbox::{Kick, Limits, Outbox, PublisherId, SlotEvent};
 use super::retained::RetainedCursor;
 use crate::session::Session;
 use mqtt_codec::QoS;
@@ -100,17 +100,24 @@ impl ClientSlot {
     /// ready once the outbox has drained to half of its limits, or its
     /// client went away or was told to end; otherwise it is woken then. See
     /// [`Outbox`](super::outbox) for the policy.
-    pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
-        lock(&self.outbox).poll_room(cx)
+    /// `publisher` is the paused connection's own slot.
+    pub fn poll_room(&self, cx: &mut Context<'_>, publisher: &ClientSlot) -> Poll<()> {
+        lock(&self.outbox).poll_room(cx, publisher.id())
+    }
+
+    /// This client as a publisher, as outboxes tell them apart.
+    pub(crate) fn id(&self) -> PublisherId {
+        PublisherId(std::ptr::from_ref(self) as usize)
     }
 
     /// Tells the attached connection to end for slowness
-    /// ([`Kick::SlowClient`]), unless it was already told to end; returns
-    /// whether this call told it (so each paused publisher does not count
-    /// it again).
-    pub(crate) fn kick_slow(&self) -> bool {
+    /// ([`Kick::SlowClient`]) if its queue has been past half of its bounds
+    /// for `wait` (it is not draining it) and it was not told to end
+    /// already. Returns whether this call told it (so that each paused
+    /// publisher does not count it again).
+    pub(crate) fn kick_slow(&self, wait: std::time::Duration) -> bool {
         let mut outbox = lock(&self.outbox);
-        if outbox.kicked() {
+        if outbox.kicked() || !outbox.above_half_for(wait) {
             return false;
         }
         let waker = outbox.kick(Kick::SlowClient);
