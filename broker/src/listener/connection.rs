@@ -209,7 +209,7 @@ impl Client {
                         self.pause_timer(shared, keep_alive.as_mut());
                     }
                     Event::Room => {
-                        self.paused = None;
+                        let resumed = self.paused.take();
                         // What it sent while paused is still unread: it
                         // was not silent.
                         let now = Instant::now();
@@ -218,6 +218,7 @@ impl Client {
                         if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
                             return end;
                         }
+                        self.end_turn(resumed.as_deref());
                         self.pause_timer(shared, keep_alive.as_mut());
                     }
                     Event::KeepAlive if self.paused.is_some() => {
@@ -261,11 +262,13 @@ impl Client {
     /// waiting for room (and disconnecting a subscriber full past
     /// `--slow-client-timeout`) as the loop would.
     async fn read_rest(&mut self, shared: &Shared, outbox_more: &mut bool) -> End {
+        let mut resumed: Option<Arc<ClientSlot>> = None;
         loop {
             if let Err(end) = self.handle_packets(shared, outbox_more) {
                 return end;
             }
             let Some(full) = self.paused.take() else {
+                self.end_turn(resumed.as_deref());
                 return End::Closed;
             };
             let slot = Arc::clone(&self.slot);
@@ -279,6 +282,18 @@ impl Client {
                 }
                 None => room.await,
             }
+            resumed = Some(full);
+        }
+    }
+
+    /// After handling what it had read since it went on from a pause on
+    /// `resumed`: unless it paused again, the next paused publisher's turn
+    /// to fill that outbox.
+    fn end_turn(&self, resumed: Option<&ClientSlot>) {
+        if self.paused.is_none()
+            && let Some(full) = resumed
+        {
+            full.pass_turn(&self.slot);
         }
     }
 

@@ -8,22 +8,23 @@
 //!
 //! What a full bound means depends on who pushes. A client's PUBLISH to a
 //! connected subscriber is never dropped: it is queued, and the outbox says
-//! it is full ([`Pushed::Full`]), so that the publisher's connection stops
+//! it is full (`Pushed::Full`), so that the publisher's connection stops
 //! reading its socket (TCP then pushes back on the publishing client) and
-//! leaves its waker here ([`Outbox::poll_room`]). Once the subscriber's
-//! connection has taken the queue down to half of its bounds, the paused
-//! publishers are woken in the order they paused, one per take, and each
-//! refills the queue in its turn; while some wait, any other publisher
-//! pushing joins the line too. So they share the room, a turn each, and
-//! none is starved by one that happens to be reading. Each paused publisher adds at most the one message that
-//! found the outbox full, so the queue holds at most its bound plus one
-//! message per publisher. Messages the broker makes itself (wills, `$SYS`),
-//! a client's own messages looping back to it (it cannot wait for itself),
-//! and messages for a persistent session while its client is away (nobody
-//! drains that queue) are dropped and counted instead
-//! ([`Pushed::Dropped`]). While a persistent session's client is away the
-//! outbox keeps its QoS 1 and 2 messages (and QoS 0 if configured) for the
-//! next connection.
+//! leaves its waker here
+//! ([`ClientSlot::poll_room`](super::ClientSlot::poll_room)). Once the
+//! subscriber's connection has taken the queue down to half of its bounds,
+//! the paused publishers are woken in the order they paused, one per take,
+//! and each refills the queue in its turn; while some wait, any other
+//! publisher pushing joins the line too. So they share the room, a turn each,
+//! and none is starved by one that happens to be reading. Each paused
+//! publisher adds at most the one message that found the outbox full, so the
+//! queue holds at most its bound plus one message per publisher. Messages the
+//! broker makes itself (wills, `$SYS`), a client's own messages looping back
+//! to it (it cannot wait for itself), and messages for a persistent session
+//! while its client is away (nobody drains that queue) are dropped and
+//! counted instead (`Pushed::Dropped`). While a persistent session's client
+//! is away the outbox keeps its QoS 1 and 2 messages (and QoS 0 if
+//! configured) for the next connection.
 //!
 //! The same lock guards how the attached connection is woken: it leaves its
 //! waker here when it waits, and a push into the empty outbox, a takeover
@@ -205,20 +206,27 @@ impl Outbox {
     }
 
     /// After a take: while the queue is at most half full, wakes the
-    /// publisher that paused first, one per take, so that they fill it in
-    /// turn (a publisher woken refills the queue and pauses again at the
-    /// back of the line; all woken at once, the first to run would take
-    /// all the room every time). An empty queue wakes them all, so none is
-    /// left waiting when the client has caught up.
+    /// publisher that paused first, one per take, and makes it the one
+    /// whose turn it is, so that they fill the queue in turn (a publisher
+    /// woken refills it and pauses again at the back of the line). All woken
+    /// at once, the first to run would take all the room every time.
     fn wake_in_turn(&mut self) {
-        if self.paused.is_empty() || self.above_half.is_some() {
+        if self.above_half.is_some() {
             return;
         }
-        if self.queue.is_empty() {
-            self.wake_paused();
-        } else if let Some((id, first)) = self.paused.pop_front() {
+        if let Some((id, first)) = self.paused.pop_front() {
             self.turn = id;
             first.wake();
+        }
+    }
+
+    /// The publisher whose turn it was handled all it had without filling
+    /// the queue: the next one in line goes (if the queue is at most half
+    /// full; otherwise the next take wakes it).
+    pub(crate) fn pass_turn(&mut self, publisher: PublisherId) {
+        if self.turn == publisher {
+            self.turn = PublisherId(0);
+            self.wake_in_turn();
         }
     }
 
@@ -706,10 +714,17 @@ mod tests {
         assert!(o.poll_room(&mut Context::from_waker(&wa), A).is_pending());
         assert!(o.above_half_for(Duration::ZERO));
         assert!(!o.above_half_for(Duration::from_secs(3600)));
-        // Emptied: every paused publisher goes on.
+        // Drained: the next in line (a) goes; b, then, had all its turn.
+        assert!(o.poll_room(&mut Context::from_waker(&wb), B).is_pending());
         take(&mut o, 100);
-        assert_eq!(wakes(&a), 2);
+        assert_eq!((wakes(&a), wakes(&b)), (2, 1));
         assert!(!o.above_half_for(Duration::ZERO));
+        // a handled all it had without filling the queue: b's turn.
+        o.pass_turn(B);
+        assert_eq!(wakes(&b), 1, "not b's turn to pass");
+        o.pass_turn(A);
+        assert_eq!(wakes(&b), 2);
+        assert_eq!(o.paused_publishers(), 0);
     }
 
     #[test]

@@ -105,6 +105,13 @@ impl ClientSlot {
         lock(&self.outbox).poll_room(cx, publisher.id())
     }
 
+    /// For a publisher that was paused on this client's outbox, went on, and
+    /// handled all it had read without filling it again: the next paused
+    /// publisher's turn.
+    pub fn pass_turn(&self, publisher: &ClientSlot) {
+        lock(&self.outbox).pass_turn(publisher.id());
+    }
+
     /// This client as a publisher, as outboxes tell them apart.
     pub(crate) fn id(&self) -> PublisherId {
         PublisherId(std::ptr::from_ref(self) as usize)
