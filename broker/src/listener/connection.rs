@@ -17,7 +17,7 @@
 //! published [MQTT-3.1.2-8]; the session goes back to the router.
 //!
 //! Backpressure: a PUBLISH that fills a connected subscriber's outbox
-//! pauses this connection ([`Client::paused`]): it handles no more packets
+//! pauses this connection ([`Seldom::paused`]): it handles no more packets
 //! and reads nothing from its socket until that outbox drains to half, so
 //! TCP flow control pushes back on the publishing client. It still writes
 //! and delivers to its own client meanwhile. Paused past
@@ -71,8 +71,17 @@ pub(super) struct Client {
     pub(super) slot: Arc<ClientSlot>,
     /// The session, owned by this connection until it ends.
     pub(super) session: Session,
-    /// Boxed: most clients set no will, and those that do pay for it alone.
-    pub(super) will: Option<Box<Message>>,
+    /// What few connections need (a will, a subscriber to wait for),
+    /// boxed so that the others pay one pointer for it.
+    pub(super) seldom: Option<Box<Seldom>>,
+}
+
+/// What few connections need, kept out of [`Client`]: every byte there is
+/// in every connection's task, which tokio lays out in steps of 128 bytes.
+#[derive(Default)]
+pub(super) struct Seldom {
+    /// The client's will, published unless it sends DISCONNECT.
+    pub(super) will: Option<Message>,
     /// The subscriber whose full outbox this connection waits for before it
     /// reads again (backpressure); `None` while it reads.
     pub(super) paused: Option<Arc<ClientSlot>>,
@@ -160,6 +169,9 @@ impl Client {
             // the PUBACK). Under load, when a read brings many messages, the
             // acks go first: they keep the publisher's in-flight window moving.
             let mut forward_first = false;
+            // The client closed its side while this connection was paused
+            // with packets still to handle.
+            let mut closed = false;
             loop {
                 // A connection attached after the shutdown's sweep of the
                 // router learns of it here.
@@ -193,9 +205,17 @@ impl Client {
                             Ok(Some(_)) => {}
                             Ok(None) => {
                                 // Handle what arrived before the close (a
-                                // final DISCONNECT, say) first. Boxed: it
-                                // may wait, and the loop's state stays small.
-                                return Box::pin(self.read_rest(shared, &mut outbox_more)).await;
+                                // final DISCONNECT, say) first; paused, after
+                                // the pause (the loop reads nothing more).
+                                if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
+                                    return end;
+                                }
+                                if self.paused().is_none() {
+                                    return End::Closed;
+                                }
+                                closed = true;
+                                self.pause_timer(shared, keep_alive.as_mut());
+                                continue;
                             }
                             Err(e) => return End::Io(e),
                         }
@@ -209,7 +229,7 @@ impl Client {
                         self.pause_timer(shared, keep_alive.as_mut());
                     }
                     Event::Room => {
-                        let resumed = self.paused.take();
+                        let resumed = self.take_paused();
                         // What it sent while paused is still unread: it
                         // was not silent.
                         let now = Instant::now();
@@ -219,12 +239,15 @@ impl Client {
                             return end;
                         }
                         self.end_turn(resumed.as_deref());
+                        if closed && self.paused().is_none() {
+                            return End::Closed;
+                        }
                         self.pause_timer(shared, keep_alive.as_mut());
                     }
-                    Event::KeepAlive if self.paused.is_some() => {
+                    Event::KeepAlive if self.paused().is_some() => {
                         // Paused past --slow-client-timeout: the subscriber
                         // it waits for goes, and with it the wait.
-                        if let Some(full) = &self.paused {
+                        if let Some(full) = self.paused() {
                             disconnect_slow(shared, full);
                         }
                         // Room comes once the subscriber is gone, or its
@@ -245,11 +268,21 @@ impl Client {
         }
     }
 
+    /// The subscriber this connection waits for, while paused.
+    fn paused(&self) -> Option<&Arc<ClientSlot>> {
+        self.seldom.as_deref().and_then(|s| s.paused.as_ref())
+    }
+
+    /// Goes on from a pause: the subscriber it waited for.
+    fn take_paused(&mut self) -> Option<Arc<ClientSlot>> {
+        self.seldom.as_deref_mut().and_then(|s| s.paused.take())
+    }
+
     /// Just paused for backpressure: the keep-alive timer becomes the
     /// `--slow-client-timeout` deadline (keep-alive is not checked while
     /// the connection does not read).
     fn pause_timer(&self, shared: &Shared, keep_alive: Pin<&mut Sleep>) {
-        if self.paused.is_some() {
+        if self.paused().is_some() {
             let wait = shared
                 .limits
                 .slow_client_timeout
@@ -258,39 +291,11 @@ impl Client {
         }
     }
 
-    /// At the end of the stream: handles every packet that came before it,
-    /// waiting for room (and disconnecting a subscriber full past
-    /// `--slow-client-timeout`) as the loop would.
-    async fn read_rest(&mut self, shared: &Shared, outbox_more: &mut bool) -> End {
-        let mut resumed: Option<Arc<ClientSlot>> = None;
-        loop {
-            if let Err(end) = self.handle_packets(shared, outbox_more) {
-                return end;
-            }
-            let Some(full) = self.paused.take() else {
-                self.end_turn(resumed.as_deref());
-                return End::Closed;
-            };
-            let slot = Arc::clone(&self.slot);
-            let room = std::future::poll_fn(|cx| full.poll_room(cx, &slot));
-            tokio::pin!(room);
-            match shared.limits.slow_client_timeout {
-                Some(wait) => {
-                    while tokio::time::timeout(wait, room.as_mut()).await.is_err() {
-                        disconnect_slow(shared, &full);
-                    }
-                }
-                None => room.await,
-            }
-            resumed = Some(full);
-        }
-    }
-
     /// After handling what it had read since it went on from a pause on
     /// `resumed`: unless it paused again, the next paused publisher's turn
     /// to fill that outbox.
     fn end_turn(&self, resumed: Option<&ClientSlot>) {
-        if self.paused.is_none()
+        if self.paused().is_none()
             && let Some(full) = resumed
         {
             full.pass_turn(&self.slot);
@@ -345,7 +350,7 @@ impl Client {
         mut keep_alive: Pin<&'a mut Sleep>,
     ) -> impl Future<Output = Event> + Send + 'a {
         let wants_write = self.conn.transport.wants_write(&self.conn.wbuf);
-        let paused = self.paused.is_some();
+        let paused = self.paused().is_some();
         let can_read = self.conn.wbuf.len() < HIGH_WATER && !paused;
         // Messages still wait (or retained ones are owed) and there is room
         // for them: come straight back after letting other tasks run once.
@@ -377,7 +382,7 @@ impl Client {
             if can_read && let Poll::Ready(r) = transport.poll_read_ready(cx) {
                 return Poll::Ready(Event::Readable(r));
             }
-            if let Some(full) = self.paused.as_deref()
+            if let Some(full) = self.paused()
                 && full.poll_room(cx, &self.slot).is_ready()
             {
                 return Poll::Ready(Event::Room);
@@ -408,13 +413,12 @@ impl Client {
             conn,
             slot,
             session,
-            paused,
-            ..
+            seldom,
         } = self;
         let now = Instant::now().into_std();
         let mut routed = 0;
         loop {
-            if paused.is_some() {
+            if seldom.as_ref().is_some_and(|s| s.paused.is_some()) {
                 // Backpressure: the rest waits in the read buffer.
                 return Ok(routed);
             }
@@ -456,7 +460,7 @@ impl Client {
                     }
                     if to.full.is_some() {
                         shared.stats.publish_paused.fetch_add(1, Ordering::Relaxed);
-                        *paused = to.full;
+                        seldom.get_or_insert_with(Box::default).paused = to.full;
                     }
                 }
                 Action::Subscribe(request) => {
@@ -489,9 +493,9 @@ impl Client {
             mut conn,
             slot,
             session,
-            will,
-            paused: _,
+            seldom,
         } = self;
+        let will = seldom.and_then(|s| s.will);
         shared.stats.add(&mut conn.counts);
         end.log();
         let skip_will = match end {

@@ -23,7 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use super::Shared;
 use super::buffers::Conn;
-use super::connection::Client;
+use super::connection::{Client, Seldom};
 use super::end::End;
 use super::transport::Transport;
 use crate::router::{AttachError, Attachment};
@@ -175,8 +175,12 @@ pub(super) async fn open(
         conn,
         slot,
         session,
-        will: accepted.will,
-        paused: None,
+        seldom: accepted.will.map(|will| {
+            Box::new(Seldom {
+                will: Some(*will),
+                paused: None,
+            })
+        }),
     })
 }
 

@@ -53,7 +53,7 @@ pub(crate) enum Mode {
 }
 
 /// Who publishes, as the outbox tells paused publishers apart: the
-/// address of the publisher's client slot (0 for nobody).
+/// address of the publisher's client slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PublisherId(pub(crate) usize);
 
@@ -92,21 +92,28 @@ pub(crate) struct Outbox {
     dropped: u64,
     /// The attached connection's waker while it waits.
     waker: Option<Waker>,
-    /// The publishers paused until this outbox drains to half its bounds,
-    /// in the order they paused. Kept with its capacity: pausing and waking
-    /// allocate nothing once warm.
-    paused: VecDeque<(PublisherId, Waker)>,
-    /// The publisher whose turn it is to fill the queue: the last one woken
-    /// in turn. While others wait, only it may push without pausing.
-    turn: PublisherId,
-    /// Since when the queue has been past half of a bound (as of the last
-    /// push or take); `None` while it is not. Paused publishers wait while
-    /// it is set, and disconnect the client when it was set long ago
-    /// ([`Outbox::above_half_for`]).
-    above_half: Option<Instant>,
+    /// The publishers paused on this outbox, once one has paused. Boxed:
+    /// most outboxes never see one, and every client has an outbox.
+    line: Option<Box<Line>>,
+    /// Past half of a bound, as of the last push or take: paused
+    /// publishers wait while it is set.
+    above_half: bool,
     mode: Mode,
     /// Why the attached connection must end, once the router says so.
     kick: Option<Kick>,
+}
+
+/// The publishers waiting for room in one outbox, in the order they paused.
+/// Kept once made, with its capacity: pausing and waking allocate nothing
+/// once warm.
+#[derive(Debug, Default)]
+struct Line {
+    paused: VecDeque<(PublisherId, Waker)>,
+    /// The publisher whose turn it is to fill the queue: the last one woken
+    /// in turn. While others wait, only it may push without pausing.
+    turn: Option<PublisherId>,
+    /// Since when the queue has been past half of a bound, while it is.
+    since: Option<Instant>,
 }
 
 /// Why the router asks a connection to end.
@@ -151,9 +158,8 @@ impl Outbox {
             bytes: 0,
             dropped: 0,
             waker: None,
-            paused: VecDeque::new(),
-            turn: PublisherId(0),
-            above_half: None,
+            line: None,
+            above_half: false,
             mode: Mode::Closed,
             kick: None,
         }
@@ -180,28 +186,39 @@ impl Outbox {
         if self.mode != Mode::Online || self.kick.is_some() {
             return Poll::Ready(());
         }
-        if self.paused.iter().any(|(id, _)| *id == publisher) {
+        let above_half = self.above_half;
+        let line = self.line.get_or_insert_with(Box::default);
+        if line.paused.iter().any(|(id, _)| *id == publisher) {
             // Not its turn yet: others paused before it.
             return Poll::Pending;
         }
-        if self.above_half.is_none() && (self.paused.is_empty() || self.turn == publisher) {
+        if !above_half && (line.paused.is_empty() || line.turn == Some(publisher)) {
             return Poll::Ready(());
         }
-        self.paused.push_back((publisher, cx.waker().clone()));
+        if above_half && line.since.is_none() {
+            line.since = Some(Instant::now());
+        }
+        line.paused.push_back((publisher, cx.waker().clone()));
         Poll::Pending
     }
 
     /// Whether the queue has been past half of a bound for at least `wait`
-    /// (as of its last push or take): its client is not draining it.
+    /// while publishers waited (as of its last push or take): its client is
+    /// not draining it.
     pub(crate) fn above_half_for(&self, wait: Duration) -> bool {
-        self.above_half.is_some_and(|since| since.elapsed() >= wait)
+        self.line
+            .as_ref()
+            .and_then(|l| l.since)
+            .is_some_and(|since| since.elapsed() >= wait)
     }
 
     /// Wakes every paused publisher (the client went away: they go on).
     fn wake_paused(&mut self) {
-        self.turn = PublisherId(0);
-        for (_, w) in self.paused.drain(..) {
-            w.wake();
+        if let Some(line) = self.line.as_deref_mut() {
+            line.turn = None;
+            for (_, w) in line.paused.drain(..) {
+                w.wake();
+            }
         }
     }
 
@@ -211,11 +228,13 @@ impl Outbox {
     /// woken refills it and pauses again at the back of the line). All woken
     /// at once, the first to run would take all the room every time.
     fn wake_in_turn(&mut self) {
-        if self.above_half.is_some() {
+        if self.above_half {
             return;
         }
-        if let Some((id, first)) = self.paused.pop_front() {
-            self.turn = id;
+        if let Some(line) = self.line.as_deref_mut()
+            && let Some((id, first)) = line.paused.pop_front()
+        {
+            line.turn = Some(id);
             first.wake();
         }
     }
@@ -224,25 +243,37 @@ impl Outbox {
     /// the queue: the next one in line goes (if the queue is at most half
     /// full; otherwise the next take wakes it).
     pub(crate) fn pass_turn(&mut self, publisher: PublisherId) {
-        if self.turn == publisher {
-            self.turn = PublisherId(0);
+        if let Some(line) = self.line.as_deref_mut()
+            && line.turn == Some(publisher)
+        {
+            line.turn = None;
             self.wake_in_turn();
         }
     }
 
-    /// Records whether the queue is past half of `limits`, and since when.
+    /// Whether publishers wait their turn and it is not `publisher`'s.
+    fn contended(&self, publisher: PublisherId) -> bool {
+        self.line
+            .as_deref()
+            .is_some_and(|l| !l.paused.is_empty() && l.turn != Some(publisher))
+    }
+
+    /// Records whether the queue is past half of `limits`, and since when
+    /// (while publishers wait).
     fn note_level(&mut self, limits: Limits) {
-        if !self.above_low_water(limits) {
-            self.above_half = None;
-        } else if self.above_half.is_none() {
-            self.above_half = Some(Instant::now());
+        let above_half = self.above_low_water(limits);
+        if above_half != self.above_half {
+            self.above_half = above_half;
+            if let Some(line) = self.line.as_deref_mut() {
+                line.since = above_half.then(Instant::now);
+            }
         }
     }
 
     /// How many publishers wait for this outbox to drain.
     #[cfg(test)]
     pub(crate) fn paused_publishers(&self) -> usize {
-        self.paused.len()
+        self.line.as_ref().map_or(0, |l| l.paused.len())
     }
 
     /// Ready with a kick, or (when `messages` is set) with waiting messages;
@@ -300,7 +331,8 @@ impl Outbox {
             let discarded = self.queue.len();
             self.queue = VecDeque::new();
             self.bytes = 0;
-            self.above_half = None;
+            self.above_half = false;
+            self.line = None;
             return discarded;
         }
         0
@@ -340,7 +372,7 @@ impl Outbox {
         self.note_level(limits);
         // Others wait their turn and this is not its turn: it joins the
         // line rather than taking the room they wait for.
-        let contended = pace.is_some_and(|id| id != self.turn) && !self.paused.is_empty();
+        let contended = pace.is_some_and(|id| self.contended(id));
         if pace.is_some() && (contended || self.full(limits)) {
             Pushed::Full { wake }
         } else if wake {
