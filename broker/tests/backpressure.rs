@@ -161,3 +161,39 @@ fn a_persistent_subscriber_disconnected_for_slowness_keeps_its_queue() {
     let mut back = BlockingClient::connect(broker.addr, "stuck-sub", false);
     back.receive_numbered(1, kept);
 }
+
+/// A publisher that writes a burst and DISCONNECT and closes its side of
+/// the socket while a subscriber's queue is full: the broker read it all
+/// with the end of the stream, paused partway through, and still handles
+/// the rest after the pause, so every message is delivered and
+/// acknowledged.
+#[test]
+fn a_publisher_closing_while_paused_has_the_rest_of_what_it_sent_handled() {
+    const SENT: usize = 50;
+    let broker = InProcessBroker::start(&[
+        "--max-queued",
+        "10",
+        "--max-inflight",
+        "2",
+        "--slow-client-timeout",
+        "0",
+    ]);
+    let stats = std::sync::Arc::clone(broker.router.stats());
+    let mut subscriber = BlockingClient::connect(broker.addr, "eof-sub", true);
+    subscriber.subscribe(&[("eof/t", QoS::AtLeastOnce)], 1);
+    let mut publisher = BlockingClient::connect(broker.addr, "eof-pub", true);
+    // One write: the broker reads the burst and the close together.
+    let mut burst = Vec::new();
+    for p in numbered("eof/t", QoS::AtLeastOnce, SENT, 100) {
+        burst.extend_from_slice(&p);
+    }
+    burst.extend_from_slice(&encode(&Packet::Disconnect));
+    publisher.send_bytes(&burst);
+    publisher.shutdown_write();
+    wait_for("the publisher to pause", || {
+        count(&stats.publish_paused) > 0
+    });
+    subscriber.receive_numbered(1, SENT);
+    publisher.expect_acks(QoS::AtLeastOnce, SENT);
+    assert_eq!(count(&stats.publish_dropped), 0, "nothing dropped");
+}

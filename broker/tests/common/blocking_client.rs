@@ -61,6 +61,14 @@ impl BlockingClient {
         }
     }
 
+    /// Closes the writing half of the connection (the broker reads the end
+    /// of the stream) and keeps reading.
+    pub fn shutdown_write(&self) {
+        self.stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shut down writing");
+    }
+
     /// Writes one packet.
     pub fn send(&mut self, packet: &Packet) {
         self.send_bytes(&encode(packet));
