@@ -131,10 +131,10 @@ pub struct Flags {
     /// no limit [default: 0].
     #[arg(long, value_name = "BYTES")]
     pub max_queued_bytes: Option<usize>,
-    /// Seconds a connected client's queue may stay full while publishers
-    /// wait for it; past this the client is disconnected (a persistent
-    /// session keeps its queue), and the publishers go on. 0 never
-    /// disconnects [default: 10].
+    /// Seconds a connected client's queue may stay over half full while
+    /// publishers wait for it; past this the client is disconnected (a
+    /// persistent session keeps its queue), and the publishers go on. 0
+    /// never disconnects [default: 10].
     #[arg(long, value_name = "SECS")]
     pub slow_client_timeout: Option<u64>,
     /// Also queue QoS 0 messages for persistent sessions while offline.
