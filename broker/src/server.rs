@@ -144,6 +144,7 @@ impl Broker {
             limits: ConnLimits {
                 max_packet_size: config.max_packet_size,
                 max_inflight: config.max_inflight,
+                slow_client_timeout: config.slow_client_timeout,
                 connect_timeout: config.connect_timeout,
                 max_connections: config.max_connections,
             },

@@ -121,8 +121,16 @@ pub struct Stats {
     pub publish_received: Counter,
     /// PUBLISH packets sent.
     pub publish_sent: Counter,
-    /// Messages dropped because a client's queue was full.
+    /// Messages dropped because a client's queue was full (offline
+    /// sessions, the broker's own messages) or discarded with the session
+    /// of a client disconnected for slowness.
     pub publish_dropped: Counter,
+    /// Times a publisher's connection paused because a subscriber's queue
+    /// was full (backpressure).
+    pub publish_paused: AtomicU64,
+    /// Clients disconnected because their queue stayed full past
+    /// `--slow-client-timeout`.
+    pub clients_slow: AtomicU64,
     /// Bytes received on all connections.
     pub bytes_received: Counter,
     /// Bytes sent on all connections.
@@ -156,6 +164,8 @@ impl Stats {
             publish_received: Counter::default(),
             publish_sent: Counter::default(),
             publish_dropped: Counter::default(),
+            publish_paused: AtomicU64::new(0),
+            clients_slow: AtomicU64::new(0),
             bytes_received: Counter::default(),
             bytes_sent: Counter::default(),
             sessions_expired: AtomicU64::new(0),

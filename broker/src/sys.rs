@@ -86,6 +86,14 @@ pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
             Stats::get(&s.publish_dropped).to_string(),
         ),
         (
+            "$SYS/broker/publish/pauses",
+            Stats::get(&s.publish_paused).to_string(),
+        ),
+        (
+            "$SYS/broker/clients/slow",
+            Stats::get(&s.clients_slow).to_string(),
+        ),
+        (
             "$SYS/broker/bytes/received",
             Stats::get(&s.bytes_received).to_string(),
         ),
@@ -138,6 +146,8 @@ pub fn publish_round(router: &Router, last: &mut HashMap<&'static str, String>) 
         publish_in = Stats::get(&s.publish_received),
         publish_out = Stats::get(&s.publish_sent),
         dropped = Stats::get(&s.publish_dropped),
+        paused = Stats::get(&s.publish_paused),
+        slow = Stats::get(&s.clients_slow),
         bytes_in = Stats::get(&s.bytes_received),
         bytes_out = Stats::get(&s.bytes_sent),
         "stats"

@@ -81,6 +81,12 @@ fn fan_in_qos1_counts_add_up() {
         assert_eq!(p["sent"], 200);
         assert_eq!(p["counts"]["delivered"], 200);
     }
+    // Equal counts: each publisher's share is the fair one, 1/3.
+    let shares = &r["delivery"]["shares"];
+    for k in ["min", "max", "fair"] {
+        let share = shares[k].as_f64().unwrap();
+        assert!((share - 1.0 / 3.0).abs() < 1e-9, "{k} share {share}");
+    }
     assert_eq!(r["latency"]["samples"], 600);
     assert_eq!(r["connections"]["established"], 4);
     // No --broker-pid: nothing is said about the broker's CPU or memory.

@@ -115,19 +115,30 @@ pub struct Flags {
     #[arg(long, value_name = "BYTES")]
     pub max_packet_size: Option<usize>,
     /// QoS 1 and 2 messages sent to a client and not yet acknowledged;
-    /// more wait in its queue. 0 for the protocol's limit [default: 20].
+    /// more wait in its queue. 0 for the protocol's limit [default: 100;
+    /// mosquitto's 20 holds a fast subscriber to a fifth of its rate].
     #[arg(long, value_name = "N")]
     pub max_inflight: Option<usize>,
-    /// Messages waiting for a client beyond the in-flight window; past this
-    /// they are dropped and counted. 0 for no limit [default: 1000].
+    /// Messages waiting for a client beyond the in-flight window. When a
+    /// connected client's queue is full, the broker stops reading from the
+    /// clients publishing to it until it drains to half (backpressure:
+    /// nothing is lost); for an offline persistent session, and for wills
+    /// and $SYS, messages past it are dropped and counted. 0 for no limit
+    /// [default: 1000].
     #[arg(long, value_name = "N")]
     pub max_queued: Option<usize>,
     /// Bytes (topic and payload) waiting for a client beyond the in-flight
-    /// window, as mosquitto's max_queued_bytes: a message is queued while
-    /// less than this waits, else dropped and counted, like --max-queued,
-    /// which applies as well. 0 for no limit [default: 0].
+    /// window, as mosquitto's max_queued_bytes; full at this many bytes,
+    /// with the same effect as --max-queued, which applies as well. 0 for
+    /// no limit [default: 0].
     #[arg(long, value_name = "BYTES")]
     pub max_queued_bytes: Option<usize>,
+    /// Seconds a connected client's queue may stay over half full while
+    /// publishers wait for it; past this the client is disconnected (a
+    /// persistent session keeps its queue), and the publishers go on. 0
+    /// never disconnects [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub slow_client_timeout: Option<u64>,
     /// Also queue QoS 0 messages for persistent sessions while offline.
     #[arg(long)]
     pub queue_qos0: bool,
@@ -190,6 +201,7 @@ pub struct FileSettings {
     /// mosquitto.conf's spelling is accepted too.
     #[serde(alias = "max_queued_bytes")]
     max_queued_bytes: Option<usize>,
+    slow_client_timeout: Option<u64>,
     queue_qos0: Option<bool>,
     sys_interval: Option<u64>,
     connect_timeout: Option<u64>,
@@ -265,6 +277,9 @@ pub struct Config {
     pub max_queued: usize,
     /// Queue bound per client in bytes of topic and payload, 0 for none.
     pub max_queued_bytes: usize,
+    /// How long a connected client's queue may stay full while publishers
+    /// wait for it; `None` never disconnects it.
+    pub slow_client_timeout: Option<Duration>,
     /// Queue QoS 0 messages for offline persistent sessions.
     pub queue_qos0: bool,
     /// $SYS and statistics period; `None` turns them off.
@@ -408,12 +423,18 @@ impl Config {
             data_dir: flags.data_dir.or(file.data_dir),
             max_connections: flags.max_connections.or(file.max_connections).unwrap_or(0),
             max_packet_size,
-            max_inflight: flags.max_inflight.or(file.max_inflight).unwrap_or(20),
+            max_inflight: flags.max_inflight.or(file.max_inflight).unwrap_or(100),
             max_queued: flags.max_queued.or(file.max_queued).unwrap_or(1000),
             max_queued_bytes: flags
                 .max_queued_bytes
                 .or(file.max_queued_bytes)
                 .unwrap_or(0),
+            slow_client_timeout: secs(
+                flags
+                    .slow_client_timeout
+                    .or(file.slow_client_timeout)
+                    .unwrap_or(10),
+            ),
             queue_qos0: on(flags.queue_qos0, file.queue_qos0),
             sys_interval: secs(flags.sys_interval.or(file.sys_interval).unwrap_or(10)),
             connect_timeout: Duration::from_secs(

@@ -32,7 +32,7 @@ fn defaults() {
     assert_eq!(tls(&c).port, 8883);
     assert_eq!(tls(&c).cert_and_key, None);
     assert!(c.allow_anonymous);
-    assert_eq!(c.max_inflight, 20);
+    assert_eq!(c.max_inflight, 100);
     assert_eq!(c.max_queued, 1000);
     assert_eq!(c.max_connections, 0);
     assert_eq!(c.max_packet_size, mqtt_codec::DEFAULT_MAX_PACKET_SIZE);
@@ -157,6 +157,28 @@ fn flag_max_queued_bytes() {
         1_048_576
     );
     assert!(refused(&["--max-queued-bytes", "1MB"]).contains("--max-queued-bytes"));
+}
+
+#[test]
+fn flag_slow_client_timeout() {
+    assert_eq!(
+        parse(&[]).slow_client_timeout,
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(
+        parse(&["--slow-client-timeout", "3"]).slow_client_timeout,
+        Some(Duration::from_secs(3))
+    );
+    assert_eq!(
+        parse(&["--slow-client-timeout", "0"]).slow_client_timeout,
+        None,
+        "0: never disconnected"
+    );
+    assert!(refused(&["--slow-client-timeout", "10s"]).contains("--slow-client-timeout"));
+    let file =
+        FileSettings::parse("slow-client-timeout = 4\n", Path::new("test.toml")).expect("file key");
+    let c = Config::resolve(Flags::default(), file).expect("consistent");
+    assert_eq!(c.slow_client_timeout, Some(Duration::from_secs(4)));
 }
 
 #[test]

@@ -23,6 +23,14 @@
 //! output until that ticket is on disk: the acknowledgement is never ahead
 //! of the disk. Reading goes on meanwhile, up to the write buffer's bound.
 //!
+//! Backpressure: a PUBLISH that fills a connected subscriber's outbox
+//! pauses this connection ([`Seldom::paused`]): it handles no more packets
+//! and reads nothing from its socket until that outbox drains to half, so
+//! TCP flow control pushes back on the publishing client. It still writes
+//! and delivers to its own client meanwhile. Paused past
+//! `--slow-client-timeout`, it disconnects the subscriber
+//! ([`Kick::SlowClient`]) and goes on.
+//!
 //! Memory: an idle connection is mostly its task, so the task is kept
 //! small. Everything needed only until CONNACK (the TLS handshake, CONNECT
 //! and its timeouts, a takeover wait) runs in a boxed future freed before
@@ -35,6 +43,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -70,8 +79,20 @@ pub(super) struct Client {
     pub(super) slot: Arc<ClientSlot>,
     /// The session, owned by this connection until it ends.
     pub(super) session: Session,
-    /// Boxed: most clients set no will, and those that do pay for it alone.
-    pub(super) will: Option<Box<Message>>,
+    /// What few connections need (a will, a subscriber to wait for),
+    /// boxed so that the others pay one pointer for it.
+    pub(super) seldom: Option<Box<Seldom>>,
+}
+
+/// What few connections need, kept out of [`Client`]: every byte there is
+/// in every connection's task, which tokio lays out in steps of 128 bytes.
+#[derive(Default)]
+pub(super) struct Seldom {
+    /// The client's will, published unless it sends DISCONNECT.
+    pub(super) will: Option<Message>,
+    /// The subscriber whose full outbox this connection waits for before it
+    /// reads again (backpressure); `None` while it reads.
+    pub(super) paused: Option<Arc<ClientSlot>>,
 }
 
 /// What a step changed of the state the store keeps.
@@ -128,6 +149,8 @@ enum Event {
     Messages,
     Yielded,
     KeepAlive,
+    /// The subscriber this connection paused for has room again.
+    Room,
 }
 
 impl Client {
@@ -155,6 +178,7 @@ impl Client {
             if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
                 return end;
             }
+            self.pause_timer(shared, keep_alive.as_mut());
             // The last read forwarded a few messages and left acknowledgements
             // to write: let the subscribers' tasks, woken by the routing, go
             // first and write the messages; the acks follow. A message's way
@@ -163,6 +187,9 @@ impl Client {
             // the PUBACK). Under load, when a read brings many messages, the
             // acks go first: they keep the publisher's in-flight window moving.
             let mut forward_first = false;
+            // The client closed its side while this connection was paused
+            // with packets still to handle.
+            let mut closed = false;
             loop {
                 // A connection attached after the shutdown's sweep of the
                 // router learns of it here.
@@ -190,6 +217,7 @@ impl Client {
                 match event {
                     Event::Kicked(Kick::TakenOver) => return End::TakenOver,
                     Event::Kicked(Kick::Shutdown) => return End::Shutdown,
+                    Event::Kicked(Kick::SlowClient) => return End::SlowClient,
                     Event::Writable(r) => {
                         let conn = &mut self.conn;
                         if let Err(e) = r.and_then(|()| conn.transport.try_write(&mut conn.wbuf)) {
@@ -204,11 +232,17 @@ impl Client {
                             Ok(Some(_)) => {}
                             Ok(None) => {
                                 // Handle what arrived before the close (a
-                                // final DISCONNECT, say) first.
-                                return match self.handle_packets(shared, &mut outbox_more) {
-                                    Err(end) => end,
-                                    Ok(_) => End::Closed,
-                                };
+                                // final DISCONNECT, say) first; paused, after
+                                // the pause (the loop reads nothing more).
+                                if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
+                                    return end;
+                                }
+                                if self.paused().is_none() {
+                                    return End::Closed;
+                                }
+                                closed = true;
+                                self.pause_timer(shared, keep_alive.as_mut());
+                                continue;
                             }
                             Err(e) => return End::Io(e),
                         }
@@ -219,6 +253,33 @@ impl Client {
                                     && !self.conn.wbuf.is_empty();
                             }
                         }
+                        self.pause_timer(shared, keep_alive.as_mut());
+                    }
+                    Event::Room => {
+                        let resumed = self.take_paused();
+                        // What it sent while paused is still unread: it
+                        // was not silent.
+                        let now = Instant::now();
+                        self.session.heard(now.into_std());
+                        keep_alive.as_mut().reset(far_future(&self.session));
+                        if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
+                            return end;
+                        }
+                        self.end_turn(resumed.as_deref());
+                        if closed && self.paused().is_none() {
+                            return End::Closed;
+                        }
+                        self.pause_timer(shared, keep_alive.as_mut());
+                    }
+                    Event::KeepAlive if self.paused().is_some() => {
+                        // Paused past --slow-client-timeout: the subscriber
+                        // it waits for goes, and with it the wait.
+                        if let Some(full) = self.paused() {
+                            disconnect_slow(shared, full);
+                        }
+                        // Room comes once the subscriber is gone, or its
+                        // turn comes; until then the deadline starts again.
+                        self.pause_timer(shared, keep_alive.as_mut());
                     }
                     Event::Messages => outbox_more = true,
                     Event::Durable => {}
@@ -232,6 +293,40 @@ impl Client {
                     }
                 }
             }
+        }
+    }
+
+    /// The subscriber this connection waits for, while paused.
+    fn paused(&self) -> Option<&Arc<ClientSlot>> {
+        self.seldom.as_deref().and_then(|s| s.paused.as_ref())
+    }
+
+    /// Goes on from a pause: the subscriber it waited for.
+    fn take_paused(&mut self) -> Option<Arc<ClientSlot>> {
+        self.seldom.as_deref_mut().and_then(|s| s.paused.take())
+    }
+
+    /// Just paused for backpressure: the keep-alive timer becomes the
+    /// `--slow-client-timeout` deadline (keep-alive is not checked while
+    /// the connection does not read).
+    fn pause_timer(&self, shared: &Shared, keep_alive: Pin<&mut Sleep>) {
+        if self.paused().is_some() {
+            let wait = shared
+                .limits
+                .slow_client_timeout
+                .unwrap_or(Duration::from_secs(86_400 * 365));
+            keep_alive.reset(Instant::now() + wait);
+        }
+    }
+
+    /// After handling what it had read since it went on from a pause on
+    /// `resumed`: unless it paused again, the next paused publisher's turn
+    /// to fill that outbox.
+    fn end_turn(&self, resumed: Option<&ClientSlot>) {
+        if self.paused().is_none()
+            && let Some(full) = resumed
+        {
+            full.pass_turn(&self.slot);
         }
     }
 
@@ -314,8 +409,10 @@ impl Client {
     /// Waits for the next event, in this order of priority: a kick from the
     /// router, the socket writable (while output waits), readable (while
     /// there is room for output), messages in the outbox (once it was
-    /// drained), one yield to other tasks (while messages wait but the
-    /// write buffer was full), the keep-alive deadline (when it is on).
+    /// drained), room in the outbox this connection paused for, one yield
+    /// to other tasks (while messages wait but the write buffer was full),
+    /// the keep-alive deadline (when it is on; while paused, the
+    /// slow-client deadline).
     /// With `forward_first`, it lets the tasks already scheduled run once
     /// before it looks at any of these.
     ///
@@ -332,12 +429,14 @@ impl Client {
         // Output held for the disk waits for its commit (the slot says when
         // it may be there), not for the socket.
         let wants_write = !held && self.conn.transport.wants_write(&self.conn.wbuf);
-        let can_read = self.conn.wbuf.len() < HIGH_WATER;
+        let paused = self.paused().is_some();
+        let can_read = self.conn.wbuf.len() < HIGH_WATER && !paused;
         // Messages still wait (or retained ones are owed) and there is room
         // for them: come straight back after letting other tasks run once.
         let pull_again =
             outbox_more && matches!(pulled, Pulled::BufferFull | Pulled::Paused) && can_read;
-        let keep_alive_on = self.session.keep_alive_deadline().is_some();
+        // While paused, the timer is the slow-client deadline.
+        let keep_alive_on = self.session.keep_alive_deadline().is_some() || paused;
         let mut yielded = false;
         std::future::poll_fn(move |cx| {
             // One look at the slot (one lock) for a kick and for messages;
@@ -364,6 +463,11 @@ impl Client {
             }
             if can_read && let Poll::Ready(r) = transport.poll_read_ready(cx) {
                 return Poll::Ready(Event::Readable(r));
+            }
+            if let Some(full) = self.paused()
+                && full.poll_room(cx, &self.slot).is_ready()
+            {
+                return Poll::Ready(Event::Room);
             }
             if let Poll::Ready(SlotEvent::Messages) = slot {
                 return Poll::Ready(Event::Messages);
@@ -406,12 +510,16 @@ impl Client {
             conn,
             slot,
             session,
-            ..
+            seldom,
         } = self;
         let persistent = !session.is_clean();
         let now = Instant::now().into_std();
         let mut routed = 0;
         loop {
+            if seldom.as_ref().is_some_and(|s| s.paused.is_some()) {
+                // Backpressure: the rest waits in the read buffer.
+                return Ok(routed);
+            }
             if mutant::active("reserved-flags-ignored")
                 && let Some(first) = conn.rbuf.first_mut()
                 && let Some(expected) =
@@ -456,15 +564,21 @@ impl Client {
                     // PUBLISH again. A message for clean sessions alone
                     // waits for no disk.
                     crate::router::Router::take_marked();
-                    if shared.router.publish_from_client(&message) > 0 {
+                    let to = shared.router.publish_paced(&message, slot);
+                    if to.queued > 0 {
                         routed += 1;
                     }
                     if crate::router::Router::take_marked() {
                         step.commit |= message.qos != mqtt_codec::QoS::AtMostOnce;
                         step.flows |= persistent && message.qos == mqtt_codec::QoS::ExactlyOnce;
                     }
+                    // Queued, if past a subscriber's bound: acknowledged.
                     if let Some(ack) = ack {
                         conn.put(&ack);
+                    }
+                    if to.full.is_some() {
+                        shared.stats.publish_paused.fetch_add(1, Ordering::Relaxed);
+                        seldom.get_or_insert_with(Box::default).paused = to.full;
                     }
                 }
                 Action::Subscribe(request) => {
@@ -500,12 +614,13 @@ impl Client {
             mut conn,
             slot,
             session,
-            will,
+            seldom,
         } = self;
         if !released {
             // Acknowledgements of what is not on disk yet never go out.
             conn.wbuf.clear();
         }
+        let will = seldom.and_then(|s| s.will);
         shared.stats.add(&mut conn.counts);
         end.log();
         let skip_will = match end {
@@ -533,6 +648,21 @@ impl Client {
             End::Closed | End::Io(_) | End::Shutdown => None,
             _ => Some(conn),
         }
+    }
+}
+
+/// Tells the subscriber a connection waited for past
+/// `--slow-client-timeout` to end ([`Kick::SlowClient`]): its connection
+/// logs why it ends, and its queue is kept if its session is persistent.
+/// Only a subscriber whose queue has stayed past half that long goes: one
+/// that drains, but slowly, makes its publishers wait their turns.
+fn disconnect_slow(shared: &Shared, full: &ClientSlot) {
+    let Some(wait) = shared.limits.slow_client_timeout else {
+        return;
+    };
+    if full.kick_slow(wait) {
+        debug!(subscriber = %full.client_id(), "waited past --slow-client-timeout");
+        shared.stats.clients_slow.fetch_add(1, Ordering::Relaxed);
     }
 }
 

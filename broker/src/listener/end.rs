@@ -30,6 +30,9 @@ pub(super) enum End {
     TakenOver,
     /// The broker is shutting down.
     Shutdown,
+    /// The client's queue stayed full past `--slow-client-timeout` while
+    /// publishers waited for it.
+    SlowClient,
 }
 
 impl From<io::Error> for End {
@@ -55,6 +58,9 @@ impl End {
             End::KeepAlive => info!("keep-alive expired, closing [MQTT-3.1.2-24]"),
             End::TakenOver => info!("session taken over by a new connection [MQTT-3.1.4-2]"),
             End::Shutdown => debug!("closing for shutdown"),
+            End::SlowClient => warn!(
+                "queue stayed full past --slow-client-timeout while publishers waited, disconnecting"
+            ),
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct ConnLimits {
     pub max_packet_size: usize,
     /// In-flight window per client.
     pub max_inflight: usize,
+    /// How long a publisher waits for a full subscriber before that one is
+    /// disconnected (`--slow-client-timeout`); `None` waits for ever.
+    pub slow_client_timeout: Option<Duration>,
     /// Time for the TLS handshake and for CONNECT.
     pub connect_timeout: Duration,
     /// Most connections at once, 0 for no limit.

@@ -28,7 +28,7 @@ use tracing::{debug, error, info, warn};
 
 use super::Shared;
 use super::buffers::Conn;
-use super::connection::Client;
+use super::connection::{Client, Seldom};
 use super::end::End;
 use super::transport::Transport;
 use crate::router::{AttachError, Attachment};
@@ -216,7 +216,12 @@ async fn answer_connect(
         conn,
         slot,
         session,
-        will: accepted.will,
+        seldom: accepted.will.map(|will| {
+            Box::new(Seldom {
+                will: Some(*will),
+                paused: None,
+            })
+        }),
     })
 }
 

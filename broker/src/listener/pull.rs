@@ -73,7 +73,7 @@ pub(super) fn pull(
             // cannot take stays in the outbox, bounded there.
             let room = HIGH_WATER - conn.wbuf.len();
             let (more, dropped) =
-                slot.take_within(batch, PULL_BATCH, session.window_room(), room);
+                slot.take_within(batch, PULL_BATCH, session.window_room(), room, router.limits());
             if dropped > 0 {
                 warn!(
                     dropped,

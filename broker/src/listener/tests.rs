@@ -28,6 +28,7 @@ fn shared(connections: Option<Arc<Semaphore>>) -> Arc<Shared> {
         limits: ConnLimits {
             max_packet_size: 1024,
             max_inflight: 10,
+            slow_client_timeout: None,
             connect_timeout: Duration::from_secs(1),
             max_connections: connections.as_ref().map_or(0, |s| s.available_permits()),
         },

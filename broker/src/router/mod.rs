@@ -10,9 +10,14 @@
 //! at its highest granted QoS, copies the payload out of the publisher's
 //! read buffer once (if anyone keeps the message), and pushes a copy of the
 //! message (two reference counts, no allocation) into each client's outbox.
-//! A full outbox (`--max-queued` messages or `--max-queued-bytes`) drops the
-//! message and counts it: one stuck subscriber never stalls a publisher or
-//! the other subscribers.
+//! A client's PUBLISH that fills a connected subscriber's outbox
+//! (`--max-queued` messages or `--max-queued-bytes`) is queued all the same,
+//! and the publisher's connection is told to pause until that outbox drains
+//! ([`Router::publish_paced`]): backpressure, not loss. A subscriber that
+//! stays full past `--slow-client-timeout` is disconnected by the paused
+//! publishers, so one stuck subscriber stalls the others only that long.
+//! The broker's own messages (wills, `$SYS`) and messages for an offline
+//! session are dropped and counted when the outbox is full.
 //!
 //! It returns what happened and lets the session build the replies:
 //! [`Router::subscribe`] returns the [`Grants`], and the session records
@@ -117,6 +122,17 @@ const RETAINED_AHEAD: usize = 256;
 /// in between its chunks.
 const RETAINED_WALK_BUDGET: usize = 4_096;
 
+/// What routing a client's PUBLISH did: see [`Router::publish_paced`].
+#[derive(Debug, Default)]
+pub struct Routed {
+    /// How many subscribers it was queued for.
+    pub queued: usize,
+    /// A connected subscriber whose outbox this message filled: the
+    /// publisher's connection reads nothing more until it drains
+    /// ([`ClientSlot::poll_room`]).
+    pub full: Option<Arc<ClientSlot>>,
+}
+
 /// A persistent session without its client, as the store saves it.
 #[derive(Debug, Clone)]
 pub struct ParkedSession {
@@ -207,6 +223,11 @@ impl Router {
         {
             false
         }
+    }
+
+    /// The outbox limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// The counters.
@@ -359,7 +380,12 @@ impl Router {
         self.changes.session(slot);
         self.set_live_flows(slot.client_id(), None);
         if session.is_clean() && !mutant::active("clean-session-parked") {
-            lock(&slot.outbox).set_mode(Mode::Closed);
+            // Messages still queued for a clean session are lost with it:
+            // counted as dropped (a slow client kicked with a full queue).
+            let discarded = lock(&slot.outbox).set_mode(Mode::Closed);
+            if discarded > 0 {
+                self.stats.publish_dropped.add(discarded as u64);
+            }
             slot.set_stored(false);
             {
                 let mut clients = lock(&self.clients);
@@ -414,7 +440,31 @@ impl Router {
     /// a subscriber has its payload copied out of the publisher's read
     /// buffer once, shared by every copy (see
     /// [`Message::with_own_payload`]); one nobody keeps is not copied.
+    ///
+    /// For messages the broker makes (wills, `$SYS`): one finding an
+    /// outbox full is dropped and counted. A client's PUBLISH goes through
+    /// [`Router::publish_paced`].
     pub fn publish(&self, message: &Message) -> usize {
+        self.route(message, None).queued
+    }
+
+    /// [`Router::publish`] for a PUBLISH from the client holding
+    /// `publisher`: an outbox of a connected subscriber at its bound still
+    /// takes it, and [`Routed::full`] names that subscriber so that the
+    /// publisher's connection pauses (backpressure instead of loss). Its
+    /// own messages looping back to a full outbox of its own are dropped
+    /// and counted (a connection cannot wait for itself).
+    pub fn publish_paced(&self, message: &Message, publisher: &ClientSlot) -> Routed {
+        if is_sys(message) {
+            return Routed::default();
+        }
+        #[cfg(feature = "mutants")]
+        self.stall_on(message);
+        self.route(message, Some(publisher))
+    }
+
+    fn route(&self, message: &Message, publisher: Option<&ClientSlot>) -> Routed {
+        let mut full = None;
         let mut targets = TARGETS.with_borrow_mut(std::mem::take);
         // Each client once, at its highest granted QoS [MQTT-3.3.5-1]; the
         // index lock is held only for the lookup.
@@ -450,27 +500,37 @@ impl Router {
                 qos,
                 message.retain && mutant::active("retain-kept-on-forward"),
             );
+            // A client's own messages looping back are not paced: its
+            // connection cannot wait for itself.
+            let pace = publisher
+                .filter(|p| !std::ptr::eq(*p, slot.as_ref()))
+                .map(ClientSlot::id);
             let (pushed, waker, stored) = {
                 let mut outbox = lock(&slot.outbox);
-                let pushed = outbox.push(copy, self.limits);
-                let waker = if pushed == Pushed::Wake {
+                let pushed = outbox.push(copy, self.limits, pace);
+                let waker = if matches!(pushed, Pushed::Wake | Pushed::Full { wake: true }) {
                     outbox.take_waker()
                 } else {
                     None
                 };
                 (pushed, waker, outbox.stored)
             };
-            if stored && matches!(pushed, Pushed::Wake | Pushed::Queued) {
+            // Queued, past the bound or not: a persistent session's queue
+            // changed, and the store keeps it.
+            if stored && matches!(pushed, Pushed::Wake | Pushed::Queued | Pushed::Full { .. }) {
                 self.changes.session(slot);
             }
+            if let Some(w) = waker {
+                w.wake();
+            }
             match pushed {
-                Pushed::Wake => {
-                    if let Some(w) = waker {
-                        w.wake();
-                    }
+                Pushed::Wake | Pushed::Queued => queued += 1,
+                Pushed::Full { .. } => {
                     queued += 1;
+                    if full.is_none() {
+                        full = Some(Arc::clone(slot));
+                    }
                 }
-                Pushed::Queued => queued += 1,
                 Pushed::Dropped { first } => {
                     dropped += 1;
                     if first {
@@ -489,7 +549,7 @@ impl Router {
         if dropped > 0 {
             self.stats.publish_dropped.add(dropped);
         }
-        queued
+        Routed { queued, full }
     }
 
     /// Routes a message a client published. Topics under `$SYS` belong to
@@ -501,13 +561,19 @@ impl Router {
             return 0;
         }
         #[cfg(feature = "mutants")]
+        self.stall_on(message);
+        self.publish(message)
+    }
+
+    /// The planted bug `stall-after-topic`: fires on a matching topic.
+    #[cfg(feature = "mutants")]
+    fn stall_on(&self, message: &Message) {
         if crate::mutant::active("stall-after-topic")
             && crate::mutant::text("stall-after-topic")
                 .is_some_and(|t| message.topic.as_str().contains(t.as_str()))
         {
             self.stalled.store(true, Ordering::Relaxed);
         }
-        self.publish(message)
     }
 
     /// Adds a SUBSCRIBE's filters for the connection holding `slot`,

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
 
-use super::outbox::{Kick, Outbox, SlotEvent};
+use super::outbox::{Kick, Limits, Outbox, PublisherId, SlotEvent};
 use super::retained::RetainedCursor;
 use crate::session::Session;
 use mqtt_codec::QoS;
@@ -122,6 +122,45 @@ impl ClientSlot {
         lock(&self.outbox).poll_event(cx, messages)
     }
 
+    /// For a publisher's connection paused on this client's full outbox:
+    /// ready once the outbox has drained to half of its limits, or its
+    /// client went away or was told to end; otherwise it is woken then. See
+    /// [`Outbox`](super::outbox) for the policy.
+    /// `publisher` is the paused connection's own slot.
+    pub fn poll_room(&self, cx: &mut Context<'_>, publisher: &ClientSlot) -> Poll<()> {
+        lock(&self.outbox).poll_room(cx, publisher.id())
+    }
+
+    /// For a publisher that was paused on this client's outbox, went on, and
+    /// handled all it had read without filling it again: the next paused
+    /// publisher's turn.
+    pub fn pass_turn(&self, publisher: &ClientSlot) {
+        lock(&self.outbox).pass_turn(publisher.id());
+    }
+
+    /// This client as a publisher, as outboxes tell them apart.
+    pub(crate) fn id(&self) -> PublisherId {
+        PublisherId(std::ptr::from_ref(self) as usize)
+    }
+
+    /// Tells the attached connection to end for slowness
+    /// ([`Kick::SlowClient`]) if its queue has been past half of its bounds
+    /// for `wait` (it is not draining it) and it was not told to end
+    /// already. Returns whether this call told it (so that each paused
+    /// publisher does not count it again).
+    pub(crate) fn kick_slow(&self, wait: std::time::Duration) -> bool {
+        let mut outbox = lock(&self.outbox);
+        if outbox.kicked() || !outbox.above_half_for(wait) {
+            return false;
+        }
+        let waker = outbox.kick(Kick::SlowClient);
+        drop(outbox);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+
     /// Tells the attached connection (if any) to end.
     pub(crate) fn kick(&self, kick: Kick) {
         let waker = lock(&self.outbox).kick(kick);
@@ -131,30 +170,38 @@ impl ClientSlot {
     }
 
     /// Moves up to `max` waiting messages into `batch`, no more than
-    /// `window` of them at QoS 1 or 2. Returns whether more wait, and how
-    /// many messages were dropped for this client since the last call.
+    /// `window` of them at QoS 1 or 2, and wakes any paused publisher.
+    /// Returns whether more wait, and how many messages were dropped for
+    /// this client since the last call.
     pub fn take(
         &self,
         batch: &mut Vec<mqtt_codec::Message>,
         max: usize,
         window: usize,
     ) -> (bool, u64) {
-        self.take_within(batch, max, window, usize::MAX)
+        let unbounded = Limits {
+            max_queued: 0,
+            max_queued_bytes: 0,
+            queue_qos0: false,
+        };
+        self.take_within(batch, max, window, usize::MAX, unbounded)
     }
 
     /// [`ClientSlot::take`], stopping once the batch holds `bytes` of topic
     /// and payload (at least one message is taken): what the write buffer
     /// has room for, so that messages a slow client cannot take yet stay
-    /// in the outbox, where `--max-queued-bytes` counts them.
+    /// in the outbox, where `--max-queued-bytes` counts them. Publishers
+    /// paused on this outbox are woken once it is down to half of `limits`.
     pub fn take_within(
         &self,
         batch: &mut Vec<mqtt_codec::Message>,
         max: usize,
         window: usize,
         bytes: usize,
+        limits: Limits,
     ) -> (bool, u64) {
         let mut outbox = lock(&self.outbox);
-        let more = outbox.take(batch, max, window, bytes);
+        let more = outbox.take(batch, max, window, bytes, limits);
         (more, outbox.take_dropped())
     }
 }

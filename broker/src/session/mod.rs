@@ -169,6 +169,12 @@ impl Session {
         self.keep_alive.expired(now)
     }
 
+    /// Counts the client as heard at `now` without a packet: its connection
+    /// was paused for backpressure and did not read what it sent.
+    pub fn heard(&mut self, now: Instant) {
+        self.keep_alive.heard(now);
+    }
+
     /// Handles one packet from the client, received at `now`.
     pub fn handle(&mut self, packet: Packet, now: Instant) -> Result<Action, SessionError> {
         let reset_skipped = (mutant::active("keepalive-reset-only-by-pingreq")

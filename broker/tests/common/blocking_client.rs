@@ -12,14 +12,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use mqtt_codec::topic::TopicFilter;
 use mqtt_codec::{
-    ConnectReturnCode, Packet, QoS, SubAckReturnCode, Subscribe, SubscribeFilter, Unsubscribe,
-    decode_slice, parse_fixed_header,
+    ConnectReturnCode, Delivery, Message, Packet, Publish, QoS, SubAckReturnCode, Subscribe,
+    SubscribeFilter, Unsubscribe, decode_slice, parse_fixed_header,
 };
 
-use super::{WAIT, connect_packet, pid};
+use super::{WAIT, connect_packet, pid, topic};
 
 /// One connection, whole packets in and out; panics on whatever a test
 /// cannot go on from (a timeout, a refused packet).
@@ -62,6 +62,22 @@ impl BlockingClient {
     /// The socket, for a test that goes on in raw bytes.
     pub fn into_stream(self) -> TcpStream {
         self.stream
+    }
+
+    /// A second handle on the same connection (a duplicated descriptor,
+    /// no heap), for a thread that writes while this one reads.
+    pub fn try_clone(&self) -> Self {
+        Self {
+            stream: self.stream.try_clone().expect("clone the socket"),
+        }
+    }
+
+    /// Closes the writing half of the connection (the broker reads the end
+    /// of the stream) and keeps reading.
+    pub fn shutdown_write(&self) {
+        self.stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shut down writing");
     }
 
     /// Writes one packet.
@@ -132,6 +148,17 @@ impl BlockingClient {
             }
         }
     }
+}
+
+/// A PUBLISH of `payload` on `t` (packet id `id` at QoS 1 and 2).
+pub fn publish_packet(t: &str, qos: QoS, id: u16, payload: Bytes, retain: bool) -> Packet {
+    let delivery = match qos {
+        QoS::AtMostOnce => Delivery::AtMostOnce,
+        qos => Delivery::new(qos, pid(id)),
+    };
+    let mut message = Message::new(topic(t), payload, qos);
+    message.retain = retain;
+    Packet::Publish(Publish::new(delivery, message))
 }
 
 /// A SUBSCRIBE of `filters` with packet id `id`.

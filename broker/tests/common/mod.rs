@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod blocking_client;
+pub mod flood;
 pub mod in_process;
 pub mod process;
 pub mod retained;

@@ -168,6 +168,39 @@ pub struct Delivery {
     pub unacknowledged: u64,
     /// Per publisher, summed over its subscribers.
     pub per_publisher: Vec<PublisherDelivery>,
+    /// How evenly the deliveries were shared among the publishers (with
+    /// more than one publisher and anything delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<Shares>,
+}
+
+/// Each publisher's part of everything delivered, against an equal part.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Shares {
+    /// The equal part: 1 / publishers.
+    pub fair: f64,
+    /// The smallest publisher's part of the deliveries.
+    pub min: f64,
+    /// The largest publisher's part of the deliveries.
+    pub max: f64,
+}
+
+impl Shares {
+    /// The shares of `per_publisher`'s deliveries, or `None` with fewer
+    /// than two publishers or nothing delivered.
+    pub fn of(per_publisher: &[PublisherDelivery]) -> Option<Self> {
+        let total: u64 = per_publisher.iter().map(|p| p.counts.delivered).sum();
+        if per_publisher.len() < 2 || total == 0 {
+            return None;
+        }
+        let part = |p: &PublisherDelivery| p.counts.delivered as f64 / total as f64;
+        let parts = per_publisher.iter().map(part);
+        Some(Self {
+            fair: 1.0 / per_publisher.len() as f64,
+            min: parts.clone().fold(f64::INFINITY, f64::min),
+            max: parts.fold(0.0, f64::max),
+        })
+    }
 }
 
 /// One publisher's messages.
@@ -295,6 +328,17 @@ impl Report {
                     String::new()
                 },
             );
+            if let Some(sh) = &d.shares {
+                let _ = writeln!(
+                    s,
+                    "  shares      min {:.4}  max {:.4}  fair {:.4}  ({:.2}× to {:.2}× fair)",
+                    sh.min,
+                    sh.max,
+                    sh.fair,
+                    sh.min / sh.fair,
+                    sh.max / sh.fair
+                );
+            }
             let odd: Vec<_> = d
                 .per_publisher
                 .iter()
@@ -401,5 +445,35 @@ impl Report {
             if self.passed { "passed" } else { "FAILED" }
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivered(n: &[u64]) -> Vec<PublisherDelivery> {
+        n.iter()
+            .enumerate()
+            .map(|(i, &d)| PublisherDelivery {
+                publisher: u32::try_from(i).unwrap_or(u32::MAX),
+                sent: d,
+                counts: DeliveryCounts {
+                    delivered: d,
+                    ..DeliveryCounts::default()
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shares_compare_each_publisher_with_an_equal_part() {
+        let s = Shares::of(&delivered(&[100, 300, 0, 400])).expect("shares");
+        assert_eq!((s.fair, s.min, s.max), (0.25, 0.0, 0.5));
+        assert!(Shares::of(&delivered(&[5])).is_none(), "one publisher");
+        assert!(
+            Shares::of(&delivered(&[0, 0])).is_none(),
+            "nothing delivered"
+        );
     }
 }

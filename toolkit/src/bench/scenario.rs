@@ -24,7 +24,9 @@ use super::cpu::{self, CpuClock};
 use super::memory::Rss;
 use super::progress::{self, ProgressMode};
 use super::publisher::{self, PublisherPlan};
-use super::report::{Delivery, Percentiles, PublisherDelivery, Rate, Report, Settings, Throughput};
+use super::report::{
+    Delivery, Percentiles, PublisherDelivery, Rate, Report, Settings, Shares, Throughput,
+};
 use super::sequence::DeliveryCounts;
 use super::shared::{PublisherFlow, RunShared, nanos};
 use super::subscriber::{self, Expectation, new_histogram};
@@ -452,6 +454,7 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
             totals,
             foreign,
             unacknowledged,
+            shares: Shares::of(&per_pub),
             per_publisher: per_pub,
         }),
         connections: stats.summary(0),
