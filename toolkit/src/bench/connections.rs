@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::connect::ConnectStats;
 use super::cpu::{self, CpuClock};
+use super::kernel;
 use super::memory::Rss;
 use super::progress;
 use super::report::{Report, Settings};
@@ -36,6 +37,7 @@ pub async fn run(run: &ConnectionsRun, common: &Common) -> anyhow::Result<Report
     let shared = Arc::new(RunShared::new(run_id));
     let rss = Rss::open(common.broker_pid)?;
     let rss_before = rss.read()?;
+    let kernel_before = kernel::sample();
     let cpu_clock = CpuClock::open(common.broker_pid)?;
     let cpu_before = cpu_clock.sample()?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -88,6 +90,7 @@ pub async fn run(run: &ConnectionsRun, common: &Common) -> anyhow::Result<Report
     let cpu_after = cpu_clock.sample()?;
     tokio::time::sleep(run.hold).await;
     let rss_after = rss.read()?;
+    let kernel_after = kernel::sample();
     let _ = stop_tx.send(true);
     for h in holders {
         let _ = h.await;
@@ -133,6 +136,7 @@ pub async fn run(run: &ConnectionsRun, common: &Common) -> anyhow::Result<Report
         delivery: None,
         memory: rss.memory(rss_before, rss_after, connections.established),
         broker_cpu: cpu::between(cpu_before, cpu_after, connections.established),
+        kernel: kernel::between(kernel_before, kernel_after, connections.established),
         connections,
         passed: errors.is_empty() && violations.is_empty(),
         errors,
