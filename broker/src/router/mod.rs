@@ -267,11 +267,8 @@ impl Router {
                         }
                         None => (fresh(), false),
                     };
-                    own.subscriptions = if clean {
-                        HashMap::new()
-                    } else {
-                        session.subscriptions().clone()
-                    };
+                    own.subscriptions = (!clean && !session.subscriptions().is_empty())
+                        .then(|| Box::new(session.subscriptions().clone()));
                     drop(own);
                     if !session_present {
                         // A new session is owed nothing an old one was.
@@ -342,7 +339,7 @@ impl Router {
             lock(&slot.outbox).set_mode(mode);
             let mut own = lock(&slot.ownership);
             own.attached = false;
-            own.subscriptions = HashMap::new();
+            own.subscriptions = None;
             own.parked = Some(Box::new(Parked {
                 session,
                 offline_since: std::time::SystemTime::now(),
@@ -495,7 +492,9 @@ impl Router {
             let mut own = lock(&slot.ownership);
             if own.persistent {
                 for f in filters {
-                    own.subscriptions.insert(f.filter.clone(), f.qos);
+                    own.subscriptions
+                        .get_or_insert_default()
+                        .insert(f.filter.clone(), f.qos);
                 }
             }
         }
@@ -599,10 +598,15 @@ impl Router {
         }
         {
             let mut own = lock(&slot.ownership);
-            for filter in filters {
-                own.subscriptions.remove(filter);
+            if let Some(saved) = own.subscriptions.as_deref_mut() {
+                for filter in filters {
+                    saved.remove(filter);
+                }
+                crate::sparse::shrink_if_sparse(saved);
             }
-            crate::sparse::shrink_if_sparse(&mut own.subscriptions);
+            if own.subscriptions.as_ref().is_some_and(|m| m.is_empty()) {
+                own.subscriptions = None;
+            }
         }
         if let Some(owed) = lock(&slot.retained).as_deref_mut() {
             for filter in filters {
@@ -661,7 +665,7 @@ impl Router {
                     continue;
                 }
                 let mut session = Session::new(Arc::clone(slot.client_id()), false, 0);
-                for (filter, qos) in &own.subscriptions {
+                for (filter, qos) in own.subscriptions.iter().flat_map(|m| m.iter()) {
                     session.subscribed(filter.clone(), *qos);
                 }
                 // Online now: if the broker dies, it went away about now.
