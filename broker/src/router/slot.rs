@@ -40,6 +40,10 @@ pub(crate) struct Ownership {
     /// connection) and a kill does not lose it. `None` otherwise, and
     /// boxed: most slots belong to clean sessions, and an empty map inline
     /// would cost every connection 48 bytes (issue 15).
+    #[expect(
+        clippy::box_collection,
+        reason = "boxed so that slots without a persistent session hold 8 bytes, not an empty map's 48"
+    )]
     pub(crate) subscriptions: Option<Box<HashMap<TopicFilter, QoS>>>,
 }
 
