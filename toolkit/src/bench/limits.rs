@@ -34,6 +34,36 @@ fn descriptors_message(clients: u64, limit: u64) -> String {
     )
 }
 
+/// Warns when the broker (`--broker-pid`) may open fewer files than the
+/// run has clients: past its limit a broker refuses or drops connections,
+/// which is worth measuring on purpose but not by accident.
+pub fn warn_broker_descriptors(pid: u32, clients: u64) {
+    let Ok(limits) = super::procfs::read(pid, "limits") else {
+        return;
+    };
+    if let Some(limit) = max_open_files(&limits)
+        && limit <= clients
+    {
+        tracing::warn!(
+            broker_pid = pid,
+            limit,
+            clients,
+            "the broker may open fewer files than the run has clients; raise its limit (`ulimit -n` where it starts, LimitNOFILE= in a systemd unit)"
+        );
+    }
+}
+
+/// The soft `Max open files` of a `/proc/<pid>/limits` text; `None` when
+/// unlimited or absent.
+fn max_open_files(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Refuses a run to one broker address that needs more ephemeral ports
 /// than `sources` source addresses have (`ip_local_port_range` each).
 /// Without `/proc` (not Linux) nothing is checked.
@@ -90,6 +120,17 @@ mod tests {
     fn too_few_ports_names_source_addrs() {
         let m = ports_message(60_000, 28_232, 1);
         assert!(m.contains("give 3 or more with --source-addrs"), "{m}");
+    }
+
+    #[test]
+    fn the_brokers_open_file_limit_is_read() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \nMax cpu time              unlimited            unlimited            seconds   \nMax open files            1024                 20000                files     \n";
+        assert_eq!(max_open_files(limits), Some(1024));
+        assert_eq!(
+            max_open_files("Max open files unlimited unlimited files\n"),
+            None
+        );
+        assert!(max_open_files(&std::fs::read_to_string("/proc/self/limits").unwrap()).is_some());
     }
 
     #[test]

@@ -184,6 +184,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let clients = u64::from(load.clients.unwrap_or(1000));
     limits::ensure_descriptors(clients)?;
     limits::ensure_ports(clients, load.source_addrs.len().max(1))?;
+    if let Some(pid) = load.broker_pid {
+        limits::warn_broker_descriptors(pid, clients);
+    }
     let runtime = if load.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
