@@ -21,12 +21,16 @@ use common::in_process::InProcessBroker;
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
-/// The heap bytes one idle connection may hold: measured 1,136 here (a
-/// 640-byte task, a 256-byte socket registration, a 144-byte router slot,
-/// the client id and its share of the router's map), where main before
-/// issue 6's work held about 3,000. Connection state that grows past this
-/// should be allocated only when used.
-const MAX_BYTES_PER_IDLE_CONNECTION: usize = 1_300;
+/// The heap bytes one idle connection may hold: measured 1,176-1,183 here
+/// (a 640-byte task, a 256-byte socket registration, a 208-byte router
+/// slot, the client id and its share of the router's map), 1,216 before
+/// issue 15 boxed the slot's copy of a persistent session's subscriptions
+/// (an empty map inline cost every connection 48 bytes), about 3,000 before
+/// issue 6's work. Connection state that grows past this should be
+/// allocated only when used. The broker's RSS per idle connection is
+/// higher (allocator overhead; see docs/performance.md, "A million
+/// connections").
+const MAX_BYTES_PER_IDLE_CONNECTION: usize = 1_200;
 
 /// The heap bytes one socket that has not sent CONNECT may hold: measured
 /// 1,673 here (a 768-byte opening future waiting for CONNECT, a 640-byte

@@ -393,3 +393,42 @@ fn a_file_that_is_not_a_report_is_named_in_the_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("x.json is not a report"), "{err}");
 }
+
+/// A run that needs more descriptors than the hard limit allows is refused
+/// before it opens anything, naming `ulimit -n` (issue 15).
+#[test]
+fn connections_beyond_the_descriptor_limit_name_ulimit() {
+    let bin = assert_cmd::cargo::cargo_bin("toolkit");
+    let out = StdCommand::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 256 && ulimit -Hn 256 && exec {} bench connections -c 1000 --port 1 --quiet",
+            bin.display()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("ulimit -n 1064"), "{err}");
+    assert!(err.contains("--clients 1000"), "{err}");
+}
+
+/// `--source-addrs` spreads clients over loopback source addresses; a
+/// broker of the other family is refused with the flag's name.
+#[test]
+fn connections_from_several_source_addresses() {
+    let m = mosquitto();
+    let (code, r) = bench(
+        m.port(),
+        &words("connections -c 40 -d 10ms --source-addrs 127.0.0.2,127.0.0.3"),
+    );
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["connections"]["established"], 40);
+    let out = toolkit()
+        .args(words("bench connections -c 1 --source-addrs ::1 --port 1"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--source-addrs ::1"), "{err}");
+}

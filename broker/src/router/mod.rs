@@ -323,11 +323,8 @@ impl Router {
                         }
                         None => (fresh(), false),
                     };
-                    own.subscriptions = if clean {
-                        HashMap::new()
-                    } else {
-                        session.subscriptions().clone()
-                    };
+                    own.subscriptions = (!clean && !session.subscriptions().is_empty())
+                        .then(|| Box::new(session.subscriptions().clone()));
                     drop(own);
                     if !session_present {
                         // A new session is owed nothing an old one was.
@@ -410,7 +407,7 @@ impl Router {
             lock(&slot.outbox).set_mode(mode);
             let mut own = lock(&slot.ownership);
             own.attached = false;
-            own.subscriptions = HashMap::new();
+            own.subscriptions = None;
             slot.set_stored(true);
             own.parked = Some(Box::new(Parked {
                 session,
@@ -606,7 +603,9 @@ impl Router {
             let mut own = lock(&slot.ownership);
             if own.persistent {
                 for f in filters {
-                    own.subscriptions.insert(f.filter.clone(), f.qos);
+                    own.subscriptions
+                        .get_or_insert_default()
+                        .insert(f.filter.clone(), f.qos);
                 }
                 self.changes.session(slot);
             }
@@ -718,10 +717,15 @@ impl Router {
         }
         let persistent = {
             let mut own = lock(&slot.ownership);
-            for filter in filters {
-                own.subscriptions.remove(filter);
+            if let Some(saved) = own.subscriptions.as_deref_mut() {
+                for filter in filters {
+                    saved.remove(filter);
+                }
+                crate::sparse::shrink_if_sparse(saved);
             }
-            crate::sparse::shrink_if_sparse(&mut own.subscriptions);
+            if own.subscriptions.as_ref().is_some_and(|m| m.is_empty()) {
+                own.subscriptions = None;
+            }
             own.persistent
         };
         if persistent {
@@ -801,7 +805,7 @@ impl Router {
                 return None;
             }
             let mut session = Session::new(Arc::clone(slot.client_id()), false, 0);
-            for (filter, qos) in &own.subscriptions {
+            for (filter, qos) in own.subscriptions.iter().flat_map(|m| m.iter()) {
                 session.subscribed(filter.clone(), *qos);
             }
             session.set_flows(self.live_flows_of(client_id));

@@ -38,8 +38,14 @@ pub(crate) struct Ownership {
     /// While a persistent session is attached: its subscriptions, as the
     /// router granted and removed them, so a periodic save can write the
     /// session of a connected client (the [`Session`] itself is with the
-    /// connection) and a kill does not lose it. Empty otherwise.
-    pub(crate) subscriptions: HashMap<TopicFilter, QoS>,
+    /// connection) and a kill does not lose it. `None` otherwise, and
+    /// boxed: most slots belong to clean sessions, and an empty map inline
+    /// would cost every connection 48 bytes (issue 15).
+    #[expect(
+        clippy::box_collection,
+        reason = "boxed so that slots without a persistent session hold 8 bytes, not an empty map's 48"
+    )]
+    pub(crate) subscriptions: Option<Box<HashMap<TopicFilter, QoS>>>,
 }
 
 /// A persistent session while its client is away.

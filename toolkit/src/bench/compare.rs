@@ -86,6 +86,10 @@ fn figures(r: &Report) -> Vec<(&'static str, Better, f64)> {
         if let Some(b) = r.memory.as_ref().and_then(|m| m.per_connection_bytes) {
             f.push(("KiB/connection", Better::Lower, b / 1024.0));
         }
+        if let Some(b) = r.kernel.as_ref().and_then(|k| k.per_connection_bytes) {
+            // Machine-wide and both ends on loopback: context, not a score.
+            f.push(("kernel KiB/conn", Better::Neither, b / 1024.0));
+        }
         cpu_figures(r, "CPU µs/connect", &mut f);
         return f;
     }

@@ -6,7 +6,7 @@
 //! `mqtt_codec` ([`wire`], [`transport`]), publishers and subscribers,
 //! the scenarios, and the report. It never touches broker internals.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,6 +18,8 @@ mod compare;
 mod connect;
 mod connections;
 mod cpu;
+mod kernel;
+mod limits;
 mod memory;
 mod payload;
 mod procfs;
@@ -118,6 +120,9 @@ struct LoadArgs {
     /// Time allowed for each TCP connect, TLS handshake and CONNACK.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
+    /// Local addresses to connect from, in turn, comma-separated (like 127.0.0.1,127.0.0.2): each has its own ephemeral ports (net.ipv4.ip_local_port_range, about 28,000), so more clients can reach one broker address. On Linux all of 127.0.0.0/8 is loopback. [default: the kernel picks]
+    #[arg(long, value_delimiter = ',', value_name = "IP,...")]
+    source_addrs: Vec<IpAddr>,
     /// Handshakes in progress at once.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     connect_concurrency: u32,
@@ -182,7 +187,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Latency(a) => (Some(Shape::Latency), a),
         BenchCommand::Connections(a) => (None, a),
     };
-    raise_file_limit(load.clients.unwrap_or(1000) as u64 + 64);
+    let clients = u64::from(load.clients.unwrap_or(1000));
+    limits::ensure_descriptors(clients)?;
+    limits::ensure_ports(clients, load.source_addrs.len().max(1))?;
+    if let Some(pid) = load.broker_pid {
+        limits::warn_broker_descriptors(pid, clients);
+    }
     let runtime = if load.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -281,6 +291,7 @@ fn common(load: &LoadArgs) -> anyhow::Result<Common> {
         None => None,
     };
     let target = Target::new(addr, tls.as_ref())
+        .and_then(|t| t.with_sources(load.source_addrs.clone()))
         .map_err(|e| Failure::new(Status::Usage, format!("{e:#}")))?;
     Ok(Common {
         target,
@@ -326,20 +337,6 @@ fn message_run(shape: Shape, load: &LoadArgs) -> anyhow::Result<MessageRun> {
         drain_timeout: load.drain_timeout,
         stall_timeout: load.stall_timeout,
     })
-}
-
-/// Each client is a socket; the default soft limit of 1024 descriptors would
-/// cap a `connections` run long before the broker does.
-fn raise_file_limit(wanted: u64) {
-    match rlimit::increase_nofile_limit(wanted.max(4096)) {
-        Ok(got) if got < wanted => tracing::warn!(
-            limit = got,
-            wanted,
-            "open-file limit is below the number of clients; raise it with ulimit -n"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
-    }
 }
 
 /// Writes `h` as a one-interval HdrHistogram log, readable by the

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::cpu::{self, BrokerCpu};
+use super::kernel::KernelSockets;
 use super::sequence::DeliveryCounts;
 
 /// Everything a run measured and checked.
@@ -41,6 +42,9 @@ pub struct Report {
     /// to measure (see `cpu::MIN_TICKS`).
     #[serde(default)]
     pub broker_cpu: Option<BrokerCpu>,
+    /// What the connections cost the kernel (`connections` on Linux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelSockets>,
     /// Faults seen while running (broken connections, bad packets).
     pub errors: Vec<String>,
     /// Broken guarantees: loss at QoS 1/2, duplicates at QoS 2, failed
@@ -406,6 +410,24 @@ impl Report {
                 m.rss_after_kb,
                 m.per_connection_bytes
                     .map(|b| format!(", {:.2} KiB per connection", b / 1024.0))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(k) = &self.kernel {
+            let _ = writeln!(
+                s,
+                "  kernel      TCP sockets {} -> {}, slab {} -> {} KiB, TCP buffers {} -> {} KiB{}",
+                k.tcp_sockets_before,
+                k.tcp_sockets_after,
+                k.slab_before_kb,
+                k.slab_after_kb,
+                k.tcp_buffers_before_kb,
+                k.tcp_buffers_after_kb,
+                k.per_connection_bytes
+                    .map(|b| format!(
+                        ", {:.2} KiB per connection (both ends on loopback)",
+                        b / 1024.0
+                    ))
                     .unwrap_or_default()
             );
         }

@@ -460,6 +460,7 @@ pub async fn run(run: &MessageRun, common: &Common) -> anyhow::Result<(Report, H
         connections: stats.summary(0),
         memory: rss.memory(rss_before, rss_after, stats.established),
         broker_cpu,
+        kernel: None,
         errors,
         violations,
         passed,
