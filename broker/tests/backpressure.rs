@@ -193,3 +193,35 @@ fn a_publisher_closing_while_paused_has_the_rest_of_what_it_sent_handled() {
     publisher.expect_acks(QoS::AtLeastOnce, SENT);
     assert_eq!(Stats::get(&stats.publish_dropped), 0, "nothing dropped");
 }
+
+/// A publisher paused on a stuck subscriber still delivers to its own
+/// client what it subscribed to, more than a write buffer's worth, with no
+/// `--slow-client-timeout` to end the pause: paused, a connection reads
+/// nothing, but it still writes.
+#[test]
+fn a_paused_publisher_still_receives_what_it_subscribed_to() {
+    let broker = InProcessBroker::start(&["--max-queued", "10", "--slow-client-timeout", "0"]);
+    let stats = std::sync::Arc::clone(broker.router.stats());
+    let mut stuck = BlockingClient::connect(broker.addr, "stuck-sub", true);
+    stuck.subscribe(&[("stuck/t", QoS::AtMostOnce)], 1);
+    let mut paused = BlockingClient::connect(broker.addr, "paused-pub", true);
+    paused.subscribe(&[("own/t", QoS::AtMostOnce)], 1);
+    let flood = Flood::start(
+        paused.try_clone(),
+        numbered("stuck/t", QoS::AtMostOnce, 2_000, 10_000),
+    );
+    wait_for("the publisher to pause", || {
+        Stats::get(&stats.publish_paused) > 0
+    });
+    // 1 MB for the paused publisher's own client, from another client.
+    let other = BlockingClient::connect(broker.addr, "other-pub", true);
+    let to_paused = Flood::start(
+        other.try_clone(),
+        numbered("own/t", QoS::AtMostOnce, 100, 10_000),
+    );
+    paused.receive_numbered(1, 100);
+    to_paused.finish();
+    // The stuck subscriber goes: the pause ends, the flood is read.
+    drop(stuck);
+    flood.finish();
+}

@@ -263,6 +263,10 @@ impl Client {
                         self.session.heard(now.into_std());
                         keep_alive.as_mut().reset(far_future(&self.session));
                         if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
+                            // Its turn goes to the next one in line.
+                            if let Some(full) = resumed.as_deref() {
+                                full.leave_line(&self.slot);
+                            }
                             return end;
                         }
                         self.end_turn(resumed.as_deref());
@@ -320,11 +324,13 @@ impl Client {
     }
 
     /// After handling what it had read since it went on from a pause on
-    /// `resumed`: unless it paused again, the next paused publisher's turn
+    /// `resumed`: unless it paused on that outbox again, the next paused publisher's turn
     /// to fill that outbox.
     fn end_turn(&self, resumed: Option<&ClientSlot>) {
-        if self.paused().is_none()
-            && let Some(full) = resumed
+        if let Some(full) = resumed
+            && !self
+                .paused()
+                .is_some_and(|p| std::ptr::eq(p.as_ref(), full))
         {
             full.pass_turn(&self.slot);
         }
@@ -430,11 +436,13 @@ impl Client {
         // it may be there), not for the socket.
         let wants_write = !held && self.conn.transport.wants_write(&self.conn.wbuf);
         let paused = self.paused().is_some();
-        let can_read = self.conn.wbuf.len() < HIGH_WATER && !paused;
+        let room = self.conn.wbuf.len() < HIGH_WATER;
+        let can_read = room && !paused;
         // Messages still wait (or retained ones are owed) and there is room
         // for them: come straight back after letting other tasks run once.
+        // Paused or not: a paused publisher still delivers to its own client.
         let pull_again =
-            outbox_more && matches!(pulled, Pulled::BufferFull | Pulled::Paused) && can_read;
+            outbox_more && matches!(pulled, Pulled::BufferFull | Pulled::Paused) && room;
         // While paused, the timer is the slow-client deadline.
         let keep_alive_on = self.session.keep_alive_deadline().is_some() || paused;
         let mut yielded = false;
@@ -620,7 +628,14 @@ impl Client {
             // Acknowledgements of what is not on disk yet never go out.
             conn.wbuf.clear();
         }
-        let will = seldom.and_then(|s| s.will);
+        let will = seldom.and_then(|s| {
+            // Ending while paused: out of that outbox's line, so the
+            // publishers behind it are not left waiting for it.
+            if let Some(full) = &s.paused {
+                full.leave_line(&slot);
+            }
+            s.will
+        });
         shared.stats.add(&mut conn.counts);
         end.log();
         let skip_will = match end {

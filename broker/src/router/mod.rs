@@ -325,15 +325,18 @@ impl Router {
                     };
                     own.subscriptions = (!clean && !session.subscriptions().is_empty())
                         .then(|| Box::new(session.subscriptions().clone()));
+                    // The in-flight copy is in place before the ownership
+                    // lock goes: a commit in between would otherwise write
+                    // an attached persistent session without its flows.
+                    self.set_live_flows(
+                        slot.client_id(),
+                        (!clean).then(|| session.flows_copy().unwrap_or_default()),
+                    );
                     drop(own);
                     if !session_present {
                         // A new session is owed nothing an old one was.
                         *lock(&slot.retained) = None;
                     }
-                    self.set_live_flows(
-                        slot.client_id(),
-                        (!clean).then(|| session.flows_copy().unwrap_or_default()),
-                    );
                     {
                         let mut outbox = lock(&slot.outbox);
                         if !session_present {
@@ -374,8 +377,6 @@ impl Router {
     /// parked, and its outbox keeps collecting messages for the client's
     /// return [MQTT-3.1.2-5].
     pub fn disconnect(&self, slot: &Arc<ClientSlot>, session: Session) {
-        self.changes.session(slot);
-        self.set_live_flows(slot.client_id(), None);
         if session.is_clean() && !mutant::active("clean-session-parked") {
             // Messages still queued for a clean session are lost with it:
             // counted as dropped (a slow client kicked with a full queue).
@@ -414,6 +415,10 @@ impl Router {
                 offline_since: std::time::SystemTime::now(),
             }));
         }
+        // Parked first, then the in-flight copy goes and the store is told:
+        // a commit in between sees the session whole, attached or parked.
+        self.set_live_flows(slot.client_id(), None);
+        self.changes.session(slot);
         slot.detached.notify_waiters();
     }
 

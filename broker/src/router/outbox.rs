@@ -198,8 +198,10 @@ impl Outbox {
         }
         let above_half = self.above_half;
         let line = self.line.get_or_insert_with(Box::default);
-        if line.paused.iter().any(|(id, _)| *id == publisher) {
-            // Not its turn yet: others paused before it.
+        if let Some((_, waker)) = line.paused.iter_mut().find(|(id, _)| *id == publisher) {
+            // Not its turn yet: others paused before it. The waker is the
+            // latest poll's (a new connection of the same slot polls too).
+            waker.clone_from(cx.waker());
             return Poll::Pending;
         }
         if !above_half && (line.paused.is_empty() || line.turn == Some(publisher)) {
@@ -258,6 +260,19 @@ impl Outbox {
         {
             line.turn = None;
             self.wake_in_turn();
+        }
+    }
+
+    /// A publisher's connection ended while it waited in line or held the
+    /// turn: it leaves the line, and a turn it held goes to the next one,
+    /// or nobody would wake the others until the next take.
+    pub(crate) fn leave_line(&mut self, publisher: PublisherId) {
+        if let Some(line) = self.line.as_deref_mut() {
+            line.paused.retain(|(id, _)| *id != publisher);
+            if line.turn == Some(publisher) {
+                line.turn = None;
+                self.wake_in_turn();
+            }
         }
     }
 
@@ -788,5 +803,42 @@ mod tests {
         assert_eq!(o.set_mode(Mode::Offline), 0);
         assert_eq!(wakes(&a), 2);
         assert_eq!(o.set_mode(Mode::Closed), 2, "the queue is discarded");
+    }
+
+    #[test]
+    fn a_publisher_that_ends_leaves_the_line_and_passes_its_turn() {
+        let limits = Limits {
+            max_queued: 4,
+            ..LIMITS
+        };
+        let mut o = outbox(Mode::Online);
+        for _ in 0..4 {
+            o.push(msg(QoS::AtLeastOnce), limits, Some(P));
+        }
+        let (a, wa) = counting_waker();
+        let (b, wb) = counting_waker();
+        let (b2, wb2) = counting_waker();
+        assert!(o.poll_room(&mut Context::from_waker(&wa), A).is_pending());
+        assert!(o.poll_room(&mut Context::from_waker(&wb), B).is_pending());
+        // B polls again from another task (its client reconnected on the
+        // same slot): the newest waker is the one woken.
+        assert!(o.poll_room(&mut Context::from_waker(&wb2), B).is_pending());
+        assert_eq!(o.paused_publishers(), 2);
+        // The whole queue taken at once: one take, a's turn.
+        let mut batch = Vec::new();
+        o.take(&mut batch, 10, 10, usize::MAX, limits);
+        assert_eq!((wakes(&a), wakes(&b), wakes(&b2)), (1, 0, 0));
+        // a's connection ends during its turn: b goes, though no take
+        // will come (the queue is empty).
+        o.leave_line(A);
+        assert_eq!((wakes(&b), wakes(&b2)), (0, 1), "b's newest waker");
+        assert!(o.poll_room(&mut Context::from_waker(&wb2), B).is_ready());
+        // One that ends while waiting in line is simply gone from it.
+        for _ in 0..4 {
+            o.push(msg(QoS::AtLeastOnce), limits, Some(B));
+        }
+        assert!(o.poll_room(&mut Context::from_waker(&wa), A).is_pending());
+        o.leave_line(A);
+        assert_eq!(o.paused_publishers(), 0);
     }
 }

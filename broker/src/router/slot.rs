@@ -144,6 +144,13 @@ impl ClientSlot {
         lock(&self.outbox).pass_turn(publisher.id());
     }
 
+    /// For a publisher's connection that ends while paused on this
+    /// client's outbox, or while its turn to fill it: it leaves the line,
+    /// passing a turn it held to the next paused publisher.
+    pub fn leave_line(&self, publisher: &ClientSlot) {
+        lock(&self.outbox).leave_line(publisher.id());
+    }
+
     /// This client as a publisher, as outboxes tell them apart.
     pub(crate) fn id(&self) -> PublisherId {
         PublisherId(std::ptr::from_ref(self) as usize)
