@@ -27,13 +27,13 @@ const EACH: usize = 2_000;
 /// while. Every message arrives, each publisher's in order, none dropped.
 fn fan_in_loses_nothing(qos: QoS) {
     let broker = InProcessBroker::start(&["--max-queued", "50", "--max-inflight", "10"]);
-    let stats = std::sync::Arc::clone(broker.router.stats());
-    let mut subscriber = BlockingClient::connect(broker.addr, "fan-sub", true);
+    let stats = std::sync::Arc::clone(broker.router().stats());
+    let mut subscriber = BlockingClient::connect(broker.addr(), "fan-sub", true);
     subscriber.subscribe(&[("fan/#", qos)], 1);
     let mut publishers = Vec::new();
     let mut floods = Vec::new();
     for p in 0..PUBLISHERS {
-        let client = BlockingClient::connect(broker.addr, &format!("fan-pub-{p}"), true);
+        let client = BlockingClient::connect(broker.addr(), &format!("fan-pub-{p}"), true);
         // Payload: the publisher's index, then the message's number.
         let packets = (1..=EACH)
             .map(|i| {
@@ -121,10 +121,10 @@ fn stuck_subscriber(clean: bool) -> (InProcessBroker, u64) {
         "--slow-client-timeout",
         "1",
     ]);
-    let stats = std::sync::Arc::clone(broker.router.stats());
-    let mut subscriber = BlockingClient::connect(broker.addr, "stuck-sub", clean);
+    let stats = std::sync::Arc::clone(broker.router().stats());
+    let mut subscriber = BlockingClient::connect(broker.addr(), "stuck-sub", clean);
     subscriber.subscribe(&[("stuck/t", QoS::AtLeastOnce)], 1);
-    let mut publisher = BlockingClient::connect(broker.addr, "stuck-pub", true);
+    let mut publisher = BlockingClient::connect(broker.addr(), "stuck-pub", true);
     let flood = Flood::start(
         publisher.try_clone(),
         numbered("stuck/t", QoS::AtLeastOnce, AT_STUCK, 1024),
@@ -154,7 +154,7 @@ fn a_persistent_subscriber_disconnected_for_slowness_keeps_its_queue() {
     // published while it was away with its queue full, was counted.
     let kept = AT_STUCK - usize::try_from(dropped).expect("fits");
     assert!(kept >= MAX_QUEUED, "kept {kept}");
-    let mut back = BlockingClient::connect(broker.addr, "stuck-sub", false);
+    let mut back = BlockingClient::connect(broker.addr(), "stuck-sub", false);
     back.receive_numbered(1, kept);
 }
 
@@ -174,10 +174,10 @@ fn a_publisher_closing_while_paused_has_the_rest_of_what_it_sent_handled() {
         "--slow-client-timeout",
         "0",
     ]);
-    let stats = std::sync::Arc::clone(broker.router.stats());
-    let mut subscriber = BlockingClient::connect(broker.addr, "eof-sub", true);
+    let stats = std::sync::Arc::clone(broker.router().stats());
+    let mut subscriber = BlockingClient::connect(broker.addr(), "eof-sub", true);
     subscriber.subscribe(&[("eof/t", QoS::AtLeastOnce)], 1);
-    let mut publisher = BlockingClient::connect(broker.addr, "eof-pub", true);
+    let mut publisher = BlockingClient::connect(broker.addr(), "eof-pub", true);
     // One write: the broker reads the burst and the close together.
     let mut burst = Vec::new();
     for p in numbered("eof/t", QoS::AtLeastOnce, SENT, 100) {
@@ -201,10 +201,10 @@ fn a_publisher_closing_while_paused_has_the_rest_of_what_it_sent_handled() {
 #[test]
 fn a_paused_publisher_still_receives_what_it_subscribed_to() {
     let broker = InProcessBroker::start(&["--max-queued", "10", "--slow-client-timeout", "0"]);
-    let stats = std::sync::Arc::clone(broker.router.stats());
-    let mut stuck = BlockingClient::connect(broker.addr, "stuck-sub", true);
+    let stats = std::sync::Arc::clone(broker.router().stats());
+    let mut stuck = BlockingClient::connect(broker.addr(), "stuck-sub", true);
     stuck.subscribe(&[("stuck/t", QoS::AtMostOnce)], 1);
-    let mut paused = BlockingClient::connect(broker.addr, "paused-pub", true);
+    let mut paused = BlockingClient::connect(broker.addr(), "paused-pub", true);
     paused.subscribe(&[("own/t", QoS::AtMostOnce)], 1);
     let flood = Flood::start(
         paused.try_clone(),
@@ -214,7 +214,7 @@ fn a_paused_publisher_still_receives_what_it_subscribed_to() {
         Stats::get(&stats.publish_paused) > 0
     });
     // 1 MB for the paused publisher's own client, from another client.
-    let other = BlockingClient::connect(broker.addr, "other-pub", true);
+    let other = BlockingClient::connect(broker.addr(), "other-pub", true);
     let to_paused = Flood::start(
         other.try_clone(),
         numbered("own/t", QoS::AtMostOnce, 100, 10_000),

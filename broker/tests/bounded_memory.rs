@@ -72,11 +72,11 @@ const MAX_BYTES_PER_STORED_MESSAGE: usize = 400;
 fn heap_per_message_stored_beside_filler(retain: bool) -> usize {
     let broker = InProcessBroker::start(&["--max-queued", "0"]);
     let mut subscriber = (!retain).then(|| {
-        let mut s = BlockingClient::connect(broker.addr, "pin-sub", true);
+        let mut s = BlockingClient::connect(broker.addr(), "pin-sub", true);
         s.subscribe(&[("pin/q/#", QoS::AtLeastOnce)], 1);
         s
     });
-    let mut publisher = BlockingClient::connect(broker.addr, "pin-pub", true);
+    let mut publisher = BlockingClient::connect(broker.addr(), "pin-pub", true);
     let filler = encode(&publish_packet(
         "pin/nobody",
         QoS::AtMostOnce,
@@ -125,7 +125,7 @@ fn heap_per_message_stored_beside_filler(retain: bool) -> usize {
 
     // The messages are there: retained, or delivered once read.
     if retain {
-        assert_eq!(broker.router.retained_count(), STORED);
+        assert_eq!(broker.router().retained_count(), STORED);
     } else if let Some(s) = subscriber.as_mut() {
         match s.recv() {
             Packet::Publish(p) => {
@@ -201,10 +201,10 @@ fn heap_with_a_subscriber_that_never_reads(qos: QoS) -> usize {
         "--slow-client-timeout",
         "0",
     ]);
-    let stats = std::sync::Arc::clone(broker.router.stats());
-    let mut subscriber = BlockingClient::connect(broker.addr, "slow-sub", true);
+    let stats = std::sync::Arc::clone(broker.router().stats());
+    let mut subscriber = BlockingClient::connect(broker.addr(), "slow-sub", true);
     subscriber.subscribe(&[("slow/t", qos)], 1);
-    let mut publisher = BlockingClient::connect(broker.addr, "slow-pub", true);
+    let mut publisher = BlockingClient::connect(broker.addr(), "slow-pub", true);
     // Encoded ahead, so the count sees none of the test's buffers.
     let packets = numbered("slow/t", qos, PUBLISHED, MESSAGE);
     let writer = publisher.try_clone();
@@ -302,8 +302,8 @@ fn many_filter(i: usize) -> String {
 fn a_hundred_thousand_subscriptions_from_one_client() {
     let _serial = serial();
     let broker = InProcessBroker::start(&[]);
-    let mut client = BlockingClient::connect(broker.addr, "many-sub", true);
-    let mut publisher = BlockingClient::connect(broker.addr, "many-pub", true);
+    let mut client = BlockingClient::connect(broker.addr(), "many-sub", true);
+    let mut publisher = BlockingClient::connect(broker.addr(), "many-pub", true);
     let packets = SUBSCRIPTIONS / FILTERS_PER_PACKET;
     let filters = |packet: usize| -> Vec<String> {
         let first = packet * FILTERS_PER_PACKET;
@@ -327,7 +327,7 @@ fn a_hundred_thousand_subscriptions_from_one_client() {
         }
     }
     let subscribed = heap().saturating_sub(before);
-    assert_eq!(broker.router.subscription_count(), SUBSCRIPTIONS);
+    assert_eq!(broker.router().subscription_count(), SUBSCRIPTIONS);
     let per_subscription = subscribed / SUBSCRIPTIONS;
     eprintln!("heap per subscription: {per_subscription} bytes");
 
@@ -356,7 +356,7 @@ fn a_hundred_thousand_subscriptions_from_one_client() {
             );
         }
     }
-    assert_eq!(broker.router.subscription_count(), 0);
+    assert_eq!(broker.router().subscription_count(), 0);
     let left = heap().saturating_sub(before);
     eprintln!("heap left after unsubscribing all: {left} bytes");
     assert!(
@@ -387,9 +387,9 @@ fn topics_of_65535_bytes_subscribe_publish_and_retain() {
     // One level of 65,535 bytes, and 65,536 empty levels.
     let wide = "w".repeat(LONGEST);
     let deep = "/".repeat(LONGEST);
-    let mut subscriber = BlockingClient::connect(broker.addr, "long-sub", true);
-    let mut publisher = BlockingClient::connect(broker.addr, "long-pub", true);
-    let mut late = BlockingClient::connect(broker.addr, "long-late", true);
+    let mut subscriber = BlockingClient::connect(broker.addr(), "long-sub", true);
+    let mut publisher = BlockingClient::connect(broker.addr(), "long-pub", true);
+    let mut late = BlockingClient::connect(broker.addr(), "long-late", true);
 
     let before = heap();
     for (i, t) in [&wide, &deep].into_iter().enumerate() {
@@ -424,7 +424,7 @@ fn topics_of_65535_bytes_subscribe_publish_and_retain() {
     assert!(subscriber.ping().is_empty());
     let held = heap().saturating_sub(before);
     eprintln!("heap for two 65,535-byte topics, subscribed twice and retained: {held} bytes");
-    assert_eq!(broker.router.retained_count(), 2);
+    assert_eq!(broker.router().retained_count(), 2);
     assert!(
         held <= MAX_BYTES_FOR_LONGEST_TOPICS,
         "{held} bytes (at most {MAX_BYTES_FOR_LONGEST_TOPICS})"

@@ -49,7 +49,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn an_idle_connection_holds_little_heap() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let broker = InProcessBroker::start(&[]);
-    let addr = broker.addr;
+    let addr = broker.addr();
     let open = |i: usize| BlockingClient::connect(addr, &format!("idle-{i:04}"), true);
 
     // Warm up: the first connection sets up thread-locals and spare buffers

@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 /// A broker on a thread of this process, shut down when dropped.
 pub struct InProcessBroker {
     /// Its plain MQTT listener, on an ephemeral loopback port.
-    pub addr: SocketAddr,
+    addr: SocketAddr,
     /// Its router, for counters (`stats().publish_dropped`) and sizes.
-    pub router: Arc<Router>,
+    router: Arc<Router>,
     shutdown: CancellationToken,
     thread: Option<JoinHandle<()>>,
 }
