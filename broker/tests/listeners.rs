@@ -440,3 +440,58 @@ async fn websocket_over_tls_round_trip() {
     assert_eq!(stats.stats().connected_wss.load(Relaxed), 1);
     drop(c);
 }
+
+/// A WebSocket subscriber that does not read holds the broker to the same
+/// bound as any other: its output stops at the socket, its queue stays full
+/// and, past `--slow-client-timeout`, it is disconnected as slow while the
+/// publisher waits. (Before the fix, each turn's output moved into the
+/// framing's unbounded buffer whether the socket took it or not: the queue
+/// kept draining, the whole flood was taken in, the client never counted
+/// as slow.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_subscriber_that_never_reads_is_held_to_its_queue() {
+    use common::blocking_client::BlockingClient;
+    use common::flood::{Flood, numbered, wait_for};
+    const COUNT: usize = 2_000;
+    let b = Running::start(from_flags(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-ssl",
+        "--ws-port",
+        "0",
+        "--sys-interval",
+        "0",
+        "--max-queued",
+        "10",
+        "--slow-client-timeout",
+        "1",
+    ]))
+    .await;
+    let ws_addr = b.first(ListenerTransport::WebSockets);
+    let plain = b.first(ListenerTransport::Mqtt);
+    let stats = Arc::clone(b.router.stats());
+    blocking(move || {
+        let mut sub = ws_connected(ws_addr, "/mqtt", "slow-ws");
+        sub.send(&subscribe_packet(&[("slow/t", QoS::AtMostOnce)], 1));
+        assert!(matches!(sub.recv(), Packet::SubAck(_)));
+        let publisher = BlockingClient::connect(plain, "flood", true);
+        // 32 MB: far more than the loopback socket buffers hold.
+        let packets = numbered("slow/t", QoS::AtMostOnce, COUNT, 16 * 1024);
+        let flood = Flood::start(publisher.try_clone(), packets);
+        wait_for(
+            "the slow WebSocket client to be disconnected, or the flood to end",
+            || stats.clients_slow.load(Relaxed) > 0 || flood.is_finished(),
+        );
+        assert_eq!(
+            stats.clients_slow.load(Relaxed),
+            1,
+            "the subscriber that never reads is disconnected as slow"
+        );
+        // Rid of it, the publisher goes on.
+        flood.finish();
+        drop((sub, publisher));
+    })
+    .await;
+}

@@ -276,7 +276,27 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(tcp) => tcp.try_write(buf),
-            Stream::Tls { tls, .. } => tls.writer().write(buf),
+            // rustls takes plaintext while its buffer of records has room
+            // (and answers 0 when it has none, which a caller would take
+            // for a closed stream): send records first, and report a full
+            // buffer as `WouldBlock`.
+            // Two tries: the second after records went out.
+            Stream::Tls { tcp, tls } => {
+                for _ in 0..2 {
+                    let n = tls.writer().write(buf)?;
+                    while tls.wants_write() {
+                        match tls.write_tls(&mut SyncIo(tcp)) {
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if n > 0 || buf.is_empty() {
+                        return Ok(n);
+                    }
+                }
+                Err(io::ErrorKind::WouldBlock.into())
+            }
         }
     }
 

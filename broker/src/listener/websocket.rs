@@ -121,23 +121,38 @@ impl WebSocket {
     }
 
     /// Sends `wbuf` as one binary frame (emptying it), then writes what the
-    /// socket takes now; what it does not take waits inside the framing.
+    /// socket takes now. While an earlier frame still waits for the socket,
+    /// `wbuf` stays where it is: the loop sees its output as pending and
+    /// stops pulling messages, so a slow WebSocket client is held to the
+    /// same bound as any other (one frame inside the framing, `wbuf` up to
+    /// the loop's high-water mark).
     pub(super) fn try_write(&mut self, stream: &mut Stream, wbuf: &mut BytesMut) -> io::Result<()> {
+        if self.pending && !self.flush(stream)? {
+            return Ok(());
+        }
         if !wbuf.is_empty() {
             let frame = Bytes::copy_from_slice(wbuf);
             wbuf.clear();
             match self.ctx.write(stream, Message::Binary(frame)) {
                 Ok(()) => {}
+                // The frame waits inside the framing; the flush says so.
                 Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(write_error(e)),
             }
         }
+        self.flush(stream)?;
+        Ok(())
+    }
+
+    /// Writes the frames waiting inside the framing; `true` once all are
+    /// out.
+    fn flush(&mut self, stream: &mut Stream) -> io::Result<bool> {
         match self.ctx.flush(stream) {
             Ok(()) => self.pending = false,
             Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => self.pending = true,
             Err(e) => return Err(write_error(e)),
         }
-        Ok(())
+        Ok(!self.pending)
     }
 
     /// Queues a Close frame (normal closure); [`try_write`](Self::try_write)
