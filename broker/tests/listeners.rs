@@ -450,17 +450,33 @@ async fn websocket_over_tls_round_trip() {
 /// as slow.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_subscriber_that_never_reads_is_held_to_its_queue() {
+    never_reading_subscriber(false).await;
+}
+
+/// The same over TLS, where a full TLS buffer once read as a closed stream
+/// to the framing (rustls takes 0 bytes) and ended the connection with an
+/// error instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_tls_subscriber_that_never_reads_is_held_to_its_queue() {
+    never_reading_subscriber(true).await;
+}
+
+async fn never_reading_subscriber(tls: bool) {
     use common::blocking_client::BlockingClient;
     use common::flood::{Flood, numbered, wait_for};
     const COUNT: usize = 2_000;
+    let data = tempfile::tempdir().unwrap();
+    let port_flag = if tls { "--wss-port" } else { "--ws-port" };
     let b = Running::start(from_flags(&[
         "--bind",
         "127.0.0.1",
         "--port",
         "0",
         "--no-ssl",
-        "--ws-port",
+        port_flag,
         "0",
+        "--data-dir",
+        data.path().to_str().unwrap(),
         "--sys-interval",
         "0",
         "--max-queued",
@@ -469,11 +485,23 @@ async fn a_websocket_subscriber_that_never_reads_is_held_to_its_queue() {
         "1",
     ]))
     .await;
-    let ws_addr = b.first(ListenerTransport::WebSockets);
+    let ws_addr = b
+        .listeners
+        .iter()
+        .find(|(t, _)| t.is_websockets())
+        .unwrap()
+        .1;
     let plain = b.first(ListenerTransport::Mqtt);
     let stats = Arc::clone(b.router.stats());
+    let config = tls.then(|| client_tls(data.path()));
     blocking(move || {
-        let mut sub = ws_connected(ws_addr, "/mqtt", "slow-ws");
+        let mut sub = if let Some(config) = config {
+            WsClient::open_tls(ws_addr, "/mqtt", config)
+        } else {
+            WsClient::open(ws_addr, "/mqtt", "mqtt")
+        };
+        sub.send(&Packet::Connect(connect_packet("slow-ws", true)));
+        assert!(matches!(sub.recv(), Packet::ConnAck(_)));
         sub.send(&subscribe_packet(&[("slow/t", QoS::AtMostOnce)], 1));
         assert!(matches!(sub.recv(), Packet::SubAck(_)));
         let publisher = BlockingClient::connect(plain, "flood", true);
