@@ -41,7 +41,7 @@ pub enum Stream {
     },
 }
 
-/// The socket of one client: its [`Stream`], and for a WebSocket client
+/// The socket of one client: its `Stream`, and for a WebSocket client
 /// the framing state with it, boxed: every connection's task holds a
 /// `Transport`, and a WebSocket's state inline (or even a pointer to it
 /// beside the stream) would size them all.
@@ -430,7 +430,7 @@ impl Transport {
         }
     }
 
-    /// Closes politely (see [`Stream::close`]); a WebSocket client first
+    /// Closes politely (see `Stream::close`); a WebSocket client first
     /// gets what is pending and a Close frame.
     pub async fn close(self, wbuf: &mut BytesMut, linger: std::time::Duration) {
         let stream = match self {
