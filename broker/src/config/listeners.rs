@@ -99,17 +99,6 @@ impl BindAddress {
     }
 }
 
-impl BindAddress {
-    /// Whether it reaches this machine only: a loopback address or
-    /// `localhost`.
-    pub fn is_loopback(&self) -> bool {
-        match self {
-            BindAddress::Ip(ip) => ip.is_loopback(),
-            BindAddress::Host(h) => h.eq_ignore_ascii_case("localhost"),
-        }
-    }
-}
-
 impl fmt::Display for BindAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -315,8 +315,8 @@ pub struct Config {
     /// Where the broker listens, in order; never empty.
     pub listeners: Vec<ListenerSettings>,
     /// Whether the listeners bind the default, loopback only (neither
-    /// `--bind` nor the file named an address), so start-up can say how to
-    /// open it.
+    /// `--bind` nor the file named an address, and the file has no
+    /// `[[listener]]` sections), so start-up can say how to open it.
     pub bind_is_default: bool,
     /// mosquitto password file.
     pub password_file: Option<PathBuf>,
@@ -430,8 +430,9 @@ impl Config {
                         "the config file's [[listener]] sections define the listeners, yet --bind/--port/--tls-port/--ws-port/--wss-port/--no-plain/--no-ssl/--cert/--key/--cafile (or the same top-level keys) were given too: set them in the sections instead".to_owned(),
                     ));
                 }
-                let default = sections.iter().all(|l| l.bind.is_loopback());
-                (sections, default)
+                // The start-up notice is about `--bind`; each section's
+                // `listening` lines show where it listens.
+                (sections, false)
             }
             None => {
                 let default = listener_flags.bind.is_empty();
