@@ -211,7 +211,8 @@ impl Broker {
         let tracker = TaskTracker::new();
         let connections = TaskTracker::new();
         for bound in self.listeners {
-            info!(transport = %bound.transport, addr = %bound.addr, "listening");
+            // Named as the connections' spans and `$SYS` name them.
+            info!(transport = %bound.endpoint.kind.name(), addr = %bound.addr, "listening");
             tracker.spawn(listener::accept_loop(
                 bound.socket,
                 bound.endpoint,

@@ -523,3 +523,32 @@ async fn never_reading_subscriber(tls: bool) {
     })
     .await;
 }
+
+/// `--bind ::` listens on every interface, IPv4 clients included where the
+/// OS makes IPv6 sockets dual-stack (Linux unless `net.ipv6.bindv6only` is
+/// set), as mosquitto's does.
+#[tokio::test]
+async fn bind_to_the_ipv6_wildcard_serves_ipv4_clients_where_the_os_allows() {
+    let dual_stack =
+        std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").is_ok_and(|v| v.trim() == "0");
+    if !dual_stack || std::net::TcpListener::bind("[::1]:0").is_err() {
+        // No IPv6, or IPv6 sockets take IPv6 only here: nothing to check.
+        return;
+    }
+    let b = Running::start(from_flags(&[
+        "--bind",
+        "::",
+        "--port",
+        "0",
+        "--no-ssl",
+        "--sys-interval",
+        "0",
+    ]))
+    .await;
+    let addr = b.first(ListenerTransport::Mqtt);
+    assert!(addr.ip().is_unspecified() && addr.is_ipv6(), "{addr}");
+    let v4 = SocketAddr::from(([127, 0, 0, 1], addr.port()));
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()));
+    RawClient::connected(v4, "over-ipv4").await;
+    RawClient::connected(v6, "over-ipv6").await;
+}

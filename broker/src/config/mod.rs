@@ -80,7 +80,8 @@ pub struct Flags {
     /// settings; 0 picks a free one [default: none].
     #[arg(long, value_name = "PORT")]
     pub wss_port: Option<u16>,
-    /// Plain MQTT only: no TLS listener on --tls-port.
+    /// No TLS listener on --tls-port (--wss-port, when given, still uses
+    /// TLS).
     #[arg(long)]
     pub no_ssl: bool,
     /// TLS only: no plain MQTT listener.
@@ -158,8 +159,9 @@ pub struct Flags {
     /// them off [default: 10].
     #[arg(long, value_name = "SECS")]
     pub sys_interval: Option<u64>,
-    /// Seconds a new connection has to send CONNECT (and a TLS client to
-    /// finish its handshake) [default: 10].
+    /// Seconds a new connection has to send CONNECT (and before it, a TLS
+    /// client to finish its handshake and a WebSocket client its HTTP
+    /// upgrade) [default: 10].
     #[arg(long, value_name = "SECS")]
     pub connect_timeout: Option<u64>,
     /// Seconds between saves of sessions and retained messages to
