@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use tracing::{info, warn};
 
 use crate::auth::Authenticator;
+use crate::bridge::BridgeConfig;
 use crate::config::Durability;
 use crate::config::{Config, TlsSettings};
 use crate::listener::{self, ConnLimits, Shared, TlsError};
@@ -62,6 +64,9 @@ pub enum BrokerError {
     /// The data directory's store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bridge's TLS files are unusable.
+    #[error(transparent)]
+    BridgeTls(#[from] crate::bridge::BridgeTlsError),
 }
 
 /// A bound, not yet running broker.
@@ -71,6 +76,8 @@ pub struct Broker {
     plain: Option<TcpListener>,
     tls: Option<(TcpListener, TlsAcceptor)>,
     store: Option<Store>,
+    /// Each bridge with its TLS connector (if it uses TLS).
+    bridges: Vec<(BridgeConfig, Option<TlsConnector>)>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -121,6 +128,11 @@ impl Broker {
         };
         let commits = (store.is_some() && config.durability == Durability::Batched)
             .then(|| Arc::new(Commits::default()));
+        let bridges = config
+            .bridges
+            .iter()
+            .map(|b| Ok((b.clone(), crate::bridge::remote::tls_connector(b)?)))
+            .collect::<Result<Vec<_>, BrokerError>>()?;
         let tls_config = match &config.tls {
             Some(t) => Some(tls_acceptor(t, config.data_dir.as_deref())?),
             None => None,
@@ -167,6 +179,7 @@ impl Broker {
             plain,
             tls,
             store,
+            bridges,
         })
     }
 
@@ -212,6 +225,17 @@ impl Broker {
                 interval,
                 shutdown.clone(),
             ));
+        }
+        for (bridge, tls) in self.bridges {
+            let span = tracing::info_span!("bridge", name = %bridge.name);
+            let host = crate::bridge::Host {
+                router: Arc::clone(&self.shared.router),
+                max_inflight: self.config.max_inflight,
+                slow_client_timeout: self.config.slow_client_timeout,
+            };
+            tracker.spawn(
+                crate::bridge::run::run(bridge, tls, host, shutdown.clone()).instrument(span),
+            );
         }
         let store = self.store.map(Arc::new);
         if let Some(max_offline) = self.config.persistent_client_expiration {
