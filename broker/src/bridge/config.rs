@@ -164,7 +164,7 @@ pub struct BridgeConfig {
     /// true]. Refused by the remote with 0x01, the bridge connects again
     /// without it.
     pub try_private: bool,
-    /// `bridge_protocol_version`: mqttv311 [default] or mqttv31.
+    /// `bridge_protocol_version`: mqttv311 (the default) or mqttv31.
     pub protocol: ProtocolLevel,
 }
 
