@@ -55,7 +55,10 @@ pub enum ConfigError {
     long_about
 )]
 pub struct Flags {
-    /// TOML file with settings named like the flags (`max-inflight = 20`).
+    /// TOML file with settings named like the flags (`max-inflight = 20`),
+    /// and `[[bridge]]` tables of mosquitto's bridge directives
+    /// (`connection = "b1"`, `address = "host:1883"`, `topic = ["# both
+    /// 1"]`, ...) bridging this broker to others (docs/broker.md, Bridges).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on; 0.0.0.0 for every interface [default:
