@@ -248,7 +248,7 @@ async fn mosquitto_bridged_to_ours_carries_messages_both_ways() {
     });
     bridged_pair_carries_messages(mosquitto.addr(), ours.addr()).await;
     assert!(
-        ours.log().contains("bridge=true"),
+        ours.wait_for_log("bridge=true", common::WAIT),
         "mosquitto's bridge was not seen as one:\n{}",
         ours.log()
     );
@@ -424,7 +424,11 @@ async fn ours_bridged_to_mosquitto_over_tls_with_a_client_certificate() {
     let ours = start_with(our_bridge_config(dir.path(), &address, &TOPICS, &tls));
     // The probes go over mosquitto's plain listener; the bridge over TLS.
     bridge_up(ours.addr(), mosquitto.addr()).await;
-    assert!(ours.log().contains("bridge connected"), "{}", ours.log());
+    assert!(
+        ours.wait_for_log("bridge connected", common::WAIT),
+        "{}",
+        ours.log()
+    );
 }
 
 /// A remote broker played by the test: it reads what the bridge sends and
@@ -531,4 +535,48 @@ async fn a_message_in_flight_is_sent_again_with_dup_after_the_remote_drops() {
         panic!("expected the next PUBLISH");
     };
     assert_eq!((next.topic().as_str(), next.dup), ("ro/y", false));
+}
+
+/// A remote that refuses the bridge bit (CONNACK 0x01 to level 0x84) is
+/// asked again as a plain MQTT 3.1.1 client, as mosquitto's `try_private`
+/// does, and the bridge then works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_refusing_the_bridge_level_is_asked_again_as_a_plain_client() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = listener.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = start_with(our_bridge_config(
+        dir.path(),
+        &remote,
+        &["# out 0 lo/ ro/"],
+        "",
+    ));
+    let mut first = ScriptedRemote::accept(&listener).await;
+    let Packet::Connect(connect) = first.recv().await else {
+        panic!("the bridge's first packet is not CONNECT");
+    };
+    assert_eq!(connect.protocol, mqtt_codec::ProtocolLevel::V3_1_1Bridge);
+    first
+        .send(&Packet::ConnAck(mqtt_codec::ConnAck {
+            session_present: false,
+            code: mqtt_codec::ConnectReturnCode::UnacceptableProtocolVersion,
+        }))
+        .await;
+    drop(first);
+    let mut second = ScriptedRemote::accept(&listener).await;
+    let connect = second.connected(false).await;
+    assert_eq!(connect.protocol, mqtt_codec::ProtocolLevel::V3_1_1);
+    let mut near = RawClient::connected(ours.addr(), "near").await;
+    send(&mut near, "lo/x", QoS::AtMostOnce, "plain", false, 1).await;
+    let Packet::Publish(p) = second.recv().await else {
+        panic!("expected the PUBLISH");
+    };
+    assert_eq!(p.topic().as_str(), "ro/x");
+    assert!(
+        ours.wait_for_log("refused the bridge protocol level", common::WAIT),
+        "{}",
+        ours.log()
+    );
 }

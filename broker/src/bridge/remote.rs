@@ -84,7 +84,10 @@ pub fn tls_connector(config: &BridgeConfig) -> Result<Option<TlsConnector>, Brid
         )
     };
     let identity = match (&config.certfile, &config.keyfile) {
-        (Some(cert), Some(key)) => Some(ClientIdentity::load(cert, key).map_err(pem)?),
+        (Some(cert), Some(key)) => Some(
+            ClientIdentity::load_named(cert, key, ("bridge_certfile", "bridge_keyfile"))
+                .map_err(pem)?,
+        ),
         _ => None,
     };
     let tls = credentials::tls::client_config(verify, identity.as_ref()).map_err(|source| {

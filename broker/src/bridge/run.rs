@@ -474,7 +474,9 @@ impl Link<'_> {
             | Packet::PubRel(_)
             | Packet::PubComp(_) => {}
         }
-        let acked = !matches!(packet, Packet::Publish(_));
+        // What changes the session's flows: an acknowledgement of ours,
+        // or a QoS 2 id to remember until PUBREL.
+        let flows = !matches!(&packet, Packet::Publish(p) if p.qos() != QoS::ExactlyOnce);
         let router = Arc::clone(&self.host.router);
         let action = {
             let _gate = router.gate();
@@ -482,7 +484,7 @@ impl Link<'_> {
                 .session
                 .handle(packet, Instant::now().into_std())
                 .map_err(|e| End::Local(e.to_string()))?;
-            if acked {
+            if flows {
                 router.flows_changed(&self.slot, &self.session);
             }
             action
