@@ -237,6 +237,17 @@ async fn ours_bridged_to_mosquitto_carries_messages_both_ways() {
         "",
     ));
     bridged_pair_carries_messages(ours.addr(), mosquitto.addr()).await;
+    // notifications (on by default, as in mosquitto): the state, retained
+    // on both sides.
+    let state = "$SYS/broker/connection/ours-bridge/state";
+    for side in [ours.addr(), mosquitto.addr()] {
+        let mut watcher = common::subscribed(side, "watcher", &[(state, QoS::AtLeastOnce)]).await;
+        assert_eq!(
+            next(&mut watcher).await,
+            (state.into(), "1".into(), QoS::AtLeastOnce, true),
+            "{side}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,7 +510,7 @@ async fn a_message_in_flight_is_sent_again_with_dup_after_the_remote_drops() {
         dir.path(),
         &remote,
         &["# out 1 lo/ ro/"],
-        "",
+        "notifications = false\n",
     ));
     let mut first = ScriptedRemote::accept(&listener).await;
     let connect = first.connected(false).await;
@@ -551,7 +562,7 @@ async fn a_remote_refusing_the_bridge_level_is_asked_again_as_a_plain_client() {
         dir.path(),
         &remote,
         &["# out 0 lo/ ro/"],
-        "",
+        "notifications = false\n",
     ));
     let mut first = ScriptedRemote::accept(&listener).await;
     let Packet::Connect(connect) = first.recv().await else {

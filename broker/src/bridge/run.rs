@@ -31,6 +31,7 @@ use super::remote::{Remote, RemoteError};
 use super::topics;
 use crate::router::{Attachment, ClientSlot, Kick, Router, SlotEvent};
 use crate::session::{Action, Session};
+use mqtt_codec::topic::TopicName;
 use mqtt_codec::{
     Connect, ConnectReturnCode, Message, Packet, PacketId, Publish, QoS, SubAckReturnCode,
     Subscribe, SubscribeFilter,
@@ -128,7 +129,8 @@ pub async fn run(
             clean_session: config.clean_session,
             keep_alive: config.keepalive,
             client_id: remote_id.clone(),
-            will: None,
+            // The remote says `0` for us if we vanish.
+            will: remote_notification(&config).map(|topic| state_message(topic, false)),
             username: config.remote_username.clone(),
             password: config
                 .remote_password
@@ -149,7 +151,10 @@ pub async fn run(
                 );
                 last_failure = None;
                 backoff.reset();
-                match connected(remote, &config, &host, &local_id, &shutdown).await {
+                notify_local(&config, &host, true);
+                let end = connected(remote, &config, &host, &local_id, &shutdown).await;
+                notify_local(&config, &host, false);
+                match end {
                     End::Shutdown => break,
                     end => warn!(%address, reason = %end, "bridge connection lost"),
                 }
@@ -193,6 +198,33 @@ pub async fn run(
         }
     }
     info!("bridge stopped");
+}
+
+/// The bridge's state as `notifications` publish it: `1` connected, `0`
+/// not, retained, at QoS 1.
+fn state_message(topic: TopicName, up: bool) -> Message {
+    Message {
+        topic,
+        payload: Bytes::from_static(if up { b"1" } else { b"0" }),
+        qos: QoS::AtLeastOnce,
+        retain: true,
+    }
+}
+
+/// Where the state goes on the remote, unless `notifications` is off or
+/// `notifications_local_only` on.
+fn remote_notification(config: &BridgeConfig) -> Option<TopicName> {
+    config
+        .notification_topic()
+        .filter(|_| !config.notifications_local_only)
+}
+
+/// Publishes the bridge's state here (a message of the broker's own, as
+/// `$SYS` is).
+fn notify_local(config: &BridgeConfig, host: &Host, up: bool) {
+    if let Some(topic) = config.notification_topic() {
+        host.router.publish(&state_message(topic, up));
+    }
 }
 
 /// Takes the bridge's local session and brings its subscriptions in line
@@ -314,6 +346,13 @@ impl Link<'_> {
             self.remote
                 .put(&Packet::Subscribe(Subscribe { packet_id, filters }));
             self.subscribing = Some(packet_id);
+        }
+        if let Some(topic) = remote_notification(self.config) {
+            // In the session's window, so it is acknowledged and resent as
+            // any message going out.
+            if let Some(publish) = self.session.deliver(state_message(topic, true)) {
+                self.put_out(Packet::Publish(publish));
+            }
         }
         let keepalive = Duration::from_secs(u64::from(self.config.keepalive));
         let mut ping_at = Instant::now() + keepalive;
