@@ -561,7 +561,7 @@ async fn a_remote_refusing_the_bridge_level_is_asked_again_as_a_plain_client() {
     let ours = start_with(our_bridge_config(
         dir.path(),
         &remote,
-        &["# out 0 lo/ ro/"],
+        &["# out 1 lo/ ro/"],
         "notifications = false\n",
     ));
     let mut first = ScriptedRemote::accept(&listener).await;
@@ -580,7 +580,8 @@ async fn a_remote_refusing_the_bridge_level_is_asked_again_as_a_plain_client() {
     let connect = second.connected(false).await;
     assert_eq!(connect.protocol, mqtt_codec::ProtocolLevel::V3_1_1);
     let mut near = RawClient::connected(ours.addr(), "near").await;
-    send(&mut near, "lo/x", QoS::AtMostOnce, "plain", false, 1).await;
+    // QoS 1: queued by the bridge's session even before it attaches.
+    send(&mut near, "lo/x", QoS::AtLeastOnce, "plain", false, 1).await;
     let Packet::Publish(p) = second.recv().await else {
         panic!("expected the PUBLISH");
     };
