@@ -116,6 +116,8 @@ pub async fn run(
             Err(e) => warn!(error = %e, "the bridge's local session could not be prepared"),
         }
     }
+    // Not connected yet: a state kept from before a restart says so.
+    notify_local(&config, &host, false);
     let mut private = config.try_private;
     let mut backoff = Backoff::new(config.restart);
     let mut next = 0usize;
