@@ -231,6 +231,7 @@ impl Broker {
             let host = crate::bridge::Host {
                 router: Arc::clone(&self.shared.router),
                 max_inflight: self.config.max_inflight,
+                max_packet_size: self.config.max_packet_size,
                 slow_client_timeout: self.config.slow_client_timeout,
             };
             tracker.spawn(

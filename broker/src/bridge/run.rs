@@ -55,6 +55,8 @@ pub struct Host {
     pub router: Arc<Router>,
     /// The in-flight window towards the remote (`--max-inflight`).
     pub max_inflight: usize,
+    /// The largest packet taken from the remote (`--max-packet-size`).
+    pub max_packet_size: usize,
     /// How long the bridge's local publishing waits on a full subscriber
     /// before that subscriber is disconnected (`--slow-client-timeout`).
     pub slow_client_timeout: Option<Duration>,
@@ -140,7 +142,7 @@ pub async fn run(
                 .map(|p| Bytes::copy_from_slice(p.as_bytes())),
         };
         let opened = tokio::select! {
-            r = Remote::open(address, tls.as_ref(), &connect, CONNECT_TIMEOUT) => r,
+            r = Remote::open(address, tls.as_ref(), &connect, CONNECT_TIMEOUT, host.max_packet_size) => r,
             () = shutdown.cancelled() => break,
         };
         let failure = match opened {
