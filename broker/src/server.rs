@@ -232,6 +232,7 @@ impl Broker {
                 router: Arc::clone(&self.shared.router),
                 max_inflight: self.config.max_inflight,
                 max_packet_size: self.config.max_packet_size,
+                commits: self.shared.commits.clone(),
                 slow_client_timeout: self.config.slow_client_timeout,
             };
             tracker.spawn(

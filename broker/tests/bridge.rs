@@ -278,6 +278,26 @@ async fn ours_bridged_to_ours_carries_messages_both_ways() {
     bridged_pair_carries_messages(ours.addr(), remote.addr()).await;
 }
 
+/// With `--durability batched` on both sides, a bridge's acknowledgements
+/// and QoS 2 flows wait for the disk as a connection's do, and still flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_bridged_to_ours_with_batched_durability_carries_messages_both_ways() {
+    let (remote_data, data) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let batched = || vec!["--durability".to_owned(), "batched".to_owned()];
+    let remote = start_with(ReferenceOptions {
+        extra_args: batched(),
+        ..common::with_data_dir(remote_data.path())
+    });
+    let mut options = our_bridge_config(data.path(), &remote.addr().to_string(), &TOPICS, "");
+    options.extra_args.extend(batched());
+    options.data_dir = Some(data.path().to_owned());
+    let ours = start_with(options);
+    bridged_pair_carries_messages(ours.addr(), remote.addr()).await;
+}
+
 /// How many QoS 1 messages the restart tests count: a third before the
 /// restart, a third while the remote is down, a third after.
 const COUNTED: usize = 60;
