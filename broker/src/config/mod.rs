@@ -58,7 +58,10 @@ pub enum ConfigError {
     long_about
 )]
 pub struct Flags {
-    /// TOML file with settings named like the flags (`max-inflight = 20`).
+    /// TOML file with settings named like the flags (`max-inflight = 20`),
+    /// and `[[bridge]]` tables of mosquitto's bridge directives
+    /// (`connection = "b1"`, `address = "host:1883"`, `topic = ["# both
+    /// 1"]`, ...) bridging this broker to others (docs/broker.md, Bridges).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address or host name to listen on, repeatable; 0.0.0.0 for every
@@ -233,6 +236,10 @@ pub struct FileSettings {
     /// errors.
     #[serde(skip)]
     source: Option<(PathBuf, Vec<usize>)>,
+    /// `[[bridge]]` tables, keys named as mosquitto's bridge directives
+    /// (see [`crate::bridge::BridgeConfig::from_toml`]).
+    #[serde(default)]
+    bridge: Vec<toml::Table>,
 }
 
 /// `bind = "::"` or `bind = ["127.0.0.1", "::1"]`.
@@ -357,6 +364,8 @@ pub struct Config {
     pub persistent_client_expiration: Option<Duration>,
     /// Debug logging.
     pub verbose: bool,
+    /// Bridges to other brokers (`[[bridge]]` in the config file).
+    pub bridges: Vec<crate::bridge::BridgeConfig>,
 }
 
 impl Default for Config {
@@ -465,6 +474,24 @@ impl Config {
         if max_packet_size < 2 {
             return invalid("--max-packet-size must be at least 2 bytes (the smallest packet)");
         }
+        let bridges = file
+            .bridge
+            .iter()
+            .enumerate()
+            .map(|(i, table)| {
+                crate::bridge::BridgeConfig::from_toml(table).map_err(|e| {
+                    ConfigError::Invalid(format!("[[bridge]] number {} in --config: {e}", i + 1))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut names: Vec<&str> = bridges.iter().map(|b| b.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return invalid(&format!(
+                "two [[bridge]] tables in --config are both named {:?}: give each connection its own name",
+                w[0]
+            ));
+        }
         Ok(Self {
             listeners,
             bind_is_default,
@@ -507,6 +534,7 @@ impl Config {
             durability: flags.durability.or(file.durability).unwrap_or_default(),
             persistent_client_expiration,
             verbose: on(flags.verbose, file.verbose),
+            bridges,
         })
     }
 }

@@ -572,3 +572,35 @@ fn listener_section_errors_name_file_line_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn file_bridge_tables_become_bridges() {
+    let text = "[[bridge]]\nconnection = \"b1\"\naddress = \"127.0.0.1:1884\"\ntopic = [\"# both 1 l/ r/\"]\n\n[[bridge]]\nconnection = \"b2\"\naddress = \"h2\"\ntopic = \"x/# in 2\"\n";
+    let file = FileSettings::parse(text, Path::new("test.toml")).expect("file");
+    let c = Config::resolve(Flags::default(), file).expect("consistent");
+    let names: Vec<&str> = c.bridges.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["b1", "b2"]);
+    assert!(Config::default().bridges.is_empty());
+}
+
+#[test]
+fn file_bridge_errors_name_the_table_and_directive() {
+    let resolve = |text: &str| {
+        let file = FileSettings::parse(text, Path::new("test.toml")).expect("file");
+        Config::resolve(Flags::default(), file)
+            .expect_err(text)
+            .to_string()
+    };
+    assert_eq!(
+        resolve("[[bridge]]\nconnection = \"b1\"\ntopic = \"#\"\n"),
+        "[[bridge]] number 1 in --config: bridge b1: no address: add `address HOST[:PORT]`"
+    );
+    assert_eq!(
+        resolve(
+            "[[bridge]]\nconnection = \"b1\"\naddress = \"h\"\ntopic = \"#\"\nkeepalive_interval = 1.5\n"
+        ),
+        "[[bridge]] number 1 in --config: keepalive_interval: give a string, a number, a boolean or an array of them"
+    );
+    let twice = "[[bridge]]\nconnection = \"b\"\naddress = \"h\"\ntopic = \"#\"\n";
+    assert!(resolve(&format!("{twice}{twice}")).contains("both named \"b\""));
+}
