@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::Durability;
-use crate::config::{Config, TlsSettings};
+use crate::config::{Config, FileNotice, TlsSettings};
 use crate::listener::{self, ConnLimits, Shared, TlsError};
 use crate::router::{Limits, Router};
 use crate::stats::{Stats, Transport};
@@ -86,6 +86,12 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// Loads what `config` names and binds the listeners.
     pub async fn bind(config: Config) -> Result<Self, BrokerError> {
+        for notice in &config.file_notices {
+            match notice {
+                FileNotice::Warning(d) => warn!(line = %d.origin, "{}", d.message),
+                FileNotice::Note(d) => info!(line = %d.origin, "{}", d.message),
+            }
+        }
         let passwords = match &config.password_file {
             Some(p) => {
                 let file = PasswordFile::load(p)?;

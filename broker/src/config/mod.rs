@@ -35,6 +35,17 @@ pub enum ConfigError {
         /// What the TOML parser said.
         message: String,
     },
+    /// A line of a mosquitto.conf (`-c`) has a wrong value.
+    #[error("{}:{line}: {message}", path.display())]
+    Line {
+        /// The file the line is in (the `-c` file or one `include_dir`
+        /// reads).
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with the value and what a valid one looks like.
+        message: String,
+    },
     /// Two settings contradict each other or one is out of range.
     #[error("{0}")]
     Invalid(String),
@@ -46,7 +57,7 @@ pub enum ConfigError {
 /// MQTT on 127.0.0.1:1883 and MQTT over TLS on 127.0.0.1:8883, creating a
 /// CA-signed server certificate on first run if none is given; `--bind
 /// 0.0.0.0` opens it to the network. Every flag can also be set in a TOML file (`--config`),
-/// under the flag's name; flags win.
+/// under the flag's name, or read from a mosquitto.conf (`-c`); flags win.
 #[derive(Debug, Clone, Default, Parser)]
 #[command(
     name = "broker",
@@ -56,8 +67,14 @@ pub enum ConfigError {
 )]
 pub struct Flags {
     /// TOML file with settings named like the flags (`max-inflight = 20`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "config_file")]
     pub config: Option<PathBuf>,
+    /// mosquitto.conf to read, as `mosquitto -c` does: its listeners,
+    /// security, persistence, limits and logging directives (see "Coming
+    /// from mosquitto" in docs/broker.md); other directives are warned
+    /// about with their line.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
     /// Address to listen on; 0.0.0.0 for every interface [default:
     /// 127.0.0.1, this machine only].
     #[arg(long, value_name = "ADDR")]
@@ -212,11 +229,46 @@ pub struct FileSettings {
 }
 
 impl FileSettings {
-    /// Parses TOML text; `path` only names the file in errors.
+    /// Parses TOML text; `path` only names the file in errors. Text that
+    /// reads like a mosquitto.conf gets a hint to use `-c`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.message().to_owned(),
+        toml::from_str(text).map_err(|e| {
+            let hint = if mosquitto::looks_like_mosquitto_conf(text) {
+                "; this looks like a mosquitto.conf: use -c (--config-file) to read it"
+            } else {
+                ""
+            };
+            ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!("{}{hint}", e.message().trim_end()),
+            }
+        })
+    }
+
+    /// The settings a mosquitto.conf translated to, checked as a TOML
+    /// file's are; `path` names the file in errors.
+    pub fn from_mosquitto(
+        translation: &mosquitto::Translation,
+        path: &Path,
+    ) -> Result<Self, ConfigError> {
+        Self::deserialize(toml::Value::Table(translation.settings.clone())).map_err(|e| {
+            match translation.extra_listeners.first() {
+                // Until the broker serves any number of listeners, more
+                // than one plain and one TLS listener on one address is
+                // the likely cause; name the line.
+                Some(origin) if translation.settings.contains_key("listener") => ConfigError::Line {
+                    path: origin.path.clone(),
+                    line: origin.line,
+                    message: format!(
+                        "this broker serves one plain and one TLS (mqtt) listener, on one address; this listener does not fit ({})",
+                        e.message().trim_end()
+                    ),
+                },
+                _ => ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.message().trim_end().to_owned(),
+                },
+            }
         })
     }
 
@@ -295,6 +347,18 @@ pub struct Config {
     pub persistent_client_expiration: Option<Duration>,
     /// Debug logging.
     pub verbose: bool,
+    /// What the mosquitto.conf reader warned about or ignored, logged when
+    /// the broker starts.
+    pub file_notices: Vec<FileNotice>,
+}
+
+/// A mosquitto.conf line the broker warns about or ignores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileNotice {
+    /// Unknown or unsupported: logged as a warning.
+    Warning(mosquitto::Diagnostic),
+    /// Read and deliberately ignored: logged as information.
+    Note(mosquitto::Diagnostic),
 }
 
 impl Default for Config {
@@ -319,8 +383,16 @@ impl Config {
         Ok(Self::from_flags(flags)?)
     }
 
-    /// Merges parsed flags with the file they name, if any.
+    /// Merges parsed flags with the file they name, if any: a TOML file
+    /// (`--config`) or a mosquitto.conf (`-c`).
     pub fn from_flags(flags: Flags) -> Result<Self, ConfigError> {
+        if let Some(path) = flags.config_file.clone() {
+            let translation = mosquitto::translate_file(&path)?;
+            let file = FileSettings::from_mosquitto(&translation, &path)?;
+            let mut config = Self::resolve(flags, file)?;
+            config.file_notices = notices(translation);
+            return Ok(config);
+        }
         let file = match &flags.config {
             Some(path) => FileSettings::load(path)?,
             None => FileSettings::default(),
@@ -388,9 +460,11 @@ impl Config {
         };
         let password_file = flags.password_file.or(file.password_file);
         // Without a password file there is nothing to check a user against,
-        // so anonymous clients are let in; with one, only if asked.
+        // so anonymous clients are let in; with one, only if asked. A file
+        // that says `allow-anonymous = false` is obeyed either way (as
+        // mosquitto 2.0 obeys it: with no password file nobody gets in).
         let allow_anonymous =
-            password_file.is_none() || on(flags.allow_anonymous, file.allow_anonymous);
+            flags.allow_anonymous || file.allow_anonymous.unwrap_or(password_file.is_none());
         let max_packet_size = flags
             .max_packet_size
             .or(file.max_packet_size)
@@ -453,11 +527,33 @@ impl Config {
             durability: flags.durability.or(file.durability).unwrap_or_default(),
             persistent_client_expiration,
             verbose: on(flags.verbose, file.verbose),
+            file_notices: Vec::new(),
         })
     }
 }
 
+/// A translation's warnings and notes, in that order, for the log.
+fn notices(translation: mosquitto::Translation) -> Vec<FileNotice> {
+    let bridges = translation.bridges.into_iter().map(|b| {
+        FileNotice::Warning(mosquitto::Diagnostic {
+            origin: b.origin,
+            message: format!(
+                "connection {}: bridges are not supported yet: this bridge and its settings are ignored",
+                b.name
+            ),
+        })
+    });
+    translation
+        .warnings
+        .into_iter()
+        .map(FileNotice::Warning)
+        .chain(bridges)
+        .chain(translation.notes.into_iter().map(FileNotice::Note))
+        .collect()
+}
+
 mod expiration;
+pub mod mosquitto;
 
 pub use expiration::parse_expiration;
 

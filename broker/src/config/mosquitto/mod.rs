@@ -1,0 +1,665 @@
+//! mosquitto.conf, read as a second syntax for the settings of a TOML
+//! `--config` file (`broker -c mosquitto.conf`).
+//!
+//! The file is read line by line, as mosquitto 2.0 reads it, into the same
+//! settings table a TOML file parses to; [`super::FileSettings`] then
+//! checks that table exactly as it checks TOML, so both syntaxes share one
+//! set of rules. What only this syntax can get wrong (a port that is not a
+//! number, `certfile` without `keyfile`) is refused here with the file and
+//! line. A directive the broker does not know or cannot honour is one
+//! warning with its file and line; one it understands but has no use for
+//! (`user`, `log_dest`) is a note. Bridge directives are kept, block by
+//! block, for the bridge module to read.
+//!
+//! mosquitto 2.0's defaults that differ from a bare `broker` follow the
+//! file: listeners are only those it names, anonymous clients are refused
+//! once a listener is named (and allowed, on localhost only, when none
+//! is), and nothing persists unless `persistence true`.
+
+mod listeners;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use toml::Value;
+
+use super::ConfigError;
+use listeners::{Listener, ListenerDraft};
+
+/// Where a line of a mosquitto.conf (or of a file it includes) is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The file, as named on the command line or found by `include_dir`.
+    pub path: PathBuf,
+    /// The line number, from 1.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.line)
+    }
+}
+
+/// A warning or note about one line, shown at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The line it is about.
+    pub origin: Origin,
+    /// What is wrong or ignored, and what to do about it.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
+/// One bridge directive inside a `connection` block, unparsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeDirective {
+    /// The directive (`address`, `topic`, `bridge_cafile`...).
+    pub name: String,
+    /// The rest of the line, trimmed.
+    pub value: String,
+    /// Where it is.
+    pub origin: Origin,
+}
+
+/// A `connection NAME` line and the bridge directives after it, up to the
+/// next `connection`, for the bridge module to parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeBlock {
+    /// The connection's name.
+    pub name: String,
+    /// Where the `connection` line is.
+    pub origin: Origin,
+    /// Its directives, in file order.
+    pub directives: Vec<BridgeDirective>,
+}
+
+/// A mosquitto.conf read into the broker's terms.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Translation {
+    /// The settings, under the TOML file's keys (`max-inflight`,
+    /// `listener`...), ready for [`super::FileSettings`].
+    pub settings: toml::Table,
+    /// Bridge blocks, in file order.
+    pub bridges: Vec<BridgeBlock>,
+    /// Unknown or unsupported directives, one per line.
+    pub warnings: Vec<Diagnostic>,
+    /// Directives read and deliberately ignored.
+    pub notes: Vec<Diagnostic>,
+    /// Listeners the two fixed ones (plain and TLS on one address) cannot
+    /// hold, emitted as `listener` tables; where they are, for the message
+    /// given when the settings refuse them.
+    pub extra_listeners: Vec<Origin>,
+}
+
+/// Directives a bridge block holds (mosquitto 2.0's bridge section).
+const BRIDGE_DIRECTIVES: &[&str] = &[
+    "address",
+    "addresses",
+    "cleansession",
+    "idle_timeout",
+    "keepalive_interval",
+    "local_cleansession",
+    "local_clientid",
+    "local_password",
+    "local_username",
+    "notification_topic",
+    "notifications",
+    "notifications_local_only",
+    "remote_clientid",
+    "remote_password",
+    "remote_username",
+    "restart_timeout",
+    "round_robin",
+    "start_type",
+    "threshold",
+    "topic",
+    "try_private",
+];
+
+fn is_bridge_directive(name: &str) -> bool {
+    name.starts_with("bridge_") || BRIDGE_DIRECTIVES.contains(&name)
+}
+
+/// How deep `include_dir` may nest before the reader assumes a cycle.
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// Reads the mosquitto.conf at `path` (and what its `include_dir` lines
+/// name) into settings.
+pub fn translate_file(path: &Path) -> Result<Translation, ConfigError> {
+    let mut reader = Reader::default();
+    reader.read_file(path, 0)?;
+    reader.finish()
+}
+
+/// Reads mosquitto.conf text; `path` names the file in messages (an
+/// `include_dir` in it is still read from disk).
+pub fn translate(text: &str, path: &Path) -> Result<Translation, ConfigError> {
+    let mut reader = Reader::default();
+    reader.read_text(text, path, 0)?;
+    reader.finish()
+}
+
+/// Whether `text`, which failed to parse as TOML, reads like a
+/// mosquitto.conf: its first setting is `name value` (no `=`, no table
+/// header), so the user likely meant `-c`.
+pub fn looks_like_mosquitto_conf(text: &str) -> bool {
+    let Some(first) = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+    else {
+        return false;
+    };
+    let mut words = first.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    !first.contains('=')
+        && words.next().is_some()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+}
+
+/// The reader's state between lines.
+#[derive(Debug, Default)]
+struct Reader {
+    settings: toml::Table,
+    /// The default listener's `port` / `bind_address` and the listener
+    /// options given before any `listener` line.
+    default_listener: ListenerDraft,
+    /// `listener` lines, in order.
+    listeners: Vec<ListenerDraft>,
+    allow_anonymous: Option<bool>,
+    persistence: Option<bool>,
+    persistence_location: Option<(String, Origin)>,
+    bridges: Vec<BridgeBlock>,
+    warnings: Vec<Diagnostic>,
+    notes: Vec<Diagnostic>,
+}
+
+/// A line's error: `path:line: message`.
+fn at(origin: &Origin, message: impl Into<String>) -> ConfigError {
+    ConfigError::Line {
+        path: origin.path.clone(),
+        line: origin.line,
+        message: message.into(),
+    }
+}
+
+impl Reader {
+    fn read_file(&mut self, path: &Path, depth: usize) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.read_text(&text, path, depth)
+    }
+
+    fn read_text(&mut self, text: &str, path: &Path, depth: usize) -> Result<(), ConfigError> {
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let origin = Origin {
+                path: path.to_owned(),
+                line: index + 1,
+            };
+            let (name, value) = match line.split_once(char::is_whitespace) {
+                Some((n, v)) => (n, v.trim()),
+                None => (line, ""),
+            };
+            self.directive(name, value, origin, depth)?;
+        }
+        Ok(())
+    }
+
+    /// The listener that listener options apply to: the last `listener`
+    /// line's, or the default listener's before any.
+    fn current_listener(&mut self) -> &mut ListenerDraft {
+        match self.listeners.last_mut() {
+            Some(l) => l,
+            None => &mut self.default_listener,
+        }
+    }
+
+    fn set(&mut self, key: &str, value: impl Into<Value>) {
+        self.settings.insert(key.to_owned(), value.into());
+    }
+
+    fn warn(&mut self, origin: Origin, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            origin,
+            message: message.into(),
+        });
+    }
+
+    fn note(&mut self, origin: Origin, message: impl Into<String>) {
+        self.notes.push(Diagnostic {
+            origin,
+            message: message.into(),
+        });
+    }
+
+    fn directive(
+        &mut self,
+        name: &str,
+        value: &str,
+        origin: Origin,
+        depth: usize,
+    ) -> Result<(), ConfigError> {
+        let v = Arg {
+            name,
+            value,
+            origin: &origin,
+        };
+        match name {
+            // The default listener and listeners.
+            "port" => {
+                let port = v.port()?;
+                self.default_listener.set_port(port, origin);
+            }
+            "bind_address" => {
+                let bind = v.host()?;
+                self.default_listener.set_bind(bind, origin);
+            }
+            "listener" => {
+                let mut words = value.split_whitespace();
+                let port = Arg {
+                    value: words.next().unwrap_or_default(),
+                    ..v
+                }
+                .port()?;
+                let bind = words.next();
+                if words.next().is_some() {
+                    return Err(at(
+                        &origin,
+                        format!("listener {value:?} has more than a port and an address"),
+                    ));
+                }
+                let mut draft = ListenerDraft::named(port, origin.clone());
+                match bind {
+                    Some(path) if path.starts_with('/') => {
+                        // The settings after it still belong to it, and
+                        // are dropped with it.
+                        draft.skip = true;
+                        self.warn(
+                            origin,
+                            "unix socket listeners are not supported: this listener and its settings are skipped",
+                        );
+                    }
+                    Some(host) => {
+                        let host = Arg { value: host, ..v }.host()?;
+                        draft.bind = Some(host);
+                    }
+                    None => {}
+                }
+                self.listeners.push(draft);
+            }
+            "protocol" => {
+                let websockets = match value {
+                    "mqtt" => false,
+                    "websockets" => true,
+                    _ => {
+                        return Err(at(
+                            &origin,
+                            format!("protocol {value:?} is neither mqtt nor websockets"),
+                        ));
+                    }
+                };
+                self.current_listener().websockets = websockets;
+            }
+            "certfile" => self.current_listener().cert = Some(v.path()?),
+            "keyfile" => self.current_listener().key = Some(v.path()?),
+            "cafile" => self.current_listener().cafile = Some(v.path()?),
+            "require_certificate" => {
+                self.current_listener().require_certificate = Some(v.boolean()?);
+            }
+            "use_identity_as_username" => {
+                self.current_listener().identity_as_username = Some(v.boolean()?);
+            }
+            "max_connections" => {
+                // -1 (any negative, as mosquitto reads it) is unlimited.
+                let n: i64 = v.number("a whole number, -1 for no limit")?;
+                self.set("max-connections", n.max(0));
+            }
+            "socket_domain" | "bind_interface" | "mount_point" | "http_dir" | "capath"
+            | "ciphers" | "ciphers_tls1.3" | "crlfile" | "dhparamfile" | "tls_version"
+            | "tls_engine" | "tls_engine_kpass_sha1" | "tls_keyform" | "psk_hint"
+            | "use_subject_as_username" | "max_qos" | "max_topic_alias" => self.warn(
+                origin,
+                format!("{name} is not supported: this listener ignores it"),
+            ),
+
+            // Security.
+            "password_file" => {
+                let path = v.path()?;
+                self.set("password-file", path);
+            }
+            "acl_file" => {
+                let path = v.path()?;
+                self.set("acl-file", path);
+            }
+            "allow_anonymous" => self.allow_anonymous = Some(v.boolean()?),
+            "use_username_as_clientid" => {
+                let on = v.boolean()?;
+                self.set("use-username-as-clientid", on);
+            }
+            "per_listener_settings" => {
+                if v.boolean()? {
+                    self.warn(
+                        origin,
+                        "per_listener_settings true is not supported: password_file, acl_file and allow_anonymous apply to every listener",
+                    );
+                }
+            }
+
+            // Persistence.
+            "persistence" => self.persistence = Some(v.boolean()?),
+            "persistence_location" => {
+                let path = v.path()?;
+                self.persistence_location = Some((path, origin));
+            }
+            "autosave_interval" => {
+                let secs: u64 = v.number("a whole number of seconds")?;
+                self.set("autosave-interval", int_value(secs, &origin)?);
+            }
+            "persistent_client_expiration" => {
+                super::parse_expiration(value).map_err(|e| {
+                    at(&origin, format!("persistent_client_expiration {e}"))
+                })?;
+                self.set("persistent-client-expiration", value);
+            }
+
+            // Queues and limits.
+            "max_inflight_messages" => {
+                let n: u16 = v.number("a number from 0 to 65535, 0 for no limit")?;
+                self.set("max-inflight", i64::from(n));
+            }
+            "max_queued_messages" => {
+                let n: u64 = v.number("a whole number, 0 for no limit")?;
+                self.set("max-queued", int_value(n, &origin)?);
+            }
+            "max_queued_bytes" => {
+                let n: u64 = v.number("a whole number of bytes, 0 for no limit")?;
+                self.set("max-queued-bytes", int_value(n, &origin)?);
+            }
+            "max_packet_size" => {
+                let n: u32 = v.number("a number of bytes, 0 for no limit")?;
+                if n != 0 && n < 20 {
+                    return Err(at(
+                        &origin,
+                        format!("max_packet_size {n} is below 20 bytes, as mosquitto refuses too: give 20 or more, or 0 for no limit"),
+                    ));
+                }
+                // 0 is mosquitto's "no limit": the protocol's, our default.
+                if n != 0 {
+                    self.set("max-packet-size", i64::from(n));
+                }
+            }
+            "queue_qos0_messages" => {
+                let on = v.boolean()?;
+                self.set("queue-qos0", on);
+            }
+            "sys_interval" => {
+                let secs: u64 = v.number("a whole number of seconds, 0 for no $SYS")?;
+                self.set("sys-interval", int_value(secs, &origin)?);
+            }
+
+            // Logging.
+            "log_type" => {
+                let verbose = match value {
+                    "debug" | "all" => true,
+                    "error" | "warning" | "notice" | "information" | "subscribe"
+                    | "unsubscribe" | "websockets" | "none" => false,
+                    _ => {
+                        return Err(at(
+                            &origin,
+                            format!("log_type {value:?} is not one of debug, error, warning, notice, information, subscribe, unsubscribe, websockets, none, all"),
+                        ));
+                    }
+                };
+                if verbose {
+                    self.set("verbose", true);
+                } else if value != "none" {
+                    self.note(
+                        origin,
+                        format!("log_type {value} is read as the default level (info); debug or all turn on debug logging"),
+                    );
+                }
+            }
+            "log_dest" | "log_facility" | "log_timestamp" | "log_timestamp_format"
+            | "connection_messages" => {
+                self.note(origin, format!("{name} is ignored: the broker logs to stderr"));
+            }
+            "user" => self.note(
+                origin,
+                "user is ignored: the broker runs as the user that starts it and drops no privileges",
+            ),
+
+            "include_dir" => {
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(at(
+                        &origin,
+                        format!("include_dir nests deeper than {MAX_INCLUDE_DEPTH} levels: an included directory likely includes itself"),
+                    ));
+                }
+                self.include_dir(Path::new(value), &origin, depth)?;
+            }
+
+            // Bridges: kept whole for the bridge module.
+            "connection" => {
+                if value.is_empty() {
+                    return Err(at(&origin, "connection needs a name: connection NAME"));
+                }
+                self.bridges.push(BridgeBlock {
+                    name: value.to_owned(),
+                    origin,
+                    directives: Vec::new(),
+                });
+            }
+            _ if is_bridge_directive(name) => match self.bridges.last_mut() {
+                Some(block) => block.directives.push(BridgeDirective {
+                    name: name.to_owned(),
+                    value: value.to_owned(),
+                    origin,
+                }),
+                None => {
+                    return Err(at(
+                        &origin,
+                        format!("{name} is a bridge setting: put it after a `connection NAME` line"),
+                    ));
+                }
+            },
+
+            _ => self.warn(
+                origin,
+                format!("{name} is unknown or not supported by this broker: ignored"),
+            ),
+        }
+        Ok(())
+    }
+
+    /// Reads every `*.conf` in `dir`, in byte order of their names (upper
+    /// case before lower case, as mosquitto sorts them).
+    fn include_dir(
+        &mut self,
+        dir: &Path,
+        origin: &Origin,
+        depth: usize,
+    ) -> Result<(), ConfigError> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| at(origin, format!("include_dir {}: {e}", dir.display())))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| at(origin, format!("include_dir {}: {e}", dir.display())))?;
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "conf") && path.is_file() {
+                files.push(path);
+            }
+        }
+        files.sort();
+        for file in files {
+            self.read_file(&file, depth + 1)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Translation, ConfigError> {
+        let listeners = listeners::collect(
+            std::mem::take(&mut self.default_listener),
+            std::mem::take(&mut self.listeners),
+        )?;
+        // mosquitto 2.0: with no listener it serves localhost only and lets
+        // anonymous clients in; once one is named, anonymous clients are
+        // refused unless the file says otherwise.
+        let allow_anonymous = self.allow_anonymous.unwrap_or(listeners.is_empty());
+        self.set("allow-anonymous", allow_anonymous);
+        let extra_listeners = self.place_listeners(&listeners);
+        match (self.persistence, self.persistence_location.take()) {
+            (Some(true), Some((path, _))) => self.set("data-dir", path),
+            // mosquitto writes mosquitto.db in its working directory.
+            (Some(true), None) => self.set("data-dir", "."),
+            (_, Some((_, origin))) => self.note(
+                origin,
+                "persistence_location is ignored: persistence is false (the default), so nothing is saved",
+            ),
+            (_, None) => {}
+        }
+        Ok(Translation {
+            settings: self.settings,
+            bridges: self.bridges,
+            warnings: self.warnings,
+            notes: self.notes,
+            extra_listeners,
+        })
+    }
+
+    /// Puts the listeners into the settings: the first plain MQTT listener
+    /// and the first MQTT-over-TLS one on the same address take the two
+    /// fixed listeners (`port`, `tls-port`, `bind`, so `--port` and the
+    /// other flags still win over them); every other listener becomes a
+    /// `listener` table. Returns where those others are.
+    fn place_listeners(&mut self, listeners: &[Listener]) -> Vec<Origin> {
+        if listeners.is_empty() {
+            // Local-only mode: plain MQTT on localhost:1883, our defaults
+            // for port and address; no TLS listener.
+            self.set("no-ssl", true);
+            return Vec::new();
+        }
+        let plain = listeners.iter().position(Listener::is_plain_mqtt);
+        let tls = listeners
+            .iter()
+            .position(Listener::is_mqtt_tls)
+            .filter(|&t| plain.is_none_or(|p| listeners[p].bind == listeners[t].bind));
+        let bind = plain.or(tls).map(|i| listeners[i].bind_or_any().to_owned());
+        match plain {
+            Some(p) => self.set("port", i64::from(listeners[p].port)),
+            None => self.set("no-plain", true),
+        }
+        match tls {
+            Some(t) => {
+                let l = &listeners[t];
+                self.set("tls-port", i64::from(l.port));
+                for (key, value) in l.tls_settings() {
+                    self.set(key, value);
+                }
+            }
+            None => self.set("no-ssl", true),
+        }
+        if let Some(bind) = bind {
+            self.set("bind", bind);
+        }
+        let mut extra = Vec::new();
+        let mut tables = Vec::new();
+        for (i, l) in listeners.iter().enumerate() {
+            if Some(i) != plain && Some(i) != tls {
+                tables.push(Value::Table(l.table()));
+                extra.push(l.origin.clone());
+            }
+        }
+        if !tables.is_empty() {
+            self.set("listener", Value::Array(tables));
+        }
+        extra
+    }
+}
+
+/// A count as the TOML table holds it (TOML integers are signed 64-bit).
+fn int_value(n: u64, origin: &Origin) -> Result<i64, ConfigError> {
+    i64::try_from(n).map_err(|_| at(origin, format!("{n} is too large")))
+}
+
+/// One directive's value, with what it needs to name itself in an error.
+#[derive(Clone, Copy)]
+struct Arg<'a> {
+    name: &'a str,
+    value: &'a str,
+    origin: &'a Origin,
+}
+
+impl Arg<'_> {
+    fn wrong(&self, what: &str) -> ConfigError {
+        at(
+            self.origin,
+            format!("{} {:?} is not {what}", self.name, self.value),
+        )
+    }
+
+    fn number<T: std::str::FromStr>(&self, what: &str) -> Result<T, ConfigError> {
+        self.value.parse().map_err(|_| self.wrong(what))
+    }
+
+    fn port(&self) -> Result<u16, ConfigError> {
+        self.number("a number from 0 to 65535")
+    }
+
+    fn boolean(&self) -> Result<bool, ConfigError> {
+        match self.value {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.wrong("true or false")),
+        }
+    }
+
+    /// A path: the rest of the line, which may hold spaces.
+    fn path(&self) -> Result<String, ConfigError> {
+        if self.value.is_empty() {
+            return Err(at(
+                self.origin,
+                format!("{} needs a file or directory", self.name),
+            ));
+        }
+        Ok(self.value.to_owned())
+    }
+
+    /// An IP address or a host name.
+    fn host(&self) -> Result<String, ConfigError> {
+        let ok = self.value.parse::<std::net::IpAddr>().is_ok()
+            || (!self.value.is_empty()
+                && self.value.len() <= 253
+                && self.value.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                }));
+        if ok {
+            Ok(self.value.to_owned())
+        } else {
+            Err(self.wrong("an IP address or host name"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
