@@ -1,7 +1,7 @@
 //! One parse test per flag, plus the file and the contradictions.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
@@ -384,4 +384,28 @@ fn file_durability() {
     let err = FileSettings::parse("durability = \"fast\"\n", Path::new("d.toml"))
         .expect_err("unknown level");
     assert!(err.to_string().contains("d.toml"), "{err}");
+}
+
+#[test]
+fn file_allow_anonymous_false_is_obeyed_without_a_password_file() {
+    // Issue 16: mosquitto 2.0 refuses every client when a file says
+    // allow_anonymous false and names no password file; the TOML key (and
+    // the mosquitto.conf read into it) now means the same.
+    let file = FileSettings::parse("allow-anonymous = false\n", Path::new("b.toml")).unwrap();
+    let c = Config::resolve(Flags::default(), file.clone()).unwrap();
+    assert!(!c.allow_anonymous);
+    let flags = Flags {
+        allow_anonymous: true,
+        ..Flags::default()
+    };
+    assert!(
+        Config::resolve(flags, file).unwrap().allow_anonymous,
+        "the flag wins"
+    );
+    let file = FileSettings::parse("allow-anonymous = true\n", Path::new("b.toml")).unwrap();
+    assert!(
+        Config::resolve(Flags::default(), file)
+            .unwrap()
+            .allow_anonymous
+    );
 }

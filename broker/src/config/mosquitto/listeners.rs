@@ -6,7 +6,7 @@
 
 use toml::Value;
 
-use super::{Origin, at};
+use super::{Diagnostic, Origin, at};
 use crate::config::ConfigError;
 
 /// A listener as the file builds it, line by line.
@@ -71,7 +71,14 @@ pub(super) struct Listener {
 const ANY: &str = "0.0.0.0";
 
 impl Listener {
-    fn check(draft: ListenerDraft, origin: Origin) -> Result<Self, ConfigError> {
+    /// Checks a draft; client-certificate options on a listener without
+    /// TLS are dropped with a warning in `warnings` (mosquitto ignores
+    /// them silently).
+    fn check(
+        mut draft: ListenerDraft,
+        origin: Origin,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> Result<Self, ConfigError> {
         let cert_and_key = match (draft.cert, draft.key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -88,16 +95,21 @@ impl Listener {
                 ));
             }
         };
+        if cert_and_key.is_none()
+            && (draft.cafile.is_some()
+                || draft.require_certificate.is_some()
+                || draft.identity_as_username.is_some())
+        {
+            warnings.push(Diagnostic {
+                origin: origin.clone(),
+                message: "this listener has no certfile and keyfile, so no TLS: its cafile, require_certificate and use_identity_as_username are ignored".into(),
+            });
+            draft.cafile = None;
+            draft.require_certificate = None;
+            draft.identity_as_username = None;
+        }
         let require_certificate = draft.require_certificate.unwrap_or(false);
         let identity_as_username = draft.identity_as_username.unwrap_or(false);
-        if cert_and_key.is_none()
-            && (draft.cafile.is_some() || require_certificate || identity_as_username)
-        {
-            return Err(at(
-                &origin,
-                "this listener has cafile, require_certificate or use_identity_as_username but no certfile and keyfile: TLS needs both",
-            ));
-        }
         if require_certificate && draft.cafile.is_none() {
             return Err(at(
                 &origin,
@@ -182,11 +194,12 @@ impl Listener {
 pub(super) fn collect(
     default: ListenerDraft,
     named: Vec<ListenerDraft>,
+    warnings: &mut Vec<Diagnostic>,
 ) -> Result<Vec<Listener>, ConfigError> {
     std::iter::once(default)
         .chain(named)
         .filter(|d| !d.skip)
         .filter_map(|d| d.origin.clone().map(|o| (d, o)))
-        .map(|(d, o)| Listener::check(d, o))
+        .map(|(d, o)| Listener::check(d, o, warnings))
         .collect()
 }

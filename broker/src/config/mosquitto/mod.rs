@@ -284,7 +284,14 @@ impl Reader {
                 }
                 let mut draft = ListenerDraft::named(port, origin.clone());
                 match bind {
-                    Some(path) if path.starts_with('/') => {
+                    // mosquitto reads `listener 0 PATH` as a unix socket;
+                    // port 0 with an IP address is ours: a free port
+                    // (mosquitto refuses port 0 otherwise), which a
+                    // socket path never looks like.
+                    Some(path)
+                        if path.contains('/')
+                            || port == 0 && path.parse::<std::net::IpAddr>().is_err() =>
+                    {
                         // The settings after it still belong to it, and
                         // are dropped with it.
                         draft.skip = true;
@@ -515,6 +522,7 @@ impl Reader {
         let listeners = listeners::collect(
             std::mem::take(&mut self.default_listener),
             std::mem::take(&mut self.listeners),
+            &mut self.warnings,
         )?;
         // mosquitto 2.0: with no listener it serves localhost only and lets
         // anonymous clients in; once one is named, anonymous clients are

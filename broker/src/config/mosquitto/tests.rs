@@ -200,6 +200,19 @@ transport = "mqtt"
 fn a_unix_socket_listener_is_skipped_with_a_warning() {
     let t = tr("listener 1884 127.0.0.1\nlistener 0 /run/mqtt.sock\ncertfile x\n");
     assert_eq!(t.warnings.len(), 1);
+    // Port 0 with a name is one too, as mosquitto reads it.
+    assert!(
+        tr("listener 0 mqtt.sock\n").warnings[0]
+            .message
+            .contains("unix socket")
+    );
+    // Port 0 alone or with an IP address picks a free port (mosquitto
+    // refuses the first and makes a unix socket named "127.0.0.1" of the
+    // second, which no one means).
+    assert_eq!(get(&tr("listener 0\n"), "port"), Some(&Value::Integer(0)));
+    let ip = tr("listener 0 127.0.0.1\n");
+    assert!(ip.warnings.is_empty());
+    assert_eq!(get(&ip, "port"), Some(&Value::Integer(0)));
     assert_eq!(t.warnings[0].origin.line, 2);
     assert!(t.warnings[0].message.contains("unix socket"));
     // Its certfile went with it (no keyfile error).
@@ -216,10 +229,15 @@ fn listener_tls_mistakes_name_the_listener_line() {
         err("listener 8883\nkeyfile k.pem\n")
             .starts_with("mosquitto.conf:1: this listener has keyfile but no certfile")
     );
+    // mosquitto starts with these, ignoring them: a warning.
+    let t = tr("listener 1883\ncafile ca.pem\nrequire_certificate true\n");
+    assert_eq!(t.warnings.len(), 1);
     assert!(
-        err("listener 8883\ncafile ca.pem\n")
-            .starts_with("mosquitto.conf:1: this listener has cafile")
+        t.warnings[0]
+            .to_string()
+            .starts_with("mosquitto.conf:1: this listener has no certfile and keyfile, so no TLS")
     );
+    assert_eq!(get(&t, "cafile"), None);
     assert!(
         err("listener 8883\ncertfile c\nkeyfile k\nrequire_certificate true\n")
             .contains("require_certificate true but no cafile")
