@@ -246,27 +246,36 @@ impl FileSettings {
     }
 
     /// The settings a mosquitto.conf translated to, checked as a TOML
-    /// file's are; `path` names the file in errors.
+    /// file's are; `path` names the file in errors. A setting this broker
+    /// does not have (yet) is reported at the line it came from.
     pub fn from_mosquitto(
         translation: &mosquitto::Translation,
         path: &Path,
     ) -> Result<Self, ConfigError> {
         Self::deserialize(toml::Value::Table(translation.settings.clone())).map_err(|e| {
-            match translation.extra_listeners.first() {
-                // Until the broker serves any number of listeners, more
-                // than one plain and one TLS listener on one address is
-                // the likely cause; name the line.
-                Some(origin) if translation.settings.contains_key("listener") => ConfigError::Line {
-                    path: origin.path.clone(),
-                    line: origin.line,
+            let message = e.message().trim_end();
+            // serde's words for a key `deny_unknown_fields` refuses.
+            let unknown = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+                .and_then(|(key, _)| translation.sources.get(key));
+            match unknown {
+                Some(source) if source.directive == "listener" => ConfigError::Line {
+                    path: source.origin.path.clone(),
+                    line: source.origin.line,
+                    message: "this broker serves one plain and one TLS (mqtt) listener, on one address, so far: this listener does not fit; drop it or make it one of those two".into(),
+                },
+                Some(source) => ConfigError::Line {
+                    path: source.origin.path.clone(),
+                    line: source.origin.line,
                     message: format!(
-                        "this broker serves one plain and one TLS (mqtt) listener, on one address; this listener does not fit ({})",
-                        e.message().trim_end()
+                        "{} is not supported by this broker yet: remove the line to start without it",
+                        source.directive
                     ),
                 },
-                _ => ConfigError::Parse {
+                None => ConfigError::Parse {
                     path: path.to_owned(),
-                    message: e.message().trim_end().to_owned(),
+                    message: message.to_owned(),
                 },
             }
         })

@@ -18,6 +18,7 @@
 
 mod listeners;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -92,9 +93,21 @@ pub struct Translation {
     /// Directives read and deliberately ignored.
     pub notes: Vec<Diagnostic>,
     /// Listeners the two fixed ones (plain and TLS on one address) cannot
-    /// hold, emitted as `listener` tables; where they are, for the message
-    /// given when the settings refuse them.
+    /// hold, emitted as `listener` tables: where they are.
     pub extra_listeners: Vec<Origin>,
+    /// The directive and line each setting came from (the first extra
+    /// listener's for `listener`), so a setting the broker refuses is
+    /// reported at its line.
+    pub sources: BTreeMap<String, Source>,
+}
+
+/// The line a setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The directive (`acl_file`).
+    pub directive: String,
+    /// Where it is.
+    pub origin: Origin,
 }
 
 /// Directives a bridge block holds (mosquitto 2.0's bridge section).
@@ -180,6 +193,9 @@ struct Reader {
     bridges: Vec<BridgeBlock>,
     warnings: Vec<Diagnostic>,
     notes: Vec<Diagnostic>,
+    /// The directive being read, which settings set now come from.
+    current: Option<Source>,
+    sources: BTreeMap<String, Source>,
 }
 
 /// A line's error: `path:line: message`.
@@ -230,6 +246,9 @@ impl Reader {
 
     fn set(&mut self, key: &str, value: impl Into<Value>) {
         self.settings.insert(key.to_owned(), value.into());
+        if let Some(source) = &self.current {
+            self.sources.insert(key.to_owned(), source.clone());
+        }
     }
 
     fn warn(&mut self, origin: Origin, message: impl Into<String>) {
@@ -253,6 +272,10 @@ impl Reader {
         origin: Origin,
         depth: usize,
     ) -> Result<(), ConfigError> {
+        self.current = Some(Source {
+            directive: name.to_owned(),
+            origin: origin.clone(),
+        });
         let v = Arg {
             name,
             value,
@@ -519,6 +542,7 @@ impl Reader {
     }
 
     fn finish(mut self) -> Result<Translation, ConfigError> {
+        self.current = None;
         let listeners = listeners::collect(
             std::mem::take(&mut self.default_listener),
             std::mem::take(&mut self.listeners),
@@ -546,6 +570,7 @@ impl Reader {
             warnings: self.warnings,
             notes: self.notes,
             extra_listeners,
+            sources: self.sources,
         })
     }
 
@@ -592,8 +617,13 @@ impl Reader {
                 extra.push(l.origin.clone());
             }
         }
-        if !tables.is_empty() {
+        if let Some(first) = extra.first() {
+            self.current = Some(Source {
+                directive: "listener".into(),
+                origin: first.clone(),
+            });
             self.set("listener", Value::Array(tables));
+            self.current = None;
         }
         extra
     }

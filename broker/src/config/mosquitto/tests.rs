@@ -197,6 +197,20 @@ transport = "mqtt"
 }
 
 #[test]
+fn a_setting_the_broker_lacks_is_refused_at_its_line() {
+    // acl_file until access control lands: never silently ignored.
+    let t = tr("listener 1884\n\nacl_file /etc/mosquitto/acl\n");
+    assert_eq!(t.sources["acl-file"].origin.line, 3);
+    let e = FileSettings::from_mosquitto(&t, Path::new("mosquitto.conf"))
+        .expect_err("no ACL setting yet")
+        .to_string();
+    assert_eq!(
+        e,
+        "mosquitto.conf:3: acl_file is not supported by this broker yet: remove the line to start without it"
+    );
+}
+
+#[test]
 fn a_unix_socket_listener_is_skipped_with_a_warning() {
     let t = tr("listener 1884 127.0.0.1\nlistener 0 /run/mqtt.sock\ncertfile x\n");
     assert_eq!(t.warnings.len(), 1);
