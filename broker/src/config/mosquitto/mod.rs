@@ -17,98 +17,18 @@
 //! is), and nothing persists unless `persistence true`.
 
 mod listeners;
+mod translation;
+mod value;
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use toml::Value;
 
 use super::ConfigError;
 use listeners::{Listener, ListenerDraft};
-
-/// Where a line of a mosquitto.conf (or of a file it includes) is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// The file, as named on the command line or found by `include_dir`.
-    pub path: PathBuf,
-    /// The line number, from 1.
-    pub line: usize,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.path.display(), self.line)
-    }
-}
-
-/// A warning or note about one line, shown at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// The line it is about.
-    pub origin: Origin,
-    /// What is wrong or ignored, and what to do about it.
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.origin, self.message)
-    }
-}
-
-/// One bridge directive inside a `connection` block, unparsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BridgeDirective {
-    /// The directive (`address`, `topic`, `bridge_cafile`...).
-    pub name: String,
-    /// The rest of the line, trimmed.
-    pub value: String,
-    /// Where it is.
-    pub origin: Origin,
-}
-
-/// A `connection NAME` line and the bridge directives after it, up to the
-/// next `connection`, for the bridge module to parse.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BridgeBlock {
-    /// The connection's name.
-    pub name: String,
-    /// Where the `connection` line is.
-    pub origin: Origin,
-    /// Its directives, in file order.
-    pub directives: Vec<BridgeDirective>,
-}
-
-/// A mosquitto.conf read into the broker's terms.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Translation {
-    /// The settings, under the TOML file's keys (`max-inflight`,
-    /// `listener`...), ready for [`super::FileSettings`].
-    pub settings: toml::Table,
-    /// Bridge blocks, in file order.
-    pub bridges: Vec<BridgeBlock>,
-    /// Unknown or unsupported directives, one per line.
-    pub warnings: Vec<Diagnostic>,
-    /// Directives read and deliberately ignored.
-    pub notes: Vec<Diagnostic>,
-    /// Listeners the two fixed ones (plain and TLS on one address) cannot
-    /// hold, emitted as `listener` tables: where they are.
-    pub extra_listeners: Vec<Origin>,
-    /// The directive and line each setting came from (the first extra
-    /// listener's for `listener`), so a setting the broker refuses is
-    /// reported at its line.
-    pub sources: BTreeMap<String, Source>,
-}
-
-/// The line a setting came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
-    /// The directive (`acl_file`).
-    pub directive: String,
-    /// Where it is.
-    pub origin: Origin,
-}
+pub use translation::{BridgeBlock, BridgeDirective, Diagnostic, Origin, Source, Translation};
+use value::{Arg, int_value};
 
 /// Directives a bridge block holds (mosquitto 2.0's bridge section).
 const BRIDGE_DIRECTIVES: &[&str] = &[
@@ -626,76 +546,6 @@ impl Reader {
             self.current = None;
         }
         extra
-    }
-}
-
-/// A count as the TOML table holds it (TOML integers are signed 64-bit).
-fn int_value(n: u64, origin: &Origin) -> Result<i64, ConfigError> {
-    i64::try_from(n).map_err(|_| at(origin, format!("{n} is too large")))
-}
-
-/// One directive's value, with what it needs to name itself in an error.
-#[derive(Clone, Copy)]
-struct Arg<'a> {
-    name: &'a str,
-    value: &'a str,
-    origin: &'a Origin,
-}
-
-impl Arg<'_> {
-    fn wrong(&self, what: &str) -> ConfigError {
-        at(
-            self.origin,
-            format!("{} {:?} is not {what}", self.name, self.value),
-        )
-    }
-
-    fn number<T: std::str::FromStr>(&self, what: &str) -> Result<T, ConfigError> {
-        self.value.parse().map_err(|_| self.wrong(what))
-    }
-
-    fn port(&self) -> Result<u16, ConfigError> {
-        self.number("a number from 0 to 65535")
-    }
-
-    fn boolean(&self) -> Result<bool, ConfigError> {
-        match self.value {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(self.wrong("true or false")),
-        }
-    }
-
-    /// A path: the rest of the line, which may hold spaces.
-    fn path(&self) -> Result<String, ConfigError> {
-        if self.value.is_empty() {
-            return Err(at(
-                self.origin,
-                format!("{} needs a file or directory", self.name),
-            ));
-        }
-        Ok(self.value.to_owned())
-    }
-
-    /// An IP address or a host name.
-    fn host(&self) -> Result<String, ConfigError> {
-        let ok = self.value.parse::<std::net::IpAddr>().is_ok()
-            || (!self.value.is_empty()
-                && self.value.len() <= 253
-                && self.value.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                        && !label.starts_with('-')
-                        && !label.ends_with('-')
-                }));
-        if ok {
-            Ok(self.value.to_owned())
-        } else {
-            Err(self.wrong("an IP address or host name"))
-        }
     }
 }
 
