@@ -62,7 +62,7 @@ pub struct BridgeBlock {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Translation {
     /// The settings, under the TOML file's keys (`max-inflight`,
-    /// `listener`...), ready for [`super::FileSettings`].
+    /// `listener`...), ready for [`crate::config::FileSettings`].
     pub settings: toml::Table,
     /// Bridge blocks, in file order.
     pub bridges: Vec<BridgeBlock>,
