@@ -44,6 +44,11 @@ impl ListenerDraft {
         self.origin.get_or_insert(origin);
     }
 
+    /// Whether `port` or `bind_address` (or a `listener` line) opened it.
+    pub(super) fn is_opened(&self) -> bool {
+        self.origin.is_some()
+    }
+
     /// `bind_address`: the default listener's address.
     pub(super) fn set_bind(&mut self, bind: String, origin: Origin) {
         self.bind = Some(bind);

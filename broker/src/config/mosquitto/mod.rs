@@ -59,14 +59,11 @@ fn is_bridge_directive(name: &str) -> bool {
     name.starts_with("bridge_") || BRIDGE_DIRECTIVES.contains(&name)
 }
 
-/// How deep `include_dir` may nest before the reader assumes a cycle.
-const MAX_INCLUDE_DEPTH: usize = 8;
-
 /// Reads the mosquitto.conf at `path` (and what its `include_dir` lines
 /// name) into settings.
 pub fn translate_file(path: &Path) -> Result<Translation, ConfigError> {
     let mut reader = Reader::default();
-    reader.read_file(path, 0)?;
+    reader.read_file(path, false)?;
     reader.finish()
 }
 
@@ -74,7 +71,7 @@ pub fn translate_file(path: &Path) -> Result<Translation, ConfigError> {
 /// `include_dir` in it is still read from disk).
 pub fn translate(text: &str, path: &Path) -> Result<Translation, ConfigError> {
     let mut reader = Reader::default();
-    reader.read_text(text, path, 0)?;
+    reader.read_text(text, path, false)?;
     reader.finish()
 }
 
@@ -113,6 +110,8 @@ struct Reader {
     bridges: Vec<BridgeBlock>,
     warnings: Vec<Diagnostic>,
     notes: Vec<Diagnostic>,
+    /// The first listener option before any `listener` line.
+    default_options_at: Option<Origin>,
     /// The directive being read, which settings set now come from.
     current: Option<Source>,
     sources: BTreeMap<String, Source>,
@@ -128,15 +127,15 @@ fn at(origin: &Origin, message: impl Into<String>) -> ConfigError {
 }
 
 impl Reader {
-    fn read_file(&mut self, path: &Path, depth: usize) -> Result<(), ConfigError> {
+    fn read_file(&mut self, path: &Path, included: bool) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        self.read_text(&text, path, depth)
+        self.read_text(&text, path, included)
     }
 
-    fn read_text(&mut self, text: &str, path: &Path, depth: usize) -> Result<(), ConfigError> {
+    fn read_text(&mut self, text: &str, path: &Path, included: bool) -> Result<(), ConfigError> {
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -150,17 +149,23 @@ impl Reader {
                 Some((n, v)) => (n, v.trim()),
                 None => (line, ""),
             };
-            self.directive(name, value, origin, depth)?;
+            self.directive(name, value, origin, included)?;
         }
         Ok(())
     }
 
-    /// The listener that listener options apply to: the last `listener`
-    /// line's, or the default listener's before any.
-    fn current_listener(&mut self) -> &mut ListenerDraft {
+    /// The listener that a listener option at `origin` applies to: the
+    /// last `listener` line's, or the default listener's before any (where
+    /// the first such line is remembered, to warn if no `port` or
+    /// `bind_address` opens that listener).
+    fn listener_option(&mut self, origin: &Origin) -> &mut ListenerDraft {
         match self.listeners.last_mut() {
             Some(l) => l,
-            None => &mut self.default_listener,
+            None => {
+                self.default_options_at
+                    .get_or_insert_with(|| origin.clone());
+                &mut self.default_listener
+            }
         }
     }
 
@@ -190,7 +195,7 @@ impl Reader {
         name: &str,
         value: &str,
         origin: Origin,
-        depth: usize,
+        included: bool,
     ) -> Result<(), ConfigError> {
         self.current = Some(Source {
             directive: name.to_owned(),
@@ -262,16 +267,16 @@ impl Reader {
                         ));
                     }
                 };
-                self.current_listener().websockets = websockets;
+                self.listener_option(&origin).websockets = websockets;
             }
-            "certfile" => self.current_listener().cert = Some(v.path()?),
-            "keyfile" => self.current_listener().key = Some(v.path()?),
-            "cafile" => self.current_listener().cafile = Some(v.path()?),
+            "certfile" => self.listener_option(&origin).cert = Some(v.path()?),
+            "keyfile" => self.listener_option(&origin).key = Some(v.path()?),
+            "cafile" => self.listener_option(&origin).cafile = Some(v.path()?),
             "require_certificate" => {
-                self.current_listener().require_certificate = Some(v.boolean()?);
+                self.listener_option(&origin).require_certificate = Some(v.boolean()?);
             }
             "use_identity_as_username" => {
-                self.current_listener().identity_as_username = Some(v.boolean()?);
+                self.listener_option(&origin).identity_as_username = Some(v.boolean()?);
             }
             "max_connections" => {
                 // -1 (any negative, as mosquitto reads it) is unlimited.
@@ -393,13 +398,16 @@ impl Reader {
             ),
 
             "include_dir" => {
-                if depth >= MAX_INCLUDE_DEPTH {
-                    return Err(at(
-                        &origin,
-                        format!("include_dir nests deeper than {MAX_INCLUDE_DEPTH} levels: an included directory likely includes itself"),
-                    ));
+                // mosquitto reads include_dir in the main file only and
+                // skips it, silently, in an included one.
+                if included {
+                    self.warn(
+                        origin,
+                        "include_dir is read only in the main file, as mosquitto does: ignored here",
+                    );
+                    return Ok(());
                 }
-                self.include_dir(Path::new(value), &origin, depth)?;
+                self.include_dir(Path::new(value), &origin)?;
             }
 
             // Bridges: kept whole for the bridge module.
@@ -437,12 +445,7 @@ impl Reader {
 
     /// Reads every `*.conf` in `dir`, in byte order of their names (upper
     /// case before lower case, as mosquitto sorts them).
-    fn include_dir(
-        &mut self,
-        dir: &Path,
-        origin: &Origin,
-        depth: usize,
-    ) -> Result<(), ConfigError> {
+    fn include_dir(&mut self, dir: &Path, origin: &Origin) -> Result<(), ConfigError> {
         let entries = std::fs::read_dir(dir)
             .map_err(|e| at(origin, format!("include_dir {}: {e}", dir.display())))?;
         let mut files = Vec::new();
@@ -456,13 +459,24 @@ impl Reader {
         }
         files.sort();
         for file in files {
-            self.read_file(&file, depth + 1)?;
+            self.read_file(&file, true)?;
         }
         Ok(())
     }
 
     fn finish(mut self) -> Result<Translation, ConfigError> {
         self.current = None;
+        if let (Some(at), false) = (
+            self.default_options_at.take(),
+            self.default_listener.is_opened(),
+        ) {
+            // mosquitto drops them silently; a certfile meant for the
+            // listener below it is an easy mistake.
+            self.warn(
+                at,
+                "this listener setting comes before any `listener` line, so it belongs to the default listener, which no `port` or `bind_address` opens: ignored; move it below its listener line",
+            );
+        }
         let listeners = listeners::collect(
             std::mem::take(&mut self.default_listener),
             std::mem::take(&mut self.listeners),

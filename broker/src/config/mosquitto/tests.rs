@@ -579,17 +579,20 @@ fn include_dir_reads_conf_files_in_name_order() {
     assert_eq!(t.warnings.len(), 1);
     assert_eq!(t.warnings[0].origin.path, inc.join("b.conf"));
     assert_eq!(t.warnings[0].origin.line, 2);
-    // A directory that includes itself stops.
+    // include_dir in an included file is skipped, as mosquitto skips it
+    // (which also ends a directory including itself), with a warning.
     std::fs::write(
         inc.join("self.conf"),
         format!("include_dir {}\n", inc.display()),
     )
     .unwrap();
+    let t = translate_file(&main).unwrap();
+    assert_eq!(t.warnings.len(), 2);
+    assert_eq!(t.warnings[1].origin.path, inc.join("self.conf"));
     assert!(
-        translate_file(&main)
-            .expect_err("a cycle")
-            .to_string()
-            .contains("nests deeper")
+        t.warnings[1]
+            .message
+            .starts_with("include_dir is read only in the main file")
     );
     assert!(
         err("include_dir /no/such/dir\n")
@@ -658,4 +661,24 @@ fn dash_c_reads_the_file_and_keeps_its_notices() {
         .expect_err("missing")
         .to_string();
     assert!(e.starts_with("reading config file /no/such.conf"), "{e}");
+}
+
+#[test]
+fn listener_settings_before_any_listener_line_are_a_warning() {
+    // mosquitto gives them to the default listener, which only `port` or
+    // `bind_address` opens: this TLS setting does not reach 8883.
+    let t = tr("certfile c.pem\nkeyfile k.pem\nlistener 8883\n");
+    assert_eq!(get(&t, "port"), Some(&Value::Integer(8883)));
+    assert_eq!(get(&t, "cert"), None);
+    assert_eq!(t.warnings.len(), 1);
+    assert_eq!(t.warnings[0].origin.line, 1);
+    assert!(
+        t.warnings[0]
+            .message
+            .contains("move it below its listener line")
+    );
+    // With `port`, they are the default listener's: no warning.
+    let t = tr("port 8883\ncertfile c.pem\nkeyfile k.pem\n");
+    assert!(t.warnings.is_empty());
+    assert_eq!(get(&t, "tls-port"), Some(&Value::Integer(8883)));
 }
