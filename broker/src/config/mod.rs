@@ -247,36 +247,46 @@ impl FileSettings {
 
     /// The settings a mosquitto.conf translated to, checked as a TOML
     /// file's are; `path` names the file in errors. A setting this broker
-    /// does not have (yet) is reported at the line it came from.
+    /// refuses is reported at the line it came from.
     pub fn from_mosquitto(
         translation: &mosquitto::Translation,
         path: &Path,
     ) -> Result<Self, ConfigError> {
-        Self::deserialize(toml::Value::Table(translation.settings.clone())).map_err(|e| {
-            let message = e.message().trim_end();
-            // serde's words for a key `deny_unknown_fields` refuses.
-            let unknown = message
-                .strip_prefix("unknown field `")
-                .and_then(|rest| rest.split_once('`'))
-                .and_then(|(key, _)| translation.sources.get(key));
-            match unknown {
-                Some(source) if source.directive == "listener" => ConfigError::Line {
-                    path: source.origin.path.clone(),
-                    line: source.origin.line,
-                    message: "this broker serves one plain and one TLS (mqtt) listener, on one address, so far: this listener does not fit; drop it or make it one of those two".into(),
-                },
-                Some(source) => ConfigError::Line {
-                    path: source.origin.path.clone(),
-                    line: source.origin.line,
-                    message: format!(
-                        "{} is not supported by this broker yet: remove the line to start without it",
-                        source.directive
-                    ),
-                },
-                None => ConfigError::Parse {
+        let check = |table: toml::Table| Self::deserialize(toml::Value::Table(table));
+        check(translation.settings.clone()).map_err(|e| {
+            // Which setting: the first one refused on its own.
+            let culprit = translation.settings.iter().find_map(|(key, value)| {
+                let alone = toml::Table::from_iter([(key.clone(), value.clone())]);
+                check(alone).err().map(|e| (key, value, e))
+            });
+            let Some((key, value, e)) = culprit else {
+                return ConfigError::Parse {
                     path: path.to_owned(),
-                    message: message.to_owned(),
-                },
+                    message: e.message().trim_end().to_owned(),
+                };
+            };
+            let Some(source) = translation.sources.get(key) else {
+                return ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: format!("{key}: {}", e.message().trim_end()),
+                };
+            };
+            // serde's words for a key `deny_unknown_fields` refuses.
+            let unknown = e.message().starts_with("unknown field");
+            let message = match (unknown, source.directive.as_str()) {
+                (true, "listener") => "this broker serves one plain and one TLS (mqtt) listener, on one address, so far: this listener does not fit; drop it or make it one of those two".to_owned(),
+                (true, directive) => format!(
+                    "{directive} is not supported by this broker yet: remove the line to start without it"
+                ),
+                (false, directive) => format!(
+                    "{directive} gives {key} = {value}, which this broker cannot take: {}",
+                    e.message().trim_end()
+                ),
+            };
+            ConfigError::Line {
+                path: source.origin.path.clone(),
+                line: source.origin.line,
+                message,
             }
         })
     }

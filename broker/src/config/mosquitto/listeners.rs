@@ -6,7 +6,7 @@
 
 use toml::Value;
 
-use super::{Diagnostic, Origin, at};
+use super::{Diagnostic, Source, at};
 use crate::config::ConfigError;
 
 /// A listener as the file builds it, line by line.
@@ -14,7 +14,7 @@ use crate::config::ConfigError;
 pub(super) struct ListenerDraft {
     /// The `listener` line, or the default listener's first `port` or
     /// `bind_address` line; `None` for a default listener never asked for.
-    origin: Option<Origin>,
+    source: Option<Source>,
     port: Option<u16>,
     pub(super) bind: Option<String>,
     pub(super) websockets: bool,
@@ -30,36 +30,37 @@ pub(super) struct ListenerDraft {
 
 impl ListenerDraft {
     /// The listener a `listener PORT` line starts.
-    pub(super) fn named(port: u16, origin: Origin) -> Self {
+    pub(super) fn named(port: u16, source: Source) -> Self {
         Self {
-            origin: Some(origin),
+            source: Some(source),
             port: Some(port),
             ..Self::default()
         }
     }
 
     /// `port`: the default listener's port.
-    pub(super) fn set_port(&mut self, port: u16, origin: Origin) {
+    pub(super) fn set_port(&mut self, port: u16, source: Source) {
         self.port = Some(port);
-        self.origin.get_or_insert(origin);
+        self.source.get_or_insert(source);
     }
 
     /// Whether `port` or `bind_address` (or a `listener` line) opened it.
     pub(super) fn is_opened(&self) -> bool {
-        self.origin.is_some()
+        self.source.is_some()
     }
 
     /// `bind_address`: the default listener's address.
-    pub(super) fn set_bind(&mut self, bind: String, origin: Origin) {
+    pub(super) fn set_bind(&mut self, bind: String, source: Source) {
         self.bind = Some(bind);
-        self.origin.get_or_insert(origin);
+        self.source.get_or_insert(source);
     }
 }
 
 /// A checked listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Listener {
-    pub(super) origin: Origin,
+    /// The line that opened it.
+    pub(super) source: Source,
     pub(super) port: u16,
     /// `None`: every interface, as mosquitto binds without an address.
     pub(super) bind: Option<String>,
@@ -81,21 +82,22 @@ impl Listener {
     /// them silently).
     fn check(
         mut draft: ListenerDraft,
-        origin: Origin,
+        source: Source,
         warnings: &mut Vec<Diagnostic>,
     ) -> Result<Self, ConfigError> {
+        let origin = &source.origin;
         let cert_and_key = match (draft.cert, draft.key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
             (Some(_), None) => {
                 return Err(at(
-                    &origin,
+                    origin,
                     "this listener has certfile but no keyfile: give both to turn TLS on",
                 ));
             }
             (None, Some(_)) => {
                 return Err(at(
-                    &origin,
+                    origin,
                     "this listener has keyfile but no certfile: give both to turn TLS on",
                 ));
             }
@@ -117,18 +119,18 @@ impl Listener {
         let identity_as_username = draft.identity_as_username.unwrap_or(false);
         if require_certificate && draft.cafile.is_none() {
             return Err(at(
-                &origin,
+                origin,
                 "this listener has require_certificate true but no cafile: give the CA that signs client certificates",
             ));
         }
         if identity_as_username && !require_certificate {
             return Err(at(
-                &origin,
+                origin,
                 "this listener has use_identity_as_username true without require_certificate true: there may be no certificate to take the name from",
             ));
         }
         Ok(Self {
-            origin,
+            source,
             port: draft.port.unwrap_or(1883),
             bind: draft.bind,
             websockets: draft.websockets,
@@ -204,7 +206,7 @@ pub(super) fn collect(
     std::iter::once(default)
         .chain(named)
         .filter(|d| !d.skip)
-        .filter_map(|d| d.origin.clone().map(|o| (d, o)))
+        .filter_map(|d| d.source.clone().map(|o| (d, o)))
         .map(|(d, o)| Listener::check(d, o, warnings))
         .collect()
 }

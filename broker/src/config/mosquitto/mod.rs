@@ -169,6 +169,13 @@ impl Reader {
         }
     }
 
+    /// The directive being read and its line.
+    fn source(&self) -> Source {
+        self.current
+            .clone()
+            .expect("called while a directive is read, which sets it")
+    }
+
     fn set(&mut self, key: &str, value: impl Into<Value>) {
         self.settings.insert(key.to_owned(), value.into());
         if let Some(source) = &self.current {
@@ -210,11 +217,11 @@ impl Reader {
             // The default listener and listeners.
             "port" => {
                 let port = v.port()?;
-                self.default_listener.set_port(port, origin);
+                self.default_listener.set_port(port, self.source());
             }
             "bind_address" => {
                 let bind = v.host()?;
-                self.default_listener.set_bind(bind, origin);
+                self.default_listener.set_bind(bind, self.source());
             }
             "listener" => {
                 let mut words = value.split_whitespace();
@@ -230,7 +237,7 @@ impl Reader {
                         format!("listener {value:?} has more than a port and an address"),
                     ));
                 }
-                let mut draft = ListenerDraft::named(port, origin.clone());
+                let mut draft = ListenerDraft::named(port, self.source());
                 match bind {
                     // mosquitto reads `listener 0 PATH` as a unix socket;
                     // port 0 with an IP address is ours: a free port
@@ -527,28 +534,37 @@ impl Reader {
             .filter(|&t| plain.is_none_or(|p| listeners[p].bind == listeners[t].bind));
         let bind = plain.or(tls).map(|i| listeners[i].bind_or_any().to_owned());
         match plain {
-            Some(p) => self.set("port", i64::from(listeners[p].port)),
+            Some(p) => {
+                self.current = Some(listeners[p].source.clone());
+                self.set("port", i64::from(listeners[p].port));
+            }
             None => self.set("no-plain", true),
         }
         match tls {
             Some(t) => {
                 let l = &listeners[t];
+                self.current = Some(l.source.clone());
                 self.set("tls-port", i64::from(l.port));
                 for (key, value) in l.tls_settings() {
                     self.set(key, value);
                 }
             }
-            None => self.set("no-ssl", true),
+            None => {
+                self.current = None;
+                self.set("no-ssl", true);
+            }
         }
         if let Some(bind) = bind {
+            self.current = plain.or(tls).map(|i| listeners[i].source.clone());
             self.set("bind", bind);
         }
+        self.current = None;
         let mut extra = Vec::new();
         let mut tables = Vec::new();
         for (i, l) in listeners.iter().enumerate() {
             if Some(i) != plain && Some(i) != tls {
                 tables.push(Value::Table(l.table()));
-                extra.push(l.origin.clone());
+                extra.push(l.source.origin.clone());
             }
         }
         if let Some(first) = extra.first() {

@@ -682,3 +682,17 @@ fn listener_settings_before_any_listener_line_are_a_warning() {
     assert!(t.warnings.is_empty());
     assert_eq!(get(&t, "tls-port"), Some(&Value::Integer(8883)));
 }
+
+#[test]
+fn a_value_the_settings_refuse_is_reported_at_its_line() {
+    // A host name as the fixed listeners' address: the settings hold an IP
+    // address so far.
+    let t = tr("# local\nbind_address localhost\n");
+    let e = FileSettings::from_mosquitto(&t, Path::new("mosquitto.conf"))
+        .expect_err("not an IP address")
+        .to_string();
+    assert!(
+        e.starts_with("mosquitto.conf:2: bind_address gives bind = \"localhost\", which this broker cannot take: "),
+        "{e}"
+    );
+}
