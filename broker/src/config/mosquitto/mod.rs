@@ -169,13 +169,6 @@ impl Reader {
         }
     }
 
-    /// The directive being read and its line.
-    fn source(&self) -> Source {
-        self.current
-            .clone()
-            .expect("called while a directive is read, which sets it")
-    }
-
     fn set(&mut self, key: &str, value: impl Into<Value>) {
         self.settings.insert(key.to_owned(), value.into());
         if let Some(source) = &self.current {
@@ -204,10 +197,11 @@ impl Reader {
         origin: Origin,
         included: bool,
     ) -> Result<(), ConfigError> {
-        self.current = Some(Source {
+        let source = Source {
             directive: name.to_owned(),
             origin: origin.clone(),
-        });
+        };
+        self.current = Some(source.clone());
         let v = Arg {
             name,
             value,
@@ -217,11 +211,11 @@ impl Reader {
             // The default listener and listeners.
             "port" => {
                 let port = v.port()?;
-                self.default_listener.set_port(port, self.source());
+                self.default_listener.set_port(port, source);
             }
             "bind_address" => {
                 let bind = v.host()?;
-                self.default_listener.set_bind(bind, self.source());
+                self.default_listener.set_bind(bind, source);
             }
             "listener" => {
                 let mut words = value.split_whitespace();
@@ -237,7 +231,7 @@ impl Reader {
                         format!("listener {value:?} has more than a port and an address"),
                     ));
                 }
-                let mut draft = ListenerDraft::named(port, self.source());
+                let mut draft = ListenerDraft::named(port, source);
                 match bind {
                     // mosquitto reads `listener 0 PATH` as a unix socket;
                     // port 0 with an IP address is ours: a free port
