@@ -444,8 +444,9 @@ impl Reader {
         Ok(())
     }
 
-    /// Reads every `*.conf` in `dir`, in byte order of their names (upper
-    /// case before lower case, as mosquitto sorts them).
+    /// Reads every `*.conf` in `dir` in mosquitto's order: by name, case
+    /// sensitive, each letter's upper case before its lower case
+    /// (`A.conf`, `a.conf`, `B.conf`).
     fn include_dir(&mut self, dir: &Path, origin: &Origin) -> Result<(), ConfigError> {
         let entries = std::fs::read_dir(dir)
             .map_err(|e| at(origin, format!("include_dir {}: {e}", dir.display())))?;
@@ -458,7 +459,16 @@ impl Reader {
                 files.push(path);
             }
         }
-        files.sort();
+        files.sort_by_key(|path| {
+            path.file_name()
+                .map(|n| {
+                    n.as_encoded_bytes()
+                        .iter()
+                        .map(|b| (b.to_ascii_lowercase(), b.is_ascii_lowercase()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        });
         for file in files {
             self.read_file(&file, true)?;
         }

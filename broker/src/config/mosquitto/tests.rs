@@ -696,3 +696,27 @@ fn a_value_the_settings_refuse_is_reported_at_its_line() {
         "{e}"
     );
 }
+
+#[test]
+fn include_dir_orders_each_letters_upper_case_first() {
+    // mosquitto 2.0.11 loads A.conf, a.conf, B.conf, b.conf, c.conf (seen
+    // in its "Loading config file" log lines); byte order would read B.conf
+    // before a.conf.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, secs) in [("b", 4), ("B", 3), ("a", 2), ("A", 1)] {
+        std::fs::write(
+            dir.path().join(format!("{name}.conf")),
+            format!("sys_interval {secs}\nmax_queued_messages {secs}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.path().join("b.conf"), "max_queued_messages 4\n").unwrap();
+    let t = tr(&format!("include_dir {}\n", dir.path().display()));
+    // B.conf is the last to set sys_interval, b.conf max_queued_messages.
+    assert_eq!(get(&t, "sys-interval"), Some(&Value::Integer(3)));
+    assert_eq!(get(&t, "max-queued"), Some(&Value::Integer(4)));
+    assert_eq!(
+        t.sources["sys-interval"].origin.path,
+        dir.path().join("B.conf")
+    );
+}
