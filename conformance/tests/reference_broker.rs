@@ -173,6 +173,13 @@ fn whole_suite_passes_against_the_reference_broker_with_no_baseline() {
     let report = common::run(&suite, &target);
     assert_eq!(report.results.len(), suite.scenarios.len());
     assert_reference_passes(&report, &broker);
+    // The broker read the mosquitto.conf mosquitto.rs starts mosquitto
+    // with: its notes name that file's lines.
+    assert!(
+        broker.log().contains("log_dest is ignored"),
+        "the mosquitto.conf was not read:\n{}",
+        broker.log()
+    );
     // The areas that need the extra configuration did run and pass.
     for tag in ["auth", "tls", "cross"] {
         let ran: Vec<_> = report

@@ -1,6 +1,6 @@
 //! One parse test per flag, plus the file and the contradictions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
@@ -18,21 +18,21 @@ fn refused(args: &[&str]) -> String {
 }
 
 /// The first listener speaking `transport`.
-fn first(c: &Config, transport: ListenerTransport) -> Option<&ListenerSettings> {
+pub(super) fn first(c: &Config, transport: ListenerTransport) -> Option<&ListenerSettings> {
     c.listeners.iter().find(|l| l.transport == transport)
 }
 
 /// The plain listener's port, `None` without one.
-fn plain_port(c: &Config) -> Option<u16> {
+pub(super) fn plain_port(c: &Config) -> Option<u16> {
     first(c, ListenerTransport::Mqtt).map(|l| l.port)
 }
 
 /// The TLS listener's port, `None` without one.
-fn tls_port(c: &Config) -> Option<u16> {
+pub(super) fn tls_port(c: &Config) -> Option<u16> {
     first(c, ListenerTransport::MqttTls).map(|l| l.port)
 }
 
-fn tls(c: &Config) -> &TlsSettings {
+pub(super) fn tls(c: &Config) -> &TlsSettings {
     first(c, ListenerTransport::MqttTls)
         .and_then(|l| l.tls.as_ref())
         .expect("TLS listener on")
@@ -603,4 +603,28 @@ fn file_bridge_errors_name_the_table_and_directive() {
     );
     let twice = "[[bridge]]\nconnection = \"b\"\naddress = \"h\"\ntopic = \"#\"\n";
     assert!(resolve(&format!("{twice}{twice}")).contains("both named \"b\""));
+}
+
+#[test]
+fn file_allow_anonymous_false_is_obeyed_without_a_password_file() {
+    // Issue 16: mosquitto 2.0 refuses every client when a file says
+    // allow_anonymous false and names no password file; the TOML key (and
+    // the mosquitto.conf read into it) now means the same.
+    let file = FileSettings::parse("allow-anonymous = false\n", Path::new("b.toml")).unwrap();
+    let c = Config::resolve(Flags::default(), file.clone()).unwrap();
+    assert!(!c.allow_anonymous);
+    let flags = Flags {
+        allow_anonymous: true,
+        ..Flags::default()
+    };
+    assert!(
+        Config::resolve(flags, file).unwrap().allow_anonymous,
+        "the flag wins"
+    );
+    let file = FileSettings::parse("allow-anonymous = true\n", Path::new("b.toml")).unwrap();
+    assert!(
+        Config::resolve(Flags::default(), file)
+            .unwrap()
+            .allow_anonymous
+    );
 }
