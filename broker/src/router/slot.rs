@@ -35,6 +35,9 @@ pub(crate) struct Ownership {
     /// any: another user may not take it over
     /// ([`crate::session::connect::may_take_over`]).
     pub(crate) user: Option<Box<str>>,
+    /// The user name the attached (or last) connection gave, verified or
+    /// not: the ACL's rules for this client are chosen by it.
+    pub(crate) username: Option<Box<str>>,
     /// While a persistent session is attached: its subscriptions, as the
     /// router granted and removed them, so a periodic save can write the
     /// session of a connected client (the [`Session`] itself is with the

@@ -56,6 +56,7 @@ fn a_connect_is_accepted_with_its_fields() {
             keep_alive: 10,
             will: None,
             user: None,
+            username: None,
         }
     );
 }
