@@ -101,3 +101,168 @@ impl Router {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use mqtt_codec::{Message, SubAckReturnCode};
+
+    use super::super::test_support::{msg, router, subscribe, subscribe_session};
+    use super::super::{Attachment, Router};
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    const RULES: &str = "\
+topic read public/#
+topic deny public/secret
+topic write public/in
+user alice
+topic readwrite alice/#
+pattern read devices/%c/#
+";
+
+    fn acl(text: &str) -> Acl {
+        Acl::parse(text, Path::new("acl")).expect("valid")
+    }
+
+    fn with_rules(text: &str) -> Router {
+        router(0).with_acl(acl(text))
+    }
+
+    async fn client(r: &Router, id: &str, username: Option<&str>) -> Attachment {
+        r.connect_as(id, None, username, true, 10, WAIT)
+            .await
+            .expect("attached")
+    }
+
+    fn topics(a: &Attachment) -> Vec<String> {
+        let mut got: Vec<Message> = Vec::new();
+        a.slot.take(&mut got, usize::MAX, usize::MAX);
+        got.iter().map(|m| m.topic.as_str().to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_filter_with_nothing_readable_gets_0x80_and_the_others_are_granted() {
+        let r = with_rules(RULES);
+        let mut anon = client(&r, "anon", None).await;
+        let (suback, _) = subscribe_session(
+            &r,
+            &mut anon,
+            subscribe(&[
+                ("public/news", QoS::AtLeastOnce),
+                ("public/secret", QoS::AtLeastOnce),
+                ("alice/#", QoS::AtMostOnce),
+                ("#", QoS::ExactlyOnce),
+            ]),
+        );
+        assert_eq!(
+            suback.return_codes,
+            vec![
+                SubAckReturnCode::Granted(QoS::AtLeastOnce),
+                SubAckReturnCode::Failure,
+                SubAckReturnCode::Failure,
+                SubAckReturnCode::Granted(QoS::ExactlyOnce),
+            ]
+        );
+        // Refused filters are not subscriptions.
+        assert_eq!(r.subscription_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_hash_subscriber_receives_only_what_it_may_read() {
+        let r = with_rules(RULES);
+        let mut anon = client(&r, "anon", None).await;
+        let mut alice = client(&r, "dev1", Some("alice")).await;
+        subscribe_session(&r, &mut anon, subscribe(&[("#", QoS::AtMostOnce)]));
+        subscribe_session(&r, &mut alice, subscribe(&[("#", QoS::AtMostOnce)]));
+        for t in [
+            "public/news",
+            "public/secret",
+            "public/in",
+            "alice/x",
+            "devices/dev1/t",
+            "devices/dev2/t",
+            "other",
+        ] {
+            r.publish(&msg(t, QoS::AtMostOnce, false, "m"));
+        }
+        assert_eq!(topics(&anon), ["public/news", "public/in"]);
+        assert_eq!(topics(&alice), ["alice/x", "devices/dev1/t"]);
+    }
+
+    #[tokio::test]
+    async fn a_denied_publish_is_neither_delivered_nor_retained() {
+        let r = router(0).with_acl(acl("topic readwrite public/#\ntopic read ro/#\n"));
+        let mut sub = client(&r, "sub", None).await;
+        subscribe_session(&r, &mut sub, subscribe(&[("#", QoS::AtLeastOnce)]));
+        let publisher = client(&r, "pub", None).await;
+        let denied = r.publish_paced(&msg("ro/x", QoS::AtLeastOnce, true, "m"), &publisher.slot);
+        assert_eq!(denied.queued, 0);
+        assert_eq!(r.retained_count(), 0);
+        let allowed = r.publish_paced(
+            &msg("public/x", QoS::AtLeastOnce, true, "m"),
+            &publisher.slot,
+        );
+        assert_eq!(allowed.queued, 1);
+        assert_eq!(topics(&sub), ["public/x"]);
+        // `$SYS` is the broker's, whatever the ACL says.
+        let r = router(0).with_acl(acl("topic readwrite $SYS/#\n"));
+        let publisher = client(&r, "pub", None).await;
+        let sys = msg("$SYS/x", QoS::AtMostOnce, true, "m");
+        assert_eq!(r.publish_paced(&sys, &publisher.slot).queued, 0);
+        assert_eq!(r.retained_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_retained_message_the_client_may_not_read_is_not_sent() {
+        let r = with_rules(RULES);
+        for t in ["public/news", "public/secret"] {
+            r.publish(&msg(t, QoS::AtMostOnce, true, "kept"));
+        }
+        let mut anon = client(&r, "anon", None).await;
+        let (_, retained) =
+            subscribe_session(&r, &mut anon, subscribe(&[("public/#", QoS::AtMostOnce)]));
+        let got: Vec<&str> = retained.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(got, ["public/news"]);
+    }
+
+    #[tokio::test]
+    async fn a_will_is_published_only_where_its_client_may_write() {
+        let r = router(0).with_acl(acl("topic readwrite public/#\ntopic read ro/#\n"));
+        let mut sub = client(&r, "sub", None).await;
+        subscribe_session(&r, &mut sub, subscribe(&[("#", QoS::AtMostOnce)]));
+        let dying = client(&r, "dying", None).await;
+        assert_eq!(
+            r.publish_will(&msg("ro/will", QoS::AtMostOnce, false, "w"), &dying.slot),
+            0
+        );
+        assert_eq!(
+            r.publish_will(
+                &msg("public/will", QoS::AtMostOnce, false, "w"),
+                &dying.slot
+            ),
+            1
+        );
+        assert_eq!(topics(&sub), ["public/will"]);
+    }
+
+    /// A reload applies to subscriptions made before it, even those its
+    /// old rules marked readable whole.
+    #[tokio::test]
+    async fn reloaded_rules_apply_to_existing_subscriptions() {
+        let r = router(0).with_acl(acl("topic read a/#\n"));
+        let mut sub = client(&r, "sub", None).await;
+        subscribe_session(&r, &mut sub, subscribe(&[("a/#", QoS::AtMostOnce)]));
+        r.publish(&msg("a/secret", QoS::AtMostOnce, false, "m"));
+        assert_eq!(topics(&sub), ["a/secret"]);
+        assert!(r.replace_acl(acl("topic read a/#\ntopic deny a/secret\n")));
+        r.publish(&msg("a/secret", QoS::AtMostOnce, false, "m"));
+        r.publish(&msg("a/open", QoS::AtMostOnce, false, "m"));
+        assert_eq!(topics(&sub), ["a/open"]);
+        // Without an ACL to start with there is nothing to replace.
+        assert!(!router(0).replace_acl(acl("topic read a/#\n")));
+    }
+}
