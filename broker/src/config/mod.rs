@@ -94,9 +94,9 @@ pub struct Flags {
     /// make one); clients without valid credentials are refused.
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// mosquitto ACL file (acl_file): `user NAME`, `topic [read|write|
-    /// readwrite|deny] FILTER`, `pattern ... FILTER` with %c (client id)
-    /// and %u (user name). What it does not grant is denied: a SUBSCRIBE
+    /// mosquitto ACL file (acl_file): `user NAME`,
+    /// `topic [read|write|readwrite|deny] FILTER`, `pattern ... FILTER`
+    /// with %c (client id) and %u (user name). What it does not grant is denied: a SUBSCRIBE
     /// to a filter with nothing readable gets 0x80, a PUBLISH the client
     /// may not write is acknowledged and dropped, deliveries are filtered
     /// by read rights. SIGHUP reloads it and --password-file.
