@@ -301,15 +301,14 @@ impl Router {
                     continue;
                 }
                 let held = own.attached || own.parked.is_some();
-                if held && !crate::session::connect::may_take_over(own.user.as_deref(), user) {
+                if held && !crate::session::connect::may_take_over(own.user(), user) {
                     return Err(AttachError::HeldByAnotherUser {
                         client_id: client_id.to_owned(),
                     });
                 }
                 if !own.attached {
                     own.attached = true;
-                    own.user = user.map(Box::from);
-                    own.username = username.map(Box::from);
+                    own.set_names(username, user);
                     own.persistent = !clean;
                     let parked = own.parked.take();
                     if parked.is_some() || !clean {
@@ -895,7 +894,7 @@ impl Router {
             let p = own.parked.as_deref()?;
             (p.session.clone(), p.offline_since)
         };
-        let user = own.user.clone();
+        let user = own.user().map(Box::from);
         drop(own);
         let queued = lock(&slot.outbox).queued().cloned().collect();
         Some(ParkedSession {
@@ -938,10 +937,9 @@ impl Router {
         }
         {
             let mut own = lock(&slot.ownership);
-            // The name the client last connected with is not stored: the
-            // verified user's name stands for it until the client is back.
-            own.username.clone_from(&user);
-            own.user = user;
+            // The name the client last connected with is stored only when
+            // verified; it stands for the client until the client is back.
+            own.set_names(None, user.as_deref());
             own.parked = Some(Box::new(Parked {
                 session,
                 offline_since,
