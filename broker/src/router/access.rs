@@ -22,8 +22,9 @@ use mqtt_codec::QoS;
 use mqtt_codec::topic::TopicName;
 
 use super::slot::lock;
-use super::{ClientSlot, Router, read_index, write_index};
+use super::{ClientRef, ClientSlot, Router, read_index, write_index};
 use crate::acl::{Acl, Identity, Need};
+use crate::session::Session;
 
 /// What the subscription index holds for one (filter, client): the QoS
 /// granted, and whether the ACL lets the client read every topic the filter
@@ -74,6 +75,20 @@ impl Router {
         *cell.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(acl);
         index.for_each_value_mut(|g| g.readable = false);
         true
+    }
+
+    /// Marks every subscription of `session` (held by `slot`) to be
+    /// checked per message: a session resumed under another user name may
+    /// not read through marks made for the old one. Nothing without an ACL.
+    pub(super) fn recheck_subscriptions(&self, slot: &Arc<ClientSlot>, session: &Session) {
+        if self.acl.is_none() || session.subscriptions().is_empty() {
+            return;
+        }
+        let key = ClientRef(Arc::clone(slot));
+        let mut index = write_index(&self.subscriptions);
+        for (filter, qos) in session.subscriptions() {
+            index.insert(filter, key.clone(), Granted::checked(*qos));
+        }
     }
 
     /// The rules in force, or `None` without an ACL.
@@ -247,6 +262,29 @@ pattern read devices/%c/#
             1
         );
         assert_eq!(topics(&sub), ["public/will"]);
+    }
+
+    /// A persistent session resumed under another user name reads by that
+    /// name's rules, through subscriptions the old name was found to read
+    /// whole.
+    #[tokio::test]
+    async fn a_session_resumed_under_another_name_reads_by_its_rules() {
+        let r = router(0).with_acl(acl(
+            "user alice\ntopic read a/#\nuser bob\ntopic read b/#\n",
+        ));
+        let mut a = r
+            .connect_as("shared", None, Some("alice"), false, 10, WAIT)
+            .await
+            .expect("attached");
+        subscribe_session(&r, &mut a, subscribe(&[("a/#", QoS::AtMostOnce)]));
+        r.disconnect(&a.slot, a.session);
+        let b = r
+            .connect_as("shared", None, Some("bob"), false, 10, WAIT)
+            .await
+            .expect("attached");
+        assert!(b.session_present);
+        r.publish(&msg("a/x", QoS::AtMostOnce, false, "m"));
+        assert!(topics(&b).is_empty(), "bob may not read a/x");
     }
 
     /// A reload applies to subscriptions made before it, even those its

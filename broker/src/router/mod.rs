@@ -308,6 +308,7 @@ impl Router {
                 }
                 if !own.attached {
                     own.attached = true;
+                    let renamed = own.username.as_deref() != user.or(username);
                     own.set_names(username, user);
                     own.persistent = !clean;
                     let parked = own.parked.take();
@@ -323,6 +324,12 @@ impl Router {
                         Some(p) if !clean || mutant::active("clean-session-keeps-state") => {
                             if mutant::active("subscriptions-dropped-on-resume") {
                                 self.drop_subscriptions(&slot, &p.session);
+                            }
+                            if renamed {
+                                // Resumed under another user name: what its
+                                // subscriptions were found to read was
+                                // decided for the old one.
+                                self.recheck_subscriptions(&slot, &p.session);
                             }
                             (p.session, true)
                         }
