@@ -95,10 +95,7 @@ impl Router {
     /// path of every PUBLISH, the rest out of line.
     #[inline]
     pub(super) fn acl_now(&self) -> Option<Arc<Acl>> {
-        match &self.acl {
-            Some(cell) => Some(Self::current(cell)),
-            None => None,
-        }
+        self.acl.as_ref().map(Self::current)
     }
 
     #[inline(never)]
