@@ -578,12 +578,15 @@ async fn sighup_reloads_the_acl_and_password_files() {
     let (_carol, ack) = RawClient::connect(b.addr(), carol).await;
     assert_eq!(ack.code, ConnectReturnCode::Accepted);
 
-    // A broken file: one ERROR naming it and its line; the rules stay.
+    // Broken files: one ERROR each, naming the file and line; the rules
+    // and passwords in force stay.
     let before = reloads(&b, "ACL file reloaded");
+    let passwords_before = reloads(&b, "password file reloaded");
     write_acl_file(
         dir.path(),
         &["user alice", "topic read a/#", "topic sometimes a/secret"],
     );
+    std::fs::write(&pw, "carol:not-a-hash\n").unwrap();
     hup(&b);
     let shown = format!("ACL file {} line 3", acl.display());
     assert!(b.wait_for_log(&shown, WAIT), "{}", b.log());
@@ -597,7 +600,28 @@ async fn sighup_reloads_the_acl_and_password_files() {
         line.contains("ERROR") && line.contains("old ACL stays in force"),
         "{line}"
     );
+    assert_eq!(b.log().matches(&shown).count(), 1);
     assert_eq!(reloads(&b, "ACL file reloaded"), before);
+    // The password file is reloaded first: its ERROR is in the log too.
+    let pw_error = format!("reloading {}: password file line 1", pw.display());
+    let pw_lines: Vec<String> = b
+        .log()
+        .lines()
+        .filter(|l| l.contains(&pw_error))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pw_lines.len(), 1, "{}", b.log());
+    assert!(pw_lines[0].contains("ERROR"), "{}", pw_lines[0]);
+    assert_eq!(reloads(&b, "password file reloaded"), passwords_before);
+    let mut carol = connect_packet("carol2", true);
+    carol.username = Some("carol".into());
+    carol.password = Some(Bytes::from_static(b"secret"));
+    let (_carol, ack) = RawClient::connect(b.addr(), carol).await;
+    assert_eq!(
+        ack.code,
+        ConnectReturnCode::Accepted,
+        "the old passwords stay"
+    );
     publish_acked(&mut root, "a/secret", 4, PAYLOAD).await;
     publish_acked(&mut root, "a/still-open", 5, PAYLOAD).await;
     assert_eq!(alice.recv_publish().await.topic().as_str(), "a/still-open");
