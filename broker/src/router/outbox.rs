@@ -34,11 +34,33 @@
 //! [`ClientSlot::poll_event`](super::ClientSlot::poll_event)).
 
 use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::session::Seq;
 use mqtt_codec::Message;
 use mqtt_codec::QoS;
+
+/// The next *epoch*: each new outbox numbers its messages from its own
+/// epoch shifted into the high 32 bits of a [`Seq`], so that a session
+/// removed and made again under the same client id between two commits
+/// never reuses a number the store still holds for the old one.
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh outbox's first [`Seq`]; numbers from there on belong to it (and
+/// to a session restored from an older store file, which held none).
+pub(crate) fn fresh_head() -> u64 {
+    NEXT_EPOCH.fetch_add(1, Ordering::Relaxed) << 32
+}
+
+/// Keeps the numbers of new outboxes above `seq`, one read back from the
+/// store, so that a session made anew under a restored one's client id
+/// never takes a number the store holds for the old one.
+fn reserve_seqs_through(seq: Seq) {
+    NEXT_EPOCH.fetch_max((seq.0 >> 32) + 1, Ordering::Relaxed);
+}
 
 /// Whether messages are accepted, and which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +108,10 @@ pub(crate) enum Pushed {
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: VecDeque<Message>,
+    /// The [`Seq`] of the message at the queue's front (of the next one
+    /// queued, when empty): the queue holds `head..head + len`, numbered
+    /// in the order they were queued.
+    head: u64,
     /// The [`Message::size`] of everything in `queue`.
     bytes: usize,
     /// Messages dropped since the last time the connection reported it.
@@ -163,6 +189,7 @@ impl Outbox {
     pub(crate) fn new() -> Self {
         Self {
             queue: VecDeque::new(),
+            head: fresh_head(),
             bytes: 0,
             dropped: 0,
             waker: None,
@@ -357,6 +384,7 @@ impl Outbox {
         }
         if mode == Mode::Closed {
             let discarded = self.queue.len();
+            self.head = self.head.saturating_add(discarded as u64);
             self.queue = VecDeque::new();
             self.bytes = 0;
             self.above_half = false;
@@ -460,6 +488,7 @@ impl Outbox {
                 window -= 1;
             }
             if let Some(m) = self.queue.pop_front() {
+                self.head = self.head.saturating_add(1);
                 self.bytes = self.bytes.saturating_sub(m.size());
                 batch.push(m);
             }
@@ -467,9 +496,47 @@ impl Outbox {
         !self.queue.is_empty()
     }
 
-    /// The waiting messages, for the store.
+    /// The waiting messages.
     pub(crate) fn queued(&self) -> impl Iterator<Item = &Message> {
         self.queue.iter()
+    }
+
+    /// The [`Seq`] the next message taken will have: the first of the
+    /// batch [`Outbox::take`] fills next, numbered on from there.
+    pub(crate) fn head(&self) -> Seq {
+        Seq(self.head)
+    }
+
+    /// The numbers of the waiting messages.
+    pub(crate) fn seqs(&self) -> Range<u64> {
+        self.head..self.head.saturating_add(self.queue.len() as u64)
+    }
+
+    /// The waiting messages numbered `from` or later, with their numbers:
+    /// what the store has not written yet.
+    pub(crate) fn queued_from(&self, from: u64) -> impl Iterator<Item = (Seq, &Message)> {
+        let skip = usize::try_from(from.saturating_sub(self.head)).unwrap_or(usize::MAX);
+        let start = self.head.saturating_add(skip.min(self.queue.len()) as u64);
+        self.queue
+            .iter()
+            .skip(skip)
+            .zip(start..)
+            .map(|(m, seq)| (Seq(seq), m))
+    }
+
+    /// Restores messages read back from the store: the queue was empty, and
+    /// now holds `messages`, numbered from `head` on.
+    ///
+    /// Numbers up to the queue's end, and up to `in_flight` (the highest
+    /// number the session's in-flight messages hold), are kept from new
+    /// outboxes.
+    pub(crate) fn restore(&mut self, head: Seq, messages: Vec<Message>, in_flight: Option<Seq>) {
+        let end = head.0.saturating_add(messages.len() as u64);
+        reserve_seqs_through(Seq(end.max(in_flight.map_or(0, |s| s.0))));
+        self.head = head.0;
+        for m in messages {
+            self.push_unbounded(m);
+        }
     }
 
     /// How many messages wait.
