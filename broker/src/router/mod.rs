@@ -353,6 +353,9 @@ impl Router {
                         let mut outbox = lock(&slot.outbox);
                         if !session_present {
                             outbox.set_mode(Mode::Closed);
+                            if !clean {
+                                outbox.renumber();
+                            }
                         }
                         outbox.set_mode(Mode::Online);
                         outbox.attach();

@@ -43,14 +43,16 @@ use crate::session::Seq;
 use mqtt_codec::Message;
 use mqtt_codec::QoS;
 
-/// The next *epoch*: each new outbox numbers its messages from its own
-/// epoch shifted into the high 32 bits of a [`Seq`], so that a session
-/// removed and made again under the same client id between two commits
-/// never reuses a number the store still holds for the old one.
+/// The next *epoch*: each new persistent session numbers its messages from
+/// its own epoch shifted into the high 32 bits of a [`Seq`], so that a
+/// session removed and made again under the same client id between two
+/// commits never reuses a number the store still holds for the old one.
+/// Clean sessions, never stored, take none.
 static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
 
-/// A fresh outbox's first [`Seq`]; numbers from there on belong to it (and
-/// to a session restored from an older store file, which held none).
+/// A new persistent session's first [`Seq`]; numbers from there on belong
+/// to it (or to a session restored from an older store file, which held
+/// none).
 pub(crate) fn fresh_head() -> u64 {
     NEXT_EPOCH.fetch_add(1, Ordering::Relaxed) << 32
 }
@@ -189,7 +191,7 @@ impl Outbox {
     pub(crate) fn new() -> Self {
         Self {
             queue: VecDeque::new(),
-            head: fresh_head(),
+            head: 0,
             bytes: 0,
             dropped: 0,
             waker: None,
@@ -499,6 +501,13 @@ impl Outbox {
     /// The waiting messages.
     pub(crate) fn queued(&self) -> impl Iterator<Item = &Message> {
         self.queue.iter()
+    }
+
+    /// A new persistent session starts on this empty outbox: its messages
+    /// are numbered from a fresh epoch (see [`NEXT_EPOCH`]).
+    pub(crate) fn renumber(&mut self) {
+        debug_assert!(self.queue.is_empty(), "a new session's queue is empty");
+        self.head = fresh_head();
     }
 
     /// The [`Seq`] the next message taken will have: the first of the
