@@ -5,15 +5,17 @@
 //! leaves the previous state intact, and there is no C library to build.
 //!
 //! Three tables: `sessions` (client id → session record: subscriptions,
-//! owner, in-flight flows), `messages` ((client id, [`Seq`]) → one queued
-//! or in-flight message of that session) and `retained` (topic → message).
-//! Values use a small versioned binary layout written and read here (module
-//! `record`). A commit writes the messages queued since the last one and
-//! deletes those acknowledged or dropped since, so its cost follows what
-//! changed, not the length of a queue (issue 14: a persistent subscriber
-//! with a long queue cost the whole queue at every commit); the store keeps
-//! only the numbers of what it wrote (module `written`), never a second copy
-//! of a payload. The state is saved every
+//! owner, in-flight flows, where its queue starts), `messages` ((client id,
+//! chunk number) → a chunk of that session's queued or in-flight messages,
+//! each with its [`Seq`]) and `retained` (topic → message). Values use a
+//! small versioned binary layout written and read here (module `record`).
+//! A commit writes one chunk per changed session holding the messages
+//! queued since the last one, and deletes the chunks whose messages are all
+//! acknowledged or dropped, so its cost follows what changed, not the
+//! length of a queue, and is a few records however many messages came and
+//! went (issue 14: a persistent subscriber with a long queue cost the whole
+//! queue at every commit). The store keeps only the numbers of what it
+//! wrote (module `written`), never a second copy of a payload. The state is saved every
 //! `--autosave-interval` seconds and at shutdown, as mosquitto does with
 //! its autosave; a crash loses what changed since the last save. The
 //! sessions of connected clients are saved too (their subscriptions and
@@ -129,19 +131,21 @@ impl std::fmt::Debug for Store {
 pub struct Saved {
     /// Session records written.
     pub sessions: usize,
-    /// Message records of sessions written (queued or in flight).
+    /// Chunk records written (one per changed session at most).
+    pub chunks: usize,
+    /// Messages of sessions written (queued or in flight), in those chunks.
     pub messages: usize,
     /// Retained-message records written.
     pub retained: usize,
-    /// Records removed (sessions gone, retained topics cleared, messages
-    /// acknowledged or dropped).
+    /// Records removed (sessions gone, retained topics cleared, chunks
+    /// whose messages were all acknowledged or dropped).
     pub removed: usize,
 }
 
 impl Saved {
     /// Records written or removed.
     pub fn keys(&self) -> usize {
-        self.sessions + self.messages + self.retained + self.removed
+        self.sessions + self.chunks + self.retained + self.removed
     }
 }
 
@@ -277,26 +281,23 @@ impl Store {
                             parked
                         }
                         record::SessionRecord::Split(split) => {
-                            let mut queued = Vec::new();
-                            if let Some(t) = &messages {
-                                for item in t
-                                    .range((id, 0)..=(id, u64::MAX))
-                                    .map_err(|e| self.db_err(e))?
-                                {
-                                    let (k, v) = item.map_err(|e| self.db_err(e))?;
-                                    let seq = k.value().1;
-                                    let m =
-                                        record::decode_message_record(v.value()).map_err(|r| {
-                                            corrupt("messages", &format!("{id} #{seq}"), r)
-                                        })?;
-                                    queued.push((Seq(seq), m));
-                                }
-                            }
+                            let chunks = match &messages {
+                                Some(t) => self.chunks_of(t, id)?,
+                                None => Vec::new(),
+                            };
+                            let held: Vec<(u64, u64, u64)> = chunks
+                                .iter()
+                                .map(|(no, m)| {
+                                    let seqs = m.iter().map(|(seq, _)| seq.0);
+                                    let low = seqs.clone().min().unwrap_or(0);
+                                    (*no, low, seqs.max().unwrap_or(0))
+                                })
+                                .collect();
                             let (parked, as_written) = split
-                                .assemble(queued)
+                                .assemble(chunks.into_iter().map(|(_, m)| m).collect())
                                 .map_err(|r| corrupt("sessions", id, r))?;
                             if as_written {
-                                written.loaded(id, &parked, v.value());
+                                written.loaded(id, &parked, v.value(), held);
                             } else {
                                 written.stale.push(Arc::from(id));
                             }
@@ -326,6 +327,32 @@ impl Store {
             Err(e) => return Err(self.db_err(e)),
         }
         Ok((sessions, retained))
+    }
+
+    /// The chunk records of client `client_id`'s session, in chunk order:
+    /// each chunk's number and messages.
+    fn chunks_of(
+        &self,
+        table: &redb::ReadOnlyTable<(&str, u64), &[u8]>,
+        client_id: &str,
+    ) -> Result<Vec<(u64, Vec<(Seq, mqtt_codec::Message)>)>, StoreError> {
+        let mut chunks = Vec::new();
+        let range = table
+            .range((client_id, 0)..=(client_id, u64::MAX))
+            .map_err(|e| self.db_err(e))?;
+        for item in range {
+            let (k, v) = item.map_err(|e| self.db_err(e))?;
+            let no = k.value().1;
+            let messages =
+                record::decode_chunk(v.value()).map_err(|reason| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    table: "messages",
+                    key: format!("{client_id} #{no}"),
+                    reason,
+                })?;
+            chunks.push((no, messages));
+        }
+        Ok(chunks)
     }
 
     /// Writes what changed since the last save ([`Router::take_changes`]):
@@ -441,15 +468,16 @@ impl Store {
                     }
                     None => {}
                 }
-                for (seq, bytes) in plan.put() {
+                if let Some((no, bytes, count)) = plan.chunk() {
                     messages
-                        .insert((id, seq.0), bytes.as_slice())
+                        .insert((id, no), bytes)
                         .map_err(|e| self.db_err(e))?;
-                    saved.messages += 1;
+                    saved.chunks += 1;
+                    saved.messages += count;
                 }
-                for seq in plan.delete() {
+                for &no in plan.delete() {
                     if messages
-                        .remove((id, seq.0))
+                        .remove((id, no))
                         .map_err(|e| self.db_err(e))?
                         .is_some()
                     {

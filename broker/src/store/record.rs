@@ -2,10 +2,14 @@
 //!
 //! All integers big-endian. A message is `flags:u8` (QoS in bits 0–1,
 //! RETAIN in bit 2), `topic_len:u16`, topic, `payload_len:u32`, payload:
-//! the value of a retained message's record, and of each queued or
-//! in-flight message of a persistent session, keyed by client id and the
-//! message's [`Seq`] (from version 4, issue 14: a commit writes the
-//! messages added and deletes those gone, never a whole queue again).
+//! the value of a retained message's record.
+//!
+//! The queued and in-flight messages of a persistent session (from version
+//! 4, issue 14) are in *chunk* records keyed by client id and a chunk
+//! number counting up per session: each commit writes one chunk holding
+//! the messages it adds (`count:u32`, each `seq:u64` and a message), and
+//! deletes the chunks whose messages are all gone, so a commit costs what
+//! came and went, never a whole queue again.
 //!
 //! A session record starts with a version byte (4), then when its client
 //! went offline (`offline_since:u64`, milliseconds since the Unix epoch;
@@ -14,13 +18,15 @@
 //! `user_len:u16`, user), so that refusing another user's takeover survives
 //! a restart (issue 14), then the subscriptions (`count:u32`, each
 //! `filter_len:u16`, filter, `qos:u8`), the QoS 2 ids awaiting PUBREL
-//! (`count:u32`, each `u16`) and the in-flight messages (`count:u32`, each
-//! `state:u8`, `packet_id:u16`, `seq:u64` naming its message record). The
-//! session's other message records are its queue, in `seq` order. Versions
-//! 1 to 3 held each in-flight message inline in place of its `seq`, then
-//! the queue (`count:u32`, each a message); they are still read, and the
-//! next commit writes such a session anew. Decoding checks every field and
-//! names what is wrong; it never panics on bad bytes.
+//! (`count:u32`, each `u16`), then (version 4) the [`Seq`] of the first
+//! queued message (`queue_start:u64`) and the in-flight messages
+//! (`count:u32`, each `state:u8`, `packet_id:u16`, `seq:u64`). Its queue is
+//! every chunked message numbered `queue_start` or later and not in flight;
+//! the others in its chunks are gone. Versions 1 to 3 held each in-flight
+//! message inline in place of its `seq`, then the queue (`count:u32`, each
+//! a message); they are still read, and the next commit writes such a
+//! session anew. Decoding checks every field and names what is wrong; it
+//! never panics on bad bytes.
 
 use bytes::{Buf, BufMut, Bytes};
 
@@ -142,6 +148,7 @@ pub fn encode_session(stored: &StoredSession) -> Vec<u8> {
     let mut out = Vec::new();
     out.put_u8(VERSION);
     put_head(&mut out, *offline_since, user.as_deref(), session);
+    out.put_u64(stored.queue.start);
     out.put_u32(session.outgoing().len() as u32);
     for e in session.outgoing().iter() {
         out.put_u8(state_byte(e.state));
@@ -231,25 +238,33 @@ pub enum SessionRecord {
 #[derive(Debug)]
 pub struct Split {
     session: Session,
+    queue_start: Seq,
     in_flight: Vec<(OutState, PacketId, Seq)>,
     offline_since: SystemTime,
     user: Option<Box<str>>,
 }
 
 impl Split {
-    /// Joins the session's message records (`messages`, in `seq` order):
-    /// those the in-flight entries name go in flight, the others are the
-    /// queue. Returns the session, and whether the queue's numbers follow
-    /// one another as the broker writes them (if not, they are numbered
-    /// again, and the store must write the session anew).
-    pub fn assemble(self, messages: Vec<(Seq, Message)>) -> Result<(ParkedSession, bool), String> {
+    /// Joins the messages of the session's chunks (`chunks`, in chunk
+    /// order): those the in-flight entries name go in flight, those
+    /// numbered from the queue's start on are the queue, the others are
+    /// gone. Returns the session, and whether the queue's numbers follow one
+    /// another from its start as the broker writes them (if not, they are
+    /// numbered again, and the store must write the session anew).
+    pub fn assemble(
+        self,
+        chunks: Vec<Vec<(Seq, Message)>>,
+    ) -> Result<(ParkedSession, bool), String> {
         let Split {
             mut session,
+            queue_start,
             in_flight,
             offline_since,
             user,
         } = self;
-        let mut by_seq: std::collections::BTreeMap<Seq, Message> = messages.into_iter().collect();
+        // A message written twice (again in a later chunk) is the same.
+        let mut by_seq: std::collections::BTreeMap<Seq, Message> =
+            chunks.into_iter().flatten().collect();
         for (state, packet_id, seq) in in_flight {
             let message = by_seq
                 .remove(&seq)
@@ -261,31 +276,53 @@ impl Split {
                 state,
             });
         }
-        let first = by_seq.keys().next().copied();
-        let last = by_seq.keys().next_back().copied();
-        let count = by_seq.len() as u64;
-        let contiguous = match (first, last) {
-            (Some(first), Some(last)) => {
-                last.0.checked_sub(first.0).and_then(|d| d.checked_add(1)) == Some(count)
-                    && first.0.checked_add(count).is_some()
-            }
-            _ => true,
-        };
-        let queue_start = match first {
-            Some(first) if contiguous => first,
-            _ => Seq(crate::router::outbox::fresh_head()),
+        let queued = by_seq.split_off(&queue_start);
+        let as_written = queued
+            .keys()
+            .enumerate()
+            .all(|(i, seq)| queue_start.0.checked_add(i as u64) == Some(seq.0))
+            && queue_start.0.checked_add(queued.len() as u64).is_some();
+        let queue_start = if as_written {
+            queue_start
+        } else {
+            Seq(crate::router::outbox::fresh_head())
         };
         Ok((
             ParkedSession {
                 session,
-                queued: by_seq.into_values().collect(),
+                queued: queued.into_values().collect(),
                 queue_start,
                 offline_since,
                 user,
             },
-            contiguous,
+            as_written,
         ))
     }
+}
+
+/// A chunk record: messages of one session with their numbers.
+pub fn encode_chunk(messages: &[(Seq, &Message)]) -> Vec<u8> {
+    let size: usize = messages.iter().map(|(_, m)| m.size() + 15).sum();
+    let mut out = Vec::with_capacity(size + 4);
+    out.put_u32(messages.len() as u32);
+    for (seq, m) in messages {
+        out.put_u64(seq.0);
+        put_message(&mut out, m);
+    }
+    out
+}
+
+/// Reads a chunk record.
+pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<(Seq, Message)>, String> {
+    let mut r = Reader(bytes);
+    let count = r.u32("chunk length")?;
+    let mut messages = Vec::new();
+    for _ in 0..count {
+        let seq = Seq(r.u64("message seq")?);
+        messages.push((seq, r.message()?));
+    }
+    r.finish()?;
+    Ok(messages)
 }
 
 /// Reads a session's record for `client_id`; `now` stands in for the time
@@ -332,6 +369,7 @@ pub fn decode_session(
         session.restore_awaiting_rel(id);
     }
     if version == VERSION {
+        let queue_start = Seq(r.u64("queue start")?);
         let mut in_flight = Vec::new();
         for _ in 0..r.u32("in-flight count")? {
             let state = r.state()?;
@@ -342,6 +380,7 @@ pub fn decode_session(
         r.finish()?;
         return Ok(SessionRecord::Split(Split {
             session,
+            queue_start,
             in_flight,
             offline_since,
             user,

@@ -1,14 +1,16 @@
 //! What the store file holds of each persistent session: the numbers
-//! ([`Seq`]) of its message records and a digest of its session record,
-//! never a payload. A save compares a session as the router has it now
-//! with this and plans the least it must write: the messages queued since,
-//! the removal of those acknowledged or dropped since, and the session
-//! record only when it changed (issue 14).
+//! ([`Seq`]) of its messages, which chunk records hold them, and a digest
+//! of its session record, never a payload. A save compares a session as
+//! the router has it now with this and plans the least it must write: one
+//! chunk with the messages queued since, the removal of the chunks whose
+//! messages are all acknowledged or dropped, and the session record only
+//! when it changed (issue 14).
 //!
 //! A session's queue holds consecutive numbers (the outbox numbers what it
 //! queues, and hands it out from the front), so what was written of it is
 //! a range; its in-flight messages, taken from the queue's front and
-//! acknowledged in any order, are a short list.
+//! acknowledged in any order, are a short list. A chunk is gone once all
+//! of its numbers are below the queue's start and none is in flight.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -41,6 +43,10 @@ pub(super) struct Held {
     queue: Range<u64>,
     /// The numbers of its in-flight messages, sorted.
     in_flight: Vec<u64>,
+    /// Its chunk records: number, and the lowest and highest [`Seq`] in it.
+    chunks: Vec<(u64, u64, u64)>,
+    /// The number the next chunk gets.
+    next_chunk: u64,
     /// A digest of the session record past its offline time.
     digest: u64,
     /// The record's offline time, milliseconds since the Unix epoch.
@@ -56,26 +62,27 @@ impl Held {
 /// What one save writes of one session.
 #[derive(Debug)]
 pub(super) enum Plan {
-    /// The session is gone: its record and messages go.
+    /// The session is gone: its record and chunks go.
     Remove,
     /// The session is written.
     Write {
-        /// The file holds nothing usable of it: its message records go
-        /// first, and all of its messages are written.
+        /// The file holds nothing usable of it: its chunks go first, and
+        /// all of its messages are written.
         anew: bool,
         /// The session record, when it changed.
         record: Option<Vec<u8>>,
-        /// Message records to write.
-        put: Vec<(Seq, Vec<u8>)>,
-        /// Message records to remove.
-        delete: Vec<Seq>,
+        /// The chunk to write (its number and bytes), with how many
+        /// messages it holds.
+        chunk: Option<(u64, Vec<u8>, usize)>,
+        /// The chunks to remove, by number.
+        delete: Vec<u64>,
         /// What the file holds once this is committed.
         next: Held,
     },
 }
 
 impl Plan {
-    /// Whether every message record of the session goes first.
+    /// Whether every chunk of the session goes first.
     pub(super) fn anew(&self) -> bool {
         match self {
             Plan::Remove => true,
@@ -96,16 +103,19 @@ impl Plan {
         }
     }
 
-    /// The message records to write.
-    pub(super) fn put(&self) -> &[(Seq, Vec<u8>)] {
+    /// The chunk to write: its number, bytes and how many messages.
+    pub(super) fn chunk(&self) -> Option<(u64, &[u8], usize)> {
         match self {
-            Plan::Remove => &[],
-            Plan::Write { put, .. } => put,
+            Plan::Write {
+                chunk: Some((no, bytes, count)),
+                ..
+            } => Some((*no, bytes, *count)),
+            _ => None,
         }
     }
 
-    /// The message records to remove.
-    pub(super) fn delete(&self) -> &[Seq] {
+    /// The chunks to remove.
+    pub(super) fn delete(&self) -> &[u64] {
         match self {
             Plan::Remove => &[],
             Plan::Write { delete, .. } => delete,
@@ -133,22 +143,31 @@ impl Written {
     }
 
     /// Records a session read back from the file as the broker wrote it:
-    /// its record `bytes`, and its messages numbered as `parked` holds them.
+    /// its record `bytes`, its `chunks` (number, lowest and highest
+    /// [`Seq`]), and its messages numbered as `parked` holds them.
     pub(super) fn loaded(
         &mut self,
         client_id: &str,
         parked: &crate::router::ParkedSession,
         bytes: &[u8],
+        chunks: Vec<(u64, u64, u64)>,
     ) {
         let start = parked.queue_start.0;
         let mut in_flight: Vec<u64> = parked.session.outgoing().iter().map(|e| e.seq.0).collect();
         in_flight.sort_unstable();
         let (digest, time) = digest(bytes);
+        let next_chunk = chunks
+            .iter()
+            .map(|c| c.0.saturating_add(1))
+            .max()
+            .unwrap_or(0);
         self.sessions.insert(
             Arc::from(client_id),
             Held {
                 queue: start..start.saturating_add(parked.queued.len() as u64),
                 in_flight,
+                chunks,
+                next_chunk,
                 digest,
                 time,
             },
@@ -174,15 +193,15 @@ impl Written {
             _ => (Some(record), time),
         };
         let missing = |seq: Seq| !held.is_some_and(|h| h.holds(seq));
-        let mut put = Vec::new();
+        let mut add: Vec<(Seq, &mqtt_codec::Message)> = Vec::new();
         for e in s.session.outgoing().iter() {
             if missing(e.seq) {
-                put.push((e.seq, record::encode_message_record(&e.message)));
+                add.push((e.seq, &e.message));
             }
         }
         for (seq, m) in &s.added {
             if missing(*seq) {
-                put.push((*seq, record::encode_message_record(m)));
+                add.push((*seq, m));
             }
         }
         #[cfg(feature = "mutants")]
@@ -192,33 +211,42 @@ impl Written {
             // again.
             let completed = s.session.outgoing().completed();
             for (i, m) in completed.iter().enumerate() {
-                put.push((Seq(u64::MAX - i as u64), record::encode_message_record(m)));
+                add.push((Seq(u64::MAX - i as u64), m));
             }
         }
         let mut in_flight: Vec<u64> = s.session.outgoing().iter().map(|e| e.seq.0).collect();
         in_flight.sort_unstable();
-        let mut delete = Vec::new();
-        if let Some(h) = held {
-            // Taken from the queue's front since: in flight now, or gone.
-            for seq in h.queue.start..h.queue.end.min(s.queue.start) {
-                if in_flight.binary_search(&seq).is_err() {
-                    delete.push(Seq(seq));
-                }
+        // A chunk stays while any of its numbers may still be queued or in
+        // flight.
+        let live = |&(_, low, high): &(u64, u64, u64)| {
+            high >= s.queue.start || {
+                let from = in_flight.partition_point(|&seq| seq < low);
+                in_flight.get(from).is_some_and(|&seq| seq <= high)
             }
-            for &seq in &h.in_flight {
-                if in_flight.binary_search(&seq).is_err() && !s.queue.contains(&seq) {
-                    delete.push(Seq(seq));
-                }
-            }
-        }
+        };
+        let (mut chunks, delete): (Vec<_>, Vec<_>) = held
+            .map(|h| h.chunks.iter().copied().partition(|c| live(c)))
+            .unwrap_or_default();
+        let delete = delete.into_iter().map(|c: (u64, u64, u64)| c.0).collect();
+        let mut next_chunk = held.map_or(0, |h| h.next_chunk);
+        let chunk = (!add.is_empty()).then(|| {
+            let low = add.iter().map(|(seq, _)| seq.0).min().unwrap_or(0);
+            let high = add.iter().map(|(seq, _)| seq.0).max().unwrap_or(0);
+            let no = next_chunk;
+            next_chunk += 1;
+            chunks.push((no, low, high));
+            (no, record::encode_chunk(&add), add.len())
+        });
         Plan::Write {
             anew: held.is_none(),
             record,
-            put,
+            chunk,
             delete,
             next: Held {
                 queue: s.queue.clone(),
                 in_flight,
+                chunks,
+                next_chunk,
                 digest,
                 time,
             },
