@@ -7,7 +7,7 @@
 //! Three tables: `sessions` (client id → session record: subscriptions,
 //! owner, in-flight flows, where its queue starts), `messages` ((client id,
 //! chunk number) → a chunk of that session's queued or in-flight messages,
-//! each with its [`Seq`]) and `retained` (topic → message). Values use a
+//! each with its [`Seq`](crate::session::Seq)) and `retained` (topic → message). Values use a
 //! small versioned binary layout written and read here (module `record`).
 //! A commit writes one chunk per changed session holding the messages
 //! queued since the last one, and deletes the chunks whose messages are all
@@ -35,7 +35,6 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::router::Router;
-use crate::session::Seq;
 use written::{Plan, Written};
 
 const SESSIONS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("sessions");
@@ -335,7 +334,7 @@ impl Store {
         &self,
         table: &redb::ReadOnlyTable<(&str, u64), &[u8]>,
         client_id: &str,
-    ) -> Result<Vec<(u64, Vec<(Seq, mqtt_codec::Message)>)>, StoreError> {
+    ) -> Result<Vec<(u64, record::Chunk)>, StoreError> {
         let mut chunks = Vec::new();
         let range = table
             .range((client_id, 0)..=(client_id, u64::MAX))
@@ -357,8 +356,9 @@ impl Store {
 
     /// Writes what changed since the last save ([`Router::take_changes`]):
     /// for each changed persistent session its record (subscriptions,
-    /// owner and, when known, in-flight flows) if that changed, the
-    /// messages queued for it since the last save, and the removal of those
+    /// owner, queue start and, when known, in-flight flows) if that
+    /// changed, one chunk with the messages queued for it since the last
+    /// save, and the removal of its chunks whose messages are all
     /// acknowledged or dropped since; each changed retained message; and
     /// removes the records of sessions and retained topics that are gone.
     /// One transaction, committed with an fsync; when nothing changed,
@@ -456,17 +456,13 @@ impl Store {
                         .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
                         .map_err(|e| self.db_err(e))?;
                 }
-                match plan.record() {
-                    Some(bytes) => {
-                        table.insert(id, bytes).map_err(|e| self.db_err(e))?;
-                        saved.sessions += 1;
-                    }
-                    None if plan.is_removal() => {
-                        if table.remove(id).map_err(|e| self.db_err(e))?.is_some() {
-                            saved.removed += 1;
-                        }
-                    }
-                    None => {}
+                if let Some(bytes) = plan.record() {
+                    table.insert(id, bytes).map_err(|e| self.db_err(e))?;
+                    saved.sessions += 1;
+                } else if plan.is_removal()
+                    && table.remove(id).map_err(|e| self.db_err(e))?.is_some()
+                {
+                    saved.removed += 1;
                 }
                 if let Some((no, bytes, count)) = plan.chunk() {
                     messages

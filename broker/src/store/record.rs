@@ -251,10 +251,7 @@ impl Split {
     /// gone. Returns the session, and whether the queue's numbers follow one
     /// another from its start as the broker writes them (if not, they are
     /// numbered again, and the store must write the session anew).
-    pub fn assemble(
-        self,
-        chunks: Vec<Vec<(Seq, Message)>>,
-    ) -> Result<(ParkedSession, bool), String> {
+    pub fn assemble(self, chunks: Vec<Chunk>) -> Result<(ParkedSession, bool), String> {
         let Split {
             mut session,
             queue_start,
@@ -300,6 +297,9 @@ impl Split {
     }
 }
 
+/// The messages of one chunk record, each with its number.
+pub type Chunk = Vec<(Seq, Message)>;
+
 /// A chunk record: messages of one session with their numbers.
 pub fn encode_chunk(messages: &[(Seq, &Message)]) -> Vec<u8> {
     let size: usize = messages.iter().map(|(_, m)| m.size() + 15).sum();
@@ -313,7 +313,7 @@ pub fn encode_chunk(messages: &[(Seq, &Message)]) -> Vec<u8> {
 }
 
 /// Reads a chunk record.
-pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<(Seq, Message)>, String> {
+pub fn decode_chunk(bytes: &[u8]) -> Result<Chunk, String> {
     let mut r = Reader(bytes);
     let count = r.u32("chunk length")?;
     let mut messages = Vec::new();
