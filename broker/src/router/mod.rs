@@ -530,7 +530,7 @@ impl Router {
                 } else {
                     None
                 };
-                (pushed, waker, outbox.stored)
+                (pushed, waker, outbox.stored())
             };
             // Queued, past the bound or not: a persistent session's queue
             // changed, and the store keeps it.

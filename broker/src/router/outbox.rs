@@ -64,6 +64,14 @@ fn reserve_seqs_through(seq: Seq) {
     NEXT_EPOCH.fetch_max((seq.0 >> 32) + 1, Ordering::Relaxed);
 }
 
+/// [`Outbox`] flag: the session is persistent (attached or parked), so the
+/// store keeps what is queued here. Kept here, where every publish looks
+/// anyway.
+const STORED: u8 = 1;
+/// [`Outbox`] flag: a commit the attached connection waits for may be on
+/// disk now (`--durability batched`): tell it once.
+const DURABLE: u8 = 2;
+
 /// Whether messages are accepted, and which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -116,8 +124,10 @@ pub(crate) struct Outbox {
     head: u64,
     /// The [`Message::size`] of everything in `queue`.
     bytes: usize,
-    /// Messages dropped since the last time the connection reported it.
-    dropped: u64,
+    /// Messages dropped since the last time the connection reported it
+    /// (saturating: four bytes, with the flags below, keep every client's
+    /// outbox as small as before its [`Seq`] numbers came, issue 15).
+    dropped: u32,
     /// The attached connection's waker while it waits.
     waker: Option<Waker>,
     /// The publishers paused on this outbox, once one has paused. Boxed:
@@ -127,12 +137,8 @@ pub(crate) struct Outbox {
     /// publishers wait while it is set.
     above_half: bool,
     mode: Mode,
-    /// The session is persistent (attached or parked), so the store keeps
-    /// what is queued here. Kept here, where every publish looks anyway.
-    pub(crate) stored: bool,
-    /// A commit the attached connection waits for may be on disk now
-    /// (`--durability batched`): tell it once.
-    pub(crate) durable: bool,
+    /// [`STORED`] and [`DURABLE`], in one byte.
+    flags: u8,
     /// Why the attached connection must end, once the router says so.
     kick: Option<Kick>,
 }
@@ -198,8 +204,7 @@ impl Outbox {
             line: None,
             above_half: false,
             mode: Mode::Closed,
-            stored: false,
-            durable: false,
+            flags: 0,
             kick: None,
         }
     }
@@ -336,7 +341,8 @@ impl Outbox {
         if let Some(kick) = self.kick {
             return Poll::Ready(SlotEvent::Kicked(kick));
         }
-        if std::mem::take(&mut self.durable) {
+        if self.flags & DURABLE != 0 {
+            self.flags &= !DURABLE;
             return Poll::Ready(SlotEvent::Durable);
         }
         if messages && !self.queue.is_empty() {
@@ -418,7 +424,7 @@ impl Outbox {
         // A client told to end drains nothing more: treated as offline.
         let pace = pace.filter(|_| self.mode == Mode::Online && self.kick.is_none());
         if pace.is_none() && self.full(limits) {
-            self.dropped += 1;
+            self.dropped = self.dropped.saturating_add(1);
             return Pushed::Dropped {
                 first: self.dropped == 1,
             };
@@ -498,6 +504,26 @@ impl Outbox {
         !self.queue.is_empty()
     }
 
+    /// Whether the session is persistent, so the store keeps its queue.
+    pub(crate) fn stored(&self) -> bool {
+        self.flags & STORED != 0
+    }
+
+    /// Marks the session persistent or not.
+    pub(crate) fn set_stored(&mut self, stored: bool) {
+        if stored {
+            self.flags |= STORED;
+        } else {
+            self.flags &= !STORED;
+        }
+    }
+
+    /// Tells the attached connection, once, that a commit it waits for may
+    /// be on disk.
+    pub(crate) fn set_durable(&mut self) {
+        self.flags |= DURABLE;
+    }
+
     /// The waiting messages.
     pub(crate) fn queued(&self) -> impl Iterator<Item = &Message> {
         self.queue.iter()
@@ -561,7 +587,7 @@ impl Outbox {
 
     /// Returns and resets the count of dropped messages.
     pub(crate) fn take_dropped(&mut self) -> u64 {
-        std::mem::take(&mut self.dropped)
+        u64::from(std::mem::take(&mut self.dropped))
     }
 }
 

@@ -108,11 +108,11 @@ impl ClientSlot {
 
     /// Whether the session here is persistent, so the store keeps it.
     pub fn stored(&self) -> bool {
-        lock(&self.outbox).stored
+        lock(&self.outbox).stored()
     }
 
     pub(crate) fn set_stored(&self, stored: bool) {
-        lock(&self.outbox).stored = stored;
+        lock(&self.outbox).set_stored(stored);
     }
 
     /// The client id.
@@ -242,7 +242,7 @@ impl std::task::Wake for ClientSlot {
     fn wake_by_ref(self: &Arc<Self>) {
         let waker = {
             let mut outbox = lock(&self.outbox);
-            outbox.durable = true;
+            outbox.set_durable();
             outbox.take_waker()
         };
         if let Some(w) = waker {
