@@ -151,6 +151,12 @@ async fn completed_qos2_not_redelivered(kill: bool) {
             publish_qos2(&mut publisher, "eo/l", i, &format!("live {i}")).await;
         }
         complete_qos2(&mut sub, LIVE, "live").await;
+        // The broker answers in order: once the PINGRESP is back, it has
+        // read every PUBCOMP above. Without this a stop racing the last
+        // PUBCOMPs parks those messages still awaiting them, and their
+        // PUBRELs come back after the restart, as they should.
+        sub.send(&Packet::PingReq).await;
+        assert_eq!(sub.recv().await, Packet::PingResp);
         if kill {
             let before = b.log().matches("state autosaved").count();
             wait_for_autosaves(&b, before, 2);

@@ -114,6 +114,12 @@ fn record_decoding_never_panics_on_truncation() {
             assert!(record::decode_session("c", &full[..cut], 10, now).is_err());
         }
     }
+    let refs: Vec<(Seq, &Message)> = messages.iter().map(|(seq, m)| (*seq, m)).collect();
+    let chunk = record::encode_chunk(&refs);
+    assert_eq!(record::decode_chunk(&chunk).expect("valid"), messages);
+    for cut in 0..chunk.len() {
+        assert!(record::decode_chunk(&chunk[..cut]).is_err());
+    }
 }
 
 #[test]
