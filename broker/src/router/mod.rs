@@ -837,8 +837,11 @@ impl Router {
         };
         let user = own.user.clone();
         drop(own);
-        // After the session: its in-flight messages left the queue before
-        // the copy of the flows, so every message is in one or the other.
+        // Read after the session. With `--durability batched` the caller
+        // holds the gate, so the two are one cut and every message is in
+        // the queue or in flight; otherwise one taken in between is in
+        // neither here, and is written with the session's flows later (when
+        // it parks).
         let outbox = lock(&slot.outbox);
         let queue = outbox.seqs();
         let added = outbox
