@@ -30,11 +30,11 @@ use super::config::{BridgeConfig, RestartTimeout};
 use super::remote::{Remote, RemoteError};
 use super::topics;
 use crate::router::{Attachment, ClientSlot, Kick, Router, SlotEvent};
-use crate::session::{Action, Session};
+use crate::session::{Action, Seq, Session};
 use mqtt_codec::topic::TopicName;
 use mqtt_codec::{
-    Connect, ConnectReturnCode, Message, Packet, PacketId, Publish, QoS, SubAckReturnCode,
-    Subscribe, SubscribeFilter,
+    Connect, ConnectReturnCode, Delivery, Message, Packet, PacketId, Publish, QoS,
+    SubAckReturnCode, Subscribe, SubscribeFilter,
 };
 
 /// How long the remote has to accept the TCP connection, finish TLS and
@@ -365,11 +365,11 @@ impl Link<'_> {
             self.subscribing = Some(packet_id);
         }
         if let Some(topic) = remote_notification(self.config) {
-            // In the session's window, so it is acknowledged and resent as
-            // any message going out.
-            if let Some(publish) = self.session.deliver(state_message(topic, true)) {
-                self.put_out(Packet::Publish(publish));
-            }
+            // At QoS 0, outside the session: the store keeps only messages
+            // that were queued, and this one is sent anew on every connect
+            // (the CONNECT's will sets the state back to 0).
+            let up = state_message(topic, true);
+            self.put_out(Packet::Publish(Publish::new(Delivery::AtMostOnce, up)));
         }
         let keepalive = Duration::from_secs(u64::from(self.config.keepalive));
         let mut ping_at = Instant::now() + keepalive;
@@ -465,7 +465,11 @@ impl Link<'_> {
         let mut batch = Vec::new();
         loop {
             let owed = router.feed_retained(&self.slot);
-            let (more, dropped) = self.slot.take_within(
+            let crate::router::Taken {
+                more,
+                dropped,
+                first,
+            } = self.slot.take_within(
                 &mut batch,
                 PULL_BATCH,
                 self.session.window_room(),
@@ -483,10 +487,10 @@ impl Link<'_> {
             let mut exactly_once = false;
             {
                 let _gate = router.gate();
-                for message in batch.drain(..) {
+                for (message, seq) in batch.drain(..).zip(first.0..) {
                     in_flight |= message.qos != QoS::AtMostOnce;
                     exactly_once |= message.qos == QoS::ExactlyOnce;
-                    if let Some(publish) = self.session.deliver(message) {
+                    if let Some(publish) = self.session.deliver(message, Seq(seq)) {
                         self.put_out(Packet::Publish(publish));
                     }
                 }

@@ -13,7 +13,7 @@ use tracing::warn;
 
 use super::buffers::{Conn, HIGH_WATER};
 use crate::router::{ClientSlot, Router};
-use crate::session::Session;
+use crate::session::{Seq, Session};
 use mqtt_codec::Message;
 use mqtt_codec::Packet;
 
@@ -72,8 +72,11 @@ pub(super) fn pull(
             // No more than the buffer has room for: what a slow client
             // cannot take stays in the outbox, bounded there.
             let room = HIGH_WATER - conn.wbuf.len();
-            let (more, dropped) =
-                slot.take_within(batch, PULL_BATCH, session.window_room(), room, router.limits());
+            let crate::router::Taken {
+                more,
+                dropped,
+                first,
+            } = slot.take_within(batch, PULL_BATCH, session.window_room(), room, router.limits());
             if dropped > 0 {
                 warn!(
                     dropped,
@@ -82,10 +85,10 @@ pub(super) fn pull(
             }
             let took = batch.len();
             moved.any |= took > 0;
-            for message in batch.drain(..) {
+            for (message, seq) in batch.drain(..).zip(first.0..) {
                 moved.in_flight |= message.qos != mqtt_codec::QoS::AtMostOnce;
                 moved.exactly_once |= message.qos == mqtt_codec::QoS::ExactlyOnce;
-                if let Some(publish) = session.deliver(message) {
+                if let Some(publish) = session.deliver(message, Seq(seq)) {
                     conn.put(&Packet::Publish(publish));
                 }
             }

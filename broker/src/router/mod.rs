@@ -49,14 +49,14 @@ use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteG
 pub use expiry::Expired;
 pub use outbox::{Kick, Limits, SlotEvent};
 pub use retained::Retained;
-pub use slot::{ClientRef, ClientSlot};
+pub use slot::{ClientRef, ClientSlot, Taken};
 
 use outbox::{Mode, Pushed};
 use slot::{Parked, lock};
 
 use crate::acl::{Identity, Need, SubscribeCheck};
 use crate::mutant;
-use crate::session::Session;
+use crate::session::{Seq, Session};
 use crate::stats::Stats;
 use index::SubscriptionIndex;
 use mqtt_codec::Message;
@@ -136,13 +136,15 @@ pub struct Routed {
     pub full: Option<Arc<ClientSlot>>,
 }
 
-/// A persistent session without its client, as the store saves it.
+/// A persistent session without its client, as the store loads it.
 #[derive(Debug, Clone)]
 pub struct ParkedSession {
     /// The session.
     pub session: Session,
-    /// The messages queued for the client's return.
+    /// The messages queued for the client's return, oldest first.
     pub queued: Vec<Message>,
+    /// The [`Seq`] of the first of `queued`; the others follow one apart.
+    pub queue_start: Seq,
     /// When the client went away (for `--persistent-client-expiration`).
     pub offline_since: std::time::SystemTime,
     /// The verified user whose session it is, if any: another user may not
@@ -150,12 +152,22 @@ pub struct ParkedSession {
     pub user: Option<Box<str>>,
 }
 
-/// What the store saves of the sessions: see [`Router::sessions_for_store`].
-#[derive(Debug, Default)]
-pub struct StoredSessions {
-    /// Every persistent session with the messages queued for it: parked
-    /// ones whole, attached ones as the router knows them.
-    pub parked: Vec<ParkedSession>,
+/// A persistent session as the store writes it: see
+/// [`Router::session_for_store`]. Its queue is told by number, with only the
+/// messages the store has not written yet, so a commit costs what changed,
+/// not the length of the queue (issue 14).
+#[derive(Debug, Clone)]
+pub struct StoredSession {
+    /// The session: subscriptions and, when known, the in-flight flows.
+    pub session: Session,
+    /// The [`Seq`] numbers of the messages queued now.
+    pub queue: std::ops::Range<u64>,
+    /// The queued messages numbered at or after the `from` asked for.
+    pub added: Vec<(Seq, Message)>,
+    /// When the client went away (or, if connected, the time of the copy).
+    pub offline_since: std::time::SystemTime,
+    /// The verified user whose session it is, if any.
+    pub user: Option<Box<str>>,
 }
 
 /// Read-locks, carrying on past a poisoned lock (see [`slot::lock`]).
@@ -357,6 +369,9 @@ impl Router {
                         let mut outbox = lock(&slot.outbox);
                         if !session_present {
                             outbox.set_mode(Mode::Closed);
+                            if !clean {
+                                outbox.renumber();
+                            }
                         }
                         outbox.set_mode(Mode::Online);
                         outbox.attach();
@@ -544,11 +559,11 @@ impl Router {
                 // A bridge gets none of its own messages back (they would
                 // cross the bridge again, a loop) and RETAIN as published,
                 // so the far broker retains what this one does.
-                if outbox.bridge && own {
+                if outbox.bridge() && own {
                     continue;
                 }
                 let retain =
-                    message.retain && (outbox.bridge || mutant::active("retain-kept-on-forward"));
+                    message.retain && (outbox.bridge() || mutant::active("retain-kept-on-forward"));
                 let copy = message.for_delivery(qos, retain);
                 let pushed = outbox.push(copy, self.limits, pace);
                 let waker = if matches!(pushed, Pushed::Wake | Pushed::Full { wake: true }) {
@@ -556,7 +571,7 @@ impl Router {
                 } else {
                     None
                 };
-                (pushed, waker, outbox.stored)
+                (pushed, waker, outbox.stored())
             };
             // Queued, past the bound or not: a persistent session's queue
             // changed, and the store keeps it.
@@ -865,32 +880,33 @@ impl Router {
         write(&self.retained).update(message);
     }
 
-    /// For the store: copies of the parked persistent sessions with their
-    /// queued messages, and of the persistent sessions a connection holds
-    /// now (see [`Router::session_for_store`]).
-    pub fn sessions_for_store(&self) -> StoredSessions {
+    /// For the store: copies of every persistent session, parked or
+    /// connected, with all their queued messages (see
+    /// [`Router::session_for_store`]).
+    pub fn sessions_for_store(&self) -> Vec<StoredSession> {
         let ids: Vec<Arc<str>> = lock(&self.clients).keys().cloned().collect();
         let now = std::time::SystemTime::now();
-        let parked = ids
-            .iter()
-            .filter_map(|id| self.session_for_store(id, now))
-            .collect();
-        StoredSessions { parked }
+        ids.iter()
+            .filter_map(|id| self.session_for_store(id, now, 0))
+            .collect()
     }
 
-    /// For the store: a copy of client `client_id`'s persistent session
-    /// with its queued messages, or `None` when it has none (never had one,
-    /// or it was clean, cleared or expired). A session a connection holds
-    /// now is copied as far as the router knows it: subscriptions, queue
-    /// and, with `--durability batched`, the in-flight flows as of the
-    /// connection's last step (otherwise those are written when the
-    /// connection ends and parks it). `now` stands for when a connected
-    /// client went away, should the broker die.
+    /// For the store: a copy of client `client_id`'s persistent session,
+    /// or `None` when it has none (never had one, or it was clean, cleared
+    /// or expired). A session a connection holds now is copied as far as
+    /// the router knows it: subscriptions, queue and, with `--durability
+    /// batched`, the in-flight flows as of the connection's last step
+    /// (otherwise those are written when the connection ends and parks it).
+    /// Of the queue it copies the numbers, and the messages numbered `from`
+    /// or later: those the store has not written yet (reference counts,
+    /// never payload bytes). `now` stands for when a connected client went
+    /// away, should the broker die.
     pub fn session_for_store(
         &self,
         client_id: &str,
         now: std::time::SystemTime,
-    ) -> Option<ParkedSession> {
+        from: u64,
+    ) -> Option<StoredSession> {
         let slot = lock(&self.clients).get(client_id).cloned()?;
         let own = lock(&slot.ownership);
         let (session, offline_since) = if own.attached {
@@ -909,10 +925,22 @@ impl Router {
         };
         let user = own.user().map(Box::from);
         drop(own);
-        let queued = lock(&slot.outbox).queued().cloned().collect();
-        Some(ParkedSession {
+        // Read after the session. With `--durability batched` the caller
+        // holds the gate, so the two are one cut and every message is in
+        // the queue or in flight; otherwise one taken in between is in
+        // neither here, and is written with the session's flows later (when
+        // it parks).
+        let outbox = lock(&slot.outbox);
+        let queue = outbox.seqs();
+        let added = outbox
+            .queued_from(from)
+            .map(|(seq, m)| (seq, m.clone()))
+            .collect();
+        drop(outbox);
+        Some(StoredSession {
             session,
-            queued,
+            queue,
+            added,
             offline_since,
             user,
         })
@@ -929,6 +957,7 @@ impl Router {
         let ParkedSession {
             session,
             queued,
+            queue_start,
             offline_since,
             user,
         } = parked;
@@ -944,9 +973,8 @@ impl Router {
         {
             let mut outbox = lock(&slot.outbox);
             outbox.set_mode(Mode::Offline);
-            for m in queued {
-                outbox.push_unbounded(m);
-            }
+            let in_flight = session.outgoing().iter().map(|e| e.seq).max();
+            outbox.restore(queue_start, queued, in_flight);
         }
         {
             let mut own = lock(&slot.ownership);

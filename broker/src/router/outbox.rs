@@ -34,11 +34,47 @@
 //! [`ClientSlot::poll_event`](super::ClientSlot::poll_event)).
 
 use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::session::Seq;
 use mqtt_codec::Message;
 use mqtt_codec::QoS;
+
+/// The next *epoch*: each new persistent session numbers its messages from
+/// its own epoch shifted into the high 32 bits of a [`Seq`], so that a
+/// session removed and made again under the same client id between two
+/// commits never reuses a number the store still holds for the old one.
+/// Clean sessions, never stored, take none.
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
+
+/// A new persistent session's first [`Seq`]; numbers from there on belong
+/// to it (or to a session restored from an older store file, which held
+/// none).
+pub(crate) fn fresh_head() -> u64 {
+    NEXT_EPOCH.fetch_add(1, Ordering::Relaxed) << 32
+}
+
+/// Keeps the numbers of new outboxes above `seq`, one read back from the
+/// store, so that a session made anew under a restored one's client id
+/// never takes a number the store holds for the old one.
+fn reserve_seqs_through(seq: Seq) {
+    NEXT_EPOCH.fetch_max((seq.0 >> 32) + 1, Ordering::Relaxed);
+}
+
+/// [`Outbox`] flag: the session is persistent (attached or parked), so the
+/// store keeps what is queued here. Kept here, where every publish looks
+/// anyway.
+const STORED: u8 = 1;
+/// [`Outbox`] flag: a commit the attached connection waits for may be on
+/// disk now (`--durability batched`): tell it once.
+const DURABLE: u8 = 2;
+/// [`Outbox`] flag: the attached client is a bridge (its CONNECT's level
+/// carried the bridge bit, or it is one of ours): its own messages do not
+/// come back to it, and RETAIN reaches it as published, as mosquitto does.
+const BRIDGE: u8 = 4;
 
 /// Whether messages are accepted, and which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,10 +122,16 @@ pub(crate) enum Pushed {
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: VecDeque<Message>,
+    /// The [`Seq`] of the message at the queue's front (of the next one
+    /// queued, when empty): the queue holds `head..head + len`, numbered
+    /// in the order they were queued.
+    head: u64,
     /// The [`Message::size`] of everything in `queue`.
     bytes: usize,
-    /// Messages dropped since the last time the connection reported it.
-    dropped: u64,
+    /// Messages dropped since the last time the connection reported it
+    /// (saturating: four bytes, with the flags below, keep every client's
+    /// outbox as small as before its [`Seq`] numbers came, issue 15).
+    dropped: u32,
     /// The attached connection's waker while it waits.
     waker: Option<Waker>,
     /// The publishers paused on this outbox, once one has paused. Boxed:
@@ -99,16 +141,8 @@ pub(crate) struct Outbox {
     /// publishers wait while it is set.
     above_half: bool,
     mode: Mode,
-    /// The session is persistent (attached or parked), so the store keeps
-    /// what is queued here. Kept here, where every publish looks anyway.
-    pub(crate) stored: bool,
-    /// A commit the attached connection waits for may be on disk now
-    /// (`--durability batched`): tell it once.
-    pub(crate) durable: bool,
-    /// The attached client is a bridge (its CONNECT's level carried the
-    /// bridge bit, or it is one of ours): its own messages do not come back
-    /// to it, and RETAIN reaches it as published, as mosquitto does.
-    pub(crate) bridge: bool,
+    /// [`STORED`], [`DURABLE`] and [`BRIDGE`], in one byte.
+    flags: u8,
     /// Why the attached connection must end, once the router says so.
     kick: Option<Kick>,
 }
@@ -167,15 +201,14 @@ impl Outbox {
     pub(crate) fn new() -> Self {
         Self {
             queue: VecDeque::new(),
+            head: 0,
             bytes: 0,
             dropped: 0,
             waker: None,
             line: None,
             above_half: false,
             mode: Mode::Closed,
-            stored: false,
-            durable: false,
-            bridge: false,
+            flags: 0,
             kick: None,
         }
     }
@@ -312,7 +345,8 @@ impl Outbox {
         if let Some(kick) = self.kick {
             return Poll::Ready(SlotEvent::Kicked(kick));
         }
-        if std::mem::take(&mut self.durable) {
+        if self.flags & DURABLE != 0 {
+            self.flags &= !DURABLE;
             return Poll::Ready(SlotEvent::Durable);
         }
         if messages && !self.queue.is_empty() {
@@ -362,6 +396,7 @@ impl Outbox {
         }
         if mode == Mode::Closed {
             let discarded = self.queue.len();
+            self.head = self.head.saturating_add(discarded as u64);
             self.queue = VecDeque::new();
             self.bytes = 0;
             self.above_half = false;
@@ -393,7 +428,7 @@ impl Outbox {
         // A client told to end drains nothing more: treated as offline.
         let pace = pace.filter(|_| self.mode == Mode::Online && self.kick.is_none());
         if pace.is_none() && self.full(limits) {
-            self.dropped += 1;
+            self.dropped = self.dropped.saturating_add(1);
             return Pushed::Dropped {
                 first: self.dropped == 1,
             };
@@ -465,6 +500,7 @@ impl Outbox {
                 window -= 1;
             }
             if let Some(m) = self.queue.pop_front() {
+                self.head = self.head.saturating_add(1);
                 self.bytes = self.bytes.saturating_sub(m.size());
                 batch.push(m);
             }
@@ -472,9 +508,88 @@ impl Outbox {
         !self.queue.is_empty()
     }
 
-    /// The waiting messages, for the store.
+    /// Whether the session is persistent, so the store keeps its queue.
+    pub(crate) fn stored(&self) -> bool {
+        self.flags & STORED != 0
+    }
+
+    /// Marks the session persistent or not.
+    pub(crate) fn set_stored(&mut self, stored: bool) {
+        self.set_flag(STORED, stored);
+    }
+
+    /// Whether the attached client is a bridge.
+    pub(crate) fn bridge(&self) -> bool {
+        self.flags & BRIDGE != 0
+    }
+
+    /// Marks the attached client a bridge or not.
+    pub(crate) fn set_bridge(&mut self, bridge: bool) {
+        self.set_flag(BRIDGE, bridge);
+    }
+
+    fn set_flag(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
+    /// Tells the attached connection, once, that a commit it waits for may
+    /// be on disk.
+    pub(crate) fn set_durable(&mut self) {
+        self.flags |= DURABLE;
+    }
+
+    /// The waiting messages.
     pub(crate) fn queued(&self) -> impl Iterator<Item = &Message> {
         self.queue.iter()
+    }
+
+    /// A new persistent session starts on this empty outbox: its messages
+    /// are numbered from a fresh epoch (see [`NEXT_EPOCH`]).
+    pub(crate) fn renumber(&mut self) {
+        debug_assert!(self.queue.is_empty(), "a new session's queue is empty");
+        self.head = fresh_head();
+    }
+
+    /// The [`Seq`] the next message taken will have: the first of the
+    /// batch [`Outbox::take`] fills next, numbered on from there.
+    pub(crate) fn head(&self) -> Seq {
+        Seq(self.head)
+    }
+
+    /// The numbers of the waiting messages.
+    pub(crate) fn seqs(&self) -> Range<u64> {
+        self.head..self.head.saturating_add(self.queue.len() as u64)
+    }
+
+    /// The waiting messages numbered `from` or later, with their numbers:
+    /// what the store has not written yet.
+    pub(crate) fn queued_from(&self, from: u64) -> impl Iterator<Item = (Seq, &Message)> {
+        let skip = usize::try_from(from.saturating_sub(self.head)).unwrap_or(usize::MAX);
+        let start = self.head.saturating_add(skip.min(self.queue.len()) as u64);
+        self.queue
+            .iter()
+            .skip(skip)
+            .zip(start..)
+            .map(|(m, seq)| (Seq(seq), m))
+    }
+
+    /// Restores messages read back from the store: the queue was empty, and
+    /// now holds `messages`, numbered from `head` on.
+    ///
+    /// Numbers up to the queue's end, and up to `in_flight` (the highest
+    /// number the session's in-flight messages hold), are kept from new
+    /// outboxes.
+    pub(crate) fn restore(&mut self, head: Seq, messages: Vec<Message>, in_flight: Option<Seq>) {
+        let end = head.0.saturating_add(messages.len() as u64);
+        reserve_seqs_through(Seq(end.max(in_flight.map_or(0, |s| s.0))));
+        self.head = head.0;
+        for m in messages {
+            self.push_unbounded(m);
+        }
     }
 
     /// How many messages wait.
@@ -490,7 +605,7 @@ impl Outbox {
 
     /// Returns and resets the count of dropped messages.
     pub(crate) fn take_dropped(&mut self) -> u64 {
-        std::mem::take(&mut self.dropped)
+        u64::from(std::mem::take(&mut self.dropped))
     }
 }
 

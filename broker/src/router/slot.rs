@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use super::outbox::{Kick, Limits, Outbox, PublisherId, SlotEvent};
 use super::retained::RetainedCursor;
-use crate::session::Session;
+use crate::session::{Seq, Session};
 use mqtt_codec::QoS;
 use mqtt_codec::topic::TopicFilter;
 
@@ -130,17 +130,17 @@ impl ClientSlot {
 
     /// Whether the session here is persistent, so the store keeps it.
     pub fn stored(&self) -> bool {
-        lock(&self.outbox).stored
+        lock(&self.outbox).stored()
     }
 
     pub(crate) fn set_stored(&self, stored: bool) {
-        lock(&self.outbox).stored = stored;
+        lock(&self.outbox).set_stored(stored);
     }
 
     /// Marks the attached client as a bridge (or not): see
     /// [`Router::publish_paced`](super::Router::publish_paced).
     pub fn set_bridge(&self, bridge: bool) {
-        lock(&self.outbox).bridge = bridge;
+        lock(&self.outbox).set_bridge(bridge);
     }
 
     /// The client id.
@@ -212,14 +212,9 @@ impl ClientSlot {
 
     /// Moves up to `max` waiting messages into `batch`, no more than
     /// `window` of them at QoS 1 or 2, and wakes any paused publisher.
-    /// Returns whether more wait, and how many messages were dropped for
-    /// this client since the last call.
-    pub fn take(
-        &self,
-        batch: &mut Vec<mqtt_codec::Message>,
-        max: usize,
-        window: usize,
-    ) -> (bool, u64) {
+    /// Returns whether more wait, how many messages were dropped for this
+    /// client since the last call, and the batch's first [`Seq`].
+    pub fn take(&self, batch: &mut Vec<mqtt_codec::Message>, max: usize, window: usize) -> Taken {
         let unbounded = Limits {
             max_queued: 0,
             max_queued_bytes: 0,
@@ -240,11 +235,28 @@ impl ClientSlot {
         window: usize,
         bytes: usize,
         limits: Limits,
-    ) -> (bool, u64) {
+    ) -> Taken {
         let mut outbox = lock(&self.outbox);
+        let first = outbox.head();
         let more = outbox.take(batch, max, window, bytes, limits);
-        (more, outbox.take_dropped())
+        Taken {
+            more,
+            dropped: outbox.take_dropped(),
+            first,
+        }
     }
+}
+
+/// What [`ClientSlot::take_within`] moved out of the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// More messages wait.
+    pub more: bool,
+    /// Messages dropped for this client since the last take.
+    pub dropped: u64,
+    /// The [`Seq`] of the batch's first message; the others follow in
+    /// order, one apart: what [`Session::deliver`] records for the store.
+    pub first: Seq,
 }
 
 /// Woken by the store's committer when a commit the attached connection
@@ -258,7 +270,7 @@ impl std::task::Wake for ClientSlot {
     fn wake_by_ref(self: &Arc<Self>) {
         let waker = {
             let mut outbox = lock(&self.outbox);
-            outbox.durable = true;
+            outbox.set_durable();
             outbox.take_waker()
         };
         if let Some(w) = waker {

@@ -66,7 +66,7 @@ pub fn subscribe_session(
     let mut retained = Vec::new();
     loop {
         let owed = r.feed_retained(&a.slot);
-        let more = a.slot.take(&mut retained, usize::MAX, usize::MAX).0;
+        let more = a.slot.take(&mut retained, usize::MAX, usize::MAX).more;
         if !owed && !more {
             return (suback, retained);
         }
@@ -89,9 +89,10 @@ pub async fn park_with_message_in_flight(r: &Router, id: &str) {
         .await
         .expect("attached");
     subscribe_session(r, &mut a, subscribe(&[("q/#", QoS::ExactlyOnce)]));
-    let sent = a
-        .session
-        .deliver(msg("q/1", QoS::AtLeastOnce, false, "in flight"));
-    assert!(sent.is_some());
+    r.publish(&msg("q/1", QoS::AtLeastOnce, false, "in flight"));
+    let mut batch = Vec::new();
+    let first = a.slot.take(&mut batch, 1, 1).first;
+    let message = batch.pop().expect("the message was queued");
+    assert!(a.session.deliver(message, first).is_some());
     r.disconnect(&a.slot, a.session);
 }

@@ -94,9 +94,9 @@ async fn full_outbox_drops_and_counts() {
     }
     assert_eq!(Stats::get(&r.stats().publish_dropped), 3);
     let mut batch = Vec::new();
-    let (more, dropped) = a.slot.take(&mut batch, 10, 10);
-    assert!(!more);
-    assert_eq!((batch.len(), dropped), (2, 3));
+    let taken = a.slot.take(&mut batch, 10, 10);
+    assert!(!taken.more);
+    assert_eq!((batch.len(), taken.dropped), (2, 3));
 }
 
 #[tokio::test]
@@ -277,7 +277,7 @@ async fn sessions_for_store_include_connected_persistent_sessions() {
         },
     );
     let c = subscribed(&r, &[("clean", QoS::AtLeastOnce)]).await;
-    let stored = r.sessions_for_store().parked;
+    let stored = r.sessions_for_store();
     assert_eq!(stored.len(), 1, "only the persistent session");
     let subs = stored[0].session.subscriptions();
     assert_eq!(&**stored[0].session.client_id(), "p");

@@ -37,7 +37,7 @@ use std::time::Instant;
 pub use client_id::resolve as resolve_client_id;
 pub use ids::IdSet;
 pub use keepalive::KeepAlive;
-pub use outgoing::{AckOutcome, InFlight, OutState, Outgoing};
+pub use outgoing::{AckOutcome, InFlight, OutState, Outgoing, Seq};
 
 use crate::mutant;
 use mqtt_codec::topic::TopicFilter;
@@ -287,14 +287,16 @@ impl Session {
     /// free, which cannot happen while callers respect [`window_open`]
     /// (the window is capped below the 65,535 ids).
     ///
+    /// `seq` is the message's number in the client's queue (see [`Seq`]).
+    ///
     /// [`window_open`]: Session::window_open
-    pub fn deliver(&mut self, message: Message) -> Option<Publish> {
+    pub fn deliver(&mut self, message: Message, seq: Seq) -> Option<Publish> {
         if message.qos == QoS::AtMostOnce {
             return Some(Publish::new(Delivery::AtMostOnce, message));
         }
         self.flows_mut()
             .outgoing
-            .send(message)
+            .send(message, seq)
             .map(|(id, message)| {
                 Publish::new(Delivery::new(message.qos, id), message)
                     .with_dup(mutant::active("dup-set-on-first-delivery"))

@@ -26,11 +26,21 @@ pub enum OutState {
     AwaitPubComp,
 }
 
+/// The number a message gets when it is queued for a session, counting up
+/// through the session's life (and across restarts): the store keys each
+/// queued or in-flight message of a persistent session by it, so a commit
+/// writes only the messages added and deletes only those gone since the
+/// last one (issue 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Seq(pub u64);
+
 /// One message in flight from the server to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InFlight {
     /// Its packet identifier.
     pub packet_id: PacketId,
+    /// Its number in the session's queue, which the store keys it by.
+    pub seq: Seq,
     /// The message as it was delivered (QoS already downgraded).
     pub message: Message,
     /// Which acknowledgement it waits for.
@@ -115,11 +125,12 @@ impl Outgoing {
     /// Starts sending `message` (QoS 1 or 2): reserves a packet id and
     /// records the message as waiting for its first acknowledgement. Returns
     /// the PUBLISH to write, or `None` at QoS 0 (nothing to track) — the
-    /// caller then writes the message without an id.
+    /// caller then writes the message without an id. `seq` is the
+    /// message's number in the queue it came from.
     ///
     /// `None` is also returned if every id is in use, which a window capped
     /// below 65,535 (see [`Session`](super::Session)) never allows.
-    pub fn send(&mut self, message: Message) -> Option<(PacketId, Message)> {
+    pub fn send(&mut self, message: Message, seq: Seq) -> Option<(PacketId, Message)> {
         let state = match message.qos {
             QoS::AtMostOnce => return None,
             QoS::AtLeastOnce => OutState::AwaitPubAck,
@@ -129,6 +140,7 @@ impl Outgoing {
         self.ids.insert(packet_id);
         self.entries.push_back(InFlight {
             packet_id,
+            seq,
             message: message.clone(),
             state,
         });

@@ -92,7 +92,9 @@ fn pubrel_for_an_unknown_id_is_still_completed() {
 fn outgoing_qos2_flow_runs_publish_pubrec_pubrel_pubcomp() {
     let mut s = session();
     let now = Instant::now();
-    let p = s.deliver(message(QoS::ExactlyOnce, "m")).expect("id free");
+    let p = s
+        .deliver(message(QoS::ExactlyOnce, "m"), Seq(0))
+        .expect("id free");
     let pid = p.packet_id().expect("QoS 2 carries an id");
     assert!(!p.dup);
     assert_eq!(
@@ -115,14 +117,16 @@ fn window_closes_at_max_inflight_and_reopens_on_ack() {
     let ids: Vec<PacketId> = (0..3)
         .map(|_| {
             assert!(s.window_open());
-            s.deliver(message(QoS::AtLeastOnce, "m"))
+            s.deliver(message(QoS::AtLeastOnce, "m"), Seq(0))
                 .and_then(|p| p.packet_id())
                 .expect("id")
         })
         .collect();
     assert!(!s.window_open());
     // QoS 0 is not held back by the window.
-    let q0 = s.deliver(message(QoS::AtMostOnce, "q0")).expect("qos 0");
+    let q0 = s
+        .deliver(message(QoS::AtMostOnce, "q0"), Seq(0))
+        .expect("qos 0");
     assert_eq!(q0.packet_id(), None);
     s.handle(Packet::PubAck(ids[1]), Instant::now())
         .expect("valid");
@@ -135,12 +139,12 @@ fn packet_ids_are_not_reused_while_in_flight() {
     // One message stays unacknowledged while 70,000 others come and go, so
     // the id counter wraps past it.
     let stuck = s
-        .deliver(message(QoS::AtLeastOnce, "stuck"))
+        .deliver(message(QoS::AtLeastOnce, "stuck"), Seq(0))
         .and_then(|p| p.packet_id())
         .expect("id");
     for _ in 0..70_000 {
         let pid = s
-            .deliver(message(QoS::AtLeastOnce, "m"))
+            .deliver(message(QoS::AtLeastOnce, "m"), Seq(0))
             .and_then(|p| p.packet_id())
             .expect("id");
         assert_ne!(pid, stuck, "id of an unacknowledged message reused");
@@ -153,9 +157,15 @@ fn packet_ids_are_not_reused_while_in_flight() {
 #[test]
 fn resume_resends_in_order_with_dup_and_pubrel() {
     let mut s = session();
-    let a = s.deliver(message(QoS::AtLeastOnce, "a")).expect("id");
-    let b = s.deliver(message(QoS::ExactlyOnce, "b")).expect("id");
-    let c = s.deliver(message(QoS::ExactlyOnce, "c")).expect("id");
+    let a = s
+        .deliver(message(QoS::AtLeastOnce, "a"), Seq(0))
+        .expect("id");
+    let b = s
+        .deliver(message(QoS::ExactlyOnce, "b"), Seq(0))
+        .expect("id");
+    let c = s
+        .deliver(message(QoS::ExactlyOnce, "c"), Seq(0))
+        .expect("id");
     let b_id = b.packet_id().expect("id");
     s.handle(Packet::PubRec(b_id), Instant::now())
         .expect("valid");
@@ -167,7 +177,9 @@ fn resume_resends_in_order_with_dup_and_pubrel() {
 #[test]
 fn acks_for_unknown_ids_change_nothing() {
     let mut s = session();
-    let p = s.deliver(message(QoS::AtLeastOnce, "a")).expect("id");
+    let p = s
+        .deliver(message(QoS::AtLeastOnce, "a"), Seq(0))
+        .expect("id");
     let pid = p.packet_id().expect("id");
     // PUBCOMP and PUBREC do not complete a QoS 1 flow.
     assert_eq!(

@@ -4,9 +4,18 @@
 //! copy-on-write pages: a save is one transaction, so a crash mid-save
 //! leaves the previous state intact, and there is no C library to build.
 //!
-//! Two tables, both keyed by text: `sessions` (client id → session record)
-//! and `retained` (topic → message). Values use a small versioned binary
-//! layout written and read here (module `record`). The state is saved every
+//! Three tables: `sessions` (client id → session record: subscriptions,
+//! owner, in-flight flows, where its queue starts), `messages` ((client id,
+//! chunk number) → a chunk of that session's queued or in-flight messages,
+//! each with its [`Seq`](crate::session::Seq)) and `retained` (topic → message). Values use a
+//! small versioned binary layout written and read here (module `record`).
+//! A commit writes one chunk per changed session holding the messages
+//! queued since the last one, and deletes the chunks whose messages are all
+//! acknowledged or dropped, so its cost follows what changed, not the
+//! length of a queue, and is a few records however many messages came and
+//! went (issue 14: a persistent subscriber with a long queue cost the whole
+//! queue at every commit). The store keeps only the numbers of what it
+//! wrote (module `written`), never a second copy of a payload. The state is saved every
 //! `--autosave-interval` seconds and at shutdown, as mosquitto does with
 //! its autosave; a crash loses what changed since the last save. The
 //! sessions of connected clients are saved too (their subscriptions and
@@ -18,6 +27,7 @@ mod damage;
 mod fault;
 mod private;
 mod record;
+mod written;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,8 +35,10 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::router::Router;
+use written::{Plan, Written};
 
 const SESSIONS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("sessions");
+const MESSAGES: TableDefinition<'static, (&str, u64), &[u8]> = TableDefinition::new("messages");
 const RETAINED: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("retained");
 
 /// The file inside the data directory.
@@ -97,6 +109,10 @@ pub struct Store {
     /// it, so the next save reopens the file first (issue 14: one ENOSPC
     /// poisoned the store until restart).
     db: Mutex<Option<Database>>,
+    /// What the file holds of each persistent session's messages, and the
+    /// sessions whose records must be written anew (read from an older
+    /// version, or not as the broker writes them).
+    written: Mutex<Written>,
     path: PathBuf,
     opener: Opener,
 }
@@ -114,16 +130,21 @@ impl std::fmt::Debug for Store {
 pub struct Saved {
     /// Session records written.
     pub sessions: usize,
+    /// Chunk records written (one per changed session at most).
+    pub chunks: usize,
+    /// Messages of sessions written (queued or in flight), in those chunks.
+    pub messages: usize,
     /// Retained-message records written.
     pub retained: usize,
-    /// Records removed (sessions gone, retained topics cleared).
+    /// Records removed (sessions gone, retained topics cleared, chunks
+    /// whose messages were all acknowledged or dropped).
     pub removed: usize,
 }
 
 impl Saved {
     /// Records written or removed.
     pub fn keys(&self) -> usize {
-        self.sessions + self.retained + self.removed
+        self.sessions + self.chunks + self.retained + self.removed
     }
 }
 
@@ -154,6 +175,7 @@ impl Store {
         })?;
         Ok(Self {
             db: Mutex::new(Some(db)),
+            written: Mutex::default(),
             path,
             opener,
         })
@@ -239,12 +261,48 @@ impl Store {
         };
         let mut sessions = 0;
         let now = std::time::SystemTime::now();
+        let mut written = lock(&self.written);
         match tx.open_table(SESSIONS) {
             Ok(table) => {
+                let messages = match tx.open_table(MESSAGES) {
+                    Ok(t) => Some(t),
+                    Err(redb::TableError::TableDoesNotExist(_)) => None,
+                    Err(e) => return Err(self.db_err(e)),
+                };
                 for item in table.iter().map_err(|e| self.db_err(e))? {
                     let (k, v) = item.map_err(|e| self.db_err(e))?;
-                    let parked = record::decode_session(k.value(), v.value(), max_inflight, now)
-                        .map_err(|r| corrupt("sessions", k.value(), r))?;
+                    let id = k.value();
+                    let decoded = record::decode_session(id, v.value(), max_inflight, now)
+                        .map_err(|r| corrupt("sessions", id, r))?;
+                    let parked = match decoded {
+                        record::SessionRecord::Whole(parked) => {
+                            written.stale.push(Arc::from(id));
+                            parked
+                        }
+                        record::SessionRecord::Split(split) => {
+                            let chunks = match &messages {
+                                Some(t) => self.chunks_of(t, id)?,
+                                None => Vec::new(),
+                            };
+                            let held: Vec<(u64, u64, u64)> = chunks
+                                .iter()
+                                .map(|(no, m)| {
+                                    let seqs = m.iter().map(|(seq, _)| seq.0);
+                                    let low = seqs.clone().min().unwrap_or(0);
+                                    (*no, low, seqs.max().unwrap_or(0))
+                                })
+                                .collect();
+                            let (parked, as_written) = split
+                                .assemble(chunks.into_iter().map(|(_, m)| m).collect())
+                                .map_err(|r| corrupt("sessions", id, r))?;
+                            if as_written {
+                                written.loaded(id, &parked, v.value(), held);
+                            } else {
+                                written.stale.push(Arc::from(id));
+                            }
+                            parked
+                        }
+                    };
                     router.restore_session(parked);
                     sessions += 1;
                 }
@@ -252,6 +310,7 @@ impl Store {
             Err(redb::TableError::TableDoesNotExist(_)) => {}
             Err(e) => return Err(self.db_err(e)),
         }
+        drop(written);
         let mut retained = 0;
         match tx.open_table(RETAINED) {
             Ok(table) => {
@@ -269,13 +328,42 @@ impl Store {
         Ok((sessions, retained))
     }
 
+    /// The chunk records of client `client_id`'s session, in chunk order:
+    /// each chunk's number and messages.
+    fn chunks_of(
+        &self,
+        table: &redb::ReadOnlyTable<(&str, u64), &[u8]>,
+        client_id: &str,
+    ) -> Result<Vec<(u64, record::Chunk)>, StoreError> {
+        let mut chunks = Vec::new();
+        let range = table
+            .range((client_id, 0)..=(client_id, u64::MAX))
+            .map_err(|e| self.db_err(e))?;
+        for item in range {
+            let (k, v) = item.map_err(|e| self.db_err(e))?;
+            let no = k.value().1;
+            let messages =
+                record::decode_chunk(v.value()).map_err(|reason| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    table: "messages",
+                    key: format!("{client_id} #{no}"),
+                    reason,
+                })?;
+            chunks.push((no, messages));
+        }
+        Ok(chunks)
+    }
+
     /// Writes what changed since the last save ([`Router::take_changes`]):
-    /// the record of each changed persistent session (its subscriptions,
-    /// queue, owner and, when known, in-flight flows), each changed
-    /// retained message, and removes the records of sessions and retained
-    /// topics that are gone. One transaction, committed with an fsync; when
-    /// nothing changed, nothing is written at all (an idle broker with
-    /// 100,000 retained messages writes nothing, issue 14).
+    /// for each changed persistent session its record (subscriptions,
+    /// owner, queue start and, when known, in-flight flows) if that
+    /// changed, one chunk with the messages queued for it since the last
+    /// save, and the removal of its chunks whose messages are all
+    /// acknowledged or dropped since; each changed retained message; and
+    /// removes the records of sessions and retained topics that are gone.
+    /// One transaction, committed with an fsync; when nothing changed,
+    /// nothing is written at all (an idle broker with 100,000 retained
+    /// messages writes nothing, issue 14).
     ///
     /// With `--durability batched` the changes are copied under the
     /// router's gate, so the commit is a consistent cut of the broker.
@@ -288,16 +376,22 @@ impl Store {
         if guard.is_none() {
             *guard = Some((self.opener)(&self.path).map_err(|e| self.db_err(e))?);
         }
+        let mut written = lock(&self.written);
         let now = std::time::SystemTime::now();
         // Under the gate only copies (reference counts, no payload bytes),
-        // so connections wait as little as possible; encoding comes after.
+        // and of each queue only what the file lacks, so connections wait
+        // as little as possible; encoding comes after.
         let (changed, sessions, retained) = {
             let _cut = router.live_flows().then(|| router.gate_exclusive());
-            let changed = router.take_changes();
-            let sessions: Vec<(Arc<str>, Option<crate::router::ParkedSession>)> = changed
+            let mut changed = router.take_changes();
+            changed.sessions.extend(written.stale.drain(..));
+            let sessions: Vec<(Arc<str>, Option<crate::router::StoredSession>)> = changed
                 .sessions
                 .iter()
-                .map(|id| (Arc::clone(id), router.session_for_store(id, now)))
+                .map(|id| {
+                    let from = written.queue_end(id);
+                    (Arc::clone(id), router.session_for_store(id, now, from))
+                })
                 .collect();
             let retained: Vec<(mqtt_codec::topic::TopicName, Option<mqtt_codec::Message>)> =
                 changed
@@ -307,9 +401,12 @@ impl Store {
                     .collect();
             (changed, sessions, retained)
         };
-        let sessions: Vec<(Arc<str>, Option<Vec<u8>>)> = sessions
+        let sessions: Vec<(Arc<str>, Plan)> = sessions
             .into_iter()
-            .map(|(id, p)| (id, p.map(|p| record::encode_session(&p))))
+            .map(|(id, stored)| {
+                let plan = written.plan(&id, stored.as_ref());
+                (id, plan)
+            })
             .collect();
         let retained: Vec<(String, Option<Vec<u8>>)> = retained
             .into_iter()
@@ -325,7 +422,12 @@ impl Store {
         }
         let db = guard.as_ref().expect("opened above");
         match self.write(db, &sessions, &retained) {
-            Ok(saved) => Ok(saved),
+            Ok(saved) => {
+                for (id, plan) in sessions {
+                    written.committed(id, plan);
+                }
+                Ok(saved)
+            }
             Err(e) => {
                 router.restore_changes(changed);
                 *guard = None;
@@ -337,25 +439,45 @@ impl Store {
     fn write(
         &self,
         db: &Database,
-        sessions: &[(Arc<str>, Option<Vec<u8>>)],
+        sessions: &[(Arc<str>, Plan)],
         retained: &[(String, Option<Vec<u8>>)],
     ) -> Result<Saved, StoreError> {
         let mut saved = Saved::default();
         let tx = db.begin_write().map_err(|e| self.db_err(e))?;
         {
             let mut table = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
-            for (id, record) in sessions {
-                match record {
-                    Some(bytes) => {
-                        table
-                            .insert(&**id, bytes.as_slice())
-                            .map_err(|e| self.db_err(e))?;
-                        saved.sessions += 1;
-                    }
-                    None => {
-                        if table.remove(&**id).map_err(|e| self.db_err(e))?.is_some() {
-                            saved.removed += 1;
-                        }
+            let mut messages = tx.open_table(MESSAGES).map_err(|e| self.db_err(e))?;
+            for (id, plan) in sessions {
+                let id: &str = id;
+                if plan.anew() {
+                    // Whatever the file held of this client's messages goes:
+                    // the session is gone, or written whole from scratch.
+                    messages
+                        .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
+                        .map_err(|e| self.db_err(e))?;
+                }
+                if let Some(bytes) = plan.record() {
+                    table.insert(id, bytes).map_err(|e| self.db_err(e))?;
+                    saved.sessions += 1;
+                } else if plan.is_removal()
+                    && table.remove(id).map_err(|e| self.db_err(e))?.is_some()
+                {
+                    saved.removed += 1;
+                }
+                if let Some((no, bytes, count)) = plan.chunk() {
+                    messages
+                        .insert((id, no), bytes)
+                        .map_err(|e| self.db_err(e))?;
+                    saved.chunks += 1;
+                    saved.messages += count;
+                }
+                for &no in plan.delete() {
+                    if messages
+                        .remove((id, no))
+                        .map_err(|e| self.db_err(e))?
+                        .is_some()
+                    {
+                        saved.removed += 1;
                     }
                 }
             }

@@ -1,30 +1,44 @@
 //! The binary layout of stored records.
 //!
 //! All integers big-endian. A message is `flags:u8` (QoS in bits 0–1,
-//! RETAIN in bit 2), `topic_len:u16`, topic, `payload_len:u32`, payload. A
-//! session record starts with a version byte (3), then when its client went
-//! offline (`offline_since:u64`, milliseconds since the Unix epoch; version
-//! 1 records lack it and count from when they are loaded), then (from
-//! version 3) the verified user owning it (`has_user:u8`, then if 1
+//! RETAIN in bit 2), `topic_len:u16`, topic, `payload_len:u32`, payload:
+//! the value of a retained message's record.
+//!
+//! The queued and in-flight messages of a persistent session (from version
+//! 4, issue 14) are in *chunk* records keyed by client id and a chunk
+//! number counting up per session: each commit writes one chunk holding
+//! the messages it adds (`count:u32`, each `seq:u64` and a message), and
+//! deletes the chunks whose messages are all gone, so a commit costs what
+//! came and went, never a whole queue again.
+//!
+//! A session record starts with a version byte (4), then when its client
+//! went offline (`offline_since:u64`, milliseconds since the Unix epoch;
+//! version 1 records lack it and count from when they are loaded), then
+//! (from version 3) the verified user owning it (`has_user:u8`, then if 1
 //! `user_len:u16`, user), so that refusing another user's takeover survives
-//! a restart (issue 14), then the subscriptions
-//! (`count:u32`, each `filter_len:u16`, filter, `qos:u8`), the QoS 2 ids
-//! awaiting PUBREL (`count:u32`, each `u16`), the in-flight messages
-//! (`count:u32`, each `state:u8`, `packet_id:u16`, message) and the queued
-//! messages (`count:u32`, each a message). Decoding checks every field and
-//! names what is wrong; it never panics on bad bytes.
+//! a restart (issue 14), then the subscriptions (`count:u32`, each
+//! `filter_len:u16`, filter, `qos:u8`), the QoS 2 ids awaiting PUBREL
+//! (`count:u32`, each `u16`), then (version 4) the [`Seq`] of the first
+//! queued message (`queue_start:u64`) and the in-flight messages
+//! (`count:u32`, each `state:u8`, `packet_id:u16`, `seq:u64`). Its queue is
+//! every chunked message numbered `queue_start` or later and not in flight;
+//! the others in its chunks are gone. Versions 1 to 3 held each in-flight
+//! message inline in place of its `seq`, then the queue (`count:u32`, each
+//! a message); they are still read, and the next commit writes such a
+//! session anew. Decoding checks every field and names what is wrong; it
+//! never panics on bad bytes.
 
 use bytes::{Buf, BufMut, Bytes};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::router::ParkedSession;
-use crate::session::{InFlight, OutState, Session};
+use crate::router::{ParkedSession, StoredSession};
+use crate::session::{InFlight, OutState, Seq, Session};
 use mqtt_codec::Message;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{PacketId, QoS};
 
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
 
 fn put_message(out: &mut Vec<u8>, m: &Message) {
     out.put_u8(m.qos.as_u8() | (u8::from(m.retain) << 2));
@@ -88,6 +102,14 @@ impl Reader<'_> {
             retain: flags & 0b100 != 0,
         })
     }
+    fn state(&mut self) -> Result<OutState, String> {
+        match self.u8("in-flight state")? {
+            1 => Ok(OutState::AwaitPubAck),
+            2 => Ok(OutState::AwaitPubRec),
+            3 => Ok(OutState::AwaitPubComp),
+            other => Err(format!("in-flight state {other} is not 1, 2 or 3")),
+        }
+    }
     fn packet_id(&mut self) -> Result<PacketId, String> {
         PacketId::new(self.u16("packet id")?).ok_or_else(|| "packet id 0".to_owned())
     }
@@ -115,16 +137,30 @@ pub fn decode_message_record(bytes: &[u8]) -> Result<Message, String> {
     Ok(m)
 }
 
-/// A parked session's record, with the messages queued for it.
-pub fn encode_session(parked: &ParkedSession) -> Vec<u8> {
-    let ParkedSession {
+/// A session's record, without its messages (they have their own).
+pub fn encode_session(stored: &StoredSession) -> Vec<u8> {
+    let StoredSession {
         session,
-        queued,
         offline_since,
         user,
-    } = parked;
+        ..
+    } = stored;
     let mut out = Vec::new();
     out.put_u8(VERSION);
+    put_head(&mut out, *offline_since, user.as_deref(), session);
+    out.put_u64(stored.queue.start);
+    out.put_u32(session.outgoing().len() as u32);
+    for e in session.outgoing().iter() {
+        out.put_u8(state_byte(e.state));
+        out.put_u16(e.packet_id.get());
+        out.put_u64(e.seq.0);
+    }
+    out
+}
+
+/// What every version after 1 starts with after its version byte, and the
+/// subscriptions and awaiting-PUBREL ids after that.
+fn put_head(out: &mut Vec<u8>, offline_since: SystemTime, user: Option<&str>, session: &Session) {
     let millis = offline_since
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -139,8 +175,12 @@ pub fn encode_session(parked: &ParkedSession) -> Vec<u8> {
         }
         None => out.put_u8(0),
     }
-    out.put_u32(session.subscriptions().len() as u32);
-    for (filter, qos) in session.subscriptions() {
+    // In filter order, so the same subscriptions make the same bytes (the
+    // store skips a session record equal to the one it holds).
+    let mut subscriptions: Vec<_> = session.subscriptions().iter().collect();
+    subscriptions.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    out.put_u32(subscriptions.len() as u32);
+    for (filter, qos) in subscriptions {
         out.put_u16(filter.as_str().len() as u16);
         out.put_slice(filter.as_str().as_bytes());
         out.put_u8(qos.as_u8());
@@ -149,31 +189,140 @@ pub fn encode_session(parked: &ParkedSession) -> Vec<u8> {
     for id in session.awaiting_rel().iter() {
         out.put_u16(id.get());
     }
-    out.put_u32(session.outgoing().len() as u32);
-    for e in session.outgoing().iter() {
-        out.put_u8(match e.state {
-            OutState::AwaitPubAck => 1,
-            OutState::AwaitPubRec => 2,
-            OutState::AwaitPubComp => 3,
-        });
+}
+
+fn state_byte(state: OutState) -> u8 {
+    match state {
+        OutState::AwaitPubAck => 1,
+        OutState::AwaitPubRec => 2,
+        OutState::AwaitPubComp => 3,
+    }
+}
+
+/// A session record of version 3, with its messages inline: what older
+/// brokers wrote, for the tests of reading it.
+#[cfg(test)]
+pub fn encode_session_v3(parked: &ParkedSession) -> Vec<u8> {
+    let mut out = vec![3];
+    put_head(
+        &mut out,
+        parked.offline_since,
+        parked.user.as_deref(),
+        &parked.session,
+    );
+    out.put_u32(parked.session.outgoing().len() as u32);
+    for e in parked.session.outgoing().iter() {
+        out.put_u8(state_byte(e.state));
         out.put_u16(e.packet_id.get());
         put_message(&mut out, &e.message);
     }
-    #[cfg(feature = "mutants")]
-    if crate::mutant::active("qos2-redeliver-after-restart") {
-        // Planted bug: the completed QoS 2 messages go back in the queue.
-        let completed = session.outgoing().completed();
-        out.put_u32((queued.len() + completed.len()) as u32);
-        for m in completed.iter().chain(queued) {
-            put_message(&mut out, m);
-        }
-        return out;
-    }
-    out.put_u32(queued.len() as u32);
-    for m in queued {
+    out.put_u32(parked.queued.len() as u32);
+    for m in &parked.queued {
         put_message(&mut out, m);
     }
     out
+}
+
+/// A session record as read back.
+#[derive(Debug)]
+pub enum SessionRecord {
+    /// Version 1 to 3: the messages were inline, and are here numbered
+    /// afresh; the store holds none of them under these numbers.
+    Whole(ParkedSession),
+    /// Version 4: the messages are in their own records, to be joined
+    /// with [`Split::assemble`].
+    Split(Split),
+}
+
+/// A version 4 session record, before its messages are joined to it.
+#[derive(Debug)]
+pub struct Split {
+    session: Session,
+    queue_start: Seq,
+    in_flight: Vec<(OutState, PacketId, Seq)>,
+    offline_since: SystemTime,
+    user: Option<Box<str>>,
+}
+
+impl Split {
+    /// Joins the messages of the session's chunks (`chunks`, in chunk
+    /// order): those the in-flight entries name go in flight, those
+    /// numbered from the queue's start on are the queue, the others are
+    /// gone. Returns the session, and whether the queue's numbers follow one
+    /// another from its start as the broker writes them (if not, they are
+    /// numbered again, and the store must write the session anew).
+    pub fn assemble(self, chunks: Vec<Chunk>) -> Result<(ParkedSession, bool), String> {
+        let Split {
+            mut session,
+            queue_start,
+            in_flight,
+            offline_since,
+            user,
+        } = self;
+        // A message written twice (again in a later chunk) is the same.
+        let mut by_seq: std::collections::BTreeMap<Seq, Message> =
+            chunks.into_iter().flatten().collect();
+        for (state, packet_id, seq) in in_flight {
+            let message = by_seq
+                .remove(&seq)
+                .ok_or_else(|| format!("in-flight message {} has no record", seq.0))?;
+            session.outgoing_mut().restore(InFlight {
+                packet_id,
+                seq,
+                message,
+                state,
+            });
+        }
+        let queued = by_seq.split_off(&queue_start);
+        let as_written = queued
+            .keys()
+            .enumerate()
+            .all(|(i, seq)| queue_start.0.checked_add(i as u64) == Some(seq.0))
+            && queue_start.0.checked_add(queued.len() as u64).is_some();
+        let queue_start = if as_written {
+            queue_start
+        } else {
+            Seq(crate::router::outbox::fresh_head())
+        };
+        Ok((
+            ParkedSession {
+                session,
+                queued: queued.into_values().collect(),
+                queue_start,
+                offline_since,
+                user,
+            },
+            as_written,
+        ))
+    }
+}
+
+/// The messages of one chunk record, each with its number.
+pub type Chunk = Vec<(Seq, Message)>;
+
+/// A chunk record: messages of one session with their numbers.
+pub fn encode_chunk(messages: &[(Seq, &Message)]) -> Vec<u8> {
+    let size: usize = messages.iter().map(|(_, m)| m.size() + 15).sum();
+    let mut out = Vec::with_capacity(size + 4);
+    out.put_u32(messages.len() as u32);
+    for (seq, m) in messages {
+        out.put_u64(seq.0);
+        put_message(&mut out, m);
+    }
+    out
+}
+
+/// Reads a chunk record.
+pub fn decode_chunk(bytes: &[u8]) -> Result<Chunk, String> {
+    let mut r = Reader(bytes);
+    let count = r.u32("chunk length")?;
+    let mut messages = Vec::new();
+    for _ in 0..count {
+        let seq = Seq(r.u64("message seq")?);
+        messages.push((seq, r.message()?));
+    }
+    r.finish()?;
+    Ok(messages)
 }
 
 /// Reads a session's record for `client_id`; `now` stands in for the time
@@ -183,12 +332,12 @@ pub fn decode_session(
     bytes: &[u8],
     max_inflight: usize,
     now: SystemTime,
-) -> Result<ParkedSession, String> {
+) -> Result<SessionRecord, String> {
     let mut r = Reader(bytes);
     let version = r.u8("version")?;
     let offline_since = match version {
         1 => now,
-        2 | VERSION => UNIX_EPOCH + Duration::from_millis(r.u64("offline time")?),
+        2..=VERSION => UNIX_EPOCH + Duration::from_millis(r.u64("offline time")?),
         _ => {
             return Err(format!(
                 "version {version}, this broker reads versions 1 to {VERSION}"
@@ -219,20 +368,37 @@ pub fn decode_session(
         let id = r.packet_id()?;
         session.restore_awaiting_rel(id);
     }
+    if version == VERSION {
+        let queue_start = Seq(r.u64("queue start")?);
+        let mut in_flight = Vec::new();
+        for _ in 0..r.u32("in-flight count")? {
+            let state = r.state()?;
+            let packet_id = r.packet_id()?;
+            let seq = Seq(r.u64("in-flight seq")?);
+            in_flight.push((state, packet_id, seq));
+        }
+        r.finish()?;
+        return Ok(SessionRecord::Split(Split {
+            session,
+            queue_start,
+            in_flight,
+            offline_since,
+            user,
+        }));
+    }
+    // Older versions: numbers from a fresh range, in flight first.
+    let mut next = crate::router::outbox::fresh_head();
     for _ in 0..r.u32("in-flight count")? {
-        let state = match r.u8("in-flight state")? {
-            1 => OutState::AwaitPubAck,
-            2 => OutState::AwaitPubRec,
-            3 => OutState::AwaitPubComp,
-            other => return Err(format!("in-flight state {other} is not 1, 2 or 3")),
-        };
+        let state = r.state()?;
         let packet_id = r.packet_id()?;
         let message = r.message()?;
         session.outgoing_mut().restore(InFlight {
             packet_id,
+            seq: Seq(next),
             message,
             state,
         });
+        next += 1;
     }
     let count = r.u32("queue length")?;
     let mut queued = Vec::new();
@@ -240,10 +406,11 @@ pub fn decode_session(
         queued.push(r.message()?);
     }
     r.finish()?;
-    Ok(ParkedSession {
+    Ok(SessionRecord::Whole(ParkedSession {
         session,
         queued,
+        queue_start: Seq(next),
         offline_since,
         user,
-    })
+    }))
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use super::*;
 use crate::router::test_support::{msg, park_with_message_in_flight, router};
-use crate::session::Session;
-use mqtt_codec::QoS;
+use crate::router::{ParkedSession, StoredSession};
+use crate::session::{Seq, Session};
 use mqtt_codec::topic::TopicFilter;
+use mqtt_codec::{Message, QoS};
 
 #[tokio::test]
 async fn sessions_and_retained_survive_a_save_and_load() {
@@ -59,12 +60,43 @@ fn corrupt_records_are_refused_with_their_key() {
     );
 }
 
-fn parked(offline_since: std::time::SystemTime) -> crate::router::ParkedSession {
+/// A session subscribed to `a/+`, with message 7 in flight and 8 queued,
+/// as the store writes it (version 4) and the message records beside it.
+fn stored(offline_since: std::time::SystemTime) -> (StoredSession, Vec<(Seq, Message)>) {
     let mut session = Session::new("c", false, 10);
     session.subscribed(TopicFilter::new("a/+").expect("valid"), QoS::AtLeastOnce);
-    crate::router::ParkedSession {
+    let in_flight = msg("a/1", QoS::AtLeastOnce, false, "in flight");
+    let queued = msg("a/2", QoS::AtLeastOnce, false, "queued");
+    assert!(session.deliver(in_flight.clone(), Seq(7)).is_some());
+    let stored = StoredSession {
         session,
-        queued: vec![msg("t", QoS::AtLeastOnce, false, "p")],
+        queue: 8..9,
+        added: vec![(Seq(8), queued.clone())],
+        offline_since,
+        user: None,
+    };
+    (stored, vec![(Seq(7), in_flight), (Seq(8), queued)])
+}
+
+/// Reads a session record back, joining `messages` to a version 4 one.
+fn read_back(
+    bytes: &[u8],
+    messages: Vec<(Seq, Message)>,
+    now: std::time::SystemTime,
+) -> Result<ParkedSession, String> {
+    match record::decode_session("c", bytes, 10, now)? {
+        record::SessionRecord::Whole(parked) => Ok(parked),
+        record::SessionRecord::Split(split) => split.assemble(vec![messages]).map(|(p, _)| p),
+    }
+}
+
+/// The same session as an older broker kept it: everything inline.
+fn parked_v3(offline_since: std::time::SystemTime) -> ParkedSession {
+    let (stored, _) = stored(offline_since);
+    ParkedSession {
+        session: stored.session,
+        queued: stored.added.into_iter().map(|(_, m)| m).collect(),
+        queue_start: Seq(8),
         offline_since,
         user: None,
     }
@@ -73,56 +105,79 @@ fn parked(offline_since: std::time::SystemTime) -> crate::router::ParkedSession 
 #[test]
 fn record_decoding_never_panics_on_truncation() {
     let now = std::time::SystemTime::now();
-    let full = record::encode_session(&parked(now));
-    assert!(record::decode_session("c", &full, 10, now).is_ok());
-    for cut in 0..full.len() {
-        assert!(record::decode_session("c", &full[..cut], 10, now).is_err());
+    let (s, messages) = stored(now);
+    let v4 = record::encode_session(&s);
+    let v3 = record::encode_session_v3(&parked_v3(now));
+    for full in [v4, v3] {
+        assert!(read_back(&full, messages.clone(), now).is_ok());
+        for cut in 0..full.len() {
+            assert!(record::decode_session("c", &full[..cut], 10, now).is_err());
+        }
+    }
+    let refs: Vec<(Seq, &Message)> = messages.iter().map(|(seq, m)| (*seq, m)).collect();
+    let chunk = record::encode_chunk(&refs);
+    assert_eq!(record::decode_chunk(&chunk).expect("valid"), messages);
+    for cut in 0..chunk.len() {
+        assert!(record::decode_chunk(&chunk[..cut]).is_err());
     }
 }
 
 #[test]
-fn record_keeps_when_the_client_went_offline() {
+fn a_record_and_its_messages_come_back_together() {
     // Milliseconds survive; a restart does not reset the expiry clock.
     let then = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
     let now = std::time::SystemTime::now();
-    let bytes = record::encode_session(&parked(then));
-    let back = record::decode_session("c", &bytes, 10, now).expect("valid");
+    let (s, messages) = stored(then);
+    let bytes = record::encode_session(&s);
+    let back = read_back(&bytes, messages.clone(), now).expect("valid");
     assert_eq!(back.offline_since, then);
-    assert_eq!(back.queued.len(), 1);
+    assert_eq!(back.queued, vec![messages[1].1.clone()]);
+    assert_eq!(back.queue_start, Seq(8));
+    let in_flight: Vec<_> = back.session.outgoing().iter().collect();
+    assert_eq!(in_flight.len(), 1);
+    assert_eq!(
+        (in_flight[0].seq, &in_flight[0].message),
+        (Seq(7), &messages[0].1)
+    );
     assert_eq!(back.session.subscriptions().len(), 1);
+    // An in-flight message without its record is refused, by number.
+    let e = read_back(&bytes, vec![messages[1].clone()], now).expect_err("missing");
+    assert!(e.contains("in-flight message 7 has no record"), "{e}");
 }
 
 #[test]
 fn older_records_are_still_read() {
     // Version 2 is version 3 without the user; version 1 is version 2
-    // without the offline time.
+    // without the offline time. All hold their messages inline.
     let now = std::time::SystemTime::now();
-    let v3 = record::encode_session(&parked(std::time::UNIX_EPOCH));
+    let v3 = record::encode_session_v3(&parked_v3(std::time::UNIX_EPOCH));
+    let back = read_back(&v3, Vec::new(), now).expect("valid v3");
+    assert_eq!((back.queued.len(), back.session.outgoing().len()), (1, 1));
     assert_eq!(v3[9], 0, "no user");
     let mut v2 = vec![2u8];
     v2.extend_from_slice(&v3[1..9]);
     v2.extend_from_slice(&v3[10..]);
-    let back = record::decode_session("c", &v2, 10, now).expect("valid v2");
+    let back = read_back(&v2, Vec::new(), now).expect("valid v2");
     assert_eq!(back.offline_since, std::time::UNIX_EPOCH);
     assert_eq!(back.queued.len(), 1);
     let mut v1 = vec![1u8];
     v1.extend_from_slice(&v3[10..]);
-    let back = record::decode_session("c", &v1, 10, now).expect("valid v1");
+    let back = read_back(&v1, Vec::new(), now).expect("valid v1");
     assert_eq!(back.offline_since, now);
     assert_eq!(back.queued.len(), 1);
-    let mut v4 = v3.clone();
-    v4[0] = 4;
-    let e = record::decode_session("c", &v4, 10, now).expect_err("unknown version");
-    assert!(e.contains("version 4"), "{e}");
+    let mut v5 = v3.clone();
+    v5[0] = 5;
+    let e = record::decode_session("c", &v5, 10, now).expect_err("unknown version");
+    assert!(e.contains("version 5"), "{e}");
 }
 
 #[test]
 fn record_keeps_the_owning_user() {
     let now = std::time::SystemTime::now();
-    let mut p = parked(now);
-    p.user = Some("alice".into());
-    let bytes = record::encode_session(&p);
-    let back = record::decode_session("c", &bytes, 10, now).expect("valid");
+    let (mut s, messages) = stored(now);
+    s.user = Some("alice".into());
+    let bytes = record::encode_session(&s);
+    let back = read_back(&bytes, messages, now).expect("valid");
     assert_eq!(back.user.as_deref(), Some("alice"));
     for cut in 0..bytes.len() {
         assert!(record::decode_session("c", &bytes[..cut], 10, now).is_err());
@@ -149,13 +204,21 @@ async fn a_save_writes_only_what_changed() {
     assert_eq!(
         saved,
         Saved {
-            sessions: 0,
             retained: 1,
-            removed: 1
+            removed: 1,
+            ..Saved::default()
         }
     );
     r.publish(&msg("q/1", QoS::AtLeastOnce, false, "queued"));
-    assert_eq!(store.save(&r).expect("saves").sessions, 1);
+    assert_eq!(
+        store.save(&r).expect("saves"),
+        Saved {
+            chunks: 1,
+            messages: 1,
+            ..Saved::default()
+        },
+        "a message queued for a parked session: that message, not the session"
+    );
     drop(store);
     let back = router(0);
     let store = Store::open(dir.path()).expect("reopens");
@@ -165,6 +228,174 @@ async fn a_save_writes_only_what_changed() {
             .map(|m| m.payload),
         Some(bytes::Bytes::from_static(b"changed"))
     );
+}
+
+/// Issue 14 (durability throughput): a commit writes each message queued
+/// for a persistent session once, and removes it once acknowledged; a
+/// long queue costs nothing more at each commit. The store used to write
+/// the session whole (queue and in-flight window) at every commit, so a
+/// subscriber with 2,000 messages waiting cost 2,000 messages per commit.
+#[tokio::test]
+async fn a_commit_writes_the_messages_added_and_removes_those_acknowledged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let r = router(0);
+    park_with_message_in_flight(&r, "keeper").await;
+    let store = Store::open(dir.path()).expect("opens");
+    for n in 0..2000 {
+        r.publish(&msg(&format!("q/{n}"), QoS::AtLeastOnce, false, "queued"));
+    }
+    let first = store.save(&r).expect("saves");
+    assert_eq!(
+        (first.sessions, first.messages, first.keys()),
+        (1, 2001, 2),
+        "all, once, in one chunk"
+    );
+    r.publish(&msg("q/more", QoS::AtLeastOnce, false, "one more"));
+    assert_eq!(
+        store.save(&r).expect("saves"),
+        Saved {
+            chunks: 1,
+            messages: 1,
+            ..Saved::default()
+        },
+        "2,000 already written: only the new one"
+    );
+    // The client comes back, takes 10 into flight and acknowledges 9 of
+    // them and the one in flight before: the session record (its queue's
+    // start, its in-flight window) is written again, no message is.
+    let mut a = r
+        .connect("keeper", false, 10, Duration::from_secs(1))
+        .await
+        .expect("attached");
+    let mut batch = Vec::new();
+    let first_seq = a.slot.take(&mut batch, 10, 10).first;
+    let mut ids = Vec::new();
+    for (m, seq) in batch.drain(..).zip(first_seq.0..) {
+        let publish = a.session.deliver(m, Seq(seq)).expect("window open");
+        ids.push(publish.packet_id().expect("QoS 1"));
+    }
+    let resent: Vec<_> = a.session.outgoing().iter().map(|e| e.packet_id).collect();
+    for id in resent.iter().filter(|id| **id != ids[9]) {
+        a.session.outgoing_mut().puback(*id);
+    }
+    r.disconnect(&a.slot, a.session);
+    assert_eq!(
+        store.save(&r).expect("saves"),
+        Saved {
+            sessions: 1,
+            ..Saved::default()
+        },
+        "the session record moves on; both chunks still hold messages"
+    );
+    drop(store);
+    let back = router(0);
+    let store = Store::open(dir.path()).expect("reopens");
+    assert_eq!(store.load(&back, 10).expect("loads"), (1, 0));
+    let b = back
+        .connect("keeper", false, 10, Duration::from_secs(1))
+        .await
+        .expect("attached");
+    let resent: Vec<_> = b.session.resume().collect();
+    assert_eq!(resent.len(), 1, "the unacknowledged one is resent");
+    let mut queued = Vec::new();
+    b.slot.take(&mut queued, usize::MAX, usize::MAX);
+    assert_eq!(queued.len(), 1991);
+    assert_eq!(queued[0].topic.as_str(), "q/10");
+    assert_eq!(queued[1990].payload, bytes::Bytes::from_static(b"one more"));
+    // Loaded as written: the next commit writes only what changes. All
+    // queued messages were taken (in flight to a connected client are not
+    // saved without --durability batched): both chunks go.
+    back.publish(&msg("q/after", QoS::AtLeastOnce, false, "after"));
+    assert_eq!(
+        store.save(&back).expect("saves"),
+        Saved {
+            sessions: 1,
+            chunks: 1,
+            messages: 1,
+            removed: 2,
+            retained: 0
+        }
+    );
+}
+
+/// Issue 14: a store file of version 3 (each session record holding its
+/// queue and in-flight messages inline) loads, and the first commit
+/// writes its sessions in the current layout, which loads again.
+#[tokio::test]
+async fn a_version_3_store_file_loads_and_is_written_anew() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut session = Session::new("old", false, 10);
+    session.subscribed(TopicFilter::new("q/#").expect("valid"), QoS::AtLeastOnce);
+    assert!(
+        session
+            .deliver(msg("q/0", QoS::AtLeastOnce, false, "in flight"), Seq(0))
+            .is_some()
+    );
+    let v3 = record::encode_session_v3(&ParkedSession {
+        session,
+        queued: vec![
+            msg("q/1", QoS::AtLeastOnce, false, "one"),
+            msg("q/2", QoS::AtLeastOnce, false, "two"),
+        ],
+        queue_start: Seq(1),
+        offline_since: std::time::SystemTime::now(),
+        user: None,
+    });
+    {
+        // The file as a version 3 broker left it: two tables, no messages.
+        let db = Database::create(dir.path().join(STORE_FILE)).expect("creates");
+        let tx = db.begin_write().expect("tx");
+        tx.open_table(SESSIONS)
+            .expect("table")
+            .insert("old", v3.as_slice())
+            .expect("insert");
+        tx.open_table(RETAINED)
+            .expect("table")
+            .insert(
+                "r",
+                record::encode_message_record(&msg("r", QoS::AtMostOnce, true, "kept")).as_slice(),
+            )
+            .expect("insert");
+        tx.commit().expect("commit");
+    }
+    let check = |r: &Router| {
+        let stored = r.sessions_for_store();
+        assert_eq!(stored.len(), 1);
+        let s = &stored[0];
+        let in_flight: Vec<_> = s.session.outgoing().iter().map(|e| &e.message).collect();
+        assert_eq!(
+            in_flight,
+            vec![&msg("q/0", QoS::AtLeastOnce, false, "in flight")]
+        );
+        let queued: Vec<_> = s.added.iter().map(|(_, m)| m.payload.clone()).collect();
+        assert_eq!(queued, vec!["one", "two"]);
+    };
+    let r = router(0);
+    let (store, counts) = Store::open_and_load(dir.path(), &r, 10).expect("v3 loads");
+    assert_eq!(counts, (1, 1));
+    check(&r);
+    // Nothing changed since the load, yet the first commit rewrites it.
+    let saved = store.save(&r).expect("saves");
+    assert_eq!((saved.sessions, saved.messages), (1, 3));
+    assert_eq!(store.save(&r).expect("saves").keys(), 0);
+    drop(store);
+    {
+        let db = Database::create(dir.path().join(STORE_FILE)).expect("reopens");
+        let tx = db.begin_read().expect("tx");
+        let t = tx.open_table(SESSIONS).expect("table");
+        let record = t.get("old").expect("get").expect("there");
+        assert_eq!(record.value()[0], 4, "written in the current version");
+        let messages = tx.open_table(MESSAGES).expect("table");
+        assert_eq!(
+            redb::ReadableTableMetadata::len(&messages).expect("len"),
+            1,
+            "one chunk"
+        );
+    }
+    let r = router(0);
+    let (_store, counts) = Store::open_and_load(dir.path(), &r, 10).expect("loads again");
+    assert_eq!(counts, (1, 1));
+    check(&r);
 }
 
 /// Issue 14: a session's owning user survives a restart, so another user

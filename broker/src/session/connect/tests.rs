@@ -338,7 +338,9 @@ fn start_writes_connack_then_resumes_the_flows_in_flight() {
         qos: QoS::AtLeastOnce,
         retain: false,
     };
-    let sent = session.deliver(message.clone()).expect("window open");
+    let sent = session
+        .deliver(message.clone(), crate::session::Seq(0))
+        .expect("window open");
     let t0 = Instant::now();
     let packets = accepted.start(&mut session, true, t0);
     let id = PacketId::new(1).expect("non-zero");
