@@ -21,7 +21,7 @@ use crate::model::Requirement;
 use crate::outcome::{Outage, ScenarioResult};
 use crate::scenario::Scenario;
 use crate::script::{Placeholders, ScriptError, parse_file};
-use crate::target::Target;
+use crate::target::{Carrier, Target};
 
 /// Why a suite could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +255,10 @@ pub struct TargetInfo {
     pub client_cert: bool,
     /// Whether the run had credentials.
     pub credentials: bool,
+    /// The WebSocket URL of the main listener, when it was reached over
+    /// WebSocket (`--transport ws|wss`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<String>,
 }
 
 impl TargetInfo {
@@ -266,6 +270,10 @@ impl TargetInfo {
             tls_port: t.tls.as_ref().map(|t| t.port),
             client_cert: t.tls.as_ref().is_some_and(|t| t.client_cert),
             credentials: t.credentials.is_some(),
+            websocket: match &t.carrier {
+                Carrier::Tcp => None,
+                Carrier::WebSocket(ws) => Some(ws.url(&t.host, t.port)),
+            },
         }
     }
 }
@@ -423,7 +431,7 @@ pub async fn run(
 
 /// The target as one line for report headers.
 pub fn describe_target(t: &Target) -> String {
-    let mut s = format!("{}:{}", t.host, t.port);
+    let mut s = t.main_listener();
     if let Some(tls) = &t.tls {
         s.push_str(&format!(" (TLS on port {}", tls.port));
         if tls.client_cert {

@@ -9,7 +9,8 @@
 //! packets from `mqtt_codec`, plain or TLS, every wait bounded.
 //! [`StallingProxy`] stands in front of a broker and stops answering new
 //! clients once a chosen text went by. [`check_junit`] checks a JUnit report against the Jenkins/Surefire
-//! schema's structure.
+//! schema's structure. [`WebSocketGateway`] serves MQTT over WebSocket (ws or
+//! wss) in front of a broker that has no WebSocket listener.
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,6 +22,7 @@ mod reference;
 mod stalling_proxy;
 mod stderr_log;
 mod version;
+mod websocket_gateway;
 
 pub use junit::{JunitCase, check_junit};
 pub use mosquitto::{
@@ -32,3 +34,4 @@ pub use raw_client::{RawClient, WAIT, connect_packet, packet_id};
 pub use reference::{ReferenceBroker, ReferenceOptions, ReferenceTls, broker_binary_from_env};
 pub use stalling_proxy::StallingProxy;
 pub use version::expected_version_line;
+pub use websocket_gateway::{GatewayOptions, WebSocketGateway};
