@@ -60,7 +60,10 @@ fn assert_ran_over_websocket(report: &conformance::suite::RunReport) {
             .filter(|r| r.area == area && r.passed())
             .count()
     };
-    assert!(passed("connect") > 5 && passed("qos") > 3 && passed("malformed") > 3, "too few passed");
+    assert!(
+        passed("connect") > 5 && passed("qos") > 3 && passed("malformed") > 3,
+        "too few passed"
+    );
     assert!(
         report.broker_target.websocket.is_some(),
         "the report does not name the WebSocket URL"
@@ -229,7 +232,11 @@ fn each_write_is_one_binary_frame_holding_exactly_its_bytes() {
         let mut conn = Connection::open(&target, Transport::Plain, epoch, tracing::Span::none())
             .await
             .unwrap();
-        let writes: [&[u8]; 3] = [&[0x10, 0x0c, 0x00], &[0x04], b"MQTT\x04\x02\x00\x3c\x00\x00"];
+        let writes: [&[u8]; 3] = [
+            &[0x10, 0x0c, 0x00],
+            &[0x04],
+            b"MQTT\x04\x02\x00\x3c\x00\x00",
+        ];
         for w in writes {
             conn.write(w).await.unwrap();
         }

@@ -331,3 +331,28 @@ fn progress_bar_on_a_terminal_renders_and_clears_before_the_report() {
         "the bar was drawn over the report:\n{after:?}"
     );
 }
+
+#[test]
+fn transport_ws_runs_the_suite_over_websocket() {
+    // mosquitto behind a real WebSocket server (Debian's mosquitto has no
+    // WebSocket listener): the preflight, the scenarios and the report all
+    // go through ws:// on the path given.
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let options = testsupport::GatewayOptions {
+        path: "/ws".to_owned(),
+        ..testsupport::GatewayOptions::default()
+    };
+    let gateway = testsupport::WebSocketGateway::start(m.addr(), options);
+    let json = json_report(
+        conformance(gateway.port())
+            .args(["--transport", "ws", "--ws-path", "/ws", "--tags", "connect"])
+            .arg("--baseline")
+            .arg(baseline())
+            .args(["--format", "json"]),
+    );
+    let url = format!("ws://127.0.0.1:{}/ws", gateway.port());
+    assert_eq!(json["broker_target"]["websocket"], url.as_str());
+    assert!(json["target"].as_str().unwrap().contains(&url), "{json}");
+    let results = json["results"].as_array().unwrap();
+    assert!(results.iter().filter(|r| r["verdict"] == "pass").count() > 5);
+}

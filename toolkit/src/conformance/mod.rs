@@ -72,7 +72,8 @@ unavailable during the run (the error names the likely scenario).";
 #[command(after_help = EXIT_HELP)]
 pub struct Args {
     /// Where the broker is and how to connect (shared with probe and
-    /// bench): the plain listener on --port, the TLS one on --tls-port
+    /// bench): the main listener on --port (MQTT on TCP, or over WebSocket
+    /// with --transport ws|wss and --ws-path), the TLS one on --tls-port
     /// (scenarios tagged tls/cross are skipped without it). Give -u/-P only
     /// for a broker that refuses wrong credentials (enables the auth
     /// scenarios), --cert/--key only for a TLS listener that requires client
