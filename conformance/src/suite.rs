@@ -74,6 +74,18 @@ impl Suite {
         Self::from_files(files, &known)
     }
 
+    /// The cross-node scenarios (`fixtures/cross-node/`): a client on each
+    /// of two nodes of a cluster, or of two bridged brokers. Kept apart
+    /// from [`Suite::builtin`] because they need a second node; the toolkit
+    /// adds them to the run when `--second-host` is given.
+    pub fn cross_node() -> Result<Self, SuiteError> {
+        let known = crate::spec::statement_ids();
+        let files = crate::builtin::CROSS_NODE_FILES
+            .iter()
+            .map(|(name, text)| (format!("fixtures/cross-node/{name}"), (*text).to_owned()));
+        Self::from_files(files, &known)
+    }
+
     /// Every `*.toml` file in `dir` (not recursive), in name order.
     pub fn from_dir(dir: &Path) -> Result<Self, SuiteError> {
         let read_err = |source| SuiteError::Read {
@@ -259,6 +271,13 @@ pub struct TargetInfo {
     /// WebSocket (`--transport ws|wss`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub websocket: Option<String>,
+    /// The second node's main listener, for a cross-node run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_node: Option<String>,
+    /// Whether the two nodes are bridged brokers (`--second-bridged`);
+    /// left out unless they are.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bridged: bool,
 }
 
 impl TargetInfo {
@@ -274,6 +293,8 @@ impl TargetInfo {
                 Carrier::Tcp => None,
                 Carrier::WebSocket(ws) => Some(ws.url(&t.host, t.port)),
             },
+            second_node: t.second.as_ref().map(|s| s.target.main_listener()),
+            bridged: t.bridged(),
         }
     }
 }
@@ -325,6 +346,10 @@ fn skip_reason(s: &Scenario, target: &Target) -> Option<String> {
         ),
         Requirement::Restart if target.restart.is_none() => Some(
             "needs a way to restart the broker: pass --restart-command (e.g. \"systemctl restart mosquitto\")"
+                .to_owned(),
+        ),
+        Requirement::SecondNode if target.second.is_none() => Some(
+            "needs a second node: pass --second-host (and --second-port) of another node of the cluster, or of a broker bridged to this one"
                 .to_owned(),
         ),
         Requirement::Kill if target.kill.is_none() => Some(
@@ -441,6 +466,13 @@ pub fn describe_target(t: &Target) -> String {
     }
     if t.credentials.is_some() {
         s.push_str(" with credentials");
+    }
+    if let Some(second) = &t.second {
+        s.push_str(&format!(
+            ", second node {}{}",
+            second.target.main_listener(),
+            if second.bridged { " (bridged)" } else { "" }
+        ));
     }
     s
 }

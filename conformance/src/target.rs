@@ -120,6 +120,31 @@ impl WebSocketTarget {
     }
 }
 
+/// Which node of the target a connection goes to: the broker under test,
+/// or the second node of a cluster (or a broker bridged to it) given with
+/// `--second-host`, for the cross-node scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Node {
+    /// The broker under test (`-h`, `-p`).
+    #[default]
+    First,
+    /// The second node (`--second-host`, `--second-port`).
+    Second,
+}
+
+/// The second node of a cross-node run.
+#[derive(Debug, Clone)]
+pub struct SecondNode {
+    /// How to reach it: its host and port, with the first node's carrier,
+    /// TLS client set-up and credentials.
+    pub target: Target,
+    /// The two nodes are brokers joined by a bridge, not one cluster
+    /// (`--second-bridged`): the scenarios marked with what a bridge cannot
+    /// promise (a session taken over across nodes) report a failure as an
+    /// observation, not a MUST failure.
+    pub bridged: bool,
+}
+
 /// User name and password the broker accepts.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -138,6 +163,9 @@ pub struct Target {
     pub port: u16,
     /// How the main listener carries MQTT.
     pub carrier: Carrier,
+    /// The second node, for the cross-node scenarios; they are skipped
+    /// without one.
+    pub second: Option<Arc<SecondNode>>,
     /// TLS listener, if the run has one.
     pub tls: Option<TlsTarget>,
     /// Credentials, if the broker wants them (and refuses wrong ones).
@@ -165,6 +193,7 @@ impl Target {
             host: host.into(),
             port,
             carrier: Carrier::Tcp,
+            second: None,
             tls: None,
             credentials: None,
             connect_timeout: Duration::from_secs(5),
@@ -172,6 +201,21 @@ impl Target {
             restart: None,
             kill: None,
         }
+    }
+
+    /// The target of `node`: this one, or the second node when the run has
+    /// one.
+    pub fn node(&self, node: Node) -> Option<&Target> {
+        match node {
+            Node::First => Some(self),
+            Node::Second => self.second.as_ref().map(|s| &s.target),
+        }
+    }
+
+    /// Whether the run's two nodes are bridged brokers rather than one
+    /// cluster.
+    pub fn bridged(&self) -> bool {
+        self.second.as_ref().is_some_and(|s| s.bridged)
     }
 
     /// How reports name the main listener: `host:port`, or its WebSocket

@@ -11,9 +11,12 @@
 //! clients once a chosen text went by. [`check_junit`] checks a JUnit report against the Jenkins/Surefire
 //! schema's structure. [`WebSocketGateway`] serves MQTT over WebSocket (ws or
 //! wss) in front of a broker that has no WebSocket listener.
+//! [`BridgedMosquittos`] starts two mosquittos joined by a bridge, for the
+//! cross-node scenarios.
 
 #![allow(clippy::unwrap_used)]
 
+mod bridged_pair;
 mod junit;
 mod mosquitto;
 mod port;
@@ -24,6 +27,7 @@ mod stderr_log;
 mod version;
 mod websocket_gateway;
 
+pub use bridged_pair::BridgedMosquittos;
 pub use junit::{JunitCase, check_junit};
 pub use mosquitto::{
     Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary, write_acl_file,
