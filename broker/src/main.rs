@@ -6,7 +6,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use broker::config::{Config, Flags};
+use broker::config::{Config, Flags, ListenerTransport};
 use broker::server::Broker;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -126,10 +126,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let broker = Broker::bind(config).await?;
     let plain = broker.plain_addr().map(|a| a.to_string());
     let tls = broker.tls_addr().map(|a| a.to_string());
-    // One stable line that scripts and tests parse for the bound ports.
+    let first = |t| broker.addr_of(t).map(|a| a.to_string());
+    let ws = first(ListenerTransport::WebSockets);
+    let wss = first(ListenerTransport::WebSocketsTls);
+    // One stable line that scripts and tests parse for the bound ports (the
+    // first listener of each transport).
     tracing::info!(
         plain = %plain.as_deref().unwrap_or("off"),
         tls = %tls.as_deref().unwrap_or("off"),
+        ws = %ws.as_deref().unwrap_or("off"),
+        wss = %wss.as_deref().unwrap_or("off"),
         "broker ready"
     );
     let shutdown = CancellationToken::new();

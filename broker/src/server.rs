@@ -21,8 +21,8 @@ use tracing::{info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::Durability;
-use crate::config::{Config, TlsSettings};
-use crate::listener::{self, ConnLimits, Shared, TlsError};
+use crate::config::{BindAddress, Config, ListenerSettings, ListenerTransport, TlsSettings};
+use crate::listener::{self, ConnLimits, Endpoint, Shared, TlsError};
 use crate::router::{Limits, Router};
 use crate::stats::{Stats, Transport};
 use crate::store::commit::{Commits, Committer};
@@ -47,16 +47,30 @@ pub enum BrokerError {
     TlsFiles(#[from] TlsFilesError),
     /// A listener could not bind.
     #[error(
-        "binding the {transport} listener to {addr}: {source} (pick another --{flag}, or 0 for any free port)"
+        "binding the {transport} listener ({origin}) to {addr}: {source} (pick another port, or 0 for any free port)"
     )]
     Bind {
-        /// "plain" or "TLS".
-        transport: &'static str,
+        /// What it speaks.
+        transport: ListenerTransport,
         /// The address asked for.
         addr: SocketAddr,
-        /// The flag that sets the port.
-        flag: &'static str,
+        /// What set it: the flag (`--tls-port`) or the config file's line.
+        origin: String,
         /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A listener's host name does not resolve.
+    #[error(
+        "resolving {host} for the {transport} listener ({origin}): {source} (give an IP address, or a name this machine resolves)"
+    )]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// What it speaks.
+        transport: ListenerTransport,
+        /// What set it.
+        origin: String,
+        /// The resolver's error.
         source: std::io::Error,
     },
     /// The data directory's store failed.
@@ -68,16 +82,22 @@ pub enum BrokerError {
 pub struct Broker {
     config: Config,
     shared: Arc<Shared>,
-    plain: Option<TcpListener>,
-    tls: Option<(TcpListener, TlsAcceptor)>,
+    listeners: Vec<Bound>,
     store: Option<Store>,
+}
+
+/// One bound socket of a listener.
+struct Bound {
+    socket: TcpListener,
+    addr: SocketAddr,
+    transport: ListenerTransport,
+    endpoint: Arc<Endpoint>,
 }
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
-            .field("plain", &self.plain_addr())
-            .field("tls", &self.tls_addr())
+            .field("listeners", &self.listeners())
             .field("store", &self.store)
             .finish_non_exhaustive()
     }
@@ -121,22 +141,7 @@ impl Broker {
         };
         let commits = (store.is_some() && config.durability == Durability::Batched)
             .then(|| Arc::new(Commits::default()));
-        let tls_config = match &config.tls {
-            Some(t) => Some(tls_acceptor(t, config.data_dir.as_deref())?),
-            None => None,
-        };
-
-        let plain = match config.port {
-            Some(port) => Some(listen(SocketAddr::new(config.bind, port), "plain", "port").await?),
-            None => None,
-        };
-        let tls = match (tls_config, &config.tls) {
-            (Some(acceptor), Some(t)) => {
-                let l = listen(SocketAddr::new(config.bind, t.port), "TLS", "tls-port").await?;
-                Some((l, acceptor))
-            }
-            _ => None,
-        };
+        let listeners = bind_listeners(&config).await?;
         let shared = Arc::new(Shared {
             router,
             auth: Authenticator::new(passwords, config.allow_anonymous),
@@ -148,7 +153,6 @@ impl Broker {
                 connect_timeout: config.connect_timeout,
                 max_connections: config.max_connections,
             },
-            identity_as_username: config.tls.as_ref().is_some_and(|t| t.identity_as_username),
             use_username_as_clientid: config.use_username_as_clientid,
             connections: listener::connection_limit(config.max_connections),
             commits,
@@ -157,28 +161,44 @@ impl Broker {
             // Logged here, before the "broker ready" line, so whoever
             // waits for that line has read this one too.
             info!(
-                bind = %config.bind,
-                "no --bind given: listening on this machine only (as mosquitto 2.0 does); --bind 0.0.0.0 opens the broker to the network"
+                bind = "127.0.0.1,::1",
+                "no --bind given: listening on this machine only (as mosquitto 2.0 does); --bind 0.0.0.0 (or ::) opens the broker to the network"
             );
         }
         Ok(Self {
             config,
             shared,
-            plain,
-            tls,
+            listeners,
             store,
         })
     }
 
-    /// The plain listener's bound address (the real port when 0 was
-    /// asked), unless `--no-plain`.
-    pub fn plain_addr(&self) -> Option<SocketAddr> {
-        self.plain.as_ref().and_then(|l| l.local_addr().ok())
+    /// Every bound socket: what it speaks and its address (the real port
+    /// when 0 was asked), in the order the configuration lists them.
+    pub fn listeners(&self) -> Vec<(ListenerTransport, SocketAddr)> {
+        self.listeners
+            .iter()
+            .map(|b| (b.transport, b.addr))
+            .collect()
     }
 
-    /// The TLS listener's bound address, if TLS is on.
+    /// The first listener speaking `transport`, if any.
+    pub fn addr_of(&self, transport: ListenerTransport) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|b| b.transport == transport)
+            .map(|b| b.addr)
+    }
+
+    /// The first plain MQTT listener's address, unless there is none
+    /// (`--no-plain`).
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.addr_of(ListenerTransport::Mqtt)
+    }
+
+    /// The first MQTT-over-TLS listener's address, if TLS is on.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
+        self.addr_of(ListenerTransport::MqttTls)
     }
 
     /// The router, for tests and embedding.
@@ -190,17 +210,11 @@ impl Broker {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
         let tracker = TaskTracker::new();
         let connections = TaskTracker::new();
-        let plain = self.plain.map(|l| (l, None, Transport::Plain));
-        let tls = self
-            .tls
-            .map(|(l, acceptor)| (l, Some(acceptor), Transport::Tls));
-        for (listener, tls, kind) in plain.into_iter().chain(tls) {
-            if let Ok(addr) = listener.local_addr() {
-                info!(transport = %kind.name(), %addr, "listening");
-            }
+        for bound in self.listeners {
+            info!(transport = %bound.transport, addr = %bound.addr, "listening");
             tracker.spawn(listener::accept_loop(
-                listener,
-                tls,
+                bound.socket,
+                bound.endpoint,
                 Arc::clone(&self.shared),
                 shutdown.clone(),
                 connections.clone(),
@@ -335,10 +349,16 @@ enum SaveError {
 fn tls_acceptor(
     t: &TlsSettings,
     data_dir: Option<&std::path::Path>,
+    generated: &mut Option<(PathBuf, PathBuf)>,
 ) -> Result<TlsAcceptor, BrokerError> {
-    let (cert, key): (PathBuf, PathBuf) = match &t.cert_and_key {
-        Some((c, k)) => (c.clone(), k.clone()),
-        None => tls_files::ensure(data_dir)?,
+    let (cert, key): (PathBuf, PathBuf) = match (&t.cert_and_key, &generated) {
+        (Some((c, k)), _) => (c.clone(), k.clone()),
+        (None, Some(pair)) => pair.clone(),
+        (None, None) => {
+            let pair = tls_files::ensure(data_dir)?;
+            *generated = Some(pair.clone());
+            pair
+        }
     };
     let config = listener::server_config(&cert, &key, t.cafile.as_deref(), t.require_certificate)?;
     Ok(TlsAcceptor::from(config))
@@ -351,14 +371,113 @@ fn tls_acceptor(
 /// others do; the kernel caps it at `net.core.somaxconn`.
 pub const LISTEN_BACKLOG: u32 = 1024;
 
-/// Binds the `transport` listener (`plain`, `TLS`) on `addr`; a failure
-/// names the flag that set its port.
-async fn listen(
-    addr: SocketAddr,
-    transport: &'static str,
-    flag: &'static str,
-) -> Result<TcpListener, BrokerError> {
-    let bind = || {
+/// Binds every listener of `config`: each address a host name resolves
+/// to gets a socket; the default ::1 is skipped, with a note, on a machine
+/// without IPv6.
+async fn bind_listeners(config: &Config) -> Result<Vec<Bound>, BrokerError> {
+    // The generated certificate is made (or read) once, for every TLS
+    // listener without its own.
+    let mut generated: Option<(PathBuf, PathBuf)> = None;
+    let mut bound = Vec::new();
+    for l in &config.listeners {
+        let endpoint = Arc::new(endpoint(l, config, &mut generated)?);
+        for addr in resolve(l).await? {
+            let socket = match listen(addr) {
+                Ok(s) => s,
+                Err(e) if l.optional && no_such_address(&e) => {
+                    info!(
+                        transport = %l.transport,
+                        %addr,
+                        error = %e,
+                        "no IPv6 on this machine: not listening on ::1"
+                    );
+                    continue;
+                }
+                Err(source) => {
+                    return Err(BrokerError::Bind {
+                        transport: l.transport,
+                        addr,
+                        origin: l.origin.clone(),
+                        source,
+                    });
+                }
+            };
+            let addr = socket.local_addr().unwrap_or(addr);
+            bound.push(Bound {
+                socket,
+                addr,
+                transport: l.transport,
+                endpoint: Arc::clone(&endpoint),
+            });
+        }
+    }
+    Ok(bound)
+}
+
+/// What the connections of listener `l` need to begin.
+fn endpoint(
+    l: &ListenerSettings,
+    config: &Config,
+    generated: &mut Option<(PathBuf, PathBuf)>,
+) -> Result<Endpoint, BrokerError> {
+    let tls = match &l.tls {
+        Some(t) => Some(tls_acceptor(t, config.data_dir.as_deref(), generated)?),
+        None => None,
+    };
+    let kind = match l.transport {
+        ListenerTransport::Mqtt => Transport::Plain,
+        ListenerTransport::MqttTls => Transport::Tls,
+        ListenerTransport::WebSockets => Transport::WebSockets,
+        ListenerTransport::WebSocketsTls => Transport::WebSocketsTls,
+    };
+    Ok(Endpoint {
+        kind,
+        tls,
+        websocket: l.transport.is_websockets().then(|| l.ws_path.clone()),
+        identity_as_username: l.tls.as_ref().is_some_and(|t| t.identity_as_username),
+    })
+}
+
+/// The socket addresses listener `l` binds: its address, or every address
+/// its host name resolves to (each once).
+async fn resolve(l: &ListenerSettings) -> Result<Vec<SocketAddr>, BrokerError> {
+    match &l.bind {
+        BindAddress::Ip(ip) => Ok(vec![SocketAddr::new(*ip, l.port)]),
+        BindAddress::Host(host) => {
+            let found = tokio::net::lookup_host((host.as_str(), l.port))
+                .await
+                .map_err(|source| BrokerError::Resolve {
+                    host: host.clone(),
+                    transport: l.transport,
+                    origin: l.origin.clone(),
+                    source,
+                })?;
+            let mut addrs: Vec<SocketAddr> = Vec::new();
+            for a in found {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
+            Ok(addrs)
+        }
+    }
+}
+
+/// Whether a bind failed because the machine lacks the address (or its
+/// family): no IPv6.
+fn no_such_address(e: &std::io::Error) -> bool {
+    // EAFNOSUPPORT, on Linux and the BSDs: the kernel has no IPv6 at all.
+    const AF_NOT_SUPPORTED: [i32; 2] = [97, 47];
+    e.kind() == std::io::ErrorKind::AddrNotAvailable
+        || e.raw_os_error()
+            .is_some_and(|c| AF_NOT_SUPPORTED.contains(&c))
+}
+
+/// Binds a listening socket on `addr`. An IPv6 wildcard (`::`) takes IPv4
+/// connections too where the OS allows (Linux by default), as mosquitto's
+/// does.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    {
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
@@ -370,11 +489,5 @@ async fn listen(
         socket.set_reuseaddr(true)?;
         socket.bind(addr)?;
         socket.listen(LISTEN_BACKLOG)
-    };
-    bind().map_err(|source| BrokerError::Bind {
-        transport,
-        addr,
-        flag,
-        source,
-    })
+    }
 }

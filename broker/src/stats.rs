@@ -89,14 +89,21 @@ pub enum Transport {
     Plain,
     /// TLS over TCP.
     Tls,
+    /// WebSocket over TCP.
+    WebSockets,
+    /// WebSocket over TLS.
+    WebSocketsTls,
 }
 
 impl Transport {
-    /// `"plain"` or `"tls"`, as logs and `$SYS` topics name them.
+    /// `"plain"`, `"tls"`, `"ws"` or `"wss"`, as logs and `$SYS` topics
+    /// name them.
     pub fn name(self) -> &'static str {
         match self {
             Transport::Plain => "plain",
             Transport::Tls => "tls",
+            Transport::WebSockets => "ws",
+            Transport::WebSocketsTls => "wss",
         }
     }
 }
@@ -109,6 +116,10 @@ pub struct Stats {
     pub connected_plain: AtomicU64,
     /// Connections open now on the TLS listener (after CONNACK).
     pub connected_tls: AtomicU64,
+    /// Connections open now on the WebSocket listeners (after CONNACK).
+    pub connected_ws: AtomicU64,
+    /// Connections open now on the WebSocket-over-TLS listeners.
+    pub connected_wss: AtomicU64,
     /// The most connections open at once since start.
     pub connected_maximum: AtomicU64,
     /// Connections accepted with CONNACK 0 since start.
@@ -157,6 +168,8 @@ impl Stats {
             started: Instant::now(),
             connected_plain: AtomicU64::new(0),
             connected_tls: AtomicU64::new(0),
+            connected_ws: AtomicU64::new(0),
+            connected_wss: AtomicU64::new(0),
             connected_maximum: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
             messages_received: Counter::default(),
@@ -183,6 +196,8 @@ impl Stats {
         match transport {
             Transport::Plain => &self.connected_plain,
             Transport::Tls => &self.connected_tls,
+            Transport::WebSockets => &self.connected_ws,
+            Transport::WebSocketsTls => &self.connected_wss,
         }
     }
 
@@ -199,9 +214,17 @@ impl Stats {
         self.gauge(transport).fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Clients connected now, both listeners.
+    /// Clients connected now, all listeners.
     pub fn connected(&self) -> u64 {
-        self.connected_plain.load(Ordering::Relaxed) + self.connected_tls.load(Ordering::Relaxed)
+        [
+            &self.connected_plain,
+            &self.connected_tls,
+            &self.connected_ws,
+            &self.connected_wss,
+        ]
+        .iter()
+        .map(|g| g.load(Ordering::Relaxed))
+        .sum()
     }
 
     /// Adds one connection's batch of counts.

@@ -66,6 +66,14 @@ pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
             Stats::get(&s.connected_tls).to_string(),
         ),
         (
+            "$SYS/broker/listeners/ws/connected",
+            Stats::get(&s.connected_ws).to_string(),
+        ),
+        (
+            "$SYS/broker/listeners/wss/connected",
+            Stats::get(&s.connected_wss).to_string(),
+        ),
+        (
             "$SYS/broker/messages/received",
             Stats::get(&s.messages_received).to_string(),
         ),
@@ -140,6 +148,8 @@ pub fn publish_round(router: &Router, last: &mut HashMap<&'static str, String>) 
         connected = s.connected(),
         plain = Stats::get(&s.connected_plain),
         tls = Stats::get(&s.connected_tls),
+        ws = Stats::get(&s.connected_ws),
+        wss = Stats::get(&s.connected_wss),
         sessions = router.session_count(),
         subscriptions = router.subscription_count(),
         retained = router.retained_count(),

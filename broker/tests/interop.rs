@@ -1,5 +1,6 @@
 //! Real clients through the real broker: mosquitto_pub/mosquitto_sub (plain
-//! and TLS), paho-mqtt (Python), MQTT.js (Node) and rumqttc.
+//! and TLS), paho-mqtt (Python) and MQTT.js (Node), both also over
+//! WebSocket (ws and wss), and rumqttc.
 //!
 //! The external clients are installed by `scripts/setup`; a missing one is
 //! a failed test, not a skipped one.
@@ -267,6 +268,74 @@ fn mqtt_js_client_plain_and_tls() {
                 &format!("mqtts://localhost:{}", b.tls_addr().expect("TLS").port()),
                 "interop/js/tls",
                 "2",
+                "20",
+            ])
+            .arg(b.ca_file()),
+    );
+}
+
+/// Issue 16: paho-mqtt's websockets transport, over ws:// and wss://.
+#[test]
+fn paho_python_client_over_websocket() {
+    let b = start_tls(&["--ws-port", "0", "--wss-port", "0"]);
+    let script = repo_root().join("interop/python/pubsub.py");
+    let ws = b.ws_addr().expect("--ws-port listener");
+    for qos in ["0", "1", "2"] {
+        run_ok(Command::new("python3").arg(&script).args([
+            "--websockets",
+            "/mqtt",
+            "127.0.0.1",
+            &ws.port().to_string(),
+            &format!("interop/paho-ws/{qos}"),
+            qos,
+            "20",
+        ]));
+    }
+    let wss = b.wss_addr().expect("--wss-port listener");
+    run_ok(
+        Command::new("python3")
+            .arg(&script)
+            .args([
+                "--websockets",
+                "/mqtt",
+                "localhost",
+                &wss.port().to_string(),
+                "interop/paho-wss",
+                "2",
+                "20",
+            ])
+            .arg(b.ca_file()),
+    );
+}
+
+/// Issue 16: MQTT.js, the browser's client, over ws:// and wss://.
+#[test]
+fn mqtt_js_client_over_websocket() {
+    let b = start_tls(&["--ws-port", "0", "--wss-port", "0"]);
+    let dir = repo_root().join("interop/js");
+    assert!(
+        dir.join("node_modules/mqtt").exists(),
+        "MQTT.js is missing: run scripts/setup (npm ci in interop/js)"
+    );
+    let ws = b.ws_addr().expect("--ws-port listener");
+    for qos in ["0", "1", "2"] {
+        run_ok(Command::new("node").current_dir(&dir).args([
+            "pubsub.js",
+            &format!("ws://127.0.0.1:{}/mqtt", ws.port()),
+            &format!("interop/js-ws/{qos}"),
+            qos,
+            "20",
+        ]));
+    }
+    let wss = b.wss_addr().expect("--wss-port listener");
+    run_ok(
+        Command::new("node")
+            .current_dir(&dir)
+            .args([
+                "pubsub.js",
+                &format!("wss://localhost:{}/mqtt", wss.port()),
+                "interop/js-wss",
+                "1",
                 "20",
             ])
             .arg(b.ca_file()),

@@ -188,7 +188,7 @@ fn no_plain_without_tls_is_a_one_line_error() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "broker: --no-plain and --no-ssl together leave no listener: drop one of them\n"
+        "broker: --no-plain and --no-ssl together leave no listener: drop one of them (or add --ws-port)\n"
     );
 }
 

@@ -1,6 +1,7 @@
 // MQTT.js through a broker: one client subscribes, another publishes COUNT
 // messages at QoS, and the run succeeds when every message arrived in order.
 // Usage: node pubsub.js URL TOPIC QOS COUNT [CA_FILE]
+// URL: mqtt://, mqtts://, ws:// or wss:// (MQTT over WebSocket, with a path).
 // Prints "ok COUNT" and exits 0 on success; exits 1 with a reason otherwise.
 'use strict';
 const fs = require('fs');

@@ -1,9 +1,12 @@
 """paho-mqtt through a broker: one client subscribes, another publishes COUNT
 messages at QoS, and the run succeeds when every message arrived in order.
 
-Usage: python3 pubsub.py HOST PORT TOPIC QOS COUNT [CA_FILE]
+Usage: python3 pubsub.py [--websockets PATH] HOST PORT TOPIC QOS COUNT [CA_FILE]
+With --websockets, MQTT travels over WebSocket (paho's "websockets"
+transport) to PATH; with CA_FILE, over TLS (wss:// with --websockets).
 Prints "ok COUNT" and exits 0 on success; exits 1 with a reason otherwise.
 """
+import argparse
 import os
 import sys
 import threading
@@ -12,8 +15,17 @@ import paho.mqtt.client as mqtt
 
 
 def main() -> int:
-    host, port, topic, qos, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-    ca_file = sys.argv[6] if len(sys.argv) > 6 else None
+    parser = argparse.ArgumentParser(description="paho-mqtt publish/subscribe round trip")
+    parser.add_argument("--websockets", metavar="PATH", help="MQTT over WebSocket to PATH")
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("topic")
+    parser.add_argument("qos", type=int)
+    parser.add_argument("count", type=int)
+    parser.add_argument("ca_file", nargs="?")
+    args = parser.parse_args()
+    host, port, topic, qos, count = args.host, args.port, args.topic, args.qos, args.count
+    ca_file = args.ca_file
     done = threading.Event()
     subscribed = threading.Event()
     received = []
@@ -21,7 +33,10 @@ def main() -> int:
 
     def client(name: str) -> mqtt.Client:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"py-{name}-{os.getpid()}",
-                        protocol=mqtt.MQTTv311, clean_session=True)
+                        protocol=mqtt.MQTTv311, clean_session=True,
+                        transport="websockets" if args.websockets else "tcp")
+        if args.websockets:
+            c.ws_set_options(path=args.websockets)
         if ca_file:
             c.tls_set(ca_certs=ca_file)
         return c

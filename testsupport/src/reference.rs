@@ -122,12 +122,15 @@ pub struct ReferenceBroker {
     child: Option<Child>,
     plain: Option<SocketAddr>,
     tls: Option<SocketAddr>,
+    /// The first WebSocket listener (`--ws-port`), and over TLS.
+    ws: Option<SocketAddr>,
+    wss: Option<SocketAddr>,
     log: StderrLog,
     home: tempfile::TempDir,
     data_dir: Option<PathBuf>,
 }
 
-/// Parses `plain=ADDR tls=ADDR` from the ready line.
+/// Parses `plain=ADDR tls=ADDR ws=ADDR wss=ADDR` from the ready line.
 fn field(line: &str, name: &str) -> Option<SocketAddr> {
     let start = line.find(&format!("{name}="))? + name.len() + 1;
     line[start..]
@@ -163,12 +166,15 @@ impl ReferenceBroker {
 
         let stderr = child.stderr.take().expect("stderr was piped");
         let (log, ready_rx) = StderrLog::follow(stderr, |line| {
-            line.contains("broker ready")
-                .then(|| (field(line, "plain"), field(line, "tls")))
+            line.contains("broker ready").then(|| {
+                let ws = (field(line, "ws"), field(line, "wss"));
+                (field(line, "plain"), field(line, "tls"), ws)
+            })
         });
         let ready = ready_rx.recv_timeout(START_TIMEOUT).ok().flatten();
         // A broker started with `--no-plain` has only the TLS listener.
-        let Some((plain, tls)) = ready.filter(|(plain, tls)| plain.is_some() || tls.is_some())
+        let Some((plain, tls, (ws, wss))) =
+            ready.filter(|(plain, tls, _)| plain.is_some() || tls.is_some())
         else {
             let _ = child.kill();
             let _ = child.wait();
@@ -178,6 +184,8 @@ impl ReferenceBroker {
             child: Some(child),
             plain,
             tls,
+            ws,
+            wss,
             log,
             home,
             data_dir: options.data_dir,
@@ -194,6 +202,17 @@ impl ReferenceBroker {
     /// The plain listener, `None` with `--no-plain`.
     pub fn plain_addr(&self) -> Option<SocketAddr> {
         self.plain
+    }
+
+    /// The first MQTT-over-WebSocket listener, when started with
+    /// `--ws-port` (in `extra_args`).
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws
+    }
+
+    /// The first MQTT-over-WebSocket-over-TLS listener (`--wss-port`).
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        self.wss
     }
 
     /// The TLS listener, when started with TLS.

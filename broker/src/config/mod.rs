@@ -7,7 +7,6 @@
 //! `--cert`, `--require-certificate` without `--cafile`) are refused with a
 //! message naming both settings.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,13 +39,17 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// `broker`: the reference MQTT 3.1.1 broker, plain TCP and TLS.
+/// `broker`: the reference MQTT 3.1.1 broker, over TCP, TLS and WebSocket.
 ///
 /// With no flags it listens on localhost only, as mosquitto 2.0 does: plain
-/// MQTT on 127.0.0.1:1883 and MQTT over TLS on 127.0.0.1:8883, creating a
-/// CA-signed server certificate on first run if none is given; `--bind
-/// 0.0.0.0` opens it to the network. Every flag can also be set in a TOML file (`--config`),
-/// under the flag's name; flags win.
+/// MQTT on port 1883 and MQTT over TLS on 8883, both on 127.0.0.1 and ::1,
+/// creating a CA-signed server certificate on first run if none is given;
+/// `--bind 0.0.0.0` (or `--bind ::`) opens it to the network. `--ws-port`
+/// and `--wss-port` add MQTT over WebSocket. Every flag can also be set in a
+/// TOML file (`--config`), under the flag's name; flags win. The file may
+/// instead list its listeners in `[[listener]]` sections (port, bind,
+/// transport, cert, key, cafile, require-certificate, identity-as-username,
+/// ws-path): see docs/broker.md.
 #[derive(Debug, Clone, Default, Parser)]
 #[command(
     name = "broker",
@@ -58,17 +61,26 @@ pub struct Flags {
     /// TOML file with settings named like the flags (`max-inflight = 20`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on; 0.0.0.0 for every interface [default:
-    /// 127.0.0.1, this machine only].
-    #[arg(long, value_name = "ADDR")]
-    pub bind: Option<IpAddr>,
+    /// Address or host name to listen on, repeatable; 0.0.0.0 for every
+    /// IPv4 interface, :: for every interface (IPv6 and, where the OS
+    /// allows, IPv4) [default: 127.0.0.1 and ::1, this machine only].
+    #[arg(long, value_name = "ADDR", value_parser = BindAddress::parse)]
+    pub bind: Vec<BindAddress>,
     /// Port for plain MQTT; 0 picks a free one [default: 1883].
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
     /// Port for MQTT over TLS; 0 picks a free one [default: 8883].
     #[arg(long, value_name = "PORT")]
     pub tls_port: Option<u16>,
-    /// Plain MQTT only: no TLS listener.
+    /// Port for MQTT over WebSocket (ws://, any path); 0 picks a free one
+    /// [default: none].
+    #[arg(long, value_name = "PORT")]
+    pub ws_port: Option<u16>,
+    /// Port for MQTT over WebSocket and TLS (wss://), with the --cert
+    /// settings; 0 picks a free one [default: none].
+    #[arg(long, value_name = "PORT")]
+    pub wss_port: Option<u16>,
+    /// Plain MQTT only: no TLS listener on --tls-port.
     #[arg(long)]
     pub no_ssl: bool,
     /// TLS only: no plain MQTT listener.
@@ -176,9 +188,11 @@ pub struct Flags {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct FileSettings {
-    bind: Option<IpAddr>,
+    bind: Option<OneOrMany>,
     port: Option<u16>,
     tls_port: Option<u16>,
+    ws_port: Option<u16>,
+    wss_port: Option<u16>,
     no_ssl: Option<bool>,
     no_plain: Option<bool>,
     cert: Option<PathBuf>,
@@ -209,15 +223,68 @@ pub struct FileSettings {
     durability: Option<Durability>,
     persistent_client_expiration: Option<String>,
     verbose: Option<bool>,
+    /// `[[listener]]` sections; when present they alone define the
+    /// listeners.
+    #[serde(default)]
+    listener: Vec<toml::Spanned<ListenerFile>>,
+    /// The file, and the text's line starts, to name a section's line in
+    /// errors.
+    #[serde(skip)]
+    source: Option<(PathBuf, Vec<usize>)>,
+}
+
+/// `bind = "::"` or `bind = ["127.0.0.1", "::1"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 impl FileSettings {
     /// Parses TOML text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.message().to_owned(),
-        })
+        let mut file: Self = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| format!("line {}: ", line_of(&line_starts(text), s.start)))
+                .unwrap_or_default();
+            ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!("{line}{}", e.message()),
+            }
+        })?;
+        file.source = Some((path.to_owned(), line_starts(text)));
+        Ok(file)
+    }
+
+    /// Where the `[[listener]]` section starting at byte `start` is, for
+    /// errors: `file line N`.
+    fn place(&self, start: usize) -> String {
+        match &self.source {
+            Some((path, starts)) => {
+                format!(
+                    "config file {} line {}",
+                    path.display(),
+                    line_of(starts, start)
+                )
+            }
+            None => "config file".to_owned(),
+        }
+    }
+
+    /// The listeners the file's sections define, or `None` without any.
+    fn listeners(&mut self) -> Result<Option<Vec<ListenerSettings>>, ConfigError> {
+        if self.listener.is_empty() {
+            return Ok(None);
+        }
+        let sections = std::mem::take(&mut self.listener);
+        let mut all = Vec::new();
+        for section in sections {
+            let at = self.place(section.span().start);
+            all.extend(listeners::from_section(section.into_inner(), &at)?);
+        }
+        Ok(Some(all))
     }
 
     /// Reads and parses a TOML file.
@@ -230,34 +297,27 @@ impl FileSettings {
     }
 }
 
-/// TLS settings of the second listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsSettings {
-    /// Port, 0 for any.
-    pub port: u16,
-    /// Certificate and key files; `None` to use (or create) the ones in the
-    /// certificate directory.
-    pub cert_and_key: Option<(PathBuf, PathBuf)>,
-    /// CA for client certificates.
-    pub cafile: Option<PathBuf>,
-    /// Whether a client certificate is required.
-    pub require_certificate: bool,
-    /// Whether the certificate's CN becomes the user name.
-    pub identity_as_username: bool,
+/// Byte offsets where each line of `text` starts.
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
+/// The 1-based line holding byte `offset`.
+fn line_of(starts: &[usize], offset: usize) -> usize {
+    starts.partition_point(|&s| s <= offset).max(1)
 }
 
 /// The checked, merged settings the broker runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Address both listeners bind to.
-    pub bind: IpAddr,
-    /// Whether `bind` is the default, loopback only (neither `--bind` nor
-    /// the file named one), so start-up can say how to open it.
+    /// Where the broker listens, in order; never empty.
+    pub listeners: Vec<ListenerSettings>,
+    /// Whether the listeners bind the default, loopback only (neither
+    /// `--bind` nor the file named an address), so start-up can say how to
+    /// open it.
     pub bind_is_default: bool,
-    /// Plain MQTT port, 0 for any; `None` with `--no-plain`.
-    pub port: Option<u16>,
-    /// The TLS listener, unless `--no-ssl`.
-    pub tls: Option<TlsSettings>,
     /// mosquitto password file.
     pub password_file: Option<PathBuf>,
     /// Whether clients without a user name are accepted.
@@ -331,61 +391,55 @@ impl Config {
     /// Merges flags over file settings over defaults, and checks the result.
     pub fn resolve(flags: Flags, file: FileSettings) -> Result<Self, ConfigError> {
         let on = |flag: bool, file: Option<bool>| flag || file.unwrap_or(false);
-        let no_ssl = on(flags.no_ssl, file.no_ssl);
-        let no_plain = on(flags.no_plain, file.no_plain);
-        let cert = flags.cert.or(file.cert);
-        let key = flags.key.or(file.key);
-        let cafile = flags.cafile.or(file.cafile);
-        let require_certificate = on(flags.require_certificate, file.require_certificate);
-        let identity_as_username = on(flags.identity_as_username, file.identity_as_username);
-        let port = flags.port.or(file.port).unwrap_or(1883);
-        let tls_port = flags.tls_port.or(file.tls_port).unwrap_or(8883);
-        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
-
-        let cert_and_key = match (cert, key) {
-            (Some(c), Some(k)) => Some((c, k)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return invalid("--cert needs --key: give the certificate's private key");
+        let mut file = file;
+        let bind = if flags.bind.is_empty() {
+            match file.bind.take() {
+                None => Vec::new(),
+                Some(OneOrMany::One(b)) => vec![b],
+                Some(OneOrMany::Many(b)) => b,
             }
-            (None, Some(_)) => {
-                return invalid("--key needs --cert: give the certificate the key belongs to");
-            }
-        };
-        if require_certificate && cafile.is_none() {
-            return invalid(
-                "--require-certificate needs --cafile: give the CA that signs client certificates",
-            );
-        }
-        if identity_as_username && !require_certificate {
-            return invalid(
-                "--identity-as-username needs --require-certificate (and --cafile), or there may be no certificate to take the name from",
-            );
-        }
-        if no_plain && no_ssl {
-            return invalid("--no-plain and --no-ssl together leave no listener: drop one of them");
-        }
-        let tls = if no_ssl {
-            if cert_and_key.is_some() || cafile.is_some() {
-                return invalid(
-                    "--no-ssl turns TLS off, yet --cert/--key/--cafile were given: drop one or the other",
-                );
-            }
-            None
-        } else {
-            if !no_plain && port != 0 && port == tls_port {
-                return invalid(&format!(
-                    "--port and --tls-port are both {port}: give them different ports (or --no-ssl)"
-                ));
-            }
-            Some(TlsSettings {
-                port: tls_port,
-                cert_and_key,
-                cafile,
-                require_certificate,
-                identity_as_username,
+            .iter()
+            .map(|text| {
+                BindAddress::parse(text)
+                    .map_err(|e| ConfigError::Invalid(format!("bind in --config: {e}")))
             })
+            .collect::<Result<Vec<_>, _>>()?
+        } else {
+            flags.bind
         };
+        let listener_flags = ListenerFlags {
+            bind,
+            port: flags.port.or(file.port),
+            tls_port: flags.tls_port.or(file.tls_port),
+            ws_port: flags.ws_port.or(file.ws_port),
+            wss_port: flags.wss_port.or(file.wss_port),
+            no_plain: on(flags.no_plain, file.no_plain),
+            no_ssl: on(flags.no_ssl, file.no_ssl),
+            tls: TlsFlags {
+                cert: flags.cert.or(file.cert.take()),
+                key: flags.key.or(file.key.take()),
+                cafile: flags.cafile.or(file.cafile.take()),
+                require_certificate: on(flags.require_certificate, file.require_certificate),
+                identity_as_username: on(flags.identity_as_username, file.identity_as_username),
+            },
+        };
+        let (listeners, bind_is_default) = match file.listeners()? {
+            Some(sections) => {
+                if listener_flags.any() {
+                    return Err(ConfigError::Invalid(
+                        "the config file's [[listener]] sections define the listeners, yet --bind/--port/--tls-port/--ws-port/--wss-port/--no-plain/--no-ssl/--cert/--key/--cafile (or the same top-level keys) were given too: set them in the sections instead".to_owned(),
+                    ));
+                }
+                let default = sections.iter().all(|l| l.bind.is_loopback());
+                (sections, default)
+            }
+            None => {
+                let default = listener_flags.bind.is_empty();
+                (listeners::from_flags(listener_flags)?, default)
+            }
+        };
+        listeners::check_distinct(&listeners)?;
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         let password_file = flags.password_file.or(file.password_file);
         // Without a password file there is nothing to check a user against,
         // so anonymous clients are let in; with one, only if asked.
@@ -408,12 +462,9 @@ impl Config {
         if max_packet_size < 2 {
             return invalid("--max-packet-size must be at least 2 bytes (the smallest packet)");
         }
-        let bind = flags.bind.or(file.bind);
         Ok(Self {
-            bind: bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            bind_is_default: bind.is_none(),
-            port: (!no_plain).then_some(port),
-            tls,
+            listeners,
+            bind_is_default,
             password_file,
             allow_anonymous,
             use_username_as_clientid: on(
@@ -458,8 +509,11 @@ impl Config {
 }
 
 mod expiration;
+mod listeners;
 
 pub use expiration::parse_expiration;
+pub use listeners::{BindAddress, ListenerSettings, ListenerTransport, TlsSettings};
+use listeners::{ListenerFile, ListenerFlags, TlsFlags};
 
 #[cfg(test)]
 mod tests;

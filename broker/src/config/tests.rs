@@ -1,6 +1,5 @@
 //! One parse test per flag, plus the file and the contradictions.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,18 +17,56 @@ fn refused(args: &[&str]) -> String {
         .to_string()
 }
 
+/// The first listener speaking `transport`.
+fn first(c: &Config, transport: ListenerTransport) -> Option<&ListenerSettings> {
+    c.listeners.iter().find(|l| l.transport == transport)
+}
+
+/// The plain listener's port, `None` without one.
+fn plain_port(c: &Config) -> Option<u16> {
+    first(c, ListenerTransport::Mqtt).map(|l| l.port)
+}
+
+/// The TLS listener's port, `None` without one.
+fn tls_port(c: &Config) -> Option<u16> {
+    first(c, ListenerTransport::MqttTls).map(|l| l.port)
+}
+
 fn tls(c: &Config) -> &TlsSettings {
-    c.tls.as_ref().expect("TLS listener on")
+    first(c, ListenerTransport::MqttTls)
+        .and_then(|l| l.tls.as_ref())
+        .expect("TLS listener on")
+}
+
+/// The distinct bind addresses, in order.
+fn binds(c: &Config) -> Vec<BindAddress> {
+    let mut all: Vec<BindAddress> = Vec::new();
+    for l in &c.listeners {
+        if !all.contains(&l.bind) {
+            all.push(l.bind.clone());
+        }
+    }
+    all
+}
+
+fn ip(text: &str) -> BindAddress {
+    BindAddress::Ip(text.parse().expect("an IP address"))
 }
 
 #[test]
 fn defaults() {
     let c = parse(&[]);
-    assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::LOCALHOST), "localhost only");
+    assert_eq!(binds(&c), [ip("127.0.0.1"), ip("::1")], "localhost only");
     assert!(c.bind_is_default);
-    assert_eq!(c.port, Some(1883));
+    assert_eq!(plain_port(&c), Some(1883));
     assert!(!c.use_username_as_clientid);
-    assert_eq!(tls(&c).port, 8883);
+    assert_eq!(tls_port(&c), Some(8883));
+    assert_eq!(c.listeners.len(), 4, "plain and TLS on both addresses");
+    assert!(
+        c.listeners
+            .iter()
+            .all(|l| l.optional == (l.bind == ip("::1")))
+    );
     assert_eq!(tls(&c).cert_and_key, None);
     assert!(c.allow_anonymous);
     assert_eq!(c.max_inflight, 100);
@@ -45,28 +82,33 @@ fn defaults() {
 
 #[test]
 fn flag_bind() {
+    assert_eq!(binds(&parse(&["--bind", "127.0.0.1"])), [ip("127.0.0.1")]);
+    assert_eq!(binds(&parse(&["--bind", "[::1]"])), [ip("::1")]);
+    let c = parse(&["--bind", "::", "--bind", "localhost", "--no-ssl"]);
     assert_eq!(
-        parse(&["--bind", "127.0.0.1"]).bind,
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
+        binds(&c),
+        [ip("::"), BindAddress::Host("localhost".to_owned())]
     );
-    assert!(refused(&["--bind", "nowhere"]).contains("--bind"));
+    assert_eq!(c.listeners.len(), 2, "one plain listener per address");
+    assert!(c.listeners.iter().all(|l| !l.optional));
+    assert!(refused(&["--bind", "no where"]).contains("--bind"));
 }
 
 #[test]
 fn flag_port() {
-    assert_eq!(parse(&["--port", "0"]).port, Some(0));
+    assert_eq!(plain_port(&parse(&["--port", "0"])), Some(0));
     assert!(refused(&["--port", "70000"]).contains("--port"));
 }
 
 #[test]
 fn flag_tls_port() {
-    assert_eq!(tls(&parse(&["--tls-port", "8884"])).port, 8884);
+    assert_eq!(tls_port(&parse(&["--tls-port", "8884"])), Some(8884));
     assert!(refused(&["--port", "9000", "--tls-port", "9000"]).contains("different ports"));
 }
 
 #[test]
 fn flag_no_ssl() {
-    assert_eq!(parse(&["--no-ssl"]).tls, None);
+    assert_eq!(tls_port(&parse(&["--no-ssl"])), None);
     assert!(refused(&["--no-ssl", "--cafile", "ca.pem"]).contains("--no-ssl"));
 }
 
@@ -289,9 +331,9 @@ fn file_settings_apply_and_flags_win() {
     .expect("valid TOML");
     let flags = Flags::try_parse_from(["broker", "--port", "2000"]).expect("valid");
     let c = Config::resolve(flags, file).expect("consistent");
-    assert_eq!(c.port, Some(2000), "the flag wins");
+    assert_eq!(plain_port(&c), Some(2000), "the flag wins");
     assert_eq!(c.max_inflight, 5, "the file fills in");
-    assert_eq!(c.tls, None);
+    assert_eq!(tls_port(&c), None);
     assert_eq!(c.sys_interval, None);
 }
 
@@ -321,32 +363,32 @@ fn file_errors_name_the_file_and_key() {
 #[test]
 fn bind_opens_the_broker_by_flag_or_file() {
     let c = parse(&["--bind", "0.0.0.0"]);
-    assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(binds(&c), [ip("0.0.0.0")]);
     assert!(!c.bind_is_default);
     let file = FileSettings::parse("bind = \"0.0.0.0\"", Path::new("b.toml")).expect("parses");
     let c = Config::resolve(Flags::default(), file).expect("valid");
-    assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(binds(&c), [ip("0.0.0.0")]);
     assert!(!c.bind_is_default);
 }
 
 #[test]
 fn no_plain_leaves_tls_alone() {
     let c = parse(&["--no-plain"]);
-    assert_eq!(c.port, None);
-    assert_eq!(tls(&c).port, 8883);
+    assert_eq!(plain_port(&c), None);
+    assert_eq!(tls_port(&c), Some(8883));
     // The plain port no longer clashes with the TLS one.
     let c = parse(&["--no-plain", "--port", "8883"]);
-    assert_eq!(c.port, None);
+    assert_eq!(plain_port(&c), None);
     let file = FileSettings::parse("no-plain = true", Path::new("p.toml")).expect("parses");
     let c = Config::resolve(Flags::default(), file).expect("valid");
-    assert_eq!(c.port, None);
+    assert_eq!(plain_port(&c), None);
 }
 
 #[test]
 fn no_plain_without_tls_is_refused() {
     assert_eq!(
         refused(&["--no-plain", "--no-ssl"]),
-        "--no-plain and --no-ssl together leave no listener: drop one of them"
+        "--no-plain and --no-ssl together leave no listener: drop one of them (or add --ws-port)"
     );
 }
 
@@ -384,4 +426,149 @@ fn file_durability() {
     let err = FileSettings::parse("durability = \"fast\"\n", Path::new("d.toml"))
         .expect_err("unknown level");
     assert!(err.to_string().contains("d.toml"), "{err}");
+}
+
+#[test]
+fn flag_ws_and_wss_ports() {
+    let c = parse(&["--ws-port", "9001", "--wss-port", "0", "--bind", "::"]);
+    let ws = first(&c, ListenerTransport::WebSockets).expect("a ws listener");
+    assert_eq!(
+        (ws.port, ws.tls.is_some(), &ws.ws_path),
+        (9001, false, &None)
+    );
+    let wss = first(&c, ListenerTransport::WebSocketsTls).expect("a wss listener");
+    assert_eq!((wss.port, wss.tls.is_some()), (0, true));
+    assert!(
+        parse(&[])
+            .listeners
+            .iter()
+            .all(|l| !l.transport.is_websockets())
+    );
+    assert!(refused(&["--ws-port", "1883"]).contains("--port and --ws-port are both 1883"));
+    // --no-ssl drops the 8883 listener only: --wss-port still takes --cert.
+    let c = parse(&[
+        "--no-ssl",
+        "--wss-port",
+        "0",
+        "--cert",
+        "s.pem",
+        "--key",
+        "s.key",
+    ]);
+    assert_eq!(tls_port(&c), None);
+    assert!(first(&c, ListenerTransport::WebSocketsTls).is_some());
+}
+
+const THREE_LISTENERS: &str = r#"
+max-inflight = 7
+
+[[listener]]
+port = 1884
+
+[[listener]]
+port = 8884
+bind = "0.0.0.0"
+transport = "mqtt+tls"
+cert = "s.pem"
+key = "s.key"
+cafile = "ca.pem"
+require-certificate = true
+identity-as-username = true
+
+[[listener]]
+port = 9001
+bind = "::1"
+transport = "websockets"
+ws-path = "/mqtt"
+"#;
+
+#[test]
+fn listener_sections_define_the_listeners() {
+    let file = FileSettings::parse(THREE_LISTENERS, Path::new("l.toml")).expect("parses");
+    let c = Config::resolve(Flags::default(), file).expect("valid");
+    assert_eq!(c.max_inflight, 7);
+    let summary: Vec<(String, u16, ListenerTransport)> = c
+        .listeners
+        .iter()
+        .map(|l| (l.bind.to_string(), l.port, l.transport))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("127.0.0.1".to_owned(), 1884, ListenerTransport::Mqtt),
+            ("::1".to_owned(), 1884, ListenerTransport::Mqtt),
+            ("0.0.0.0".to_owned(), 8884, ListenerTransport::MqttTls),
+            ("::1".to_owned(), 9001, ListenerTransport::WebSockets),
+        ]
+    );
+    assert!(!c.bind_is_default, "0.0.0.0 opens it");
+    let t = c.listeners[2].tls.as_ref().expect("TLS settings");
+    assert_eq!(
+        t.cert_and_key,
+        Some((PathBuf::from("s.pem"), PathBuf::from("s.key")))
+    );
+    assert!(t.require_certificate && t.identity_as_username);
+    assert_eq!(c.listeners[3].ws_path.as_deref(), Some("/mqtt"));
+}
+
+/// Each contradiction in a section is one line naming the file, the line
+/// of the section and the keys.
+#[test]
+fn listener_section_errors_name_file_line_and_key() {
+    let cases = [
+        (
+            "[[listener]]\nport = 1\ntransport = \"mqtt\"\ncert = \"s.pem\"\nkey = \"k\"\n",
+            "l.toml line 1: [[listener]] port 1: cert, key, cafile",
+        ),
+        (
+            "\n\n[[listener]]\nport = 2\ntransport = \"mqtt+tls\"\ncert = \"s.pem\"\n",
+            "l.toml line 3: [[listener]] port 2: cert needs key",
+        ),
+        (
+            "[[listener]]\nport = 3\ntransport = \"websockets+tls\"\nrequire-certificate = true\n",
+            "require-certificate needs cafile",
+        ),
+        (
+            "[[listener]]\nport = 4\nws-path = \"/mqtt\"\n",
+            "ws-path needs a websockets transport",
+        ),
+        (
+            "[[listener]]\nport = 5\ntransport = \"websockets\"\nws-path = \"mqtt\"\n",
+            "must start with /",
+        ),
+        (
+            "[[listener]]\nport = 6\n[[listener]]\nport = 6\n",
+            "both listen on 127.0.0.1 port 6",
+        ),
+        (
+            "[[listener]]\nport = 7\nbind = \"not a host\"\n",
+            "neither an IP address nor a host name",
+        ),
+    ];
+    for (text, expected) in cases {
+        let file = FileSettings::parse(text, Path::new("l.toml")).expect("parses");
+        let err = Config::resolve(Flags::default(), file)
+            .expect_err(expected)
+            .to_string();
+        assert!(err.contains(expected), "{err:?} should say {expected:?}");
+        assert!(!err.contains('\n'), "one line: {err:?}");
+    }
+    let err = FileSettings::parse(
+        "[[listener]]\nport = 8\ntransport = \"quic\"\n",
+        Path::new("l.toml"),
+    )
+    .expect_err("unknown transport")
+    .to_string();
+    assert!(
+        err.contains("l.toml") && err.contains("line 3") && err.contains("websockets+tls"),
+        "{err}"
+    );
+    // Sections and listener flags together are a contradiction.
+    let file = FileSettings::parse("[[listener]]\nport = 9\n", Path::new("l.toml")).expect("ok");
+    let flags = Flags::try_parse_from(["broker", "--port", "1"]).expect("valid");
+    let err = Config::resolve(flags, file).expect_err("both").to_string();
+    assert!(
+        err.contains("[[listener]] sections define the listeners"),
+        "{err}"
+    );
 }

@@ -49,7 +49,6 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -57,7 +56,7 @@ use super::buffers::{Conn, HIGH_WATER, LINGER};
 use super::end::End;
 use super::open::open;
 use super::pull::{Moved, Pulled, pull};
-use super::{LiveGuard, Shared};
+use super::{Endpoint, LiveGuard, Shared};
 use crate::mutant;
 use crate::router::{ClientSlot, Kick, SlotEvent};
 use crate::session::{Action, Session};
@@ -104,8 +103,8 @@ struct Step {
     commit: bool,
 }
 
-/// Serves one client from its first byte to its close, TLS handshake
-/// included when `tls` is given.
+/// Serves one client from its first byte to its close, TLS handshake and
+/// WebSocket upgrade included when its `endpoint` has them.
 ///
 /// A plain function returning an `async move` block rather than an `async
 /// fn`: an `async fn` copies its arguments into its state, and they would
@@ -113,7 +112,7 @@ struct Step {
 /// socket goes straight into the boxed opening phase, built here.
 pub(super) fn serve(
     tcp: TcpStream,
-    tls: Option<TlsAcceptor>,
+    endpoint: Arc<Endpoint>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     guard: LiveGuard,
@@ -121,7 +120,7 @@ pub(super) fn serve(
     // Boxed: the handshake (a whole rustls connection) and CONNECT handling
     // (timeouts, a takeover wait) live only at the start; inline, they
     // would size every connection's task for its whole life.
-    let opening = Box::pin(open(tcp, tls, Arc::clone(&shared), shutdown.clone()));
+    let opening = Box::pin(open(tcp, endpoint, Arc::clone(&shared), shutdown.clone()));
     async move {
         // Held, not moved into a local: the block owns it until it ends
         // (a local would store the permit a second time).

@@ -1,14 +1,17 @@
-//! Accept loops for plain TCP and TLS, one task per connection.
+//! Accept loops for plain TCP, TLS, WebSocket and WebSocket over TLS, one
+//! task per connection.
 //!
 //! Each accepted socket gets its own task and a tracing span holding the
 //! peer address, the listener and (once CONNECT is in) the client id. A TLS
-//! handshake must finish within the connect timeout. Past
+//! handshake, and a WebSocket upgrade, must each finish within the connect
+//! timeout. Past
 //! `--max-connections`, or out of file descriptors, new sockets are closed
 //! at once (see `accept_errors.rs`). On shutdown the loops stop accepting
 //! and every connection task ends (see [`crate::server`]).
 //!
-//! A connection task only moves bytes: `open` (the TLS handshake and the
-//! I/O around [`crate::session::connect`], up to CONNACK), `buffers` (the
+//! A connection task only moves bytes: `open` (the TLS handshake, the
+//! WebSocket upgrade (`websocket`) and the I/O around
+//! [`crate::session::connect`], up to CONNACK), `buffers` (the
 //! socket and its buffers), `pull` (outbox to write buffer), `end` (why it
 //! ended) and `connection` (the loop).
 
@@ -20,6 +23,7 @@ mod open;
 mod pull;
 mod tls;
 mod transport;
+mod websocket;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -57,6 +61,31 @@ pub struct ConnLimits {
     pub max_connections: usize,
 }
 
+/// How one listener's connections begin: what it speaks, and for TLS and
+/// WebSocket what the opening needs.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// What its clients speak, for logs and counters.
+    pub kind: Kind,
+    /// The TLS handshake, for `mqtt+tls` and `websockets+tls`.
+    pub tls: Option<TlsAcceptor>,
+    /// For WebSocket listeners, the only path accepted (`Some(None)`: any).
+    pub websocket: Option<Option<String>>,
+    /// TLS clients' certificate names serve as user names.
+    pub identity_as_username: bool,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("kind", &self.kind)
+            .field("tls", &self.tls.is_some())
+            .field("websocket", &self.websocket)
+            .field("identity_as_username", &self.identity_as_username)
+            .finish()
+    }
+}
+
 /// How long the accept loop waits after a failure it cannot work around.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -71,8 +100,6 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// Limits.
     pub limits: ConnLimits,
-    /// TLS clients' certificate names serve as user names.
-    pub identity_as_username: bool,
     /// User names serve as client ids (`--use-username-as-clientid`).
     pub use_username_as_clientid: bool,
     /// One permit per connection task alive, `--max-connections` of them;
@@ -109,16 +136,12 @@ fn admit(shared: &Shared) -> Option<LiveGuard> {
 /// out briefly, never retried in a spin.
 pub async fn accept_loop(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    endpoint: Arc<Endpoint>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let kind = if tls.is_some() {
-        Kind::Tls
-    } else {
-        Kind::Plain
-    };
+    let kind = endpoint.kind;
     let listener_name = kind.name();
     let mut spare = Spare::reserve();
     let (mut no_descriptors, mut over_limit, mut failing) =
@@ -202,7 +225,7 @@ pub async fn accept_loop(
         tracker.spawn(
             connection::serve(
                 tcp,
-                tls.clone(),
+                Arc::clone(&endpoint),
                 Arc::clone(&shared),
                 shutdown.clone(),
                 guard,

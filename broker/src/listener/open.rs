@@ -1,7 +1,8 @@
 //! From a connection's first byte to CONNACK: the I/O around the CONNECT
 //! rules.
 //!
-//! The TLS handshake and the first packet, each within the connect timeout;
+//! The TLS handshake, the WebSocket upgrade and the first packet, each
+//! within the connect timeout;
 //! the router's wait for an older connection with the same client id to go
 //! (session takeover); the CONNACK and resumed flows written. What those
 //! steps decide (is it CONNECT, which client id, who is let in, what CONNACK
@@ -26,11 +27,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::Shared;
 use super::buffers::Conn;
 use super::connection::{Client, Seldom};
 use super::end::End;
-use super::transport::Transport;
+use super::transport::{Stream, Transport};
+use super::{Endpoint, Shared, websocket};
 use crate::router::{AttachError, Attachment};
 use crate::session::connect::{self, Policy};
 use mqtt_codec::{ConnectReturnCode, DecodeError, Packet};
@@ -58,7 +59,7 @@ async fn handshake(
     acceptor: TlsAcceptor,
     shared: &Shared,
     shutdown: &CancellationToken,
-) -> Option<Transport> {
+) -> Option<Stream> {
     let timeout = shared.limits.connect_timeout;
     let handshake = tokio::select! {
         r = tokio::time::timeout(timeout, acceptor.accept(tcp)) => r,
@@ -67,7 +68,7 @@ async fn handshake(
     match handshake {
         Ok(Ok(stream)) => {
             let (tcp, tls) = stream.into_inner();
-            Some(Transport::Tls {
+            Some(Stream::Tls {
                 tcp,
                 tls: Box::new(tls),
             })
@@ -83,14 +84,15 @@ async fn handshake(
     }
 }
 
-/// From the first byte to CONNACK: the TLS handshake if any, then CONNECT
+/// From the first byte to CONNACK: the TLS handshake and the WebSocket
+/// upgrade if the listener has them, then CONNECT
 /// within the timeout, the CONNECT rules applied ([`connect::check`]), the
 /// session taken from the router, and CONNACK and the resumed flows queued
 /// ([`connect::Accepted::start`]). `None` when the connection ended
 /// (refused, closed, timed out).
 pub(super) async fn open(
     tcp: TcpStream,
-    tls: Option<TlsAcceptor>,
+    endpoint: Arc<Endpoint>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) -> Option<Client> {
@@ -101,18 +103,34 @@ pub(super) async fn open(
         shutdown.cancelled().await;
         return None;
     }
-    let transport = match tls {
-        None => Transport::Plain(tcp),
+    let limits = &shared.limits;
+    let max_first = limits.max_packet_size.min(MAX_FIRST_PACKET);
+    let stream = match &endpoint.tls {
+        None => Stream::Plain(tcp),
         // Boxed, as is everything after CONNECT: this future's size is the
         // largest of its steps', and every socket that has not sent
         // CONNECT yet holds one.
-        Some(acceptor) => Box::pin(handshake(tcp, acceptor, shared, shutdown)).await?,
+        Some(acceptor) => Box::pin(handshake(tcp, acceptor.clone(), shared, shutdown)).await?,
+    };
+    let transport = match &endpoint.websocket {
+        None => Transport::new(stream),
+        Some(path) => {
+            let upgrade = websocket::upgrade(
+                stream,
+                path.as_deref(),
+                max_first,
+                limits.connect_timeout,
+                shutdown,
+            );
+            let (stream, ws) = Box::pin(upgrade).await?;
+            Transport::websocket(stream, ws)
+        }
     };
     let cert_name = certificate_name(&transport);
+    let identity_as_username = endpoint.identity_as_username;
+    drop(endpoint);
     let mut conn = Conn::new(transport);
-    let limits = &shared.limits;
     // CONNECT must be the first packet [MQTT-3.1.0-1], within the timeout.
-    let max_first = limits.max_packet_size.min(MAX_FIRST_PACKET);
     let first = tokio::select! {
         r = tokio::time::timeout(limits.connect_timeout, conn.first_packet(max_first)) => r,
         () = shutdown.cancelled() => return None,
@@ -137,7 +155,13 @@ pub(super) async fn open(
             return None;
         }
     };
-    Box::pin(answer_connect(conn, first, cert_name, shared, shutdown)).await
+    // Past CONNECT, a WebSocket message may be as large as any packet.
+    conn.transport.set_max_message(limits.max_packet_size);
+    let identity = Identity {
+        cert_name,
+        as_username: identity_as_username,
+    };
+    Box::pin(answer_connect(conn, first, identity, shared, shutdown)).await
 }
 
 /// From the first packet to CONNACK: the CONNECT rules applied, the session
@@ -146,7 +170,7 @@ pub(super) async fn open(
 async fn answer_connect(
     mut conn: Conn,
     first: Result<Packet, DecodeError>,
-    cert_name: Option<String>,
+    identity: Identity,
     shared: &Shared,
     shutdown: &CancellationToken,
 ) -> Option<Client> {
@@ -154,8 +178,8 @@ async fn answer_connect(
     let limits = &shared.limits;
     let policy = Policy {
         auth: &shared.auth,
-        identity_as_username: shared.identity_as_username && kind == crate::stats::Transport::Tls,
-        certificate_name: cert_name.as_deref(),
+        identity_as_username: identity.as_username,
+        certificate_name: identity.cert_name.as_deref(),
         use_username_as_clientid: shared.use_username_as_clientid,
     };
     let accepted = match connect::check(first, &policy) {
@@ -223,6 +247,14 @@ async fn answer_connect(
             })
         }),
     })
+}
+
+/// What a TLS client's certificate says about who it is.
+struct Identity {
+    /// The certificate's Common Name.
+    cert_name: Option<String>,
+    /// The listener's `identity-as-username`.
+    as_username: bool,
 }
 
 /// The Common Name of a TLS client's certificate, for

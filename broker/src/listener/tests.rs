@@ -32,10 +32,19 @@ fn shared(connections: Option<Arc<Semaphore>>) -> Arc<Shared> {
             connect_timeout: Duration::from_secs(1),
             max_connections: connections.as_ref().map_or(0, |s| s.available_permits()),
         },
-        identity_as_username: false,
         use_username_as_clientid: false,
         connections,
         commits: None,
+    })
+}
+
+/// A plain MQTT listener's endpoint.
+fn plain() -> Arc<Endpoint> {
+    Arc::new(Endpoint {
+        kind: crate::stats::Transport::Plain,
+        tls: None,
+        websocket: None,
+        identity_as_username: false,
     })
 }
 
@@ -60,7 +69,13 @@ async fn socket_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
 async fn connection_task_stays_small() {
     let (client, server) = socket_pair().await;
     let guard = None;
-    let fut = connection::serve(server, None, shared(None), CancellationToken::new(), guard);
+    let fut = connection::serve(
+        server,
+        plain(),
+        shared(None),
+        CancellationToken::new(),
+        guard,
+    );
     let size = std::mem::size_of_val(&fut);
     eprintln!("connection future: {size} bytes");
     assert!(size <= 512, "connection future grew to {size} bytes");
@@ -78,7 +93,7 @@ async fn a_connection_holds_its_permit_until_it_ends() {
     let (mut client, server) = socket_pair().await;
     let task = tokio::spawn(connection::serve(
         server,
-        None,
+        plain(),
         Arc::clone(&shared),
         CancellationToken::new(),
         guard,
@@ -130,7 +145,7 @@ async fn spawn_connection(
     let (client, server) = socket_pair().await;
     let task = tokio::spawn(connection::serve(
         server,
-        None,
+        plain(),
         Arc::clone(shared),
         CancellationToken::new(),
         None,
@@ -283,7 +298,7 @@ async fn keep_alive_expiry_publishes_the_will() {
 #[tokio::test]
 async fn opening_future_stays_small() {
     let (_client, server) = socket_pair().await;
-    let fut = open::open(server, None, shared(None), CancellationToken::new());
+    let fut = open::open(server, plain(), shared(None), CancellationToken::new());
     let size = std::mem::size_of_val(&fut);
     eprintln!("opening future: {size} bytes");
     assert!(size <= 1_024, "opening future grew to {size} bytes");

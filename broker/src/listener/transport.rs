@@ -1,5 +1,6 @@
-//! [`Transport`]: a client's byte stream, plain TCP or TLS, driven by
-//! readiness rather than by buffered reads.
+//! [`Transport`]: a client's byte stream, plain TCP or TLS, optionally
+//! framed as WebSocket messages, driven by readiness rather than by
+//! buffered reads.
 //!
 //! The connection waits for the socket to become readable or writable and
 //! only then reserves buffer space and moves bytes with non-blocking calls.
@@ -9,6 +10,10 @@
 //! TLS: tokio-rustls performs the handshake; afterwards the
 //! `rustls::ServerConnection` is driven directly over the same socket, so
 //! TLS clients get the same readiness-driven loop.
+//!
+//! WebSocket: the frames ride on that same [`Stream`]; `websocket.rs`
+//! turns them into the MQTT bytes the loop reads and wraps what it writes,
+//! so all transports share one connection loop.
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -19,11 +24,12 @@ use rustls::ServerConnection;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::websocket::WebSocket;
 use crate::stats::Transport as Kind;
 
-/// The socket of one client.
+/// A client's bytes: plain TCP or TLS.
 #[derive(Debug)]
-pub enum Transport {
+pub enum Stream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP, handshake complete.
@@ -33,6 +39,14 @@ pub enum Transport {
         /// The TLS state.
         tls: Box<ServerConnection>,
     },
+}
+
+/// The socket of one client: its [`Stream`], and for a WebSocket client
+/// the framing state.
+#[derive(Debug)]
+pub struct Transport {
+    stream: Stream,
+    ws: Option<Box<WebSocket>>,
 }
 
 /// One non-blocking attempt at a poll-style read: `WouldBlock` when it is
@@ -72,19 +86,16 @@ impl Write for SyncIo<'_> {
     }
 }
 
-impl Transport {
-    /// Which listener this came from.
-    pub fn kind(&self) -> Kind {
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
         match self {
-            Transport::Plain(_) => Kind::Plain,
-            Transport::Tls { .. } => Kind::Tls,
+            Stream::Plain(tcp) | Stream::Tls { tcp, .. } => tcp,
         }
     }
 
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Transport::Plain(tcp) | Transport::Tls { tcp, .. } => tcp,
-        }
+    /// Whether TLS is on.
+    pub(super) fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls { .. })
     }
 
     /// Resolves when the socket may have bytes to read.
@@ -113,8 +124,8 @@ impl Transport {
     /// Whether bytes wait to go out: in `wbuf`, or encrypted inside TLS.
     pub fn wants_write(&self, wbuf: &BytesMut) -> bool {
         match self {
-            Transport::Plain(_) => !wbuf.is_empty(),
-            Transport::Tls { tls, .. } => !wbuf.is_empty() || tls.wants_write(),
+            Stream::Plain(_) => !wbuf.is_empty(),
+            Stream::Tls { tls, .. } => !wbuf.is_empty() || tls.wants_write(),
         }
     }
 
@@ -123,11 +134,11 @@ impl Transport {
     /// when nothing is available.
     pub fn try_read(&mut self, buf: &mut BytesMut, chunk: usize) -> io::Result<usize> {
         match self {
-            Transport::Plain(tcp) => {
+            Stream::Plain(tcp) => {
                 buf.reserve(chunk);
                 now(|cx| tokio_util::io::poll_read_buf(Pin::new(tcp), cx, buf))
             }
-            Transport::Tls { tcp, tls } => loop {
+            Stream::Tls { tcp, tls } => loop {
                 let state = tls
                     .process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -154,7 +165,7 @@ impl Transport {
     /// everything is out; the caller checks [`wants_write`](Self::wants_write).
     pub fn try_write(&mut self, wbuf: &mut BytesMut) -> io::Result<()> {
         match self {
-            Transport::Plain(tcp) => {
+            Stream::Plain(tcp) => {
                 while !wbuf.is_empty() {
                     match tcp.try_write(wbuf) {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -165,7 +176,7 @@ impl Transport {
                 }
                 Ok(())
             }
-            Transport::Tls { tcp, tls } => loop {
+            Stream::Tls { tcp, tls } => loop {
                 if !wbuf.is_empty() {
                     let n = tls.writer().write(wbuf)?;
                     wbuf.advance(n);
@@ -200,14 +211,14 @@ impl Transport {
     /// packets before the client reads them.
     pub async fn close(mut self, wbuf: &mut BytesMut, linger: std::time::Duration) {
         let _ = tokio::time::timeout(linger, async {
-            if let Transport::Tls { tls, .. } = &mut self {
+            if let Stream::Tls { tls, .. } = &mut self {
                 tls.send_close_notify();
             }
             if self.flush(wbuf).await.is_err() {
                 return;
             }
             let tcp = match &mut self {
-                Transport::Plain(tcp) | Transport::Tls { tcp, .. } => tcp,
+                Stream::Plain(tcp) | Stream::Tls { tcp, .. } => tcp,
             };
             let _ = tokio::io::AsyncWriteExt::shutdown(tcp).await;
             let mut sink = [0u8; 1024];
@@ -229,8 +240,198 @@ impl Transport {
     /// The TLS client's certificate chain, leaf first, if it sent one.
     pub fn peer_certificates(&self) -> Option<&[rustls_pki_types::CertificateDer<'static>]> {
         match self {
-            Transport::Plain(_) => None,
-            Transport::Tls { tls, .. } => tls.peer_certificates(),
+            Stream::Plain(_) => None,
+            Stream::Tls { tls, .. } => tls.peer_certificates(),
         }
+    }
+}
+
+/// Non-blocking `std::io` over the stream, for the WebSocket framing:
+/// `WouldBlock` when the socket has nothing (or takes nothing) now. Bytes a
+/// TLS write could not send yet stay inside rustls, and
+/// [`Stream::wants_write`] reports them.
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => SyncIo(tcp).read(buf),
+            Stream::Tls { tcp, tls } => loop {
+                let state = tls
+                    .process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                if state.plaintext_bytes_to_read() > 0 {
+                    return tls.reader().read(buf);
+                }
+                if state.peer_has_closed() {
+                    return Ok(0);
+                }
+                if tls.read_tls(&mut SyncIo(tcp))? == 0 {
+                    return Ok(0);
+                }
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(tcp) => tcp.try_write(buf),
+            // rustls takes plaintext while its buffer of records has room
+            // (and answers 0 when it has none, which a caller would take
+            // for a closed stream): send records first, and report a full
+            // buffer as `WouldBlock`.
+            // Two tries: the second after records went out.
+            Stream::Tls { tcp, tls } => {
+                for _ in 0..2 {
+                    let n = tls.writer().write(buf)?;
+                    while tls.wants_write() {
+                        match tls.write_tls(&mut SyncIo(tcp)) {
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if n > 0 || buf.is_empty() {
+                        return Ok(n);
+                    }
+                }
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if let Stream::Tls { tcp, tls } = self {
+            while tls.wants_write() {
+                tls.write_tls(&mut SyncIo(tcp))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Transport {
+    /// A client speaking MQTT straight over `stream`.
+    pub(super) fn new(stream: Stream) -> Self {
+        Self { stream, ws: None }
+    }
+
+    /// A client speaking MQTT in WebSocket frames over `stream`.
+    pub(super) fn websocket(stream: Stream, ws: WebSocket) -> Self {
+        Self {
+            stream,
+            ws: Some(Box::new(ws)),
+        }
+    }
+
+    /// Sets the largest WebSocket message accepted (no effect on the
+    /// other transports, whose packets the decoder bounds).
+    pub(super) fn set_max_message(&mut self, max_message: usize) {
+        if let Some(ws) = &mut self.ws {
+            ws.set_max_message(max_message);
+        }
+    }
+
+    /// Which kind of listener this came from.
+    pub fn kind(&self) -> Kind {
+        match (self.stream.is_tls(), self.ws.is_some()) {
+            (false, false) => Kind::Plain,
+            (true, false) => Kind::Tls,
+            (false, true) => Kind::WebSockets,
+            (true, true) => Kind::WebSocketsTls,
+        }
+    }
+
+    /// Whether the WebSocket framing holds bytes the socket's readiness
+    /// does not show (a read stopped at its limit with frames left).
+    fn buffered(&self) -> bool {
+        self.ws.as_ref().is_some_and(|ws| ws.buffered())
+    }
+
+    /// Resolves when the socket may have bytes to read.
+    pub async fn readable(&self) -> io::Result<()> {
+        if self.buffered() {
+            return Ok(());
+        }
+        self.stream.readable().await
+    }
+
+    /// Resolves when the socket may accept bytes.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.stream.writable().await
+    }
+
+    /// Ready when the socket may have bytes to read; otherwise `cx` is woken
+    /// when it does.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.buffered() {
+            return Poll::Ready(Ok(()));
+        }
+        self.stream.poll_read_ready(cx)
+    }
+
+    /// Ready when the socket may accept bytes; otherwise `cx` is woken when
+    /// it does.
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stream.poll_write_ready(cx)
+    }
+
+    /// Whether bytes wait to go out: in `wbuf`, in a WebSocket frame not
+    /// yet written, or encrypted inside TLS.
+    pub fn wants_write(&self, wbuf: &BytesMut) -> bool {
+        self.stream.wants_write(wbuf) || self.ws.as_ref().is_some_and(|ws| ws.wants_write())
+    }
+
+    /// Appends the MQTT bytes available now to `buf`, reserving `chunk`
+    /// bytes of room first. Returns the count, 0 at end of stream, or
+    /// `WouldBlock` when nothing is available.
+    pub fn try_read(&mut self, buf: &mut BytesMut, chunk: usize) -> io::Result<usize> {
+        match &mut self.ws {
+            None => self.stream.try_read(buf, chunk),
+            Some(ws) => ws.try_read(&mut self.stream, buf, chunk),
+        }
+    }
+
+    /// Writes as much of `wbuf` as the socket takes now, removing what was
+    /// written (a WebSocket client's bytes go into one binary frame).
+    pub fn try_write(&mut self, wbuf: &mut BytesMut) -> io::Result<()> {
+        match &mut self.ws {
+            None => self.stream.try_write(wbuf),
+            Some(ws) => ws.try_write(&mut self.stream, wbuf),
+        }
+    }
+
+    /// Writes everything pending, waiting for the socket as needed.
+    pub async fn flush(&mut self, wbuf: &mut BytesMut) -> io::Result<()> {
+        loop {
+            self.try_write(wbuf)?;
+            if !self.wants_write(wbuf) {
+                return Ok(());
+            }
+            self.writable().await?;
+        }
+    }
+
+    /// Closes politely (see [`Stream::close`]); a WebSocket client first
+    /// gets what is pending and a Close frame.
+    pub async fn close(mut self, wbuf: &mut BytesMut, linger: std::time::Duration) {
+        if let Some(ws) = &mut self.ws {
+            let _ = tokio::time::timeout(linger, async {
+                ws.try_write(&mut self.stream, wbuf)?;
+                ws.close(&mut self.stream);
+                while ws.wants_write() || self.stream.wants_write(wbuf) {
+                    self.stream.writable().await?;
+                    ws.try_write(&mut self.stream, wbuf)?;
+                }
+                io::Result::Ok(())
+            })
+            .await;
+        }
+        self.stream.close(wbuf, linger).await;
+    }
+
+    /// The TLS client's certificate chain, leaf first, if it sent one.
+    pub fn peer_certificates(&self) -> Option<&[rustls_pki_types::CertificateDer<'static>]> {
+        self.stream.peer_certificates()
     }
 }

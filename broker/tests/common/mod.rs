@@ -9,6 +9,7 @@ pub mod flood;
 pub mod in_process;
 pub mod process;
 pub mod retained;
+pub mod ws_client;
 
 use std::net::SocketAddr;
 

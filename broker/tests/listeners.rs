@@ -1,0 +1,497 @@
+//! Listeners (issue 16): several per broker from `[[listener]]` sections or
+//! flags, IPv6 and host names, and MQTT over WebSocket (plain and TLS):
+//! packets split over frames and packed into one, ping, close, bad
+//! upgrades, the subprotocol, counters.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use broker::config::{Config, FileSettings, Flags, ListenerTransport};
+use broker::router::Router;
+use broker::server::Broker;
+use common::blocking_client::subscribe_packet;
+use common::ws_client::{WsClient, raw_exchange};
+use common::*;
+use credentials::tls;
+use mqtt_codec::{ConnectReturnCode, Packet, QoS};
+use tokio_util::sync::CancellationToken;
+use tungstenite::Message;
+
+/// A broker running in this process until dropped.
+struct Running {
+    listeners: Vec<(ListenerTransport, SocketAddr)>,
+    router: Arc<Router>,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Running {
+    async fn start(config: Config) -> Self {
+        let broker = Broker::bind(config).await.expect("binds");
+        let listeners = broker.listeners();
+        let router = Arc::clone(broker.router());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(broker.run(shutdown.clone()));
+        Self {
+            listeners,
+            router,
+            shutdown,
+        }
+    }
+
+    fn first(&self, transport: ListenerTransport) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("a {transport} listener in {:?}", self.listeners))
+    }
+}
+
+fn from_toml(text: &str, data_dir: &Path) -> Config {
+    let file = FileSettings::parse(text, Path::new("test.toml")).unwrap();
+    let flags = Flags {
+        data_dir: Some(data_dir.to_owned()),
+        sys_interval: Some(0),
+        ..Flags::default()
+    };
+    Config::resolve(flags, file).unwrap()
+}
+
+fn from_flags(args: &[&str]) -> Config {
+    Config::from_args(std::iter::once("broker").chain(args.iter().copied())).unwrap()
+}
+
+fn client_tls(data_dir: &Path) -> Arc<rustls::ClientConfig> {
+    let roots = tls::load_roots(&data_dir.join("tls").join("ca.pem"), "CA").unwrap();
+    Arc::new(tls::client_config(tls::ServerVerification::Roots(roots), None).unwrap())
+}
+
+/// Runs a blocking WebSocket client off the runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+/// A WebSocket client connected as `client_id`.
+fn ws_connected(addr: SocketAddr, path: &str, client_id: &str) -> WsClient {
+    let mut c = WsClient::open(addr, path, "mqtt");
+    c.send(&Packet::Connect(connect_packet(client_id, true)));
+    match c.recv() {
+        Packet::ConnAck(a) => assert_eq!(a.code, ConnectReturnCode::Accepted),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    c
+}
+
+/// Issue 16's "done when": a config with three listeners (mqtt, mqtt+tls,
+/// websockets) serves all three, each to a real client.
+#[tokio::test]
+async fn three_listeners_from_the_config_file_serve_a_client_each() {
+    let data = tempfile::tempdir().unwrap();
+    let b = Running::start(from_toml(
+        r#"
+        [[listener]]
+        port = 0
+        bind = "127.0.0.1"
+
+        [[listener]]
+        port = 0
+        bind = "127.0.0.1"
+        transport = "mqtt+tls"
+
+        [[listener]]
+        port = 0
+        bind = "127.0.0.1"
+        transport = "websockets"
+        ws-path = "/mqtt"
+        "#,
+        data.path(),
+    ))
+    .await;
+    let kinds: Vec<ListenerTransport> = b.listeners.iter().map(|(t, _)| *t).collect();
+    assert_eq!(
+        kinds,
+        [
+            ListenerTransport::Mqtt,
+            ListenerTransport::MqttTls,
+            ListenerTransport::WebSockets
+        ]
+    );
+    let mut plain = subscribed(
+        b.first(ListenerTransport::Mqtt),
+        "plain",
+        &[("l/#", QoS::AtLeastOnce)],
+    )
+    .await;
+
+    let mut over_tls = RawClient::open_tls(
+        b.first(ListenerTransport::MqttTls),
+        client_tls(data.path()),
+        "localhost",
+    )
+    .await;
+    over_tls.handshake(connect_packet("tls", true)).await;
+    over_tls
+        .send(&publish("l/tls", QoS::AtMostOnce, None, "from tls", false))
+        .await;
+    assert_eq!(
+        &plain.recv_publish().await.message().payload[..],
+        b"from tls"
+    );
+
+    let ws_addr = b.first(ListenerTransport::WebSockets);
+    let mut ws = blocking(move || {
+        let mut ws = ws_connected(ws_addr, "/mqtt", "ws");
+        ws.send(&publish("l/ws", QoS::AtMostOnce, None, "from ws", false));
+        ws
+    })
+    .await;
+    assert_eq!(
+        &plain.recv_publish().await.message().payload[..],
+        b"from ws"
+    );
+
+    // And the WebSocket client receives: subscribed, it gets what the plain
+    // client publishes.
+    let subscribe = subscribe_packet(&[("back/ws", QoS::AtMostOnce)], 1);
+    ws = blocking(move || {
+        ws.send(&subscribe);
+        assert!(matches!(ws.recv(), Packet::SubAck(_)));
+        ws
+    })
+    .await;
+    plain
+        .send(&publish("back/ws", QoS::AtMostOnce, None, "to ws", false))
+        .await;
+    blocking(move || match ws.recv() {
+        Packet::Publish(p) => assert_eq!(&p.message().payload[..], b"to ws"),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    })
+    .await;
+}
+
+/// Issue 16: `mosquitto_pub -h ::1` works against the default listeners
+/// (127.0.0.1 and ::1; free ports here).
+#[tokio::test]
+async fn mosquitto_pub_over_ipv6_reaches_the_default_listeners() {
+    let has_ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    let b = Running::start(from_flags(&[
+        "--port",
+        "0",
+        "--no-ssl",
+        "--sys-interval",
+        "0",
+    ]))
+    .await;
+    let v6 = b
+        .listeners
+        .iter()
+        .find(|(_, a)| a.is_ipv6())
+        .map(|(_, a)| *a);
+    if !has_ipv6 {
+        // The machine has no IPv6: the broker skips ::1 (with a note) and
+        // still starts.
+        assert_eq!(v6, None);
+        return;
+    }
+    let v6 = v6.expect("a ::1 listener by default");
+    assert_eq!(v6.ip().to_string(), "::1");
+    let mut sub = subscribed(
+        b.first(ListenerTransport::Mqtt),
+        "sub",
+        &[("v6/t", QoS::AtMostOnce)],
+    )
+    .await;
+    let port = v6.port().to_string();
+    let out = blocking(move || {
+        Command::new("mosquitto_pub")
+            .args(["-h", "::1", "-p", &port, "-t", "v6/t", "-m", "over ipv6"])
+            .output()
+            .expect("mosquitto_pub is installed (scripts/setup)")
+    })
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        &sub.recv_publish().await.message().payload[..],
+        b"over ipv6"
+    );
+}
+
+/// `--bind localhost`: the name resolves at start and each address it
+/// resolves to listens.
+#[tokio::test]
+async fn a_host_name_bind_listens_on_each_address_it_resolves_to() {
+    let b = Running::start(from_flags(&[
+        "--bind",
+        "localhost",
+        "--port",
+        "0",
+        "--no-ssl",
+        "--sys-interval",
+        "0",
+    ]))
+    .await;
+    assert!(!b.listeners.is_empty());
+    for (i, (t, addr)) in b.listeners.iter().enumerate() {
+        assert_eq!(*t, ListenerTransport::Mqtt);
+        assert!(addr.ip().is_loopback(), "{addr}");
+        RawClient::connected(*addr, &format!("c{i}")).await;
+    }
+}
+
+/// A WebSocket listener on flags: `--ws-port`, any path, counted.
+async fn ws_broker() -> Running {
+    Running::start(from_flags(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-ssl",
+        "--ws-port",
+        "0",
+        "--sys-interval",
+        "0",
+        "--connect-timeout",
+        "1",
+    ]))
+    .await
+}
+
+/// An MQTT packet split over several frames, and several packets in one
+/// frame, decode as one byte stream.
+#[tokio::test]
+async fn websocket_packets_split_over_frames_and_packed_into_one() {
+    let b = ws_broker().await;
+    let addr = b.first(ListenerTransport::WebSockets);
+    let mut plain = subscribed(
+        b.first(ListenerTransport::Mqtt),
+        "p",
+        &[("f/#", QoS::AtMostOnce)],
+    )
+    .await;
+    blocking(move || {
+        let mut c = WsClient::open(addr, "/", "mqtt");
+        assert_eq!(c.protocol.as_deref(), Some("mqtt"));
+        // CONNECT cut into 1-byte, 2-byte and the remaining frames.
+        c.send_cut(&[Packet::Connect(connect_packet("split", true))], &[1, 3]);
+        assert!(matches!(c.recv(), Packet::ConnAck(_)));
+        // Two PUBLISHes and a SUBSCRIBE in one frame.
+        c.send_cut(
+            &[
+                publish("f/1", QoS::AtMostOnce, None, "one", false),
+                publish("f/2", QoS::AtLeastOnce, Some(7), "two", false),
+                subscribe_packet(&[("g", QoS::AtMostOnce)], 9),
+            ],
+            &[],
+        );
+        assert!(matches!(c.recv(), Packet::PubAck(_)));
+        assert!(matches!(c.recv(), Packet::SubAck(_)));
+    })
+    .await;
+    assert_eq!(&plain.recv_publish().await.message().payload[..], b"one");
+    assert_eq!(&plain.recv_publish().await.message().payload[..], b"two");
+}
+
+/// Pings are answered with pongs; a Close is answered and ends the
+/// connection (its will is published: no DISCONNECT came); the clients are
+/// counted as WebSocket clients meanwhile.
+#[tokio::test]
+async fn websocket_ping_close_and_counters() {
+    let b = ws_broker().await;
+    let addr = b.first(ListenerTransport::WebSockets);
+    let stats = Arc::clone(&b.router);
+    let mut c = blocking(move || {
+        let mut c = ws_connected(addr, "/any/path", "pinger");
+        c.send_message(Message::Ping(b"hi".to_vec().into()));
+        match c.recv_message().unwrap() {
+            Message::Pong(p) => assert_eq!(&p[..], b"hi"),
+            other => panic!("expected a pong, got {other:?}"),
+        }
+        c
+    })
+    .await;
+    assert_eq!(stats.stats().connected_ws.load(Relaxed), 1);
+    assert_eq!(stats.stats().connected_plain.load(Relaxed), 0);
+    blocking(move || {
+        c.send_message(Message::Close(None));
+        c.expect_closed();
+    })
+    .await;
+    let gauge = &stats.stats().connected_ws;
+    tokio::time::timeout(WAIT, async {
+        while gauge.load(Relaxed) != 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the WebSocket client is no longer counted");
+}
+
+/// `mqttv3.1` (MQTT 3.1 clients) is accepted too and echoed; a text frame
+/// ends the connection.
+#[tokio::test]
+async fn websocket_old_subprotocol_accepted_and_text_frames_refused() {
+    let b = ws_broker().await;
+    let addr = b.first(ListenerTransport::WebSockets);
+    blocking(move || {
+        let mut c = WsClient::open(addr, "/mqtt", "mqttv3.1");
+        assert_eq!(c.protocol.as_deref(), Some("mqttv3.1"));
+        c.send_message(Message::Text("hello".into()));
+        c.expect_closed();
+    })
+    .await;
+}
+
+/// A bad upgrade request gets HTTP 400 and the reason; a path other than
+/// `ws-path`, 404; an upgrade that never comes is closed at the connect
+/// timeout.
+#[tokio::test]
+async fn websocket_bad_upgrades_get_an_http_error() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = from_toml(
+        "[[listener]]\nport = 0\nbind = \"127.0.0.1\"\ntransport = \"websockets\"\nws-path = \"/mqtt\"\n",
+        data.path(),
+    );
+    config.connect_timeout = common::ws_client::UPGRADE_TIMEOUT;
+    let b = Running::start(config).await;
+    let addr = b.first(ListenerTransport::WebSockets);
+    let (no_upgrade, wrong_path, not_http, silent) = blocking(move || {
+        (
+            raw_exchange(addr, b"GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n"),
+            raw_exchange(
+                addr,
+                b"GET /other HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            ),
+            raw_exchange(addr, &[0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60]),
+            raw_exchange(addr, b""),
+        )
+    })
+    .await;
+    assert!(
+        no_upgrade.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{no_upgrade}"
+    );
+    assert!(
+        no_upgrade.contains("not a WebSocket upgrade"),
+        "{no_upgrade}"
+    );
+    assert!(
+        wrong_path.starts_with("HTTP/1.1 404 Not Found\r\n"),
+        "{wrong_path}"
+    );
+    assert!(wrong_path.contains("/other"), "{wrong_path}");
+    assert!(
+        not_http.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{not_http}"
+    );
+    assert_eq!(silent, "", "closed at the connect timeout, nothing sent");
+}
+
+/// MQTT over WebSocket over TLS, with the generated certificate.
+#[tokio::test]
+async fn websocket_over_tls_round_trip() {
+    let data = tempfile::tempdir().unwrap();
+    let b = Running::start(from_toml(
+        "[[listener]]\nport = 0\nbind = \"127.0.0.1\"\n\n[[listener]]\nport = 0\nbind = \"127.0.0.1\"\ntransport = \"websockets+tls\"\n",
+        data.path(),
+    ))
+    .await;
+    let addr = b.first(ListenerTransport::WebSocketsTls);
+    let mut plain = subscribed(
+        b.first(ListenerTransport::Mqtt),
+        "p",
+        &[("wss/#", QoS::AtMostOnce)],
+    )
+    .await;
+    let config = client_tls(data.path());
+    let stats = Arc::clone(&b.router);
+    let c = blocking(move || {
+        let mut c = WsClient::open_tls(addr, "/mqtt", config);
+        c.send(&Packet::Connect(connect_packet("wss", true)));
+        assert!(matches!(c.recv(), Packet::ConnAck(_)));
+        c.send(&publish(
+            "wss/t",
+            QoS::AtLeastOnce,
+            Some(1),
+            "secure",
+            false,
+        ));
+        assert!(matches!(c.recv(), Packet::PubAck(_)));
+        c
+    })
+    .await;
+    assert_eq!(&plain.recv_publish().await.message().payload[..], b"secure");
+    assert_eq!(stats.stats().connected_wss.load(Relaxed), 1);
+    drop(c);
+}
+
+/// A WebSocket subscriber that does not read holds the broker to the same
+/// bound as any other: its output stops at the socket, its queue stays full
+/// and, past `--slow-client-timeout`, it is disconnected as slow while the
+/// publisher waits. (Before the fix, each turn's output moved into the
+/// framing's unbounded buffer whether the socket took it or not: the queue
+/// kept draining, the whole flood was taken in, the client never counted
+/// as slow.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_subscriber_that_never_reads_is_held_to_its_queue() {
+    use common::blocking_client::BlockingClient;
+    use common::flood::{Flood, numbered, wait_for};
+    const COUNT: usize = 2_000;
+    let b = Running::start(from_flags(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-ssl",
+        "--ws-port",
+        "0",
+        "--sys-interval",
+        "0",
+        "--max-queued",
+        "10",
+        "--slow-client-timeout",
+        "1",
+    ]))
+    .await;
+    let ws_addr = b.first(ListenerTransport::WebSockets);
+    let plain = b.first(ListenerTransport::Mqtt);
+    let stats = Arc::clone(b.router.stats());
+    blocking(move || {
+        let mut sub = ws_connected(ws_addr, "/mqtt", "slow-ws");
+        sub.send(&subscribe_packet(&[("slow/t", QoS::AtMostOnce)], 1));
+        assert!(matches!(sub.recv(), Packet::SubAck(_)));
+        let publisher = BlockingClient::connect(plain, "flood", true);
+        // 32 MB: far more than the loopback socket buffers hold.
+        let packets = numbered("slow/t", QoS::AtMostOnce, COUNT, 16 * 1024);
+        let flood = Flood::start(publisher.try_clone(), packets);
+        wait_for(
+            "the slow WebSocket client to be disconnected, or the flood to end",
+            || stats.clients_slow.load(Relaxed) > 0 || flood.is_finished(),
+        );
+        assert_eq!(
+            stats.clients_slow.load(Relaxed),
+            1,
+            "the subscriber that never reads is disconnected as slow"
+        );
+        // Rid of it, the publisher goes on.
+        flood.finish();
+        drop((sub, publisher));
+    })
+    .await;
+}
