@@ -50,6 +50,22 @@ fn random_password() -> String {
 /// without the `mutants` feature); without, it is [`Reference::start`]'s.
 /// Writes the TLS and password files to `dir`.
 pub fn reference_with_everything(dir: &Path, mutant: Option<&str>) -> (Reference, Target) {
+    reference_with(dir, mutant, Vec::new())
+}
+
+/// [`reference_with_everything`] with WebSocket listeners too (`ws://` and
+/// `wss://`, the latter with the TLS listener's certificate); the target
+/// reaches the plain listener, as there.
+pub fn reference_with_websockets(dir: &Path) -> (Reference, Target) {
+    let args = ["--ws-port", "0", "--wss-port", "0"];
+    reference_with(dir, None, args.map(str::to_owned).to_vec())
+}
+
+fn reference_with(
+    dir: &Path,
+    mutant: Option<&str>,
+    extra_args: Vec<String>,
+) -> (Reference, Target) {
     let files = common::tls_files(dir);
     let password = random_password();
     let passwords = password_file(dir, USER, &password);
@@ -61,6 +77,7 @@ pub fn reference_with_everything(dir: &Path, mutant: Option<&str>) -> (Reference
             require_certificate: true,
         }),
         password_file: Some(passwords),
+        extra_args,
         ..ReferenceOptions::default()
     };
     let broker = match mutant {
