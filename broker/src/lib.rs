@@ -13,7 +13,9 @@
 //! - [`listener`]: plain and TLS accept loops, one task per connection.
 //! - [`server`]: all of it put together, with graceful shutdown.
 //!
-//! Beside them: [`auth`] (password files), [`config`] (flags and TOML),
+//! Beside them: [`auth`] (password files), [`bridge`] (this broker as a
+//! client of another, moving chosen topics between them), [`config`]
+//! (flags and TOML),
 //! [`store`] (persistence in redb), [`sys`] and [`stats`] (`$SYS` topics and
 //! the counters behind them), [`tls_files`] (the first-run certificate,
 //! made with `credentials::certs` like `toolkit certs` makes its own) and
@@ -21,6 +23,7 @@
 //! test the conformance suite).
 
 pub mod auth;
+pub mod bridge;
 pub mod config;
 pub mod listener;
 pub mod mutant;

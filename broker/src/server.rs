@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use tracing::{info, warn};
 
 use crate::auth::Authenticator;
+use crate::bridge::BridgeConfig;
 use crate::config::Durability;
 use crate::config::{BindAddress, Config, ListenerSettings, ListenerTransport, TlsSettings};
 use crate::listener::{self, ConnLimits, Endpoint, Shared, TlsError};
@@ -76,6 +78,9 @@ pub enum BrokerError {
     /// The data directory's store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bridge's TLS files are unusable.
+    #[error(transparent)]
+    BridgeTls(#[from] crate::bridge::BridgeTlsError),
 }
 
 /// A bound, not yet running broker.
@@ -84,6 +89,8 @@ pub struct Broker {
     shared: Arc<Shared>,
     listeners: Vec<Bound>,
     store: Option<Store>,
+    /// Each bridge with its TLS connector (if it uses TLS).
+    bridges: Vec<(BridgeConfig, Option<TlsConnector>)>,
 }
 
 /// One bound socket of a listener.
@@ -142,6 +149,11 @@ impl Broker {
         let commits = (store.is_some() && config.durability == Durability::Batched)
             .then(|| Arc::new(Commits::default()));
         let listeners = bind_listeners(&config).await?;
+        let bridges = config
+            .bridges
+            .iter()
+            .map(|b| Ok((b.clone(), crate::bridge::remote::tls_connector(b)?)))
+            .collect::<Result<Vec<_>, BrokerError>>()?;
         let shared = Arc::new(Shared {
             router,
             auth: Authenticator::new(passwords, config.allow_anonymous),
@@ -170,6 +182,7 @@ impl Broker {
             shared,
             listeners,
             store,
+            bridges,
         })
     }
 
@@ -226,6 +239,17 @@ impl Broker {
                 interval,
                 shutdown.clone(),
             ));
+        }
+        for (bridge, tls) in self.bridges {
+            let span = tracing::info_span!("bridge", name = %bridge.name);
+            let host = crate::bridge::Host {
+                router: Arc::clone(&self.shared.router),
+                max_inflight: self.config.max_inflight,
+                slow_client_timeout: self.config.slow_client_timeout,
+            };
+            tracker.spawn(
+                crate::bridge::run::run(bridge, tls, host, shutdown.clone()).instrument(span),
+            );
         }
         let store = self.store.map(Arc::new);
         if let Some(max_offline) = self.config.persistent_client_expiration {

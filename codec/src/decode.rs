@@ -203,15 +203,11 @@ fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
     use connect_flags::*;
     let name = r.binary("protocol name")?;
     let level = r.u8("protocol level")?;
-    let protocol = match (&name[..], level) {
-        (b"MQTT", 4) => ProtocolLevel::V3_1_1,
-        (b"MQIsdp", 3) => ProtocolLevel::V3_1,
-        _ => {
-            return Err(DecodeError::UnacceptableProtocol {
-                name: String::from_utf8_lossy(&name).into_owned(),
-                level,
-            });
-        }
+    let Some(protocol) = ProtocolLevel::from_name_and_level(&name, level) else {
+        return Err(DecodeError::UnacceptableProtocol {
+            name: String::from_utf8_lossy(&name).into_owned(),
+            level,
+        });
     };
     let flags = r.u8("connect flags")?;
     if flags & RESERVED != 0 {

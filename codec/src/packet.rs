@@ -198,7 +198,9 @@ impl fmt::Display for PacketType {
 }
 
 /// The protocol versions a CONNECT may ask for that this codec understands.
-/// Any other name or level decodes to
+/// A level with its high bit set (0x83, 0x84) is a bridge's CONNECT:
+/// mosquitto's `try_private` marks its bridges so (not in the standard;
+/// mosquitto accepts it, and so do we). Any other name or level decodes to
 /// [`DecodeError::UnacceptableProtocol`](super::DecodeError::UnacceptableProtocol),
 /// which a broker answers with CONNACK 0x01 [MQTT-3.1.2-2].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -208,22 +210,66 @@ pub enum ProtocolLevel {
     /// MQTT 3.1.1: protocol name "MQTT", level 4.
     #[default]
     V3_1_1,
+    /// MQTT 3.1 from a bridge: "MQIsdp", level 0x83.
+    V3_1Bridge,
+    /// MQTT 3.1.1 from a bridge: "MQTT", level 0x84.
+    V3_1_1Bridge,
 }
+
+/// The high bit of the protocol level byte: the CONNECT comes from a bridge.
+const BRIDGE_BIT: u8 = 0x80;
 
 impl ProtocolLevel {
     /// The protocol name written in CONNECT.
     pub fn name(self) -> &'static str {
-        match self {
+        match self.base() {
             Self::V3_1 => "MQIsdp",
-            Self::V3_1_1 => "MQTT",
+            _ => "MQTT",
         }
     }
 
-    /// The protocol level byte written in CONNECT.
+    /// The protocol level byte written in CONNECT (with the bridge bit for
+    /// a bridge).
     pub fn level(self) -> u8 {
         match self {
             Self::V3_1 => 3,
             Self::V3_1_1 => 4,
+            Self::V3_1Bridge => BRIDGE_BIT | 3,
+            Self::V3_1_1Bridge => BRIDGE_BIT | 4,
+        }
+    }
+
+    /// The level for a protocol name and level byte, if this codec speaks it.
+    pub fn from_name_and_level(name: &[u8], level: u8) -> Option<Self> {
+        match (name, level) {
+            (b"MQTT", 4) => Some(Self::V3_1_1),
+            (b"MQIsdp", 3) => Some(Self::V3_1),
+            (b"MQTT", 0x84) => Some(Self::V3_1_1Bridge),
+            (b"MQIsdp", 0x83) => Some(Self::V3_1Bridge),
+            _ => None,
+        }
+    }
+
+    /// Whether the CONNECT marks its client as a bridge (level 0x83/0x84).
+    pub fn is_bridge(self) -> bool {
+        matches!(self, Self::V3_1Bridge | Self::V3_1_1Bridge)
+    }
+
+    /// The protocol without the bridge mark.
+    pub fn base(self) -> Self {
+        match self {
+            Self::V3_1 | Self::V3_1Bridge => Self::V3_1,
+            Self::V3_1_1 | Self::V3_1_1Bridge => Self::V3_1_1,
+        }
+    }
+
+    /// The same protocol with the bridge mark (`bridge` set) or without.
+    pub fn bridged(self, bridge: bool) -> Self {
+        match (self.base(), bridge) {
+            (Self::V3_1, true) => Self::V3_1Bridge,
+            (Self::V3_1, false) => Self::V3_1,
+            (_, true) => Self::V3_1_1Bridge,
+            (_, false) => Self::V3_1_1,
         }
     }
 }

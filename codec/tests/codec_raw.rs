@@ -379,7 +379,7 @@ proptest! {
         name in prop::sample::select(vec![&b"MQTT"[..], b"MQIsdp", b"MQTTT", b"mqtt", b"", b"\xff\xfe"]),
         level in any::<u8>(),
     ) {
-        prop_assume!(!matches!((name, level), (b"MQTT", 4) | (b"MQIsdp", 3)));
+        prop_assume!(!matches!((name, level), (b"MQTT", 4 | 0x84) | (b"MQIsdp", 3 | 0x83)));
         let mut raw = RawConnect::from_connect(&c);
         raw.protocol_name = name.to_vec();
         raw.protocol_level = level;

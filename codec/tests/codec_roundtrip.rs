@@ -210,6 +210,28 @@ fn mqisdp_level_3_connect_round_trips_with_its_own_name() {
     assert_eq!(decode_slice(&bytes), Ok(Some((packet, bytes.len()))));
 }
 
+/// mosquitto's bridges (`try_private`) set the level's high bit: 0x84 for
+/// MQTT 3.1.1, 0x83 for 3.1, under the protocol's own name (issue 16).
+#[test]
+fn bridge_levels_round_trip_with_the_high_bit_set() {
+    for (protocol, name) in [
+        (ProtocolLevel::V3_1_1Bridge, &b"\x00\x04MQTT\x84"[..]),
+        (ProtocolLevel::V3_1Bridge, &b"\x00\x06MQIsdp\x83"[..]),
+    ] {
+        let packet = Packet::Connect(Connect {
+            protocol,
+            client_id: "bridge".into(),
+            ..Connect::default()
+        });
+        let bytes = packet.to_bytes().unwrap();
+        assert_eq!(&bytes[2..2 + name.len()], name);
+        assert_eq!(decode_slice(&bytes), Ok(Some((packet, bytes.len()))));
+        assert!(protocol.is_bridge());
+        assert!(!protocol.base().is_bridge());
+        assert_eq!(protocol.base().bridged(true), protocol);
+    }
+}
+
 #[test]
 fn byte_order_mark_in_a_topic_survives_the_round_trip() {
     // [MQTT-1.5.3-3]: EF BB BF is U+FEFF and must be neither stripped nor skipped.

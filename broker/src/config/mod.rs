@@ -231,6 +231,10 @@ pub struct FileSettings {
     /// errors.
     #[serde(skip)]
     source: Option<(PathBuf, Vec<usize>)>,
+    /// `[[bridge]]` tables, keys named as mosquitto's bridge directives
+    /// (see [`crate::bridge::BridgeConfig::from_toml`]).
+    #[serde(default)]
+    bridge: Vec<toml::Table>,
 }
 
 /// `bind = "::"` or `bind = ["127.0.0.1", "::1"]`.
@@ -355,6 +359,8 @@ pub struct Config {
     pub persistent_client_expiration: Option<Duration>,
     /// Debug logging.
     pub verbose: bool,
+    /// Bridges to other brokers (`[[bridge]]` in the config file).
+    pub bridges: Vec<crate::bridge::BridgeConfig>,
 }
 
 impl Default for Config {
@@ -462,6 +468,24 @@ impl Config {
         if max_packet_size < 2 {
             return invalid("--max-packet-size must be at least 2 bytes (the smallest packet)");
         }
+        let bridges = file
+            .bridge
+            .iter()
+            .enumerate()
+            .map(|(i, table)| {
+                crate::bridge::BridgeConfig::from_toml(table).map_err(|e| {
+                    ConfigError::Invalid(format!("[[bridge]] number {} in --config: {e}", i + 1))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut names: Vec<&str> = bridges.iter().map(|b| b.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return invalid(&format!(
+                "two [[bridge]] tables in --config are both named {:?}: give each connection its own name",
+                w[0]
+            ));
+        }
         Ok(Self {
             listeners,
             bind_is_default,
@@ -504,6 +528,7 @@ impl Config {
             durability: flags.durability.or(file.durability).unwrap_or_default(),
             persistent_client_expiration,
             verbose: on(flags.verbose, file.verbose),
+            bridges,
         })
     }
 }

@@ -220,6 +220,7 @@ async fn answer_connect(
             return None;
         }
     };
+    slot.set_bridge(accepted.bridge);
     // CONNACK, then the flows in flight in their original order
     // [MQTT-4.4.0-1].
     let packets: Vec<Packet> =
@@ -229,6 +230,7 @@ async fn answer_connect(
         clean_session = accepted.clean_session,
         keep_alive = accepted.keep_alive,
         session_present,
+        bridge = accepted.bridge,
         "client connected"
     );
     for p in &packets {

@@ -455,7 +455,9 @@ impl Router {
     /// takes it, and [`Routed::full`] names that subscriber so that the
     /// publisher's connection pauses (backpressure instead of loss). Its
     /// own messages looping back to a full outbox of its own are dropped
-    /// and counted (a connection cannot wait for itself).
+    /// and counted (a connection cannot wait for itself). A publisher
+    /// marked a bridge ([`ClientSlot::set_bridge`]) gets none of its own
+    /// messages back, and every bridge gets RETAIN as it was published.
     pub fn publish_paced(&self, message: &Message, publisher: &ClientSlot) -> Routed {
         if is_sys(message) {
             return Routed::default();
@@ -498,17 +500,21 @@ impl Router {
             } else {
                 message.qos.min(granted)
             };
-            let copy = message.for_delivery(
-                qos,
-                message.retain && mutant::active("retain-kept-on-forward"),
-            );
+            let own = publisher.is_some_and(|p| std::ptr::eq(p, slot.as_ref()));
             // A client's own messages looping back are not paced: its
             // connection cannot wait for itself.
-            let pace = publisher
-                .filter(|p| !std::ptr::eq(*p, slot.as_ref()))
-                .map(ClientSlot::id);
+            let pace = publisher.filter(|_| !own).map(ClientSlot::id);
             let (pushed, waker, stored) = {
                 let mut outbox = lock(&slot.outbox);
+                // A bridge gets none of its own messages back (they would
+                // cross the bridge again, a loop) and RETAIN as published,
+                // so the far broker retains what this one does.
+                if outbox.bridge && own {
+                    continue;
+                }
+                let retain =
+                    message.retain && (outbox.bridge || mutant::active("retain-kept-on-forward"));
+                let copy = message.for_delivery(qos, retain);
                 let pushed = outbox.push(copy, self.limits, pace);
                 let waker = if matches!(pushed, Pushed::Wake | Pushed::Full { wake: true }) {
                     outbox.take_waker()

@@ -105,6 +105,10 @@ pub(crate) struct Outbox {
     /// A commit the attached connection waits for may be on disk now
     /// (`--durability batched`): tell it once.
     pub(crate) durable: bool,
+    /// The attached client is a bridge (its CONNECT's level carried the
+    /// bridge bit, or it is one of ours): its own messages do not come back
+    /// to it, and RETAIN reaches it as published, as mosquitto does.
+    pub(crate) bridge: bool,
     /// Why the attached connection must end, once the router says so.
     kick: Option<Kick>,
 }
@@ -171,6 +175,7 @@ impl Outbox {
             mode: Mode::Closed,
             stored: false,
             durable: false,
+            bridge: false,
             kick: None,
         }
     }

@@ -115,6 +115,12 @@ impl ClientSlot {
         lock(&self.outbox).stored = stored;
     }
 
+    /// Marks the attached client as a bridge (or not): see
+    /// [`Router::publish_paced`](super::Router::publish_paced).
+    pub fn set_bridge(&self, bridge: bool) {
+        lock(&self.outbox).bridge = bridge;
+    }
+
     /// The client id.
     pub fn client_id(&self) -> &Arc<str> {
         &self.client_id

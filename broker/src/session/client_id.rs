@@ -27,7 +27,7 @@ pub fn resolve(
         return Ok(client_id.to_owned());
     }
     if (!clean_session && !mutant::active("empty-client-id-persistent-accepted"))
-        || protocol == ProtocolLevel::V3_1
+        || protocol.base() == ProtocolLevel::V3_1
     {
         return Err(ConnectReturnCode::IdentifierRejected);
     }

@@ -121,7 +121,12 @@ pub fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
 }
 
 pub fn protocol() -> impl Strategy<Value = ProtocolLevel> {
-    prop_oneof![Just(ProtocolLevel::V3_1), Just(ProtocolLevel::V3_1_1)]
+    prop_oneof![
+        Just(ProtocolLevel::V3_1),
+        Just(ProtocolLevel::V3_1_1),
+        Just(ProtocolLevel::V3_1Bridge),
+        Just(ProtocolLevel::V3_1_1Bridge),
+    ]
 }
 
 pub fn last_will() -> impl Strategy<Value = Message> {

@@ -56,6 +56,10 @@ pub struct Accepted {
     /// [MQTT-3.1.2-8] and discarded with DISCONNECT [MQTT-3.1.2-10]. Boxed: most clients set no will, and those that do
     /// pay for it alone.
     pub will: Option<Box<Message>>,
+    /// The CONNECT's protocol level carried the bridge bit (0x83/0x84, as
+    /// mosquitto's bridges send with `try_private`): the router sends none
+    /// of its own messages back to it and keeps RETAIN as published.
+    pub bridge: bool,
 }
 
 /// Why a connection ends before an accepting CONNACK.
@@ -244,6 +248,7 @@ fn accept(connect: Connect, policy: &Policy<'_>) -> Result<Accepted, ConnectErro
         clean_session: connect.clean_session,
         keep_alive: connect.keep_alive,
         will,
+        bridge: connect.protocol.is_bridge(),
     })
 }
 

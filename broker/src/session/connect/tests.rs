@@ -56,7 +56,36 @@ fn a_connect_is_accepted_with_its_fields() {
             keep_alive: 10,
             will: None,
             user: None,
+            bridge: false,
         }
+    );
+}
+
+/// mosquitto's bridges connect with level 0x84 (`try_private`, on by
+/// default): accepted as MQTT 3.1.1 from a bridge, as mosquitto does,
+/// rather than refused with 0x01 (issue 16).
+#[test]
+fn a_bridge_connect_with_level_0x84_is_accepted_as_a_bridge() {
+    let bytes = [
+        0x10, 0x0e, // CONNECT, remaining length 14
+        0x00, 0x04, b'M', b'Q', b'T', b'T', // protocol name
+        0x84, // level 4 with the bridge bit
+        0x00, // flags: none (persistent session)
+        0x00, 0x3c, // keep alive 60
+        0x00, 0x02, b'b', b'r', // client id "br"
+    ];
+    let accepted = check_anyone(decoded(&bytes)).expect("a bridge is let in");
+    assert!(accepted.bridge);
+    assert_eq!(accepted.client_id, "br");
+    let plain = check_anyone(Ok(Packet::Connect(connect("c1", false)))).expect("accepted");
+    assert!(!plain.bridge);
+    let mut v31 = bytes;
+    // "MQTT" 0x84 is a bridge; 0x85 is no level anyone speaks.
+    v31[8] = 0x85;
+    let err = check_anyone(decoded(&v31)).expect_err("refused");
+    assert_eq!(
+        err.refusal(),
+        Some(ConnectReturnCode::UnacceptableProtocolVersion)
     );
 }
 

@@ -1,0 +1,604 @@
+//! The bridge's task: connect to the remote broker, move messages both
+//! ways while connected, and connect again after `restart_timeout` when the
+//! connection is lost.
+//!
+//! On this broker the bridge is a client like any other, without a socket:
+//! it holds a session in the router under its local client id, subscribed
+//! to the local filters of its `out` topics. With `cleansession false` (the
+//! default) that session is persistent: while the remote is away it is
+//! parked and its queue keeps collecting messages (bounded by
+//! `--max-queued`), and the QoS 1/2 messages in flight to the remote stay
+//! in the session's window and are sent again, with DUP, on the next
+//! connection. The session's flows serve both directions, as a
+//! connection's do: messages from the remote are acknowledged and their
+//! QoS 2 ids remembered by [`Session::handle`], messages to it get their ids
+//! from [`Session::deliver`]. The slot is marked a bridge, so what the
+//! bridge publishes here does not go back out over it (loop prevention
+//! for `both`).
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::config::{BridgeConfig, RestartTimeout};
+use super::remote::{Remote, RemoteError};
+use super::topics;
+use crate::router::{Attachment, ClientSlot, Kick, Router, SlotEvent};
+use crate::session::{Action, Session};
+use mqtt_codec::{
+    Connect, ConnectReturnCode, Message, Packet, PacketId, Publish, QoS, SubAckReturnCode,
+    Subscribe, SubscribeFilter,
+};
+
+/// How long the remote has to accept the TCP connection, finish TLS and
+/// answer CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the bridge waits for an older holder of its local client id
+/// to let go.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
+
+/// Messages moved from the bridge's outbox per pull.
+const PULL_BATCH: usize = 256;
+
+/// What a bridge needs of the broker it runs in.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The broker's router.
+    pub router: Arc<Router>,
+    /// The in-flight window towards the remote (`--max-inflight`).
+    pub max_inflight: usize,
+    /// How long the bridge's local publishing waits on a full subscriber
+    /// before that subscriber is disconnected (`--slow-client-timeout`).
+    pub slow_client_timeout: Option<Duration>,
+}
+
+/// Why one connection to the remote ended.
+#[derive(Debug, thiserror::Error)]
+enum End {
+    /// The broker is stopping.
+    #[error("the broker is stopping")]
+    Shutdown,
+    /// The remote connection failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The remote sent a packet a server may not send.
+    #[error("the remote sent {0}, which a server may not send")]
+    Protocol(mqtt_codec::PacketType),
+    /// No PINGRESP within a keep-alive interval.
+    #[error("no answer to PINGREQ within {0:?}")]
+    NoPingResp(Duration),
+    /// The router told the local session to end.
+    #[error("the local session was told to end: {}", kick_reason(*.0))]
+    Kicked(Kick),
+    /// The local session could not be attached.
+    #[error("the local session: {0}")]
+    Local(String),
+}
+
+/// Why the router told the local session to end, in words.
+fn kick_reason(kick: Kick) -> &'static str {
+    match kick {
+        Kick::TakenOver => "another client connected with the bridge's local client id",
+        Kick::Shutdown => "the broker is stopping",
+        Kick::SlowClient => "the remote took messages too slowly (--slow-client-timeout)",
+    }
+}
+
+/// Runs one bridge until `shutdown` fires.
+pub async fn run(
+    config: BridgeConfig,
+    tls: Option<TlsConnector>,
+    host: Host,
+    shutdown: CancellationToken,
+) {
+    let local_id = config.local_client_id();
+    let remote_id = config.remote_client_id();
+    info!(
+        local_client_id = %local_id,
+        remote_client_id = %remote_id,
+        addresses = config.addresses.len(),
+        topics = config.topics.len(),
+        "bridge starting"
+    );
+    // Subscribed at once, so that a persistent session queues what is
+    // published before the remote first answers.
+    if !config.local_clean() {
+        match attach(&config, &host, &local_id).await {
+            Ok((slot, session)) => host.router.disconnect(&slot, session),
+            Err(e) => warn!(error = %e, "the bridge's local session could not be prepared"),
+        }
+    }
+    let mut private = config.try_private;
+    let mut backoff = Backoff::new(config.restart);
+    let mut next = 0usize;
+    let mut last_failure: Option<String> = None;
+    loop {
+        let Some(address) = config.addresses.get(next % config.addresses.len().max(1)) else {
+            return;
+        };
+        let connect = Connect {
+            protocol: config.protocol.bridged(private),
+            clean_session: config.clean_session,
+            keep_alive: config.keepalive,
+            client_id: remote_id.clone(),
+            will: None,
+            username: config.remote_username.clone(),
+            password: config
+                .remote_password
+                .as_ref()
+                .map(|p| Bytes::copy_from_slice(p.as_bytes())),
+        };
+        let opened = tokio::select! {
+            r = Remote::open(address, tls.as_ref(), &connect, CONNECT_TIMEOUT) => r,
+            () = shutdown.cancelled() => break,
+        };
+        let failure = match opened {
+            Ok((remote, ack)) if ack.code == ConnectReturnCode::Accepted => {
+                info!(
+                    %address,
+                    session_present = ack.session_present,
+                    bridge_protocol = private,
+                    "bridge connected"
+                );
+                last_failure = None;
+                backoff.reset();
+                match connected(remote, &config, &host, &local_id, &shutdown).await {
+                    End::Shutdown => break,
+                    end => warn!(%address, reason = %end, "bridge connection lost"),
+                }
+                None
+            }
+            Ok((_, ack))
+                if ack.code == ConnectReturnCode::UnacceptableProtocolVersion && private =>
+            {
+                // As mosquitto does with try_private: a remote that does not
+                // know the bridge bit is asked again as a plain client.
+                private = false;
+                warn!(
+                    %address,
+                    "the remote refused the bridge protocol level (0x84); connecting as a plain MQTT client, so it may send this bridge's own messages back"
+                );
+                continue;
+            }
+            Ok((_, ack)) => Some(format!(
+                "the remote refused the connection: {}",
+                ack.code.describe()
+            )),
+            Err(e) => {
+                next = next.wrapping_add(1);
+                Some(e.to_string())
+            }
+        };
+        if let Some(reason) = failure {
+            // Each state once: the same failure again is not news.
+            if last_failure.as_deref() == Some(reason.as_str()) {
+                debug!(%address, %reason, "bridge still cannot connect");
+            } else {
+                warn!(%address, %reason, "bridge cannot connect; trying again");
+            }
+            last_failure = Some(reason);
+        }
+        let wait = backoff.next_wait();
+        debug!(?wait, "bridge waits before connecting again");
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.cancelled() => break,
+        }
+    }
+    info!("bridge stopped");
+}
+
+/// Takes the bridge's local session and brings its subscriptions in line
+/// with the `out` topics.
+async fn attach(
+    config: &BridgeConfig,
+    host: &Host,
+    local_id: &str,
+) -> Result<(Arc<ClientSlot>, Session), End> {
+    let clean = config.local_clean();
+    let Attachment {
+        slot, mut session, ..
+    } = host
+        .router
+        .connect_as(local_id, None, clean, host.max_inflight, TAKEOVER_WAIT)
+        .await
+        .map_err(|e| End::Local(e.to_string()))?;
+    slot.set_bridge(true);
+    // No keep-alive: the bridge's local session has no socket to fall
+    // silent.
+    session.attach(clean, 0, Instant::now().into_std());
+    let wanted: Vec<SubscribeFilter> = config
+        .topics
+        .iter()
+        .filter(|t| t.direction.out())
+        .map(|t| SubscribeFilter {
+            filter: t.local_filter.clone(),
+            qos: t.qos,
+        })
+        .collect();
+    let stale: Vec<_> = session
+        .subscriptions()
+        .keys()
+        .filter(|f| !wanted.iter().any(|w| &w.filter == *f))
+        .cloned()
+        .collect();
+    if !stale.is_empty() {
+        host.router.unsubscribe(&slot, &stale);
+        for f in &stale {
+            session.unsubscribed(f);
+        }
+    }
+    let missing: Vec<SubscribeFilter> = wanted
+        .into_iter()
+        .filter(|w| session.subscriptions().get(&w.filter) != Some(&w.qos))
+        .collect();
+    if !missing.is_empty() {
+        host.router.subscribe(&slot, &missing);
+        for f in missing {
+            session.subscribed(f.filter, f.qos);
+        }
+    }
+    Ok((slot, session))
+}
+
+/// One connection to the remote, from CONNACK to its end; the local
+/// session is handed back to the router (parked if persistent) before it
+/// returns.
+async fn connected(
+    remote: Remote,
+    config: &BridgeConfig,
+    host: &Host,
+    local_id: &str,
+    shutdown: &CancellationToken,
+) -> End {
+    let (slot, session) = tokio::select! {
+        r = attach(config, host, local_id) => match r {
+            Ok(a) => a,
+            Err(end) => return end,
+        },
+        () = shutdown.cancelled() => return End::Shutdown,
+    };
+    let mut link = Link {
+        remote,
+        config,
+        host,
+        slot,
+        session,
+        subscribing: None,
+    };
+    let end = link.serve(shutdown).await;
+    let Link { slot, session, .. } = link;
+    host.router.disconnect(&slot, session);
+    end
+}
+
+/// A bridge while connected: the remote connection and the local session.
+struct Link<'a> {
+    remote: Remote,
+    config: &'a BridgeConfig,
+    host: &'a Host,
+    slot: Arc<ClientSlot>,
+    session: Session,
+    /// The SUBSCRIBE to the remote waiting for its SUBACK: nothing is
+    /// delivered meanwhile, so its packet id stays unique.
+    subscribing: Option<PacketId>,
+}
+
+impl Link<'_> {
+    async fn serve(&mut self, shutdown: &CancellationToken) -> End {
+        // The flows left in flight by the last connection first, in order
+        // [MQTT-4.4.0-1]: PUBLISH again with DUP, or PUBREL.
+        let resumed: Vec<Packet> = self.session.resume().collect();
+        for packet in resumed {
+            self.put_out(packet);
+        }
+        let filters: Vec<SubscribeFilter> = self
+            .config
+            .topics
+            .iter()
+            .filter(|t| t.direction.inward())
+            .map(|t| SubscribeFilter {
+                filter: t.remote_filter.clone(),
+                qos: t.qos,
+            })
+            .collect();
+        if !filters.is_empty() {
+            let packet_id = self.free_packet_id();
+            self.remote
+                .put(&Packet::Subscribe(Subscribe { packet_id, filters }));
+            self.subscribing = Some(packet_id);
+        }
+        let keepalive = Duration::from_secs(u64::from(self.config.keepalive));
+        let mut ping_at = Instant::now() + keepalive;
+        let mut ping_sent = false;
+        loop {
+            if self.remote.pending()
+                && let Err(e) = self.remote.flush().await
+            {
+                return e.into();
+            }
+            let pull = self.subscribing.is_none() && self.session.window_open();
+            let slot = Arc::clone(&self.slot);
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return self.goodbye().await,
+                r = self.remote.recv() => {
+                    let packet = match r {
+                        Ok(p) => p,
+                        Err(e) => return e.into(),
+                    };
+                    ping_sent = false;
+                    ping_at = Instant::now() + keepalive;
+                    if let Err(end) = self.handle(packet, shutdown).await {
+                        return end;
+                    }
+                }
+                event = poll_fn(|cx| slot.poll_event(cx, pull)) => match event {
+                    SlotEvent::Kicked(Kick::Shutdown) => return self.goodbye().await,
+                    SlotEvent::Kicked(kick) => return End::Kicked(kick),
+                    SlotEvent::Messages => self.pull().await,
+                    SlotEvent::Durable => {}
+                },
+                () = tokio::time::sleep_until(ping_at) => {
+                    if ping_sent {
+                        return End::NoPingResp(keepalive);
+                    }
+                    self.remote.put(&Packet::PingReq);
+                    ping_sent = true;
+                    ping_at = Instant::now() + keepalive;
+                }
+            }
+        }
+    }
+
+    /// DISCONNECT, so the remote drops no will and knows we meant to go.
+    async fn goodbye(&mut self) -> End {
+        self.remote.put(&Packet::Disconnect);
+        if let Err(e) = self.remote.flush().await {
+            debug!(error = %e, "DISCONNECT to the remote not written");
+        }
+        End::Shutdown
+    }
+
+    /// A packet id no flow in flight holds, for the SUBSCRIBE.
+    fn free_packet_id(&self) -> PacketId {
+        let mut id = PacketId::new(1).expect("1 is not 0");
+        while self.session.outgoing().iter().any(|f| f.packet_id == id) {
+            id = id.next();
+        }
+        id
+    }
+
+    /// Queues a packet of the local session's flows for the remote, its
+    /// topic given the remote's name. A message no `out` topic maps any
+    /// more (the configuration changed while it waited) goes as it is.
+    fn put_out(&mut self, packet: Packet) {
+        let packet = match packet {
+            Packet::Publish(p) => match topics::to_remote(&self.config.topics, p.topic()) {
+                Some(topic) => {
+                    let dup = p.dup;
+                    let delivery = p.delivery();
+                    let message = Message {
+                        topic,
+                        ..p.into_message()
+                    };
+                    Packet::Publish(Publish::new(delivery, message).with_dup(dup))
+                }
+                None => Packet::Publish(p),
+            },
+            other => other,
+        };
+        self.remote.put(&packet);
+    }
+
+    /// Moves messages from the local outbox to the remote, within the
+    /// in-flight window.
+    async fn pull(&mut self) {
+        let router = Arc::clone(&self.host.router);
+        let mut batch = Vec::new();
+        loop {
+            let owed = router.feed_retained(&self.slot);
+            let (more, dropped) = self.slot.take_within(
+                &mut batch,
+                PULL_BATCH,
+                self.session.window_room(),
+                usize::MAX,
+                router.limits(),
+            );
+            if dropped > 0 {
+                warn!(
+                    dropped,
+                    "messages for the bridge were dropped while the remote was away: its queue was full (--max-queued, --max-queued-bytes)"
+                );
+            }
+            let took = batch.len();
+            let mut in_flight = false;
+            {
+                let _gate = router.gate();
+                for message in batch.drain(..) {
+                    in_flight |= message.qos != QoS::AtMostOnce;
+                    if let Some(publish) = self.session.deliver(message) {
+                        self.put_out(Packet::Publish(publish));
+                    }
+                }
+                if took > 0 {
+                    router.session_changed(&self.slot);
+                }
+                if in_flight {
+                    router.flows_changed(&self.slot, &self.session);
+                }
+            }
+            if (!more && !owed) || !self.session.window_open() {
+                return;
+            }
+            if took == 0 {
+                // A chunk of the retained walk matched nothing: let others
+                // run, then go on.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// One packet from the remote.
+    async fn handle(&mut self, packet: Packet, shutdown: &CancellationToken) -> Result<(), End> {
+        match packet {
+            Packet::SubAck(ack) => {
+                if self.subscribing == Some(ack.packet_id) {
+                    self.subscribing = None;
+                }
+                let topics = self.config.topics.iter().filter(|t| t.direction.inward());
+                for (topic, code) in topics.zip(&ack.return_codes) {
+                    if *code == SubAckReturnCode::Failure {
+                        warn!(filter = %topic.remote_filter.as_str(), "the remote refused the bridge's subscription");
+                    }
+                }
+                return Ok(());
+            }
+            Packet::PingResp | Packet::UnsubAck(_) => return Ok(()),
+            Packet::ConnAck(_)
+            | Packet::Connect(_)
+            | Packet::Subscribe(_)
+            | Packet::Unsubscribe(_)
+            | Packet::PingReq
+            | Packet::Disconnect => return Err(End::Protocol(packet.packet_type())),
+            Packet::Publish(_)
+            | Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubRel(_)
+            | Packet::PubComp(_) => {}
+        }
+        let acked = !matches!(packet, Packet::Publish(_));
+        let router = Arc::clone(&self.host.router);
+        let action = {
+            let _gate = router.gate();
+            let action = self
+                .session
+                .handle(packet, Instant::now().into_std())
+                .map_err(|e| End::Local(e.to_string()))?;
+            if acked {
+                router.flows_changed(&self.slot, &self.session);
+            }
+            action
+        };
+        match action {
+            Action::Route { message, ack } => {
+                let full = match topics::to_local(&self.config.topics, &message.topic) {
+                    Some(topic) => {
+                        let local = Message { topic, ..message };
+                        router.publish_paced(&local, &self.slot).full
+                    }
+                    None => {
+                        debug!(topic = %message.topic.as_str(), "a message from the remote no `in` topic maps, dropped");
+                        None
+                    }
+                };
+                if let Some(ack) = ack {
+                    self.remote.put(&ack);
+                }
+                if let Some(full) = full {
+                    self.wait_for_room(&full, shutdown).await;
+                }
+            }
+            Action::Reply(packet) => self.remote.put(&packet),
+            Action::None => {}
+            Action::Subscribe(_) | Action::Unsubscribe(_) | Action::Disconnect => {
+                // Answered above: a server sends none of these.
+            }
+        }
+        Ok(())
+    }
+
+    /// Backpressure, as for a client's connection: a local subscriber's
+    /// outbox is full, so nothing more is read from the remote until it
+    /// drains; one that stays full past `--slow-client-timeout` is
+    /// disconnected.
+    async fn wait_for_room(&mut self, full: &Arc<ClientSlot>, shutdown: &CancellationToken) {
+        let slot = Arc::clone(&self.slot);
+        loop {
+            let wait = self
+                .host
+                .slow_client_timeout
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                () = poll_fn(|cx| full.poll_room(cx, &slot)) => break,
+                () = tokio::time::sleep(wait) => {
+                    if self.host.slow_client_timeout.is_some() {
+                        full.kick_slow(wait);
+                    }
+                }
+                () = shutdown.cancelled() => {
+                    full.leave_line(&slot);
+                    return;
+                }
+            }
+        }
+        full.pass_turn(&slot);
+    }
+}
+
+/// The waits between connection attempts: mosquitto's `restart_timeout`.
+#[derive(Debug)]
+struct Backoff {
+    restart: RestartTimeout,
+    last: Option<Duration>,
+}
+
+impl Backoff {
+    fn new(restart: RestartTimeout) -> Self {
+        Self {
+            restart,
+            last: None,
+        }
+    }
+
+    /// Back to the base wait, after a connection succeeded.
+    fn reset(&mut self) {
+        self.last = None;
+    }
+
+    /// The next wait: constant, or "decorrelated jitter" (a random time
+    /// between the base and three times the last wait, at most the cap).
+    fn next_wait(&mut self) -> Duration {
+        let wait = match self.restart {
+            RestartTimeout::Constant(d) => d,
+            RestartTimeout::Backoff { base, cap } => match self.last {
+                None => base,
+                Some(last) => {
+                    let high = (last * 3).max(base);
+                    let millis = rand::random_range(base.as_millis()..=high.as_millis());
+                    Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX)).min(cap)
+                }
+            },
+        };
+        self.last = Some(wait);
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_at_the_base_and_stays_under_the_cap() {
+        let (base, cap) = (Duration::from_secs(5), Duration::from_secs(30));
+        let mut b = Backoff::new(RestartTimeout::Backoff { base, cap });
+        assert_eq!(b.next_wait(), base);
+        for _ in 0..50 {
+            let w = b.next_wait();
+            assert!(w >= base && w <= cap, "{w:?}");
+        }
+        b.reset();
+        assert_eq!(b.next_wait(), base);
+        let mut constant = Backoff::new(RestartTimeout::Constant(Duration::from_secs(2)));
+        assert_eq!(constant.next_wait(), Duration::from_secs(2));
+        assert_eq!(constant.next_wait(), Duration::from_secs(2));
+    }
+}
