@@ -10,6 +10,7 @@
 //! [`BRIDGE_TIMEOUT`]), since mosquitto logs the bridge's connection before
 //! its subscription on the second broker is in place.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use mqtt_codec::QoS;
@@ -55,20 +56,8 @@ impl BridgedMosquittos {
             ..MosquittoOptions::default()
         });
         let pair = Self { first, second };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime for the bridge probe");
-        let crossed = runtime.block_on(async {
-            tokio::time::timeout(BRIDGE_TIMEOUT, async {
-                crosses(&pair.second, &pair.first, "to-first").await;
-                crosses(&pair.first, &pair.second, "to-second").await;
-            })
-            .await
-            .is_ok()
-        });
         assert!(
-            crossed,
+            wait_until_bridged(pair.first.addr(), pair.second.addr()),
             "the bridge did not carry messages both ways within {BRIDGE_TIMEOUT:?}\n--- first ---\n{}\n--- second ---\n{}",
             pair.first.log(),
             pair.second.log()
@@ -77,13 +66,31 @@ impl BridgedMosquittos {
     }
 }
 
+/// Waits until messages published on either of two bridged brokers reach
+/// a subscriber on the other, at most [`BRIDGE_TIMEOUT`]; returns whether
+/// they did. For any pair of bridged brokers (ours bridged to ours too).
+pub fn wait_until_bridged(first: SocketAddr, second: SocketAddr) -> bool {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the bridge probe");
+    runtime.block_on(async {
+        tokio::time::timeout(BRIDGE_TIMEOUT, async {
+            crosses(second, first, "to-first").await;
+            crosses(first, second, "to-second").await;
+        })
+        .await
+        .is_ok()
+    })
+}
+
 /// Returns once a message published on `from` reaches a subscriber on
 /// `to`, publishing it again every [`PROBE_EVERY`].
-async fn crosses(from: &Mosquitto, to: &Mosquitto, way: &str) {
+async fn crosses(from: SocketAddr, to: SocketAddr, way: &str) {
     let topic = format!("bridge-probe/{way}/{}", std::process::id());
-    let mut sub = RawClient::connected(to.addr(), &format!("probe-sub-{way}")).await;
+    let mut sub = RawClient::connected(to, &format!("probe-sub-{way}")).await;
     sub.subscribe(&[(topic.as_str(), QoS::AtMostOnce)], 1).await;
-    let mut publisher = RawClient::connected(from.addr(), &format!("probe-pub-{way}")).await;
+    let mut publisher = RawClient::connected(from, &format!("probe-pub-{way}")).await;
     let probe = RawPublish {
         flags: 0,
         topic: topic.into_bytes(),

@@ -27,7 +27,7 @@ mod stderr_log;
 mod version;
 mod websocket_gateway;
 
-pub use bridged_pair::BridgedMosquittos;
+pub use bridged_pair::{BridgedMosquittos, wait_until_bridged};
 pub use junit::{JunitCase, check_junit};
 pub use mosquitto::{
     Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary, write_acl_file,
