@@ -179,6 +179,10 @@ fn a_server_selecting_no_subprotocol_is_refused_naming_mqtt() {
 }
 
 #[test]
+#[allow(
+    clippy::result_large_err,
+    reason = "tungstenite's handshake callback returns its own ErrorResponse"
+)]
 fn each_write_is_one_binary_frame_holding_exactly_its_bytes() {
     // A bare WebSocket server that records the frames it receives and
     // answers with one frame holding a CONNACK split in the middle of

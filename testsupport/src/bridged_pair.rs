@@ -38,7 +38,7 @@ pub struct BridgedMosquittos {
 impl BridgedMosquittos {
     /// Starts the second broker, then the first with a bridge to it, and
     /// waits until messages cross both ways. Panics with both logs if they
-    /// do not within [`BRIDGE_TIMEOUT`].
+    /// do not within `BRIDGE_TIMEOUT` (20 s).
     pub fn start() -> Self {
         let second = Mosquitto::start(MosquittoOptions::default());
         let bridge = format!(
@@ -67,7 +67,7 @@ impl BridgedMosquittos {
 }
 
 /// Waits until messages published on either of two bridged brokers reach
-/// a subscriber on the other, at most [`BRIDGE_TIMEOUT`]; returns whether
+/// a subscriber on the other, at most `BRIDGE_TIMEOUT` (20 s); returns whether
 /// they did. For any pair of bridged brokers (ours bridged to ours too).
 pub fn wait_until_bridged(first: SocketAddr, second: SocketAddr) -> bool {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -111,6 +111,10 @@ impl Drop for WebSocketGateway {
 }
 
 /// One connection: the upgrade, then bytes both ways until either ends.
+#[allow(
+    clippy::result_large_err,
+    reason = "tungstenite's handshake callback returns its own ErrorResponse"
+)]
 async fn serve<S>(client: S, upstream: SocketAddr, options: &GatewayOptions)
 where
     S: AsyncRead + AsyncWrite + Unpin,
