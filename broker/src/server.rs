@@ -23,7 +23,9 @@ use tracing::{info, warn};
 use crate::auth::Authenticator;
 use crate::bridge::BridgeConfig;
 use crate::config::Durability;
-use crate::config::{BindAddress, Config, ListenerSettings, ListenerTransport, TlsSettings};
+use crate::config::{
+    BindAddress, Config, FileNotice, ListenerSettings, ListenerTransport, TlsSettings,
+};
 use crate::listener::{self, ConnLimits, Endpoint, Shared, TlsError};
 use crate::router::{Limits, Router};
 use crate::stats::{Stats, Transport};
@@ -113,6 +115,12 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// Loads what `config` names and binds the listeners.
     pub async fn bind(config: Config) -> Result<Self, BrokerError> {
+        for notice in &config.file_notices {
+            match notice {
+                FileNotice::Warning(d) => warn!(line = %d.origin, "{}", d.message),
+                FileNotice::Note(d) => info!(line = %d.origin, "{}", d.message),
+            }
+        }
         let passwords = match &config.password_file {
             Some(p) => {
                 let file = PasswordFile::load(p)?;
@@ -224,7 +232,8 @@ impl Broker {
         let tracker = TaskTracker::new();
         let connections = TaskTracker::new();
         for bound in self.listeners {
-            info!(transport = %bound.transport, addr = %bound.addr, "listening");
+            // Named as the connections' spans and `$SYS` name them.
+            info!(transport = %bound.endpoint.kind.name(), addr = %bound.addr, "listening");
             tracker.spawn(listener::accept_loop(
                 bound.socket,
                 bound.endpoint,
@@ -245,6 +254,8 @@ impl Broker {
             let host = crate::bridge::Host {
                 router: Arc::clone(&self.shared.router),
                 max_inflight: self.config.max_inflight,
+                max_packet_size: self.config.max_packet_size,
+                commits: self.shared.commits.clone(),
                 slow_client_timeout: self.config.slow_client_timeout,
             };
             tracker.spawn(

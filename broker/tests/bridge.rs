@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::{RawClient, publish, start_with};
 use mqtt_codec::{Packet, PacketId, Publish, QoS};
-use testsupport::{Mosquitto, MosquittoOptions, ReferenceOptions};
+use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls, ReferenceOptions};
 
 /// The bridge's topics in every test, as mosquitto.conf lines: out at QoS 1
 /// (`lo/` here, `ro/` there), in at QoS 2 (`ri/` there, `li/` here), both at
@@ -27,11 +27,12 @@ const TOPICS: [&str; 3] = ["# out 1 lo/ ro/", "# in 2 li/ ri/", "# both 2 lb/ rb
 /// The longest a test waits for a bridge to carry its first message.
 const BRIDGE_UP: Duration = Duration::from_secs(30);
 
-/// Our broker's config file with one bridge to `remote`.
-fn our_bridge_config(dir: &Path, remote: SocketAddr, topics: &[&str]) -> ReferenceOptions {
+/// Our broker's config file with one bridge to `remote` (`HOST:PORT`) and
+/// `extra` TOML lines for it.
+fn our_bridge_config(dir: &Path, remote: &str, topics: &[&str], extra: &str) -> ReferenceOptions {
     let topics: Vec<String> = topics.iter().map(|t| format!("{t:?}")).collect();
     let toml = format!(
-        "[[bridge]]\nconnection = \"b1\"\naddress = \"{remote}\"\ntopic = [{}]\nremote_clientid = \"ours-bridge\"\nrestart_timeout = 1\nkeepalive_interval = 10\n",
+        "[[bridge]]\nconnection = \"b1\"\naddress = \"{remote}\"\ntopic = [{}]\nremote_clientid = \"ours-bridge\"\nrestart_timeout = 1\nkeepalive_interval = 10\n{extra}",
         topics.join(", ")
     );
     let path = dir.join("bridge.toml");
@@ -229,8 +230,24 @@ async fn bridged_pair_carries_messages(bridge_side: SocketAddr, other: SocketAdd
 async fn ours_bridged_to_mosquitto_carries_messages_both_ways() {
     let mosquitto = Mosquitto::start(MosquittoOptions::default());
     let dir = tempfile::tempdir().expect("temp dir");
-    let ours = start_with(our_bridge_config(dir.path(), mosquitto.addr(), &TOPICS));
+    let ours = start_with(our_bridge_config(
+        dir.path(),
+        &mosquitto.addr().to_string(),
+        &TOPICS,
+        "",
+    ));
     bridged_pair_carries_messages(ours.addr(), mosquitto.addr()).await;
+    // notifications (on by default, as in mosquitto): the state, retained
+    // on both sides.
+    let state = "$SYS/broker/connection/ours-bridge/state";
+    for side in [ours.addr(), mosquitto.addr()] {
+        let mut watcher = common::subscribed(side, "watcher", &[(state, QoS::AtLeastOnce)]).await;
+        assert_eq!(
+            next(&mut watcher).await,
+            (state.into(), "1".into(), QoS::AtLeastOnce, true),
+            "{side}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,7 +259,7 @@ async fn mosquitto_bridged_to_ours_carries_messages_both_ways() {
     });
     bridged_pair_carries_messages(mosquitto.addr(), ours.addr()).await;
     assert!(
-        ours.log().contains("bridge=true"),
+        ours.wait_for_log("bridge=true", common::WAIT),
         "mosquitto's bridge was not seen as one:\n{}",
         ours.log()
     );
@@ -252,7 +269,32 @@ async fn mosquitto_bridged_to_ours_carries_messages_both_ways() {
 async fn ours_bridged_to_ours_carries_messages_both_ways() {
     let remote = common::start(&[]);
     let dir = tempfile::tempdir().expect("temp dir");
-    let ours = start_with(our_bridge_config(dir.path(), remote.addr(), &TOPICS));
+    let ours = start_with(our_bridge_config(
+        dir.path(),
+        &remote.addr().to_string(),
+        &TOPICS,
+        "",
+    ));
+    bridged_pair_carries_messages(ours.addr(), remote.addr()).await;
+}
+
+/// With `--durability batched` on both sides, a bridge's acknowledgements
+/// and QoS 2 flows wait for the disk as a connection's do, and still flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_bridged_to_ours_with_batched_durability_carries_messages_both_ways() {
+    let (remote_data, data) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let batched = || vec!["--durability".to_owned(), "batched".to_owned()];
+    let remote = start_with(ReferenceOptions {
+        extra_args: batched(),
+        ..common::with_data_dir(remote_data.path())
+    });
+    let mut options = our_bridge_config(data.path(), &remote.addr().to_string(), &TOPICS, "");
+    options.extra_args.extend(batched());
+    options.data_dir = Some(data.path().to_owned());
+    let ours = start_with(options);
     bridged_pair_carries_messages(ours.addr(), remote.addr()).await;
 }
 
@@ -319,7 +361,7 @@ async fn ours_bridged_to_mosquitto_delivers_every_qos1_message_across_a_remote_r
     let far = mosquitto.addr();
     park_counter(far).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let ours = start_with(our_bridge_config(dir.path(), far, &TOPICS));
+    let ours = start_with(our_bridge_config(dir.path(), &far.to_string(), &TOPICS, ""));
     bridge_up(ours.addr(), far).await;
 
     let mut near = RawClient::connected(ours.addr(), "near").await;
@@ -385,5 +427,188 @@ fn a_bad_bridge_directive_stops_the_broker_with_its_name() {
     assert!(
         stderr.contains("[[bridge]] number 1 in --config: topic \"# sideways 1\": direction \"sideways\" is not out, in or both"),
         "{stderr}"
+    );
+}
+
+/// TLS to the remote with `bridge_cafile`, and a client certificate
+/// (`bridge_certfile`, `bridge_keyfile`) mosquitto requires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_bridged_to_mosquitto_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ca, server, client) = common::pki::pki(dir.path(), "bridge");
+    let mosquitto = Mosquitto::start(MosquittoOptions {
+        tls: Some(MosquittoTls {
+            cert: server.cert,
+            key: server.key,
+            cafile: ca.cert.clone(),
+            require_certificate: true,
+        }),
+        ..MosquittoOptions::default()
+    });
+    let tls = format!(
+        "bridge_cafile = {:?}\nbridge_certfile = {:?}\nbridge_keyfile = {:?}\n",
+        ca.cert.display().to_string(),
+        client.cert.display().to_string(),
+        client.key.display().to_string()
+    );
+    let address = format!("localhost:{}", mosquitto.require_tls_port());
+    let ours = start_with(our_bridge_config(dir.path(), &address, &TOPICS, &tls));
+    // The probes go over mosquitto's plain listener; the bridge over TLS.
+    bridge_up(ours.addr(), mosquitto.addr()).await;
+    assert!(
+        ours.wait_for_log("bridge connected", common::WAIT),
+        "{}",
+        ours.log()
+    );
+}
+
+/// A remote broker played by the test: it reads what the bridge sends and
+/// answers as the test says.
+struct ScriptedRemote {
+    stream: tokio::net::TcpStream,
+    buf: bytes::BytesMut,
+}
+
+impl ScriptedRemote {
+    async fn accept(listener: &tokio::net::TcpListener) -> Self {
+        let (stream, _) = tokio::time::timeout(common::WAIT, listener.accept())
+            .await
+            .expect("the bridge connects in time")
+            .expect("accepted");
+        Self {
+            stream,
+            buf: bytes::BytesMut::new(),
+        }
+    }
+
+    async fn recv(&mut self) -> Packet {
+        use tokio::io::AsyncReadExt as _;
+        loop {
+            if let Some(p) = mqtt_codec::decode_packet(&mut self.buf, 1 << 20).expect("valid") {
+                return p;
+            }
+            let n = tokio::time::timeout(common::WAIT, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("a packet in time")
+                .expect("read");
+            assert!(n > 0, "the bridge closed the connection");
+        }
+    }
+
+    async fn send(&mut self, packet: &Packet) {
+        use tokio::io::AsyncWriteExt as _;
+        let bytes = packet.to_bytes().expect("encodes");
+        self.stream.write_all(&bytes).await.expect("written");
+    }
+
+    /// Reads the bridge's CONNECT and accepts it.
+    async fn connected(&mut self, session_present: bool) -> mqtt_codec::Connect {
+        let Packet::Connect(connect) = self.recv().await else {
+            panic!("the bridge's first packet is not CONNECT");
+        };
+        self.send(&Packet::ConnAck(mqtt_codec::ConnAck {
+            session_present,
+            code: mqtt_codec::ConnectReturnCode::Accepted,
+        }))
+        .await;
+        connect
+    }
+}
+
+/// A QoS 1 message the remote did not acknowledge before the connection
+/// dropped is sent again, with DUP and the same packet id, on the next
+/// connection [MQTT-4.4.0-1]; once acknowledged it is not sent again. The
+/// bridge connects with the bridge bit (level 0x84) and its settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_in_flight_is_sent_again_with_dup_after_the_remote_drops() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = listener.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = start_with(our_bridge_config(
+        dir.path(),
+        &remote,
+        &["# out 1 lo/ ro/"],
+        "notifications = false\n",
+    ));
+    let mut first = ScriptedRemote::accept(&listener).await;
+    let connect = first.connected(false).await;
+    assert_eq!(connect.protocol, mqtt_codec::ProtocolLevel::V3_1_1Bridge);
+    assert_eq!(
+        (
+            connect.client_id.as_str(),
+            connect.clean_session,
+            connect.keep_alive
+        ),
+        ("ours-bridge", false, 10)
+    );
+    let mut near = RawClient::connected(ours.addr(), "near").await;
+    send(&mut near, "lo/x", QoS::AtLeastOnce, "once", false, 1).await;
+    let Packet::Publish(sent) = first.recv().await else {
+        panic!("expected the PUBLISH");
+    };
+    assert_eq!((sent.topic().as_str(), sent.dup), ("ro/x", false));
+    drop(first);
+
+    let mut second = ScriptedRemote::accept(&listener).await;
+    second.connected(true).await;
+    let Packet::Publish(again) = second.recv().await else {
+        panic!("expected the PUBLISH again");
+    };
+    assert!(again.dup, "sent again without DUP");
+    assert_eq!(again.packet_id(), sent.packet_id());
+    assert_eq!(again.payload(), sent.payload());
+    let id = again.packet_id().expect("QoS 1");
+    second.send(&Packet::PubAck(id)).await;
+    send(&mut near, "lo/y", QoS::AtLeastOnce, "next", false, 2).await;
+    let Packet::Publish(next) = second.recv().await else {
+        panic!("expected the next PUBLISH");
+    };
+    assert_eq!((next.topic().as_str(), next.dup), ("ro/y", false));
+}
+
+/// A remote that refuses the bridge bit (CONNACK 0x01 to level 0x84) is
+/// asked again as a plain MQTT 3.1.1 client, as mosquitto's `try_private`
+/// does, and the bridge then works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_refusing_the_bridge_level_is_asked_again_as_a_plain_client() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = listener.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = start_with(our_bridge_config(
+        dir.path(),
+        &remote,
+        &["# out 1 lo/ ro/"],
+        "notifications = false\n",
+    ));
+    let mut first = ScriptedRemote::accept(&listener).await;
+    let Packet::Connect(connect) = first.recv().await else {
+        panic!("the bridge's first packet is not CONNECT");
+    };
+    assert_eq!(connect.protocol, mqtt_codec::ProtocolLevel::V3_1_1Bridge);
+    first
+        .send(&Packet::ConnAck(mqtt_codec::ConnAck {
+            session_present: false,
+            code: mqtt_codec::ConnectReturnCode::UnacceptableProtocolVersion,
+        }))
+        .await;
+    drop(first);
+    let mut second = ScriptedRemote::accept(&listener).await;
+    let connect = second.connected(false).await;
+    assert_eq!(connect.protocol, mqtt_codec::ProtocolLevel::V3_1_1);
+    let mut near = RawClient::connected(ours.addr(), "near").await;
+    // QoS 1: queued by the bridge's session even before it attaches.
+    send(&mut near, "lo/x", QoS::AtLeastOnce, "plain", false, 1).await;
+    let Packet::Publish(p) = second.recv().await else {
+        panic!("expected the PUBLISH");
+    };
+    assert_eq!(p.topic().as_str(), "ro/x");
+    assert!(
+        ours.wait_for_log("refused the bridge protocol level", common::WAIT),
+        "{}",
+        ours.log()
     );
 }

@@ -450,17 +450,33 @@ async fn websocket_over_tls_round_trip() {
 /// as slow.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_subscriber_that_never_reads_is_held_to_its_queue() {
+    never_reading_subscriber(false).await;
+}
+
+/// The same over TLS, where a full TLS buffer once read as a closed stream
+/// to the framing (rustls takes 0 bytes) and ended the connection with an
+/// error instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_tls_subscriber_that_never_reads_is_held_to_its_queue() {
+    never_reading_subscriber(true).await;
+}
+
+async fn never_reading_subscriber(tls: bool) {
     use common::blocking_client::BlockingClient;
     use common::flood::{Flood, numbered, wait_for};
     const COUNT: usize = 2_000;
+    let data = tempfile::tempdir().unwrap();
+    let port_flag = if tls { "--wss-port" } else { "--ws-port" };
     let b = Running::start(from_flags(&[
         "--bind",
         "127.0.0.1",
         "--port",
         "0",
         "--no-ssl",
-        "--ws-port",
+        port_flag,
         "0",
+        "--data-dir",
+        data.path().to_str().unwrap(),
         "--sys-interval",
         "0",
         "--max-queued",
@@ -469,11 +485,23 @@ async fn a_websocket_subscriber_that_never_reads_is_held_to_its_queue() {
         "1",
     ]))
     .await;
-    let ws_addr = b.first(ListenerTransport::WebSockets);
+    let ws_addr = b
+        .listeners
+        .iter()
+        .find(|(t, _)| t.is_websockets())
+        .unwrap()
+        .1;
     let plain = b.first(ListenerTransport::Mqtt);
     let stats = Arc::clone(b.router.stats());
+    let config = tls.then(|| client_tls(data.path()));
     blocking(move || {
-        let mut sub = ws_connected(ws_addr, "/mqtt", "slow-ws");
+        let mut sub = if let Some(config) = config {
+            WsClient::open_tls(ws_addr, "/mqtt", config)
+        } else {
+            WsClient::open(ws_addr, "/mqtt", "mqtt")
+        };
+        sub.send(&Packet::Connect(connect_packet("slow-ws", true)));
+        assert!(matches!(sub.recv(), Packet::ConnAck(_)));
         sub.send(&subscribe_packet(&[("slow/t", QoS::AtMostOnce)], 1));
         assert!(matches!(sub.recv(), Packet::SubAck(_)));
         let publisher = BlockingClient::connect(plain, "flood", true);
@@ -494,4 +522,33 @@ async fn a_websocket_subscriber_that_never_reads_is_held_to_its_queue() {
         drop((sub, publisher));
     })
     .await;
+}
+
+/// `--bind ::` listens on every interface, IPv4 clients included where the
+/// OS makes IPv6 sockets dual-stack (Linux unless `net.ipv6.bindv6only` is
+/// set), as mosquitto's does.
+#[tokio::test]
+async fn bind_to_the_ipv6_wildcard_serves_ipv4_clients_where_the_os_allows() {
+    let dual_stack =
+        std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").is_ok_and(|v| v.trim() == "0");
+    if !dual_stack || std::net::TcpListener::bind("[::1]:0").is_err() {
+        // No IPv6, or IPv6 sockets take IPv6 only here: nothing to check.
+        return;
+    }
+    let b = Running::start(from_flags(&[
+        "--bind",
+        "::",
+        "--port",
+        "0",
+        "--no-ssl",
+        "--sys-interval",
+        "0",
+    ]))
+    .await;
+    let addr = b.first(ListenerTransport::Mqtt);
+    assert!(addr.ip().is_unspecified() && addr.is_ipv6(), "{addr}");
+    let v4 = SocketAddr::from(([127, 0, 0, 1], addr.port()));
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()));
+    RawClient::connected(v4, "over-ipv4").await;
+    RawClient::connected(v6, "over-ipv6").await;
 }

@@ -10,8 +10,9 @@ mod common;
 use std::process::Command;
 use std::sync::Arc;
 
+use common::pki::pki;
 use common::*;
-use credentials::certs::{CertificateAuthority, Overwrite, PairPaths, SubjectNames, Validity};
+use credentials::certs::PairPaths;
 use credentials::tls;
 use mqtt_codec::{ConnectReturnCode, Packet};
 use testsupport::{ReferenceBroker, ReferenceOptions};
@@ -71,29 +72,6 @@ async fn first_run_generates_a_ca_signed_certificate_and_logs_it() {
     });
     assert_eq!(std::fs::read(b.ca_file()).unwrap(), before);
     assert!(b.log().contains("using the TLS certificate"), "{}", b.log());
-}
-
-/// A CA, a server certificate and a client certificate for `client_name`.
-fn pki(dir: &std::path::Path, client_name: &str) -> (PairPaths, PairPaths, PairPaths) {
-    let v = Validity::days_from_now(30);
-    let ca = CertificateAuthority::generate("test CA", v).unwrap();
-    let server = ca.issue_server(&SubjectNames::localhost(), v).unwrap();
-    let client = ca.issue_client(client_name, v).unwrap();
-    let paths = (
-        PairPaths::in_dir(dir, "ca"),
-        PairPaths::in_dir(dir, "server"),
-        PairPaths::in_dir(dir, "client"),
-    );
-    credentials::certs::write_pairs(
-        &[
-            (ca.pem_pair(), paths.0.clone()),
-            (server, paths.1.clone()),
-            (client, paths.2.clone()),
-        ],
-        Overwrite::Refuse,
-    )
-    .unwrap();
-    paths
 }
 
 fn mutual_tls_broker(

@@ -169,6 +169,13 @@ fn whole_suite_passes_against_the_reference_broker_with_no_baseline() {
     let report = common::run(&suite, &target);
     assert_eq!(report.results.len(), suite.scenarios.len());
     assert_reference_passes(&report, &broker);
+    // The broker read the mosquitto.conf mosquitto.rs starts mosquitto
+    // with: its notes name that file's lines.
+    assert!(
+        broker.log().contains("log_dest is ignored"),
+        "the mosquitto.conf was not read:\n{}",
+        broker.log()
+    );
     assert_required_scenarios_pass(&report);
 }
 
@@ -355,7 +362,7 @@ fn the_broker_log_is_captured_for_failure_messages() {
     // captured from the broker's own threads. The listeners log once the
     // broker runs, just after it reports its addresses.
     let broker = Reference::start(ReferenceOptions::default());
-    let line = format!("listening transport=mqtt addr={}", broker.addr());
+    let line = format!("listening transport=plain addr={}", broker.addr());
     assert!(
         broker.wait_for_log(&line, std::time::Duration::from_secs(10)),
         "no {line:?} in:\n{}",

@@ -201,9 +201,20 @@ impl ClientIdentity {
     /// Reads a PEM certificate chain (the client's certificate first) and its
     /// PEM private key (PKCS#8, PKCS#1 or SEC1), given as `--cert` and `--key`.
     pub fn load(cert: &Path, key: &Path) -> Result<Self, PemError> {
+        Self::load_named(cert, key, ("--cert", "--key"))
+    }
+
+    /// [`ClientIdentity::load`] for files the user named otherwise (a
+    /// config file's `bridge_certfile` and `bridge_keyfile`): `names` are
+    /// what errors call the certificate and the key.
+    pub fn load_named(
+        cert: &Path,
+        key: &Path,
+        names: (&'static str, &'static str),
+    ) -> Result<Self, PemError> {
         Ok(Self {
-            chain: load_certs(cert, "--cert")?,
-            key: load_key(key, "--key")?,
+            chain: load_certs(cert, names.0)?,
+            key: load_key(key, names.1)?,
             cert_path: cert.to_owned(),
             key_path: key.to_owned(),
         })

@@ -30,7 +30,7 @@ mod websocket_gateway;
 pub use bridged_pair::{BridgedMosquittos, wait_until_bridged};
 pub use junit::{JunitCase, check_junit};
 pub use mosquitto::{
-    Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary, write_acl_file,
+    Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary, user_line, write_acl_file,
     write_password_file,
 };
 pub use port::{free_port, wait_for_port};

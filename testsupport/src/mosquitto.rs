@@ -59,6 +59,56 @@ pub struct MosquittoOptions {
     pub port: Option<u16>,
 }
 
+impl MosquittoOptions {
+    /// The mosquitto.conf these options make, with the plain listener on
+    /// `port` and the TLS one (when asked for) on `tls_port`, both on
+    /// 127.0.0.1. The reference broker reads the same text (`broker -c`),
+    /// so a test can start both brokers from one configuration; it may
+    /// pass port 0 there, which the reference broker takes as "any free
+    /// port" (mosquitto refuses it).
+    pub fn conf(&self, port: u16, tls_port: u16) -> String {
+        let mut conf = String::new();
+        writeln!(conf, "per_listener_settings false").ok();
+        writeln!(conf, "log_dest stderr").ok();
+        writeln!(conf, "log_type all").ok();
+        match &self.persistence {
+            Some(dir) => {
+                writeln!(conf, "persistence true").ok();
+                // The trailing slash: mosquitto joins the file name to it.
+                writeln!(conf, "persistence_location {}/", dir.display()).ok();
+                writeln!(conf, "autosave_interval 1").ok();
+            }
+            None => {
+                writeln!(conf, "persistence false").ok();
+            }
+        }
+        conf.push_str(user_line());
+        match &self.password_file {
+            Some(p) => {
+                writeln!(conf, "allow_anonymous false").ok();
+                writeln!(conf, "password_file {}", p.display()).ok();
+            }
+            None => {
+                writeln!(conf, "allow_anonymous true").ok();
+            }
+        }
+        if let Some(acl) = &self.acl_file {
+            writeln!(conf, "acl_file {}", acl.display()).ok();
+        }
+        writeln!(conf, "listener {port} 127.0.0.1").ok();
+        if let Some(tls) = &self.tls {
+            writeln!(conf, "listener {tls_port} 127.0.0.1").ok();
+            writeln!(conf, "certfile {}", tls.cert.display()).ok();
+            writeln!(conf, "keyfile {}", tls.key.display()).ok();
+            writeln!(conf, "cafile {}", tls.cafile.display()).ok();
+            writeln!(conf, "require_certificate {}", tls.require_certificate).ok();
+        }
+        conf.push_str(&self.extra_config);
+        conf.push('\n');
+        conf
+    }
+}
+
 /// A running mosquitto, killed when dropped. The config and logs live in a
 /// temporary directory that is removed with it.
 #[derive(Debug)]
@@ -89,52 +139,32 @@ impl Mosquitto {
         panic!("mosquitto did not start:\n{last_log}");
     }
 
+    /// Starts mosquitto on a config the test writes: `conf` gets a free
+    /// port for its one listener, which must be on 127.0.0.1. Begin it with
+    /// [`user_line`] so that mosquitto started as root can read the test's
+    /// files. Panics with the log if it does not come up.
+    pub fn start_with_conf(conf: impl Fn(u16) -> String) -> Self {
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match Self::try_spawn(&conf(port), port, None) {
+                Ok(m) => return m,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("mosquitto did not start:\n{last_log}");
+    }
+
     fn try_start(options: &MosquittoOptions) -> Result<Self, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = options.port.unwrap_or_else(free_port);
         let tls_port = options.tls.as_ref().map(|_| free_port());
-        let mut conf = String::new();
-        writeln!(conf, "per_listener_settings false").ok();
-        writeln!(conf, "log_dest stderr").ok();
-        writeln!(conf, "log_type all").ok();
-        match &options.persistence {
-            Some(dir) => {
-                writeln!(conf, "persistence true").ok();
-                // The trailing slash: mosquitto joins the file name to it.
-                writeln!(conf, "persistence_location {}/", dir.display()).ok();
-                writeln!(conf, "autosave_interval 1").ok();
-            }
-            None => {
-                writeln!(conf, "persistence false").ok();
-            }
-        }
-        // Started as root, mosquitto drops to the `mosquitto` user and then
-        // cannot read the 0600 keys the test wrote; stay the test's user.
-        if running_as_root() {
-            writeln!(conf, "user root").ok();
-        }
-        match &options.password_file {
-            Some(p) => {
-                writeln!(conf, "allow_anonymous false").ok();
-                writeln!(conf, "password_file {}", p.display()).ok();
-            }
-            None => {
-                writeln!(conf, "allow_anonymous true").ok();
-            }
-        }
-        if let Some(acl) = &options.acl_file {
-            writeln!(conf, "acl_file {}", acl.display()).ok();
-        }
-        writeln!(conf, "listener {port} 127.0.0.1").ok();
-        if let (Some(tls), Some(tls_port)) = (&options.tls, tls_port) {
-            writeln!(conf, "listener {tls_port} 127.0.0.1").ok();
-            writeln!(conf, "certfile {}", tls.cert.display()).ok();
-            writeln!(conf, "keyfile {}", tls.key.display()).ok();
-            writeln!(conf, "cafile {}", tls.cafile.display()).ok();
-            writeln!(conf, "require_certificate {}", tls.require_certificate).ok();
-        }
-        conf.push_str(&options.extra_config);
-        conf.push('\n');
+        Self::try_spawn(&options.conf(port, tls_port.unwrap_or(0)), port, tls_port)
+    }
+
+    /// Writes `conf` and starts mosquitto on it; waits for it to say it
+    /// runs and for `port` (and `tls_port`) on 127.0.0.1 to accept.
+    fn try_spawn(conf: &str, port: u16, tls_port: Option<u16>) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let conf_path = dir.path().join("mosquitto.conf");
         std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
 
@@ -235,6 +265,13 @@ impl Mosquitto {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// `user root\n` when the test runs as root, else nothing: started as
+/// root, mosquitto drops to the `mosquitto` user and then cannot read the
+/// 0600 keys the test wrote, so it stays the test's user.
+pub fn user_line() -> &'static str {
+    if running_as_root() { "user root\n" } else { "" }
 }
 
 fn running_as_root() -> bool {

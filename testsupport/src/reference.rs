@@ -73,6 +73,11 @@ pub struct ReferenceOptions {
     /// no configuration (a test of that default, or one binding elsewhere
     /// through `extra_args`).
     pub default_bind: bool,
+    /// A mosquitto.conf for the broker to read (`-c`), which then decides
+    /// the listeners: `port`, `tls`, `tls_files` and `default_bind` give no
+    /// flags (they would win over the file). See
+    /// [`crate::MosquittoOptions::conf`] for one both brokers can read.
+    pub mosquitto_conf: Option<PathBuf>,
 }
 
 impl ReferenceOptions {
@@ -81,6 +86,23 @@ impl ReferenceOptions {
     /// parses the same flags, so both ways of starting it agree.
     pub fn flags(&self) -> Vec<OsString> {
         let mut flags: Vec<OsString> = Vec::new();
+        if let Some(conf) = &self.mosquitto_conf {
+            flags.extend(["-c".into(), conf.clone().into()]);
+        } else {
+            self.listener_flags(&mut flags);
+        }
+        if let Some(p) = &self.password_file {
+            flags.extend(["--password-file".into(), p.clone().into()]);
+        }
+        if let Some(d) = &self.data_dir {
+            flags.extend(["--data-dir".into(), d.clone().into()]);
+        }
+        flags.extend(self.extra_args.iter().map(OsString::from));
+        flags
+    }
+
+    /// The flags for the listeners: loopback only, ephemeral ports.
+    fn listener_flags(&self, flags: &mut Vec<OsString>) {
         if !self.default_bind {
             flags.extend(["--bind", "127.0.0.1"].map(OsString::from));
         }
@@ -105,14 +127,6 @@ impl ReferenceOptions {
                 flags.push("--require-certificate".into());
             }
         }
-        if let Some(p) = &self.password_file {
-            flags.extend(["--password-file".into(), p.clone().into()]);
-        }
-        if let Some(d) = &self.data_dir {
-            flags.extend(["--data-dir".into(), d.clone().into()]);
-        }
-        flags.extend(self.extra_args.iter().map(OsString::from));
-        flags
     }
 }
 

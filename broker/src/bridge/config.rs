@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::topics::{BridgeTopic, TopicLineError};
 use mqtt_codec::ProtocolLevel;
+use mqtt_codec::topic::TopicName;
 
 /// Why a bridge directive or block cannot be used. Each names the
 /// directive and what is wrong.
@@ -166,6 +167,15 @@ pub struct BridgeConfig {
     pub try_private: bool,
     /// `bridge_protocol_version`: mqttv311 (the default) or mqttv31.
     pub protocol: ProtocolLevel,
+    /// `notifications`: publish the bridge's state, `1` connected and `0`
+    /// not, retained, here and (unless `notifications_local_only`) on the
+    /// remote, where a will sets `0` if the bridge drops [default: true].
+    pub notifications: bool,
+    /// `notifications_local_only` [default: false].
+    pub notifications_local_only: bool,
+    /// `notification_topic` [default:
+    /// `$SYS/broker/connection/REMOTE_CLIENTID/state`].
+    pub notification_topic: Option<TopicName>,
 }
 
 /// The directives [`BridgeConfig::apply`] knows, for a translator deciding
@@ -233,6 +243,9 @@ impl BridgeConfig {
             },
             try_private: true,
             protocol: ProtocolLevel::V3_1_1,
+            notifications: true,
+            notifications_local_only: false,
+            notification_topic: None,
         })
     }
 
@@ -312,10 +325,15 @@ impl BridgeConfig {
                     }
                 };
             }
-            "notifications" | "notification_topic" | "notifications_local_only" => {
-                return Ok(Applied::Ignored {
-                    note: "bridge state notifications are not published",
-                });
+            "notifications" => self.notifications = boolean(directive, value)?,
+            "notifications_local_only" => {
+                self.notifications_local_only = boolean(directive, value)?;
+            }
+            "notification_topic" => {
+                let topic = TopicName::new(value).map_err(|e| {
+                    value_error(directive, &format!("{value:?} is no topic name: {e}"))
+                })?;
+                self.notification_topic = Some(topic);
             }
             "start_type" | "round_robin" | "idle_timeout" | "threshold" => {
                 return Ok(Applied::Ignored {
@@ -425,6 +443,21 @@ impl BridgeConfig {
         self.local_clientid
             .clone()
             .unwrap_or_else(|| format!("local.{}.{}", hostname(), self.name))
+    }
+
+    /// Where the bridge's state is published, if `notifications` is on.
+    pub fn notification_topic(&self) -> Option<TopicName> {
+        if !self.notifications {
+            return None;
+        }
+        match &self.notification_topic {
+            Some(t) => Some(t.clone()),
+            None => TopicName::new(format!(
+                "$SYS/broker/connection/{}/state",
+                self.remote_client_id()
+            ))
+            .ok(),
+        }
     }
 
     /// Whether the local session is clean (`local_cleansession`, else

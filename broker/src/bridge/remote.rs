@@ -19,9 +19,6 @@ use super::config::{Address, BridgeConfig};
 use credentials::tls::{ClientIdentity, ServerVerification};
 use mqtt_codec::{ConnAck, Connect, DecodeError, Packet};
 
-/// The largest packet the bridge takes from the remote: the protocol's.
-const MAX_PACKET: usize = mqtt_codec::DEFAULT_MAX_PACKET_SIZE;
-
 /// Why the remote connection failed or ended.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -84,7 +81,10 @@ pub fn tls_connector(config: &BridgeConfig) -> Result<Option<TlsConnector>, Brid
         )
     };
     let identity = match (&config.certfile, &config.keyfile) {
-        (Some(cert), Some(key)) => Some(ClientIdentity::load(cert, key).map_err(pem)?),
+        (Some(cert), Some(key)) => Some(
+            ClientIdentity::load_named(cert, key, ("bridge_certfile", "bridge_keyfile"))
+                .map_err(pem)?,
+        ),
         _ => None,
     };
     let tls = credentials::tls::client_config(verify, identity.as_ref()).map_err(|source| {
@@ -103,6 +103,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// An open connection to the remote broker.
 pub struct Remote {
     stream: Box<dyn Io>,
+    /// The largest packet taken from the remote (`--max-packet-size`, as
+    /// for any client).
+    max_packet: usize,
     rbuf: BytesMut,
     wbuf: BytesMut,
 }
@@ -118,12 +121,14 @@ impl std::fmt::Debug for Remote {
 
 impl Remote {
     /// Connects to `address` (TLS with `tls`), sends `connect` and waits
-    /// for the CONNACK, all within `timeout`.
+    /// for the CONNACK, all within `timeout`; packets from the remote larger
+    /// than `max_packet` end the connection.
     pub async fn open(
         address: &Address,
         tls: Option<&TlsConnector>,
         connect: &Connect,
         timeout: Duration,
+        max_packet: usize,
     ) -> Result<(Self, ConnAck), RemoteError> {
         let open = async {
             let tcp = TcpStream::connect((address.host.as_str(), address.port)).await?;
@@ -138,6 +143,7 @@ impl Remote {
             };
             let mut remote = Self {
                 stream,
+                max_packet,
                 rbuf: BytesMut::with_capacity(4096),
                 wbuf: BytesMut::with_capacity(4096),
             };
@@ -179,7 +185,7 @@ impl Remote {
     /// cancellation stay in the buffer for the next call.
     pub async fn recv(&mut self) -> Result<Packet, RemoteError> {
         loop {
-            if let Some(packet) = mqtt_codec::decode_packet(&mut self.rbuf, MAX_PACKET)? {
+            if let Some(packet) = mqtt_codec::decode_packet(&mut self.rbuf, self.max_packet)? {
                 return Ok(packet);
             }
             if self.stream.read_buf(&mut self.rbuf).await? == 0 {

@@ -31,6 +31,7 @@ use super::remote::{Remote, RemoteError};
 use super::topics;
 use crate::router::{Attachment, ClientSlot, Kick, Router, SlotEvent};
 use crate::session::{Action, Session};
+use mqtt_codec::topic::TopicName;
 use mqtt_codec::{
     Connect, ConnectReturnCode, Message, Packet, PacketId, Publish, QoS, SubAckReturnCode,
     Subscribe, SubscribeFilter,
@@ -54,6 +55,11 @@ pub struct Host {
     pub router: Arc<Router>,
     /// The in-flight window towards the remote (`--max-inflight`).
     pub max_inflight: usize,
+    /// The largest packet taken from the remote (`--max-packet-size`).
+    pub max_packet_size: usize,
+    /// With `--durability batched`: the tickets the bridge's output waits
+    /// for, as a connection's does.
+    pub commits: Option<Arc<crate::store::commit::Commits>>,
     /// How long the bridge's local publishing waits on a full subscriber
     /// before that subscriber is disconnected (`--slow-client-timeout`).
     pub slow_client_timeout: Option<Duration>,
@@ -115,6 +121,8 @@ pub async fn run(
             Err(e) => warn!(error = %e, "the bridge's local session could not be prepared"),
         }
     }
+    // Not connected yet: a state kept from before a restart says so.
+    notify_local(&config, &host, false);
     let mut private = config.try_private;
     let mut backoff = Backoff::new(config.restart);
     let mut next = 0usize;
@@ -128,7 +136,8 @@ pub async fn run(
             clean_session: config.clean_session,
             keep_alive: config.keepalive,
             client_id: remote_id.clone(),
-            will: None,
+            // The remote says `0` for us if we vanish.
+            will: remote_notification(&config).map(|topic| state_message(topic, false)),
             username: config.remote_username.clone(),
             password: config
                 .remote_password
@@ -136,7 +145,7 @@ pub async fn run(
                 .map(|p| Bytes::copy_from_slice(p.as_bytes())),
         };
         let opened = tokio::select! {
-            r = Remote::open(address, tls.as_ref(), &connect, CONNECT_TIMEOUT) => r,
+            r = Remote::open(address, tls.as_ref(), &connect, CONNECT_TIMEOUT, host.max_packet_size) => r,
             () = shutdown.cancelled() => break,
         };
         let failure = match opened {
@@ -149,7 +158,10 @@ pub async fn run(
                 );
                 last_failure = None;
                 backoff.reset();
-                match connected(remote, &config, &host, &local_id, &shutdown).await {
+                notify_local(&config, &host, true);
+                let end = connected(remote, &config, &host, &local_id, &shutdown).await;
+                notify_local(&config, &host, false);
+                match end {
                     End::Shutdown => break,
                     end => warn!(%address, reason = %end, "bridge connection lost"),
                 }
@@ -193,6 +205,33 @@ pub async fn run(
         }
     }
     info!("bridge stopped");
+}
+
+/// The bridge's state as `notifications` publish it: `1` connected, `0`
+/// not, retained, at QoS 1.
+fn state_message(topic: TopicName, up: bool) -> Message {
+    Message {
+        topic,
+        payload: Bytes::from_static(if up { b"1" } else { b"0" }),
+        qos: QoS::AtLeastOnce,
+        retain: true,
+    }
+}
+
+/// Where the state goes on the remote, unless `notifications` is off or
+/// `notifications_local_only` on.
+fn remote_notification(config: &BridgeConfig) -> Option<TopicName> {
+    config
+        .notification_topic()
+        .filter(|_| !config.notifications_local_only)
+}
+
+/// Publishes the bridge's state here (a message of the broker's own, as
+/// `$SYS` is).
+fn notify_local(config: &BridgeConfig, host: &Host, up: bool) {
+    if let Some(topic) = config.notification_topic() {
+        host.router.publish(&state_message(topic, up));
+    }
 }
 
 /// Takes the bridge's local session and brings its subscriptions in line
@@ -272,6 +311,7 @@ async fn connected(
         slot,
         session,
         subscribing: None,
+        hold: None,
     };
     let end = link.serve(shutdown).await;
     let Link { slot, session, .. } = link;
@@ -289,6 +329,8 @@ struct Link<'a> {
     /// The SUBSCRIBE to the remote waiting for its SUBACK: nothing is
     /// delivered meanwhile, so its packet id stays unique.
     subscribing: Option<PacketId>,
+    /// With `--durability batched`: the commit the output waits for.
+    hold: Option<u64>,
 }
 
 impl Link<'_> {
@@ -315,14 +357,25 @@ impl Link<'_> {
                 .put(&Packet::Subscribe(Subscribe { packet_id, filters }));
             self.subscribing = Some(packet_id);
         }
+        if let Some(topic) = remote_notification(self.config) {
+            // In the session's window, so it is acknowledged and resent as
+            // any message going out.
+            if let Some(publish) = self.session.deliver(state_message(topic, true)) {
+                self.put_out(Packet::Publish(publish));
+            }
+        }
         let keepalive = Duration::from_secs(u64::from(self.config.keepalive));
         let mut ping_at = Instant::now() + keepalive;
         let mut ping_sent = false;
         loop {
-            if self.remote.pending()
-                && let Err(e) = self.remote.flush().await
-            {
-                return e.into();
+            if self.remote.pending() {
+                tokio::select! {
+                    () = self.released() => {}
+                    () = shutdown.cancelled() => return self.goodbye().await,
+                }
+                if let Err(e) = self.remote.flush().await {
+                    return e.into();
+                }
             }
             let pull = self.subscribing.is_none() && self.session.window_open();
             let slot = Arc::clone(&self.slot);
@@ -420,10 +473,12 @@ impl Link<'_> {
             }
             let took = batch.len();
             let mut in_flight = false;
+            let mut exactly_once = false;
             {
                 let _gate = router.gate();
                 for message in batch.drain(..) {
                     in_flight |= message.qos != QoS::AtMostOnce;
+                    exactly_once |= message.qos == QoS::ExactlyOnce;
                     if let Some(publish) = self.session.deliver(message) {
                         self.put_out(Packet::Publish(publish));
                     }
@@ -433,6 +488,11 @@ impl Link<'_> {
                 }
                 if in_flight {
                     router.flows_changed(&self.slot, &self.session);
+                }
+                // A QoS 2 id in flight is on disk before its PUBLISH goes
+                // out, or a restart would send it again as new.
+                if exactly_once && !self.session.is_clean() {
+                    self.hold_output();
                 }
             }
             if (!more && !owed) || !self.session.window_open() {
@@ -474,45 +534,76 @@ impl Link<'_> {
             | Packet::PubRel(_)
             | Packet::PubComp(_) => {}
         }
-        let acked = !matches!(packet, Packet::Publish(_));
+        // What changes the session's flows: an acknowledgement of ours,
+        // or a QoS 2 id to remember until PUBREL.
+        let flows = !matches!(&packet, Packet::Publish(p) if p.qos() != QoS::ExactlyOnce);
+        let persistent = !self.session.is_clean();
         let router = Arc::clone(&self.host.router);
-        let action = {
-            let _gate = router.gate();
-            let action = self
-                .session
-                .handle(packet, Instant::now().into_std())
-                .map_err(|e| End::Local(e.to_string()))?;
-            if acked {
-                router.flows_changed(&self.slot, &self.session);
-            }
-            action
-        };
+        let gate = router.gate();
+        let action = self
+            .session
+            .handle(packet, Instant::now().into_std())
+            .map_err(|e| End::Local(e.to_string()))?;
+        if flows {
+            router.flows_changed(&self.slot, &self.session);
+        }
+        let mut full = None;
+        let mut commit = false;
         match action {
             Action::Route { message, ack } => {
-                let full = match topics::to_local(&self.config.topics, &message.topic) {
+                match topics::to_local(&self.config.topics, &message.topic) {
                     Some(topic) => {
                         let local = Message { topic, ..message };
-                        router.publish_paced(&local, &self.slot).full
+                        // As a connection does: when routing touched stored
+                        // state, the message is on disk before its
+                        // PUBACK/PUBREC goes out (--durability batched).
+                        crate::router::Router::take_marked();
+                        full = router.publish_paced(&local, &self.slot).full;
+                        commit =
+                            crate::router::Router::take_marked() && local.qos != QoS::AtMostOnce;
                     }
                     None => {
                         debug!(topic = %message.topic.as_str(), "a message from the remote no `in` topic maps, dropped");
-                        None
                     }
-                };
+                }
                 if let Some(ack) = ack {
                     self.remote.put(&ack);
                 }
-                if let Some(full) = full {
-                    self.wait_for_room(&full, shutdown).await;
-                }
             }
-            Action::Reply(packet) => self.remote.put(&packet),
+            Action::Reply(packet) => {
+                // PUBREL and PUBCOMP once their state is on disk.
+                commit = persistent && matches!(packet, Packet::PubRel(_) | Packet::PubComp(_));
+                self.remote.put(&packet);
+            }
             Action::None => {}
             Action::Subscribe(_) | Action::Unsubscribe(_) | Action::Disconnect => {
                 // Answered above: a server sends none of these.
             }
         }
+        if commit {
+            self.hold_output();
+        }
+        drop(gate);
+        if let Some(full) = full {
+            self.wait_for_room(&full, shutdown).await;
+        }
         Ok(())
+    }
+
+    /// With `--durability batched`: what was queued for the remote waits
+    /// until the changes made so far are on disk (called with the router's
+    /// gate held, right after the changes).
+    fn hold_output(&mut self) {
+        if let Some(commits) = &self.host.commits {
+            self.hold = Some(commits.request());
+        }
+    }
+
+    /// Waits, if the output is held, until its commit is on disk.
+    async fn released(&mut self) {
+        if let (Some(commits), Some(ticket)) = (&self.host.commits, self.hold.take()) {
+            poll_fn(|cx| commits.poll_durable(cx, ticket)).await;
+        }
     }
 
     /// Backpressure, as for a client's connection: a local subscriber's

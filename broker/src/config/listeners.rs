@@ -92,21 +92,10 @@ impl BindAddress {
         let host_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_';
         if trimmed.is_empty() || !trimmed.chars().all(host_char) {
             return Err(format!(
-                "{text:?} is neither an IP address nor a host name (e.g. 0.0.0.0, ::, localhost)"
+                "'{text}' is neither an IP address nor a host name (e.g. 0.0.0.0, ::, localhost)"
             ));
         }
         Ok(BindAddress::Host(trimmed.to_owned()))
-    }
-}
-
-impl BindAddress {
-    /// Whether it reaches this machine only: a loopback address or
-    /// `localhost`.
-    pub fn is_loopback(&self) -> bool {
-        match self {
-            BindAddress::Ip(ip) => ip.is_loopback(),
-            BindAddress::Host(h) => h.eq_ignore_ascii_case("localhost"),
-        }
     }
 }
 
@@ -377,7 +366,7 @@ pub(super) fn from_section(
         }
         if !path.starts_with('/') {
             return invalid(format!(
-                "{at}ws-path {path:?} must start with / (e.g. \"/mqtt\")"
+                "{at}ws-path '{path}' must start with / (e.g. /mqtt)"
             ));
         }
     }

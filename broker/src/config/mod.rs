@@ -34,6 +34,17 @@ pub enum ConfigError {
         /// What the TOML parser said.
         message: String,
     },
+    /// A line of a mosquitto.conf (`-c`) has a wrong value.
+    #[error("{}:{line}: {message}", path.display())]
+    Line {
+        /// The file the line is in (the `-c` file or one `include_dir`
+        /// reads).
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with the value and what a valid one looks like.
+        message: String,
+    },
     /// Two settings contradict each other or one is out of range.
     #[error("{0}")]
     Invalid(String),
@@ -46,7 +57,8 @@ pub enum ConfigError {
 /// creating a CA-signed server certificate on first run if none is given;
 /// `--bind 0.0.0.0` (or `--bind ::`) opens it to the network. `--ws-port`
 /// and `--wss-port` add MQTT over WebSocket. Every flag can also be set in a
-/// TOML file (`--config`), under the flag's name; flags win. The file may
+/// TOML file (`--config`), under the flag's name, or read from a
+/// mosquitto.conf (`-c`); flags win. The TOML file may
 /// instead list its listeners in `[[listener]]` sections (port, bind,
 /// transport, cert, key, cafile, require-certificate, identity-as-username,
 /// ws-path): see docs/broker.md.
@@ -58,9 +70,18 @@ pub enum ConfigError {
     long_about
 )]
 pub struct Flags {
-    /// TOML file with settings named like the flags (`max-inflight = 20`).
-    #[arg(long, value_name = "FILE")]
+    /// TOML file with settings named like the flags (`max-inflight = 20`),
+    /// and `[[bridge]]` tables of mosquitto's bridge directives
+    /// (`connection = "b1"`, `address = "host:1883"`, `topic = ["# both
+    /// 1"]`, ...) bridging this broker to others (docs/broker.md, Bridges).
+    #[arg(long, value_name = "FILE", conflicts_with = "config_file")]
     pub config: Option<PathBuf>,
+    /// mosquitto.conf to read, as `mosquitto -c` does: its listeners,
+    /// security, persistence, limits and logging directives (see "Coming
+    /// from mosquitto" in docs/broker.md); other directives are warned
+    /// about with their line.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
     /// Address or host name to listen on, repeatable; 0.0.0.0 for every
     /// IPv4 interface, :: for every interface (IPv6 and, where the OS
     /// allows, IPv4) [default: 127.0.0.1 and ::1, this machine only].
@@ -80,7 +101,8 @@ pub struct Flags {
     /// settings; 0 picks a free one [default: none].
     #[arg(long, value_name = "PORT")]
     pub wss_port: Option<u16>,
-    /// Plain MQTT only: no TLS listener on --tls-port.
+    /// No TLS listener on --tls-port (--wss-port, when given, still uses
+    /// TLS).
     #[arg(long)]
     pub no_ssl: bool,
     /// TLS only: no plain MQTT listener.
@@ -158,8 +180,9 @@ pub struct Flags {
     /// them off [default: 10].
     #[arg(long, value_name = "SECS")]
     pub sys_interval: Option<u64>,
-    /// Seconds a new connection has to send CONNECT (and a TLS client to
-    /// finish its handshake) [default: 10].
+    /// Seconds a new connection has to send CONNECT (and before it, a TLS
+    /// client to finish its handshake and a WebSocket client its HTTP
+    /// upgrade) [default: 10].
     #[arg(long, value_name = "SECS")]
     pub connect_timeout: Option<u64>,
     /// Seconds between saves of sessions and retained messages to
@@ -231,6 +254,10 @@ pub struct FileSettings {
     /// errors.
     #[serde(skip)]
     source: Option<(PathBuf, Vec<usize>)>,
+    /// For settings read from a mosquitto.conf: where each `[[listener]]`
+    /// section's `listener` line is (`file:line`), in order.
+    #[serde(skip)]
+    listener_places: Vec<String>,
     /// `[[bridge]]` tables, keys named as mosquitto's bridge directives
     /// (see [`crate::bridge::BridgeConfig::from_toml`]).
     #[serde(default)]
@@ -246,16 +273,22 @@ enum OneOrMany {
 }
 
 impl FileSettings {
-    /// Parses TOML text; `path` only names the file in errors.
+    /// Parses TOML text; `path` only names the file in errors. Text that
+    /// reads like a mosquitto.conf gets a hint to use `-c`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let mut file: Self = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| format!("line {}: ", line_of(&line_starts(text), s.start)))
                 .unwrap_or_default();
+            let hint = if mosquitto::looks_like_mosquitto_conf(text) {
+                "; this looks like a mosquitto.conf: use -c (--config-file) to read it"
+            } else {
+                ""
+            };
             ConfigError::Parse {
                 path: path.to_owned(),
-                message: format!("{line}{}", e.message()),
+                message: format!("{line}{}{hint}", e.message().trim_end()),
             }
         })?;
         file.source = Some((path.to_owned(), line_starts(text)));
@@ -284,11 +317,73 @@ impl FileSettings {
         }
         let sections = std::mem::take(&mut self.listener);
         let mut all = Vec::new();
-        for section in sections {
-            let at = self.place(section.span().start);
+        for (i, section) in sections.into_iter().enumerate() {
+            let at = match self.listener_places.get(i) {
+                Some(place) => place.clone(),
+                None => self.place(section.span().start),
+            };
             all.extend(listeners::from_section(section.into_inner(), &at)?);
         }
         Ok(Some(all))
+    }
+
+    /// The settings a mosquitto.conf translated to, checked as a TOML
+    /// file's are; `path` names the file in errors. A setting this broker
+    /// refuses is reported at the line it came from.
+    pub fn from_mosquitto(
+        translation: &mosquitto::Translation,
+        path: &Path,
+    ) -> Result<Self, ConfigError> {
+        let mut file = Self::from_table(&translation.settings).map_err(|message| {
+            // Which setting: the first one refused on its own.
+            let culprit = translation.settings.iter().find_map(|(key, value)| {
+                let alone = toml::Table::from_iter([(key.clone(), value.clone())]);
+                Self::from_table(&alone).err().map(|e| (key, value, e))
+            });
+            let Some((key, value, e)) = culprit else {
+                return ConfigError::Parse {
+                    path: path.to_owned(),
+                    message,
+                };
+            };
+            let Some(source) = translation.sources.get(key) else {
+                return ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: format!("{key}: {e}"),
+                };
+            };
+            // serde's words for a key `deny_unknown_fields` refuses.
+            let message = if e.starts_with("unknown field") {
+                format!(
+                    "{} is not supported by this broker yet: remove the line to start without it",
+                    source.directive
+                )
+            } else {
+                format!(
+                    "{} gives {key} = {value}, which this broker cannot take: {e}",
+                    source.directive
+                )
+            };
+            ConfigError::Line {
+                path: source.origin.path.clone(),
+                line: source.origin.line,
+                message,
+            }
+        })?;
+        file.listener_places = translation
+            .listeners
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Ok(file)
+    }
+
+    /// Settings from a table, through TOML text as a file's go, so the
+    /// `[[listener]]` sections deserialize with their spans (a
+    /// `toml::Value` carries none); the error is the parser's message.
+    fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let text = toml::to_string(table).map_err(|e| e.to_string())?;
+        toml::from_str(&text).map_err(|e: toml::de::Error| e.message().trim_end().to_owned())
     }
 
     /// Reads and parses a TOML file.
@@ -319,8 +414,8 @@ pub struct Config {
     /// Where the broker listens, in order; never empty.
     pub listeners: Vec<ListenerSettings>,
     /// Whether the listeners bind the default, loopback only (neither
-    /// `--bind` nor the file named an address), so start-up can say how to
-    /// open it.
+    /// `--bind` nor the file named an address, and the file has no
+    /// `[[listener]]` sections), so start-up can say how to open it.
     pub bind_is_default: bool,
     /// mosquitto password file.
     pub password_file: Option<PathBuf>,
@@ -361,6 +456,18 @@ pub struct Config {
     pub verbose: bool,
     /// Bridges to other brokers (`[[bridge]]` in the config file).
     pub bridges: Vec<crate::bridge::BridgeConfig>,
+    /// What the mosquitto.conf reader warned about or ignored, logged when
+    /// the broker starts.
+    pub file_notices: Vec<FileNotice>,
+}
+
+/// A mosquitto.conf line the broker warns about or ignores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileNotice {
+    /// Unknown or unsupported: logged as a warning.
+    Warning(mosquitto::Diagnostic),
+    /// Read and deliberately ignored: logged as information.
+    Note(mosquitto::Diagnostic),
 }
 
 impl Default for Config {
@@ -385,8 +492,18 @@ impl Config {
         Ok(Self::from_flags(flags)?)
     }
 
-    /// Merges parsed flags with the file they name, if any.
+    /// Merges parsed flags with the file they name, if any: a TOML file
+    /// (`--config`) or a mosquitto.conf (`-c`).
     pub fn from_flags(flags: Flags) -> Result<Self, ConfigError> {
+        if let Some(path) = flags.config_file.clone() {
+            let translation = mosquitto::translate_file(&path)?;
+            let file = FileSettings::from_mosquitto(&translation, &path)?;
+            let (bridges, bridge_notes) = mosquitto_bridges(&translation.bridges)?;
+            let mut config = Self::resolve(flags, file)?;
+            config.bridges = bridges;
+            config.file_notices = notices(translation, bridge_notes);
+            return Ok(config);
+        }
         let file = match &flags.config {
             Some(path) => FileSettings::load(path)?,
             None => FileSettings::default(),
@@ -436,8 +553,9 @@ impl Config {
                         "the config file's [[listener]] sections define the listeners, yet --bind/--port/--tls-port/--ws-port/--wss-port/--no-plain/--no-ssl/--cert/--key/--cafile (or the same top-level keys) were given too: set them in the sections instead".to_owned(),
                     ));
                 }
-                let default = sections.iter().all(|l| l.bind.is_loopback());
-                (sections, default)
+                // The start-up notice is about `--bind`; each section's
+                // `listening` lines show where it listens.
+                (sections, false)
             }
             None => {
                 let default = listener_flags.bind.is_empty();
@@ -448,9 +566,11 @@ impl Config {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         let password_file = flags.password_file.or(file.password_file);
         // Without a password file there is nothing to check a user against,
-        // so anonymous clients are let in; with one, only if asked.
+        // so anonymous clients are let in; with one, only if asked. A file
+        // that says `allow-anonymous = false` is obeyed either way (as
+        // mosquitto 2.0 obeys it: with no password file nobody gets in).
         let allow_anonymous =
-            password_file.is_none() || on(flags.allow_anonymous, file.allow_anonymous);
+            flags.allow_anonymous || file.allow_anonymous.unwrap_or(password_file.is_none());
         let max_packet_size = flags
             .max_packet_size
             .or(file.max_packet_size)
@@ -529,12 +649,71 @@ impl Config {
             persistent_client_expiration,
             verbose: on(flags.verbose, file.verbose),
             bridges,
+            file_notices: Vec::new(),
         })
     }
 }
 
+/// The bridges of a mosquitto.conf's `connection` blocks, each directive
+/// applied in file order; a wrong one is an error at its line, one read but
+/// not acted on a note.
+fn mosquitto_bridges(
+    blocks: &[mosquitto::BridgeBlock],
+) -> Result<(Vec<crate::bridge::BridgeConfig>, Vec<FileNotice>), ConfigError> {
+    use crate::bridge::{Applied, BridgeConfig};
+    let at = |origin: &mosquitto::Origin, message: String| ConfigError::Line {
+        path: origin.path.clone(),
+        line: origin.line,
+        message,
+    };
+    let mut bridges: Vec<BridgeConfig> = Vec::new();
+    let mut notes = Vec::new();
+    for block in blocks {
+        let mut bridge =
+            BridgeConfig::new(&block.name).map_err(|e| at(&block.origin, e.to_string()))?;
+        for d in &block.directives {
+            match bridge.apply(&d.name, &d.value) {
+                Ok(Applied::Set) => {}
+                Ok(Applied::Ignored { note }) => {
+                    notes.push(FileNotice::Note(mosquitto::Diagnostic {
+                        origin: d.origin.clone(),
+                        message: format!("{}: {note}", d.name),
+                    }))
+                }
+                Err(e) => return Err(at(&d.origin, format!("connection {}: {e}", block.name))),
+            }
+        }
+        let bridge = bridge
+            .finish()
+            .map_err(|e| at(&block.origin, e.to_string()))?;
+        if bridges.iter().any(|b| b.name == bridge.name) {
+            return Err(at(
+                &block.origin,
+                format!(
+                    "a second connection named {}: give each bridge its own name",
+                    bridge.name
+                ),
+            ));
+        }
+        bridges.push(bridge);
+    }
+    Ok((bridges, notes))
+}
+
+/// A translation's warnings and notes, in that order, for the log.
+fn notices(translation: mosquitto::Translation, bridge_notes: Vec<FileNotice>) -> Vec<FileNotice> {
+    translation
+        .warnings
+        .into_iter()
+        .map(FileNotice::Warning)
+        .chain(translation.notes.into_iter().map(FileNotice::Note))
+        .chain(bridge_notes)
+        .collect()
+}
+
 mod expiration;
 mod listeners;
+pub mod mosquitto;
 
 pub use expiration::parse_expiration;
 pub use listeners::{BindAddress, ListenerSettings, ListenerTransport, TlsSettings};

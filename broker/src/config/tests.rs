@@ -1,6 +1,6 @@
 //! One parse test per flag, plus the file and the contradictions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
@@ -18,21 +18,21 @@ fn refused(args: &[&str]) -> String {
 }
 
 /// The first listener speaking `transport`.
-fn first(c: &Config, transport: ListenerTransport) -> Option<&ListenerSettings> {
+pub(super) fn first(c: &Config, transport: ListenerTransport) -> Option<&ListenerSettings> {
     c.listeners.iter().find(|l| l.transport == transport)
 }
 
 /// The plain listener's port, `None` without one.
-fn plain_port(c: &Config) -> Option<u16> {
+pub(super) fn plain_port(c: &Config) -> Option<u16> {
     first(c, ListenerTransport::Mqtt).map(|l| l.port)
 }
 
 /// The TLS listener's port, `None` without one.
-fn tls_port(c: &Config) -> Option<u16> {
+pub(super) fn tls_port(c: &Config) -> Option<u16> {
     first(c, ListenerTransport::MqttTls).map(|l| l.port)
 }
 
-fn tls(c: &Config) -> &TlsSettings {
+pub(super) fn tls(c: &Config) -> &TlsSettings {
     first(c, ListenerTransport::MqttTls)
         .and_then(|l| l.tls.as_ref())
         .expect("TLS listener on")
@@ -570,5 +570,61 @@ fn listener_section_errors_name_file_line_and_key() {
     assert!(
         err.contains("[[listener]] sections define the listeners"),
         "{err}"
+    );
+}
+
+#[test]
+fn file_bridge_tables_become_bridges() {
+    let text = "[[bridge]]\nconnection = \"b1\"\naddress = \"127.0.0.1:1884\"\ntopic = [\"# both 1 l/ r/\"]\n\n[[bridge]]\nconnection = \"b2\"\naddress = \"h2\"\ntopic = \"x/# in 2\"\n";
+    let file = FileSettings::parse(text, Path::new("test.toml")).expect("file");
+    let c = Config::resolve(Flags::default(), file).expect("consistent");
+    let names: Vec<&str> = c.bridges.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["b1", "b2"]);
+    assert!(Config::default().bridges.is_empty());
+}
+
+#[test]
+fn file_bridge_errors_name_the_table_and_directive() {
+    let resolve = |text: &str| {
+        let file = FileSettings::parse(text, Path::new("test.toml")).expect("file");
+        Config::resolve(Flags::default(), file)
+            .expect_err(text)
+            .to_string()
+    };
+    assert_eq!(
+        resolve("[[bridge]]\nconnection = \"b1\"\ntopic = \"#\"\n"),
+        "[[bridge]] number 1 in --config: bridge b1: no address: add `address HOST[:PORT]`"
+    );
+    assert_eq!(
+        resolve(
+            "[[bridge]]\nconnection = \"b1\"\naddress = \"h\"\ntopic = \"#\"\nkeepalive_interval = 1.5\n"
+        ),
+        "[[bridge]] number 1 in --config: keepalive_interval: give a string, a number, a boolean or an array of them"
+    );
+    let twice = "[[bridge]]\nconnection = \"b\"\naddress = \"h\"\ntopic = \"#\"\n";
+    assert!(resolve(&format!("{twice}{twice}")).contains("both named \"b\""));
+}
+
+#[test]
+fn file_allow_anonymous_false_is_obeyed_without_a_password_file() {
+    // Issue 16: mosquitto 2.0 refuses every client when a file says
+    // allow_anonymous false and names no password file; the TOML key (and
+    // the mosquitto.conf read into it) now means the same.
+    let file = FileSettings::parse("allow-anonymous = false\n", Path::new("b.toml")).unwrap();
+    let c = Config::resolve(Flags::default(), file.clone()).unwrap();
+    assert!(!c.allow_anonymous);
+    let flags = Flags {
+        allow_anonymous: true,
+        ..Flags::default()
+    };
+    assert!(
+        Config::resolve(flags, file).unwrap().allow_anonymous,
+        "the flag wins"
+    );
+    let file = FileSettings::parse("allow-anonymous = true\n", Path::new("b.toml")).unwrap();
+    assert!(
+        Config::resolve(Flags::default(), file)
+            .unwrap()
+            .allow_anonymous
     );
 }

@@ -55,7 +55,7 @@ pub struct ConnLimits {
     /// How long a publisher waits for a full subscriber before that one is
     /// disconnected (`--slow-client-timeout`); `None` waits for ever.
     pub slow_client_timeout: Option<Duration>,
-    /// Time for the TLS handshake and for CONNECT.
+    /// Time for the TLS handshake, the WebSocket upgrade, and CONNECT.
     pub connect_timeout: Duration,
     /// Most connections at once, 0 for no limit.
     pub max_connections: usize,

@@ -292,7 +292,8 @@ async fn keep_alive_expiry_publishes_the_will() {
 }
 
 /// Every socket that has not sent CONNECT yet holds its opening future
-/// (boxed, see `connection::serve`): 768 bytes now, where it was 2,912
+/// (boxed, see `connection::serve`): 792 bytes now (768 before the
+/// WebSocket upgrade joined the steps), where it was 2,912
 /// while it also held the TLS handshake, the CONNECT rules, the takeover
 /// wait and a refusal's close inline. Issue 14: 10,000 silent sockets.
 #[tokio::test]

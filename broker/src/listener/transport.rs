@@ -41,12 +41,23 @@ pub enum Stream {
     },
 }
 
-/// The socket of one client: its [`Stream`], and for a WebSocket client
-/// the framing state.
+/// The socket of one client: its `Stream`, and for a WebSocket client
+/// the framing state with it, boxed: every connection's task holds a
+/// `Transport`, and a WebSocket's state inline (or even a pointer to it
+/// beside the stream) would size them all.
 #[derive(Debug)]
-pub struct Transport {
+pub enum Transport {
+    /// MQTT straight over the stream.
+    Direct(Stream),
+    /// MQTT in WebSocket frames.
+    WebSocket(Box<Framed>),
+}
+
+/// A WebSocket client's stream and framing.
+#[derive(Debug)]
+pub struct Framed {
     stream: Stream,
-    ws: Option<Box<WebSocket>>,
+    ws: WebSocket,
 }
 
 /// One non-blocking attempt at a poll-style read: `WouldBlock` when it is
@@ -313,39 +324,43 @@ impl Write for Stream {
 impl Transport {
     /// A client speaking MQTT straight over `stream`.
     pub(super) fn new(stream: Stream) -> Self {
-        Self { stream, ws: None }
+        Transport::Direct(stream)
     }
 
     /// A client speaking MQTT in WebSocket frames over `stream`.
     pub(super) fn websocket(stream: Stream, ws: WebSocket) -> Self {
-        Self {
-            stream,
-            ws: Some(Box::new(ws)),
+        Transport::WebSocket(Box::new(Framed { stream, ws }))
+    }
+
+    fn stream(&self) -> &Stream {
+        match self {
+            Transport::Direct(stream) => stream,
+            Transport::WebSocket(f) => &f.stream,
         }
     }
 
     /// Sets the largest WebSocket message accepted (no effect on the
     /// other transports, whose packets the decoder bounds).
     pub(super) fn set_max_message(&mut self, max_message: usize) {
-        if let Some(ws) = &mut self.ws {
-            ws.set_max_message(max_message);
+        if let Transport::WebSocket(f) = self {
+            f.ws.set_max_message(max_message);
         }
     }
 
     /// Which kind of listener this came from.
     pub fn kind(&self) -> Kind {
-        match (self.stream.is_tls(), self.ws.is_some()) {
-            (false, false) => Kind::Plain,
-            (true, false) => Kind::Tls,
-            (false, true) => Kind::WebSockets,
-            (true, true) => Kind::WebSocketsTls,
+        match self {
+            Transport::Direct(s) if s.is_tls() => Kind::Tls,
+            Transport::Direct(_) => Kind::Plain,
+            Transport::WebSocket(f) if f.stream.is_tls() => Kind::WebSocketsTls,
+            Transport::WebSocket(_) => Kind::WebSockets,
         }
     }
 
     /// Whether the WebSocket framing holds bytes the socket's readiness
     /// does not show (a read stopped at its limit with frames left).
     fn buffered(&self) -> bool {
-        self.ws.as_ref().is_some_and(|ws| ws.buffered())
+        matches!(self, Transport::WebSocket(f) if f.ws.buffered())
     }
 
     /// Resolves when the socket may have bytes to read.
@@ -353,12 +368,12 @@ impl Transport {
         if self.buffered() {
             return Ok(());
         }
-        self.stream.readable().await
+        self.stream().readable().await
     }
 
     /// Resolves when the socket may accept bytes.
     pub async fn writable(&self) -> io::Result<()> {
-        self.stream.writable().await
+        self.stream().writable().await
     }
 
     /// Ready when the socket may have bytes to read; otherwise `cx` is woken
@@ -367,37 +382,40 @@ impl Transport {
         if self.buffered() {
             return Poll::Ready(Ok(()));
         }
-        self.stream.poll_read_ready(cx)
+        self.stream().poll_read_ready(cx)
     }
 
     /// Ready when the socket may accept bytes; otherwise `cx` is woken when
     /// it does.
     pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.stream.poll_write_ready(cx)
+        self.stream().poll_write_ready(cx)
     }
 
     /// Whether bytes wait to go out: in `wbuf`, in a WebSocket frame not
     /// yet written, or encrypted inside TLS.
     pub fn wants_write(&self, wbuf: &BytesMut) -> bool {
-        self.stream.wants_write(wbuf) || self.ws.as_ref().is_some_and(|ws| ws.wants_write())
+        match self {
+            Transport::Direct(s) => s.wants_write(wbuf),
+            Transport::WebSocket(f) => f.stream.wants_write(wbuf) || f.ws.wants_write(),
+        }
     }
 
     /// Appends the MQTT bytes available now to `buf`, reserving `chunk`
     /// bytes of room first. Returns the count, 0 at end of stream, or
     /// `WouldBlock` when nothing is available.
     pub fn try_read(&mut self, buf: &mut BytesMut, chunk: usize) -> io::Result<usize> {
-        match &mut self.ws {
-            None => self.stream.try_read(buf, chunk),
-            Some(ws) => ws.try_read(&mut self.stream, buf, chunk),
+        match self {
+            Transport::Direct(s) => s.try_read(buf, chunk),
+            Transport::WebSocket(f) => f.ws.try_read(&mut f.stream, buf, chunk),
         }
     }
 
     /// Writes as much of `wbuf` as the socket takes now, removing what was
     /// written (a WebSocket client's bytes go into one binary frame).
     pub fn try_write(&mut self, wbuf: &mut BytesMut) -> io::Result<()> {
-        match &mut self.ws {
-            None => self.stream.try_write(wbuf),
-            Some(ws) => ws.try_write(&mut self.stream, wbuf),
+        match self {
+            Transport::Direct(s) => s.try_write(wbuf),
+            Transport::WebSocket(f) => f.ws.try_write(&mut f.stream, wbuf),
         }
     }
 
@@ -412,26 +430,31 @@ impl Transport {
         }
     }
 
-    /// Closes politely (see [`Stream::close`]); a WebSocket client first
+    /// Closes politely (see `Stream::close`); a WebSocket client first
     /// gets what is pending and a Close frame.
-    pub async fn close(mut self, wbuf: &mut BytesMut, linger: std::time::Duration) {
-        if let Some(ws) = &mut self.ws {
-            let _ = tokio::time::timeout(linger, async {
-                ws.try_write(&mut self.stream, wbuf)?;
-                ws.close(&mut self.stream);
-                while ws.wants_write() || self.stream.wants_write(wbuf) {
-                    self.stream.writable().await?;
-                    ws.try_write(&mut self.stream, wbuf)?;
-                }
-                io::Result::Ok(())
-            })
-            .await;
-        }
-        self.stream.close(wbuf, linger).await;
+    pub async fn close(self, wbuf: &mut BytesMut, linger: std::time::Duration) {
+        let stream = match self {
+            Transport::Direct(stream) => stream,
+            Transport::WebSocket(f) => {
+                let Framed { mut stream, mut ws } = *f;
+                let _ = tokio::time::timeout(linger, async {
+                    ws.try_write(&mut stream, wbuf)?;
+                    ws.close(&mut stream);
+                    while ws.wants_write() || stream.wants_write(wbuf) {
+                        stream.writable().await?;
+                        ws.try_write(&mut stream, wbuf)?;
+                    }
+                    io::Result::Ok(())
+                })
+                .await;
+                stream
+            }
+        };
+        stream.close(wbuf, linger).await;
     }
 
     /// The TLS client's certificate chain, leaf first, if it sent one.
     pub fn peer_certificates(&self) -> Option<&[rustls_pki_types::CertificateDer<'static>]> {
-        self.stream.peer_certificates()
+        self.stream().peer_certificates()
     }
 }

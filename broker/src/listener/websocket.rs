@@ -265,7 +265,7 @@ pub(super) async fn upgrade(
         }
         Err(_) => {
             warn!(
-                ?timeout,
+                timeout_secs = timeout.as_secs(),
                 "WebSocket upgrade did not finish in time, closing"
             );
             None

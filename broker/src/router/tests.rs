@@ -369,3 +369,31 @@ async fn unsubscribing_or_a_new_session_forgets_owed_retained_messages() {
     assert!(!r.feed_retained(&c.slot));
     assert!(drain(&c.slot).is_empty());
 }
+
+/// A client marked a bridge (issue 16) gets none of its own messages back
+/// (they would cross the bridge again) and RETAIN as published; any other
+/// client gets its own messages and RETAIN cleared [MQTT-3.3.1-9].
+#[tokio::test]
+async fn a_bridge_gets_none_of_its_own_messages_and_retain_as_published() {
+    let r = router(0);
+    let bridge = subscribed(&r, &[("t/#", QoS::AtLeastOnce)]).await;
+    bridge.slot.set_bridge(true);
+    let mut other = r.connect("b", true, 10, WAIT).await.expect("attached");
+    subscribe_session(&r, &mut other, subscribe(&[("t/#", QoS::AtLeastOnce)]));
+
+    let from_bridge = msg("t/1", QoS::AtLeastOnce, true, "in");
+    assert_eq!(r.publish_paced(&from_bridge, &bridge.slot).queued, 1);
+    assert_eq!(drain(&bridge.slot), vec![]);
+    assert_eq!(
+        drain(&other.slot),
+        vec![msg("t/1", QoS::AtLeastOnce, false, "in")]
+    );
+
+    let from_other = msg("t/2", QoS::AtLeastOnce, true, "out");
+    assert_eq!(r.publish_paced(&from_other, &other.slot).queued, 2);
+    assert_eq!(drain(&bridge.slot), vec![from_other.clone()]);
+    assert_eq!(
+        drain(&other.slot),
+        vec![msg("t/2", QoS::AtLeastOnce, false, "out")]
+    );
+}

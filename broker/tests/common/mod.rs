@@ -7,6 +7,7 @@
 pub mod blocking_client;
 pub mod flood;
 pub mod in_process;
+pub mod pki;
 pub mod process;
 pub mod retained;
 pub mod ws_client;

@@ -5,13 +5,14 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod everything;
 pub mod restart;
 
 use std::path::{Path, PathBuf};
 
 use conformance::baseline::{Baseline, Evaluation, Status};
 use conformance::suite::{RunOptions, RunReport, Suite};
-use conformance::target::{ClientIdentity, Credentials, Target};
+use conformance::target::{ClientIdentity, Target};
 use credentials::certs::{CertificateAuthority, SubjectNames, Validity};
 use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls};
 
@@ -90,30 +91,6 @@ pub fn mosquitto_tls(
         conformance::target::tls_with_ca("127.0.0.1", m.tls_port().unwrap(), &files.ca, identity)
             .unwrap(),
     );
-    (m, target)
-}
-
-/// A mosquitto that refuses anonymous clients, with one user.
-pub fn mosquitto_with_auth(dir: &Path, user: &str, password: &str) -> (Mosquitto, Target) {
-    let file = dir.join("passwords");
-    let status = std::process::Command::new("mosquitto_passwd")
-        .arg("-b")
-        .arg("-c")
-        .arg(&file)
-        .arg(user)
-        .arg(password)
-        .status()
-        .expect("mosquitto_passwd is installed by scripts/setup");
-    assert!(status.success(), "mosquitto_passwd failed");
-    let m = Mosquitto::start(MosquittoOptions {
-        password_file: Some(file),
-        ..MosquittoOptions::default()
-    });
-    let mut target = Target::plain("127.0.0.1", m.port());
-    target.credentials = Some(Credentials {
-        username: user.to_owned(),
-        password: password.to_owned(),
-    });
     (m, target)
 }
 

@@ -86,7 +86,7 @@ fn wrong_values_name_the_directive() {
 fn ignored_directives_say_so() {
     let mut b = BridgeConfig::new("b1").expect("a name");
     assert!(matches!(
-        b.apply("notifications", "true"),
+        b.apply("round_robin", "true"),
         Ok(Applied::Ignored { .. })
     ));
     assert_eq!(b.apply("try_private", "true"), Ok(Applied::Set));
@@ -127,4 +127,22 @@ fn a_toml_table_uses_the_directive_names() {
     let nameless: toml::Table = toml::from_str("address = \"h\"").expect("TOML");
     let err = BridgeConfig::from_toml(&nameless).expect_err("no name");
     assert!(err.to_string().starts_with("connection: missing"));
+}
+
+#[test]
+fn notifications_default_to_mosquittos_topic() {
+    let mut b = BridgeConfig::new("b1").expect("a name");
+    b.apply("remote_clientid", "far").expect("valid");
+    assert_eq!(
+        b.notification_topic().as_ref().map(|t| t.as_str()),
+        Some("$SYS/broker/connection/far/state")
+    );
+    b.apply("notification_topic", "bridges/b1").expect("valid");
+    assert_eq!(
+        b.notification_topic().as_ref().map(|t| t.as_str()),
+        Some("bridges/b1")
+    );
+    assert!(b.apply("notification_topic", "a/#").is_err());
+    b.apply("notifications", "false").expect("valid");
+    assert_eq!(b.notification_topic(), None);
 }
