@@ -4,14 +4,22 @@
 //! The file format itself (mosquitto's `$7$` and `$6$` hashes) lives in
 //! [`credentials::password`], shared with `toolkit passwd`.
 
+use std::sync::{Arc, RwLock};
+
 use credentials::password::PasswordFile;
 use mqtt_codec::ConnectReturnCode;
 
 /// The connection policy: an optional password file and whether clients
 /// without a user name are let in.
-#[derive(Debug, Clone, Default)]
+///
+/// The file's users can be replaced while the broker runs (SIGHUP,
+/// [`Self::replace_passwords`]); whether there is a file at all is fixed at
+/// start, as in mosquitto, where a reload re-reads the files the
+/// configuration names.
+#[derive(Debug, Default)]
 pub struct Authenticator {
-    passwords: Option<PasswordFile>,
+    /// Read once per CONNECT; written only by a reload.
+    passwords: Option<RwLock<Arc<PasswordFile>>>,
     allow_anonymous: bool,
 }
 
@@ -19,7 +27,7 @@ impl Authenticator {
     /// A policy from a password file (if any) and the anonymous rule.
     pub fn new(passwords: Option<PasswordFile>, allow_anonymous: bool) -> Self {
         Self {
-            passwords,
+            passwords: passwords.map(|p| RwLock::new(Arc::new(p))),
             allow_anonymous,
         }
     }
@@ -28,6 +36,25 @@ impl Authenticator {
     /// name that passed [`Self::check`] names who is connecting.
     pub fn verifies_users(&self) -> bool {
         self.passwords.is_some()
+    }
+
+    /// Puts a reloaded password file in force for the CONNECTs from now
+    /// on. Returns false, changing nothing, when the broker started without
+    /// one.
+    pub fn replace_passwords(&self, file: PasswordFile) -> bool {
+        match &self.passwords {
+            Some(lock) => {
+                *lock.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(file);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The password file in force now.
+    fn passwords(&self) -> Option<Arc<PasswordFile>> {
+        let lock = self.passwords.as_ref()?;
+        Some(Arc::clone(&lock.read().unwrap_or_else(|p| p.into_inner())))
     }
 
     /// Decides a CONNECT's credentials.
@@ -44,7 +71,7 @@ impl Authenticator {
         username: Option<&str>,
         password: Option<&[u8]>,
     ) -> Result<(), ConnectReturnCode> {
-        match (username, &self.passwords) {
+        match (username, self.passwords()) {
             (Some(user), Some(file)) => {
                 let verified = file.verify(user, password.unwrap_or_default())
                     || crate::mutant::active("password-not-checked");
@@ -89,5 +116,20 @@ mod tests {
         assert_eq!(lenient.check(None, None), Ok(()));
         let open = Authenticator::new(None, true);
         assert_eq!(open.check(Some("anyone"), Some(b"x")), Ok(()));
+        assert!(!open.replace_passwords(PasswordFile::parse("").expect("empty")));
+    }
+
+    /// A reloaded file decides the next CONNECT: a user it drops is
+    /// refused from then on.
+    #[test]
+    fn replaced_passwords_apply_to_the_next_check() {
+        let file = PasswordFile::parse(MOSQUITTO_ALICE).expect("parses");
+        let auth = Authenticator::new(Some(file), false);
+        assert_eq!(auth.check(Some("alice"), Some(b"secret")), Ok(()));
+        assert!(auth.replace_passwords(PasswordFile::parse("").expect("empty")));
+        assert_eq!(
+            auth.check(Some("alice"), Some(b"secret")),
+            Err(ConnectReturnCode::BadUserNameOrPassword)
+        );
     }
 }

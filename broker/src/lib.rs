@@ -22,6 +22,7 @@
 //! [`mutant`] (bugs planted on purpose, only with the `mutants` feature, to
 //! test the conformance suite).
 
+pub mod acl;
 pub mod auth;
 pub mod bridge;
 pub mod config;

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 after a graceful shutdown (SIGINT/SIGTERM), 1 when the
 //! broker cannot start or fails while running, 2 for bad flags or settings.
+//! SIGHUP reloads the password file and the ACL file, as in mosquitto.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -139,12 +140,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "broker ready"
     );
     let shutdown = CancellationToken::new();
+    reload_on_sighup(broker.reloader())?;
     let trigger = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         trigger.cancel();
     });
     broker.run(shutdown).await?;
+    Ok(())
+}
+
+/// Reloads the password and ACL files on each SIGHUP, off the runtime's
+/// threads (reading files), one reload at a time.
+fn reload_on_sighup(reloader: broker::server::Reloader) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading the password and ACL files");
+            let reloader = reloader.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || reloader.reload()).await {
+                tracing::error!(error = %e, "the reload did not finish");
+            }
+        }
+    });
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use tracing::{info, warn};
 
+use crate::acl::{Acl, AclFileError};
 use crate::auth::Authenticator;
 use crate::bridge::BridgeConfig;
 use crate::config::Durability;
@@ -43,6 +44,9 @@ pub enum BrokerError {
     /// The password file is unusable.
     #[error(transparent)]
     Auth(#[from] PasswordFileError),
+    /// The ACL file is unusable.
+    #[error(transparent)]
+    Acl(#[from] AclFileError),
     /// The TLS files are unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -129,15 +133,27 @@ impl Broker {
             }
             None => None,
         };
+        let acl = match &config.acl_file {
+            Some(p) => {
+                let acl = Acl::load(p)?;
+                info!(path = %p.display(), rules = acl.rule_count(), "ACL file loaded");
+                Some(acl)
+            }
+            None => None,
+        };
         let stats = Arc::new(Stats::new());
-        let router = Arc::new(Router::new(
+        let router = Router::new(
             Limits {
                 max_queued: config.max_queued,
                 max_queued_bytes: config.max_queued_bytes,
                 queue_qos0: config.queue_qos0,
             },
             Arc::clone(&stats),
-        ));
+        );
+        let router = Arc::new(match acl {
+            Some(acl) => router.with_acl(acl),
+            None => router,
+        });
         let store = match &config.data_dir {
             Some(dir) => {
                 let (store, (sessions, retained)) =
@@ -227,6 +243,16 @@ impl Broker {
         &self.shared.router
     }
 
+    /// What re-reads the password and ACL files while the broker runs
+    /// (SIGHUP in `main.rs`), as mosquitto does on SIGHUP.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            shared: Arc::clone(&self.shared),
+            password_file: self.config.password_file.clone(),
+            acl_file: self.config.acl_file.clone(),
+        }
+    }
+
     /// Serves until `shutdown` fires, then shuts down gracefully.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BrokerError> {
         let tracker = TaskTracker::new();
@@ -311,6 +337,57 @@ impl Broker {
         }
         info!("broker stopped");
         Ok(())
+    }
+}
+
+/// Re-reads the password file and the ACL file the broker started with:
+/// see [`Broker::reloader`].
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+    password_file: Option<PathBuf>,
+    acl_file: Option<PathBuf>,
+}
+
+impl Reloader {
+    /// Loads each file anew and puts it in force for the checks from now
+    /// on: CONNECTs for the password file; SUBSCRIBEs, PUBLISHes, wills and
+    /// the deliveries of existing subscriptions for the ACL. A file that
+    /// fails to load leaves its old rules in force and is logged as one
+    /// ERROR line naming the file (and line); the other file still reloads.
+    /// Returns whether every file reloaded.
+    pub fn reload(&self) -> bool {
+        let mut ok = true;
+        if let Some(path) = &self.password_file {
+            match PasswordFile::load(path) {
+                Ok(file) => {
+                    let users = file.len();
+                    self.shared.auth.replace_passwords(file);
+                    info!(path = %path.display(), users, "password file reloaded");
+                }
+                Err(e) => {
+                    ok = false;
+                    tracing::error!(
+                        "reloading {}: {e}; the old password file stays in force",
+                        path.display()
+                    );
+                }
+            }
+        }
+        if let Some(path) = &self.acl_file {
+            match Acl::load(path) {
+                Ok(acl) => {
+                    let rules = acl.rule_count();
+                    self.shared.router.replace_acl(acl);
+                    info!(path = %path.display(), rules, "ACL file reloaded");
+                }
+                Err(e) => {
+                    ok = false;
+                    tracing::error!("{e}; the old ACL stays in force");
+                }
+            }
+        }
+        ok
     }
 }
 

@@ -9,94 +9,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use common::mosquitto_clients::{Sub, mosquitto_pub};
 use common::*;
 use testsupport::ReferenceBroker;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// `mosquitto_sub` printing `topic payload` lines, started and subscribed.
-struct Sub {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Sub {
-    fn start(args: &[String]) -> Self {
-        // mosquitto_sub block-buffers a piped stdout; stdbuf makes it
-        // print each line as it comes.
-        let mut child = Command::new("stdbuf")
-            .args(["-oL", "mosquitto_sub"])
-            .args(args)
-            .args(["-d", "-v"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto_sub is installed (scripts/setup)");
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let sub = Self { child, lines: rx };
-        sub.wait_for("SUBACK");
-        sub
-    }
-
-    /// The next line containing `needle` (debug lines included).
-    fn wait_for(&self, needle: &str) -> String {
-        self.wait_until(|line| line.contains(needle), needle)
-    }
-
-    /// The next message on `topic`: a `topic payload` line.
-    fn message(&self, topic: &str) -> String {
-        let prefix = format!("{topic} ");
-        self.wait_until(|line| line.starts_with(&prefix), topic)
-    }
-
-    fn wait_until(&self, pred: impl Fn(&str) -> bool, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(WAIT) {
-                Ok(line) if pred(&line) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("mosquitto_sub printed no line with {needle:?}: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Sub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn mosquitto_pub(args: &[String]) {
-    let out = Command::new("mosquitto_pub")
-        .args(args)
-        .output()
-        .expect("mosquitto_pub is installed (scripts/setup)");
-    assert!(
-        out.status.success(),
-        "mosquitto_pub failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn target(addr: std::net::SocketAddr, ca: Option<&Path>) -> Vec<String> {
     let mut v = vec![
@@ -184,8 +103,7 @@ fn mosquitto_clients_retained_and_will() {
         .concat(),
     );
     // Killed, not disconnected: the broker must publish the will.
-    dying.child.kill().expect("kill");
-    let _ = dying.child.wait();
+    dying.kill();
     assert_eq!(watcher.message("interop/will"), "interop/will bye");
 }
 

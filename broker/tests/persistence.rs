@@ -151,6 +151,11 @@ async fn completed_qos2_not_redelivered(kill: bool) {
             publish_qos2(&mut publisher, "eo/l", i, &format!("live {i}")).await;
         }
         complete_qos2(&mut sub, LIVE, "live").await;
+        // The broker reads a connection's packets in order: its PINGRESP
+        // says the last PUBCOMP is in. Stopping it before that would leave
+        // the flow at PUBREL, which it may send again after the restart.
+        sub.send(&Packet::PingReq).await;
+        assert_eq!(sub.recv().await, Packet::PingResp);
         if kill {
             let before = b.log().matches("state autosaved").count();
             wait_for_autosaves(&b, before, 2);

@@ -139,6 +139,10 @@ pub struct BridgeConfig {
     /// `local_clientid`: the bridge's session on this broker [default:
     /// `local.HOSTNAME.NAME`].
     pub local_clientid: Option<String>,
+    /// `local_username`: the user name the ACL checks the bridge's local
+    /// session by (what it may publish here and read to send out), as in
+    /// mosquitto; without it, the ACL's anonymous rules apply.
+    pub local_username: Option<String>,
     /// `remote_username`.
     pub remote_username: Option<String>,
     /// `remote_password`.
@@ -228,6 +232,7 @@ impl BridgeConfig {
             topics: Vec::new(),
             remote_clientid: None,
             local_clientid: None,
+            local_username: None,
             remote_username: None,
             remote_password: None,
             cafile: None,
@@ -345,9 +350,10 @@ impl BridgeConfig {
                     note: "not supported by this broker's bridges",
                 });
             }
-            "local_username" | "local_password" => {
+            "local_username" => self.local_username = Some(text()?),
+            "local_password" => {
                 return Ok(Applied::Ignored {
-                    note: "the bridge's local session is not checked against the password file",
+                    note: "the bridge's local session is not checked against the password file, only local_username against the ACL",
                 });
             }
             "connection" => {

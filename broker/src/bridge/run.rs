@@ -246,7 +246,14 @@ async fn attach(
         slot, mut session, ..
     } = host
         .router
-        .connect_as(local_id, None, clean, host.max_inflight, TAKEOVER_WAIT)
+        .connect_as(
+            local_id,
+            None,
+            config.local_username.as_deref(),
+            clean,
+            host.max_inflight,
+            TAKEOVER_WAIT,
+        )
         .await
         .map_err(|e| End::Local(e.to_string()))?;
     slot.set_bridge(true);

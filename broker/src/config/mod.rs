@@ -128,6 +128,14 @@ pub struct Flags {
     /// make one); clients without valid credentials are refused.
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// mosquitto ACL file (acl_file): `user NAME`,
+    /// `topic [read|write|readwrite|deny] FILTER`, `pattern ... FILTER`
+    /// with %c (client id) and %u (user name). What it does not grant is denied: a SUBSCRIBE
+    /// to a filter with nothing readable gets 0x80, a PUBLISH the client
+    /// may not write is acknowledged and dropped, deliveries are filtered
+    /// by read rights. SIGHUP reloads it and --password-file.
+    #[arg(long, value_name = "FILE")]
+    pub acl_file: Option<PathBuf>,
     /// Let clients without a user name in even when --password-file is set.
     #[arg(long)]
     pub allow_anonymous: bool,
@@ -224,6 +232,9 @@ pub struct FileSettings {
     require_certificate: Option<bool>,
     identity_as_username: Option<bool>,
     password_file: Option<PathBuf>,
+    /// mosquitto.conf's spelling is accepted too.
+    #[serde(alias = "acl_file")]
+    acl_file: Option<PathBuf>,
     allow_anonymous: Option<bool>,
     /// mosquitto.conf's spelling is accepted too.
     #[serde(alias = "use_username_as_clientid")]
@@ -419,6 +430,9 @@ pub struct Config {
     pub bind_is_default: bool,
     /// mosquitto password file.
     pub password_file: Option<PathBuf>,
+    /// mosquitto ACL file; `None`: every client may read and write every
+    /// topic (but `$SYS`, which only the broker writes).
+    pub acl_file: Option<PathBuf>,
     /// Whether clients without a user name are accepted.
     pub allow_anonymous: bool,
     /// The user name replaces the client id; clients without one are
@@ -610,6 +624,7 @@ impl Config {
             listeners,
             bind_is_default,
             password_file,
+            acl_file: flags.acl_file.or(file.acl_file),
             allow_anonymous,
             use_username_as_clientid: on(
                 flags.use_username_as_clientid,

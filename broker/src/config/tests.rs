@@ -158,6 +158,29 @@ fn flag_password_file_and_allow_anonymous() {
 }
 
 #[test]
+fn flag_and_key_acl_file() {
+    assert_eq!(parse(&[]).acl_file, None);
+    assert_eq!(
+        parse(&["--acl-file", "acl"]).acl_file,
+        Some(PathBuf::from("acl"))
+    );
+    for key in ["acl-file", "acl_file"] {
+        let file = FileSettings::parse(&format!("{key} = \"/etc/acl\"\n"), Path::new("t.toml"))
+            .expect("file key");
+        let c = Config::resolve(Flags::default(), file).expect("consistent");
+        assert_eq!(c.acl_file, Some(PathBuf::from("/etc/acl")), "{key}");
+    }
+    // The flag wins over the file.
+    let file = FileSettings::parse("acl-file = \"file\"\n", Path::new("t.toml")).expect("key");
+    let flags = Flags {
+        acl_file: Some(PathBuf::from("flag")),
+        ..Flags::default()
+    };
+    let c = Config::resolve(flags, file).expect("consistent");
+    assert_eq!(c.acl_file, Some(PathBuf::from("flag")));
+}
+
+#[test]
 fn flag_data_dir() {
     assert_eq!(
         parse(&["--data-dir", "/tmp/d"]).data_dir,

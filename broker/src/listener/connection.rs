@@ -647,7 +647,7 @@ impl Client {
                 will.retain = false;
             }
             debug!(topic = %will.topic, "publishing will");
-            shared.router.publish_from_client(&will);
+            shared.router.publish_will(&will, &slot);
         }
         let mut session = session;
         if matches!(end, End::Shutdown) && crate::mutant::active("forget-connected-session") {

@@ -194,7 +194,7 @@ async fn answer_connect(
     };
 
     let attachment = tokio::select! {
-        r = shared.router.connect_as(&accepted.client_id, accepted.user.as_deref(), accepted.clean_session, limits.max_inflight, TAKEOVER_WAIT) => r,
+        r = shared.router.connect_as(&accepted.client_id, accepted.user.as_deref(), accepted.username.as_deref(), accepted.clean_session, limits.max_inflight, TAKEOVER_WAIT) => r,
         () = shutdown.cancelled() => return None,
     };
     let Attachment {

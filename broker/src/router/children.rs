@@ -107,6 +107,14 @@ impl<N> Children<N> {
         few.into_iter().map(|(_, n)| n)
     }
 
+    /// The children, mutable, in no particular order.
+    pub(super) fn values_mut(&mut self) -> Box<dyn Iterator<Item = &mut N> + '_> {
+        match self {
+            Self::Few(v) => Box::new(v.iter_mut().map(|(_, n)| n)),
+            Self::Many(m) => Box::new(m.values_mut()),
+        }
+    }
+
     /// The children, in no particular order.
     #[cfg(test)]
     pub(super) fn values(&self) -> Box<dyn Iterator<Item = &N> + '_> {

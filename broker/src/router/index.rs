@@ -206,6 +206,25 @@ impl<K, V> SubscriptionIndex<K, V> {
         self.nodes
     }
 
+    /// Calls `f` on every subscription's value, for a change that applies
+    /// to all of them (the router forgets its cached ACL decisions when the
+    /// ACL is reloaded). Walks with a stack of its own, not recursion: a
+    /// filter may be 65,536 levels deep.
+    pub fn for_each_value_mut(&mut self, mut f: impl FnMut(&mut V)) {
+        let mut stack: Vec<&mut Node<K, V>> = vec![&mut self.root];
+        while let Some(node) = stack.pop() {
+            for set in [&mut node.exact, &mut node.multi] {
+                if let Some(map) = set.0.as_deref_mut() {
+                    map.values_mut().for_each(&mut f);
+                }
+            }
+            if let Some(single) = node.single.as_deref_mut() {
+                stack.push(single);
+            }
+            stack.extend(node.literal.values_mut());
+        }
+    }
+
     /// The subscriber set of `filter`, if its node exists.
     fn subscribers(&self, filter: &TopicFilter) -> Option<&Subscribers<K, V>> {
         let mut node = &self.root;
@@ -529,6 +548,28 @@ mod tests {
 
     fn filter(s: &str) -> TopicFilter {
         TopicFilter::new(s).expect("test filters are valid")
+    }
+
+    /// Every subscription's value is reached, in every kind of node.
+    #[test]
+    fn every_value_is_visited_for_a_change() {
+        let shapes = [
+            "a/b/c", "a/+/c", "a/#", "+/b/#", "#", "a//", "$SYS/x/+", "a/b",
+        ];
+        let mut index = SubscriptionIndex::new();
+        for (i, f) in shapes.iter().enumerate() {
+            index.insert(&filter(f), i, 1u8);
+            index.insert(&filter(f), i + 100, 1u8);
+        }
+        let mut visited = 0;
+        index.for_each_value_mut(|v| {
+            *v = 2;
+            visited += 1;
+        });
+        assert_eq!(visited, 2 * shapes.len());
+        for (i, f) in shapes.iter().enumerate() {
+            assert_eq!(index.get(&filter(f), &i), Some(2), "{f}");
+        }
     }
 
     #[test]

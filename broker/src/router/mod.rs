@@ -27,6 +27,7 @@
 //! connection holds it, that one is kicked and the new one waits for it to
 //! detach (session takeover [MQTT-3.1.4-2]).
 
+mod access;
 mod changes;
 mod children;
 mod expiry;
@@ -41,6 +42,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+pub use access::Granted;
 pub use changes::{Changed, GateGuard};
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 
@@ -52,18 +54,19 @@ pub use slot::{ClientRef, ClientSlot};
 use outbox::{Mode, Pushed};
 use slot::{Parked, lock};
 
+use crate::acl::{Identity, Need, SubscribeCheck};
 use crate::mutant;
 use crate::session::Session;
 use crate::stats::Stats;
 use index::SubscriptionIndex;
 use mqtt_codec::Message;
 use mqtt_codec::topic::TopicFilter;
-use mqtt_codec::{QoS, SubAckReturnCode, SubscribeFilter};
+use mqtt_codec::{SubAckReturnCode, SubscribeFilter};
 
 thread_local! {
     /// The subscribers of the message being routed, reused by every publish
     /// on this thread so routing allocates nothing once warm.
-    static TARGETS: std::cell::RefCell<Vec<(ClientRef, QoS)>> =
+    static TARGETS: std::cell::RefCell<Vec<(ClientRef, Granted)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -184,7 +187,10 @@ fn write_index<T>(l: &ShardedLock<T>) -> ShardedLockWriteGuard<'_, T> {
 /// The shared state of the broker.
 #[derive(Debug)]
 pub struct Router {
-    subscriptions: ShardedLock<SubscriptionIndex<ClientRef, QoS>>,
+    subscriptions: ShardedLock<SubscriptionIndex<ClientRef, Granted>>,
+    /// The ACL in force (`--acl-file`), `None` without one: see
+    /// [`access`].
+    acl: Option<access::AclCell>,
     retained: RwLock<Retained>,
     clients: Mutex<HashMap<Arc<str>, Arc<ClientSlot>>>,
     limits: Limits,
@@ -202,6 +208,7 @@ impl Router {
     pub fn new(limits: Limits, stats: Arc<Stats>) -> Self {
         Self {
             subscriptions: ShardedLock::new(SubscriptionIndex::new()),
+            acl: None,
             retained: RwLock::new(Retained::default()),
             clients: Mutex::new(HashMap::new()),
             limits,
@@ -251,12 +258,13 @@ impl Router {
         max_inflight: usize,
         wait: Duration,
     ) -> Result<Attachment, AttachError> {
-        self.connect_as(client_id, None, clean, max_inflight, wait)
+        self.connect_as(client_id, None, None, clean, max_inflight, wait)
             .await
     }
 
     /// [`Router::connect`] for a connection of the verified `user` (`None`
-    /// when nobody verified it). A session, connected or parked, of another
+    /// when nobody verified it) that gave `username` (verified or not; the
+    /// ACL's rules are chosen by it). A session, connected or parked, of another
     /// user is neither taken over nor kicked: the connection is refused
     /// with [`AttachError::HeldByAnotherUser`] (see
     /// [`crate::session::connect::may_take_over`]).
@@ -264,6 +272,7 @@ impl Router {
         &self,
         client_id: &str,
         user: Option<&str>,
+        username: Option<&str>,
         clean: bool,
         max_inflight: usize,
         wait: Duration,
@@ -292,14 +301,15 @@ impl Router {
                     continue;
                 }
                 let held = own.attached || own.parked.is_some();
-                if held && !crate::session::connect::may_take_over(own.user.as_deref(), user) {
+                if held && !crate::session::connect::may_take_over(own.user(), user) {
                     return Err(AttachError::HeldByAnotherUser {
                         client_id: client_id.to_owned(),
                     });
                 }
                 if !own.attached {
                     own.attached = true;
-                    own.user = user.map(Box::from);
+                    let renamed = own.username.as_deref() != user.or(username);
+                    own.set_names(username, user);
                     own.persistent = !clean;
                     let parked = own.parked.take();
                     if parked.is_some() || !clean {
@@ -314,6 +324,12 @@ impl Router {
                         Some(p) if !clean || mutant::active("clean-session-keeps-state") => {
                             if mutant::active("subscriptions-dropped-on-resume") {
                                 self.drop_subscriptions(&slot, &p.session);
+                            }
+                            if renamed {
+                                // Resumed under another user name: what its
+                                // subscriptions were found to read was
+                                // decided for the old one.
+                                self.recheck_subscriptions(&slot, &p.session);
                             }
                             (p.session, true)
                         }
@@ -458,8 +474,17 @@ impl Router {
     /// and counted (a connection cannot wait for itself). A publisher
     /// marked a bridge ([`ClientSlot::set_bridge`]) gets none of its own
     /// messages back, and every bridge gets RETAIN as it was published.
+    ///
+    /// A topic the ACL does not let the publisher write is acknowledged
+    /// all the same (the session has built the PUBACK or PUBREC) and goes
+    /// nowhere: neither delivered nor retained, as in mosquitto.
     pub fn publish_paced(&self, message: &Message, publisher: &ClientSlot) -> Routed {
         if is_sys(message) {
+            tracing::debug!(topic = %message.topic, "PUBLISH to $SYS dropped: only the broker writes there");
+            return Routed::default();
+        }
+        if !self.may_write(publisher, &message.topic) {
+            tracing::debug!(topic = %message.topic, "PUBLISH denied by the ACL: acknowledged, not delivered");
             return Routed::default();
         }
         #[cfg(feature = "mutants")]
@@ -491,8 +516,18 @@ impl Router {
         }
         let mut queued = 0;
         let mut dropped = 0;
+        let acl = self.acl_now();
         for (client, granted) in targets.drain(..) {
             let slot = &client.0;
+            // Read rights per message, unless the subscription's filter is
+            // readable whole: a `#` subscriber sees only what it may read.
+            if let Some(acl) = &acl
+                && !granted.readable
+                && !Self::slot_allows(acl, slot, &message.topic, Need::Read)
+            {
+                continue;
+            }
+            let granted = granted.qos;
             let qos = if mutant::active("qos-not-downgraded") {
                 message.qos
             } else if mutant::active("qos-upgraded-to-granted") {
@@ -573,6 +608,17 @@ impl Router {
         self.publish(message)
     }
 
+    /// Publishes the will of the client holding `slot`, if the ACL lets
+    /// that client write its topic (as mosquitto checks a will when it is
+    /// sent). Returns how many subscribers it was queued for.
+    pub fn publish_will(&self, will: &Message, slot: &ClientSlot) -> usize {
+        if !self.may_write(slot, &will.topic) {
+            tracing::debug!(topic = %will.topic, "will denied by the ACL: not published");
+            return 0;
+        }
+        self.publish_from_client(will)
+    }
+
     /// The planted bug `stall-after-topic`: fires on a matching topic.
     #[cfg(feature = "mutants")]
     fn stall_on(&self, message: &Message) {
@@ -597,23 +643,54 @@ impl Router {
     /// writes the SUBACK before it takes anything from the outbox, so they
     /// follow it [MQTT-3.3.1-6]. Messages published after the SUBSCRIBE may
     /// come between the chunks of a big delivery.
+    ///
+    /// With an ACL, a filter with no topic the client may read is refused
+    /// with 0x80 [MQTT-3.9.3-2] and the others in the same SUBSCRIBE are
+    /// granted (see [`crate::acl::Acl::subscription`]).
     pub fn subscribe(&self, slot: &Arc<ClientSlot>, filters: &[SubscribeFilter]) -> Grants {
         let mut return_codes = Vec::with_capacity(filters.len());
+        // The user name is read before the index is locked: the ownership
+        // lock is taken before the index's elsewhere (`connect_as`).
+        let username = self
+            .acl
+            .is_some()
+            .then(|| lock(&slot.ownership).username.clone())
+            .flatten();
         {
             let key = ClientRef(Arc::clone(slot));
             let mut index = write_index(&self.subscriptions);
+            // Decided under the index's lock, as a reload swaps the rules:
+            // no mark is made by rules already replaced.
+            let acl = self.acl_now();
+            let who = Identity {
+                username: username.as_deref(),
+                client_id: slot.client_id(),
+            };
             for f in filters {
                 // Every valid filter is granted at the QoS asked for: this
                 // broker supports all three levels [MQTT-3.9.3-1].
                 let qos = f.qos;
-                index.insert(&f.filter, key.clone(), qos);
+                let readable = match acl.as_ref().map(|acl| acl.subscription(who, &f.filter)) {
+                    None | Some(SubscribeCheck::Readable) => true,
+                    Some(SubscribeCheck::PerMessage) => false,
+                    Some(SubscribeCheck::Denied) => {
+                        tracing::debug!(filter = %f.filter, "SUBSCRIBE denied by the ACL: 0x80");
+                        return_codes.push(SubAckReturnCode::Failure);
+                        continue;
+                    }
+                };
+                index.insert(&f.filter, key.clone(), Granted { qos, readable });
                 return_codes.push(SubAckReturnCode::Granted(qos));
             }
         }
         {
             let mut own = lock(&slot.ownership);
             if own.persistent {
-                for f in filters {
+                for (f, _) in filters
+                    .iter()
+                    .zip(&return_codes)
+                    .filter(|(_, code)| matches!(code, SubAckReturnCode::Granted(_)))
+                {
                     own.subscriptions
                         .get_or_insert_default()
                         .insert(f.filter.clone(), f.qos);
@@ -662,6 +739,11 @@ impl Router {
             RETAINED_WALK_BUDGET,
             &mut chunk,
         );
+        // A retained message the client may not read is not sent, even
+        // through a filter it may subscribe to.
+        if let Some(acl) = self.acl_now() {
+            chunk.retain(|m| Self::slot_allows(&acl, slot, &m.topic, Need::Read));
+        }
         let more = !owed.is_empty();
         if !more {
             *cursor = None;
@@ -825,7 +907,7 @@ impl Router {
             let p = own.parked.as_deref()?;
             (p.session.clone(), p.offline_since)
         };
-        let user = own.user.clone();
+        let user = own.user().map(Box::from);
         drop(own);
         let queued = lock(&slot.outbox).queued().cloned().collect();
         Some(ParkedSession {
@@ -856,7 +938,7 @@ impl Router {
             let key = ClientRef(Arc::clone(&slot));
             let mut index = write_index(&self.subscriptions);
             for (filter, qos) in session.subscriptions() {
-                index.insert(filter, key.clone(), *qos);
+                index.insert(filter, key.clone(), Granted::checked(*qos));
             }
         }
         {
@@ -868,7 +950,9 @@ impl Router {
         }
         {
             let mut own = lock(&slot.ownership);
-            own.user = user;
+            // The name the client last connected with is stored only when
+            // verified; it stands for the client until the client is back.
+            own.set_names(None, user.as_deref());
             own.parked = Some(Box::new(Parked {
                 session,
                 offline_since,

@@ -31,10 +31,17 @@ pub(crate) struct Ownership {
     pub(crate) removed: bool,
     /// The attached connection asked for a persistent session.
     pub(crate) persistent: bool,
-    /// The verified user whose session this is (attached or parked), if
-    /// any: another user may not take it over
+    /// The user name the attached (or last) connection gave, verified or
+    /// not: the ACL's rules for this client are chosen by it. One field
+    /// with [`Self::verified`] rather than two names: a slot is allocated
+    /// per connection, and a second name would cost each 16 bytes (see
+    /// `tests/idle_memory.rs`).
+    pub(crate) username: Option<Box<str>>,
+    /// Whether [`Self::username`] was verified (a password file's user, a
+    /// certificate's name): then the session belongs to that user, and
+    /// another may not take it over
     /// ([`crate::session::connect::may_take_over`]).
-    pub(crate) user: Option<Box<str>>,
+    pub(crate) verified: bool,
     /// While a persistent session is attached: its subscriptions, as the
     /// router granted and removed them, so a periodic save can write the
     /// session of a connected client (the [`Session`] itself is with the
@@ -46,6 +53,21 @@ pub(crate) struct Ownership {
         reason = "boxed so that slots without a persistent session hold 8 bytes, not an empty map's 48"
     )]
     pub(crate) subscriptions: Option<Box<HashMap<TopicFilter, QoS>>>,
+}
+
+impl Ownership {
+    /// The verified user whose session this is (attached or parked), if
+    /// any.
+    pub(crate) fn user(&self) -> Option<&str> {
+        self.username.as_deref().filter(|_| self.verified)
+    }
+
+    /// Records who holds the session: the name the client gave and the
+    /// verified user (the same name, when someone verified it).
+    pub(crate) fn set_names(&mut self, username: Option<&str>, user: Option<&str>) {
+        self.username = user.or(username).map(Box::from);
+        self.verified = user.is_some();
+    }
 }
 
 /// A persistent session while its client is away.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::test_support::{msg, router, subscribe, subscribe_session, unsubscribe_session};
 use super::*;
 use mqtt_codec::topic::TopicFilter;
-use mqtt_codec::{PacketId, Unsubscribe};
+use mqtt_codec::{PacketId, QoS, Unsubscribe};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -139,13 +139,13 @@ async fn takeover_kicks_the_old_connection_and_waits_for_it() {
 async fn another_user_may_not_take_over_a_session() {
     let r = router(0);
     let mut a = r
-        .connect_as("shared", Some("alice"), false, 10, WAIT)
+        .connect_as("shared", Some("alice"), Some("alice"), false, 10, WAIT)
         .await
         .expect("attached");
     subscribe_session(&r, &mut a, subscribe(&[("t", QoS::AtLeastOnce)]));
     for intruder in [Some("bob"), None] {
         let err = r
-            .connect_as("shared", intruder, false, 10, WAIT)
+            .connect_as("shared", intruder, intruder, false, 10, WAIT)
             .await
             .expect_err("refused");
         assert!(
@@ -160,12 +160,12 @@ async fn another_user_may_not_take_over_a_session() {
     r.disconnect(&a.slot, a.session);
     r.publish(&msg("t", QoS::AtLeastOnce, false, "for alice"));
     let err = r
-        .connect_as("shared", Some("bob"), true, 10, WAIT)
+        .connect_as("shared", Some("bob"), Some("bob"), true, 10, WAIT)
         .await
         .expect_err("refused");
     assert!(matches!(err, AttachError::HeldByAnotherUser { .. }));
     let back = r
-        .connect_as("shared", Some("alice"), false, 10, WAIT)
+        .connect_as("shared", Some("alice"), Some("alice"), false, 10, WAIT)
         .await
         .expect("her own session");
     assert!(back.session_present);

@@ -175,7 +175,14 @@ async fn the_owning_user_survives_a_save_and_load() {
     {
         let r = router(0);
         let a = r
-            .connect_as("owned", Some("alice"), false, 10, Duration::from_secs(1))
+            .connect_as(
+                "owned",
+                Some("alice"),
+                Some("alice"),
+                false,
+                10,
+                Duration::from_secs(1),
+            )
             .await
             .expect("attached");
         r.disconnect(&a.slot, a.session);
@@ -190,7 +197,14 @@ async fn the_owning_user_survives_a_save_and_load() {
         .load(&r, 10)
         .expect("loads");
     let refused = r
-        .connect_as("owned", Some("bob"), false, 10, Duration::from_secs(1))
+        .connect_as(
+            "owned",
+            Some("bob"),
+            Some("bob"),
+            false,
+            10,
+            Duration::from_secs(1),
+        )
         .await;
     assert!(
         matches!(
@@ -200,7 +214,14 @@ async fn the_owning_user_survives_a_save_and_load() {
         "{refused:?}"
     );
     let a = r
-        .connect_as("owned", Some("alice"), false, 10, Duration::from_secs(1))
+        .connect_as(
+            "owned",
+            Some("alice"),
+            Some("alice"),
+            false,
+            10,
+            Duration::from_secs(1),
+        )
         .await
         .expect("the owner resumes");
     assert!(a.session_present);

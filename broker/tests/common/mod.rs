@@ -7,6 +7,7 @@
 pub mod blocking_client;
 pub mod flood;
 pub mod in_process;
+pub mod mosquitto_clients;
 pub mod pki;
 pub mod process;
 pub mod retained;
@@ -22,6 +23,14 @@ use testsupport::{ReferenceBroker, ReferenceOptions};
 // Not every test file uses all of these.
 #[allow(unused_imports)]
 pub use testsupport::{RawClient, WAIT, connect_packet};
+
+/// The workspace's root, where `interop/` holds the client scripts.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
 
 /// Starts the broker built for this test run.
 pub fn start(extra: &[&str]) -> ReferenceBroker {

@@ -19,11 +19,20 @@ use super::{TopicFilter, TopicName};
 ///   [MQTT-4.7.2-1], while `$SYS/#` does match `$SYS/broker`;
 /// - every other level must be equal byte for byte [MQTT-4.7.3-4].
 pub fn matches(filter: &TopicFilter, topic: &TopicName) -> bool {
-    if topic.is_dollar() && filter.starts_with_wildcard() {
+    matches_text(filter.as_str(), topic.as_str())
+}
+
+/// [`matches`](fn@matches) on text that was checked elsewhere or is built
+/// per check (the broker's ACL patterns, with a client's id put in), so no
+/// [`TopicFilter`] needs allocating. `filter` must be a valid filter and
+/// `topic` a valid name; on other text the answer means nothing, but it
+/// never panics.
+pub fn matches_text(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
         return false;
     }
-    let mut topic_levels = topic.levels();
-    for filter_level in filter.levels() {
+    let mut topic_levels = topic.split('/');
+    for filter_level in filter.split('/') {
         if filter_level == "#" {
             // `#` is always the last level of a valid filter and takes
             // whatever remains, nothing included.

@@ -67,7 +67,7 @@ mod name;
 
 pub use error::TopicError;
 pub use filter::TopicFilter;
-pub use matching::matches;
+pub use matching::{matches, matches_text};
 pub use name::TopicName;
 
 /// The largest number of bytes a topic name or filter may take: the length

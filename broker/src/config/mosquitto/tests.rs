@@ -241,17 +241,11 @@ protocol websockets
 }
 
 #[test]
-fn a_setting_the_broker_lacks_is_refused_at_its_line() {
-    // acl_file until access control lands: never silently ignored.
+fn acl_file_is_the_acl_file_setting() {
     let t = tr("listener 1884\n\nacl_file /etc/mosquitto/acl\n");
     assert_eq!(t.sources["acl-file"].origin.line, 3);
-    let e = FileSettings::from_mosquitto(&t, Path::new("mosquitto.conf"))
-        .expect_err("no ACL setting yet")
-        .to_string();
-    assert_eq!(
-        e,
-        "mosquitto.conf:3: acl_file is not supported by this broker yet: remove the line to start without it"
-    );
+    let c = config("listener 1884\n\nacl_file /etc/mosquitto/acl\n", &[]);
+    assert_eq!(c.acl_file, Some("/etc/mosquitto/acl".into()));
 }
 
 #[test]

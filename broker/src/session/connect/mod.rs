@@ -47,6 +47,10 @@ pub struct Accepted {
     /// nobody checks user names or the client is anonymous. A session
     /// belongs to this user: see [`may_take_over`].
     pub user: Option<String>,
+    /// The name the client goes by, verified or not: the one it sent, or
+    /// its certificate's with `--identity-as-username`. The ACL's rules are
+    /// chosen by it, as mosquitto's are.
+    pub username: Option<String>,
     /// Clean Session as asked [MQTT-3.1.2-6].
     pub clean_session: bool,
     /// Keep Alive in seconds, 0 for none; a client silent for 1.5× this is
@@ -230,7 +234,7 @@ fn accept(connect: Connect, policy: &Policy<'_>) -> Result<Accepted, ConnectErro
     let client_id = if policy.use_username_as_clientid {
         // mosquitto (handle_connect.c) refuses an MQTT 3.1.1 client without
         // a user name here with 0x05, not authorized.
-        let name = name.ok_or(ConnectError::NoUserName {
+        let name = name.clone().ok_or(ConnectError::NoUserName {
             code: ConnectReturnCode::NotAuthorized,
         })?;
         tracing::Span::current().record("client_id", name.as_str());
@@ -245,6 +249,7 @@ fn accept(connect: Connect, policy: &Policy<'_>) -> Result<Accepted, ConnectErro
     Ok(Accepted {
         client_id,
         user,
+        username: name,
         clean_session: connect.clean_session,
         keep_alive: connect.keep_alive,
         will,

@@ -57,6 +57,7 @@ fn a_connect_is_accepted_with_its_fields() {
             will: None,
             user: None,
             bridge: false,
+            username: None,
         }
     );
 }
