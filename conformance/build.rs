@@ -1,4 +1,5 @@
-//! Embeds the built-in suite (`fixtures/scenarios/*.toml`), the shipped
+//! Embeds the built-in suite (`fixtures/scenarios/*.toml`), the cross-node
+//! scenarios (`fixtures/cross-node/*.toml`), the shipped
 //! baselines (`fixtures/baselines/*.toml`), the statement
 //! list and the untestable list into the library, so `toolkit conformance`
 //! works from any directory; and lists the scenario actions
@@ -44,6 +45,14 @@ fn main() {
         &baselines,
         "/// The shipped baselines (`fixtures/baselines/*.toml`): (file name, contents), sorted by name.",
         "BASELINE_FILES",
+    );
+    let cross_node = fixtures.join("cross-node");
+    println!("cargo:rerun-if-changed={}", cross_node.display());
+    embed_toml_files(
+        &mut out,
+        &cross_node,
+        "/// The cross-node scenario files (`fixtures/cross-node/*.toml`): (name, contents), sorted by name.",
+        "CROSS_NODE_FILES",
     );
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out_dir.join("builtin.rs"), out).expect("writing builtin.rs to OUT_DIR");

@@ -1,5 +1,7 @@
-//! The raw client: one network connection (TCP or TLS) whose writer sends
-//! exactly the bytes it is given, and whose reader task timestamps every
+//! The raw client: one network connection (TCP or TLS, or WebSocket over
+//! either for a target whose main listener is one) whose writer sends
+//! exactly the bytes it is given (over WebSocket, one binary frame per
+//! write), and whose reader task timestamps every
 //! packet that arrives — or the raw bytes of anything that fails to decode,
 //! and the moment the connection closes — so a report can say what arrived
 //! and when.
@@ -16,7 +18,8 @@ use tracing::Instrument;
 
 use mqtt_codec::{Packet, decode_slice};
 
-use crate::target::Target;
+use crate::target::{Carrier, Target, WebSocketTarget};
+use crate::websocket::{self, HandshakeError};
 
 /// Largest packet the reader accepts; brokers under test send small ones.
 const READ_LIMIT: usize = 1024 * 1024;
@@ -89,6 +92,10 @@ pub enum ConnectError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The WebSocket handshake failed (an HTTP status other than 101, no
+    /// `mqtt` subprotocol); the message says which.
+    #[error(transparent)]
+    WebSocket(#[from] HandshakeError),
     /// No TLS listener was given for a scenario that needs one.
     #[error("the scenario connects with TLS but no --tls-port was given")]
     NoTls,
@@ -101,6 +108,9 @@ pub enum ConnectError {
         timeout: Duration,
     },
 }
+
+/// The read half of a connection, whatever carries it.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
 
 /// One live connection.
 pub struct Connection {
@@ -151,6 +161,9 @@ impl Connection {
             })?;
         // Scripts pipeline small packets on purpose; send each write at once.
         let _ = tcp.set_nodelay(true);
+        if let (Transport::Plain, Carrier::WebSocket(ws)) = (transport, &target.carrier) {
+            return Self::open_websocket(target, ws, tcp, epoch, span).await;
+        }
         match (transport, &target.tls) {
             (Transport::Tls { client_cert }, Some(t)) => {
                 let config = if client_cert {
@@ -181,6 +194,45 @@ impl Connection {
         }
     }
 
+    /// The WebSocket half of [`Connection::open`]: TLS first for `wss`, then
+    /// the upgrade, both within the connect timeout. A refusal at either
+    /// layer is an error of the run's set-up (a wrong path or port), not a
+    /// scenario's observation.
+    async fn open_websocket(
+        target: &Target,
+        ws: &WebSocketTarget,
+        tcp: TcpStream,
+        epoch: Instant,
+        span: tracing::Span,
+    ) -> Result<Self, ConnectError> {
+        let url = ws.url(&target.host, target.port);
+        let timeout = target.scaled(target.connect_timeout);
+        let opening = async {
+            match &ws.tls {
+                None => {
+                    let (read, write) = websocket::handshake(tcp, &url).await?;
+                    Ok::<_, ConnectError>((Box::new(read) as Reader, write))
+                }
+                Some((config, name)) => {
+                    let tls = tokio_rustls::TlsConnector::from(config.clone())
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|source| ConnectError::Tls {
+                            addr: url.clone(),
+                            source,
+                        })?;
+                    let (read, write) = websocket::handshake(tls, &url).await?;
+                    Ok((Box::new(read) as Reader, write))
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, opening).await {
+            Err(_) => Err(ConnectError::Timeout { addr: url, timeout }),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok((read, write))) => Ok(Self::from_halves(read, write, epoch, span)),
+        }
+    }
+
     /// A connection the server refused during the TLS handshake: nothing can
     /// be written, and its only arrival is the close.
     fn refused(epoch: Instant, reason: String) -> Self {
@@ -204,10 +256,22 @@ impl Connection {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (read, write) = tokio::io::split(stream);
+        Self::from_halves(read, Box::new(write), epoch, span)
+    }
+
+    fn from_halves<R>(
+        read: R,
+        write: Box<dyn AsyncWrite + Send + Unpin>,
+        epoch: Instant,
+        span: tracing::Span,
+    ) -> Self
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
         let (tx, rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_loop(read, tx, epoch).instrument(span));
         Self {
-            writer: Some(Box::new(write)),
+            writer: Some(write),
             rx,
             reader: Some(reader),
         }

@@ -2,8 +2,9 @@
 //! raw MQTT client, and the scripted suite in `fixtures/scenarios/`.
 //!
 //! Layers, bottom up:
-//! - [`client`]: one network connection (TCP or TLS) on `mqtt_codec`, whose
-//!   reader timestamps every packet, undecodable byte and close.
+//! - [`client`]: one network connection (TCP, TLS, or WebSocket over
+//!   either, through [`websocket`]) on `mqtt_codec`, whose reader
+//!   timestamps every packet, undecodable byte and close.
 //! - [`model`]: the values steps hold (templates, matchers, packet ids).
 //! - [`engine`]: the context steps run against: each client's connection
 //!   and arrivals, expectations, the QoS flows.
@@ -45,3 +46,4 @@ pub mod select;
 pub mod spec;
 pub mod suite;
 pub mod target;
+pub mod websocket;

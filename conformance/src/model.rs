@@ -50,6 +50,9 @@ pub enum Requirement {
     /// A way to kill the broker abruptly and start it again
     /// (`--kill-command`).
     Kill,
+    /// A second node of the same cluster, or a broker bridged to the one
+    /// under test (`--second-host`).
+    SecondNode,
 }
 
 impl Requirement {
@@ -61,6 +64,7 @@ impl Requirement {
             Requirement::ClientCert => "client-cert",
             Requirement::Restart => "restart",
             Requirement::Kill => "kill",
+            Requirement::SecondNode => "second-node",
         }
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{Run, StepError, Stray};
+use crate::model::Level;
 use crate::outcome::{CloseTiming, Failure, ScenarioResult, StrayDelivery, Verdict};
 use crate::scenario::Scenario;
 use crate::script::Placeholders;
@@ -58,7 +59,28 @@ pub async fn run_scenario(
         })
         .collect();
     result.close_timings = std::mem::take(&mut run.close_timings);
+    beyond_a_bridge(&mut result, scenario, target);
     result
+}
+
+/// Against two bridged brokers (`--second-bridged`), a cross-node
+/// scenario marked with what a bridge cannot promise is an observation:
+/// its level drops to SHOULD and its failure says why, so a bridged pair
+/// is not failed for lacking a cluster's shared sessions. Against a
+/// cluster it stays what the statements say.
+fn beyond_a_bridge(result: &mut ScenarioResult, scenario: &Scenario, target: &Target) {
+    let Some(limit) = &scenario.bridge_limit else {
+        return;
+    };
+    if !target.bridged() {
+        return;
+    }
+    result.level = Level::Should;
+    if let Verdict::Fail { failure } = &mut result.verdict {
+        failure
+            .observed
+            .push_str(&format!(" (an observation: across a bridge, {limit})"));
+    }
 }
 
 /// The verdict once the strays are counted: the first stray on the

@@ -34,6 +34,11 @@ pub struct Scenario {
     /// in any repeat fails it, so a timer that is only sometimes wrong is
     /// seen every run.
     pub timing: bool,
+    /// For a cross-node scenario: why two brokers joined by a bridge
+    /// cannot promise what it checks (a bridge forwards messages, not
+    /// sessions or connections). Against a bridged pair
+    /// (`--second-bridged`) its failure is an observation.
+    pub bridge_limit: Option<String>,
     /// Where the scenario starts.
     pub location: Location,
     /// The steps, in order.

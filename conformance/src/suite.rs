@@ -21,7 +21,7 @@ use crate::model::Requirement;
 use crate::outcome::{Outage, ScenarioResult};
 use crate::scenario::Scenario;
 use crate::script::{Placeholders, ScriptError, parse_file};
-use crate::target::Target;
+use crate::target::{Carrier, Target};
 
 /// Why a suite could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,18 @@ impl Suite {
         let files = crate::builtin::SCENARIO_FILES
             .iter()
             .map(|(name, text)| (format!("fixtures/scenarios/{name}"), (*text).to_owned()));
+        Self::from_files(files, &known)
+    }
+
+    /// The cross-node scenarios (`fixtures/cross-node/`): a client on each
+    /// of two nodes of a cluster, or of two bridged brokers. Kept apart
+    /// from [`Suite::builtin`] because they need a second node; the toolkit
+    /// adds them to the run when `--second-host` is given.
+    pub fn cross_node() -> Result<Self, SuiteError> {
+        let known = crate::spec::statement_ids();
+        let files = crate::builtin::CROSS_NODE_FILES
+            .iter()
+            .map(|(name, text)| (format!("fixtures/cross-node/{name}"), (*text).to_owned()));
         Self::from_files(files, &known)
     }
 
@@ -255,6 +267,17 @@ pub struct TargetInfo {
     pub client_cert: bool,
     /// Whether the run had credentials.
     pub credentials: bool,
+    /// The WebSocket URL of the main listener, when it was reached over
+    /// WebSocket (`--transport ws|wss`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<String>,
+    /// The second node's main listener, for a cross-node run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_node: Option<String>,
+    /// Whether the two nodes are bridged brokers (`--second-bridged`);
+    /// left out unless they are.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bridged: bool,
 }
 
 impl TargetInfo {
@@ -266,6 +289,12 @@ impl TargetInfo {
             tls_port: t.tls.as_ref().map(|t| t.port),
             client_cert: t.tls.as_ref().is_some_and(|t| t.client_cert),
             credentials: t.credentials.is_some(),
+            websocket: match &t.carrier {
+                Carrier::Tcp => None,
+                Carrier::WebSocket(ws) => Some(ws.url(&t.host, t.port)),
+            },
+            second_node: t.second.as_ref().map(|s| s.target.main_listener()),
+            bridged: t.bridged(),
         }
     }
 }
@@ -317,6 +346,10 @@ fn skip_reason(s: &Scenario, target: &Target) -> Option<String> {
         ),
         Requirement::Restart if target.restart.is_none() => Some(
             "needs a way to restart the broker: pass --restart-command (e.g. \"systemctl restart mosquitto\")"
+                .to_owned(),
+        ),
+        Requirement::SecondNode if target.second.is_none() => Some(
+            "needs a second node: pass --second-host (and --second-port) of another node of the cluster, or of a broker bridged to this one"
                 .to_owned(),
         ),
         Requirement::Kill if target.kill.is_none() => Some(
@@ -423,7 +456,7 @@ pub async fn run(
 
 /// The target as one line for report headers.
 pub fn describe_target(t: &Target) -> String {
-    let mut s = format!("{}:{}", t.host, t.port);
+    let mut s = t.main_listener();
     if let Some(tls) = &t.tls {
         s.push_str(&format!(" (TLS on port {}", tls.port));
         if tls.client_cert {
@@ -433,6 +466,13 @@ pub fn describe_target(t: &Target) -> String {
     }
     if t.credentials.is_some() {
         s.push_str(" with credentials");
+    }
+    if let Some(second) = &t.second {
+        s.push_str(&format!(
+            ", second node {}{}",
+            second.target.main_listener(),
+            if second.bridged { " (bridged)" } else { "" }
+        ));
     }
     s
 }

@@ -1,6 +1,7 @@
-//! The broker under test: where it listens, how to reach its TLS listener
-//! (trust anchors, and the client certificate for mutual TLS), and the
-//! credentials it accepts.
+//! The broker under test: where it listens, whether its main listener
+//! speaks MQTT over TCP or over WebSocket (`ws://`, `wss://`), how to reach
+//! its TLS listener (trust anchors, and the client certificate for mutual
+//! TLS), and the credentials it accepts.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -63,6 +64,87 @@ impl std::fmt::Debug for TlsTarget {
     }
 }
 
+/// How the main listener (`Target::port`) carries MQTT.
+#[derive(Debug, Clone, Default)]
+pub enum Carrier {
+    /// MQTT straight on TCP.
+    #[default]
+    Tcp,
+    /// MQTT over WebSocket (`ws://`, or `wss://` with `tls`): every
+    /// scenario, the liveness probe and the clean-up reach the main listener
+    /// this way. TLS scenarios still use [`Target::tls`].
+    WebSocket(WebSocketTarget),
+}
+
+/// A WebSocket listener.
+#[derive(Clone)]
+pub struct WebSocketTarget {
+    /// The HTTP path of the upgrade request (`/mqtt` for most brokers).
+    pub path: String,
+    /// For `wss://`: the TLS client configuration (the same one the TLS
+    /// listener uses) and the name the certificate is checked against.
+    pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+}
+
+impl std::fmt::Debug for WebSocketTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketTarget")
+            .field("path", &self.path)
+            .field("tls", &self.tls.as_ref().map(|(_, name)| name))
+            .finish()
+    }
+}
+
+impl WebSocketTarget {
+    /// `ws://` on `path`.
+    pub fn plain(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            tls: None,
+        }
+    }
+
+    /// `wss://` on `path`, with the client configuration and server name of
+    /// `tls` (the one TLS client set-up of the run, with the client
+    /// certificate when it has one).
+    pub fn secure(path: impl Into<String>, tls: &TlsTarget) -> Self {
+        Self {
+            path: path.into(),
+            tls: Some((Arc::clone(&tls.config), tls.server_name.clone())),
+        }
+    }
+
+    /// The URL of this listener on `host:port`.
+    pub fn url(&self, host: &str, port: u16) -> String {
+        crate::websocket::url(host, port, &self.path, self.tls.is_some())
+    }
+}
+
+/// Which node of the target a connection goes to: the broker under test,
+/// or the second node of a cluster (or a broker bridged to it) given with
+/// `--second-host`, for the cross-node scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Node {
+    /// The broker under test (`-h`, `-p`).
+    #[default]
+    First,
+    /// The second node (`--second-host`, `--second-port`).
+    Second,
+}
+
+/// The second node of a cross-node run.
+#[derive(Debug, Clone)]
+pub struct SecondNode {
+    /// How to reach it: its host and port, with the first node's carrier,
+    /// TLS client set-up and credentials.
+    pub target: Target,
+    /// The two nodes are brokers joined by a bridge, not one cluster
+    /// (`--second-bridged`): the scenarios marked with what a bridge cannot
+    /// promise (a session taken over across nodes) report a failure as an
+    /// observation, not a MUST failure.
+    pub bridged: bool,
+}
+
 /// User name and password the broker accepts.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -77,8 +159,13 @@ pub struct Credentials {
 pub struct Target {
     /// Host name or address.
     pub host: String,
-    /// Plain MQTT port.
+    /// The main listener's port: plain MQTT, or WebSocket per `carrier`.
     pub port: u16,
+    /// How the main listener carries MQTT.
+    pub carrier: Carrier,
+    /// The second node, for the cross-node scenarios; they are skipped
+    /// without one.
+    pub second: Option<Arc<SecondNode>>,
     /// TLS listener, if the run has one.
     pub tls: Option<TlsTarget>,
     /// Credentials, if the broker wants them (and refuses wrong ones).
@@ -105,12 +192,38 @@ impl Target {
         Self {
             host: host.into(),
             port,
+            carrier: Carrier::Tcp,
+            second: None,
             tls: None,
             credentials: None,
             connect_timeout: Duration::from_secs(5),
             time_scale: 1.0,
             restart: None,
             kill: None,
+        }
+    }
+
+    /// The target of `node`: this one, or the second node when the run has
+    /// one.
+    pub fn node(&self, node: Node) -> Option<&Target> {
+        match node {
+            Node::First => Some(self),
+            Node::Second => self.second.as_ref().map(|s| &s.target),
+        }
+    }
+
+    /// Whether the run's two nodes are bridged brokers rather than one
+    /// cluster.
+    pub fn bridged(&self) -> bool {
+        self.second.as_ref().is_some_and(|s| s.bridged)
+    }
+
+    /// How reports name the main listener: `host:port`, or its WebSocket
+    /// URL.
+    pub fn main_listener(&self) -> String {
+        match &self.carrier {
+            Carrier::Tcp => format!("{}:{}", self.host, self.port),
+            Carrier::WebSocket(ws) => ws.url(&self.host, self.port),
         }
     }
 

@@ -9,10 +9,14 @@
 //! packets from `mqtt_codec`, plain or TLS, every wait bounded.
 //! [`StallingProxy`] stands in front of a broker and stops answering new
 //! clients once a chosen text went by. [`check_junit`] checks a JUnit report against the Jenkins/Surefire
-//! schema's structure.
+//! schema's structure. [`WebSocketGateway`] serves MQTT over WebSocket (ws or
+//! wss) in front of a broker that has no WebSocket listener.
+//! [`BridgedMosquittos`] starts two mosquittos joined by a bridge, for the
+//! cross-node scenarios.
 
 #![allow(clippy::unwrap_used)]
 
+mod bridged_pair;
 mod junit;
 mod mosquitto;
 mod port;
@@ -21,7 +25,9 @@ mod reference;
 mod stalling_proxy;
 mod stderr_log;
 mod version;
+mod websocket_gateway;
 
+pub use bridged_pair::{BridgedMosquittos, wait_until_bridged};
 pub use junit::{JunitCase, check_junit};
 pub use mosquitto::{
     Mosquitto, MosquittoOptions, MosquittoTls, mosquitto_binary, user_line, write_acl_file,
@@ -32,3 +38,4 @@ pub use raw_client::{RawClient, WAIT, connect_packet, packet_id};
 pub use reference::{ReferenceBroker, ReferenceOptions, ReferenceTls, broker_binary_from_env};
 pub use stalling_proxy::StallingProxy;
 pub use version::expected_version_line;
+pub use websocket_gateway::{GatewayOptions, WebSocketGateway};

@@ -1,7 +1,8 @@
 //! The connection flags `probe`, `conformance` and `bench` share, spelled as
 //! mosquitto_pub and mosquitto_sub spell them (`-h`, `-p`, `-u`, `-P`,
 //! `--cafile`, `--cert`, `--key`, `--insecure`, `--tls`, `--tls-port`,
-//! `-i`), and the one TLS client configuration built from them.
+//! `-i`, and `--transport`/`--ws-path` for MQTT over WebSocket), and the
+//! one TLS client configuration built from them (`mqtts` and `wss` alike).
 //!
 //! Each subcommand flattens [`ConnectionFlags`] into its own flags and then
 //! decides which listeners it uses: `probe` and `bench` talk to one port
@@ -93,6 +94,37 @@ pub struct ConnectionFlags {
     /// Client identifier [default: chosen per subcommand, unique per run].
     #[arg(short = 'i', long, value_name = "ID")]
     pub client_id: Option<String>,
+
+    /// How --port carries MQTT: tcp (MQTT on TCP), ws (MQTT over WebSocket,
+    /// ws://) or wss (over WebSocket with TLS, wss://, verified with
+    /// --cafile or --insecure and presenting --cert/--key as TLS does).
+    /// conformance only; probe and bench speak tcp.
+    #[arg(long, value_enum, default_value_t = Carrier::Tcp, value_name = "tcp|ws|wss")]
+    pub transport: Carrier,
+
+    /// HTTP path of the WebSocket upgrade with --transport ws|wss
+    /// [default: /mqtt, as MQTT.js and most brokers use; mosquitto
+    /// accepts any].
+    #[arg(long, value_name = "PATH")]
+    pub ws_path: Option<String>,
+}
+
+/// `--transport`: what carries MQTT on `--port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Carrier {
+    /// MQTT on TCP (or TLS with --tls).
+    Tcp,
+    /// MQTT over WebSocket.
+    Ws,
+    /// MQTT over WebSocket over TLS.
+    Wss,
+}
+
+impl Carrier {
+    /// Whether it is one of the WebSocket carriers.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Carrier::Ws | Carrier::Wss)
+    }
 }
 
 /// How the server's certificate is judged.
@@ -127,6 +159,37 @@ pub struct TlsSettings {
 }
 
 impl ConnectionFlags {
+    /// Refuses `--transport ws|wss` and `--ws-path` in a subcommand that
+    /// speaks MQTT on TCP only (`probe`, `bench`), naming `subcommand`.
+    pub fn refuse_websocket(&self, subcommand: &str) -> anyhow::Result<()> {
+        refuse(
+            self.transport.is_websocket(),
+            "--transport ws|wss",
+            &format!(
+                "{subcommand} speaks MQTT on TCP or TLS; run the suite over WebSocket with `toolkit conformance --transport ws|wss`"
+            ),
+        )?;
+        refuse(
+            self.ws_path.is_some(),
+            "--ws-path",
+            "it goes with --transport ws|wss",
+        )
+    }
+
+    /// The WebSocket path: `--ws-path`, or `/mqtt`. An error when
+    /// `--ws-path` is given without a WebSocket `--transport`, or does not
+    /// start with `/`.
+    pub fn ws_path(&self) -> anyhow::Result<String> {
+        match (&self.ws_path, self.transport.is_websocket()) {
+            (Some(_), false) => Err(usage("--ws-path needs --transport ws or wss")),
+            (Some(p), true) if !p.starts_with('/') => Err(usage(format!(
+                "--ws-path {p:?} must start with / (e.g. /mqtt)"
+            ))),
+            (Some(p), true) => Ok(p.clone()),
+            (None, _) => Ok(conformance::websocket::DEFAULT_PATH.to_owned()),
+        }
+    }
+
     /// The port of the one listener `probe` and `bench` talk to: `-p`, or
     /// the standard port for plain MQTT (1883) or MQTT over TLS (8883).
     pub fn port_or_default(&self) -> u16 {
@@ -401,6 +464,48 @@ mod tests {
         assert!(matches!(trust(&[]), Trust::System));
         assert!(matches!(trust(&["--insecure"]), Trust::Insecure));
         assert!(matches!(trust(&["--cafile", "x.pem"]), Trust::CaFile(_)));
+    }
+
+    #[test]
+    fn websocket_flags_parse_and_default_to_mqtt_on_tcp() {
+        let f = parse(&[]).unwrap();
+        assert_eq!(f.transport, Carrier::Tcp);
+        assert_eq!(f.ws_path().unwrap(), "/mqtt");
+        assert!(f.refuse_websocket("probe").is_ok());
+        let f = parse(&["--transport", "ws"]).unwrap();
+        assert_eq!(
+            (f.transport, f.ws_path().unwrap().as_str()),
+            (Carrier::Ws, "/mqtt")
+        );
+        let f = parse(&["--transport", "wss", "--ws-path", "/ws"]).unwrap();
+        assert_eq!(
+            (f.transport, f.ws_path().unwrap().as_str()),
+            (Carrier::Wss, "/ws")
+        );
+        assert!(parse(&["--transport", "quic"]).is_err());
+    }
+
+    #[test]
+    fn websocket_flags_where_they_do_not_apply_are_refused() {
+        let err = parse(&["--ws-path", "/mqtt"])
+            .unwrap()
+            .ws_path()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "--ws-path needs --transport ws or wss");
+        let err = parse(&["--transport", "ws", "--ws-path", "mqtt"])
+            .unwrap()
+            .ws_path()
+            .unwrap_err();
+        assert!(err.to_string().contains("must start with /"), "{err}");
+        let err = parse(&["--transport", "wss"])
+            .unwrap()
+            .refuse_websocket("bench")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--transport ws|wss does not apply here: bench"),
+            "{err}"
+        );
     }
 
     #[test]

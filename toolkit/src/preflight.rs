@@ -5,40 +5,73 @@
 //! fix and `probe`'s exit status, instead of a hundred failed scenarios.
 //!
 //! The check itself is `probe`'s connection code ([`crate::probe::preflight`])
-//! run silently: one definition of how a failure is classified.
+//! run silently: one definition of how a failure is classified. A main
+//! listener reached over WebSocket (`--transport ws|wss`), which `probe`
+//! does not speak, is checked instead with the harness's own liveness probe
+//! (connect, subscribe, one QoS 1 message back) over the same connection
+//! code the scenarios use, its failure classified with the same statuses.
 
 use std::time::Duration;
 
-use conformance::target::{Credentials, Target, TlsTarget};
+use conformance::client::ConnectError;
+use conformance::engine::SessionError;
+use conformance::target::{Carrier, Credentials, Target, TlsTarget, WebSocketTarget};
 
 use crate::connection::{self, ConnectionFlags, TlsSettings, Trust, refuse};
-use crate::exit::usage;
+use crate::exit::{Failure, Status, usage};
 use crate::probe;
 
 /// Bound on each step of the preflight (TCP, TLS handshake, CONNACK).
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The broker under test as the flags describe it: the plain listener on
-/// `-p` (default 1883), the TLS one on `--tls-port` when given, and the
-/// credentials of `-u`/`-P`. Also returns the TLS settings, for
-/// [`check`].
+/// The broker under test as the flags describe it: the main listener on
+/// `-p` (default 1883; MQTT on TCP, or over WebSocket with `--transport
+/// ws|wss`, which needs `-p`), the TLS one on `--tls-port` when given, and
+/// the credentials of `-u`/`-P`. Also returns the TLS settings, for
+/// [`check`]; `wss` uses the same ones as `--tls-port`.
 pub fn target(flags: &ConnectionFlags) -> anyhow::Result<(Target, Option<TlsSettings>)> {
     refuse(
         flags.tls,
         "--tls",
         "conformance tests the plain listener on -p; give the TLS listener with --tls-port PORT",
     )?;
-    let mut target = Target::plain(flags.host.clone(), flags.port.unwrap_or(1883));
-    target.connect_timeout = TIMEOUT;
-    let settings = flags.tls_settings(flags.tls_port.is_some(), "--tls-port PORT")?;
-    if let (Some(port), Some(settings)) = (flags.tls_port, &settings) {
-        if matches!(settings.trust, Trust::System) {
+    let transport = flags.transport;
+    let ws_path = flags.ws_path()?;
+    let port = match (flags.port, transport) {
+        (Some(port), _) => port,
+        (None, connection::Carrier::Tcp) => 1883,
+        (None, _) => {
             return Err(usage(
-                "--tls-port needs --cafile FILE (the CA of the broker's certificate) or --insecure",
+                "--transport ws|wss needs -p PORT: the port of the broker's WebSocket listener (often 8080, 8083 or 9001)",
             ));
         }
-        target.tls = Some(tls_target(&flags.host, port, settings)?);
+    };
+    let wss = transport == connection::Carrier::Wss;
+    let mut target = Target::plain(flags.host.clone(), port);
+    target.connect_timeout = TIMEOUT;
+    let settings = flags.tls_settings(
+        flags.tls_port.is_some() || wss,
+        "--tls-port PORT (or --transport wss)",
+    )?;
+    if let Some(settings) = &settings
+        && matches!(settings.trust, Trust::System)
+    {
+        let flag = if wss { "--transport wss" } else { "--tls-port" };
+        return Err(usage(format!(
+            "{flag} needs --cafile FILE (the CA of the broker's certificate) or --insecure"
+        )));
     }
+    if let (Some(tls_port), Some(settings)) = (flags.tls_port, &settings) {
+        target.tls = Some(tls_target(&flags.host, tls_port, settings)?);
+    }
+    target.carrier = match (transport, &settings) {
+        (connection::Carrier::Tcp, _) => Carrier::Tcp,
+        (connection::Carrier::Wss, Some(settings)) => Carrier::WebSocket(WebSocketTarget::secure(
+            ws_path,
+            &tls_target(&flags.host, port, settings)?,
+        )),
+        (_, _) => Carrier::WebSocket(WebSocketTarget::plain(ws_path)),
+    };
     if let Some(username) = &flags.username {
         let password = flags.password().ok_or_else(|| {
             usage(format!(
@@ -73,9 +106,10 @@ fn tls_target(host: &str, port: u16, settings: &TlsSettings) -> anyhow::Result<T
     })
 }
 
-/// Connects once on each listener of `target` (plain, then TLS) as `probe`
-/// does, with `-i` as the client id when given; the first failure is
-/// returned with `probe`'s message and exit status.
+/// Connects once on each listener of `target` (the main one, then TLS) as
+/// `probe` does, with `-i` as the client id when given; the first failure
+/// is returned with `probe`'s message and exit status. A WebSocket main
+/// listener gets [`websocket`]'s check instead.
 pub fn check(
     runtime: &tokio::runtime::Runtime,
     flags: &ConnectionFlags,
@@ -97,11 +131,38 @@ pub fn check(
             probe::TlsSwitch::TlsPort,
         )
     };
-    probe::preflight(runtime, &listener(target.port, None))?;
+    if matches!(target.carrier, Carrier::WebSocket(_)) {
+        websocket(runtime, target)?;
+    } else {
+        probe::preflight(runtime, &listener(target.port, None))?;
+    }
     if let (Some(tls_target), Some(settings)) = (&target.tls, tls) {
         probe::preflight(runtime, &listener(tls_target.port, Some(settings)))?;
     }
     Ok(())
+}
+
+/// The check of a WebSocket main listener: the harness's liveness probe
+/// (the WebSocket handshake, CONNECT, a QoS 1 message back), its failure
+/// given `probe`'s exit status for the same kind of fault.
+fn websocket(runtime: &tokio::runtime::Runtime, target: &Target) -> anyhow::Result<()> {
+    let run_id = crate::unique::nonce();
+    let probed = runtime.block_on(conformance::liveness::probe(target, &run_id, 0, TIMEOUT));
+    let Err(e) = probed else { return Ok(()) };
+    let url = target.main_listener();
+    let status = match &e {
+        SessionError::Connect(ConnectError::Tls { .. }) => Status::Handshake,
+        SessionError::Connect(ConnectError::Timeout { .. }) | SessionError::NoAnswer { .. } => {
+            Status::Timeout
+        }
+        SessionError::Connect(_) => Status::Connect,
+        SessionError::Closed { .. } => Status::Closed,
+        SessionError::Unexpected { waiting_for, .. } if *waiting_for == "CONNACK" => {
+            Status::Refused
+        }
+        SessionError::Unexpected { .. } => Status::Failure,
+    };
+    Err(Failure::new(status, format!("{url}: {e}")).into())
 }
 
 #[cfg(test)]
@@ -146,6 +207,42 @@ mod tests {
         refused(
             &["--tls-port", "1", "--cafile", "/nonexistent/ca.pem"],
             "--cafile",
+        );
+    }
+
+    #[test]
+    fn websocket_targets_from_the_flags() {
+        let (t, tls) = target(&flags(&["--transport", "ws", "-p", "8080"])).unwrap();
+        assert!(tls.is_none());
+        assert_eq!(t.main_listener(), "ws://127.0.0.1:8080/mqtt");
+        let (t, tls) = target(&flags(&[
+            "--transport",
+            "wss",
+            "-p",
+            "8081",
+            "--ws-path",
+            "/ws",
+            "--insecure",
+        ]))
+        .unwrap();
+        assert_eq!(t.main_listener(), "wss://127.0.0.1:8081/ws");
+        assert!(t.tls.is_none() && matches!(tls.unwrap().trust, Trust::Insecure));
+    }
+
+    #[test]
+    fn inconsistent_websocket_flags_are_refused() {
+        refused(&["--transport", "ws"], "needs -p PORT");
+        refused(
+            &["--transport", "wss", "-p", "1"],
+            "--transport wss needs --cafile FILE",
+        );
+        refused(
+            &["--ws-path", "/mqtt"],
+            "--ws-path needs --transport ws or wss",
+        );
+        refused(
+            &["--transport", "ws", "-p", "1", "--insecure"],
+            "add --tls-port PORT (or --transport wss)",
         );
     }
 

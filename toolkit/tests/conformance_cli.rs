@@ -331,3 +331,73 @@ fn progress_bar_on_a_terminal_renders_and_clears_before_the_report() {
         "the bar was drawn over the report:\n{after:?}"
     );
 }
+
+#[test]
+fn transport_ws_runs_the_suite_over_websocket() {
+    // mosquitto behind a real WebSocket server (Debian's mosquitto has no
+    // WebSocket listener): the preflight, the scenarios and the report all
+    // go through ws:// on the path given.
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let options = testsupport::GatewayOptions {
+        path: "/ws".to_owned(),
+        ..testsupport::GatewayOptions::default()
+    };
+    let gateway = testsupport::WebSocketGateway::start(m.addr(), options);
+    let json = json_report(
+        conformance(gateway.port())
+            .args(["--transport", "ws", "--ws-path", "/ws", "--tags", "connect"])
+            .arg("--baseline")
+            .arg(baseline())
+            .args(["--format", "json"]),
+    );
+    let url = format!("ws://127.0.0.1:{}/ws", gateway.port());
+    assert_eq!(json["broker_target"]["websocket"], url.as_str());
+    assert!(json["target"].as_str().unwrap().contains(&url), "{json}");
+    let results = json["results"].as_array().unwrap();
+    assert!(results.iter().filter(|r| r["verdict"] == "pass").count() > 5);
+}
+
+#[test]
+fn second_host_adds_the_cross_node_scenarios_on_two_bridged_mosquittos() {
+    let pair = testsupport::BridgedMosquittos::start();
+    let json = json_report(
+        conformance(pair.first.port())
+            .args(["--only", "cross-node", "--second-host", "127.0.0.1"])
+            .args(["--second-port", &pair.second.port().to_string()])
+            .args(["--second-bridged", "--format", "json"]),
+    );
+    let results = json["results"].as_array().unwrap();
+    assert!(results.len() >= 10, "{json}");
+    for r in results {
+        let name = r["name"].as_str().unwrap();
+        match name {
+            // What a bridge cannot promise: observations, not failures.
+            "cross-node.takeover" | "cross-node.session-resumed" => {
+                assert_eq!(r["verdict"], "fail", "{name}");
+                assert_eq!(r["level"], "should", "{name}");
+            }
+            _ => assert_eq!(r["verdict"], "pass", "{name}: {r}"),
+        }
+    }
+    assert_eq!(json["broker_target"]["bridged"], true);
+    assert_eq!(
+        json["broker_target"]["second_node"],
+        format!("127.0.0.1:{}", pair.second.port()).as_str()
+    );
+}
+
+#[test]
+fn cross_node_flags_are_checked() {
+    // Without --second-host the cross-node area does not exist.
+    refused(&["--only", "cross-node"], &["matches no scenario"]);
+    refused(&["--second-port", "1"], &["--second-host"]);
+    refused(&["--second-bridged"], &["--second-host"]);
+    // A second node nobody listens on stops the run with probe's status.
+    let m = Mosquitto::start(MosquittoOptions::default());
+    conformance(m.port())
+        .args(["--second-host", "127.0.0.1", "--second-port"])
+        .arg(free_port().to_string())
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("second node (--second-host)"));
+}

@@ -132,3 +132,27 @@ fn a_broker_that_wants_credentials() {
         &["CONNACK", "--password"],
     );
 }
+
+#[test]
+fn a_websocket_listener_at_another_path_names_the_http_status() {
+    let m = testsupport::Mosquitto::start(testsupport::MosquittoOptions::default());
+    let gateway =
+        testsupport::WebSocketGateway::start(m.addr(), testsupport::GatewayOptions::default());
+    let port = gateway.port().to_string();
+    preflight_fails(
+        &["-p", &port, "--transport", "ws", "--ws-path", "/nope"],
+        CONNECT,
+        &["HTTP 404", "--ws-path", "ws://127.0.0.1"],
+    );
+}
+
+#[test]
+fn transport_ws_at_a_plain_mqtt_port_fails_the_handshake() {
+    let m = testsupport::Mosquitto::start(testsupport::MosquittoOptions::default());
+    let port = m.port().to_string();
+    preflight_fails(
+        &["-p", &port, "--transport", "ws"],
+        CONNECT,
+        &["WebSocket handshake with ws://127.0.0.1"],
+    );
+}

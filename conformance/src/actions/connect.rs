@@ -18,6 +18,7 @@ use crate::engine::{Run, StepAt, StepError, StepResult, bytes_of, transport};
 use crate::model::{BytesSpec, DEFAULT_WITHIN, Location, Matcher, Template};
 use crate::script::error::ScriptError;
 use crate::script::values::one_bytes;
+use crate::target::Node;
 
 /// The `will = { ... }` table of a `connect` step.
 #[derive(Debug, Deserialize)]
@@ -60,10 +61,16 @@ struct Args {
     session_present: Option<bool>,
     #[serde(default)]
     refusal_not_applicable: bool,
+    node: Option<u8>,
 }
 
 impl Args {
-    fn into_spec(self, loc: &Location, client: &str) -> Result<ConnectSpec, ScriptError> {
+    fn into_spec(
+        self,
+        loc: &Location,
+        client: &str,
+        node: Node,
+    ) -> Result<ConnectSpec, ScriptError> {
         let client_id = if self.no_client_id {
             if self.client_id.is_some() || self.client_id_hex.is_some() {
                 return Err(ScriptError::new(
@@ -108,6 +115,7 @@ impl Args {
         let password = one_bytes(loc, "password", self.password, self.password_hex, None)?;
         Ok(ConnectSpec {
             tls: self.tls,
+            node,
             client_cert: self.client_cert.unwrap_or(true),
             protocol_name: one_bytes(
                 loc,
@@ -151,6 +159,8 @@ pub struct WillSpec {
 pub struct ConnectSpec {
     /// Use the TLS listener.
     pub tls: bool,
+    /// The node it connects to (when it has no live connection).
+    pub node: Node,
     /// On TLS, present the run's client certificate (if it has one).
     pub client_cert: bool,
     /// Protocol name bytes.
@@ -199,9 +209,9 @@ impl ActionDef for Connect {
 
     fn parse(mut step: StepTable<'_, '_>) -> Result<Self, ScriptError> {
         let (client, a) = step.client_and_args::<Args>()?;
-        transport_fields(&mut step, a.tls, a.client_cert)?;
+        let (_, node) = transport_fields(&mut step, a.tls, a.client_cert, a.node)?;
         Ok(Connect {
-            spec: Box::new(a.into_spec(&step.at, &client)?),
+            spec: Box::new(a.into_spec(&step.at, &client, node)?),
             client,
         })
     }
@@ -213,7 +223,7 @@ impl ActionDef for Connect {
             .get(client)
             .is_some_and(|s| s.conn.is_some() && !s.closed);
         if !live {
-            run.open(client, transport(spec.tls, spec.client_cert))
+            run.open(client, transport(spec.tls, spec.client_cert), spec.node)
                 .await?;
         }
         let ph = &run.ph;

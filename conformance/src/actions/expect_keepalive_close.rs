@@ -200,7 +200,8 @@ impl ExpectKeepaliveClose {
     async fn probe_aside(&self, run: &mut Run<'_>, at: StepAt<'_>) -> Result<Duration, StepError> {
         // Uppercase: no scenario client can have this name or id.
         let name = format!("{}K", self.client);
-        run.open(&name, Transport::Plain).await?;
+        run.open(&name, Transport::Plain, crate::target::Node::First)
+            .await?;
         let mut connect = RawConnect {
             protocol_name: b"MQTT".to_vec(),
             protocol_level: 4,

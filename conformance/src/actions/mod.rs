@@ -258,6 +258,9 @@ pub(crate) struct ParseCx<'a> {
     pub(crate) exclusive: bool,
     /// A step restarts the broker (`requires` gains `restart`).
     pub(crate) uses_restart: bool,
+    /// A step connects to the second node (`requires` gains
+    /// `second-node`).
+    pub(crate) uses_second_node: bool,
     /// A step kills the broker (`requires` gains `kill`).
     pub(crate) uses_kill: bool,
 }
@@ -505,6 +508,7 @@ pub(crate) fn parse_one_step(step: &str) -> Result<Step, String> {
         exclusive: false,
         uses_restart: false,
         uses_kill: false,
+        uses_second_node: false,
     };
     let at = Location {
         file: "t.toml".into(),

@@ -25,8 +25,14 @@ pub(super) async fn cleanup(run: &mut Run<'_>) {
     let target = run.target;
     let epoch = run.epoch;
     let work = async move {
+        // A session may have been left on either node of a cross-node
+        // run; on one cluster the second clean-up finds nothing.
+        let second = target.node(crate::target::Node::Second);
         for id in ids {
-            let _ = clean_connect(target, epoch, id, &[]).await;
+            let _ = clean_connect(target, epoch, id.clone(), &[]).await;
+            if let Some(second) = second {
+                let _ = clean_connect(second, epoch, id, &[]).await;
+            }
         }
         if !topics.is_empty() {
             let topics: Vec<Vec<u8>> = topics.into_iter().collect();

@@ -4,6 +4,7 @@
 use super::{Run, StepAt, StepError, StepResult};
 use crate::client::{Connection, Transport};
 use crate::outcome::Direction;
+use crate::target::{Carrier, Node};
 
 /// The transport a step's `tls` and `client_cert` fields ask for.
 pub(crate) fn transport(tls: bool, client_cert: bool) -> Transport {
@@ -44,11 +45,23 @@ impl Run<'_> {
         }
     }
 
-    /// Opens a new connection for `client`, replacing any it had.
-    pub(crate) async fn open(&mut self, client: &str, transport: Transport) -> StepResult {
+    /// Opens a new connection for `client` to `node`, replacing any it
+    /// had.
+    pub(crate) async fn open(
+        &mut self,
+        client: &str,
+        transport: Transport,
+        node: Node,
+    ) -> StepResult {
         let tls = transport != Transport::Plain;
-        let span = tracing::info_span!("connection", scenario = %self.name, client = %client, tls);
-        let conn = Connection::open(self.target, transport, self.epoch, span)
+        let target = self.target.node(node).ok_or_else(|| {
+            StepError::Harness(
+                "the scenario connects to a second node, and the run has none (--second-host)"
+                    .to_owned(),
+            )
+        })?;
+        let span = tracing::info_span!("connection", scenario = %self.name, client = %client, tls, second_node = node == Node::Second);
+        let conn = Connection::open(target, transport, self.epoch, span)
             .await
             .map_err(|e| StepError::Harness(e.to_string()))?;
         let unread = self
@@ -63,9 +76,13 @@ impl Run<'_> {
         state.watch = Default::default();
         state.keep_alive = None;
         state.last_sent = None;
-        let mut text = match transport {
-            Transport::Plain => "opened TCP connection".to_owned(),
-            Transport::Tls { client_cert } => {
+        let mut text = match (transport, &target.carrier) {
+            (Transport::Plain, Carrier::Tcp) => "opened TCP connection".to_owned(),
+            (Transport::Plain, Carrier::WebSocket(ws)) => format!(
+                "opened WebSocket connection ({})",
+                ws.url(&target.host, target.port)
+            ),
+            (Transport::Tls { client_cert }, _) => {
                 let has_cert = self.target.tls.as_ref().is_some_and(|t| t.client_cert);
                 match (has_cert, client_cert) {
                     (true, true) => "opened TLS connection with the client certificate".to_owned(),
@@ -76,6 +93,9 @@ impl Run<'_> {
                 }
             }
         };
+        if node == Node::Second {
+            text.push_str(&format!(" to the second node {}", target.main_listener()));
+        }
         if unread > 0 {
             text.push_str(&format!(
                 " ({unread} unread arrivals of the previous one discarded)"

@@ -50,6 +50,7 @@ pub const TAGS: &[&str] = &[
     "mqtt31",
     "framing",
     "restart",
+    "cross-node",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +75,7 @@ struct ScenarioDef {
     exclusive: bool,
     #[serde(default)]
     timing: bool,
+    bridge_limit: Option<String>,
     steps: Vec<Spanned<toml::Table>>,
 }
 
@@ -93,6 +95,7 @@ enum RequirementDef {
     ClientCert,
     Restart,
     Kill,
+    SecondNode,
 }
 
 /// Parses one script file. `file` is the name used in messages; `known` is
@@ -184,6 +187,7 @@ pub fn parse_file(
                 RequirementDef::ClientCert => Requirement::ClientCert,
                 RequirementDef::Restart => Requirement::Restart,
                 RequirementDef::Kill => Requirement::Kill,
+                RequirementDef::SecondNode => Requirement::SecondNode,
             })
             .collect();
         let mut ctx = ParseCx {
@@ -196,6 +200,7 @@ pub fn parse_file(
             exclusive: def.exclusive,
             uses_restart: false,
             uses_kill: false,
+            uses_second_node: false,
         };
         let steps = parse_steps(&mut ctx, def.steps)?;
         if steps.is_empty() {
@@ -216,6 +221,16 @@ pub fn parse_file(
         if ctx.uses_kill && !requires.contains(&Requirement::Kill) {
             requires.push(Requirement::Kill);
         }
+        if ctx.uses_second_node && !requires.contains(&Requirement::SecondNode) {
+            requires.push(Requirement::SecondNode);
+        }
+        let bridge_limit = def.bridge_limit.map(|b| b.trim().to_owned());
+        if bridge_limit.is_some() && !requires.contains(&Requirement::SecondNode) {
+            return Err(ScriptError::new(
+                location,
+                "`bridge_limit` marks a cross-node scenario: it needs a step with `node = 2`",
+            ));
+        }
         if (ctx.uses_restart || ctx.uses_kill) && !def.exclusive {
             return Err(ScriptError::new(
                 location,
@@ -232,6 +247,7 @@ pub fn parse_file(
             requires,
             exclusive: def.exclusive,
             timing: def.timing,
+            bridge_limit,
             location,
             steps,
         });

@@ -16,9 +16,6 @@ use conformance::target::{ClientIdentity, Target};
 use credentials::certs::{CertificateAuthority, SubjectNames, Validity};
 use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls};
 
-/// A CA, a server certificate for `localhost` / 127.0.0.1 and a client
-/// certificate for mutual TLS, written to `dir` (made by `credentials::certs`,
-/// the code behind `toolkit certs`).
 pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,
@@ -27,6 +24,20 @@ pub struct TlsFiles {
     pub client_key: PathBuf,
 }
 
+/// Where [`tls_files`] writes its files in `dir`.
+pub fn tls_files_in(dir: &Path) -> TlsFiles {
+    TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
+    }
+}
+
+/// A CA, a server certificate for `localhost` / 127.0.0.1 and a client
+/// certificate for mutual TLS, written to `dir` (made by `credentials::certs`,
+/// the code behind `toolkit certs`).
 pub fn tls_files(dir: &Path) -> TlsFiles {
     let validity = Validity::days_from_now(2);
     let ca = CertificateAuthority::generate("conformance test CA", validity).unwrap();
@@ -34,13 +45,7 @@ pub fn tls_files(dir: &Path) -> TlsFiles {
         .issue_server(&SubjectNames::localhost(), validity)
         .unwrap();
     let client = ca.issue_client("conformance-client", validity).unwrap();
-    let files = TlsFiles {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-        client_cert: dir.join("client.pem"),
-        client_key: dir.join("client.key"),
-    };
+    let files = tls_files_in(dir);
     std::fs::write(&files.ca, ca.cert_pem()).unwrap();
     std::fs::write(&files.cert, &server.cert_pem).unwrap();
     std::fs::write(&files.key, &server.key_pem).unwrap();

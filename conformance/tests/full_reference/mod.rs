@@ -33,7 +33,27 @@ use crate::in_process::{InProcessBroker, Reference};
 /// [`Reference::start`]'s. Writes the TLS, password and config files to
 /// `dir`.
 pub fn reference_with_everything(dir: &Path, mutant: Option<&str>) -> (Reference, Target) {
-    let everything = everything_conf(dir);
+    reference_with(dir, mutant, false)
+}
+
+/// [`reference_with_everything`] with two WebSocket listeners added to its
+/// mosquitto.conf (`protocol websockets`, one with the TLS listener's
+/// certificate for `wss://`); the target reaches the plain listener, as
+/// there.
+pub fn reference_with_websockets(dir: &Path) -> (Reference, Target) {
+    reference_with(dir, None, true)
+}
+
+fn reference_with(dir: &Path, mutant: Option<&str>, websockets: bool) -> (Reference, Target) {
+    let mut everything = everything_conf(dir);
+    if websockets {
+        everything.conf.extra_config = format!(
+            "listener 0 127.0.0.1\nprotocol websockets\n\
+             listener 0 127.0.0.1\nprotocol websockets\ncertfile {}\nkeyfile {}\n",
+            everything.files.cert.display(),
+            everything.files.key.display()
+        );
+    }
     let conf = dir.join("mosquitto.conf");
     std::fs::write(&conf, everything.conf.conf(0, 0)).unwrap();
     let options = ReferenceOptions {

@@ -65,6 +65,22 @@ impl Reference {
         }
     }
 
+    /// The WebSocket listener, when started with `--ws-port`.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::InProcess(b) => b.ws,
+            Self::Binary(b) => b.ws_addr(),
+        }
+    }
+
+    /// The WebSocket-over-TLS listener, when started with `--wss-port`.
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::InProcess(b) => b.wss,
+            Self::Binary(b) => b.wss_addr(),
+        }
+    }
+
     /// The CA certificate that signed a generated server certificate.
     pub fn ca_file(&self) -> PathBuf {
         match self {
@@ -101,6 +117,8 @@ impl Reference {
 pub struct InProcessBroker {
     plain: SocketAddr,
     tls: Option<SocketAddr>,
+    ws: Option<SocketAddr>,
+    wss: Option<SocketAddr>,
     log: Arc<Mutex<Vec<u8>>>,
     /// Where a generated certificate goes (`--data-dir`).
     data_dir: PathBuf,
@@ -195,7 +213,13 @@ impl InProcessBroker {
             runtime.block_on(async move {
                 match Broker::bind(config).await {
                     Ok(broker) => {
-                        let addrs = (broker.plain_addr(), broker.tls_addr());
+                        use broker::config::ListenerTransport;
+                        let addrs = (
+                            broker.plain_addr(),
+                            broker.tls_addr(),
+                            broker.addr_of(ListenerTransport::WebSockets),
+                            broker.addr_of(ListenerTransport::WebSocketsTls),
+                        );
                         let _ = ready_tx.send(Ok(addrs));
                         tokio::select! {
                             biased;
@@ -221,9 +245,11 @@ impl InProcessBroker {
             String::from_utf8_lossy(&log.lock().map(|l| l.clone()).unwrap_or_default()).into_owned()
         };
         match ready_rx.recv_timeout(WAIT) {
-            Ok(Ok((Some(plain), tls))) => Self {
+            Ok(Ok((Some(plain), tls, ws, wss))) => Self {
                 plain,
                 tls,
+                ws,
+                wss,
                 log,
                 data_dir,
                 _home: home,
@@ -231,7 +257,7 @@ impl InProcessBroker {
                 kill,
                 stopped: stopped_rx,
             },
-            Ok(Ok((None, _))) => panic!("the broker has no plain address:\n{}", text(&log)),
+            Ok(Ok((None, ..))) => panic!("the broker has no plain address:\n{}", text(&log)),
             Ok(Err(e)) => panic!("the broker did not start: {e}\n{}", text(&log)),
             Err(e) => panic!(
                 "the broker did not start within {WAIT:?}: {e}\n{}",

@@ -187,6 +187,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Latency(a) => (Some(Shape::Latency), a),
         BenchCommand::Connections(a) => (None, a),
     };
+    load.connection.refuse_websocket("bench")?;
     let clients = u64::from(load.clients.unwrap_or(1000));
     limits::ensure_descriptors(clients)?;
     limits::ensure_ports(clients, load.source_addrs.len().max(1))?;

@@ -72,7 +72,8 @@ unavailable during the run (the error names the likely scenario).";
 #[command(after_help = EXIT_HELP)]
 pub struct Args {
     /// Where the broker is and how to connect (shared with probe and
-    /// bench): the plain listener on --port, the TLS one on --tls-port
+    /// bench): the main listener on --port (MQTT on TCP, or over WebSocket
+    /// with --transport ws|wss and --ws-path), the TLS one on --tls-port
     /// (scenarios tagged tls/cross are skipped without it). Give -u/-P only
     /// for a broker that refuses wrong credentials (enables the auth
     /// scenarios), --cert/--key only for a TLS listener that requires client
@@ -192,6 +193,22 @@ pub struct Args {
         conflicts_with_all = ["host", "port"]
     )]
     targets: Vec<TargetSpec>,
+    /// A second node: another node of the same cluster as -h (EMQX,
+    /// HiveMQ, VerneMQ...), or a broker bridged to it. Adds the cross-node
+    /// scenarios (area cross-node: subscribe on one node, publish on the
+    /// other; retained messages, wills and session takeover across nodes).
+    /// The connection flags (transport, TLS, credentials) apply to it too.
+    #[arg(long, value_name = "HOST", conflicts_with = "targets")]
+    second_host: Option<String>,
+    /// Port of the second node's main listener [default: --port].
+    #[arg(long, value_name = "PORT", requires = "second_host")]
+    second_port: Option<u16>,
+    /// The two nodes are separate brokers joined by a bridge, not one
+    /// cluster: the cross-node scenarios that check what a bridge cannot
+    /// promise (a session taken over or resumed on the other node) report
+    /// a failure as an observation instead of a MUST failure.
+    #[arg(long, requires = "second_host")]
+    second_bridged: bool,
     /// With --target: show every scenario in the table, not only those where
     /// the brokers differ.
     #[arg(long, requires = "targets")]
@@ -241,6 +258,15 @@ fn load_suite(args: &Args) -> anyhow::Result<(Suite, Suite)> {
             }
         }
         None => builtin()?,
+    };
+    // The cross-node scenarios need a second node: they are part of the
+    // run only when one is given.
+    let suite = if args.second_host.is_some() {
+        let cross_node = Suite::cross_node()
+            .context("the cross-node scenarios are broken (a bug: please report it)")?;
+        suite.extend(cross_node).map_err(|e| usage(e.to_string()))?
+    } else {
+        suite
     };
     let unknown = suite.unknown_names(&args.scenarios_named);
     if !unknown.is_empty() {
@@ -341,6 +367,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .kill_command
             .as_deref()
             .map(|c| Arc::new(ShellCommand::new(c)) as Arc<dyn BrokerControl>);
+        if let Some(host) = &args.second_host {
+            target.second = Some(Arc::new(second_node(&args, flags, host)?));
+        }
         prepared.push((*name, flags, target, tls));
     }
 
@@ -356,6 +385,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         match name {
             Some(n) => checked.with_context(|| format!("--target {n}"))?,
             None => checked?,
+        }
+        if let Some(second) = &target.second {
+            let flags = second_flags(&args, flags, &second.target.host);
+            preflight::check(&runtime, &flags, &second.target, tls.as_ref())
+                .context("the second node (--second-host)")?;
         }
     }
 
@@ -437,6 +471,40 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         RunStatus::Pass => return Ok(()),
     };
     Err(Failure::new(status, message).into())
+}
+
+/// The connection flags of the second node: those of the first, pointed at
+/// `--second-host` and `--second-port` (default: the first node's port).
+fn second_flags(args: &Args, flags: &ConnectionFlags, host: &str) -> ConnectionFlags {
+    let mut second = flags.clone();
+    second.host = host.to_owned();
+    second.port = args.second_port.or(flags.port);
+    // Its TLS listener is not used: the cross-node scenarios reach each node
+    // on its main listener, which needs the TLS settings only for wss.
+    second.tls_port = None;
+    if second.transport != crate::connection::Carrier::Wss {
+        second.cafile = None;
+        second.insecure = false;
+        second.cert = None;
+        second.key = None;
+    }
+    second
+}
+
+/// The second node of a cross-node run, from `--second-host`,
+/// `--second-port` and `--second-bridged`.
+fn second_node(
+    args: &Args,
+    flags: &ConnectionFlags,
+    host: &str,
+) -> anyhow::Result<conformance::target::SecondNode> {
+    let (mut target, _) = preflight::target(&second_flags(args, flags, host))
+        .context("the second node (--second-host)")?;
+    target.time_scale = args.time_scale;
+    Ok(conformance::target::SecondNode {
+        target,
+        bridged: args.second_bridged,
+    })
 }
 
 /// The skipped scenarios `--fail-on-skip` counts: all but those that need

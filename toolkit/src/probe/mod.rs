@@ -163,6 +163,7 @@ pub(crate) fn preflight(runtime: &tokio::runtime::Runtime, target: &Target) -> a
 /// Runs `toolkit probe`.
 pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
     let flags = &args.connection;
+    flags.refuse_websocket("probe")?;
     let tls_settings = tls_settings(&args)?;
     let client_id = flags.client_id.clone().unwrap_or_else(random_client_id);
     let credentials = flags.credentials();
