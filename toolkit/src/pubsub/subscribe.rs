@@ -19,8 +19,8 @@ use super::format::Format;
 use super::{SessionFlags, open, runtime};
 use crate::connection::ConnectionFlags;
 use crate::exit::{Failure, Status, usage};
-use crate::probe::qos_of;
 use crate::probe::session::Message;
+use crate::probe::{qos_digit, qos_of};
 
 /// Flags of `toolkit sub`.
 #[derive(Debug, Args)]
@@ -135,7 +135,10 @@ pub fn run(args: SubArgs) -> anyhow::Result<()> {
             .map(|s| tokio::time::Instant::now() + Duration::from_secs(u64::from(s)));
         let mut session = open(&args.connection, &args.session, "sub").await?;
         for filter in &args.topic {
-            session.subscribe(filter, qos_of(args.qos)).await?;
+            let granted = session.subscribe(filter, qos_of(args.qos)).await?;
+            // On standard error with RUST_LOG=info: a script (or a test)
+            // can wait for it before publishing.
+            tracing::info!(topic_filter = %filter, granted = qos_digit(granted), "subscribed");
         }
         let mut printed = 0u64;
         let received = async {
