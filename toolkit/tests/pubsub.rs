@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use common::{broker_wanting_alice, toolkit};
+use common::{broker_wanting_alice, new_certs, tls_broker, toolkit};
 use testsupport::{Mosquitto, MosquittoOptions, ReferenceOptions, free_port};
 
 /// Bound on each wait for a line, a log entry or an exit.
@@ -29,6 +29,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// Exit statuses documented in `toolkit pub --help` and `toolkit sub --help`.
 const USAGE: i32 = 2;
 const CONNECT: i32 = 3;
+const CERTIFICATE: i32 = 5;
 const REFUSED: i32 = 6;
 const TIMEOUT: i32 = 8;
 
@@ -111,13 +112,14 @@ impl Running {
     }
 
     /// Waits for the exit and returns its code and what is left of
-    /// standard error.
-    fn exit(mut self) -> (i32, Vec<String>) {
+    /// standard output and standard error.
+    fn exit(mut self) -> (i32, Vec<String>, Vec<String>) {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                let stdout = self.stdout.iter().collect();
                 let stderr = self.stderr.iter().collect();
-                return (status.code().unwrap_or(-1), stderr);
+                return (status.code().unwrap_or(-1), stdout, stderr);
             }
             assert!(
                 Instant::now() < deadline,
@@ -414,6 +416,15 @@ fn output_formats_follow_mosquitto_sub() {
         .success();
     assert!(out.get_output().stdout.is_empty());
 
+    // --retained-only prints the retained message and ends at the first
+    // message that is not retained, without printing it.
+    let sub = toolkit_sub(port, &["-t", "fmt/#", "--retained-only", "-v"]);
+    sub.await_toolkit_subscribed();
+    assert_eq!(sub.line(), r#"fmt/json {"t":21.5}"#);
+    mosquitto_pub(port, &["-t", "fmt/live", "-m", "not retained"]);
+    let (code, rest, _) = sub.exit();
+    assert_eq!((code, rest), (0, Vec::<String>::new()));
+
     // -N: no newline after the payload.
     let out = toolkit()
         .args([
@@ -450,6 +461,39 @@ fn wait_without_the_count_reached_is_a_timeout() {
         .code(TIMEOUT);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert_eq!(stderr, "error: -W 1: 0 of 1 messages (-C) came in time\n");
+}
+
+/// The shared connection flags work for pub and sub: over TLS with the CA
+/// `toolkit certs` made, to and from mosquitto's clients on the plain port;
+/// an unknown server certificate is refused with probe's status 5.
+#[test]
+fn pub_and_sub_speak_tls_with_the_shared_flags() {
+    let certs = new_certs(&[]);
+    let broker = tls_broker(certs.path(), "mqtt_server", "ca.pem", false);
+    let tls_port = broker.tls_port().unwrap();
+    let cafile = certs.path().join("ca.pem");
+    let tls = ["--tls", "--cafile", cafile.to_str().unwrap()];
+
+    let watcher = mosquitto_sub(broker.port(), &["-t", "tls/#", "-v", "-q", "1"]);
+    watcher.await_mosquitto_subscribed();
+    let mut args = vec!["-t", "tls/in", "-q", "1", "-m", "over tls"];
+    args.extend(tls);
+    toolkit_pub(tls_port, &args);
+    assert_eq!(watcher.message(), "tls/in over tls");
+
+    let mut args = vec!["-t", "tls/out", "-q", "1", "-C", "1"];
+    args.extend(tls);
+    let sub = toolkit_sub(tls_port, &args);
+    sub.await_toolkit_subscribed();
+    mosquitto_pub(broker.port(), &["-t", "tls/out", "-q", "1", "-m", "to tls"]);
+    assert_eq!(sub.line(), "to tls");
+    assert_eq!(sub.exit().0, 0);
+
+    fails(
+        &["sub", "-p", &tls_port.to_string(), "--tls", "-t", "t"],
+        CERTIFICATE,
+        &["certificate"],
+    );
 }
 
 /// Runs `toolkit ARGS…`, which must exit `code` with one line on standard

@@ -10,7 +10,7 @@
 //!   each line of `-l`, waiting for PUBACK or PUBCOMP before it exits;
 //! - [`subscribe`]: `toolkit sub`, printing messages until `-C`, `-W`,
 //!   Ctrl-C or SIGTERM, then sending DISCONNECT;
-//! - [`format`]: how `sub` prints a message (`-v`, `-F`, `--json`).
+//! - [`format`](mod@format): how `sub` prints a message (`-v`, `-F`, `--json`).
 
 pub mod format;
 pub mod publish;

@@ -58,8 +58,8 @@ pub struct SubArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
 
-    /// Exit after SECONDS (from the connection); with -C, not reaching the
-    /// count by then exits 8.
+    /// Exit after SECONDS (counted from the start); with -C, not reaching
+    /// the count by then exits 8.
     #[arg(short = 'W', long = "wait", value_name = "SECONDS",
           value_parser = clap::value_parser!(u32).range(1..))]
     wait: Option<u32>,
