@@ -334,10 +334,11 @@ fn every_message_source_is_sent_as_given() {
     let sub = mosquitto_sub(port, &["-t", "src", "-q", "1", "-C", "6", "-F", "%l:%x"]);
     sub.await_mosquitto_subscribed();
 
-    // -l: each line as it comes, on one connection.
+    // -l: each line as it comes, on one connection; the last one needs no
+    // newline.
     toolkit()
         .args(["pub", "-p", &port.to_string(), "-t", "src", "-q", "1", "-l"])
-        .write_stdin("one\ntwo\n")
+        .write_stdin("one\ntwo")
         .assert()
         .success();
     let dir = tempfile::tempdir().unwrap();

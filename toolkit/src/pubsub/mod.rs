@@ -21,7 +21,7 @@ use std::time::Duration;
 use clap::Args;
 use rumqttc::LastWill;
 
-use crate::connection::ConnectionFlags;
+use crate::connection::{ConnectionFlags, refuse};
 use crate::exit::usage;
 use crate::probe::connect;
 use crate::probe::session::{ClientOptions, Session};
@@ -124,11 +124,11 @@ async fn open(
 ) -> anyhow::Result<Session> {
     let options = session.options(connection.client_id.is_some())?;
     let tls = connection.tls_settings(connection.tls, "--tls")?;
-    if connection.tls_port.is_some() {
-        return Err(usage(
-            "--tls-port does not apply here: for a TLS port use --tls -p PORT",
-        ));
-    }
+    refuse(
+        connection.tls_port.is_some(),
+        "--tls-port",
+        "for a TLS port use --tls -p PORT",
+    )?;
     // Read the certificate files before touching the network, so a missing
     // --cafile is reported as such whatever the broker's state.
     let tls_config = match &tls {

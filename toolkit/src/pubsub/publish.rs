@@ -126,7 +126,9 @@ async fn publish_lines(session: &mut Session, args: &PubArgs) -> anyhow::Result<
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut line = Vec::new();
     loop {
-        line.clear();
+        // `read_until` is not cancel-safe as a whole, but what it has read
+        // when the other branch wins stays in `line`: the line is cleared
+        // only once it has been sent, so no part of it is lost.
         let read = tokio::select! {
             read = stdin.read_until(b'\n', &mut line) => read.context("reading standard input (-l)")?,
             event = session.next_event() => {
@@ -134,13 +136,13 @@ async fn publish_lines(session: &mut Session, args: &PubArgs) -> anyhow::Result<
                 continue;
             }
         };
-        if read == 0 {
+        if read == 0 && line.is_empty() {
             return Ok(());
         }
         if line.last() == Some(&b'\n') {
             line.pop();
         }
-        publish(session, args, line.clone()).await?;
+        publish(session, args, std::mem::take(&mut line)).await?;
     }
 }
 
