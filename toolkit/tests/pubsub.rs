@@ -114,20 +114,10 @@ impl Running {
     /// Waits for the exit and returns its code and what is left of
     /// standard output and standard error.
     fn exit(mut self) -> (i32, Vec<String>, Vec<String>) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let stdout = self.stdout.iter().collect();
-                let stderr = self.stderr.iter().collect();
-                return (status.code().unwrap_or(-1), stdout, stderr);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit within {WAIT:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = wait_exit(&mut self.child, &self.name);
+        let stdout = self.stdout.iter().collect();
+        let stderr = self.stderr.iter().collect();
+        (status.code().unwrap_or(-1), stdout, stderr)
     }
 }
 
@@ -135,6 +125,21 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits (at most [`WAIT`], polling) for `child` to exit.
+fn wait_exit(child: &mut Child, name: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not exit within {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -593,4 +598,26 @@ fn a_kept_session_receives_what_came_while_away() {
     );
     assert_eq!(back.line(), "while away");
     assert_eq!(back.exit().0, 0);
+}
+
+/// A reader that goes away (`toolkit sub | head -1`) ends sub quietly with
+/// status 0, as mosquitto_sub ends; before, it printed "error: writing to
+/// standard output: Broken pipe" and exited 1.
+#[test]
+fn a_closed_output_ends_sub_quietly() {
+    let broker = Mosquitto::start(MosquittoOptions::default());
+    mosquitto_pub(broker.port(), &["-t", "gone/reader", "-r", "-m", "x"]);
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("toolkit"))
+        .args(["sub", "-p", &broker.port().to_string(), "-t", "gone/reader"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything comes
+    let stderr = follow(child.stderr.take().unwrap());
+    let status = wait_exit(&mut child, "sub with its reader gone");
+    let said: Vec<String> = stderr.iter().collect();
+    assert_eq!((status.code(), said), (Some(0), Vec::<String>::new()));
 }

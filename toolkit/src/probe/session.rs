@@ -93,7 +93,7 @@ pub struct ConnAckInfo {
 }
 
 /// The largest packet MQTT 3.1.1 can frame: a remaining length of at most
-/// 268,435,455 bytes [MQTT-2.2.3], plus five bytes of fixed header.
+/// 268,435,455 bytes (§2.2.3), plus five bytes of fixed header.
 const MAX_PACKET: usize = 268_435_455 + 5;
 
 /// What the shell does with each incoming message.

@@ -76,7 +76,7 @@ pub struct SessionFlags {
 
 impl SessionFlags {
     /// The CONNECT options these flags ask for; the will topic must be a
-    /// valid topic name [MQTT-3.1.2-14].
+    /// valid topic name, as it is published [MQTT-3.3.2-2].
     fn options(&self, client_id_given: bool) -> anyhow::Result<ClientOptions> {
         if self.keep_session && !client_id_given {
             return Err(usage(

@@ -150,7 +150,9 @@ pub fn run(args: SubArgs) -> anyhow::Result<()> {
                     if args.no_retained && message.retain {
                         continue;
                     }
-                    print(&format, &message)?;
+                    if !print(&format, &message)? {
+                        return Ok(());
+                    }
                     printed += 1;
                     if args.count.is_some_and(|c| printed >= c) {
                         return Ok(());
@@ -196,15 +198,22 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Writes `message` to standard output at once (a script reading it line
-/// by line sees each message when it comes).
-fn print(format: &Format, message: &Message) -> Result<(), Failure> {
+/// by line sees each message when it comes). `false` when the reader has
+/// gone (`toolkit sub ... | head -1`): `sub` then ends quietly, as
+/// mosquitto_sub does.
+fn print(format: &Format, message: &Message) -> Result<bool, Failure> {
     let bytes = format
         .render(message, OffsetDateTime::now_utc())
         .map_err(|e| Failure::new(Status::Failure, e.to_string()))?;
     let mut out = std::io::stdout().lock();
-    out.write_all(&bytes)
-        .and_then(|()| out.flush())
-        .map_err(|e| Failure::new(Status::Failure, format!("writing to standard output: {e}")))
+    match out.write_all(&bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Failure::new(
+            Status::Failure,
+            format!("writing to standard output: {e}"),
+        )),
+    }
 }
 
 #[cfg(test)]
