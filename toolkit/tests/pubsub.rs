@@ -621,3 +621,25 @@ fn a_closed_output_ends_sub_quietly() {
     let said: Vec<String> = stderr.iter().collect();
     assert_eq!((status.code(), said), (Some(0), Vec::<String>::new()));
 }
+
+/// `sub -C` ends after a QoS 2 message only once its exchange is complete:
+/// the broker gets PUBCOMP before DISCONNECT (leaving at once, with the
+/// PUBREL unanswered, would leave the broker's side half done).
+#[test]
+fn sub_completes_a_qos2_exchange_before_disconnecting() {
+    let broker = Mosquitto::start(MosquittoOptions::default());
+    let port = broker.port();
+    let sub = toolkit_sub(port, &["-t", "q2", "-q", "2", "-C", "1", "-i", "q2-sub"]);
+    sub.await_toolkit_subscribed();
+    mosquitto_pub(port, &["-t", "q2", "-q", "2", "-m", "once"]);
+    assert_eq!(sub.line(), "once");
+    assert_eq!(sub.exit().0, 0);
+    await_log(&broker, "Received DISCONNECT from q2-sub");
+    let log = broker.log();
+    let pubcomp = log.find("Received PUBCOMP from q2-sub");
+    let disconnect = log.find("Received DISCONNECT from q2-sub");
+    assert!(
+        pubcomp.is_some() && pubcomp < disconnect,
+        "PUBCOMP must come before DISCONNECT:\n{log}"
+    );
+}
