@@ -18,6 +18,7 @@ mod help;
 mod passwd;
 mod preflight;
 mod probe;
+mod pubsub;
 mod unique;
 
 use std::process::ExitCode;
@@ -56,6 +57,10 @@ enum Command {
     /// Add, change or delete a user in a mosquitto password file ($7$
     /// PBKDF2-SHA512, as mosquitto_passwd writes).
     Passwd(passwd::PasswdArgs),
+    /// Publish a message (or each line of standard input), as mosquitto_pub.
+    Pub(pubsub::PubArgs),
+    /// Subscribe and print messages as they arrive, as mosquitto_sub.
+    Sub(pubsub::SubArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +80,8 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Passwd(args) => passwd::run(args),
+        Command::Pub(args) => pubsub::publish::run(args),
+        Command::Sub(args) => pubsub::subscribe::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,6 +125,8 @@ mod tests {
             &["toolkit", "bench", "fan-in"],
             &["toolkit", "certs"],
             &["toolkit", "passwd"],
+            &["toolkit", "pub"],
+            &["toolkit", "sub"],
         ] {
             let mut long = sub.to_vec();
             long.push("--help");
@@ -134,12 +143,16 @@ mod tests {
             &["toolkit", "probe", "-h", "broker.example"][..],
             &["toolkit", "conformance", "-h", "broker.example"],
             &["toolkit", "bench", "fan-in", "-h", "broker.example"],
+            &["toolkit", "pub", "-h", "broker.example", "-t", "t", "-n"],
+            &["toolkit", "sub", "-h", "broker.example", "-t", "t"],
         ] {
             let cli = parse(args).unwrap();
             let host = match cli.command {
                 Command::Probe(a) => a.connection.host,
                 Command::Conformance(a) => a.connection.host,
                 Command::Bench(a) => bench::host_of(&a).unwrap_or_default(),
+                Command::Pub(a) => a.connection.host,
+                Command::Sub(a) => a.connection.host,
                 _ => String::new(),
             };
             assert_eq!(host, "broker.example", "{args:?}");

@@ -2,11 +2,12 @@
 //! TLS) our own handshake with what it negotiated and the server's
 //! certificate, then the MQTT connection and its CONNACK.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::TcpStream;
 
-use super::session::{Endpoint, Session};
+use super::session::{ConnAckInfo, Endpoint, Session};
 use super::{Target, ms, sniff, tls};
 use crate::exit::{Failure, Status};
 
@@ -60,6 +61,23 @@ pub(super) async fn open(target: &Target, label: Option<&str>) -> anyhow::Result
         }
     }
 
+    let (session, connack) = mqtt(target, tls_config).await?;
+    say(format!(
+        "connack  0 connection accepted (session present: {}, client id {}) in {}",
+        if connack.session_present { "yes" } else { "no" },
+        target.client_id,
+        ms(connack.elapsed)
+    ));
+    Ok(session)
+}
+
+/// The MQTT connection to `target` up to its CONNACK, over TLS with
+/// `tls_config` when given, a failure explained as `probe` explains it:
+/// `open` after its TCP and TLS reports, and `pub` and `sub` directly.
+pub(crate) async fn mqtt(
+    target: &Target,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<(Session, ConnAckInfo)> {
     let endpoint = Endpoint {
         host: target.host.clone(),
         port: target.port,
@@ -68,26 +86,20 @@ pub(super) async fn open(target: &Target, label: Option<&str>) -> anyhow::Result
         credentials: target.credentials.clone(),
         timeout: target.timeout,
         switch: target.switch,
+        options: target.options.clone(),
     };
-    let (session, connack) = match Session::connect(endpoint).await {
-        Ok(connected) => connected,
+    match Session::connect(endpoint).await {
+        Ok(connected) => Ok(connected),
         // The MQTT client cannot tell a web server or a TLS listener from a
         // broker that closed the connection; a raw CONNECT can.
         Err(failure)
             if target.tls.is_none()
                 && matches!(failure.status, Status::Connect | Status::Closed) =>
         {
-            return Err(sniff::not_mqtt(target).await.unwrap_or(failure).into());
+            Err(sniff::not_mqtt(target).await.unwrap_or(failure).into())
         }
-        Err(failure) => return Err(failure.into()),
-    };
-    say(format!(
-        "connack  0 connection accepted (session present: {}, client id {}) in {}",
-        if connack.session_present { "yes" } else { "no" },
-        target.client_id,
-        ms(connack.elapsed)
-    ));
-    Ok(session)
+        Err(failure) => Err(failure.into()),
+    }
 }
 
 /// A TCP connection to the first address of `target.host` that answers,

@@ -10,9 +10,9 @@
 //! - [`tls`]: rustls configuration, the TLS report, and TLS failure reasons.
 
 mod check;
-mod connect;
+pub(crate) mod connect;
 mod cross;
-mod session;
+pub(crate) mod session;
 mod shell;
 mod sniff;
 mod tls;
@@ -25,6 +25,7 @@ use rumqttc::QoS;
 use crate::connection::{ConnectionFlags, TlsSettings, Trust};
 use crate::exit::usage;
 use crate::unique::nonce;
+use session::ClientOptions;
 
 const EXIT_HELP: &str = "Exit status:
   0  every step worked
@@ -67,7 +68,7 @@ pub struct ProbeArgs {
     interactive: bool,
 }
 
-fn parse_timeout(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
@@ -115,6 +116,7 @@ pub(crate) struct Target {
     credentials: Option<(String, String)>,
     timeout: Duration,
     switch: TlsSwitch,
+    options: ClientOptions,
 }
 
 impl Target {
@@ -144,7 +146,14 @@ impl Target {
             credentials,
             timeout,
             switch,
+            options: ClientOptions::default(),
         }
+    }
+
+    /// This target connecting with `options` (keep-alive, clean session,
+    /// will) rather than the probe's defaults.
+    pub(crate) fn with_options(self, options: ClientOptions) -> Self {
+        Self { options, ..self }
     }
 }
 
@@ -186,6 +195,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
             credentials: credentials.clone(),
             timeout: args.timeout,
             switch: TlsSwitch::Tls,
+            options: ClientOptions::default(),
         };
         let tls = Target {
             port: tls_port,
@@ -206,6 +216,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<()> {
         credentials,
         timeout: args.timeout,
         switch: TlsSwitch::Tls,
+        options: ClientOptions::default(),
     };
     if args.interactive {
         runtime.block_on(shell::run(&target))
@@ -227,7 +238,7 @@ fn tls_settings(args: &ProbeArgs) -> anyhow::Result<Option<TlsSettings>> {
     flags.tls_settings(flags.tls || args.cross, "--tls")
 }
 
-fn qos_of(q: u8) -> QoS {
+pub(crate) fn qos_of(q: u8) -> QoS {
     match q {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
@@ -236,7 +247,7 @@ fn qos_of(q: u8) -> QoS {
 }
 
 /// The QoS as the digit people write.
-fn qos_digit(q: QoS) -> u8 {
+pub(crate) fn qos_digit(q: QoS) -> u8 {
     match q {
         QoS::AtMostOnce => 0,
         QoS::AtLeastOnce => 1,

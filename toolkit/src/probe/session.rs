@@ -2,13 +2,13 @@
 //! rather than hanging: every wait is bounded by the probe's `--timeout`, and
 //! every failure is a [`Failure`] with its exit status.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, MqttOptions,
-    Outgoing, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, LastWill,
+    MqttOptions, Outgoing, QoS, SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -33,6 +33,30 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// The flag that turns TLS on, for hints.
     pub switch: TlsSwitch,
+    /// Keep-alive, clean session and will.
+    pub options: ClientOptions,
+}
+
+/// What CONNECT asks for beyond who and where: `probe` uses the defaults,
+/// `pub` and `sub` take them from their flags.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Keep-alive interval; zero turns keep-alive off [MQTT-3.1.2-24].
+    pub keep_alive: Duration,
+    /// Clean session flag [MQTT-3.1.2-6]; `false` needs a client id.
+    pub clean_session: bool,
+    /// The will message [MQTT-3.1.2-8].
+    pub will: Option<LastWill>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            keep_alive: Duration::from_secs(30),
+            clean_session: true,
+            will: None,
+        }
+    }
 }
 
 impl Endpoint {
@@ -53,6 +77,8 @@ pub struct Message {
     pub qos: QoS,
     /// Its retain flag.
     pub retain: bool,
+    /// Its packet identifier (0 at QoS 0).
+    pub packet_id: u16,
     /// When it arrived.
     pub at: Instant,
 }
@@ -65,6 +91,10 @@ pub struct ConnAckInfo {
     /// Time from starting to connect to CONNACK (TCP and TLS included).
     pub elapsed: Duration,
 }
+
+/// The largest packet MQTT 3.1.1 can frame: a remaining length of at most
+/// 268,435,455 bytes (§2.2.3), plus five bytes of fixed header.
+const MAX_PACKET: usize = 268_435_455 + 5;
 
 /// What the shell does with each incoming message.
 type MessageHandler = Box<dyn FnMut(&Message) + Send>;
@@ -79,6 +109,8 @@ pub struct Session {
     endpoint: Endpoint,
     inbox: VecDeque<Message>,
     on_message: Option<MessageHandler>,
+    /// Packet ids of QoS 2 messages received whose PUBREL has not come.
+    unreleased: HashSet<u16>,
     closed: bool,
 }
 
@@ -96,8 +128,29 @@ impl Session {
     /// Connects and waits for a successful CONNACK.
     pub async fn connect(endpoint: Endpoint) -> Result<(Self, ConnAckInfo), Failure> {
         let mut options = MqttOptions::new(&endpoint.client_id, &endpoint.host, endpoint.port);
-        options.set_clean_session(true);
-        options.set_keep_alive(Duration::from_secs(30));
+        // rumqttc panics on a keep-alive under a second, and on clean
+        // session off with an empty client id: refuse both as a failure.
+        let keep_alive = endpoint.options.keep_alive;
+        if !keep_alive.is_zero() && keep_alive < Duration::from_secs(1) {
+            return Err(Failure::new(
+                Status::Usage,
+                "the keep-alive must be 0 (off) or at least 1 second",
+            ));
+        }
+        if !endpoint.options.clean_session && endpoint.client_id.is_empty() {
+            return Err(Failure::new(
+                Status::Usage,
+                "a session that is kept (clean session off) needs a client id: give -i ID",
+            ));
+        }
+        options.set_clean_session(endpoint.options.clean_session);
+        options.set_keep_alive(keep_alive);
+        if let Some(will) = &endpoint.options.will {
+            options.set_last_will(will.clone());
+        }
+        // Any packet MQTT allows, both ways: rumqttc's default of 10 KiB
+        // would refuse a file `pub -f` sends or a large message `sub` gets.
+        options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
         if let Some((user, password)) = &endpoint.credentials {
             options.set_credentials(user, password);
         }
@@ -130,6 +183,7 @@ impl Session {
             endpoint,
             inbox: VecDeque::new(),
             on_message: None,
+            unreleased: HashSet::new(),
             closed: false,
         };
         let connack = session
@@ -267,6 +321,12 @@ impl Session {
         }
     }
 
+    /// The oldest message queued by [`Self::next_event`], if any (`sub`
+    /// reads events itself, to see each PUBREL too).
+    pub fn take_message(&mut self) -> Option<Message> {
+        self.inbox.pop_front()
+    }
+
     /// Waits for the next event of any kind and handles it: messages go to
     /// the queue (or `on_message`). For the shell's idle loop.
     pub async fn next_event(&mut self) -> Result<Event, Failure> {
@@ -279,12 +339,22 @@ impl Session {
         };
         match result {
             Ok(event) => {
+                match &event {
+                    Event::Incoming(Incoming::Publish(p)) if p.qos == QoS::ExactlyOnce => {
+                        self.unreleased.insert(p.pkid);
+                    }
+                    Event::Incoming(Incoming::PubRel(rel)) => {
+                        self.unreleased.remove(&rel.pkid);
+                    }
+                    _ => {}
+                }
                 if let Event::Incoming(Incoming::Publish(p)) = &event {
                     let message = Message {
                         topic: p.topic.clone(),
                         payload: p.payload.to_vec(),
                         qos: p.qos,
                         retain: p.retain,
+                        packet_id: p.pkid,
                         at: Instant::now(),
                     };
                     match &mut self.on_message {
@@ -297,6 +367,20 @@ impl Session {
             Err(err) => {
                 self.closed = true;
                 Err(classify_connection(&err, &self.endpoint))
+            }
+        }
+    }
+
+    /// Waits, within the timeout, for the PUBREL of every QoS 2 message
+    /// received (rumqttc answers each with PUBCOMP), so that disconnecting
+    /// leaves no exchange half done on the broker's side [MQTT-4.3.3-2].
+    /// Messages arriving meanwhile are queued as usual.
+    pub async fn finish_qos2(&mut self) {
+        let deadline = tokio::time::Instant::now() + self.endpoint.timeout;
+        while !self.unreleased.is_empty() && !self.closed {
+            match tokio::time::timeout_at(deadline, self.next_event()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return,
             }
         }
     }

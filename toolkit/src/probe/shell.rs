@@ -467,6 +467,7 @@ mod tests {
             payload: vec![0xff, 0x00],
             qos: QoS::AtLeastOnce,
             retain: true,
+            packet_id: 1,
             at: Instant::now(),
         };
         assert_eq!(message_line(&m), "< t (qos 1, retained) 0xff00 (2 bytes)");
