@@ -18,6 +18,7 @@ mod help;
 mod passwd;
 mod preflight;
 mod probe;
+mod proxy;
 mod unique;
 
 use std::process::ExitCode;
@@ -56,6 +57,10 @@ enum Command {
     /// Add, change or delete a user in a mosquitto password file ($7$
     /// PBKDF2-SHA512, as mosquitto_passwd writes).
     Passwd(passwd::PasswdArgs),
+    /// Stand between clients and a broker as an MQTT-aware proxy that
+    /// injects faults: delay, drops, duplicates, reordering, split writes,
+    /// throttling, cuts, a paused broker.
+    Proxy(proxy::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Passwd(args) => passwd::run(args),
+        Command::Proxy(args) => proxy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,6 +124,7 @@ mod tests {
             &["toolkit", "bench", "fan-in"],
             &["toolkit", "certs"],
             &["toolkit", "passwd"],
+            &["toolkit", "proxy"],
         ] {
             let mut long = sub.to_vec();
             long.push("--help");
