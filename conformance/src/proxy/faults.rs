@@ -157,7 +157,7 @@ impl fmt::Display for Rule {
         match self.occurrence {
             Occurrence::All => {}
             Occurrence::Every(n) => write!(f, ", every {n}")?,
-            Occurrence::Nth(n) => write!(f, ", the {n}th only")?,
+            Occurrence::Nth(n) => write!(f, ", only match {n}")?,
         }
         if let Some(d) = self.direction {
             write!(f, ", {d}")?;

@@ -1,0 +1,307 @@
+//! `toolkit proxy` as users run it: the binary between real clients and
+//! mosquitto. rumqttc and paho-mqtt (Python) reconnect and redeliver every
+//! QoS 1 message when the proxy cuts their connections mid-flight (each
+//! published message counted at the subscriber, both clients seen to
+//! reconnect, the cuts seen in the fault log); bad fault specs are one-line
+//! usage errors.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::toolkit;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use testsupport::{Mosquitto, MosquittoOptions};
+
+/// Bound on every wait in these tests.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// How many QoS 1 messages each client test publishes.
+const COUNT: usize = 20;
+
+/// Four cuts, counted across connections so each happens once: the
+/// publisher's 4th and 11th PUBACK and the subscriber's 5th and 13th
+/// PUBLISH never arrive, their connections closed instead. (Cutting every
+/// n-th would livelock: a cut also loses the acknowledgements in flight
+/// towards the broker, so the broker resends the same n on each reconnect.)
+const CUTS: &[&str] = &[
+    "--cut-at",
+    "puback:nth=4,to-client,global",
+    "--cut-at",
+    "puback:nth=11,to-client,global",
+    "--cut-at",
+    "publish:nth=5,to-client,global",
+    "--cut-at",
+    "publish:nth=13,to-client,global",
+];
+
+/// A `toolkit proxy` child process, killed when dropped.
+struct ProxyProcess {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ProxyProcess {
+    /// Starts `toolkit proxy --listen 127.0.0.1:0 ARGS` and waits for its
+    /// banner.
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("toolkit"))
+            .args(["proxy", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut proxy = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lines,
+            seen: Vec::new(),
+        };
+        let banner = proxy
+            .wait_for("proxy listening on ")
+            .expect("toolkit proxy printed its banner");
+        let addr = banner
+            .trim_start_matches("proxy listening on ")
+            .split(' ')
+            .next()
+            .unwrap();
+        proxy.addr = addr.parse().unwrap();
+        proxy
+    }
+
+    /// The first line (since the last call) holding `needle`, waiting at
+    /// most [`WAIT`].
+    fn wait_for(&mut self, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Every line printed so far.
+    fn log(&mut self) -> &[String] {
+        self.seen.extend(self.lines.try_iter());
+        &self.seen
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a rumqttc event loop saw.
+#[derive(Debug)]
+enum Seen {
+    ConnAck,
+    SubAck,
+    Message(String),
+}
+
+/// A rumqttc client with a persistent session (so the broker keeps its
+/// messages across cuts, and rumqttc resends its own unacknowledged ones),
+/// its event loop polled on a task that reports to the returned channel.
+fn rumqttc_client(
+    id: &str,
+    addr: SocketAddr,
+) -> (AsyncClient, tokio::sync::mpsc::UnboundedReceiver<Seen>) {
+    let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    options.set_clean_session(false);
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = AsyncClient::new(options, 2 * COUNT);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let seen = match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => Seen::ConnAck,
+                Ok(Event::Incoming(Packet::SubAck(_))) => Seen::SubAck,
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    Seen::Message(String::from_utf8_lossy(&p.payload).into_owned())
+                }
+                Ok(_) => continue,
+                Err(_) => {
+                    // A cut: polling again reconnects. A short pause keeps
+                    // a refused reconnect from spinning; it orders nothing.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            if tx.send(seen).is_err() {
+                return;
+            }
+        }
+    });
+    (client, rx)
+}
+
+/// Waits for `seen` to report something `pick` accepts, counting the
+/// CONNACKs that go by in `connacks`.
+async fn next_matching<T>(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>,
+    connacks: &mut usize,
+    mut pick: impl FnMut(Seen) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let seen = rx.recv().await.expect("event loop running");
+            if matches!(seen, Seen::ConnAck) {
+                *connacks += 1;
+            }
+            if let Some(t) = pick(seen) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("bounded wait for a client event")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rumqttc_reconnects_and_redelivers_every_qos1_message_through_cuts() {
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let port = m.port().to_string();
+    let mut args = vec!["-p", port.as_str()];
+    args.extend_from_slice(CUTS);
+    let mut proxy = ProxyProcess::start(&args);
+    let topic = "proxy/rumqttc";
+
+    let (sub, mut sub_seen) = rumqttc_client("px-rumqttc-sub", proxy.addr);
+    let mut sub_connacks = 0;
+    sub.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
+    next_matching(&mut sub_seen, &mut sub_connacks, |s| {
+        matches!(s, Seen::SubAck).then_some(())
+    })
+    .await;
+
+    let (publisher, mut pub_seen) = rumqttc_client("px-rumqttc-pub", proxy.addr);
+    let mut pub_connacks = 0;
+    for i in 0..COUNT {
+        publisher
+            .publish(topic, QoS::AtLeastOnce, false, format!("msg-{i}"))
+            .await
+            .unwrap();
+    }
+    let mut received = BTreeSet::new();
+    let mut deliveries = 0;
+    while received.len() < COUNT {
+        let m = next_matching(&mut sub_seen, &mut sub_connacks, |s| match s {
+            Seen::Message(m) => Some(m),
+            _ => None,
+        })
+        .await;
+        deliveries += 1;
+        received.insert(m);
+    }
+    let expected: BTreeSet<String> = (0..COUNT).map(|i| format!("msg-{i}")).collect();
+    assert_eq!(received, expected, "every QoS 1 message arrives");
+    assert!(deliveries >= COUNT);
+    // Both clients were cut and came back: the publisher's reconnects show
+    // as CONNACKs once it resends what the cut left unacknowledged.
+    assert!(
+        proxy.wait_for("(rule 4, match 13)").is_some(),
+        "{:?}",
+        proxy.log()
+    );
+    while pub_connacks < 3 {
+        next_matching(&mut pub_seen, &mut pub_connacks, |s| {
+            matches!(s, Seen::ConnAck).then_some(())
+        })
+        .await;
+    }
+    assert!(sub_connacks >= 3, "subscriber reconnected twice: {sub_connacks}");
+    let cuts = proxy.log().iter().filter(|l| l.contains(" cut (rule ")).count();
+    assert_eq!(cuts, 4, "{:?}", proxy.log());
+}
+
+#[test]
+fn paho_reconnects_and_redelivers_every_qos1_message_through_cuts() {
+    let m = Mosquitto::start(MosquittoOptions::default());
+    let port = m.port().to_string();
+    let mut args = vec!["-p", port.as_str()];
+    args.extend_from_slice(CUTS);
+    let mut proxy = ProxyProcess::start(&args);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../interop/python/reconnect.py");
+    let out = Command::new("python3")
+        .args([script, "127.0.0.1", &proxy.addr.port().to_string()])
+        .args(["proxy/paho", &COUNT.to_string()])
+        .output()
+        .expect("python3 with paho-mqtt is installed (scripts/setup)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}\nproxy: {:?}",
+        String::from_utf8_lossy(&out.stderr),
+        proxy.log()
+    );
+    assert!(stdout.starts_with(&format!("ok {COUNT} received={COUNT} ")), "{stdout}");
+    // Two cuts each: three connections per client.
+    assert!(stdout.contains("sub_connects=3 "), "{stdout}");
+    assert!(stdout.trim_end().ends_with("pub_connects=3"), "{stdout}");
+    let cuts = proxy.log().iter().filter(|l| l.contains(" cut (rule ")).count();
+    assert_eq!(cuts, 4, "{:?}", proxy.log());
+}
+
+#[test]
+fn a_fault_file_and_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("faults.toml");
+    std::fs::write(
+        &file,
+        "delay = \"5ms\"\n\n[[rule]]\naction = \"drop\"\npacket = \"pubak\"\n",
+    )
+    .unwrap();
+    let run = toolkit()
+        .args(["proxy", "--listen", "0", "--faults"])
+        .arg(&file)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {}:3: unknown packet type 'pubak' (use connect",
+            file.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_fault_flag_is_one_line_naming_it() {
+    let run = toolkit()
+        .args(["proxy", "--listen", "0", "--drop", "puback:every=ten"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+    assert_eq!(
+        stderr,
+        "error: --drop 'puback:every=ten': 'ten' is not a count (a whole number, at least 1)\n"
+    );
+}
