@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use conformance::proxy::spec::{self, RuleFlag};
-use conformance::proxy::{FaultEvent, Faults, Proxy, ProxyConfig, Upstream};
+use conformance::proxy::{FaultEvent, Faults, Proxy, ProxyConfig, Segments, Upstream};
 
 use crate::connection::{self, ConnectionFlags, refuse};
 use crate::exit::usage;
@@ -95,9 +95,10 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "RATE", value_parser = spec::rate)]
     pub throttle: Option<std::num::NonZeroU64>,
 
-    /// Send each run of N packets (per direction) last first.
-    #[arg(long, value_name = "N", value_parser = parse_reorder)]
-    pub reorder: Option<usize>,
+    /// Send each run of N packets last first, in each direction or only
+    /// the one given: N, N:to-broker or N:to-client.
+    #[arg(long, value_name = "N[:DIRECTION]", value_parser = spec::reorder)]
+    pub reorder: Option<conformance::proxy::Reorder>,
 
     /// Scripted faults from a TOML file (see docs/proxy.md); the flags
     /// above add to it.
@@ -113,13 +114,6 @@ fn parse_listen(text: &str) -> Result<SocketAddr, String> {
         .ok()
         .and_then(|mut addrs| addrs.next())
         .ok_or_else(|| format!("'{text}' is not an address to listen on (give PORT or HOST:PORT)"))
-}
-
-fn parse_reorder(text: &str) -> Result<usize, String> {
-    let n = text
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of packets"))?;
-    spec::reorder(n)
 }
 
 impl ProxyArgs {
@@ -188,6 +182,7 @@ impl ProxyArgs {
             accept_tls,
             faults: self.faults()?,
             rewrite: None,
+            segments: Segments::Stream,
             on_fault: Arc::new(|e: &FaultEvent| println!("{e}")),
         })
     }
@@ -204,10 +199,18 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
         let banner = format!(
             "proxy listening on {} ({}), forwarding to {}:{} ({})",
             args.listen,
-            if config.accept_tls.is_some() { "TLS" } else { "plain" },
+            if config.accept_tls.is_some() {
+                "TLS"
+            } else {
+                "plain"
+            },
             config.upstream.host,
             config.upstream.port,
-            if config.upstream.tls.is_some() { "TLS" } else { "plain" },
+            if config.upstream.tls.is_some() {
+                "TLS"
+            } else {
+                "plain"
+            },
         );
         let faults = config.faults.describe();
         let proxy = Proxy::start(args.listen, config)
@@ -275,7 +278,7 @@ mod tests {
             "--throttle",
             "10kB/s",
             "--reorder",
-            "3",
+            "3:to-client",
             "--pause-broker",
             "publish:nth=2,for=1s",
         ])
@@ -285,7 +288,10 @@ mod tests {
         assert_eq!(f.jitter, Duration::from_millis(5));
         assert!(f.split_bytes);
         assert_eq!(f.throttle.map(|t| t.get()), Some(10_000));
-        assert_eq!(f.reorder, Some(3));
+        assert_eq!(
+            f.reorder.map(|r| r.to_string()).as_deref(),
+            Some("reorder each 3 packets last first, to-client")
+        );
         assert_eq!(f.rules.len(), 2);
         assert_eq!(f.rules[0].to_string(), "drop puback, every 10");
     }
@@ -295,7 +301,10 @@ mod tests {
         let a = parse(&["--listen", "0", "--drop", "pubak"]).expect("parsed later");
         let err = a.faults().expect_err("unknown packet type");
         assert_eq!(crate::exit::status_of(&err), crate::exit::Status::Usage);
-        assert!(err.to_string().starts_with("--drop 'pubak': unknown packet type"));
+        assert!(
+            err.to_string()
+                .starts_with("--drop 'pubak': unknown packet type")
+        );
         assert!(parse(&["--listen", "0", "--throttle", "fast"]).is_err());
         assert!(parse(&["--listen", "0", "--reorder", "1"]).is_err());
         assert!(parse(&["--listen", "0", "--cut-after", "packets=0"]).is_err());

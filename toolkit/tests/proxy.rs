@@ -235,8 +235,15 @@ async fn rumqttc_reconnects_and_redelivers_every_qos1_message_through_cuts() {
         })
         .await;
     }
-    assert!(sub_connacks >= 3, "subscriber reconnected twice: {sub_connacks}");
-    let cuts = proxy.log().iter().filter(|l| l.contains(" cut (rule ")).count();
+    assert!(
+        sub_connacks >= 3,
+        "subscriber reconnected twice: {sub_connacks}"
+    );
+    let cuts = proxy
+        .log()
+        .iter()
+        .filter(|l| l.contains(" cut (rule "))
+        .count();
     assert_eq!(cuts, 4, "{:?}", proxy.log());
 }
 
@@ -247,7 +254,10 @@ fn paho_reconnects_and_redelivers_every_qos1_message_through_cuts() {
     let mut args = vec!["-p", port.as_str()];
     args.extend_from_slice(CUTS);
     let mut proxy = ProxyProcess::start(&args);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../interop/python/reconnect.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../interop/python/reconnect.py"
+    );
     let out = Command::new("python3")
         .args([script, "127.0.0.1", &proxy.addr.port().to_string()])
         .args(["proxy/paho", &COUNT.to_string()])
@@ -260,11 +270,18 @@ fn paho_reconnects_and_redelivers_every_qos1_message_through_cuts() {
         String::from_utf8_lossy(&out.stderr),
         proxy.log()
     );
-    assert!(stdout.starts_with(&format!("ok {COUNT} received={COUNT} ")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("ok {COUNT} received={COUNT} ")),
+        "{stdout}"
+    );
     // Two cuts each: three connections per client.
     assert!(stdout.contains("sub_connects=3 "), "{stdout}");
     assert!(stdout.trim_end().ends_with("pub_connects=3"), "{stdout}");
-    let cuts = proxy.log().iter().filter(|l| l.contains(" cut (rule ")).count();
+    let cuts = proxy
+        .log()
+        .iter()
+        .filter(|l| l.contains(" cut (rule "))
+        .count();
     assert_eq!(cuts, 4, "{:?}", proxy.log());
 }
 

@@ -169,6 +169,28 @@ impl fmt::Display for Rule {
     }
 }
 
+/// Reordering: each run of `window` packets going `direction` is sent last
+/// first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reorder {
+    /// Packets per run, at least 2.
+    pub window: usize,
+    /// `None`: both directions (each reordered on its own; a request and
+    /// its forwarded copy are then reversed twice, which restores order, so
+    /// give one direction to see deliveries out of order).
+    pub direction: Option<Direction>,
+}
+
+impl fmt::Display for Reorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "reorder each {} packets last first", self.window)?;
+        if let Some(d) = self.direction {
+            write!(f, ", {d}")?;
+        }
+        Ok(())
+    }
+}
+
 /// When a connection is cut regardless of what it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CutAfter {
@@ -200,10 +222,9 @@ pub struct Faults {
     pub split_bytes: bool,
     /// Each direction is held to this many bytes per second.
     pub throttle: Option<NonZeroU64>,
-    /// Each run of this many packets (at least 2) in one direction goes out
-    /// last first; a run cut short by a pause in traffic goes out reversed
-    /// as it stands.
-    pub reorder: Option<usize>,
+    /// Runs of packets sent last first; a run cut short by a pause in
+    /// traffic goes out reversed as it stands.
+    pub reorder: Option<Reorder>,
     /// Cut each connection after so many packets or bytes.
     pub cut_after: Option<CutAfter>,
     /// Rules on matched packets, each applied in order.
@@ -250,8 +271,8 @@ impl Faults {
         if let Some(rate) = self.throttle {
             out.push(format!("throttle to {rate} bytes/s each way"));
         }
-        if let Some(n) = self.reorder {
-            out.push(format!("reorder each {n} packets last first"));
+        if let Some(r) = self.reorder {
+            out.push(r.to_string());
         }
         if let Some(cut) = self.cut_after {
             out.push(cut.to_string());
@@ -298,7 +319,10 @@ mod tests {
     fn flags_overlay_a_file() {
         let mut file = Faults {
             delay: Duration::from_millis(5),
-            reorder: Some(3),
+            reorder: Some(Reorder {
+                window: 3,
+                direction: None,
+            }),
             ..Faults::default()
         };
         file.overlay(Faults {
@@ -307,7 +331,7 @@ mod tests {
             ..Faults::default()
         });
         assert_eq!(file.delay, Duration::from_millis(20));
-        assert_eq!(file.reorder, Some(3));
+        assert_eq!(file.reorder.map(|r| r.window), Some(3));
         assert!(file.split_bytes);
     }
 }

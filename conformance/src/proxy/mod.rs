@@ -37,7 +37,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
-pub use faults::{Action, CutAfter, Direction, Faults, Occurrence, PacketMatch, Rule, Scope};
+pub use faults::{
+    Action, CutAfter, Direction, Faults, Occurrence, PacketMatch, Reorder, Rule, Scope,
+};
 pub use spec::FaultSpecError;
 
 /// The largest packet the proxy frames (16 MiB); a longer declared length
@@ -48,6 +50,23 @@ pub const MAX_FRAMED: usize = 16 << 20;
 /// forwarded instead: nothing, itself, a changed packet, or several. For
 /// tests that play a broker breaking a rule; [`Faults`] apply afterwards.
 pub type Rewrite = Arc<dyn Fn(Direction, Vec<u8>) -> Vec<Vec<u8>> + Send + Sync>;
+
+/// How the reads of what the client sends are taken: as a broker must (a
+/// byte stream), or as a broken broker that takes one read for one packet.
+/// For the harness's tests of its framing scenarios; `toolkit proxy` always
+/// streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Segments {
+    /// Packets are framed from the stream, whatever the reads were.
+    #[default]
+    Stream,
+    /// Only the first packet of each read goes on; the rest of the read is
+    /// lost (a broker that handles one packet per segment).
+    FirstPacketPerRead,
+    /// A packet not complete at the end of a read is thrown away (a broker
+    /// that expects each packet to arrive in one segment).
+    DropPartial,
+}
 
 /// Receives every [`FaultEvent`] as it happens.
 pub type FaultSink = Arc<dyn Fn(&FaultEvent) + Send + Sync>;
@@ -119,6 +138,8 @@ pub struct ProxyConfig {
     pub faults: Faults,
     /// A test's packet rewriter, applied before the faults.
     pub rewrite: Option<Rewrite>,
+    /// How the client's reads are taken.
+    pub segments: Segments,
     /// The fault log.
     pub on_fault: FaultSink,
 }
@@ -136,6 +157,7 @@ impl ProxyConfig {
             accept_tls: None,
             faults,
             rewrite: None,
+            segments: Segments::Stream,
             on_fault: Arc::new(|e: &FaultEvent| tracing::info!(fault = %e, "injected")),
         }
     }
@@ -148,6 +170,7 @@ impl fmt::Debug for ProxyConfig {
             .field("accept_tls", &self.accept_tls.is_some())
             .field("faults", &self.faults)
             .field("rewrite", &self.rewrite.is_some())
+            .field("segments", &self.segments)
             .finish_non_exhaustive()
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::faults::{Action, CutAfter, Direction, Scope};
-use super::{FaultEvent, Io, MAX_FRAMED, Shared};
+use super::{FaultEvent, Io, MAX_FRAMED, Segments, Shared};
 
 /// How long a partly filled reorder window waits for its next packet before
 /// it goes out as it stands (so a lone CONNECT is never held for ever).
@@ -196,6 +196,10 @@ async fn read(
     };
     let mut buf = BytesMut::with_capacity(8192);
     let mut raw = false;
+    let segments = match direction {
+        Direction::ToBroker => r.conn.shared.config.segments,
+        Direction::ToClient => Segments::Stream,
+    };
     loop {
         if direction == Direction::ToClient {
             // A paused broker side: nothing is read from the broker.
@@ -229,7 +233,12 @@ async fn read(
                 (buf.split().freeze(), false)
             } else {
                 match frame_len(&buf) {
-                    None => break,
+                    None => {
+                        if segments == Segments::DropPartial {
+                            buf.clear();
+                        }
+                        break;
+                    }
                     Some(Ok(len)) => (buf.split_to(len).freeze(), true),
                     Some(Err(())) => {
                         tracing::warn!(
@@ -243,6 +252,10 @@ async fn read(
             };
             if !r.forward(bytes, framed) {
                 return;
+            }
+            if segments == Segments::FirstPacketPerRead {
+                buf.clear();
+                break;
             }
         }
     }
@@ -311,11 +324,11 @@ impl Reader {
     /// Holds the packet in the reorder window, or sends it on.
     fn reorder(&mut self, bytes: Bytes, extra: Duration) -> bool {
         match self.conn.shared.config.faults.reorder {
-            None => self.send(bytes, extra),
-            Some(window) => {
+            Some(r) if r.direction.is_none_or(|d| d == self.direction) => {
                 self.held.push((bytes, extra));
-                self.held.len() < window || self.flush_reversed()
+                self.held.len() < r.window || self.flush_reversed()
             }
+            _ => self.send(bytes, extra),
         }
     }
 

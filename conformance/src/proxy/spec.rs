@@ -11,7 +11,9 @@ use mqtt_codec::PacketType;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::faults::{Action, CutAfter, Direction, Faults, Occurrence, PacketMatch, Rule, Scope};
+use super::faults::{
+    Action, CutAfter, Direction, Faults, Occurrence, PacketMatch, Reorder, Rule, Scope,
+};
 use crate::script::line_of;
 
 /// Why a fault given by a user cannot be used.
@@ -294,7 +296,7 @@ struct FileFields {
     #[serde(default)]
     split_bytes: bool,
     throttle: Option<Spanned<String>>,
-    reorder: Option<Spanned<usize>>,
+    reorder: Option<Spanned<ReorderField>>,
     cut_after: Option<Spanned<String>>,
     #[serde(default)]
     rule: Vec<Spanned<RuleFields>>,
@@ -338,7 +340,11 @@ pub fn parse_file(path: &Path, source: &str) -> Result<Faults, FaultSpecError> {
         faults.cut_after = Some(cut_after(c.get_ref()).map_err(|r| at(c.span().start, r))?);
     }
     if let Some(r) = &fields.reorder {
-        faults.reorder = Some(reorder(*r.get_ref()).map_err(|e| at(r.span().start, e))?);
+        let parsed = match r.get_ref() {
+            ReorderField::Window(n) => reorder(&n.to_string()),
+            ReorderField::Spec(s) => reorder(s),
+        };
+        faults.reorder = Some(parsed.map_err(|e| at(r.span().start, e))?);
     }
     for rule in &fields.rule {
         let parsed = rule
@@ -350,14 +356,38 @@ pub fn parse_file(path: &Path, source: &str) -> Result<Faults, FaultSpecError> {
     Ok(faults)
 }
 
-/// A reorder window: at least 2 packets.
-pub fn reorder(window: usize) -> Result<usize, String> {
+/// A fault file's `reorder`: a window (`3`) or a window and a direction
+/// (`"3:to-client"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ReorderField {
+    Window(usize),
+    Spec(String),
+}
+
+/// A reorder window of at least 2 packets, with an optional direction:
+/// `N`, `N:to-broker` or `N:to-client`.
+pub fn reorder(text: &str) -> Result<Reorder, String> {
+    let (window, direction) = text.trim().split_once(':').unwrap_or((text.trim(), ""));
+    let window: usize = window.parse().map_err(|_| {
+        format!("'{text}' is not a reorder window (write N, N:to-broker or N:to-client)")
+    })?;
     if window < 2 {
         return Err(format!(
             "reorder window {window} reorders nothing (give 2 or more packets)"
         ));
     }
-    Ok(window)
+    let direction = match direction {
+        "" => None,
+        "to-broker" => Some(Direction::ToBroker),
+        "to-client" => Some(Direction::ToClient),
+        other => {
+            return Err(format!(
+                "unknown direction '{other}' (use to-broker or to-client)"
+            ));
+        }
+    };
+    Ok(Reorder { window, direction })
 }
 
 #[cfg(test)]
@@ -430,7 +460,7 @@ mod tests {
 delay = "20ms"
 jitter = "5ms"
 throttle = "10kB/s"
-reorder = 3
+reorder = "3:to-client"
 cut_after = "packets=50"
 
 [[rule]]
@@ -458,7 +488,13 @@ delay = "250ms"
         assert_eq!(faults.delay, Duration::from_millis(20));
         assert_eq!(faults.jitter, Duration::from_millis(5));
         assert_eq!(faults.throttle, Some(n(10_000)));
-        assert_eq!(faults.reorder, Some(3));
+        assert_eq!(
+            faults.reorder,
+            Some(Reorder {
+                window: 3,
+                direction: Some(Direction::ToClient)
+            })
+        );
         assert_eq!(faults.cut_after, Some(CutAfter::Packets(n(50))));
         assert_eq!(faults.rules.len(), 3);
         assert_eq!(faults.rules[0].direction, Some(Direction::ToClient));
@@ -485,5 +521,19 @@ delay = "250ms"
         assert!(e.starts_with("f.toml:3: unknown field `delai`"), "{e}");
         let e = err("reorder = 1\n");
         assert!(e.starts_with("f.toml:1: reorder window 1"), "{e}");
+        let e = err("\nreorder = \"2:sideways\"\n");
+        assert!(
+            e.starts_with("f.toml:2: unknown direction 'sideways'"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_file(Path::new("f.toml"), "reorder = 4\n")
+                .expect("valid")
+                .reorder,
+            Some(Reorder {
+                window: 4,
+                direction: None
+            })
+        );
     }
 }
