@@ -10,13 +10,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::toolkit;
+use common::{ProxyProcess, toolkit};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use testsupport::{Mosquitto, MosquittoOptions};
 
@@ -41,81 +39,6 @@ const CUTS: &[&str] = &[
     "--cut-at",
     "publish:nth=13,to-client,global",
 ];
-
-/// A `toolkit proxy` child process, killed when dropped.
-struct ProxyProcess {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl ProxyProcess {
-    /// Starts `toolkit proxy --listen 127.0.0.1:0 ARGS` and waits for its
-    /// banner.
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("toolkit"))
-            .args(["proxy", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut proxy = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            lines,
-            seen: Vec::new(),
-        };
-        let banner = proxy
-            .wait_for("proxy listening on ")
-            .expect("toolkit proxy printed its banner");
-        let addr = banner
-            .trim_start_matches("proxy listening on ")
-            .split(' ')
-            .next()
-            .unwrap();
-        proxy.addr = addr.parse().unwrap();
-        proxy
-    }
-
-    /// The first line (since the last call) holding `needle`, waiting at
-    /// most [`WAIT`].
-    fn wait_for(&mut self, needle: &str) -> Option<String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let line = self.lines.recv_timeout(left).ok()?;
-            self.seen.push(line.clone());
-            if line.contains(needle) {
-                return Some(line);
-            }
-        }
-    }
-
-    /// Every line printed so far.
-    fn log(&mut self) -> &[String] {
-        self.seen.extend(self.lines.try_iter());
-        &self.seen
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What a rumqttc event loop saw.
 #[derive(Debug)]

@@ -9,6 +9,7 @@ use std::num::NonZeroU64;
 use std::time::Duration;
 
 use mqtt_codec::PacketType;
+use mqtt_codec::topic::{TopicFilter, TopicName, matches};
 
 /// Which way a packet travels through the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +93,8 @@ pub enum Scope {
     #[default]
     Connection,
     /// One count across all connections, so "the 5th PUBACK" happens once
-    /// per proxy run, whichever connection carries it.
+    /// per proxy run, whichever connection carries it. A global
+    /// `pause-broker` pauses every connection, new ones too.
     Global,
 }
 
@@ -136,6 +138,8 @@ pub struct Rule {
     pub direction: Option<Direction>,
     /// Which packets count.
     pub packet: PacketMatch,
+    /// Only PUBLISH packets whose topic name matches this filter count.
+    pub topic: Option<TopicFilter>,
     /// Which of them it fires on.
     pub occurrence: Occurrence,
     /// Per connection or across all.
@@ -145,15 +149,29 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Whether a packet of type `packet` going `direction` counts for it.
-    pub fn matches(&self, direction: Direction, packet: Option<PacketType>) -> bool {
-        self.direction.is_none_or(|d| d == direction) && self.packet.matches(packet)
+    /// Whether a packet of type `packet` going `direction`, with `topic`
+    /// when it is a PUBLISH, counts for it.
+    pub fn matches(
+        &self,
+        direction: Direction,
+        packet: Option<PacketType>,
+        topic: Option<&TopicName>,
+    ) -> bool {
+        self.direction.is_none_or(|d| d == direction)
+            && self.packet.matches(packet)
+            && self
+                .topic
+                .as_ref()
+                .is_none_or(|f| topic.is_some_and(|t| matches(f, t)))
     }
 }
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.action, self.packet)?;
+        if let Some(t) = &self.topic {
+            write!(f, " on topics matching {}", t.as_str())?;
+        }
         match self.occurrence {
             Occurrence::All => {}
             Occurrence::Every(n) => write!(f, ", every {n}")?,
@@ -304,15 +322,38 @@ mod tests {
         let rule = Rule {
             direction: Some(Direction::ToClient),
             packet: PacketMatch::Type(PacketType::PubAck),
+            topic: None,
             occurrence: Occurrence::All,
             scope: Scope::Connection,
             action: Action::Drop,
         };
-        assert!(rule.matches(Direction::ToClient, Some(PacketType::PubAck)));
-        assert!(!rule.matches(Direction::ToBroker, Some(PacketType::PubAck)));
-        assert!(!rule.matches(Direction::ToClient, Some(PacketType::Publish)));
-        assert!(!rule.matches(Direction::ToClient, None));
+        let puback = Some(PacketType::PubAck);
+        assert!(rule.matches(Direction::ToClient, puback, None));
+        assert!(!rule.matches(Direction::ToBroker, puback, None));
+        assert!(!rule.matches(Direction::ToClient, Some(PacketType::Publish), None));
+        assert!(!rule.matches(Direction::ToClient, None, None));
         assert_eq!(rule.to_string(), "drop puback, to-client");
+    }
+
+    #[test]
+    fn a_topic_rule_matches_publishes_on_matching_topics_only() {
+        let rule = Rule {
+            direction: None,
+            packet: PacketMatch::Type(PacketType::Publish),
+            topic: Some(TopicFilter::new("a/+/c").expect("valid filter")),
+            occurrence: Occurrence::All,
+            scope: Scope::Global,
+            action: Action::PauseBroker(Duration::from_secs(1)),
+        };
+        let name = |t: &str| TopicName::new(t).expect("valid topic");
+        let publish = Some(PacketType::Publish);
+        assert!(rule.matches(Direction::ToBroker, publish, Some(&name("a/b/c"))));
+        assert!(!rule.matches(Direction::ToBroker, publish, Some(&name("a/b/d"))));
+        assert!(!rule.matches(Direction::ToBroker, publish, None));
+        assert_eq!(
+            rule.to_string(),
+            "pause broker side 1s publish on topics matching a/+/c, counted across connections"
+        );
     }
 
     #[test]

@@ -193,6 +193,7 @@ impl Proxy {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             config,
+            paused_until: std::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
         });
         let task = tokio::spawn(accept_loop(listener, shared));
@@ -216,6 +217,9 @@ struct Shared {
     config: ProxyConfig,
     /// One count per rule, for rules with global scope.
     global: Vec<AtomicU64>,
+    /// Until when every connection's broker side is paused (a global
+    /// `pause-broker`).
+    paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
     next_id: AtomicU64,
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use mqtt_codec::{PacketType, decode_slice};
+use mqtt_codec::{Packet, PacketType, decode_slice};
 use rand::Rng as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
@@ -71,27 +71,26 @@ impl Conn {
         (self.shared.config.on_fault)(&event);
     }
 
-    fn pause_until(&self, until: Instant) {
-        let mut paused = self
-            .paused_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *paused = Some(paused.map_or(until, |p| p.max(until)));
-    }
-
-    /// Returns once the broker side is not paused.
+    /// Returns once the broker side is not paused, by this connection's
+    /// rules or by a global one.
     async fn unpaused(&self) {
         loop {
-            let until = *self
-                .paused_until
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let until = [&self.paused_until, &self.shared.paused_until]
+                .iter()
+                .filter_map(|p| *p.lock().unwrap_or_else(PoisonError::into_inner))
+                .max();
             match until {
                 Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
                 _ => return,
             }
         }
     }
+}
+
+/// Moves `paused` to `until`, unless it already lasts longer.
+fn pause_until(paused: &Mutex<Option<Instant>>, until: Instant) {
+    let mut paused = paused.lock().unwrap_or_else(PoisonError::into_inner);
+    *paused = Some(paused.map_or(until, |p| p.max(until)));
 }
 
 /// Runs the connection between `client` and `broker` until it ends.
@@ -280,9 +279,20 @@ impl Reader {
         let packet_type = framed
             .then(|| bytes.first().and_then(|b| PacketType::from_nibble(b >> 4)))
             .flatten();
+        let rules = &conn.shared.config.faults.rules;
+        // Decoded only when a rule looks at topics.
+        let topic = match packet_type {
+            Some(PacketType::Publish) if rules.iter().any(|r| r.topic.is_some()) => {
+                match decode_slice(&bytes) {
+                    Ok(Some((Packet::Publish(p), _))) => Some(p.topic().clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         let (mut copies, mut extra, mut cut) = (1usize, Duration::ZERO, false);
-        for (i, rule) in conn.shared.config.faults.rules.iter().enumerate() {
-            if !rule.matches(self.direction, packet_type) {
+        for (i, rule) in rules.iter().enumerate() {
+            if !rule.matches(self.direction, packet_type, topic.as_ref()) {
                 continue;
             }
             let counter = match rule.scope {
@@ -304,7 +314,13 @@ impl Reader {
                 Action::Duplicate => {}
                 Action::Cut => cut = true,
                 Action::Delay(d) => extra += d,
-                Action::PauseBroker(d) => conn.pause_until(Instant::now() + d),
+                Action::PauseBroker(d) => {
+                    let until = Instant::now() + d;
+                    match rule.scope {
+                        Scope::Connection => pause_until(&conn.paused_until, until),
+                        Scope::Global => pause_until(&conn.shared.paused_until, until),
+                    }
+                }
             }
         }
         if cut {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mqtt_codec::PacketType;
+use mqtt_codec::topic::TopicFilter;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -153,6 +154,7 @@ fn rule_from_flag(kind: RuleFlag, value: &str) -> Result<Rule, String> {
         match option.split_once('=') {
             Some(("every", n)) => fields.every = Some(count(n)?),
             Some(("nth", n)) => fields.nth = Some(count(n)?),
+            Some(("topic", t)) => fields.topic = Some(t.to_owned()),
             Some(("for", d)) if kind == RuleFlag::PauseBroker => {
                 fields.pause_for = Some(d.to_owned());
             }
@@ -167,8 +169,8 @@ fn rule_from_flag(kind: RuleFlag, value: &str) -> Result<Rule, String> {
                     ""
                 };
                 return Err(format!(
-                    "unknown option '{option}' (use every=N, nth=N, to-broker, to-client, \
-                     global{more})"
+                    "unknown option '{option}' (use every=N, nth=N, topic=FILTER, to-broker, \
+                     to-client, global{more})"
                 ));
             }
         }
@@ -194,6 +196,7 @@ fn count(n: &str) -> Result<u64, String> {
 struct RuleFields {
     action: String,
     packet: Option<String>,
+    topic: Option<String>,
     direction: Option<String>,
     every: Option<u64>,
     nth: Option<u64>,
@@ -208,6 +211,17 @@ impl RuleFields {
         let packet = match &self.packet {
             Some(p) => packet_match(p)?,
             None => PacketMatch::Any,
+        };
+        let topic = match &self.topic {
+            None => None,
+            Some(t) => {
+                if !matches!(packet, PacketMatch::Type(PacketType::Publish)) {
+                    return Err(format!(
+                        "topic '{t}' needs packet publish (only a PUBLISH has a topic name)"
+                    ));
+                }
+                Some(TopicFilter::new(t).map_err(|e| format!("topic '{t}': {e}"))?)
+            }
         };
         let direction = match self.direction.as_deref() {
             None | Some("both") => None,
@@ -280,6 +294,7 @@ impl RuleFields {
         Ok(Rule {
             direction,
             packet,
+            topic,
             occurrence,
             scope,
             action,
@@ -406,6 +421,7 @@ mod tests {
             Rule {
                 direction: None,
                 packet: PacketMatch::Type(PacketType::PubAck),
+                topic: None,
                 occurrence: Occurrence::Every(n(10)),
                 scope: Scope::Connection,
                 action: Action::Drop,
@@ -438,6 +454,16 @@ mod tests {
         assert!(says(RuleFlag::Drop, "puback:for=2s").contains("unknown option 'for=2s'"));
         assert!(says(RuleFlag::PauseBroker, "publish").contains("needs for=DURATION"));
         assert!(says(RuleFlag::CutAt, "publish:every=2,nth=3").contains("not both"));
+        assert!(says(RuleFlag::Drop, "puback:topic=a/b").contains("needs packet publish"));
+        assert!(
+            says(RuleFlag::Drop, "publish:topic=a/#/b")
+                .starts_with("--drop 'publish:topic=a/#/b': topic 'a/#/b': ")
+        );
+        let rule = rule_flag(RuleFlag::Drop, "publish:topic=mqc/+/x/#").expect("valid");
+        assert_eq!(
+            rule.topic.map(|t| t.as_str().to_owned()).as_deref(),
+            Some("mqc/+/x/#")
+        );
     }
 
     #[test]
