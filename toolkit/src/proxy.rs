@@ -25,8 +25,8 @@ use crate::exit::usage;
 #[command(after_help = "\
 PACKET is a packet type (connect, connack, publish, puback, pubrec, pubrel, pubcomp, subscribe, \
 suback, unsubscribe, unsuback, pingreq, pingresp, disconnect) or any. OPTIONS, comma-separated: \
-every=N (every N-th match), nth=N (the N-th only), to-broker or to-client (one direction; both \
-by default), global (count across connections, not per connection), and for --pause-broker \
+every=N (every N-th match), nth=N (the N-th only), topic=FILTER (PUBLISH packets on matching \
+topics only), to-broker or to-client (one direction; both by default), global (count across connections, not per connection), and for --pause-broker \
 for=DURATION.
 
 Examples:

@@ -245,3 +245,53 @@ fn a_bad_fault_flag_is_one_line_naming_it() {
         "error: --drop 'puback:every=ten': 'ten' is not a count (a whole number, at least 1)\n"
     );
 }
+
+#[test]
+fn tls_on_both_sides_carries_a_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = common::write_server_certs(dir.path());
+    let m = Mosquitto::start(MosquittoOptions {
+        tls: Some(tls.clone()),
+        ..MosquittoOptions::default()
+    });
+    let broker_tls_port = m.require_tls_port().to_string();
+    let (cert, key, ca) = (
+        tls.cert.to_str().unwrap(),
+        tls.key.to_str().unwrap(),
+        tls.cafile.to_str().unwrap(),
+    );
+    // TLS ends in the proxy (its own certificate) and starts again towards
+    // mosquitto's TLS listener, verified against the CA.
+    let mut proxy = ProxyProcess::start(&[
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--tls",
+        "--cafile",
+        ca,
+        "-p",
+        &broker_tls_port,
+        "--delay",
+        "1ms",
+    ]);
+    let out = toolkit()
+        .args(["probe", "--tls", "--cafile", ca])
+        .args(["-p", &proxy.addr.port().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\nproxy: {:?}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        proxy.log()
+    );
+    assert!(
+        proxy.log()[0].contains("(TLS), forwarding to 127.0.0.1:"),
+        "{:?}",
+        proxy.log()
+    );
+    assert!(proxy.log()[0].ends_with("(TLS)"), "{:?}", proxy.log());
+    assert!(proxy.wait_for(" conn=1 both delay 1ms jitter 0s").is_some());
+}

@@ -155,6 +155,8 @@ pub struct ProxyProcess {
     pub addr: SocketAddr,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    /// Lines before this one were looked at by `wait_for`.
+    cursor: usize,
 }
 
 impl ProxyProcess {
@@ -183,6 +185,7 @@ impl ProxyProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             lines,
             seen: Vec::new(),
+            cursor: 0,
         };
         let banner = proxy
             .wait_for("proxy listening on ")
@@ -196,17 +199,22 @@ impl ProxyProcess {
         proxy
     }
 
-    /// The first line (since the last call) holding `needle`, waiting at
-    /// most [`RUN_TIMEOUT`].
+    /// The first line holding `needle` after the one the last call
+    /// returned, waiting at most [`RUN_TIMEOUT`] for it to be printed.
     pub fn wait_for(&mut self, needle: &str) -> Option<String> {
         let deadline = Instant::now() + RUN_TIMEOUT;
         loop {
+            if let Some(at) = self.seen[self.cursor..]
+                .iter()
+                .position(|l| l.contains(needle))
+            {
+                self.cursor += at + 1;
+                return Some(self.seen[self.cursor - 1].clone());
+            }
+            self.cursor = self.seen.len();
             let left = deadline.checked_duration_since(Instant::now())?;
             let line = self.lines.recv_timeout(left).ok()?;
-            self.seen.push(line.clone());
-            if line.contains(needle) {
-                return Some(line);
-            }
+            self.seen.push(line);
         }
     }
 
