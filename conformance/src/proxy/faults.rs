@@ -80,7 +80,7 @@ impl Occurrence {
     pub fn fires(self, count: u64) -> bool {
         match self {
             Occurrence::All => true,
-            Occurrence::Every(n) => count % n.get() == 0,
+            Occurrence::Every(n) => count.is_multiple_of(n.get()),
             Occurrence::Nth(n) => count == n.get(),
         }
     }
