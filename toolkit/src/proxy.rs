@@ -237,7 +237,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
     #[derive(Debug, Parser)]
     struct Cli {
@@ -248,7 +248,8 @@ mod tests {
     fn parse(args: &[&str]) -> Result<ProxyArgs, clap::Error> {
         let mut all = vec!["proxy"];
         all.extend_from_slice(args);
-        Cli::try_parse_from(all).map(|c| c.args)
+        let matches = crate::help::long_only(Cli::command()).try_get_matches_from(all)?;
+        Cli::from_arg_matches(&matches).map(|c| c.args)
     }
 
     #[test]
