@@ -195,30 +195,20 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let side = |tls: bool| if tls { "TLS" } else { "plain" };
+    let (client_side, broker_side) = (
+        side(config.accept_tls.is_some()),
+        side(config.upstream.tls.is_some()),
+    );
+    let upstream = format!("{}:{}", config.upstream.host, config.upstream.port);
+    let faults = config.faults.describe();
     runtime.block_on(async {
-        let banner = format!(
-            "proxy listening on {} ({}), forwarding to {}:{} ({})",
-            args.listen,
-            if config.accept_tls.is_some() {
-                "TLS"
-            } else {
-                "plain"
-            },
-            config.upstream.host,
-            config.upstream.port,
-            if config.upstream.tls.is_some() {
-                "TLS"
-            } else {
-                "plain"
-            },
-        );
-        let faults = config.faults.describe();
         let proxy = Proxy::start(args.listen, config)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         println!(
-            "{}",
-            banner.replacen(&args.listen.to_string(), &proxy.local_addr().to_string(), 1)
+            "proxy listening on {} ({client_side}), forwarding to {upstream} ({broker_side})",
+            proxy.local_addr()
         );
         if faults.is_empty() {
             println!("faults: none");
