@@ -264,3 +264,25 @@ fn a_cut_after_two_packets_passes_connect_and_connack_only() {
         "{cut}"
     );
 }
+
+#[test]
+fn a_delay_rule_holds_its_packet_and_the_scenario_still_passes() {
+    let mut faults = Faults::default();
+    faults.rules.push(
+        spec::parse_file(
+            std::path::Path::new("delay.toml"),
+            "[[rule]]\naction = \"delay\"\npacket = \"suback\"\ndelay = \"200ms\"\n",
+        )
+        .unwrap()
+        .rules
+        .remove(0),
+    );
+    let (results, events) = run(faults, &["qos.qos1-delivery"]);
+    assert!(passed(&results, "qos.qos1-delivery"), "{results:?}");
+    let delayed = events
+        .iter()
+        .find(|e| e.fault == "delay 200ms (rule 1, match 1)")
+        .unwrap();
+    assert_eq!(delayed.direction, Some(Direction::ToClient));
+    assert!(delayed.packet.as_deref().unwrap().starts_with("SUBACK("));
+}
