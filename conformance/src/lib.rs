@@ -26,6 +26,10 @@
 //!   clients again.
 //! - [`spec`]: the normative statements and the coverage table.
 //! - [`report`]: text, JSON and JUnit XML.
+//!
+//! Beside the suite, [`proxy`] is the fault-injecting MQTT proxy of
+//! `toolkit proxy`, which the harness's own tests also put between a client
+//! and a broker.
 
 pub mod actions;
 pub mod baseline;
@@ -36,6 +40,7 @@ pub mod engine;
 pub mod liveness;
 pub mod model;
 pub mod outcome;
+pub mod proxy;
 pub mod report;
 pub mod restart;
 pub mod runner;

@@ -1,5 +1,7 @@
-//! The harness must catch broken brokers. Each test puts a small proxy
-//! between the harness and a real mosquitto that breaks one rule (drops
+//! The harness must catch broken brokers. Each test puts the proxy engine
+//! of `toolkit proxy` (`conformance::proxy`, its own faults or a packet
+//! rewrite) between the harness and the reference broker, so that together
+//! they break one rule (drops
 //! PUBACKs, clears RETAIN, strips the will, lies about Session Present, sets
 //! DUP on first deliveries, swallows malformed packets instead of closing,
 //! never enforces keep-alive) and checks that the scenarios guarding that
@@ -14,171 +16,57 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod in_process;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{BufMut, BytesMut};
 use conformance::engine::{DUPLICATE_STATEMENT, STRAY_STATEMENT};
 use conformance::outcome::{ScenarioResult, Verdict};
+use conformance::proxy::spec::{self, RuleFlag};
+use conformance::proxy::{Direction, Faults, Proxy, ProxyConfig, Rewrite, Segments};
 use conformance::suite::Suite;
 use conformance::target::Target;
+use in_process::Reference;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{Packet, PacketType, Publish, QoS, SubAckReturnCode, decode_slice};
-use testsupport::{Mosquitto, MosquittoOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use testsupport::ReferenceOptions;
 
 /// What a fault does to one whole packet: `None` drops it.
 type Fault = Arc<dyn Fn(Vec<u8>) -> Option<Vec<u8>> + Send + Sync>;
-
-/// One direction's writer, shared so a fault can inject whole packets
-/// between the ones it forwards.
-type Writer = Arc<tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>>;
 
 fn kind(packet: &[u8]) -> Option<PacketType> {
     PacketType::from_nibble(packet.first()? >> 4)
 }
 
-/// The length of the packet at the front of `buf` from its Remaining Length
-/// alone (type and flags unchecked, so malformed packets are framed too);
-/// `None` until complete, `Some(Err)` for a length longer than four bytes.
-fn frame_len(buf: &[u8]) -> Option<Result<usize, ()>> {
-    let mut value = 0usize;
-    for i in 0..4 {
-        let byte = *buf.get(1 + i)?;
-        value |= usize::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            let len = 2 + i + value;
-            return (buf.len() >= len).then_some(Ok(len));
-        }
-    }
-    Some(Err(()))
-}
-
-/// How a pump treats the boundaries of what it reads: as a broker must (a
-/// byte stream), or as a broken broker that assumes one read is one packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// Packets are framed from the stream, whatever the reads were.
-    Stream,
-    /// Only the first packet of each read goes on; the rest of the read is
-    /// lost (a broker that handles one packet per segment).
-    FirstPacketPerRead,
-    /// A packet that is not complete at the end of a read is thrown away (a
-    /// broker that expects each packet to arrive in one segment).
-    DropPartial,
-}
-
-/// Copies `from` to `to`, passing each complete packet through `fault`.
-/// After bytes that cannot be framed the rest is forwarded untouched.
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    to: Writer,
-    fault: Fault,
-    framing: Framing,
-) {
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut raw = false;
-    loop {
-        match from.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let mut out = BytesMut::new();
-        loop {
-            if raw {
-                out.put(buf.split());
-                break;
-            }
-            match frame_len(&buf) {
-                Some(Ok(len)) => {
-                    let packet = buf.split_to(len).to_vec();
-                    if let Some(p) = fault(packet) {
-                        out.put_slice(&p);
-                    }
-                    if framing == Framing::FirstPacketPerRead {
-                        buf.clear();
-                        break;
-                    }
-                }
-                None => {
-                    if framing == Framing::DropPartial {
-                        buf.clear();
-                    }
-                    break;
-                }
-                Some(Err(())) => raw = true,
-            }
-        }
-        if to.lock().await.write_all(&out).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Starts a proxy to `upstream` that applies `to_client` to packets from the
-/// broker and `to_broker` to packets from the client; with `ping_upstream`
-/// it also sends the broker a PINGREQ every 400 ms on the client's behalf
-/// (starting once the CONNECT has gone through). `framing` applies to what
-/// the client sends. Returns its port.
+/// Starts the proxy engine (`conformance::proxy`, the one behind `toolkit
+/// proxy`) in front of `upstream`: packets from the broker pass through
+/// `to_client` and packets from the client through `to_broker`, then
+/// `faults` apply; `segments` says how the client's reads are taken.
 async fn proxy(
-    upstream: u16,
+    upstream: SocketAddr,
     to_client: Fault,
     to_broker: Fault,
-    ping_upstream: bool,
-    framing: Framing,
-) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let (to_client, to_broker) = (to_client.clone(), to_broker.clone());
-            tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
-                    return;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                let sw: Writer = Arc::new(tokio::sync::Mutex::new(sw));
-                let cw: Writer = Arc::new(tokio::sync::Mutex::new(cw));
-                let pinger = ping_upstream.then(|| {
-                    let sw = Arc::clone(&sw);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                        loop {
-                            if sw.lock().await.write_all(&[0xc0, 0x00]).await.is_err() {
-                                return;
-                            }
-                            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-                        }
-                    })
-                });
-                let mut up = tokio::spawn(pump(cr, sw, to_broker, framing));
-                let mut down = tokio::spawn(pump(sr, cw, to_client, Framing::Stream));
-                // When either side ends, end both, so a dropped client looks
-                // dropped to the broker and a closing broker closes the client.
-                tokio::select! {
-                    _ = &mut up => down.abort(),
-                    _ = &mut down => up.abort(),
-                }
-                if let Some(p) = pinger {
-                    p.abort();
-                }
-            });
-        }
+    faults: Faults,
+    segments: Segments,
+) -> Proxy {
+    let rewrite: Rewrite = Arc::new(move |direction, packet| {
+        let fault = match direction {
+            Direction::ToClient => &to_client,
+            Direction::ToBroker => &to_broker,
+        };
+        fault(packet).into_iter().collect()
     });
-    port
+    let mut config = ProxyConfig::plain("127.0.0.1", upstream.port(), faults);
+    config.rewrite = Some(rewrite);
+    config.segments = segments;
+    Proxy::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+        .await
+        .unwrap()
 }
 
 fn pass() -> Fault {
     Arc::new(Some)
-}
-
-/// Drops every packet of type `t`.
-fn drop_all(t: PacketType) -> Fault {
-    Arc::new(move |p| (kind(&p) != Some(t)).then_some(p))
 }
 
 /// Passes every packet on, changing those of type `t` with `change`.
@@ -191,19 +79,9 @@ fn rewrite(t: PacketType, change: impl Fn(&mut Vec<u8>) + Send + Sync + 'static)
     })
 }
 
-/// Runs the named scenarios through a proxy with the given faults and
-/// returns (name, passed) per scenario.
-fn run_through(to_client: Fault, to_broker: Fault, names: &[&str]) -> Vec<(String, bool, String)> {
-    run_through_proxy(to_client, to_broker, false, names)
-}
-
-fn run_through_proxy(
-    to_client: Fault,
-    to_broker: Fault,
-    ping_upstream: bool,
-    names: &[&str],
-) -> Vec<(String, bool, String)> {
-    results_through_proxy(to_client, to_broker, ping_upstream, names)
+/// (name, passed, why it failed) per scenario.
+fn summary(results: &[ScenarioResult]) -> Vec<(String, bool, String)> {
+    results
         .iter()
         .map(|r| {
             let why = match &r.verdict {
@@ -218,35 +96,42 @@ fn run_through_proxy(
         .collect()
 }
 
-/// Runs the named scenarios through a proxy with the given faults.
+/// Runs the named scenarios through a proxy with the given rewrites and
+/// returns (name, passed, why) per scenario.
+fn run_through(to_client: Fault, to_broker: Fault, names: &[&str]) -> Vec<(String, bool, String)> {
+    summary(&results_through_proxy(to_client, to_broker, names))
+}
+
+/// Runs the named scenarios through a proxy with the given rewrites.
 fn results_through_proxy(
     to_client: Fault,
     to_broker: Fault,
-    ping_upstream: bool,
     names: &[&str],
 ) -> Vec<ScenarioResult> {
-    results_through(to_client, to_broker, ping_upstream, Framing::Stream, names)
+    results_through(
+        to_client,
+        to_broker,
+        Faults::default(),
+        Segments::Stream,
+        names,
+    )
 }
 
+/// Runs the named scenarios through a proxy, with the given rewrites,
+/// faults and reading of segments, in front of the reference broker.
 fn results_through(
     to_client: Fault,
     to_broker: Fault,
-    ping_upstream: bool,
-    framing: Framing,
+    faults: Faults,
+    segments: Segments,
     names: &[&str],
 ) -> Vec<ScenarioResult> {
-    let m = Mosquitto::start(MosquittoOptions::default());
+    let broker = Reference::start(ReferenceOptions::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let port = rt.block_on(proxy(
-        m.port(),
-        to_client,
-        to_broker,
-        ping_upstream,
-        framing,
-    ));
+    let proxy = rt.block_on(proxy(broker.addr(), to_client, to_broker, faults, segments));
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     let suite = Suite::builtin().unwrap().filter(&[], &names);
     assert_eq!(
@@ -254,7 +139,7 @@ fn results_through(
         names.len(),
         "a scenario name is wrong"
     );
-    let target = Target::plain("127.0.0.1", port);
+    let target = Target::plain("127.0.0.1", proxy.local_addr().port());
     let report = rt.block_on(conformance::suite::run(
         &suite,
         &target,
@@ -290,7 +175,11 @@ fn assert_outcomes(
 
 #[test]
 fn dropped_pubacks_are_caught() {
-    let drop_puback = drop_all(PacketType::PubAck);
+    // The proxy's own fault, as `toolkit proxy --drop puback:to-client`.
+    let drop_puback = Faults {
+        rules: vec![spec::rule_flag(RuleFlag::Drop, "puback:to-client").unwrap()],
+        ..Faults::default()
+    };
     let fail = [
         "qos.qos1-delivery",
         "qos.puback-order",
@@ -299,7 +188,13 @@ fn dropped_pubacks_are_caught() {
     ];
     let pass_ = ["qos.qos0-delivery", "qos.qos2-delivery"];
     assert_outcomes(&fail, &pass_, |names| {
-        run_through(drop_puback, pass(), names)
+        summary(&results_through(
+            pass(),
+            pass(),
+            drop_puback,
+            Segments::Stream,
+            names,
+        ))
     });
 }
 
@@ -377,12 +272,7 @@ fn qos2_delivered_twice_as_new_fails_once_under_the_duplicate_statement() {
             p
         })
     });
-    let results = results_through_proxy(
-        twice,
-        pass(),
-        false,
-        &["qos.qos2-delivery", "qos.qos1-delivery"],
-    );
+    let results = results_through_proxy(twice, pass(), &["qos.qos2-delivery", "qos.qos1-delivery"]);
     let qos2 = results
         .iter()
         .find(|r| r.name == "qos.qos2-delivery")
@@ -432,7 +322,7 @@ fn a_stray_on_another_scenarios_topic_is_set_aside_and_fails_nothing() {
         "qos.qos1-delivery",
         "subscribe.multiple-filters-each-active",
     ];
-    for r in results_through_proxy(inject, pass(), false, &names) {
+    for r in results_through_proxy(inject, pass(), &names) {
         assert!(r.passed(), "{} failed: {:?}", r.name, r.verdict);
         let strays: Vec<(&str, bool)> = r
             .strays
@@ -526,7 +416,7 @@ fn without_nul_in_filters(mut p: Vec<u8>) -> Vec<u8> {
 #[test]
 fn accepted_nul_in_filters_is_caught() {
     // A broker that takes U+0000 in a filter as any other character: the
-    // proxy hands mosquitto the filter with '_' in its place, so it grants
+    // proxy hands the broker the filter with '_' in its place, so it grants
     // and acknowledges instead of closing [MQTT-1.5.3-2].
     let accept_nul: Fault = Arc::new(|p| match kind(&p) {
         Some(PacketType::Subscribe | PacketType::Unsubscribe) => Some(without_nul_in_filters(p)),
@@ -596,20 +486,26 @@ fn truncated_long_client_ids_are_caught() {
 
 #[test]
 fn unenforced_keep_alive_is_caught() {
-    // The proxy keeps every connection alive towards mosquitto and hides the
-    // PINGRESPs, so to the harness the broker never enforces keep-alive.
-    let hide_pingresp = drop_all(PacketType::PingResp);
+    // The proxy hands the broker every CONNECT with keep-alive 0 (off), so
+    // to the harness the broker never enforces the keep-alive it asked for.
+    let keep_alive_off: Fault = Arc::new(|p| {
+        if let Ok(Some((Packet::Connect(mut c), _))) = decode_slice(&p) {
+            c.keep_alive = 0;
+            return Some(Packet::Connect(c).to_bytes().unwrap().to_vec());
+        }
+        Some(p)
+    });
     let fail = ["will.on-keepalive-timeout", "keepalive.timeout-closes"];
     let pass_ = ["qos.qos0-delivery", "will.on-drop"];
     assert_outcomes(&fail, &pass_, |names| {
-        run_through_proxy(hide_pingresp, pass(), true, names)
+        run_through(pass(), keep_alive_off, names)
     });
 }
 
 #[test]
 fn lowered_grants_are_not_applicable_but_deliveries_above_the_grant_fail() {
-    // Tells the client every grant is one lower than mosquitto's (2 -> 1,
-    // 1 -> 0), which a broker may do [MQTT-3.8.4-6]; mosquitto still
+    // Tells the client every grant is one lower than the broker's (2 -> 1,
+    // 1 -> 0), which a broker may do [MQTT-3.8.4-6]; the broker still
     // delivers at its real grant, so to the harness the broker delivers
     // above what it granted.
     let lower_grants: Fault = Arc::new(|p| {
@@ -640,7 +536,7 @@ fn lowered_grants_are_not_applicable_but_deliveries_above_the_grant_fail() {
         .chain(&pass_)
         .copied()
         .collect();
-    for r in results_through_proxy(lower_grants, pass(), false, &names) {
+    for r in results_through_proxy(lower_grants, pass(), &names) {
         let name = r.name.as_str();
         if not_applicable.contains(&name) {
             let Verdict::NotApplicable { reason } = &r.verdict else {
@@ -669,11 +565,14 @@ fn lowered_grants_are_not_applicable_but_deliveries_above_the_grant_fail() {
 
 /// The names and pass/fail of scenarios run through a proxy that frames
 /// the client's bytes as `framing` says.
-fn run_with_framing(framing: Framing, names: &[&str]) -> Vec<(String, bool, String)> {
-    results_through(pass(), pass(), false, framing, names)
-        .iter()
-        .map(|r| (r.name.clone(), r.passed(), format!("{:?}", r.verdict)))
-        .collect()
+fn run_with_framing(segments: Segments, names: &[&str]) -> Vec<(String, bool, String)> {
+    summary(&results_through(
+        pass(),
+        pass(),
+        Faults::default(),
+        segments,
+        names,
+    ))
 }
 
 #[test]
@@ -697,7 +596,7 @@ fn one_packet_per_read_is_caught() {
         "qos.qos1-delivery",
     ];
     assert_outcomes(&fail, &pass_, |names| {
-        run_with_framing(Framing::FirstPacketPerRead, names)
+        run_with_framing(Segments::FirstPacketPerRead, names)
     });
 }
 
@@ -712,6 +611,6 @@ fn packets_split_over_reads_being_lost_is_caught() {
         "qos.qos1-delivery",
     ];
     assert_outcomes(&fail, &pass_, |names| {
-        run_with_framing(Framing::DropPartial, names)
+        run_with_framing(Segments::DropPartial, names)
     });
 }

@@ -8,6 +8,8 @@
 //!
 //! - [`tls`]: the crypto provider, PEM loading with errors that name the
 //!   file, the `--insecure` verifier and the one client configuration builder.
+//! - [`server_tls`]: the one server configuration builder (the broker's TLS
+//!   listeners, the client side of `toolkit proxy`).
 //! - [`certs`]: a local CA, server and client certificates, self-signed ones.
 //! - [`describe`]: rustls and x509-parser errors in words, without debug text.
 //! - [`password`]: mosquitto's `$7$`/`$6$` password file format.
@@ -15,4 +17,5 @@
 pub mod certs;
 pub mod describe;
 pub mod password;
+pub mod server_tls;
 pub mod tls;

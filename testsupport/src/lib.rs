@@ -7,8 +7,7 @@
 //! `broker` binary, given its path, on ephemeral ports it reports in its log.
 //! [`RawClient`] is the one raw MQTT client the tests speak through: whole
 //! packets from `mqtt_codec`, plain or TLS, every wait bounded.
-//! [`StallingProxy`] stands in front of a broker and stops answering new
-//! clients once a chosen text went by. [`check_junit`] checks a JUnit report against the Jenkins/Surefire
+//! [`check_junit`] checks a JUnit report against the Jenkins/Surefire
 //! schema's structure. [`WebSocketGateway`] serves MQTT over WebSocket (ws or
 //! wss) in front of a broker that has no WebSocket listener.
 //! [`BridgedMosquittos`] starts two mosquittos joined by a bridge, for the
@@ -22,7 +21,6 @@ mod mosquitto;
 mod port;
 mod raw_client;
 mod reference;
-mod stalling_proxy;
 mod stderr_log;
 mod version;
 mod websocket_gateway;
@@ -36,6 +34,5 @@ pub use mosquitto::{
 pub use port::{free_port, wait_for_port};
 pub use raw_client::{RawClient, WAIT, connect_packet, packet_id};
 pub use reference::{ReferenceBroker, ReferenceOptions, ReferenceTls, broker_binary_from_env};
-pub use stalling_proxy::StallingProxy;
 pub use version::expected_version_line;
 pub use websocket_gateway::{GatewayOptions, WebSocketGateway};

@@ -18,6 +18,7 @@ mod help;
 mod passwd;
 mod preflight;
 mod probe;
+mod proxy;
 mod pubsub;
 mod unique;
 
@@ -61,6 +62,10 @@ enum Command {
     Pub(pubsub::PubArgs),
     /// Subscribe and print messages as they arrive, as mosquitto_sub.
     Sub(pubsub::SubArgs),
+    /// Stand between clients and a broker as an MQTT-aware proxy that
+    /// injects faults: delay, drops, duplicates, reordering, split writes,
+    /// throttling, cuts, a paused broker.
+    Proxy(proxy::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
         Command::Passwd(args) => passwd::run(args),
         Command::Pub(args) => pubsub::publish::run(args),
         Command::Sub(args) => pubsub::subscribe::run(args),
+        Command::Proxy(args) => proxy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,6 +133,7 @@ mod tests {
             &["toolkit", "passwd"],
             &["toolkit", "pub"],
             &["toolkit", "sub"],
+            &["toolkit", "proxy"],
         ] {
             let mut long = sub.to_vec();
             long.push("--help");

@@ -1,29 +1,37 @@
-//! Issue 13, item 1, as a user sees it: a broker that stops answering after
-//! one scenario (mosquitto behind `testsupport::StallingProxy`, which holds
-//! every new client once the scenario's topic went by) ends the run within
-//! seconds with exit status 12, naming that scenario, the rest not run.
+//! Issue 13, item 1, as a user sees it: a broker that stops answering in
+//! one scenario (mosquitto behind `toolkit proxy --pause-broker` on that
+//! scenario's first PUBLISH, which stops the broker side of every
+//! connection, new ones too, for an hour) ends the run within seconds with
+//! exit status 12, naming that scenario, the rest not run.
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
-use testsupport::{Mosquitto, MosquittoOptions, StallingProxy};
+use testsupport::{Mosquitto, MosquittoOptions};
 
 mod common;
 
-use common::{conformance, stderr_of, stdout_of};
+use common::{ProxyProcess, conformance, stderr_of, stdout_of};
 
 /// Publishes on `{t}/x`; no other scenario's topic holds this text.
 const CULPRIT: &str = "qos.qos1-delivery";
 
+/// `toolkit proxy` in front of `m` that hangs the broker for an hour at the
+/// culprit's first PUBLISH.
+fn hanging_proxy(m: &Mosquitto) -> ProxyProcess {
+    let pause = format!("publish:topic=mqc/+/{CULPRIT}/#,to-broker,nth=1,global,for=1h");
+    ProxyProcess::start(&["-p", &m.port().to_string(), "--pause-broker", &pause])
+}
+
 #[test]
 fn a_broker_that_stops_answering_exits_12_naming_the_scenario() {
     let m = Mosquitto::start(MosquittoOptions::default());
-    let proxy = StallingProxy::start(m.addr(), &format!("/{CULPRIT}/"));
+    let mut proxy = hanging_proxy(&m);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let started = Instant::now();
-    let out = conformance(proxy.port())
+    let out = conformance(proxy.addr.port())
         .args(["--only", "qos", "--jobs", "1", "--json"])
         .arg(&json)
         .output()
@@ -31,7 +39,13 @@ fn a_broker_that_stops_answering_exits_12_naming_the_scenario() {
     let took = started.elapsed();
     let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
     assert_eq!(out.status.code(), Some(12), "{stdout}\n{stderr}");
-    assert!(proxy.stalled());
+    assert!(
+        proxy
+            .wait_for(" to-broker pause broker side 1h (rule 1, match 1): PUBLISH(")
+            .is_some(),
+        "{:?}",
+        proxy.log()
+    );
     // One probe timeout (5 s) after the scenario, not twenty scenarios' worth.
     assert!(took < Duration::from_secs(20), "took {took:?}");
     assert!(
@@ -54,8 +68,8 @@ fn a_broker_that_stops_answering_exits_12_naming_the_scenario() {
 #[test]
 fn continue_after_crash_gives_up_after_crash_wait_and_exits_12() {
     let m = Mosquitto::start(MosquittoOptions::default());
-    let proxy = StallingProxy::start(m.addr(), &format!("/{CULPRIT}/"));
-    let out = conformance(proxy.port())
+    let proxy = hanging_proxy(&m);
+    let out = conformance(proxy.addr.port())
         .args(["--only", "qos", "--jobs", "1"])
         .args(["--continue-after-crash", "--crash-wait", "1"])
         .output()

@@ -2,8 +2,12 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls, free_port, write_password_file};
@@ -142,4 +146,88 @@ pub fn stdout_of(out: &std::process::Output) -> String {
 /// Standard error of a finished command, as text.
 pub fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A `toolkit proxy` child process, killed when dropped.
+pub struct ProxyProcess {
+    child: Child,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    /// Lines before this one were looked at by `wait_for`.
+    cursor: usize,
+}
+
+impl ProxyProcess {
+    /// Starts `toolkit proxy --listen 127.0.0.1:0 ARGS` and waits for its
+    /// banner.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("toolkit"))
+            .args(["proxy", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut proxy = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lines,
+            seen: Vec::new(),
+            cursor: 0,
+        };
+        let banner = proxy
+            .wait_for("proxy listening on ")
+            .expect("toolkit proxy printed its banner");
+        let addr = banner
+            .trim_start_matches("proxy listening on ")
+            .split(' ')
+            .next()
+            .unwrap();
+        proxy.addr = addr.parse().unwrap();
+        proxy
+    }
+
+    /// The first line holding `needle` after the one the last call
+    /// returned, waiting at most [`RUN_TIMEOUT`] for it to be printed.
+    pub fn wait_for(&mut self, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        loop {
+            if let Some(at) = self.seen[self.cursor..]
+                .iter()
+                .position(|l| l.contains(needle))
+            {
+                self.cursor += at + 1;
+                return Some(self.seen[self.cursor - 1].clone());
+            }
+            self.cursor = self.seen.len();
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line);
+        }
+    }
+
+    /// Every line printed so far.
+    pub fn log(&mut self) -> &[String] {
+        self.seen.extend(self.lines.try_iter());
+        &self.seen
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
