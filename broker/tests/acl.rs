@@ -627,6 +627,65 @@ async fn sighup_reloads_the_acl_and_password_files() {
     assert_eq!(alice.recv_publish().await.topic().as_str(), "a/still-open");
 }
 
+/// Review finding: a user name nobody verified (no password file) was not
+/// stored with its persistent session, so after a restart the ACL checked
+/// the parked session as anonymous: alice's `#` subscription received
+/// `public/x`, which only anonymous clients may read, and her QoS 1 `a/x`,
+/// acknowledged to its publisher while she was away, never came.
+#[test]
+fn an_unverified_user_name_keeps_its_acl_rules_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write_acl_file(
+        dir.path(),
+        &[
+            "topic readwrite public/#",
+            "user alice",
+            "topic readwrite a/#",
+        ],
+    );
+    let options = ReferenceOptions {
+        extra_args: vec!["--acl-file".into(), s(&acl).to_owned()],
+        ..with_data_dir(dir.path())
+    };
+    // alice's persistent session (`-c`), subscribed to everything at QoS 1.
+    let durable = |b: &ReferenceBroker| {
+        let port = b.addr().port().to_string();
+        let args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-c",
+            "-i",
+            "alice-durable",
+            "-q",
+            "1",
+            "-u",
+            "alice",
+            "-t",
+            "#",
+        ];
+        Sub::start(&args.map(str::to_owned))
+    };
+    {
+        let mut b = start_with(options.clone());
+        let mut alice = durable(&b);
+        pub_as(&b, None, "public/x");
+        pub_as(&b, Some("alice"), "a/x");
+        assert_eq!(topics_until(&alice, "a/x"), ["a/x"], "{}", b.log());
+        alice.kill();
+        let status = b.terminate(WAIT).expect("exits");
+        assert!(status.success(), "{status}\n{}", b.log());
+    }
+    let b = start_with(options);
+    assert!(b.log().contains("sessions=1"), "{}", b.log());
+    // While she is away: one message she may not read, then one she may.
+    pub_as(&b, None, "public/x");
+    pub_as(&b, Some("alice"), "a/x");
+    let alice = durable(&b);
+    assert_eq!(topics_until(&alice, "a/x"), ["a/x"], "{}", b.log());
+}
+
 /// A bad ACL file stops the broker from starting, with the file and line.
 #[test]
 fn a_bad_acl_file_is_refused_at_start_with_its_line() {

@@ -10,7 +10,11 @@
 //! A reload ([`Router::replace_acl`]) swaps the rules under the index's
 //! write lock and clears every mark at once, so from then on each delivery
 //! is checked against the new rules; a SUBSCRIBE decides under the same
-//! lock, so it never marks a subscription by rules already replaced.
+//! lock, so it never marks a subscription by rules already replaced, and
+//! routing reads the rules under the read lock it looks up the marks with,
+//! so a message follows old marks and old rules or new and new. Messages
+//! already queued are not checked again on delivery: a reload changes what
+//! is routed from then on (docs/broker.md, "Access control").
 //!
 //! Lock order: the index, then the ACL's lock; the ACL's lock is never
 //! held while another is taken (the rules are copied out as an `Arc`).
