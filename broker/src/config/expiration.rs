@@ -65,6 +65,8 @@ mod tests {
             ("1.5h", "does not start with a whole number"),
             ("0d", "would expire sessions at once"),
             ("99999999999999999y", "too long"),
+            // Quoted as written, not escaped as Rust's Debug would.
+            ("1\\d", "\"1\\d\" does not start with a whole number"),
         ] {
             let e = parse_expiration(text).expect_err("invalid");
             assert!(e.contains(says), "{text:?}: {e}");
