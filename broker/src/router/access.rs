@@ -303,6 +303,33 @@ pattern read devices/%c/#
 
     /// A reload applies to subscriptions made before it, even those its
     /// old rules marked readable whole.
+    /// A session restored from the store is checked by the user name its
+    /// client last gave, verified or not. Before, only a verified name was
+    /// restored, and alice's session was checked as anonymous: it got
+    /// `public/x` and lost `a/x`.
+    #[tokio::test]
+    async fn a_restored_session_is_checked_by_its_unverified_user_name() {
+        let r = with_rules("topic readwrite public/#\nuser alice\ntopic readwrite a/#\n");
+        let mut session = Session::new("alice1", false, 10);
+        let all = mqtt_codec::topic::TopicFilter::new("#").expect("valid");
+        session.subscribed(all, QoS::AtLeastOnce);
+        r.restore_session(super::super::ParkedSession {
+            session,
+            queued: Vec::new(),
+            queue_start: crate::session::Seq(super::super::outbox::fresh_head()),
+            offline_since: std::time::SystemTime::now(),
+            user: None,
+            username: Some("alice".into()),
+        });
+        r.publish(&msg("public/x", QoS::AtLeastOnce, false, "m"));
+        r.publish(&msg("a/x", QoS::AtLeastOnce, false, "m"));
+        let alice = r
+            .connect_as("alice1", None, Some("alice"), false, 10, WAIT)
+            .await
+            .expect("attached");
+        assert_eq!(topics(&alice), ["a/x"]);
+    }
+
     #[tokio::test]
     async fn reloaded_rules_apply_to_existing_subscriptions() {
         let r = router(0).with_acl(acl("topic read a/#\n"));
