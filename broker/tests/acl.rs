@@ -627,6 +627,54 @@ async fn sighup_reloads_the_acl_and_password_files() {
     assert_eq!(alice.recv_publish().await.topic().as_str(), "a/still-open");
 }
 
+/// Review finding: a user name nobody verified (no password file) was not
+/// stored with its persistent session, so after a restart the ACL checked
+/// the parked session as anonymous: alice's `#` subscription received
+/// `public/x`, which only anonymous clients may read, and her QoS 1 `a/x`,
+/// acknowledged to its publisher while she was away, never came.
+#[test]
+fn an_unverified_user_name_keeps_its_acl_rules_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write_acl_file(
+        dir.path(),
+        &[
+            "topic readwrite public/#",
+            "user alice",
+            "topic readwrite a/#",
+        ],
+    );
+    let options = ReferenceOptions {
+        extra_args: vec!["--acl-file".into(), s(&acl).to_owned()],
+        ..with_data_dir(dir.path())
+    };
+    // alice's persistent session (`-c`), subscribed to everything at QoS 1.
+    let durable = |b: &ReferenceBroker| {
+        let port = b.addr().port().to_string();
+        let args = ["-p", &port, "-c", "-i", "alice-durable", "-u", "alice"];
+        let mut args = args.map(str::to_owned).to_vec();
+        args.extend(["-h", "127.0.0.1", "-q", "1", "-t", "#"].map(str::to_owned));
+        args
+    };
+    {
+        let mut b = start_with(options.clone());
+        let mut alice = Sub::start(&durable(&b));
+        pub_as(&b, None, "public/x");
+        pub_as(&b, Some("alice"), "a/x");
+        assert_eq!(topics_until(&alice, "a/x"), ["a/x"], "{}", b.log());
+        alice.kill();
+        let status = b.terminate(WAIT).expect("exits");
+        assert!(status.success(), "{status}\n{}", b.log());
+    }
+    let b = start_with(options);
+    assert!(b.log().contains("sessions=1"), "{}", b.log());
+    // While she is away: one message she may not read, then one she may.
+    pub_as(&b, None, "public/x");
+    pub_as(&b, Some("alice"), "a/x");
+    // Her queued messages come before the SUBACK of her new SUBSCRIBE.
+    let alice = Sub::spawn(&durable(&b));
+    assert_eq!(topics_until(&alice, "a/x"), ["a/x"], "{}", b.log());
+}
+
 /// A bad ACL file stops the broker from starting, with the file and line.
 #[test]
 fn a_bad_acl_file_is_refused_at_start_with_its_line() {

@@ -96,7 +96,7 @@ impl Acl {
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown keyword {other:?}: a line is `user NAME`, `topic [read|write|readwrite|deny] FILTER`, `pattern [read|write|readwrite|deny] FILTER` or a `#` comment"
+                        "unknown keyword \"{other}\": a line is `user NAME`, `topic [read|write|readwrite|deny] FILTER`, `pattern [read|write|readwrite|deny] FILTER` or a `#` comment"
                     )));
                 }
             }
@@ -127,7 +127,7 @@ fn rule(keyword: &str, rest: &str) -> Result<Rule, String> {
                 "deny" => Access::Deny,
                 other => {
                     return Err(format!(
-                        "access {other:?} is not read, write, readwrite or deny"
+                        "access \"{other}\" is not read, write, readwrite or deny"
                     ));
                 }
             };
@@ -143,7 +143,7 @@ fn rule(keyword: &str, rest: &str) -> Result<Rule, String> {
         filter.to_owned()
     };
     if let Err(e) = TopicFilter::new(&checked) {
-        return Err(format!("{filter:?} is not a valid topic filter: {e}"));
+        return Err(format!("\"{filter}\" is not a valid topic filter: {e}"));
     }
     Ok(Rule {
         filter: filter.into(),

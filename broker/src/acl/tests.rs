@@ -248,6 +248,9 @@ fn bad_lines_name_the_file_and_line() {
         ("# ok\nallow a/b\n", 2, "unknown keyword \"allow\""),
         ("topic read a/#/b\n", 1, "not a valid topic filter"),
         ("pattern write x%c/+y\n", 1, "not a valid topic filter"),
+        // Quoted as written, not escaped as Rust's Debug would.
+        ("C:\\acl a/b\n", 1, "unknown keyword \"C:\\acl\""),
+        ("topic read a\\b/#/c\n", 1, "\"a\\b/#/c\" is not a valid"),
     ] {
         let err = Acl::parse(text, Path::new("/etc/acl")).expect_err(text);
         let shown = err.to_string();

@@ -13,7 +13,7 @@ pub fn parse_expiration(text: &str) -> Result<Duration, String> {
         "give a whole number and a unit: s, h, d, w, m (30 days) or y (365 days), e.g. 1h or 2d";
     let trimmed = text.trim();
     let Some(unit) = trimmed.chars().last() else {
-        return Err(format!("{text:?} is empty: {hint}"));
+        return Err(format!("\"{text}\" is empty: {hint}"));
     };
     let seconds_per: u64 = match unit {
         's' => 1,
@@ -22,20 +22,20 @@ pub fn parse_expiration(text: &str) -> Result<Duration, String> {
         'w' => 7 * 86_400,
         'm' => 30 * 86_400,
         'y' => 365 * 86_400,
-        _ => return Err(format!("{text:?} has no unit: {hint}")),
+        _ => return Err(format!("\"{text}\" has no unit: {hint}")),
     };
     let count: u64 = trimmed[..trimmed.len() - 1]
         .parse()
-        .map_err(|_| format!("{text:?} does not start with a whole number: {hint}"))?;
+        .map_err(|_| format!("\"{text}\" does not start with a whole number: {hint}"))?;
     if count == 0 {
         return Err(format!(
-            "{text:?} would expire sessions at once; leave the setting out to keep them forever, or {hint}"
+            "\"{text}\" would expire sessions at once; leave the setting out to keep them forever, or {hint}"
         ));
     }
     count
         .checked_mul(seconds_per)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is too long: {hint}"))
+        .ok_or_else(|| format!("\"{text}\" is too long: {hint}"))
 }
 
 #[cfg(test)]
@@ -65,6 +65,8 @@ mod tests {
             ("1.5h", "does not start with a whole number"),
             ("0d", "would expire sessions at once"),
             ("99999999999999999y", "too long"),
+            // Quoted as written, not escaped as Rust's Debug would.
+            ("1\\d", "\"1\\d\" does not start with a whole number"),
         ] {
             let e = parse_expiration(text).expect_err("invalid");
             assert!(e.contains(says), "{text:?}: {e}");

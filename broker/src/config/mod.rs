@@ -616,7 +616,7 @@ impl Config {
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             return invalid(&format!(
-                "two [[bridge]] tables in --config are both named {:?}: give each connection its own name",
+                "two [[bridge]] tables in --config are both named \"{}\": give each connection its own name",
                 w[0]
             ));
         }

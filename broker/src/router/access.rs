@@ -10,7 +10,11 @@
 //! A reload ([`Router::replace_acl`]) swaps the rules under the index's
 //! write lock and clears every mark at once, so from then on each delivery
 //! is checked against the new rules; a SUBSCRIBE decides under the same
-//! lock, so it never marks a subscription by rules already replaced.
+//! lock, so it never marks a subscription by rules already replaced, and
+//! routing reads the rules under the read lock it looks up the marks with,
+//! so a message follows old marks and old rules or new and new. Messages
+//! already queued are not checked again on delivery: a reload changes what
+//! is routed from then on (docs/broker.md, "Access control").
 //!
 //! Lock order: the index, then the ACL's lock; the ACL's lock is never
 //! held while another is taken (the rules are copied out as an `Arc`).
@@ -299,6 +303,33 @@ pattern read devices/%c/#
 
     /// A reload applies to subscriptions made before it, even those its
     /// old rules marked readable whole.
+    /// A session restored from the store is checked by the user name its
+    /// client last gave, verified or not. Before, only a verified name was
+    /// restored, and alice's session was checked as anonymous: it got
+    /// `public/x` and lost `a/x`.
+    #[tokio::test]
+    async fn a_restored_session_is_checked_by_its_unverified_user_name() {
+        let r = with_rules("topic readwrite public/#\nuser alice\ntopic readwrite a/#\n");
+        let mut session = Session::new("alice1", false, 10);
+        let all = mqtt_codec::topic::TopicFilter::new("#").expect("valid");
+        session.subscribed(all, QoS::AtLeastOnce);
+        r.restore_session(super::super::ParkedSession {
+            session,
+            queued: Vec::new(),
+            queue_start: crate::session::Seq(super::super::outbox::fresh_head()),
+            offline_since: std::time::SystemTime::now(),
+            user: None,
+            username: Some("alice".into()),
+        });
+        r.publish(&msg("public/x", QoS::AtLeastOnce, false, "m"));
+        r.publish(&msg("a/x", QoS::AtLeastOnce, false, "m"));
+        let alice = r
+            .connect_as("alice1", None, Some("alice"), false, 10, WAIT)
+            .await
+            .expect("attached");
+        assert_eq!(topics(&alice), ["a/x"]);
+    }
+
     #[tokio::test]
     async fn reloaded_rules_apply_to_existing_subscriptions() {
         let r = router(0).with_acl(acl("topic read a/#\n"));

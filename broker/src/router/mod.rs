@@ -150,6 +150,10 @@ pub struct ParkedSession {
     /// The verified user whose session it is, if any: another user may not
     /// take it over, before a restart or after.
     pub user: Option<Box<str>>,
+    /// The user name its client last connected with, verified or not (the
+    /// same as `user` when verified): the ACL chooses the session's rules
+    /// by it, before a restart and after, as mosquitto keeps it.
+    pub username: Option<Box<str>>,
 }
 
 /// A persistent session as the store writes it: see
@@ -168,6 +172,8 @@ pub struct StoredSession {
     pub offline_since: std::time::SystemTime,
     /// The verified user whose session it is, if any.
     pub user: Option<Box<str>>,
+    /// The user name its client last connected with, verified or not.
+    pub username: Option<Box<str>>,
 }
 
 /// Read-locks, carrying on past a poisoned lock (see [`slot::lock`]).
@@ -511,8 +517,16 @@ impl Router {
         let mut full = None;
         let mut targets = TARGETS.with_borrow_mut(std::mem::take);
         // Each client once, at its highest granted QoS [MQTT-3.3.5-1]; the
-        // index lock is held only for the lookup.
-        read_index(&self.subscriptions).matches_into(&message.topic, &mut targets);
+        // index lock is held only for the lookup. The rules are read under
+        // it too: a reload swaps them and clears the marks under the write
+        // lock, so the marks and the rules here are one snapshot, and a
+        // message routed across a reload follows the old rules or the new,
+        // never old marks with new rules (see `access.rs`).
+        let acl = {
+            let index = read_index(&self.subscriptions);
+            index.matches_into(&message.topic, &mut targets);
+            self.acl_now()
+        };
         let kept;
         let message = if message.retain
             || !targets.is_empty()
@@ -531,7 +545,6 @@ impl Router {
         }
         let mut queued = 0;
         let mut dropped = 0;
-        let acl = self.acl_now();
         for (client, granted) in targets.drain(..) {
             let slot = &client.0;
             // Read rights per message, unless the subscription's filter is
@@ -924,6 +937,7 @@ impl Router {
             (p.session.clone(), p.offline_since)
         };
         let user = own.user().map(Box::from);
+        let username = own.username.clone();
         drop(own);
         // Read after the session. With `--durability batched` the caller
         // holds the gate, so the two are one cut and every message is in
@@ -943,6 +957,7 @@ impl Router {
             added,
             offline_since,
             user,
+            username,
         })
     }
 
@@ -960,6 +975,7 @@ impl Router {
             queue_start,
             offline_since,
             user,
+            username,
         } = parked;
         let id = Arc::clone(session.client_id());
         let slot = Arc::new(ClientSlot::new(Arc::clone(&id)));
@@ -978,9 +994,9 @@ impl Router {
         }
         {
             let mut own = lock(&slot.ownership);
-            // The name the client last connected with is stored only when
-            // verified; it stands for the client until the client is back.
-            own.set_names(None, user.as_deref());
+            // The names the client last connected with stand for it until
+            // it is back: the ACL checks its deliveries by them meanwhile.
+            own.set_names(username.as_deref(), user.as_deref());
             own.parked = Some(Box::new(Parked {
                 session,
                 offline_since,

@@ -14,9 +14,11 @@
 //! A session record starts with a version byte (4), then when its client
 //! went offline (`offline_since:u64`, milliseconds since the Unix epoch;
 //! version 1 records lack it and count from when they are loaded), then
-//! (from version 3) the verified user owning it (`has_user:u8`, then if 1
-//! `user_len:u16`, user), so that refusing another user's takeover survives
-//! a restart (issue 14), then the subscriptions (`count:u32`, each
+//! (from version 3) the user name (`user_flag:u8`, then unless 0
+//! `user_len:u16`, user): 1 for the verified user owning it, so that
+//! refusing another user's takeover survives a restart (issue 14), and (in
+//! version 4) 2 for a name nobody verified, so that the ACL goes on
+//! choosing the session's rules by it, then the subscriptions (`count:u32`, each
 //! `filter_len:u16`, filter, `qos:u8`), the QoS 2 ids awaiting PUBREL
 //! (`count:u32`, each `u16`), then (version 4) the [`Seq`] of the first
 //! queued message (`queue_start:u64`) and the in-flight messages
@@ -143,11 +145,17 @@ pub fn encode_session(stored: &StoredSession) -> Vec<u8> {
         session,
         offline_since,
         user,
+        username,
         ..
     } = stored;
     let mut out = Vec::new();
     out.put_u8(VERSION);
-    put_head(&mut out, *offline_since, user.as_deref(), session);
+    let name = match (user, username) {
+        (Some(user), _) => Some((USER_VERIFIED, &**user)),
+        (None, Some(name)) => Some((USER_UNVERIFIED, &**name)),
+        (None, None) => None,
+    };
+    put_head(&mut out, *offline_since, name, session);
     out.put_u64(stored.queue.start);
     out.put_u32(session.outgoing().len() as u32);
     for e in session.outgoing().iter() {
@@ -158,9 +166,20 @@ pub fn encode_session(stored: &StoredSession) -> Vec<u8> {
     out
 }
 
+/// The user flag of a verified user's name.
+const USER_VERIFIED: u8 = 1;
+/// The user flag (version 4) of a name nobody verified.
+const USER_UNVERIFIED: u8 = 2;
+
 /// What every version after 1 starts with after its version byte, and the
-/// subscriptions and awaiting-PUBREL ids after that.
-fn put_head(out: &mut Vec<u8>, offline_since: SystemTime, user: Option<&str>, session: &Session) {
+/// subscriptions and awaiting-PUBREL ids after that; `user` is the user
+/// flag and name, if any.
+fn put_head(
+    out: &mut Vec<u8>,
+    offline_since: SystemTime,
+    user: Option<(u8, &str)>,
+    session: &Session,
+) {
     let millis = offline_since
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -168,8 +187,8 @@ fn put_head(out: &mut Vec<u8>, offline_since: SystemTime, user: Option<&str>, se
     match user {
         // A user name comes from a CONNECT or a certificate: at most
         // 65,535 bytes, as the protocol's string length allows.
-        Some(u) => {
-            out.put_u8(1);
+        Some((flag, u)) => {
+            out.put_u8(flag);
             out.put_u16(u.len() as u16);
             out.put_slice(u.as_bytes());
         }
@@ -207,7 +226,7 @@ pub fn encode_session_v3(parked: &ParkedSession) -> Vec<u8> {
     put_head(
         &mut out,
         parked.offline_since,
-        parked.user.as_deref(),
+        parked.user.as_deref().map(|u| (USER_VERIFIED, u)),
         &parked.session,
     );
     out.put_u32(parked.session.outgoing().len() as u32);
@@ -242,6 +261,7 @@ pub struct Split {
     in_flight: Vec<(OutState, PacketId, Seq)>,
     offline_since: SystemTime,
     user: Option<Box<str>>,
+    username: Option<Box<str>>,
 }
 
 impl Split {
@@ -258,6 +278,7 @@ impl Split {
             in_flight,
             offline_since,
             user,
+            username,
         } = self;
         // A message written twice (again in a later chunk) is the same.
         let mut by_seq: std::collections::BTreeMap<Seq, Message> =
@@ -291,6 +312,7 @@ impl Split {
                 queue_start,
                 offline_since,
                 user,
+                username,
             },
             as_written,
         ))
@@ -344,17 +366,25 @@ pub fn decode_session(
             ));
         }
     };
-    let user = if version >= 3 {
+    // Before version 4 only a verified user's name was kept.
+    let (user, username) = if version >= 3 {
+        let most = if version == VERSION {
+            USER_UNVERIFIED
+        } else {
+            USER_VERIFIED
+        };
         match r.u8("user flag")? {
-            0 => None,
-            1 => {
+            0 => (None, None),
+            flag if flag <= most => {
                 let len = usize::from(r.u16("user length")?);
-                Some(Box::from(r.str(len, "user")?))
+                let name: Box<str> = Box::from(r.str(len, "user")?);
+                let user = (flag == USER_VERIFIED).then(|| name.clone());
+                (user, Some(name))
             }
-            other => return Err(format!("user flag {other} is not 0 or 1")),
+            other => return Err(format!("user flag {other} is not 0 to {most}")),
         }
     } else {
-        None
+        (None, None)
     };
     let mut session = Session::new(client_id, false, max_inflight);
     for _ in 0..r.u32("subscription count")? {
@@ -384,6 +414,7 @@ pub fn decode_session(
             in_flight,
             offline_since,
             user,
+            username,
         }));
     }
     // Older versions: numbers from a fresh range, in flight first.
@@ -412,5 +443,6 @@ pub fn decode_session(
         queue_start: Seq(next),
         offline_since,
         user,
+        username,
     }))
 }

@@ -74,6 +74,7 @@ fn stored(offline_since: std::time::SystemTime) -> (StoredSession, Vec<(Seq, Mes
         added: vec![(Seq(8), queued.clone())],
         offline_since,
         user: None,
+        username: None,
     };
     (stored, vec![(Seq(7), in_flight), (Seq(8), queued)])
 }
@@ -99,6 +100,7 @@ fn parked_v3(offline_since: std::time::SystemTime) -> ParkedSession {
         queue_start: Seq(8),
         offline_since,
         user: None,
+        username: None,
     }
 }
 
@@ -171,14 +173,38 @@ fn older_records_are_still_read() {
     assert!(e.contains("version 5"), "{e}");
 }
 
+/// A user name nobody verified (no password file) is kept too, so the ACL
+/// checks the session's deliveries by it after a restart; it owns nothing.
+/// Before, it was lost, and the session was checked as anonymous.
+#[test]
+fn record_keeps_an_unverified_user_name() {
+    let now = std::time::SystemTime::now();
+    let (mut s, messages) = stored(now);
+    s.username = Some("alice".into());
+    let bytes = record::encode_session(&s);
+    let back = read_back(&bytes, messages, now).expect("valid");
+    assert_eq!(back.username.as_deref(), Some("alice"));
+    assert_eq!(back.user, None, "nobody verified alice");
+    for cut in 0..bytes.len() {
+        assert!(record::decode_session("c", &bytes[..cut], 10, now).is_err());
+    }
+    // Version 3 knew only verified users: flag 2 there is damage.
+    let mut v3 = record::encode_session_v3(&parked_v3(now));
+    v3[9] = 2;
+    let e = record::decode_session("c", &v3, 10, now).expect_err("flag 2 in version 3");
+    assert_eq!(e, "user flag 2 is not 0 to 1");
+}
+
 #[test]
 fn record_keeps_the_owning_user() {
     let now = std::time::SystemTime::now();
     let (mut s, messages) = stored(now);
     s.user = Some("alice".into());
+    s.username = Some("alice".into());
     let bytes = record::encode_session(&s);
     let back = read_back(&bytes, messages, now).expect("valid");
     assert_eq!(back.user.as_deref(), Some("alice"));
+    assert_eq!(back.username.as_deref(), Some("alice"));
     for cut in 0..bytes.len() {
         assert!(record::decode_session("c", &bytes[..cut], 10, now).is_err());
     }
@@ -340,6 +366,7 @@ async fn a_version_3_store_file_loads_and_is_written_anew() {
         queue_start: Seq(1),
         offline_since: std::time::SystemTime::now(),
         user: None,
+        username: None,
     });
     {
         // The file as a version 3 broker left it: two tables, no messages.

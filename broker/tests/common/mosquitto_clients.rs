@@ -15,6 +15,14 @@ pub struct Sub {
 
 impl Sub {
     pub fn start(args: &[String]) -> Self {
+        let sub = Self::spawn(args);
+        sub.wait_for("SUBACK");
+        sub
+    }
+
+    /// Starts it without waiting for its SUBACK: a resumed session's queued
+    /// messages come before it, and [`Self::start`] would skip them.
+    pub fn spawn(args: &[String]) -> Self {
         // mosquitto_sub block-buffers a piped stdout; stdbuf makes it
         // print each line as it comes.
         let mut child = Command::new("stdbuf")
@@ -34,9 +42,7 @@ impl Sub {
                 }
             }
         });
-        let sub = Self { child, lines: rx };
-        sub.wait_for("SUBACK");
-        sub
+        Self { child, lines: rx }
     }
 
     /// Kills the client without a DISCONNECT (so its will goes out) and

@@ -203,7 +203,7 @@ impl Reader {
                 if words.next().is_some() {
                     return Err(at(
                         &origin,
-                        format!("listener {value:?} has more than a port and an address"),
+                        format!("listener \"{value}\" has more than a port and an address"),
                     ));
                 }
                 let mut draft = ListenerDraft::named(port, source);
@@ -239,7 +239,7 @@ impl Reader {
                     _ => {
                         return Err(at(
                             &origin,
-                            format!("protocol {value:?} is neither mqtt nor websockets"),
+                            format!("protocol \"{value}\" is neither mqtt nor websockets"),
                         ));
                     }
                 };
@@ -351,7 +351,7 @@ impl Reader {
                     _ => {
                         return Err(at(
                             &origin,
-                            format!("log_type {value:?} is not one of debug, error, warning, notice, information, subscribe, unsubscribe, websockets, none, all"),
+                            format!("log_type \"{value}\" is not one of debug, error, warning, notice, information, subscribe, unsubscribe, websockets, none, all"),
                         ));
                     }
                 };

@@ -22,7 +22,7 @@ impl Arg<'_> {
     fn wrong(&self, what: &str) -> ConfigError {
         at(
             self.origin,
-            format!("{} {:?} is not {what}", self.name, self.value),
+            format!("{} \"{}\" is not {what}", self.name, self.value),
         )
     }
 
