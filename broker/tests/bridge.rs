@@ -826,20 +826,37 @@ async fn the_brokers_own_bridge_passes_the_acl_and_a_bridging_client_does_not() 
     let Packet::Publish(out) = far.recv().await else {
         panic!("expected the PUBLISH out");
     };
-    assert_eq!((out.topic().as_str(), out.payload().as_ref()), ("o/x", &b"out"[..]));
+    assert_eq!(
+        (out.topic().as_str(), out.payload().as_ref()),
+        ("o/x", &b"out"[..])
+    );
     far.send(&Packet::PubAck(out.packet_id().expect("QoS 1")))
         .await;
     far.send(&publish("i/x", QoS::AtLeastOnce, Some(7), "in", false))
         .await;
     assert_eq!(far.recv().await, Packet::PubAck(common::pid(7)));
-    assert_eq!(next(&mut near).await, ("i/x".into(), "in".into(), QoS::AtLeastOnce, false));
+    assert_eq!(
+        next(&mut near).await,
+        ("i/x".into(), "in".into(), QoS::AtLeastOnce, false)
+    );
 
     // A client bridging in (level 0x84), anonymous: the ACL applies.
     let mut c = common::connect_packet("other-bridge", true);
     c.protocol = mqtt_codec::ProtocolLevel::V3_1_1Bridge;
     let (mut bridging, ack) = RawClient::connect(ours.addr(), c).await;
     assert_eq!(ack.code, mqtt_codec::ConnectReturnCode::Accepted);
-    let suback = bridging.subscribe(&[("i/#", QoS::AtLeastOnce)], 1).await;
+    bridging
+        .send(&Packet::Subscribe(mqtt_codec::Subscribe {
+            packet_id: common::pid(1),
+            filters: vec![mqtt_codec::SubscribeFilter {
+                filter: mqtt_codec::topic::TopicFilter::new("i/#").expect("valid"),
+                qos: QoS::AtLeastOnce,
+            }],
+        }))
+        .await;
+    let Packet::SubAck(suback) = bridging.recv().await else {
+        panic!("expected SUBACK");
+    };
     assert_eq!(
         suback.return_codes,
         [mqtt_codec::SubAckReturnCode::Failure],

@@ -28,8 +28,8 @@ use tracing::{debug, info, warn};
 
 use super::config::{BridgeConfig, RestartTimeout};
 use super::remote::{Remote, RemoteError, Step};
-use crate::listener::buffers::LINGER;
 use super::topics;
+use crate::listener::buffers::LINGER;
 use crate::router::{Attachment, ClientSlot, Kick, Router, SlotEvent};
 use crate::session::{Action, Seq, Session};
 use mqtt_codec::topic::TopicName;
@@ -160,7 +160,15 @@ pub async fn run(
                 last_failure = None;
                 backoff.reset();
                 notify_local(&config, &host, true);
-                let end = connected(remote, ack.session_present, &config, &host, &local_id, &shutdown).await;
+                let end = connected(
+                    remote,
+                    ack.session_present,
+                    &config,
+                    &host,
+                    &local_id,
+                    &shutdown,
+                )
+                .await;
                 notify_local(&config, &host, false);
                 match end {
                     End::Shutdown => break,
@@ -725,9 +733,7 @@ impl Ping {
 
     /// Ready when a PINGREQ is due, or its answer overdue.
     async fn due(&self) {
-        let at = self
-            .answer_by
-            .unwrap_or(self.last_sent + self.keepalive);
+        let at = self.answer_by.unwrap_or(self.last_sent + self.keepalive);
         tokio::time::sleep_until(at).await;
     }
 }
