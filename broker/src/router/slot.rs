@@ -149,8 +149,9 @@ impl ClientSlot {
     }
 
     /// Exempts the attached session from the ACL: for this broker's own
-    /// bridges only, whose topics the operator configured (see
-    /// [`Ownership::acl_exempt`]).
+    /// bridges only, whose topics the operator configured, as mosquitto's
+    /// ACL check lets its own bridges pass. The next attach clears it, so a
+    /// client taking the session over is checked again.
     pub fn set_acl_exempt(&self) {
         lock(&self.ownership).acl_exempt = true;
     }
