@@ -31,8 +31,14 @@ const BRIDGE_UP: Duration = Duration::from_secs(30);
 /// `extra` TOML lines for it.
 fn our_bridge_config(dir: &Path, remote: &str, topics: &[&str], extra: &str) -> ReferenceOptions {
     let topics: Vec<String> = topics.iter().map(|t| format!("{t:?}")).collect();
+    // 10 s unless `extra` sets it.
+    let keepalive = if extra.contains("keepalive_interval") {
+        ""
+    } else {
+        "keepalive_interval = 10\n"
+    };
     let toml = format!(
-        "[[bridge]]\nconnection = \"b1\"\naddress = \"{remote}\"\ntopic = [{}]\nremote_clientid = \"ours-bridge\"\nrestart_timeout = 1\nkeepalive_interval = 10\n{extra}",
+        "[[bridge]]\nconnection = \"b1\"\naddress = \"{remote}\"\ntopic = [{}]\nremote_clientid = \"ours-bridge\"\nrestart_timeout = 1\n{keepalive}{extra}",
         topics.join(", ")
     );
     let path = dir.join("bridge.toml");
@@ -505,6 +511,41 @@ impl ScriptedRemote {
         self.stream.write_all(&bytes).await.expect("written");
     }
 
+    /// Waits (within [`common::WAIT`]) for the bridge to close the
+    /// connection, skipping what it sends meanwhile; false if it does not.
+    async fn closed(&mut self) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        let until = tokio::time::Instant::now() + common::WAIT;
+        loop {
+            self.buf.clear();
+            match tokio::time::timeout_at(until, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Reads the bridge's SUBSCRIBE and grants it; returns its filters.
+    async fn subscribed(&mut self) -> Vec<String> {
+        let Packet::Subscribe(sub) = self.recv().await else {
+            panic!("expected the bridge's SUBSCRIBE");
+        };
+        self.send(&Packet::SubAck(mqtt_codec::SubAck {
+            packet_id: sub.packet_id,
+            return_codes: sub
+                .filters
+                .iter()
+                .map(|f| mqtt_codec::SubAckReturnCode::Granted(f.qos))
+                .collect(),
+        }))
+        .await;
+        sub.filters
+            .iter()
+            .map(|f| f.filter.as_str().to_owned())
+            .collect()
+    }
+
     /// Reads the bridge's CONNECT and accepts it.
     async fn connected(&mut self, session_present: bool) -> mqtt_codec::Connect {
         let Packet::Connect(connect) = self.recv().await else {
@@ -614,5 +655,213 @@ async fn a_remote_refusing_the_bridge_level_is_asked_again_as_a_plain_client() {
         ours.wait_for_log("refused the bridge protocol level", common::WAIT),
         "{}",
         ours.log()
+    );
+}
+
+/// The bridge's keep-alive counts what it sends, not what it hears
+/// [MQTT-3.1.2-23]: with only `in` topics at QoS 0 and the remote sending
+/// steadily, the bridge still sends PINGREQ within a keep-alive (mosquitto
+/// dropped it before, "has exceeded timeout"); and when nothing answers a
+/// PINGREQ within a keep-alive, the bridge drops the connection and
+/// connects again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_pings_while_the_remote_keeps_sending() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = listener.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _ours = start_with(our_bridge_config(
+        dir.path(),
+        &remote,
+        &["# in 0 li/ ri/"],
+        "notifications = false\nkeepalive_interval = 5\n",
+    ));
+    let mut first = ScriptedRemote::accept(&listener).await;
+    first.connected(false).await;
+    assert_eq!(first.subscribed().await, ["ri/#"]);
+    // A message every 250 ms (20 per keep-alive) until the PINGREQ, for at
+    // most three keep-alives.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut sent = 0u32;
+    loop {
+        first
+            .send(&publish("ri/t", QoS::AtMostOnce, None, "tick", false))
+            .await;
+        sent += 1;
+        match tokio::time::timeout(Duration::from_millis(250), first.recv()).await {
+            Ok(Packet::PingReq) => break,
+            Ok(other) => panic!("expected PINGREQ, got {other:?}"),
+            Err(_) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no PINGREQ from the bridge while the remote sent {sent} messages over 15 s"
+            ),
+        }
+    }
+    // No answer, nothing else: the bridge gives up on this connection...
+    assert!(first.closed().await, "the bridge kept a silent remote");
+    // ...and connects again.
+    let mut second = ScriptedRemote::accept(&listener).await;
+    second.connected(false).await;
+}
+
+/// A remote that stops reading does not hold the broker's shutdown: the
+/// bridge's writes are raced with it, its DISCONNECT bounded, and what it
+/// buffers for the remote bounded (the rest is the outbox's, within its
+/// limits). Before, SIGTERM left the broker running with its state unsaved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_stops_while_the_remote_does_not_read() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = listener.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut options = our_bridge_config(
+        dir.path(),
+        &remote,
+        &["# out 0 lo/ ro/"],
+        "notifications = false\n",
+    );
+    options.data_dir = Some(data.path().to_owned());
+    let mut ours = start_with(options);
+    let mut stalled = ScriptedRemote::accept(&listener).await;
+    stalled.connected(false).await;
+    // Nothing is read from here on. 40 x 1 MB is well past what the
+    // loopback's socket buffers hold.
+    let mut near = RawClient::connected(ours.addr(), "near").await;
+    let payload = "x".repeat(1 << 20);
+    for _ in 0..40 {
+        near.send(&publish("lo/big", QoS::AtMostOnce, None, &payload, false))
+            .await;
+    }
+    // A round trip: the broker has taken all of them.
+    near.send(&Packet::PingReq).await;
+    assert_eq!(near.recv().await, Packet::PingResp);
+    // Generous for a loaded machine: before the fix it never stopped.
+    let bound = Duration::from_secs(30);
+    let status = ours.terminate(bound);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the broker did not stop within {} s: {}",
+        bound.as_secs(),
+        ours.log()
+    );
+    assert!(ours.log().contains("state saved"), "{}", ours.log());
+    drop(stalled);
+}
+
+/// A remote that comes back without its session (CONNACK session present
+/// 0) numbers its QoS 2 messages from 1 again: an id remembered from the
+/// old session waiting for PUBREL must not swallow the new message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_without_its_session_gets_its_new_qos2_ids_delivered() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = listener.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = start_with(our_bridge_config(
+        dir.path(),
+        &remote,
+        &["# in 2 li/ ri/"],
+        "notifications = false\n",
+    ));
+    let mut near = common::subscribed(ours.addr(), "near", &[("li/#", QoS::ExactlyOnce)]).await;
+    let mut first = ScriptedRemote::accept(&listener).await;
+    first.connected(false).await;
+    first.subscribed().await;
+    first
+        .send(&publish("ri/x", QoS::ExactlyOnce, Some(1), "old", false))
+        .await;
+    assert_eq!(first.recv().await, Packet::PubRec(common::pid(1)));
+    assert_eq!(next(&mut near).await.1, "old");
+    // The remote loses its state before the PUBREL.
+    drop(first);
+    let mut second = ScriptedRemote::accept(&listener).await;
+    second.connected(false).await;
+    second.subscribed().await;
+    second
+        .send(&publish("ri/x", QoS::ExactlyOnce, Some(1), "new", false))
+        .await;
+    assert_eq!(second.recv().await, Packet::PubRec(common::pid(1)));
+    second.send(&Packet::PubRel(common::pid(1))).await;
+    assert_eq!(second.recv().await, Packet::PubComp(common::pid(1)));
+    assert_eq!(next(&mut near).await.1, "new");
+}
+
+/// The broker's own bridges are exempt from the ACL, as mosquitto 2.0's
+/// are (its check returns success for them): with an ACL that grants only
+/// user `x`, the bridge still moves messages out and in. A client that
+/// connects with the bridge bit is checked like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brokers_own_bridge_passes_the_acl_and_a_bridging_client_does_not() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = listener.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "user x\ntopic readwrite #\n").expect("acl written");
+    let mut options = our_bridge_config(
+        dir.path(),
+        &remote,
+        &["o/# out 1", "i/# in 1"],
+        "notifications = false\nlocal_username = \"nobody\"\n",
+    );
+    options
+        .extra_args
+        .extend(["--acl-file".into(), acl.display().to_string()]);
+    let ours = start_with(options);
+    let as_x = |id: &str| {
+        let mut c = common::connect_packet(id, true);
+        c.username = Some("x".into());
+        c
+    };
+    let (mut near, ack) = RawClient::connect(ours.addr(), as_x("near")).await;
+    assert_eq!(ack.code, mqtt_codec::ConnectReturnCode::Accepted);
+    near.subscribe(&[("i/#", QoS::AtLeastOnce)], 1).await;
+    let mut far = ScriptedRemote::accept(&listener).await;
+    far.connected(false).await;
+    assert_eq!(far.subscribed().await, ["i/#"]);
+    send(&mut near, "o/x", QoS::AtLeastOnce, "out", false, 2).await;
+    let Packet::Publish(out) = far.recv().await else {
+        panic!("expected the PUBLISH out");
+    };
+    assert_eq!(
+        (out.topic().as_str(), out.payload().as_ref()),
+        ("o/x", &b"out"[..])
+    );
+    far.send(&Packet::PubAck(out.packet_id().expect("QoS 1")))
+        .await;
+    far.send(&publish("i/x", QoS::AtLeastOnce, Some(7), "in", false))
+        .await;
+    assert_eq!(far.recv().await, Packet::PubAck(common::pid(7)));
+    assert_eq!(
+        next(&mut near).await,
+        ("i/x".into(), "in".into(), QoS::AtLeastOnce, false)
+    );
+
+    // A client bridging in (level 0x84), anonymous: the ACL applies.
+    let mut c = common::connect_packet("other-bridge", true);
+    c.protocol = mqtt_codec::ProtocolLevel::V3_1_1Bridge;
+    let (mut bridging, ack) = RawClient::connect(ours.addr(), c).await;
+    assert_eq!(ack.code, mqtt_codec::ConnectReturnCode::Accepted);
+    bridging
+        .send(&Packet::Subscribe(mqtt_codec::Subscribe {
+            packet_id: common::pid(1),
+            filters: vec![mqtt_codec::SubscribeFilter {
+                filter: mqtt_codec::topic::TopicFilter::new("i/#").expect("valid"),
+                qos: QoS::AtLeastOnce,
+            }],
+        }))
+        .await;
+    let Packet::SubAck(suback) = bridging.recv().await else {
+        panic!("expected SUBACK");
+    };
+    assert_eq!(
+        suback.return_codes,
+        [mqtt_codec::SubAckReturnCode::Failure],
+        "a client with the bridge bit was exempt from the ACL"
     );
 }

@@ -31,7 +31,7 @@ pub enum BridgeConfigError {
         message: String,
     },
     /// A `topic` line is wrong.
-    #[error("topic {line:?}: {source}")]
+    #[error("topic \"{line}\": {source}")]
     Topic {
         /// The line's value.
         line: String,
@@ -139,10 +139,6 @@ pub struct BridgeConfig {
     /// `local_clientid`: the bridge's session on this broker [default:
     /// `local.HOSTNAME.NAME`].
     pub local_clientid: Option<String>,
-    /// `local_username`: the user name the ACL checks the bridge's local
-    /// session by (what it may publish here and read to send out), as in
-    /// mosquitto; without it, the ACL's anonymous rules apply.
-    pub local_username: Option<String>,
     /// `remote_username`.
     pub remote_username: Option<String>,
     /// `remote_password`.
@@ -232,7 +228,6 @@ impl BridgeConfig {
             topics: Vec::new(),
             remote_clientid: None,
             local_clientid: None,
-            local_username: None,
             remote_username: None,
             remote_password: None,
             cafile: None,
@@ -278,7 +273,7 @@ impl BridgeConfig {
                         value_error(
                             directive,
                             &format!(
-                                "{word:?} is not HOST, HOST:PORT or [IPV6]:PORT with a port from 1 to 65535"
+                                "\"{word}\" is not HOST, HOST:PORT or [IPV6]:PORT with a port from 1 to 65535"
                             ),
                         )
                     })?;
@@ -336,7 +331,7 @@ impl BridgeConfig {
             }
             "notification_topic" => {
                 let topic = TopicName::new(value).map_err(|e| {
-                    value_error(directive, &format!("{value:?} is no topic name: {e}"))
+                    value_error(directive, &format!("\"{value}\" is no topic name: {e}"))
                 })?;
                 self.notification_topic = Some(topic);
             }
@@ -350,10 +345,12 @@ impl BridgeConfig {
                     note: "not supported by this broker's bridges",
                 });
             }
-            "local_username" => self.local_username = Some(text()?),
-            "local_password" => {
+            "local_username" | "local_password" => {
+                // mosquitto 2.0 lets its own bridges pass its ACL check
+                // whatever these say, and so does this broker: the bridge's
+                // topics are the operator's own configuration.
                 return Ok(Applied::Ignored {
-                    note: "the bridge's local session is not checked against the password file, only local_username against the ACL",
+                    note: "the broker's own bridges are exempt from the ACL and the password file, as in mosquitto",
                 });
             }
             "connection" => {
@@ -487,7 +484,7 @@ fn boolean(directive: &str, value: &str) -> Result<bool, BridgeConfigError> {
         "false" => Ok(false),
         _ => Err(value_error(
             directive,
-            &format!("{value:?} is not true or false"),
+            &format!("\"{value}\" is not true or false"),
         )),
     }
 }

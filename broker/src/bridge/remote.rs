@@ -9,13 +9,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::config::{Address, BridgeConfig};
+use crate::listener::buffers::HIGH_WATER;
 use credentials::tls::{ClientIdentity, ServerVerification};
 use mqtt_codec::{ConnAck, Connect, DecodeError, Packet};
 
@@ -32,13 +33,13 @@ pub enum RemoteError {
     #[error("the remote closed the connection")]
     Closed,
     /// No CONNACK in time.
-    #[error("no CONNACK within {0:?}")]
+    #[error("no CONNACK within {} s", .0.as_secs())]
     NoConnAck(Duration),
     /// The first packet was not CONNACK.
     #[error("the remote answered CONNECT with {0}, not CONNACK")]
     NotConnAck(mqtt_codec::PacketType),
     /// The address is no valid TLS server name.
-    #[error("{0:?} is not a valid TLS server name")]
+    #[error("\"{0}\" is not a valid TLS server name")]
     ServerName(String),
 }
 
@@ -102,12 +103,27 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// An open connection to the remote broker.
 pub struct Remote {
-    stream: Box<dyn Io>,
+    /// Read and written at once ([`Remote::step`]): a remote that stops
+    /// reading does not stop the bridge hearing it.
+    reader: ReadHalf<Box<dyn Io>>,
+    writer: WriteHalf<Box<dyn Io>>,
     /// The largest packet taken from the remote (`--max-packet-size`, as
     /// for any client).
     max_packet: usize,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// Bytes were written since the stream was last flushed (TLS may hold
+    /// a record back until then).
+    unflushed: bool,
+}
+
+/// What one [`Remote::step`] did.
+#[derive(Debug)]
+pub enum Step {
+    /// A packet came from the remote.
+    Packet(Packet),
+    /// Some of the queued bytes were written.
+    Wrote,
 }
 
 impl std::fmt::Debug for Remote {
@@ -141,11 +157,14 @@ impl Remote {
                     Box::new(connector.connect(name, tcp).await?)
                 }
             };
+            let (reader, writer) = tokio::io::split(stream);
             let mut remote = Self {
-                stream,
+                reader,
+                writer,
                 max_packet,
                 rbuf: BytesMut::with_capacity(4096),
                 wbuf: BytesMut::with_capacity(4096),
+                unflushed: false,
             };
             remote.put(&Packet::Connect(connect.clone()));
             remote.flush().await?;
@@ -159,7 +178,7 @@ impl Remote {
             .map_err(|_| RemoteError::NoConnAck(timeout))?
     }
 
-    /// Queues a packet for the next [`Remote::flush`].
+    /// Queues a packet for writing ([`Remote::step`], [`Remote::flush`]).
     pub fn put(&mut self, packet: &Packet) {
         if let Err(e) = packet.encode(&mut self.wbuf) {
             // Our own packets: a topic or payload past the protocol's
@@ -168,29 +187,87 @@ impl Remote {
         }
     }
 
-    /// Whether packets wait to be written.
+    /// Whether bytes wait to be written (or flushed).
     pub fn pending(&self) -> bool {
-        !self.wbuf.is_empty()
+        !self.wbuf.is_empty() || self.unflushed
     }
 
-    /// Writes what [`Remote::put`] queued.
+    /// Whether the bytes waiting reach the high-water mark: the bridge
+    /// then stops pulling from its outbox, as a connection does for a
+    /// client that does not read, and the queue's limits apply.
+    pub fn full(&self) -> bool {
+        self.wbuf.len() >= HIGH_WATER
+    }
+
+    /// Writes all that is queued. Cancel-safe: what a cancelled call did
+    /// not write stays queued, and nothing is written twice.
     pub async fn flush(&mut self) -> Result<(), RemoteError> {
-        self.stream.write_all(&self.wbuf).await?;
-        self.wbuf.clear();
-        self.stream.flush().await?;
+        while self.pending() {
+            write_some(&mut self.writer, &mut self.wbuf, &mut self.unflushed).await?;
+        }
         Ok(())
+    }
+
+    /// Reads the next packet and, with `write`, writes some of what is
+    /// queued, whichever comes first. Cancel-safe.
+    pub async fn step(&mut self, write: bool) -> Result<Step, RemoteError> {
+        let write = write && self.pending();
+        let Self {
+            reader,
+            writer,
+            max_packet,
+            rbuf,
+            wbuf,
+            unflushed,
+        } = self;
+        tokio::select! {
+            r = recv(reader, rbuf, *max_packet) => r.map(Step::Packet),
+            r = write_some(writer, wbuf, unflushed), if write => r.map(|()| Step::Wrote),
+        }
     }
 
     /// The next packet from the remote. Cancel-safe: bytes read before a
     /// cancellation stay in the buffer for the next call.
     pub async fn recv(&mut self) -> Result<Packet, RemoteError> {
-        loop {
-            if let Some(packet) = mqtt_codec::decode_packet(&mut self.rbuf, self.max_packet)? {
-                return Ok(packet);
-            }
-            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(RemoteError::Closed);
-            }
+        recv(&mut self.reader, &mut self.rbuf, self.max_packet).await
+    }
+}
+
+/// The next packet from `reader`, decoded from `rbuf` as bytes come.
+/// Cancel-safe.
+async fn recv(
+    reader: &mut ReadHalf<Box<dyn Io>>,
+    rbuf: &mut BytesMut,
+    max_packet: usize,
+) -> Result<Packet, RemoteError> {
+    loop {
+        if let Some(packet) = mqtt_codec::decode_packet(rbuf, max_packet)? {
+            return Ok(packet);
+        }
+        if reader.read_buf(rbuf).await? == 0 {
+            return Err(RemoteError::Closed);
         }
     }
+}
+
+/// One write of `wbuf` to `writer` (or, with nothing left, the flush
+/// that pushes out what TLS holds). Cancel-safe: a write either
+/// completes, and its bytes leave `wbuf`, or writes nothing.
+async fn write_some(
+    writer: &mut WriteHalf<Box<dyn Io>>,
+    wbuf: &mut BytesMut,
+    unflushed: &mut bool,
+) -> Result<(), RemoteError> {
+    if wbuf.is_empty() {
+        writer.flush().await?;
+        *unflushed = false;
+        return Ok(());
+    }
+    let n = writer.write(wbuf).await?;
+    if n == 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+    }
+    wbuf.advance(n);
+    *unflushed = true;
+    Ok(())
 }

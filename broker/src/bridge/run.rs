@@ -27,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::config::{BridgeConfig, RestartTimeout};
-use super::remote::{Remote, RemoteError};
+use super::remote::{Remote, RemoteError, Step};
 use super::topics;
+use crate::listener::buffers::LINGER;
 use crate::router::{Attachment, ClientSlot, Kick, Router, SlotEvent};
 use crate::session::{Action, Seq, Session};
 use mqtt_codec::topic::TopicName;
@@ -78,7 +79,7 @@ enum End {
     #[error("the remote sent {0}, which a server may not send")]
     Protocol(mqtt_codec::PacketType),
     /// No PINGRESP within a keep-alive interval.
-    #[error("no answer to PINGREQ within {0:?}")]
+    #[error("no answer to PINGREQ within {} s", .0.as_secs())]
     NoPingResp(Duration),
     /// The router told the local session to end.
     #[error("the local session was told to end: {}", kick_reason(*.0))]
@@ -159,7 +160,15 @@ pub async fn run(
                 last_failure = None;
                 backoff.reset();
                 notify_local(&config, &host, true);
-                let end = connected(remote, &config, &host, &local_id, &shutdown).await;
+                let end = connected(
+                    remote,
+                    ack.session_present,
+                    &config,
+                    &host,
+                    &local_id,
+                    &shutdown,
+                )
+                .await;
                 notify_local(&config, &host, false);
                 match end {
                     End::Shutdown => break,
@@ -249,7 +258,9 @@ async fn attach(
         .connect_as(
             local_id,
             None,
-            config.local_username.as_deref(),
+            // No user name: the session is exempt from the ACL (below), as
+            // mosquitto's own bridges are, so `local_username` is ignored.
+            None,
             clean,
             host.max_inflight,
             TAKEOVER_WAIT,
@@ -257,6 +268,9 @@ async fn attach(
         .await
         .map_err(|e| End::Local(e.to_string()))?;
     slot.set_bridge(true);
+    // Before anything is subscribed or published: the topics are the
+    // operator's configuration, which the ACL does not second-guess.
+    slot.set_acl_exempt();
     // No keep-alive: the bridge's local session has no socket to fall
     // silent.
     session.attach(clean, 0, Instant::now().into_std());
@@ -286,9 +300,14 @@ async fn attach(
         .filter(|w| session.subscriptions().get(&w.filter) != Some(&w.qos))
         .collect();
     if !missing.is_empty() {
-        host.router.subscribe(&slot, &missing);
-        for f in missing {
-            session.subscribed(f.filter, f.qos);
+        let grants = host.router.subscribe(&slot, &missing);
+        // Only what was granted is a subscription of the session.
+        for (f, code) in missing.into_iter().zip(grants.return_codes) {
+            if matches!(code, SubAckReturnCode::Granted(_)) {
+                session.subscribed(f.filter, f.qos);
+            } else {
+                warn!(filter = %f.filter, "the bridge's local subscription was refused");
+            }
         }
     }
     Ok((slot, session))
@@ -299,18 +318,34 @@ async fn attach(
 /// returns.
 async fn connected(
     remote: Remote,
+    session_present: bool,
     config: &BridgeConfig,
     host: &Host,
     local_id: &str,
     shutdown: &CancellationToken,
 ) -> End {
-    let (slot, session) = tokio::select! {
+    let (slot, mut session) = tokio::select! {
         r = attach(config, host, local_id) => match r {
             Ok(a) => a,
             Err(end) => return end,
         },
         () = shutdown.cancelled() => return End::Shutdown,
     };
+    if !session_present {
+        // The remote kept no session: the QoS 2 messages it sent before are
+        // gone from its side, and it numbers new ones from 1 again, so an
+        // id remembered here would answer a new message PUBREC and drop
+        // it. Our own unacknowledged messages are still sent again with
+        // their ids [MQTT-4.4.0-1]: to a remote without a session they are
+        // new (QoS 1 delivered again at most a second time, QoS 2 answered
+        // as any PUBLISH), and a PUBREL it does not know is still answered
+        // with PUBCOMP, which ends the flow here.
+        let _gate = host.router.gate();
+        if session.forget_awaiting_rel() {
+            debug!("the remote has no session: its QoS 2 ids waiting for PUBREL are forgotten");
+            host.router.flows_changed(&slot, &session);
+        }
+    }
     let mut link = Link {
         remote,
         config,
@@ -372,57 +407,60 @@ impl Link<'_> {
             self.put_out(Packet::Publish(Publish::new(Delivery::AtMostOnce, up)));
         }
         let keepalive = Duration::from_secs(u64::from(self.config.keepalive));
-        let mut ping_at = Instant::now() + keepalive;
-        let mut ping_sent = false;
+        let mut ping = Ping::new(keepalive);
         loop {
-            if self.remote.pending() {
+            // With `--durability batched`, queued output waits for its
+            // commit; then it is written while the loop goes on.
+            if self.hold.is_some() {
                 tokio::select! {
                     () = self.released() => {}
                     () = shutdown.cancelled() => return self.goodbye().await,
                 }
-                if let Err(e) = self.remote.flush().await {
-                    return e.into();
-                }
             }
-            let pull = self.subscribing.is_none() && self.session.window_open();
+            // A remote that does not read is a slow consumer: past the high
+            // water nothing more is pulled, and the outbox's limits apply.
+            let pull =
+                self.subscribing.is_none() && self.session.window_open() && !self.remote.full();
             let slot = Arc::clone(&self.slot);
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return self.goodbye().await,
-                r = self.remote.recv() => {
-                    let packet = match r {
-                        Ok(p) => p,
-                        Err(e) => return e.into(),
-                    };
-                    ping_sent = false;
-                    ping_at = Instant::now() + keepalive;
-                    if let Err(end) = self.handle(packet, shutdown).await {
-                        return end;
+                r = self.remote.step(true) => match r {
+                    Ok(Step::Wrote) => ping.sent(),
+                    Ok(Step::Packet(packet)) => {
+                        ping.heard();
+                        if let Err(end) = self.handle(packet, shutdown).await {
+                            return end;
+                        }
                     }
-                }
+                    Err(e) => return e.into(),
+                },
                 event = poll_fn(|cx| slot.poll_event(cx, pull)) => match event {
                     SlotEvent::Kicked(Kick::Shutdown) => return self.goodbye().await,
                     SlotEvent::Kicked(kick) => return End::Kicked(kick),
                     SlotEvent::Messages => self.pull().await,
                     SlotEvent::Durable => {}
                 },
-                () = tokio::time::sleep_until(ping_at) => {
-                    if ping_sent {
+                () = ping.due(), if ping.on() => {
+                    if ping.awaited() {
                         return End::NoPingResp(keepalive);
                     }
                     self.remote.put(&Packet::PingReq);
-                    ping_sent = true;
-                    ping_at = Instant::now() + keepalive;
+                    ping.asked();
                 }
             }
         }
     }
 
-    /// DISCONNECT, so the remote drops no will and knows we meant to go.
+    /// DISCONNECT, so the remote drops no will and knows we meant to go;
+    /// written within [`LINGER`], as a remote that does not read would
+    /// hold the broker's shutdown otherwise.
     async fn goodbye(&mut self) -> End {
         self.remote.put(&Packet::Disconnect);
-        if let Err(e) = self.remote.flush().await {
-            debug!(error = %e, "DISCONNECT to the remote not written");
+        match tokio::time::timeout(LINGER, self.remote.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "DISCONNECT to the remote not written"),
+            Err(_) => debug!("the remote did not take the DISCONNECT in time"),
         }
         End::Shutdown
     }
@@ -642,6 +680,61 @@ impl Link<'_> {
             }
         }
         full.pass_turn(&slot);
+    }
+}
+
+/// The bridge's keep-alive as a client [MQTT-3.1.2-23]: a PINGREQ when
+/// nothing was sent to the remote for a keep-alive interval (what the
+/// remote sends does not count: the remote times the bridge by what it
+/// receives), and the connection dropped when nothing at all comes back
+/// within an interval after it. Off with `keepalive_interval 0`.
+#[derive(Debug)]
+struct Ping {
+    keepalive: Duration,
+    /// When bytes last went to the remote.
+    last_sent: Instant,
+    /// After a PINGREQ: by when the remote must have sent something.
+    answer_by: Option<Instant>,
+}
+
+impl Ping {
+    fn new(keepalive: Duration) -> Self {
+        Self {
+            keepalive,
+            // The CONNECT has just been written.
+            last_sent: Instant::now(),
+            answer_by: None,
+        }
+    }
+
+    fn on(&self) -> bool {
+        !self.keepalive.is_zero()
+    }
+
+    /// Bytes went to the remote.
+    fn sent(&mut self) {
+        self.last_sent = Instant::now();
+    }
+
+    /// A packet came from the remote: it is there.
+    fn heard(&mut self) {
+        self.answer_by = None;
+    }
+
+    /// A PINGREQ was queued.
+    fn asked(&mut self) {
+        self.answer_by = Some(Instant::now() + self.keepalive);
+    }
+
+    /// Whether a PINGREQ waits for an answer.
+    fn awaited(&self) -> bool {
+        self.answer_by.is_some()
+    }
+
+    /// Ready when a PINGREQ is due, or its answer overdue.
+    async fn due(&self) {
+        let at = self.answer_by.unwrap_or(self.last_sent + self.keepalive);
+        tokio::time::sleep_until(at).await;
     }
 }
 

@@ -43,25 +43,25 @@ pub enum TopicLineError {
     )]
     Empty,
     /// The direction word is none of the three.
-    #[error("direction {0:?} is not out, in or both")]
+    #[error("direction \"{0}\" is not out, in or both")]
     Direction(String),
     /// The QoS is not 0, 1 or 2.
-    #[error("QoS {0:?} is not 0, 1 or 2")]
+    #[error("QoS \"{0}\" is not 0, 1 or 2")]
     QoS(String),
     /// One prefix without the other.
     #[error("a local prefix needs a remote prefix after it (write \"\" for none)")]
     OnePrefix,
     /// Words after the remote prefix.
-    #[error("unexpected {0:?} after the remote prefix")]
+    #[error("unexpected \"{0}\" after the remote prefix")]
     Trailing(String),
     /// A prefix holding a wildcard.
-    #[error("prefix {0:?} may not hold the wildcards + or #")]
+    #[error("prefix \"{0}\" may not hold the wildcards + or #")]
     WildPrefix(String),
     /// `""` as the pattern with no prefix to stand for the topic.
     #[error("an empty pattern (\"\") needs a local or remote prefix naming the topic")]
     NothingToBridge,
     /// Prefix and pattern together are no valid topic filter.
-    #[error("{filter:?} is not a valid topic filter: {reason}")]
+    #[error("\"{filter}\" is not a valid topic filter: {reason}")]
     Filter {
         /// The filter made of prefix and pattern.
         filter: String,

@@ -28,14 +28,14 @@ thread_local! {
 
 /// Stop reading and pulling from the outbox while this much output waits:
 /// a client that does not read cannot make the broker buffer without end.
-pub(super) const HIGH_WATER: usize = 64 * 1024;
+pub(crate) const HIGH_WATER: usize = 64 * 1024;
 /// Read at most this much in one turn before handling it, for fairness.
 const READ_BATCH: usize = 64 * 1024;
 /// The read buffer's first reservation; it doubles while reads fill it.
 const MIN_READ_CHUNK: u32 = 512;
 const MAX_READ_CHUNK: usize = 64 * 1024;
 /// How long a closing connection waits for the client to close its side.
-pub(super) const LINGER: Duration = Duration::from_secs(1);
+pub(crate) const LINGER: Duration = Duration::from_secs(1);
 
 /// The connection's buffers and counters.
 pub(super) struct Conn {

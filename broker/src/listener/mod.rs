@@ -16,7 +16,7 @@
 //! ended) and `connection` (the loop).
 
 mod accept_errors;
-mod buffers;
+pub(crate) mod buffers;
 mod connection;
 mod end;
 mod open;

@@ -113,6 +113,9 @@ impl Router {
     #[inline(never)]
     pub(super) fn slot_allows(acl: &Acl, slot: &ClientSlot, topic: &TopicName, need: Need) -> bool {
         let own = lock(&slot.ownership);
+        if own.acl_exempt {
+            return true;
+        }
         let who = Identity {
             username: own.username.as_deref(),
             client_id: slot.client_id(),
@@ -198,6 +201,27 @@ pattern read devices/%c/#
         );
         // Refused filters are not subscriptions.
         assert_eq!(r.subscription_count(), 2);
+    }
+
+    /// The broker's own bridge is exempt from the ACL; a client that takes
+    /// its session over (same client id, same missing user name) is not,
+    /// and reads nothing through the subscriptions the bridge made.
+    #[tokio::test]
+    async fn a_client_taking_over_an_exempt_bridge_session_is_checked_again() {
+        let r = with_rules(RULES);
+        let persistent = |id| r.connect_as(id, None, None, false, 10, WAIT);
+        let mut bridge = persistent("b").await.expect("attached");
+        bridge.slot.set_acl_exempt();
+        subscribe_session(&r, &mut bridge, subscribe(&[("#", QoS::AtMostOnce)]));
+        r.publish(&msg("alice/x", QoS::AtMostOnce, false, "m"));
+        assert_eq!(topics(&bridge), ["alice/x"]);
+        r.disconnect(&bridge.slot, bridge.session);
+        let taker = persistent("b").await.expect("attached");
+        assert!(taker.session_present);
+        for t in ["alice/x", "public/news"] {
+            r.publish(&msg(t, QoS::AtMostOnce, false, "m"));
+        }
+        assert_eq!(topics(&taker), ["public/news"]);
     }
 
     #[tokio::test]

@@ -326,7 +326,11 @@ impl Router {
                 }
                 if !own.attached {
                     own.attached = true;
-                    let renamed = own.username.as_deref() != user.or(username);
+                    // An exemption is the bridge's, set after each attach:
+                    // another client taking its session over is checked,
+                    // subscriptions included.
+                    let was_exempt = std::mem::take(&mut own.acl_exempt);
+                    let renamed = own.username.as_deref() != user.or(username) || was_exempt;
                     own.set_names(username, user);
                     own.persistent = !clean;
                     let parked = own.parked.take();
@@ -679,17 +683,19 @@ impl Router {
         let mut return_codes = Vec::with_capacity(filters.len());
         // The user name is read before the index is locked: the ownership
         // lock is taken before the index's elsewhere (`connect_as`).
-        let username = self
-            .acl
-            .is_some()
-            .then(|| lock(&slot.ownership).username.clone())
-            .flatten();
+        let (username, exempt) = match &self.acl {
+            Some(_) => {
+                let own = lock(&slot.ownership);
+                (own.username.clone(), own.acl_exempt)
+            }
+            None => (None, false),
+        };
         {
             let key = ClientRef(Arc::clone(slot));
             let mut index = write_index(&self.subscriptions);
             // Decided under the index's lock, as a reload swaps the rules:
             // no mark is made by rules already replaced.
-            let acl = self.acl_now();
+            let acl = self.acl_now().filter(|_| !exempt);
             let who = Identity {
                 username: username.as_deref(),
                 client_id: slot.client_id(),

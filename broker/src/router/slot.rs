@@ -42,6 +42,11 @@ pub(crate) struct Ownership {
     /// another may not take it over
     /// ([`crate::session::connect::may_take_over`]).
     pub(crate) verified: bool,
+    /// The slot is one of this broker's own bridges' local sessions, which
+    /// the ACL does not apply to (as in mosquitto, whose ACL check lets its
+    /// own bridges pass; a client that connects with the bridge bit is
+    /// checked like any other).
+    pub(crate) acl_exempt: bool,
     /// While a persistent session is attached: its subscriptions, as the
     /// router granted and removed them, so a periodic save can write the
     /// session of a connected client (the [`Session`] itself is with the
@@ -141,6 +146,14 @@ impl ClientSlot {
     /// [`Router::publish_paced`](super::Router::publish_paced).
     pub fn set_bridge(&self, bridge: bool) {
         lock(&self.outbox).set_bridge(bridge);
+    }
+
+    /// Exempts the attached session from the ACL: for this broker's own
+    /// bridges only, whose topics the operator configured, as mosquitto's
+    /// ACL check lets its own bridges pass. The next attach clears it, so a
+    /// client taking the session over is checked again.
+    pub fn set_acl_exempt(&self) {
+        lock(&self.ownership).acl_exempt = true;
     }
 
     /// The client id.

@@ -339,6 +339,20 @@ impl Session {
         self.flows = flows;
     }
 
+    /// Forgets every QoS 2 id received and not yet released: for a bridge
+    /// whose remote came back without its session, so the ids it starts
+    /// again from 1 are new messages, not repeats. Returns whether any
+    /// were held (the flows changed).
+    pub fn forget_awaiting_rel(&mut self) -> bool {
+        match self.flows.as_deref_mut() {
+            Some(f) if !f.awaiting_rel.is_empty() => {
+                f.awaiting_rel = IdSet::new();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Marks a QoS 2 id as received and not yet released (store restore).
     pub fn restore_awaiting_rel(&mut self, id: PacketId) {
         self.flows_mut().awaiting_rel.insert(id);
