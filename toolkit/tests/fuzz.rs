@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 use std::time::Duration;
 
-use testsupport::{ReferenceOptions, free_port, wait_for_port};
+use testsupport::{Mosquitto, MosquittoOptions, ReferenceOptions, free_port, wait_for_port};
 
 mod common;
 
@@ -261,4 +261,31 @@ fn a_planted_hang_is_found_and_minimised() {
     let broker = ChildBroker::start(Some(&format!("stall-after-topic={FEFF}")));
     let file = broker.path("hang.json");
     found_and_minimised(&broker, &file, "hang", 14, &["--deadline", "1s"]);
+}
+
+/// The TLS listener of mosquitto: sessions go over TLS, and so does the
+/// liveness check (the plain listener is not what is fuzzed).
+#[test]
+fn a_short_run_over_tls_against_mosquitto_ends_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = common::write_server_certs(dir.path());
+    let cafile = tls.cafile.clone();
+    let m = Mosquitto::start(MosquittoOptions {
+        tls: Some(tls),
+        ..MosquittoOptions::default()
+    });
+    let out = toolkit()
+        .args(["fuzz", "--tls", "--cafile"])
+        .arg(&cafile)
+        .args(["-p", &m.require_tls_port().to_string()])
+        .args(["--seed", "3", "--sessions", "48", "--connections", "8"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (stdout_of(&out), stderr_of(&out));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("liveness checks passed: 6"), "{stdout}");
+    assert!(stdout.contains("CONNACK"), "{stdout}");
+    // mosquitto logs each connection's port: the fuzzed ones came to TLS.
+    let on_tls = format!("on port {}.", m.require_tls_port());
+    assert!(m.log().matches(&on_tls).count() > 48, "{}", m.log());
 }

@@ -104,11 +104,11 @@ pub fn session(seed: u64, index: u64, recipe: &Recipe) -> Session {
     }
     // Cut the last packet short (its length then promises more) in some
     // sessions.
-    if rng.random_ratio(1, 12) {
-        if let Some(last) = steps.last_mut() {
-            let keep = rng.random_range(0..last.bytes.len().max(1));
-            last.bytes.truncate(keep);
-        }
+    if rng.random_ratio(1, 12)
+        && let Some(last) = steps.last_mut()
+    {
+        let keep = rng.random_range(0..last.bytes.len().max(1));
+        last.bytes.truncate(keep);
     }
     steps.retain(|s| !s.bytes.is_empty());
     Session { index, steps }
@@ -168,9 +168,15 @@ fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }
 
+/// How many client ids sessions share (`fz0` to `fz999`): a bounded set,
+/// so the persistent sessions a run leaves behind (Clean Session 0, which a
+/// broker must keep [MQTT-3.1.2-4]) stay bounded however long it runs, and
+/// later sessions resume and take over earlier ones.
+const CLIENT_IDS: u64 = 1000;
+
 fn valid_session(rng: &mut StdRng, index: u64, recipe: &Recipe) -> Vec<Shape> {
     let mut connect = RawConnect {
-        client_id: Some(format!("fz{index}").into_bytes()),
+        client_id: Some(format!("fz{}", index % CLIENT_IDS).into_bytes()),
         clean_session: rng.random_ratio(4, 5),
         keep_alive: *pick(rng, &[0, 5, 60, 600]),
         ..RawConnect::default()
