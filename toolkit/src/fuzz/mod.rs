@@ -127,6 +127,11 @@ impl Setup {
             "--tls-port",
             "fuzz one listener: -p PORT, with --tls for a TLS one",
         )?;
+        connection::refuse(
+            flags.client_id.is_some(),
+            "-i",
+            "fuzzed sessions use the client ids fz0 to fz999",
+        )?;
         let port = flags.port_or_default();
         let addr = (flags.host.as_str(), port)
             .to_socket_addrs()
@@ -456,9 +461,15 @@ mod tests {
     }
 
     #[test]
-    fn a_tls_port_is_refused() {
-        let a = parse(&["--tls-port", "8883"]).unwrap();
-        let err = Setup::from_args(&a).err().unwrap();
-        assert_eq!(crate::exit::status_of(&err), Status::Usage);
+    fn flags_that_do_not_apply_are_refused() {
+        for (args, says) in [
+            (&["--tls-port", "8883"][..], "--tls-port does not apply here"),
+            (&["-i", "me"], "-i does not apply here"),
+            (&["--cafile", "ca.pem"], "--cafile only applies to TLS: add --tls"),
+        ] {
+            let err = Setup::from_args(&parse(args).unwrap()).err().unwrap();
+            assert_eq!(crate::exit::status_of(&err), Status::Usage, "{args:?}");
+            assert!(err.to_string().contains(says), "{args:?}: {err}");
+        }
     }
 }
