@@ -252,7 +252,13 @@ fn bend_string(rng: &mut StdRng, packets: &mut [Shape]) {
             0 => Some(&mut c.protocol_name),
             1 => c.will.as_mut().map(|w| &mut w.topic),
             2 => c.username.as_mut(),
-            _ => c.client_id.as_mut(),
+            _ => {
+                // A changed client id is a new one: it never leaves a
+                // persistent session behind, so those stay within the
+                // pool of CLIENT_IDS (and their queues within bounds).
+                c.clean_session = true;
+                c.client_id.as_mut()
+            }
         },
         Shape::Publish(p) => Some(&mut p.topic),
         Shape::Subscribe(s) => {
@@ -399,6 +405,35 @@ mod tests {
             .filter(|s| s.steps.first().is_some_and(|st| st.bytes[0] == 0x10))
             .count();
         assert!(connects > 1000, "{connects}");
+    }
+
+    /// Only pool ids (`fz0` to `fz999`) ask for a persistent session.
+    #[test]
+    fn persistent_sessions_use_pool_ids_only() {
+        let recipe = Recipe::default();
+        let mut persistent = 0;
+        for i in 0..5000 {
+            for step in session(2, i, &recipe).steps {
+                let b = &step.bytes;
+                // An intact CONNECT with a one-byte length: the flags are
+                // byte 9 and the client id follows byte 13.
+                if b.len() < 14 || b[0] != 0x10 || b[1] >= 0x80 || &b[2..8] != b"\0\x04MQTT" {
+                    continue;
+                }
+                if b[9] & 0x02 != 0 {
+                    continue;
+                }
+                let len = usize::from(u16::from_be_bytes([b[12], b[13]]));
+                let Some(id) = b.get(14..14 + len) else {
+                    continue;
+                };
+                persistent += 1;
+                let id = std::str::from_utf8(id).unwrap();
+                let n: u64 = id.strip_prefix("fz").unwrap().parse().unwrap();
+                assert!(n < CLIENT_IDS, "{id}");
+            }
+        }
+        assert!(persistent > 100, "{persistent}");
     }
 
     #[test]

@@ -463,9 +463,15 @@ mod tests {
     #[test]
     fn flags_that_do_not_apply_are_refused() {
         for (args, says) in [
-            (&["--tls-port", "8883"][..], "--tls-port does not apply here"),
+            (
+                &["--tls-port", "8883"][..],
+                "--tls-port does not apply here",
+            ),
             (&["-i", "me"], "-i does not apply here"),
-            (&["--cafile", "ca.pem"], "--cafile only applies to TLS: add --tls"),
+            (
+                &["--cafile", "ca.pem"],
+                "--cafile only applies to TLS: add --tls",
+            ),
         ] {
             let err = Setup::from_args(&parse(args).unwrap()).err().unwrap();
             assert_eq!(crate::exit::status_of(&err), Status::Usage, "{args:?}");
