@@ -225,6 +225,10 @@ pub const FOR_HARNESS_TESTS: &[(&str, &str)] = &[
         "stall-after-topic",
         "=TEXT: after routing a PUBLISH whose topic contains TEXT, every later client is held without a CONNACK (the process stays up)",
     ),
+    (
+        "abort-on-topic",
+        "=TEXT: a PUBLISH whose topic contains TEXT aborts the process (a crash for `toolkit fuzz` to find)",
+    ),
 ];
 
 #[cfg(feature = "mutants")]

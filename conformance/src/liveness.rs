@@ -18,8 +18,9 @@ use mqtt_codec::raw::{RawPublish, RawSubscribe};
 use mqtt_codec::{Packet, PacketType, SubAckReturnCode};
 use tokio::time::Instant;
 
+use crate::client::Transport;
 use crate::engine::SessionError;
-use crate::engine::service::{next_packet, open_session};
+use crate::engine::service::{next_packet, open_session_over};
 use crate::engine::simple_packet;
 use crate::target::Target;
 
@@ -52,11 +53,24 @@ pub async fn probe(
     seq: u32,
     limit: Duration,
 ) -> Result<(), ProbeError> {
+    probe_over(target, Transport::Plain, run_id, seq, limit).await
+}
+
+/// [`probe`] on the listener `transport` names: `toolkit fuzz --tls` checks
+/// the TLS listener it fuzzes.
+pub async fn probe_over(
+    target: &Target,
+    transport: Transport,
+    run_id: &str,
+    seq: u32,
+    limit: Duration,
+) -> Result<(), ProbeError> {
     let started = Instant::now();
     let deadline = started + limit;
     let topic = topic(run_id, seq).into_bytes();
-    let mut conn = open_session(
+    let mut conn = open_session_over(
         target,
+        transport,
         started,
         client_id(run_id, seq).into_bytes(),
         deadline,

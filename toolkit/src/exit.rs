@@ -15,6 +15,8 @@
 //! | 10 | `conformance`: no new failures, but a baseline entry now passes (the baseline is stale) |
 //! | 11 | `conformance --fail-on-skip`: nothing failed or stale, but scenarios were skipped |
 //! | 12 | `conformance`: the broker stopped answering between scenarios (it names the likely scenario) |
+//! | 13 | `fuzz`: the broker crashed (stopped accepting connections); the sessions are in a file |
+//! | 14 | `fuzz`: the broker hung (accepted but did not answer within `--deadline`); the sessions are in a file |
 //!
 //! `conformance` exits 1 when a MUST scenario fails outside the baseline, and
 //! 3 to 9 as `probe` does when its preflight connection fails.
@@ -51,6 +53,10 @@ pub enum Status {
     /// during the run; the rest was not run (or, with
     /// `--continue-after-crash`, it came back).
     BrokerUnavailable = 12,
+    /// `fuzz` (and `fuzz --replay`): the broker crashed.
+    FuzzCrash = 13,
+    /// `fuzz` (and `fuzz --replay`): the broker hung.
+    FuzzHang = 14,
 }
 
 impl Status {
@@ -156,9 +162,11 @@ mod tests {
             Status::StaleBaseline,
             Status::Skipped,
             Status::BrokerUnavailable,
+            Status::FuzzCrash,
+            Status::FuzzHang,
         ];
         let mut codes: Vec<u8> = all.iter().map(|s| s.code()).collect();
         codes.dedup();
-        assert_eq!(codes, (1..=12).collect::<Vec<u8>>());
+        assert_eq!(codes, (1..=14).collect::<Vec<u8>>());
     }
 }

@@ -14,6 +14,7 @@ mod differential;
 mod exit;
 #[cfg(test)]
 mod flag_parse;
+mod fuzz;
 mod help;
 mod passwd;
 mod preflight;
@@ -35,7 +36,8 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
                   4 TLS handshake failed; 5 server certificate rejected; 6 CONNACK refused; \
                   7 message lost or late; 8 timed out; 9 connection closed by the broker; \
                   10 conformance baseline is stale; 11 conformance scenarios skipped with \
-                  --fail-on-skip.\n\
+                  --fail-on-skip; 12 broker unavailable during conformance; 13 fuzz: the \
+                  broker crashed; 14 fuzz: the broker hung.\n\
                   Set RUST_LOG=debug for a trace of what happens."
 )]
 struct Cli {
@@ -55,6 +57,9 @@ enum Command {
     /// Run the MQTT 3.1.1 conformance suite against a broker and report,
     /// statement by statement, where it departs from the specification.
     Conformance(conformance::Args),
+    /// Send malformed and mutated sessions to a broker until it crashes or
+    /// hangs; minimise and record the culprit (`--replay` plays it again).
+    Fuzz(fuzz::FuzzArgs),
     /// Add, change or delete a user in a mosquitto password file ($7$
     /// PBKDF2-SHA512, as mosquitto_passwd writes).
     Passwd(passwd::PasswdArgs),
@@ -88,6 +93,7 @@ fn main() -> ExitCode {
         Command::Pub(args) => pubsub::publish::run(args),
         Command::Sub(args) => pubsub::subscribe::run(args),
         Command::Proxy(args) => proxy::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,6 +140,7 @@ mod tests {
             &["toolkit", "pub"],
             &["toolkit", "sub"],
             &["toolkit", "proxy"],
+            &["toolkit", "fuzz"],
         ] {
             let mut long = sub.to_vec();
             long.push("--help");
@@ -152,11 +159,13 @@ mod tests {
             &["toolkit", "bench", "fan-in", "-h", "broker.example"],
             &["toolkit", "pub", "-h", "broker.example", "-t", "t", "-n"],
             &["toolkit", "sub", "-h", "broker.example", "-t", "t"],
+            &["toolkit", "fuzz", "-h", "broker.example"],
         ] {
             let cli = parse(args).unwrap();
             let host = match cli.command {
                 Command::Probe(a) => a.connection.host,
                 Command::Conformance(a) => a.connection.host,
+                Command::Fuzz(a) => a.connection.host,
                 Command::Bench(a) => bench::host_of(&a).unwrap_or_default(),
                 Command::Pub(a) => a.connection.host,
                 Command::Sub(a) => a.connection.host,

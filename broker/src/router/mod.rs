@@ -513,7 +513,10 @@ impl Router {
             return Routed::default();
         }
         #[cfg(feature = "mutants")]
-        self.stall_on(message);
+        {
+            self.stall_on(message);
+            abort_on(message);
+        }
         self.route(message, Some(publisher))
     }
 
@@ -636,7 +639,10 @@ impl Router {
             return 0;
         }
         #[cfg(feature = "mutants")]
-        self.stall_on(message);
+        {
+            self.stall_on(message);
+            abort_on(message);
+        }
         self.publish(message)
     }
 
@@ -1014,6 +1020,20 @@ impl Router {
 }
 
 /// Whether a message is addressed to the broker's own `$SYS` tree.
+/// The planted bug `abort-on-topic=TEXT`: a PUBLISH whose topic holds TEXT
+/// ends the whole process at once, as a crashing broker would, so that
+/// `toolkit fuzz`'s tests have a crash to find, minimise and replay.
+#[cfg(feature = "mutants")]
+fn abort_on(message: &Message) {
+    if crate::mutant::active("abort-on-topic")
+        && crate::mutant::text("abort-on-topic")
+            .is_some_and(|t| message.topic.as_str().contains(t.as_str()))
+    {
+        tracing::error!(topic = %message.topic, "planted bug abort-on-topic: aborting");
+        std::process::abort();
+    }
+}
+
 fn is_sys(message: &Message) -> bool {
     let t = message.topic.as_str();
     t == "$SYS" || t.starts_with("$SYS/")

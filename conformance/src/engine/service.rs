@@ -78,10 +78,21 @@ pub(crate) async fn open_session(
     client_id: Vec<u8>,
     deadline: Instant,
 ) -> Result<Connection, SessionError> {
+    open_session_over(target, Transport::Plain, epoch, client_id, deadline).await
+}
+
+/// [`open_session`] on the listener `transport` names.
+pub(crate) async fn open_session_over(
+    target: &Target,
+    transport: Transport,
+    epoch: Instant,
+    client_id: Vec<u8>,
+    deadline: Instant,
+) -> Result<Connection, SessionError> {
     let started = Instant::now();
     let mut conn = tokio::time::timeout_at(
         deadline,
-        Connection::open(target, Transport::Plain, epoch, tracing::Span::none()),
+        Connection::open(target, transport, epoch, tracing::Span::none()),
     )
     .await
     .map_err(|_| SessionError::NoAnswer {

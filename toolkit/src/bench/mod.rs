@@ -31,7 +31,7 @@ mod sequence;
 mod shared;
 mod subscriber;
 mod topics;
-mod transport;
+pub(crate) mod transport;
 mod wire;
 
 use connections::ConnectionsRun;
