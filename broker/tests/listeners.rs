@@ -559,17 +559,30 @@ async fn bind_to_the_ipv6_wildcard_serves_ipv4_clients_where_the_os_allows() {
 /// `tcp_rmem`'s 32 MiB), so all of it goes only where the broker reads on.
 const PING_FLOOD: usize = 128 * 1024 * 1024;
 
+/// A runtime let go of without waiting for its tasks, even when a test
+/// fails: a wedged broker task must not hang the test that found it.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// A broker on a runtime of its own, for tests whose clients must see a
 /// wedged broker as a failure rather than wedge with it: the clients are
-/// `std` sockets with timeouts, on the test's thread.
-fn broker_on_own_runtime(args: &[&str]) -> (tokio::runtime::Runtime, Running) {
+/// `std` sockets with timeouts, on the test's thread. The broker stops
+/// before its runtime goes (declaration order: bind it after the runtime).
+fn broker_on_own_runtime(args: &[&str]) -> (OwnRuntime, Running) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     let b = rt.block_on(Running::start(from_flags(args)));
-    (rt, b)
+    (OwnRuntime(Some(rt)), b)
 }
 
 /// A client that upgrades to WebSocket and then only sends pings, never
@@ -612,8 +625,7 @@ fn a_ping_flood_before_connect_is_closed_at_the_connect_timeout() {
         "the flood ends with the connection, after {written} bytes"
     );
     assert!(written < PING_FLOOD);
-    drop((client, b));
-    rt.shutdown_background();
+    drop((client, b, rt));
 }
 
 /// A connected WebSocket client that sends pings and never reads its pongs
@@ -659,8 +671,7 @@ fn a_ping_flood_that_never_reads_its_pongs_is_no_longer_read() {
         "the broker stops reading ({written} bytes written)"
     );
     assert!(written < PING_FLOOD);
-    drop((tcp, b));
-    rt.shutdown_background();
+    drop((tcp, b, rt));
 }
 
 /// One `--connect-timeout` from the accept covers the TLS handshake, the
