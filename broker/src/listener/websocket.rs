@@ -8,8 +8,10 @@
 //! over the same non-blocking [`Stream`] the plain and TLS clients use: a
 //! read hands the loop the payloads of the binary frames that arrived, in
 //! order, so an MQTT packet may span frames and a frame may hold several
-//! packets (the decoder sees one byte stream); pings are answered, a Close
-//! is answered and ends the stream. A write sends the loop's whole output as
+//! packets (the decoder sees one byte stream); pings are answered (and
+//! count toward a read's limit as data does; while a pong cannot be
+//! written the client is not read), a Close is answered and ends the
+//! stream. A write sends the loop's whole output as
 //! one binary frame.
 
 use std::io::{self, Read, Write};
