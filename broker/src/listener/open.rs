@@ -82,7 +82,7 @@ async fn handshake(
         Err(_) => {
             warn!(
                 timeout_secs = timeout.as_secs(),
-                "TLS handshake did not finish within the connect timeout, closing"
+                "TLS handshake did not finish in time, closing"
             );
             None
         }
