@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -551,4 +552,191 @@ async fn bind_to_the_ipv6_wildcard_serves_ipv4_clients_where_the_os_allows() {
     let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()));
     RawClient::connected(v4, "over-ipv4").await;
     RawClient::connected(v6, "over-ipv6").await;
+}
+
+/// Bytes of pings a flooding client offers: more than the loopback socket
+/// buffers on both sides can hold (the receive buffer may autotune up to
+/// `tcp_rmem`'s 32 MiB), so all of it goes only where the broker reads on.
+const PING_FLOOD: usize = 128 * 1024 * 1024;
+
+/// A runtime let go of without waiting for its tasks, even when a test
+/// fails: a wedged broker task must not hang the test that found it.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A broker on a runtime of its own, for tests whose clients must see a
+/// wedged broker as a failure rather than wedge with it: the clients are
+/// `std` sockets with timeouts, on the test's thread. The broker stops
+/// before its runtime goes (declaration order: bind it after the runtime).
+fn broker_on_own_runtime(args: &[&str]) -> (OwnRuntime, Running) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let b = rt.block_on(Running::start(from_flags(args)));
+    (OwnRuntime(Some(rt)), b)
+}
+
+/// A client that upgrades to WebSocket and then only sends pings, never
+/// reading their pongs nor sending CONNECT, is no longer read once a pong
+/// cannot go out, and is closed at the connect timeout; a plain client
+/// connects meanwhile. (Before the fix, pings did not count toward a
+/// read's limit and each pong queued without bound: the broker read the
+/// whole flood, its memory growing with it, long before the timeout.)
+#[test]
+fn a_ping_flood_before_connect_is_closed_at_the_connect_timeout() {
+    let (rt, b) = broker_on_own_runtime(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-ssl",
+        "--ws-port",
+        "0",
+        "--sys-interval",
+        "0",
+        "--connect-timeout",
+        "5",
+    ]);
+    let ws = b.first(ListenerTransport::WebSockets);
+    let plain = b.first(ListenerTransport::Mqtt);
+    let flooder = std::thread::spawn(move || {
+        let mut tcp = common::ws_client::upgraded_socket(ws);
+        let ping = common::ws_client::client_frame(0x9, &[b'p'; 125]);
+        common::ws_client::flood(&mut tcp, &ping, PING_FLOOD, WAIT)
+    });
+    // Meanwhile a plain client is served (its reads time out after WAIT).
+    let mut client = common::blocking_client::BlockingClient::connect(plain, "plain", true);
+    client.ping();
+    let (end, written) = flooder.join().unwrap();
+    // Not all of it: the broker stopped reading, and the timeout ended the
+    // connection (the flood's writes wait WAIT, longer than the timeout).
+    assert_eq!(
+        end,
+        common::ws_client::FloodEnd::Closed,
+        "the flood ends with the connection, after {written} bytes"
+    );
+    assert!(written < PING_FLOOD);
+    drop((client, b, rt));
+}
+
+/// A connected WebSocket client that sends pings and never reads its pongs
+/// is no longer read once a pong cannot be written: its writes stall with
+/// the socket buffers full, the broker holding a pong or two. (Before the
+/// fix, the broker read the whole flood, queueing every pong in an
+/// unbounded write buffer: 128 MiB of pings, about as much memory.)
+#[test]
+fn a_ping_flood_that_never_reads_its_pongs_is_no_longer_read() {
+    let (rt, b) = broker_on_own_runtime(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-ssl",
+        "--ws-port",
+        "0",
+        "--sys-interval",
+        "0",
+    ]);
+    let ws = b.first(ListenerTransport::WebSockets);
+    let mut tcp = common::ws_client::upgraded_socket(ws);
+    // CONNECT (keep-alive off) in one binary frame, then its CONNACK.
+    let mut connect = connect_packet("pinger", true);
+    connect.keep_alive = 0;
+    let bytes = common::blocking_client::encode(&Packet::Connect(connect));
+    tcp.write_all(&common::ws_client::client_frame(0x2, &bytes))
+        .unwrap();
+    let mut connack = [0u8; 6];
+    tcp.read_exact(&mut connack).unwrap();
+    assert_eq!(
+        connack,
+        [0x82, 4, 0x20, 2, 0, 0],
+        "a CONNACK in a binary frame"
+    );
+    let ping = common::ws_client::client_frame(0x9, &[b'p'; 125]);
+    // The stall is seen when a write has waited WAIT: a broker that reads
+    // on never makes one wait that long.
+    let (end, written) = common::ws_client::flood(&mut tcp, &ping, PING_FLOOD, WAIT);
+    assert_eq!(
+        end,
+        common::ws_client::FloodEnd::Stalled,
+        "the broker stops reading ({written} bytes written)"
+    );
+    assert!(written < PING_FLOOD);
+    drop((tcp, b, rt));
+}
+
+/// One `--connect-timeout` from the accept covers the TLS handshake, the
+/// WebSocket upgrade and CONNECT: a client that waits 0.9 of it before each
+/// step (each step within the timeout, all of them well past it) is closed
+/// unanswered. (Before the fix each step had the whole timeout anew, and
+/// the client was let in 2.7 timeouts after its connect.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_timeout_is_one_deadline_for_tls_upgrade_and_connect() {
+    let data = tempfile::tempdir().unwrap();
+    let b = Running::start(from_flags(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-ssl",
+        "--wss-port",
+        "0",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--sys-interval",
+        "0",
+        "--connect-timeout",
+        "1",
+    ]))
+    .await;
+    let addr = b.first(ListenerTransport::WebSocketsTls);
+    let config = client_tls(data.path());
+    let answered = blocking(move || {
+        let step = std::time::Duration::from_millis(900);
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        std::thread::sleep(step);
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = rustls::ClientConnection::new(config, name).unwrap();
+        while tls.is_handshaking() {
+            if tls.complete_io(&mut tcp).is_err() {
+                return "nothing: closed during the TLS handshake".to_owned();
+            }
+        }
+        std::thread::sleep(step);
+        let request = tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "wss://localhost:{}/mqtt",
+            addr.port()
+        ))
+        .unwrap();
+        let stream = rustls::StreamOwned::new(tls, tcp);
+        let Ok((mut ws, _)) = tungstenite::client::client(request, stream) else {
+            return "nothing: closed during the upgrade".to_owned();
+        };
+        std::thread::sleep(step);
+        let connect =
+            common::blocking_client::encode(&Packet::Connect(connect_packet("slow", true)));
+        if ws.send(Message::Binary(connect.freeze())).is_err() {
+            return "nothing: closed before CONNECT".to_owned();
+        }
+        match ws.read() {
+            Ok(Message::Binary(b)) => format!("a binary frame of {} bytes", b.len()),
+            Ok(other) => format!("nothing: {other}"),
+            Err(e) => format!("nothing: {e}"),
+        }
+    })
+    .await;
+    assert!(
+        answered.starts_with("nothing"),
+        "a client past the connect deadline got {answered}"
+    );
 }

@@ -188,9 +188,9 @@ pub struct Flags {
     /// them off [default: 10].
     #[arg(long, value_name = "SECS")]
     pub sys_interval: Option<u64>,
-    /// Seconds a new connection has to send CONNECT (and before it, a TLS
-    /// client to finish its handshake and a WebSocket client its HTTP
-    /// upgrade) [default: 10].
+    /// Seconds from the accept by which a new connection must have sent
+    /// CONNECT, a TLS client's handshake and a WebSocket client's HTTP
+    /// upgrade included (one deadline for all) [default: 10].
     #[arg(long, value_name = "SECS")]
     pub connect_timeout: Option<u64>,
     /// Seconds between saves of sessions and retained messages to
@@ -457,7 +457,8 @@ pub struct Config {
     pub queue_qos0: bool,
     /// $SYS and statistics period; `None` turns them off.
     pub sys_interval: Option<Duration>,
-    /// Time allowed for TLS handshake and CONNECT.
+    /// Time from the accept allowed for the TLS handshake, the WebSocket
+    /// upgrade and CONNECT together.
     pub connect_timeout: Duration,
     /// Period of saves to the data directory; `None` saves only at shutdown.
     pub autosave_interval: Option<Duration>,

@@ -164,7 +164,13 @@ impl Conn {
                     if self.rbuf.is_empty() {
                         self.rbuf = BytesMut::new();
                     }
-                    self.transport.readable().await?;
+                    if self.transport.read_stalled() {
+                        // A pong waits for the client to read: it is read
+                        // again once it has (or the connect timeout ends it).
+                        self.transport.flush(&mut self.wbuf).await?;
+                    } else {
+                        self.transport.readable().await?;
+                    }
                 }
                 Some(_) => {}
             }

@@ -1,8 +1,9 @@
 //! From a connection's first byte to CONNACK: the I/O around the CONNECT
 //! rules.
 //!
-//! The TLS handshake, the WebSocket upgrade and the first packet, each
-//! within the connect timeout;
+//! The TLS handshake, the WebSocket upgrade and the first packet, all
+//! within one connect timeout counted from the accept (a client slow at
+//! each step is not given the timeout once per step);
 //! the router's wait for an older connection with the same client id to go
 //! (session takeover); the CONNACK and resumed flows written. What those
 //! steps decide (is it CONNECT, which client id, who is let in, what CONNACK
@@ -53,16 +54,17 @@ const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
 /// than this.
 const MAX_FIRST_PACKET: usize = 5 + 12 + 5 * (2 + u16::MAX as usize);
 
-/// The TLS handshake, within the connect timeout. `None` when it failed.
+/// The TLS handshake, by `deadline`. `None` when it failed.
 async fn handshake(
     tcp: TcpStream,
     acceptor: TlsAcceptor,
     shared: &Shared,
+    deadline: Instant,
     shutdown: &CancellationToken,
 ) -> Option<Stream> {
     let timeout = shared.limits.connect_timeout;
     let handshake = tokio::select! {
-        r = tokio::time::timeout(timeout, acceptor.accept(tcp)) => r,
+        r = tokio::time::timeout_at(deadline, acceptor.accept(tcp)) => r,
         () = shutdown.cancelled() => return None,
     };
     match handshake {
@@ -78,15 +80,18 @@ async fn handshake(
             None
         }
         Err(_) => {
-            warn!(?timeout, "TLS handshake did not finish in time, closing");
+            warn!(
+                timeout_secs = timeout.as_secs(),
+                "TLS handshake did not finish in time, closing"
+            );
             None
         }
     }
 }
 
 /// From the first byte to CONNACK: the TLS handshake and the WebSocket
-/// upgrade if the listener has them, then CONNECT
-/// within the timeout, the CONNECT rules applied ([`connect::check`]), the
+/// upgrade if the listener has them, then CONNECT, all by one deadline
+/// `--connect-timeout` after the accept, the CONNECT rules applied ([`connect::check`]), the
 /// session taken from the router, and CONNACK and the resumed flows queued
 /// ([`connect::Accepted::start`]). `None` when the connection ended
 /// (refused, closed, timed out).
@@ -104,13 +109,17 @@ pub(super) async fn open(
         return None;
     }
     let limits = &shared.limits;
+    // One deadline for every step before CONNECT.
+    let deadline = Instant::now() + limits.connect_timeout;
     let max_first = limits.max_packet_size.min(MAX_FIRST_PACKET);
     let stream = match &endpoint.tls {
         None => Stream::Plain(tcp),
         // Boxed, as is everything after CONNECT: this future's size is the
         // largest of its steps', and every socket that has not sent
         // CONNECT yet holds one.
-        Some(acceptor) => Box::pin(handshake(tcp, acceptor.clone(), shared, shutdown)).await?,
+        Some(acceptor) => {
+            Box::pin(handshake(tcp, acceptor.clone(), shared, deadline, shutdown)).await?
+        }
     };
     let transport = match &endpoint.websocket {
         None => Transport::new(stream),
@@ -119,6 +128,7 @@ pub(super) async fn open(
                 stream,
                 path.as_deref(),
                 max_first,
+                deadline,
                 limits.connect_timeout,
                 shutdown,
             );
@@ -130,9 +140,9 @@ pub(super) async fn open(
     let identity_as_username = endpoint.identity_as_username;
     drop(endpoint);
     let mut conn = Conn::new(transport);
-    // CONNECT must be the first packet [MQTT-3.1.0-1], within the timeout.
+    // CONNECT must be the first packet [MQTT-3.1.0-1], by the deadline.
     let first = tokio::select! {
-        r = tokio::time::timeout(limits.connect_timeout, conn.first_packet(max_first)) => r,
+        r = tokio::time::timeout_at(deadline, conn.first_packet(max_first)) => r,
         () = shutdown.cancelled() => return None,
     };
     let first = match first {

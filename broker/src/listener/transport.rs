@@ -363,9 +363,20 @@ impl Transport {
         matches!(self, Transport::WebSocket(f) if f.ws.buffered())
     }
 
-    /// Resolves when the socket may have bytes to read.
+    /// Whether reading waits for the client to take a pong: the socket's
+    /// readiness to read does not count until [`try_write`](Self::try_write)
+    /// got it out.
+    pub fn read_stalled(&self) -> bool {
+        matches!(self, Transport::WebSocket(f) if f.ws.stalled())
+    }
+
+    /// Resolves when the socket may have bytes to read. With frames
+    /// waiting inside the framing, after one yield: a client sending only
+    /// pings gives the reads nothing to hand back, and other tasks (the
+    /// connect timeout's among them) must still run.
     pub async fn readable(&self) -> io::Result<()> {
         if self.buffered() {
+            tokio::task::yield_now().await;
             return Ok(());
         }
         self.stream().readable().await
@@ -378,7 +389,12 @@ impl Transport {
 
     /// Ready when the socket may have bytes to read; otherwise `cx` is woken
     /// when it does.
+    /// While [`read_stalled`](Self::read_stalled), never: the write
+    /// readiness the loop waits on meanwhile ends the stall.
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.read_stalled() {
+            return Poll::Pending;
+        }
         if self.buffered() {
             return Poll::Ready(Ok(()));
         }

@@ -1,22 +1,24 @@
 //! MQTT over WebSocket (RFC 6455): the HTTP upgrade, and the framing the
 //! connection loop reads and writes through.
 //!
-//! [`upgrade`] reads the client's HTTP request (within the connect
-//! timeout), checks it with tungstenite ([`create_response`]), picks the
+//! [`upgrade`] reads the client's HTTP request (by the connect deadline), checks it with tungstenite ([`create_response`]), picks the
 //! subprotocol (`mqtt`, or the older `mqttv3.1`) and answers `101`; a bad
 //! request gets `400` (a path other than the listener's `ws-path`, `404`)
 //! and a logged reason. [`WebSocket`] then holds tungstenite's framing state
 //! over the same non-blocking [`Stream`] the plain and TLS clients use: a
 //! read hands the loop the payloads of the binary frames that arrived, in
 //! order, so an MQTT packet may span frames and a frame may hold several
-//! packets (the decoder sees one byte stream); pings are answered, a Close
-//! is answered and ends the stream. A write sends the loop's whole output as
+//! packets (the decoder sees one byte stream); pings are answered (and
+//! count toward a read's limit as data does; while a pong cannot be
+//! written the client is not read), a Close is answered and ends the
+//! stream. A write sends the loop's whole output as
 //! one binary frame.
 
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use tungstenite::handshake::server::{Request, create_response, write_response};
@@ -34,6 +36,18 @@ const READ_BUFFER: usize = 4 * 1024;
 /// then the one MQTT 3.1 clients offer.
 const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
 
+/// Bytes counted toward a read's limit for each frame besides its payload
+/// (the smallest frame header): a flood of empty pings uses up the limit
+/// as surely as a flood of data.
+const FRAME_COST: usize = 2;
+/// Room in the write buffer for the frames the client's own frames make us
+/// send besides our output: one pong and one close, each at most a 2-byte
+/// header and a 125-byte payload. A further pong replaces the one waiting
+/// (tungstenite keeps only the latest), so pings never grow the buffer.
+const CONTROL_ROOM: usize = 2 * (2 + 125);
+/// The largest header of a frame we send (unmasked, 64-bit length).
+const MAX_HEADER: usize = 10;
+
 /// A WebSocket client's framing state.
 #[derive(Debug)]
 pub struct WebSocket {
@@ -43,6 +57,12 @@ pub struct WebSocket {
     /// A read stopped at its limit: complete frames may wait inside the
     /// framing where the socket's readiness does not show them.
     buffered: bool,
+    /// A pong waits for a socket that takes nothing: nothing more is read
+    /// until it goes out, as a client that does not read its PUBLISHes is
+    /// not read either (the loop's high-water mark). A client must read
+    /// its pongs; one that does not is left to the connect timeout, the
+    /// keep-alive and the slow-client rules.
+    stalled: bool,
 }
 
 impl WebSocket {
@@ -51,12 +71,16 @@ impl WebSocket {
             .read_buffer_size(READ_BUFFER)
             // Our output is already one batch per turn: write it at once.
             .write_buffer_size(0)
+            // Raised to fit each frame of our output (see `fit`), never by
+            // what the client sends.
+            .max_write_buffer_size(CONTROL_ROOM)
             .max_message_size(Some(max_message))
             .max_frame_size(Some(max_message));
         Self {
             ctx: WebSocketContext::from_partially_read(tail, Role::Server, Some(config)),
             pending: false,
             buffered: false,
+            stalled: false,
         }
     }
 
@@ -69,6 +93,18 @@ impl WebSocket {
         });
     }
 
+    /// Lets the write buffer hold a frame of `payload` bytes beside the
+    /// control frames. Our output is bounded by the connection loop (a
+    /// frame is only added once the last one went out), so the buffer's
+    /// cap follows it; what the client's frames add stays within
+    /// [`CONTROL_ROOM`].
+    fn fit(&mut self, payload: usize) {
+        let need = payload + MAX_HEADER + CONTROL_ROOM;
+        if self.ctx.get_config().max_write_buffer_size < need {
+            self.ctx.set_config(|c| c.max_write_buffer_size = need);
+        }
+    }
+
     /// Whether frames may wait unread inside the framing.
     pub(super) fn buffered(&self) -> bool {
         self.buffered
@@ -79,35 +115,62 @@ impl WebSocket {
         self.pending
     }
 
+    /// Whether reading waits for a pong to go out (see `stalled`).
+    pub(super) fn stalled(&self) -> bool {
+        self.stalled
+    }
+
     /// Appends the payloads of the binary frames available now to `buf`,
-    /// stopping once `limit` bytes came. 0 at the end of the stream (a
-    /// Close, answered, or the socket closed), `WouldBlock` when nothing
-    /// came.
+    /// stopping once frames of `limit` bytes came (every frame counts, its
+    /// header too: pings as much as data), or a pong could not be written.
+    /// 0 at the end of the stream (a Close, answered, or the socket closed),
+    /// `WouldBlock` when no data came.
     pub(super) fn try_read(
         &mut self,
         stream: &mut Stream,
         buf: &mut BytesMut,
         limit: usize,
     ) -> io::Result<usize> {
+        let data_or_block = |total: usize| {
+            if total > 0 {
+                Ok(total)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        };
         let mut total = 0;
+        let mut seen = 0;
         self.buffered = false;
+        if self.stalled && !self.flush(stream)? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         loop {
-            if total >= limit {
+            if seen >= limit {
                 self.buffered = true;
-                return Ok(total);
+                return data_or_block(total);
             }
             match self.ctx.read(stream) {
                 Ok(Message::Binary(payload)) => {
                     buf.extend_from_slice(&payload);
                     total += payload.len();
+                    seen += FRAME_COST + payload.len();
                 }
-                // The pong goes out with the next write or flush.
-                Ok(Message::Ping(_)) => self.pending = true,
-                Ok(Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Ping(payload)) => {
+                    seen += FRAME_COST + payload.len();
+                    // Answer now; a socket that takes nothing stops the
+                    // reading until it does.
+                    if !self.flush(stream)? {
+                        self.stalled = true;
+                        return data_or_block(total);
+                    }
+                }
+                Ok(Message::Pong(payload)) => seen += FRAME_COST + payload.len(),
+                Ok(Message::Frame(_)) => seen += FRAME_COST,
                 Ok(Message::Close(_)) => {
                     // tungstenite queued the answering Close; the next read
                     // writes it and reports the end.
                     self.pending = true;
+                    seen += FRAME_COST;
                 }
                 Ok(Message::Text(_)) => {
                     return Err(invalid("a text frame: MQTT travels in binary frames only"));
@@ -131,6 +194,7 @@ impl WebSocket {
             return Ok(());
         }
         if !wbuf.is_empty() {
+            self.fit(wbuf.len());
             let frame = Bytes::copy_from_slice(wbuf);
             wbuf.clear();
             match self.ctx.write(stream, Message::Binary(frame)) {
@@ -148,7 +212,10 @@ impl WebSocket {
     /// out.
     fn flush(&mut self, stream: &mut Stream) -> io::Result<bool> {
         match self.ctx.flush(stream) {
-            Ok(()) => self.pending = false,
+            Ok(()) => {
+                self.pending = false;
+                self.stalled = false;
+            }
             Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => self.pending = true,
             Err(e) => return Err(write_error(e)),
         }
@@ -213,7 +280,8 @@ impl Refusal {
     }
 }
 
-/// The HTTP upgrade to WebSocket over `stream`, within `timeout`: the
+/// The HTTP upgrade to WebSocket over `stream`, by `deadline` (the
+/// connect timeout, `timeout`, after the accept): the
 /// framing to use for the connection, or `None` (refused with a logged
 /// reason, timed out, closed). `path`, when set, is the only path accepted.
 /// `max_message` bounds one WebSocket message (the largest MQTT packet the
@@ -222,6 +290,7 @@ pub(super) async fn upgrade(
     mut stream: Stream,
     path: Option<&str>,
     max_message: usize,
+    deadline: Instant,
     timeout: Duration,
     shutdown: &CancellationToken,
 ) -> Option<(Stream, WebSocket)> {
@@ -253,7 +322,7 @@ pub(super) async fn upgrade(
         }
     };
     let ws = tokio::select! {
-        r = tokio::time::timeout(timeout, exchange) => r,
+        r = tokio::time::timeout_at(deadline, exchange) => r,
         () = shutdown.cancelled() => return None,
     };
     match ws {

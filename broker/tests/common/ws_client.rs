@@ -139,3 +139,81 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
 
 /// How long a closed upgrade may take to be seen, for the timeout test.
 pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A WebSocket upgrade done by hand on a plain socket, for clients that
+/// write frames the way no library would (floods that never read): the
+/// socket past the `101` answer. Reads time out after [`super::WAIT`].
+pub fn upgraded_socket(addr: SocketAddr) -> TcpStream {
+    let mut tcp = tcp(addr);
+    tcp.write_all(
+        b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+    )
+    .expect("upgrade request");
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).expect("upgrade response");
+        response.push(byte[0]);
+    }
+    assert!(
+        response.starts_with(b"HTTP/1.1 101"),
+        "upgrade answered {}",
+        String::from_utf8_lossy(&response)
+    );
+    tcp
+}
+
+/// One client frame: FIN, `opcode`, masked with the all-zero key (so the
+/// payload goes as it is), `payload` under 126 bytes.
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u8::try_from(payload.len()).expect("a short payload");
+    assert!(len < 126, "a payload under 126 bytes");
+    let mut frame = vec![0x80 | opcode, 0x80 | len, 0, 0, 0, 0];
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// How a flood of frames ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FloodEnd {
+    /// The broker closed the connection.
+    Closed,
+    /// A write waited longer than the time given: the broker stopped
+    /// reading.
+    Stalled,
+    /// Everything was written.
+    AllWritten,
+}
+
+/// Writes `frame` over and over, never reading, until `total` bytes went,
+/// a write waits more than `stall`, or the connection fails. Returns how it
+/// ended and the bytes written.
+pub fn flood(
+    tcp: &mut TcpStream,
+    frame: &[u8],
+    total: usize,
+    stall: Duration,
+) -> (FloodEnd, usize) {
+    tcp.set_write_timeout(Some(stall)).expect("write timeout");
+    let chunk: Vec<u8> = frame.repeat((64 * 1024) / frame.len());
+    let mut written = 0;
+    while written < total {
+        // A short write leaves the next one mid-chunk, on the frames' grid.
+        match tcp.write(&chunk[written % chunk.len()..]) {
+            Ok(0) => return (FloodEnd::Closed, written),
+            Ok(n) => written += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (FloodEnd::Stalled, written);
+            }
+            Err(_) => return (FloodEnd::Closed, written),
+        }
+    }
+    (FloodEnd::AllWritten, written)
+}
