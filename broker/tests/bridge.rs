@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::{RawClient, publish, start_with};
 use mqtt_codec::{Packet, PacketId, Publish, QoS};
-use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls, ReferenceOptions};
+use testsupport::{Mosquitto, MosquittoOptions, MosquittoTls, ReferenceBroker, ReferenceOptions};
 
 /// The bridge's topics in every test, as mosquitto.conf lines: out at QoS 1
 /// (`lo/` here, `ro/` there), in at QoS 2 (`ri/` there, `li/` here), both at
@@ -47,6 +47,22 @@ fn our_bridge_config(dir: &Path, remote: &str, topics: &[&str], extra: &str) -> 
         extra_args: vec!["--config".into(), path.display().to_string()],
         ..ReferenceOptions::default()
     }
+}
+
+/// Our broker bridged to a remote the test plays: the listener the bridge
+/// connects to, the broker's data dir (kept while the test runs) and the
+/// broker.
+async fn bridged_to_a_script(
+    topics: &[&str],
+    extra: &str,
+) -> (tokio::net::TcpListener, tempfile::TempDir, ReferenceBroker) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = listener.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = start_with(our_bridge_config(dir.path(), &remote, topics, extra));
+    (listener, dir, ours)
 }
 
 /// mosquitto.conf lines for one bridge to `remote`, with mosquitto's
@@ -566,17 +582,8 @@ impl ScriptedRemote {
 /// bridge connects with the bridge bit (level 0x84) and its settings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_in_flight_is_sent_again_with_dup_after_the_remote_drops() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let remote = listener.local_addr().expect("address").to_string();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ours = start_with(our_bridge_config(
-        dir.path(),
-        &remote,
-        &["# out 1 lo/ ro/"],
-        "notifications = false\n",
-    ));
+    let (listener, _dir, ours) =
+        bridged_to_a_script(&["# out 1 lo/ ro/"], "notifications = false\n").await;
     let mut first = ScriptedRemote::accept(&listener).await;
     let connect = first.connected(false).await;
     assert_eq!(connect.protocol, mqtt_codec::ProtocolLevel::V3_1_1Bridge);
@@ -618,17 +625,8 @@ async fn a_message_in_flight_is_sent_again_with_dup_after_the_remote_drops() {
 /// does, and the bridge then works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_refusing_the_bridge_level_is_asked_again_as_a_plain_client() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let remote = listener.local_addr().expect("address").to_string();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ours = start_with(our_bridge_config(
-        dir.path(),
-        &remote,
-        &["# out 1 lo/ ro/"],
-        "notifications = false\n",
-    ));
+    let (listener, _dir, ours) =
+        bridged_to_a_script(&["# out 1 lo/ ro/"], "notifications = false\n").await;
     let mut first = ScriptedRemote::accept(&listener).await;
     let Packet::Connect(connect) = first.recv().await else {
         panic!("the bridge's first packet is not CONNECT");
@@ -666,17 +664,11 @@ async fn a_remote_refusing_the_bridge_level_is_asked_again_as_a_plain_client() {
 /// connects again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bridge_pings_while_the_remote_keeps_sending() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let remote = listener.local_addr().expect("address").to_string();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let _ours = start_with(our_bridge_config(
-        dir.path(),
-        &remote,
+    let (listener, _dir, _ours) = bridged_to_a_script(
         &["# in 0 li/ ri/"],
         "notifications = false\nkeepalive_interval = 5\n",
-    ));
+    )
+    .await;
     let mut first = ScriptedRemote::accept(&listener).await;
     first.connected(false).await;
     assert_eq!(first.subscribed().await, ["ri/#"]);
@@ -756,17 +748,8 @@ async fn the_broker_stops_while_the_remote_does_not_read() {
 /// old session waiting for PUBREL must not swallow the new message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_without_its_session_gets_its_new_qos2_ids_delivered() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let remote = listener.local_addr().expect("address").to_string();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ours = start_with(our_bridge_config(
-        dir.path(),
-        &remote,
-        &["# in 2 li/ ri/"],
-        "notifications = false\n",
-    ));
+    let (listener, _dir, ours) =
+        bridged_to_a_script(&["# in 2 li/ ri/"], "notifications = false\n").await;
     let mut near = common::subscribed(ours.addr(), "near", &[("li/#", QoS::ExactlyOnce)]).await;
     let mut first = ScriptedRemote::accept(&listener).await;
     first.connected(false).await;

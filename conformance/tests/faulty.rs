@@ -25,8 +25,6 @@ use conformance::engine::{DUPLICATE_STATEMENT, STRAY_STATEMENT};
 use conformance::outcome::{ScenarioResult, Verdict};
 use conformance::proxy::spec::{self, RuleFlag};
 use conformance::proxy::{Direction, Faults, Proxy, ProxyConfig, Rewrite, Segments};
-use conformance::suite::Suite;
-use conformance::target::Target;
 use in_process::Reference;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{Packet, PacketType, Publish, QoS, SubAckReturnCode, decode_slice};
@@ -132,24 +130,7 @@ fn results_through(
         .build()
         .unwrap();
     let proxy = rt.block_on(proxy(broker.addr(), to_client, to_broker, faults, segments));
-    let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-    let suite = Suite::builtin().unwrap().filter(&[], &names);
-    assert_eq!(
-        suite.scenarios.len(),
-        names.len(),
-        "a scenario name is wrong"
-    );
-    let target = Target::plain("127.0.0.1", proxy.local_addr().port());
-    let report = rt.block_on(conformance::suite::run(
-        &suite,
-        &target,
-        &conformance::suite::RunOptions {
-            jobs: 8,
-            ..conformance::suite::RunOptions::default()
-        },
-        |_| {},
-    ));
-    report.results
+    common::run_named(&rt, proxy.local_addr().port(), names, 8)
 }
 
 /// Runs the `must_fail` scenarios and the `must_pass` controls with `run`

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod in_process;
 
 use std::net::SocketAddr;
@@ -18,8 +19,6 @@ use conformance::engine::DUPLICATE_STATEMENT;
 use conformance::outcome::{ScenarioResult, Verdict};
 use conformance::proxy::spec::{self, RuleFlag};
 use conformance::proxy::{Direction, FaultEvent, Faults, Proxy, ProxyConfig};
-use conformance::suite::Suite;
-use conformance::target::Target;
 use in_process::Reference;
 use testsupport::ReferenceOptions;
 
@@ -38,26 +37,10 @@ fn run(faults: Faults, names: &[&str]) -> (Vec<ScenarioResult>, Vec<FaultEvent>)
     let proxy = rt
         .block_on(Proxy::start(SocketAddr::from(([127, 0, 0, 1], 0)), config))
         .unwrap();
-    let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-    let suite = Suite::builtin().unwrap().filter(&[], &names);
-    assert_eq!(
-        suite.scenarios.len(),
-        names.len(),
-        "a scenario name is wrong"
-    );
-    let target = Target::plain("127.0.0.1", proxy.local_addr().port());
-    let report = rt.block_on(conformance::suite::run(
-        &suite,
-        &target,
-        &conformance::suite::RunOptions {
-            jobs: 4,
-            ..conformance::suite::RunOptions::default()
-        },
-        |_| {},
-    ));
+    let results = common::run_named(&rt, proxy.local_addr().port(), names, 4);
     drop(proxy);
     let events = events.lock().unwrap().clone();
-    (report.results, events)
+    (results, events)
 }
 
 fn rule(kind: RuleFlag, value: &str) -> Faults {

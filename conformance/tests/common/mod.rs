@@ -157,3 +157,32 @@ pub fn text(report: &RunReport, baseline: &Baseline) -> String {
     let eval = Evaluation::of(report, baseline);
     conformance::report::text(report, &eval, baseline)
 }
+
+/// Runs the named built-in scenarios, `jobs` at a time, against plain MQTT
+/// on 127.0.0.1:`port` (a proxy in front of a broker, in the fault tests),
+/// on `rt`; panics if a name matches no scenario.
+pub fn run_named(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    names: &[&str],
+    jobs: usize,
+) -> Vec<conformance::outcome::ScenarioResult> {
+    let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+    let suite = Suite::builtin().unwrap().filter(&[], &names);
+    assert_eq!(
+        suite.scenarios.len(),
+        names.len(),
+        "a scenario name is wrong"
+    );
+    let target = Target::plain("127.0.0.1", port);
+    let report = rt.block_on(conformance::suite::run(
+        &suite,
+        &target,
+        &RunOptions {
+            jobs,
+            ..RunOptions::default()
+        },
+        |_| {},
+    ));
+    report.results
+}
