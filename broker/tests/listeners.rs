@@ -256,21 +256,24 @@ async fn a_host_name_bind_listens_on_each_address_it_resolves_to() {
     }
 }
 
+/// One plain and one WebSocket listener on free loopback ports, no `$SYS`.
+const WS_FLAGS: &[&str] = &[
+    "--bind",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--no-ssl",
+    "--ws-port",
+    "0",
+    "--sys-interval",
+    "0",
+];
+
 /// A WebSocket listener on flags: `--ws-port`, any path, counted.
 async fn ws_broker() -> Running {
-    Running::start(from_flags(&[
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-ssl",
-        "--ws-port",
-        "0",
-        "--sys-interval",
-        "0",
-        "--connect-timeout",
-        "1",
-    ]))
+    Running::start(from_flags(
+        &[WS_FLAGS, &["--connect-timeout", "1"]].concat(),
+    ))
     .await
 }
 
@@ -593,19 +596,7 @@ fn broker_on_own_runtime(args: &[&str]) -> (OwnRuntime, Running) {
 /// whole flood, its memory growing with it, long before the timeout.)
 #[test]
 fn a_ping_flood_before_connect_is_closed_at_the_connect_timeout() {
-    let (rt, b) = broker_on_own_runtime(&[
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-ssl",
-        "--ws-port",
-        "0",
-        "--sys-interval",
-        "0",
-        "--connect-timeout",
-        "5",
-    ]);
+    let (rt, b) = broker_on_own_runtime(&[WS_FLAGS, &["--connect-timeout", "5"]].concat());
     let ws = b.first(ListenerTransport::WebSockets);
     let plain = b.first(ListenerTransport::Mqtt);
     let flooder = std::thread::spawn(move || {
@@ -635,17 +626,7 @@ fn a_ping_flood_before_connect_is_closed_at_the_connect_timeout() {
 /// unbounded write buffer: 128 MiB of pings, about as much memory.)
 #[test]
 fn a_ping_flood_that_never_reads_its_pongs_is_no_longer_read() {
-    let (rt, b) = broker_on_own_runtime(&[
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-ssl",
-        "--ws-port",
-        "0",
-        "--sys-interval",
-        "0",
-    ]);
+    let (rt, b) = broker_on_own_runtime(WS_FLAGS);
     let ws = b.first(ListenerTransport::WebSockets);
     let mut tcp = common::ws_client::upgraded_socket(ws);
     // CONNECT (keep-alive off) in one binary frame, then its CONNACK.
