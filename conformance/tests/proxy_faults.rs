@@ -22,9 +22,16 @@ use conformance::proxy::{Direction, FaultEvent, Faults, Proxy, ProxyConfig};
 use in_process::Reference;
 use testsupport::ReferenceOptions;
 
-/// Runs the named scenarios through a proxy with `faults` in front of the
-/// reference broker; returns their results and the fault log.
-fn run(faults: Faults, names: &[&str]) -> (Vec<ScenarioResult>, Vec<FaultEvent>) {
+/// The reference broker, a runtime, and a proxy configuration with
+/// `faults` in front of the broker whose fault log goes to `events`.
+struct Logged {
+    _broker: Reference,
+    rt: tokio::runtime::Runtime,
+    config: ProxyConfig,
+    events: Arc<Mutex<Vec<FaultEvent>>>,
+}
+
+fn logged(faults: Faults) -> Logged {
     let broker = Reference::start(ReferenceOptions::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -34,6 +41,23 @@ fn run(faults: Faults, names: &[&str]) -> (Vec<ScenarioResult>, Vec<FaultEvent>)
     let mut config = ProxyConfig::plain("127.0.0.1", broker.addr().port(), faults);
     let log = Arc::clone(&events);
     config.on_fault = Arc::new(move |e: &FaultEvent| log.lock().unwrap().push(e.clone()));
+    Logged {
+        _broker: broker,
+        rt,
+        config,
+        events,
+    }
+}
+
+/// Runs the named scenarios through a proxy with `faults` in front of the
+/// reference broker; returns their results and the fault log.
+fn run(faults: Faults, names: &[&str]) -> (Vec<ScenarioResult>, Vec<FaultEvent>) {
+    let Logged {
+        _broker,
+        rt,
+        config,
+        events,
+    } = logged(faults);
     let proxy = rt
         .block_on(Proxy::start(SocketAddr::from(([127, 0, 0, 1], 0)), config))
         .unwrap();
@@ -179,15 +203,12 @@ fn a_cut_at_a_packet_fails_the_scenario_and_is_logged() {
 /// before the proxy closed the connection, and the fault log.
 fn connect_through(faults: Faults) -> (Vec<u8>, Vec<FaultEvent>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let broker = Reference::start(ReferenceOptions::default());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let mut config = ProxyConfig::plain("127.0.0.1", broker.addr().port(), faults);
-    let log = Arc::clone(&events);
-    config.on_fault = Arc::new(move |e: &FaultEvent| log.lock().unwrap().push(e.clone()));
+    let Logged {
+        _broker,
+        rt,
+        config,
+        events,
+    } = logged(faults);
     let read = rt.block_on(async {
         let proxy = Proxy::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
             .await
