@@ -166,6 +166,9 @@ impl Broker {
                     "state restored"
                 );
                 router.track_changes(config.durability == Durability::Batched);
+                if config.durability == Durability::Batched {
+                    store.write_ahead()?;
+                }
                 Some(store)
             }
             None => None,
@@ -299,6 +302,18 @@ impl Broker {
         }
         // The committer writes what changed: every --autosave-interval,
         // and for each batch of tickets with --durability batched.
+        if let Some(commits) = &self.shared.commits {
+            let relay = Arc::clone(commits).relay();
+            let until = shutdown.clone();
+            // At shutdown it ends, and the committer wakes the connections
+            // still waiting itself.
+            tracker.spawn(async move {
+                tokio::select! {
+                    () = relay => {}
+                    () = until.cancelled() => {}
+                }
+            });
+        }
         let committer = match &store {
             Some(store) => Some(
                 Committer::start(
@@ -333,6 +348,7 @@ impl Broker {
         }
         if let Some(store) = &store {
             store.save(&self.shared.router)?;
+            store.checkpoint()?;
             info!(path = %store.path().display(), "state saved");
         }
         info!("broker stopped");

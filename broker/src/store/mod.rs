@@ -27,6 +27,7 @@ mod damage;
 mod fault;
 mod private;
 mod record;
+pub mod wal;
 mod written;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::router::Router;
+use wal::{Op, Wal};
 use written::{Plan, Written};
 
 const SESSIONS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("sessions");
@@ -76,6 +78,14 @@ pub enum StoreError {
         /// What is wrong, as redb or the record decoder says.
         reason: String,
     },
+    /// The write-ahead log of `--durability batched` failed.
+    #[error("write-ahead log {path}: {source}", path = path.display())]
+    Wal {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The committer thread could not be started.
     #[error("starting the store's committer thread: {0}")]
     Committer(std::io::Error),
@@ -113,8 +123,14 @@ pub struct Store {
     /// sessions whose records must be written anew (read from an older
     /// version, or not as the broker writes them).
     written: Mutex<Written>,
+    /// With `--durability batched`, the log commits go to before redb
+    /// (module `wal`); `None` while saves write redb directly.
+    wal: Mutex<Option<Wal>>,
     path: PathBuf,
     opener: Opener,
+    /// The log's writes fail with ENOSPC while set: a full disk, for tests.
+    #[cfg(test)]
+    full: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -155,6 +171,10 @@ impl Store {
     /// (0700 and 0600 on Unix, as mosquitto keeps `mosquitto.db`): the store
     /// holds every retained message and queued payload. An existing file
     /// with looser permissions is left as it is, with a warning.
+    ///
+    /// A write-ahead log left by a broker that stopped without its last
+    /// checkpoint (a crash, a kill) is replayed into the file first, then
+    /// removed.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         Self::open_with(dir, Box::new(|path| Database::create(path)))
     }
@@ -173,12 +193,116 @@ impl Store {
             path: path.clone(),
             source: Box::new(e.into()),
         })?;
-        Ok(Self {
-            db: Mutex::new(Some(db)),
+        let store = Self {
+            db: Mutex::new(None),
             written: Mutex::default(),
+            wal: Mutex::default(),
             path,
             opener,
-        })
+            #[cfg(test)]
+            full: None,
+        };
+        store.recover(&db)?;
+        *lock(&store.db) = Some(db);
+        Ok(store)
+    }
+
+    /// The write-ahead log's file.
+    pub fn wal_path(&self) -> PathBuf {
+        self.path.with_file_name(wal::WAL_FILE)
+    }
+
+    fn wal_err(&self, source: std::io::Error) -> StoreError {
+        StoreError::Wal {
+            path: self.wal_path(),
+            source,
+        }
+    }
+
+    /// Replays a write-ahead log left in the data directory into `db`,
+    /// then removes it. A log that is not one, or whose whole records do
+    /// not decode, is [`StoreError::Damaged`] naming it.
+    fn recover(&self, db: &Database) -> Result<(), StoreError> {
+        let path = self.wal_path();
+        let recovered = wal::read(&path)
+            .map_err(|e| self.wal_err(e))?
+            .map_err(|reason| StoreError::Damaged {
+                path: path.clone(),
+                reason,
+            })?;
+        if recovered.torn_header {
+            tracing::warn!(path = %path.display(), "the write-ahead log's header was cut short (a crash during a checkpoint); replaying its records again");
+        }
+        if recovered.len() > 0 {
+            let ops = self.replay(db, &recovered)?;
+            tracing::info!(path = %path.display(), records = recovered.len(), ops, "replayed the write-ahead log into the store");
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.wal_err(e)),
+        }
+    }
+
+    /// Applies the log's records to `db` in one transaction. Returns how
+    /// many ops there were.
+    fn replay(&self, db: &Database, records: &wal::Recovered) -> Result<usize, StoreError> {
+        let tx = db.begin_write().map_err(|e| self.db_err(e))?;
+        let mut count = 0;
+        {
+            let mut tables = Tables::open(&tx).map_err(|e| self.db_err(e))?;
+            for record in records.records() {
+                let ops = Op::decode_all(record).map_err(|reason| StoreError::Damaged {
+                    path: self.wal_path(),
+                    reason,
+                })?;
+                for op in ops {
+                    tables.apply(op).map_err(|e| self.db_err(e))?;
+                    count += 1;
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.db_err(e))?;
+        Ok(count)
+    }
+
+    /// From now on saves append to a write-ahead log (one write and one
+    /// `fdatasync` each), and redb is written at [`Store::checkpoint`]:
+    /// what `--durability batched` commits with.
+    pub fn write_ahead(&self) -> Result<(), StoreError> {
+        #[cfg_attr(not(test), expect(unused_mut, reason = "set only in tests"))]
+        let mut wal = Wal::create(&self.wal_path()).map_err(|e| self.wal_err(e))?;
+        #[cfg(test)]
+        wal.full.clone_from(&self.full);
+        *lock(&self.wal) = Some(wal);
+        Ok(())
+    }
+
+    /// Writes the write-ahead log's records into redb and empties the log.
+    /// Nothing to do without a log, or with an empty one.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let mut guard = lock(&self.db);
+        let mut wal = lock(&self.wal);
+        match wal.as_mut() {
+            Some(w) => self.checkpoint_into(&mut guard, w),
+            None => Ok(()),
+        }
+    }
+
+    fn checkpoint_into(&self, db: &mut Option<Database>, wal: &mut Wal) -> Result<(), StoreError> {
+        if wal.len() == 0 {
+            return Ok(());
+        }
+        if db.is_none() {
+            *db = Some((self.opener)(&self.path).map_err(|e| self.db_err(e))?);
+        }
+        let records = wal.records().map_err(|e| self.wal_err(e))?;
+        if let Err(e) = self.replay(db.as_ref().expect("opened above"), &records) {
+            // redb keeps failing once an I/O error hit it: reopen next time.
+            *db = None;
+            return Err(e);
+        }
+        wal.restart().map_err(|e| self.wal_err(e))
     }
 
     /// Opens (or creates) the store in `dir` on a file whose writes fail
@@ -188,7 +312,8 @@ impl Store {
         dir: &Path,
         full: Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<Self, StoreError> {
-        Self::open_with(
+        let backend_full = Arc::clone(&full);
+        let mut store = Self::open_with(
             dir,
             Box::new(move |path| {
                 let file = std::fs::OpenOptions::new()
@@ -197,11 +322,13 @@ impl Store {
                     .open(path)?;
                 let backend = fault::FullDisk {
                     inner: redb::backends::FileBackend::new(file)?,
-                    full: Arc::clone(&full),
+                    full: Arc::clone(&backend_full),
                 };
                 redb::Builder::new().create_with_backend(backend)
             }),
-        )
+        )?;
+        store.full = Some(full);
+        Ok(store)
     }
 
     /// Opens the store in `dir` and loads it into `router`, as the broker
@@ -373,7 +500,8 @@ impl Store {
     /// before a failure is lost once the disk takes writes again.
     pub fn save(&self, router: &Router) -> Result<Saved, StoreError> {
         let mut guard = lock(&self.db);
-        if guard.is_none() {
+        let mut wal = lock(&self.wal);
+        if guard.is_none() && wal.is_none() {
             *guard = Some((self.opener)(&self.path).map_err(|e| self.db_err(e))?);
         }
         let mut written = lock(&self.written);
@@ -420,20 +548,59 @@ impl Store {
         if changed.is_empty() {
             return Ok(Saved::default());
         }
-        let db = guard.as_ref().expect("opened above");
-        match self.write(db, &sessions, &retained) {
-            Ok(saved) => {
-                for (id, plan) in sessions {
-                    written.committed(id, plan);
-                }
-                Ok(saved)
-            }
+        let result = match wal.as_mut() {
+            Some(w) => self.log(w, &sessions, &retained),
+            None => self.write(guard.as_ref().expect("opened above"), &sessions, &retained),
+        };
+        let saved = match result {
+            Ok(saved) => saved,
             Err(e) => {
                 router.restore_changes(changed);
-                *guard = None;
-                Err(e)
+                if wal.is_none() {
+                    *guard = None;
+                }
+                return Err(e);
+            }
+        };
+        for (id, plan) in sessions {
+            written.committed(id, plan);
+        }
+        drop(written);
+        if let Some(w) = wal.as_mut()
+            && w.len() >= w.checkpoint_due
+        {
+            // What the log holds is on disk already: a checkpoint that
+            // fails is tried again once the log has grown as much again.
+            match self.checkpoint_into(&mut guard, w) {
+                Ok(()) => w.checkpoint_due = wal::CHECKPOINT_BYTES,
+                Err(e) => {
+                    router
+                        .stats()
+                        .store_write_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(error = %e, "writing the write-ahead log into the store failed; the log keeps every change and grows until it works");
+                    w.checkpoint_due = w.len() + wal::CHECKPOINT_BYTES;
+                }
             }
         }
+        Ok(saved)
+    }
+
+    /// Appends the changes to the write-ahead log as one record.
+    fn log(
+        &self,
+        wal: &mut Wal,
+        sessions: &[(Arc<str>, Plan)],
+        retained: &[(String, Option<Vec<u8>>)],
+    ) -> Result<Saved, StoreError> {
+        let mut ops = Vec::new();
+        let saved = plan_ops(sessions, retained, |op| {
+            op.encode(&mut ops);
+            Ok::<bool, std::convert::Infallible>(true)
+        })
+        .unwrap_or_else(|never| match never {});
+        wal.append(&ops).map_err(|e| self.wal_err(e))?;
+        Ok(saved)
     }
 
     fn write(
@@ -442,70 +609,106 @@ impl Store {
         sessions: &[(Arc<str>, Plan)],
         retained: &[(String, Option<Vec<u8>>)],
     ) -> Result<Saved, StoreError> {
-        let mut saved = Saved::default();
         let tx = db.begin_write().map_err(|e| self.db_err(e))?;
-        {
-            let mut table = tx.open_table(SESSIONS).map_err(|e| self.db_err(e))?;
-            let mut messages = tx.open_table(MESSAGES).map_err(|e| self.db_err(e))?;
-            for (id, plan) in sessions {
-                let id: &str = id;
-                if plan.anew() {
-                    // Whatever the file held of this client's messages goes:
-                    // the session is gone, or written whole from scratch.
-                    messages
-                        .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
-                        .map_err(|e| self.db_err(e))?;
-                }
-                if let Some(bytes) = plan.record() {
-                    table.insert(id, bytes).map_err(|e| self.db_err(e))?;
-                    saved.sessions += 1;
-                } else if plan.is_removal()
-                    && table.remove(id).map_err(|e| self.db_err(e))?.is_some()
-                {
-                    saved.removed += 1;
-                }
-                if let Some((no, bytes, count)) = plan.chunk() {
-                    messages
-                        .insert((id, no), bytes)
-                        .map_err(|e| self.db_err(e))?;
-                    saved.chunks += 1;
-                    saved.messages += count;
-                }
-                for &no in plan.delete() {
-                    if messages
-                        .remove((id, no))
-                        .map_err(|e| self.db_err(e))?
-                        .is_some()
-                    {
-                        saved.removed += 1;
-                    }
-                }
-            }
-        }
-        {
-            let mut table = tx.open_table(RETAINED).map_err(|e| self.db_err(e))?;
-            for (topic, record) in retained {
-                match record {
-                    Some(bytes) => {
-                        table
-                            .insert(topic.as_str(), bytes.as_slice())
-                            .map_err(|e| self.db_err(e))?;
-                        saved.retained += 1;
-                    }
-                    None => {
-                        if table
-                            .remove(topic.as_str())
-                            .map_err(|e| self.db_err(e))?
-                            .is_some()
-                        {
-                            saved.removed += 1;
-                        }
-                    }
-                }
-            }
-        }
+        let saved = {
+            let mut tables = Tables::open(&tx).map_err(|e| self.db_err(e))?;
+            plan_ops(sessions, retained, |op| tables.apply(op)).map_err(|e| self.db_err(e))?
+        };
         tx.commit().map_err(|e| self.db_err(e))?;
         Ok(saved)
+    }
+}
+
+/// The changes of one save as [`Op`]s, in the order they apply, handed to
+/// `apply` (which says whether each found something to write or remove);
+/// returns what was written.
+fn plan_ops<E>(
+    sessions: &[(Arc<str>, Plan)],
+    retained: &[(String, Option<Vec<u8>>)],
+    mut apply: impl FnMut(Op<'_>) -> Result<bool, E>,
+) -> Result<Saved, E> {
+    let mut saved = Saved::default();
+    for (id, plan) in sessions {
+        let id: &str = id;
+        if plan.anew() {
+            // Whatever the file held of this client's messages goes: the
+            // session is gone, or written whole from scratch.
+            apply(Op::ClearChunks(id))?;
+        }
+        if let Some(bytes) = plan.record() {
+            apply(Op::PutSession(id, bytes))?;
+            saved.sessions += 1;
+        } else if plan.is_removal() && apply(Op::RemoveSession(id))? {
+            saved.removed += 1;
+        }
+        if let Some((no, bytes, count)) = plan.chunk() {
+            apply(Op::PutChunk(id, no, bytes))?;
+            saved.chunks += 1;
+            saved.messages += count;
+        }
+        for &no in plan.delete() {
+            if apply(Op::RemoveChunk(id, no))? {
+                saved.removed += 1;
+            }
+        }
+    }
+    for (topic, record) in retained {
+        match record {
+            Some(bytes) => {
+                apply(Op::PutRetained(topic, bytes))?;
+                saved.retained += 1;
+            }
+            None => {
+                if apply(Op::RemoveRetained(topic))? {
+                    saved.removed += 1;
+                }
+            }
+        }
+    }
+    Ok(saved)
+}
+
+/// The three tables inside one write transaction.
+struct Tables<'tx> {
+    sessions: redb::Table<'tx, &'static str, &'static [u8]>,
+    messages: redb::Table<'tx, (&'static str, u64), &'static [u8]>,
+    retained: redb::Table<'tx, &'static str, &'static [u8]>,
+}
+
+impl<'tx> Tables<'tx> {
+    fn open(tx: &'tx redb::WriteTransaction) -> Result<Self, redb::TableError> {
+        Ok(Self {
+            sessions: tx.open_table(SESSIONS)?,
+            messages: tx.open_table(MESSAGES)?,
+            retained: tx.open_table(RETAINED)?,
+        })
+    }
+
+    /// Applies one change; whether it wrote a record or found one to
+    /// remove.
+    fn apply(&mut self, op: Op<'_>) -> Result<bool, redb::Error> {
+        Ok(match op {
+            Op::PutSession(id, bytes) => {
+                self.sessions.insert(id, bytes)?;
+                true
+            }
+            Op::RemoveSession(id) => self.sessions.remove(id)?.is_some(),
+            Op::ClearChunks(id) => {
+                self.messages
+                    .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+                true
+            }
+            Op::PutChunk(id, no, bytes) => {
+                self.messages.insert((id, no), bytes)?;
+                true
+            }
+            Op::RemoveChunk(id, no) => self.messages.remove((id, no))?.is_some(),
+            Op::PutRetained(topic, bytes) => {
+                self.retained.insert(topic, bytes)?;
+                true
+            }
+            Op::RemoveRetained(topic) => self.retained.remove(topic)?.is_some(),
+        })
     }
 }
 

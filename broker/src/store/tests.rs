@@ -492,6 +492,17 @@ async fn the_owning_user_survives_a_save_and_load() {
 /// takes writes again everything changed meanwhile is there.
 #[tokio::test]
 async fn a_full_disk_holds_acks_and_loses_nothing_once_space_is_back() {
+    full_disk_holds_acks(false).await;
+}
+
+/// The same through the write-ahead log of `--durability batched`: its
+/// appends fail, then work again, and nothing is lost.
+#[tokio::test]
+async fn a_full_disk_under_the_write_ahead_log_holds_acks_and_loses_nothing() {
+    full_disk_holds_acks(true).await;
+}
+
+async fn full_disk_holds_acks(write_ahead: bool) {
     use crate::store::commit::{Commits, Committer};
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -501,6 +512,9 @@ async fn a_full_disk_holds_acks_and_loses_nothing_once_space_is_back() {
     r.track_changes(true);
     park_with_message_in_flight(&r, "keeper").await;
     let store = Arc::new(Store::open_failing_when(dir.path(), Arc::clone(&full)).expect("opens"));
+    if write_ahead {
+        store.write_ahead().expect("starts the log");
+    }
     let commits = Arc::new(Commits::default());
     let committer = Committer::start(
         Arc::clone(&store),
@@ -571,5 +585,85 @@ async fn a_full_disk_holds_acks_and_loses_nothing_once_space_is_back() {
     assert_eq!(
         queued,
         vec![msg("q/1", QoS::AtLeastOnce, false, "queued while full")]
+    );
+}
+
+/// Issue 14 (durability throughput): with the write-ahead log a commit is
+/// one record in the log, and redb gets it at the checkpoint. A broker
+/// killed before the checkpoint loses nothing: the next start replays the
+/// log into redb, removes it, and loads everything.
+#[tokio::test]
+async fn the_write_ahead_log_is_replayed_after_a_crash_and_emptied_by_a_checkpoint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wal = dir.path().join(wal::WAL_FILE);
+    {
+        let r = router(0);
+        park_with_message_in_flight(&r, "keeper").await;
+        r.publish(&msg("q/2", QoS::ExactlyOnce, false, "queued"));
+        r.publish(&msg("r/1", QoS::AtLeastOnce, true, "retained"));
+        r.publish(&msg("r/2", QoS::AtLeastOnce, true, "cleared next"));
+        let store = Store::open(dir.path()).expect("opens");
+        store.write_ahead().expect("starts the log");
+        let saved = store.save(&r).expect("saves");
+        assert_eq!((saved.sessions, saved.retained), (1, 2));
+        r.publish(&msg("r/2", QoS::AtLeastOnce, true, ""));
+        r.publish(&msg("q/3", QoS::AtLeastOnce, false, "queued later"));
+        store.save(&r).expect("saves");
+        assert!(
+            std::fs::metadata(&wal).expect("the log exists").len() > 0,
+            "the commits are in the log"
+        );
+        // Dropped without a checkpoint: a kill.
+    }
+    let r = router(0);
+    let store = Store::open(dir.path()).expect("reopens, replaying the log");
+    assert!(!wal.exists(), "the replayed log is removed");
+    assert_eq!(store.load(&r, 10).expect("loads"), (1, 1));
+    let b = r
+        .connect("keeper", false, 10, Duration::from_secs(1))
+        .await
+        .expect("attached");
+    assert!(b.session_present);
+    assert_eq!(b.session.resume().count(), 1, "the in-flight message");
+    let mut queued = Vec::new();
+    b.slot.take(&mut queued, 10, 10);
+    assert_eq!(
+        queued,
+        vec![
+            msg("q/2", QoS::ExactlyOnce, false, "queued"),
+            msg("q/3", QoS::AtLeastOnce, false, "queued later"),
+        ]
+    );
+    drop(b);
+
+    // A checkpoint writes the log into redb and empties it: a store opened
+    // from redb alone (the log moved away) has everything.
+    let r = router(0);
+    park_with_message_in_flight(&r, "other").await;
+    r.publish(&msg("r/3", QoS::AtLeastOnce, true, "checkpointed"));
+    store.write_ahead().expect("starts the log");
+    store.save(&r).expect("saves");
+    store.checkpoint().expect("checkpoints");
+    drop(store);
+    std::fs::rename(&wal, dir.path().join("moved.wal")).expect("moves the log away");
+    let back = router(0);
+    let store = Store::open(dir.path()).expect("reopens");
+    assert_eq!(store.load(&back, 10).expect("loads"), (2, 2));
+}
+
+/// A log that is not one refuses the start with the damaged-file error
+/// naming it (and how to move it aside); it never panics.
+#[test]
+fn a_damaged_write_ahead_log_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(Store::open(dir.path()).expect("creates"));
+    let wal = dir.path().join(wal::WAL_FILE);
+    std::fs::write(&wal, vec![b'x'; 5000]).expect("writes");
+    let r = router(0);
+    let err = Store::open_and_load(dir.path(), &r, 10).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains(&wal.display().to_string()) && text.contains("move it aside"),
+        "{text}"
     );
 }
