@@ -4,32 +4,36 @@
 //!
 //! The broker runs in this process on its own runtime thread; the clients
 //! are blocking `std` sockets, which allocate nothing, so every byte that
-//! stays allocated while they sit idle is the broker's: the connection's
-//! task, its socket registration, its router slot and client id. Heap
+//! stays allocated while they sit idle is the broker's: the parked client
+//! (issue 15: an idle plain connection gives up its task and its tokio
+//! socket registration), its router slot and client id. Heap
 //! bytes, not RSS: allocator overhead comes on top (`just bench` measures
 //! the release broker's RSS).
 
 mod common;
 
 use std::alloc::System;
+use std::sync::atomic::Ordering::Relaxed;
 
 use cap::Cap;
 use common::blocking_client::{BlockingClient, open as open_socket};
+use common::flood::wait_for;
 use common::in_process::InProcessBroker;
 
 /// Counts the bytes allocated and not yet freed, process-wide.
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
-/// The heap bytes one idle connection may hold: measured 1,176-1,183 here
-/// (a 640-byte task, a 256-byte socket registration, a 208-byte router
-/// slot, the client id and its share of the router's map), 1,216 before
-/// issue 15 boxed the slot's copy of a persistent session's subscriptions
-/// (an empty map inline cost every connection 48 bytes), about 3,000 before
-/// issue 6's work. Connection state that grows past this should be
-/// allocated only when used. The broker's RSS per idle connection is
-/// higher (allocator overhead; see docs/performance.md, "A million
-/// connections").
+/// The heap bytes one idle (parked) connection may hold: measured MEASURED
+/// here once it parks (the parked client, its waker in the slot, its
+/// place in the lot's table and timer heap, a 208-byte router slot, the
+/// client id and its share of the router's map). It was 1,176-1,183
+/// before issue 15's parking (a 640-byte task and a 256-byte socket
+/// registration on top), 1,216 before issue 15 boxed the slot's copy of a
+/// persistent session's subscriptions, about 3,000 before issue 6's work.
+/// Connection state that grows past this should be allocated only when
+/// used. The broker's RSS per idle connection is higher (allocator
+/// overhead; see docs/performance.md, "A million connections").
 const MAX_BYTES_PER_IDLE_CONNECTION: usize = 1_200;
 
 /// The heap bytes one socket that has not sent CONNECT may hold: measured
@@ -56,9 +60,12 @@ fn an_idle_connection_holds_little_heap() {
     // that later ones reuse.
     drop(open(9_999));
     let mut warm: Vec<BlockingClient> = (0..20).map(|i| open(5_000 + i)).collect();
+    wait_parked(&broker, warm.len());
     let mut clients = Vec::with_capacity(CLIENTS);
     let before = ALLOCATOR.allocated();
     clients.extend((0..CLIENTS).map(open));
+    // Idle connections park within two seconds (`listener/park.rs`).
+    wait_parked(&broker, warm.len() + CLIENTS);
     let after = ALLOCATOR.allocated();
     let per_connection = after.saturating_sub(before) / CLIENTS;
     eprintln!("heap per idle connection: {per_connection} bytes");
@@ -69,6 +76,15 @@ fn an_idle_connection_holds_little_heap() {
 
     drop(clients);
     warm.clear();
+}
+
+/// Waits (bounded) until `count` clients are parked.
+fn wait_parked(broker: &InProcessBroker, count: usize) {
+    let parked = || {
+        let n = broker.router().stats().clients_parked.load(Relaxed);
+        usize::try_from(n).unwrap_or(usize::MAX)
+    };
+    wait_for(&format!("{count} clients to park"), || parked() == count);
 }
 
 #[test]

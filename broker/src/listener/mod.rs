@@ -13,13 +13,16 @@
 //! WebSocket upgrade (`websocket`) and the I/O around
 //! [`crate::session::connect`], up to CONNACK), `buffers` (the
 //! socket and its buffers), `pull` (outbox to write buffer), `end` (why it
-//! ended) and `connection` (the loop).
+//! ended) and `connection` (the loop). An idle plain-TCP client gives up
+//! its task and parks in its listener's lot (`park`) until its socket, its
+//! router slot or its keep-alive deadline wakes it.
 
 mod accept_errors;
 pub(crate) mod buffers;
 mod connection;
 mod end;
 mod open;
+mod park;
 mod pull;
 mod tls;
 mod transport;
@@ -146,6 +149,18 @@ pub async fn accept_loop(
     let mut spare = Spare::reserve();
     let (mut no_descriptors, mut over_limit, mut failing) =
         (Report::default(), Report::default(), Report::default());
+    // Idle plain-TCP clients park (TLS and WebSocket ones never do).
+    let lot = if endpoint.tls.is_none() && endpoint.websocket.is_none() {
+        match park::Lot::start(Arc::clone(&shared), shutdown.clone(), &tracker) {
+            Ok(lot) => Some(lot),
+            Err(e) => {
+                warn!(error = %e, listener = listener_name, "cannot make the parking lot: idle clients keep their tasks");
+                None
+            }
+        }
+    } else {
+        None
+    };
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -229,6 +244,7 @@ pub async fn accept_loop(
                 Arc::clone(&shared),
                 shutdown.clone(),
                 guard,
+                lot.clone(),
             )
             .instrument(span),
         );
