@@ -13,11 +13,9 @@
 mod common;
 
 use std::alloc::System;
-use std::sync::atomic::Ordering::Relaxed;
 
 use cap::Cap;
 use common::blocking_client::{BlockingClient, open as open_socket};
-use common::flood::wait_for;
 use common::in_process::InProcessBroker;
 
 /// Counts the bytes allocated and not yet freed, process-wide.
@@ -60,12 +58,12 @@ fn an_idle_connection_holds_little_heap() {
     // that later ones reuse.
     drop(open(9_999));
     let mut warm: Vec<BlockingClient> = (0..20).map(|i| open(5_000 + i)).collect();
-    wait_parked(&broker, warm.len());
+    broker.wait_parked(20);
     let mut clients = Vec::with_capacity(CLIENTS);
     let before = ALLOCATOR.allocated();
     clients.extend((0..CLIENTS).map(open));
     // Idle connections park within two seconds (`listener/park.rs`).
-    wait_parked(&broker, warm.len() + CLIENTS);
+    broker.wait_parked(20 + CLIENTS as u64);
     let after = ALLOCATOR.allocated();
     let per_connection = after.saturating_sub(before) / CLIENTS;
     eprintln!("heap per idle connection: {per_connection} bytes");
@@ -76,15 +74,6 @@ fn an_idle_connection_holds_little_heap() {
 
     drop(clients);
     warm.clear();
-}
-
-/// Waits (bounded) until `count` clients are parked.
-fn wait_parked(broker: &InProcessBroker, count: usize) {
-    let parked = || {
-        let n = broker.router().stats().clients_parked.load(Relaxed);
-        usize::try_from(n).unwrap_or(usize::MAX)
-    };
-    wait_for(&format!("{count} clients to park"), || parked() == count);
 }
 
 #[test]

@@ -192,7 +192,11 @@ impl Lot {
     /// its waker into the slot (an event already there unparks it at once),
     /// then its socket into the epoll set (bytes already there are reported
     /// at once).
-    pub(super) fn park(self: &Arc<Self>, client: Client, guard: &mut LiveGuard) -> Result<(), Client> {
+    pub(super) fn park(
+        self: &Arc<Self>,
+        client: Client,
+        guard: &mut LiveGuard,
+    ) -> Result<(), Client> {
         let mut state = self.state();
         if state.closed || self.shutdown.is_cancelled() {
             return Err(client);
@@ -220,7 +224,14 @@ impl Lot {
             Err(e) => {
                 // Taking it from tokio failed: the socket is closed.
                 drop(state);
-                end_session(&slot, session, seldom, &End::Io(e), Kind::Plain, &self.shared);
+                end_session(
+                    &slot,
+                    session,
+                    seldom,
+                    &End::Io(e),
+                    Kind::Plain,
+                    &self.shared,
+                );
                 return Ok(());
             }
         };
@@ -320,7 +331,14 @@ impl Lot {
                     .spawn(resume(client, Arc::clone(self), guard).instrument(span));
             }
             Err(e) => span.in_scope(|| {
-                end_session(&slot, session, seldom, &End::Io(e), Kind::Plain, &self.shared);
+                end_session(
+                    &slot,
+                    session,
+                    seldom,
+                    &End::Io(e),
+                    Kind::Plain,
+                    &self.shared,
+                );
             }),
         }
     }
@@ -349,7 +367,9 @@ impl Lot {
         let mut state = self.state();
         if state.timers.len() > state.parked.len() * 2 + STALE_TIMERS {
             let State { timers, parked, .. } = &mut *state;
-            timers.retain(|Reverse((_, key, g))| parked.get(*key).is_some_and(|p| p.generation == *g));
+            timers.retain(|Reverse((_, key, g))| {
+                parked.get(*key).is_some_and(|p| p.generation == *g)
+            });
         }
         while let Some(Reverse((at, key, generation))) = state.timers.peek().copied() {
             if state.holds(key, generation) {
