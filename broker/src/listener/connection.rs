@@ -42,7 +42,7 @@
 //! Parking: on a plain-TCP listener, a loop that had nothing to do for a
 //! whole [`PARK_CHECK`] period (its timer, which also serves the
 //! keep-alive, looks) and has nothing pending returns [`End::Park`]; the
-//! task then hands its [`Client`] to the listener's [`Lot`] and ends. When
+//! task then hands its [`Client`] to the listener's parking lot and ends. When
 //! the lot wakes the client, [`resume`] runs this same loop in a new task.
 
 use std::future::Future;
@@ -61,9 +61,9 @@ use tracing::debug;
 use super::buffers::{Conn, HIGH_WATER, LINGER};
 use super::end::End;
 use super::open::open;
-use super::park::{Lot, PARK_CHECK};
+use super::park::PARK_CHECK;
 use super::pull::{Moved, Pulled, pull};
-use super::{Endpoint, LiveGuard, Shared};
+use super::{Endpoint, Home, LiveGuard, Shared};
 use crate::mutant;
 use crate::router::{ClientSlot, Kick, SlotEvent};
 use crate::session::{Action, Session};
@@ -119,20 +119,23 @@ struct Step {
 /// take room twice for the connection's whole life. For the same reason the
 /// socket goes straight into the boxed opening phase, built here.
 ///
-/// `lot` is the listener's parking lot (plain TCP only): the client parks
-/// there whenever it goes idle.
+/// With a parking lot in `home` (plain TCP), the client parks there
+/// whenever it goes idle.
 pub(super) fn serve(
     tcp: TcpStream,
     endpoint: Arc<Endpoint>,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
+    home: Arc<Home>,
     mut guard: LiveGuard,
-    lot: Option<Arc<Lot>>,
 ) -> impl Future<Output = ()> + Send {
     // Boxed: the handshake (a whole rustls connection) and CONNECT handling
     // (timeouts, a takeover wait) live only at the start; inline, they
     // would size every connection's task for its whole life.
-    let opening = Box::pin(open(tcp, endpoint, Arc::clone(&shared), shutdown.clone()));
+    let opening = Box::pin(open(
+        tcp,
+        endpoint,
+        Arc::clone(&home.shared),
+        home.shutdown.clone(),
+    ));
     async move {
         // `guard` is held, not moved into a local: the block owns it until
         // it ends or parks (a local would store the permit a second time).
@@ -141,10 +144,12 @@ pub(super) fn serve(
         let Some(client) = opened.as_mut() else {
             return;
         };
-        let end = client.run(&shared, &shutdown, lot.is_some()).await;
+        let end = client
+            .run(&home.shared, &home.shutdown, home.lot.is_some())
+            .await;
         let closing = match opened
             .take()
-            .and_then(|c| settle(c, end, &shared, lot.as_ref(), &mut guard))
+            .and_then(|c| settle(c, end, &home, &mut guard))
         {
             Some(conn) => Box::pin(conn.close(LINGER)),
             None => return,
@@ -158,12 +163,12 @@ pub(super) fn serve(
 /// counted from the last packet heard); then it parks again, or ends.
 pub(super) fn resume(
     mut client: Client,
-    lot: Arc<Lot>,
+    home: Arc<Home>,
     mut guard: LiveGuard,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let end = client.run(lot.shared(), lot.shutdown(), true).await;
-        let closing = match settle(client, end, lot.shared(), Some(&lot), &mut guard) {
+        let end = client.run(&home.shared, &home.shutdown, true).await;
+        let closing = match settle(client, end, &home, &mut guard) {
             Some(conn) => Box::pin(conn.close(LINGER)),
             None => return,
         };
@@ -174,23 +179,17 @@ pub(super) fn resume(
 /// After the loop: parks the client when the loop found it idle (taking
 /// `guard` with it), or finishes it ([`Client::finish`]). Returns the
 /// connection when it still deserves a polite close.
-fn settle(
-    client: Client,
-    end: End,
-    shared: &Shared,
-    lot: Option<&Arc<Lot>>,
-    guard: &mut LiveGuard,
-) -> Option<Conn> {
+fn settle(client: Client, end: End, home: &Arc<Home>, guard: &mut LiveGuard) -> Option<Conn> {
     if let End::Park = end
-        && let Some(lot) = lot
+        && let Some(lot) = &home.lot
     {
-        return match lot.park(client, guard) {
+        return match lot.park(home, client, guard) {
             Ok(()) => None,
             // Refused only once the broker shuts down.
-            Err(client) => client.finish(End::Shutdown, shared),
+            Err(client) => client.finish(End::Shutdown, &home.shared),
         };
     }
-    client.finish(end, shared)
+    client.finish(end, &home.shared)
 }
 
 /// What the connection loop waited for.

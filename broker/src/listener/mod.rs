@@ -130,6 +130,47 @@ fn admit(shared: &Shared) -> Option<LiveGuard> {
     Arc::clone(connections).try_acquire_owned().ok().map(Some)
 }
 
+/// What one listener's connections share: what all connections share,
+/// the shutdown, and on a plain-TCP listener the parking lot. One pointer
+/// in each connection's task, which tokio lays out in steps of 128 bytes.
+struct Home {
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    /// Where idle clients park: plain TCP only (TLS and WebSocket clients
+    /// never park, see `park.rs`); none if it could not be made.
+    lot: Option<park::Lot>,
+}
+
+impl Home {
+    /// The home of `endpoint`'s connections; on a plain-TCP listener, with
+    /// its parking lot, whose task goes on `tracker`.
+    fn new(
+        endpoint: &Endpoint,
+        shared: Arc<Shared>,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Arc<Home> {
+        let plain = endpoint.tls.is_none() && endpoint.websocket.is_none();
+        let (lot, watch) = match plain.then(|| park::Lot::new(tracker)) {
+            Some(Ok((lot, watch))) => (Some(lot), Some(watch)),
+            Some(Err(e)) => {
+                warn!(error = %e, listener = endpoint.kind.name(), "cannot make the parking lot: idle clients keep their tasks");
+                (None, None)
+            }
+            None => (None, None),
+        };
+        let home = Arc::new(Home {
+            shared,
+            shutdown,
+            lot,
+        });
+        if let Some(watch) = watch {
+            tracker.spawn(park::watch(Arc::clone(&home), watch));
+        }
+        home
+    }
+}
+
 /// Accepts sockets until shutdown; `tls` makes it the TLS listener.
 ///
 /// Sockets past `--max-connections`, and those that come when descriptors
@@ -149,18 +190,7 @@ pub async fn accept_loop(
     let mut spare = Spare::reserve();
     let (mut no_descriptors, mut over_limit, mut failing) =
         (Report::default(), Report::default(), Report::default());
-    // Idle plain-TCP clients park (TLS and WebSocket ones never do).
-    let lot = if endpoint.tls.is_none() && endpoint.websocket.is_none() {
-        match park::Lot::start(Arc::clone(&shared), shutdown.clone(), &tracker) {
-            Ok(lot) => Some(lot),
-            Err(e) => {
-                warn!(error = %e, listener = listener_name, "cannot make the parking lot: idle clients keep their tasks");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let home = Home::new(&endpoint, Arc::clone(&shared), shutdown.clone(), &tracker);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -238,15 +268,8 @@ pub async fn accept_loop(
             client_id = tracing::field::Empty
         );
         tracker.spawn(
-            connection::serve(
-                tcp,
-                Arc::clone(&endpoint),
-                Arc::clone(&shared),
-                shutdown.clone(),
-                guard,
-                lot.clone(),
-            )
-            .instrument(span),
+            connection::serve(tcp, Arc::clone(&endpoint), Arc::clone(&home), guard)
+                .instrument(span),
         );
     }
 }

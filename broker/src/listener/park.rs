@@ -50,7 +50,6 @@ use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span, debug, error, warn};
 
@@ -58,7 +57,7 @@ use super::buffers::Conn;
 use super::connection::{Client, Seldom, end_session, resume};
 use super::end::End;
 use super::transport::{Stream, Transport};
-use super::{LiveGuard, Shared};
+use super::{Home, LiveGuard};
 use crate::router::ClientSlot;
 use crate::session::Session;
 use crate::stats::Transport as Kind;
@@ -122,27 +121,28 @@ impl State {
     }
 }
 
-/// The parking lot of one plain-TCP listener (see the module's doc).
+/// The parking lot of one plain-TCP listener (see the module's doc), in
+/// its listener's [`Home`].
 pub(super) struct Lot {
     /// Where parked sockets are added to, and taken from, the epoll set.
     registry: mio::Registry,
     state: Mutex<State>,
     notes: mpsc::UnboundedSender<Note>,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-    /// The connections' tracker: resumed clients' tasks, and the lot's
-    /// own, which the shutdown waits for.
+    /// The connections' tracker: resumed clients' tasks go there.
     tracker: TaskTracker,
 }
 
+/// What the lot's task ([`watch`]) owns: the epoll set, and what it is
+/// told.
+pub(super) struct Watch {
+    poll: AsyncFd<mio::Poll>,
+    notes: mpsc::UnboundedReceiver<Note>,
+}
+
 impl Lot {
-    /// Makes the lot and spawns its task on `tracker`, which ends once the
-    /// broker shuts down and no client is parked.
-    pub(super) fn start(
-        shared: Arc<Shared>,
-        shutdown: CancellationToken,
-        tracker: &TaskTracker,
-    ) -> io::Result<Arc<Lot>> {
+    /// Makes a lot whose clients' tasks go on `tracker`; its task is
+    /// [`watch`], given the [`Watch`] returned.
+    pub(super) fn new(tracker: &TaskTracker) -> io::Result<(Lot, Watch)> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
         // tokio 1.54 made this registration `unsafe` (`register_with_interest`,
@@ -156,26 +156,17 @@ impl Lot {
         )]
         let poll = AsyncFd::with_interest(poll, tokio::io::Interest::READABLE)?;
         let (notes, received) = mpsc::unbounded_channel();
-        let lot = Arc::new(Lot {
+        let lot = Lot {
             registry,
             state: Mutex::new(State::default()),
             notes,
-            shared,
-            shutdown,
             tracker: tracker.clone(),
-        });
-        tracker.spawn(Arc::clone(&lot).watch(poll, received));
-        Ok(lot)
-    }
-
-    /// What every connection shares.
-    pub(super) fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
-    /// The broker's shutdown.
-    pub(super) fn shutdown(&self) -> &CancellationToken {
-        &self.shutdown
+        };
+        let watch = Watch {
+            poll,
+            notes: received,
+        };
+        Ok((lot, watch))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -193,12 +184,13 @@ impl Lot {
     /// then its socket into the epoll set (bytes already there are reported
     /// at once).
     pub(super) fn park(
-        self: &Arc<Self>,
+        &self,
+        home: &Arc<Home>,
         client: Client,
         guard: &mut LiveGuard,
     ) -> Result<(), Client> {
         let mut state = self.state();
-        if state.closed || self.shutdown.is_cancelled() {
+        if state.closed || home.shutdown.is_cancelled() {
             return Err(client);
         }
         let Client {
@@ -207,7 +199,7 @@ impl Lot {
             session,
             seldom,
         } = client;
-        self.shared.stats.add(&mut conn.counts);
+        home.shared.stats.add(&mut conn.counts);
         let tcp = match conn.transport.into_plain() {
             Ok(tcp) => tcp,
             Err(transport) => {
@@ -230,7 +222,7 @@ impl Lot {
                     seldom,
                     &End::Io(e),
                     Kind::Plain,
-                    &self.shared,
+                    &home.shared,
                 );
                 return Ok(());
             }
@@ -240,7 +232,7 @@ impl Lot {
         let deadline = session.keep_alive_deadline().map(Instant::from_std);
         let fd = tcp.as_raw_fd();
         let waker = Waker::from(Arc::new(SlotWaker {
-            lot: Arc::downgrade(self),
+            home: Arc::downgrade(home),
             key: state.parked.vacant_key(),
             generation,
         }));
@@ -253,7 +245,7 @@ impl Lot {
             span: Span::current(),
             generation,
         }));
-        self.shared.stats.clients_parked.fetch_add(1, Relaxed);
+        home.shared.stats.clients_parked.fetch_add(1, Relaxed);
         debug!("idle, parked");
         let woken = slot
             .poll_event(&mut Context::from_waker(&waker), true)
@@ -288,7 +280,7 @@ impl Lot {
 
     /// Unparks the client under `key` (when it parked with `generation`,
     /// if given) into a task of its own.
-    fn unpark(self: &Arc<Self>, key: usize, generation: Option<u32>) {
+    fn unpark(&self, home: &Arc<Home>, key: usize, generation: Option<u32>) {
         let parked = {
             let mut state = self.state();
             let live = match generation {
@@ -309,7 +301,7 @@ impl Lot {
             }
             parked
         };
-        self.shared.stats.clients_parked.fetch_sub(1, Relaxed);
+        home.shared.stats.clients_parked.fetch_sub(1, Relaxed);
         let Parked {
             tcp,
             slot,
@@ -328,7 +320,7 @@ impl Lot {
                     seldom,
                 };
                 self.tracker
-                    .spawn(resume(client, Arc::clone(self), guard).instrument(span));
+                    .spawn(resume(client, Arc::clone(home), guard).instrument(span));
             }
             Err(e) => span.in_scope(|| {
                 end_session(
@@ -337,7 +329,7 @@ impl Lot {
                     seldom,
                     &End::Io(e),
                     Kind::Plain,
-                    &self.shared,
+                    &home.shared,
                 );
             }),
         }
@@ -345,7 +337,7 @@ impl Lot {
 
     /// Unparks every client whose keep-alive deadline is at or before
     /// `now`.
-    fn expire(self: &Arc<Self>, now: Instant) {
+    fn expire(&self, home: &Arc<Home>, now: Instant) {
         let mut due = Vec::new();
         {
             let mut state = self.state();
@@ -357,7 +349,7 @@ impl Lot {
             }
         }
         for (key, generation) in due {
-            self.unpark(key, Some(generation));
+            self.unpark(home, key, Some(generation));
         }
     }
 
@@ -382,7 +374,12 @@ impl Lot {
 
     /// Takes every event the epoll set holds (edge-triggered: all of
     /// them, before waiting again) and unparks their clients.
-    fn take_events(self: &Arc<Self>, poll: &mut mio::Poll, events: &mut Events) -> io::Result<()> {
+    fn take_events(
+        &self,
+        home: &Arc<Home>,
+        poll: &mut mio::Poll,
+        events: &mut Events,
+    ) -> io::Result<()> {
         loop {
             match poll.poll(events, Some(Duration::ZERO)) {
                 Ok(()) => {}
@@ -393,89 +390,94 @@ impl Lot {
                 return Ok(());
             }
             for event in events.iter() {
-                self.unpark(event.token().0, None);
-            }
-        }
-    }
-
-    /// The lot's task: unparks clients as their sockets, slots and
-    /// deadlines say, until the broker shuts down and none is parked.
-    async fn watch(
-        self: Arc<Self>,
-        mut poll: AsyncFd<mio::Poll>,
-        mut notes: mpsc::UnboundedReceiver<Note>,
-    ) {
-        let mut events = Events::with_capacity(EVENTS);
-        let timer = tokio::time::sleep_until(Instant::now());
-        tokio::pin!(timer);
-        let mut armed: Option<Instant> = None;
-        let mut shutting_down = false;
-        loop {
-            if shutting_down {
-                // The router's shutdown sweep kicks every slot, so every
-                // parked client is on its way out.
-                let mut state = self.state();
-                if state.parked.is_empty() {
-                    state.closed = true;
-                    return;
-                }
-            }
-            tokio::select! {
-                ready = poll.readable_mut() => match ready {
-                    Ok(mut ready) => {
-                        if let Err(e) = self.take_events(ready.get_inner_mut(), &mut events) {
-                            error!(error = %e, "cannot read the parked sockets' events");
-                        }
-                        ready.clear_ready();
-                    }
-                    Err(e) => {
-                        // Only when the runtime goes away.
-                        error!(error = %e, "cannot watch the parked sockets, unparking them all");
-                        self.close();
-                        return;
-                    }
-                },
-                note = notes.recv() => match note {
-                    Some(Note::Woken(key, generation)) => self.unpark(key, Some(generation)),
-                    Some(Note::Timers) => {}
-                    // The lot holds a sender: it never ends first.
-                    None => return,
-                },
-                () = &mut timer, if armed.is_some() => {
-                    armed = None;
-                    self.expire(Instant::now());
-                }
-                () = self.shutdown.cancelled(), if !shutting_down => shutting_down = true,
-            }
-            let next = self.next_deadline();
-            if next != armed {
-                if let Some(at) = next {
-                    timer.as_mut().reset(at);
-                }
-                armed = next;
+                self.unpark(home, event.token().0, None);
             }
         }
     }
 
     /// Closes the lot and unparks every client, which then ends as at
     /// shutdown.
-    fn close(self: &Arc<Self>) {
+    fn close(&self, home: &Arc<Home>) {
         let keys: Vec<usize> = {
             let mut state = self.state();
             state.closed = true;
             state.parked.iter().map(|(key, _)| key).collect()
         };
         for key in keys {
-            self.unpark(key, None);
+            self.unpark(home, key, None);
+        }
+    }
+}
+
+/// The lot's task: unparks clients as their sockets, slots and deadlines
+/// say, until the broker shuts down and none is parked. Spawned on the
+/// connections' tracker, so the shutdown waits for it (and so for every
+/// parked client).
+pub(super) async fn watch(home: Arc<Home>, watch: Watch) {
+    let Some(lot) = &home.lot else {
+        return;
+    };
+    let Watch {
+        mut poll,
+        mut notes,
+    } = watch;
+    let mut events = Events::with_capacity(EVENTS);
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
+    let mut shutting_down = false;
+    loop {
+        if shutting_down {
+            // The router's shutdown sweep kicks every slot, so every
+            // parked client is on its way out.
+            let mut state = lot.state();
+            if state.parked.is_empty() {
+                state.closed = true;
+                return;
+            }
+        }
+        tokio::select! {
+            ready = poll.readable_mut() => match ready {
+                Ok(mut ready) => {
+                    if let Err(e) = lot.take_events(&home, ready.get_inner_mut(), &mut events) {
+                        error!(error = %e, "cannot read the parked sockets' events");
+                    }
+                    ready.clear_ready();
+                }
+                Err(e) => {
+                    // Only when the runtime goes away.
+                    error!(error = %e, "cannot watch the parked sockets, unparking them all");
+                    lot.close(&home);
+                    return;
+                }
+            },
+            note = notes.recv() => match note {
+                Some(Note::Woken(key, generation)) => lot.unpark(&home, key, Some(generation)),
+                Some(Note::Timers) => {}
+                // The lot holds a sender: it never ends first.
+                None => return,
+            },
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
+                lot.expire(&home, Instant::now());
+            }
+            () = home.shutdown.cancelled(), if !shutting_down => shutting_down = true,
+        }
+        let next = lot.next_deadline();
+        if next != armed {
+            if let Some(at) = next {
+                timer.as_mut().reset(at);
+            }
+            armed = next;
         }
     }
 }
 
 /// Left in a parked client's slot: an event there sends the client's key
-/// to the lot. Holds the lot weakly: the waker may stay in the slot after
-/// the client left.
+/// to the lot. Holds the listener's home weakly: the waker may stay in the
+/// slot after the client left.
 struct SlotWaker {
-    lot: Weak<Lot>,
+    home: Weak<Home>,
     key: usize,
     generation: u32,
 }
@@ -486,7 +488,9 @@ impl Wake for SlotWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(lot) = self.lot.upgrade() {
+        if let Some(home) = self.home.upgrade()
+            && let Some(lot) = &home.lot
+        {
             lot.note(Note::Woken(self.key, self.generation));
         }
     }
