@@ -22,20 +22,20 @@ use common::in_process::InProcessBroker;
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
-/// The heap bytes one idle (parked) connection may hold: measured MEASURED
-/// here once it parks (the parked client, its waker in the slot, its
-/// place in the lot's table and timer heap, a 208-byte router slot, the
-/// client id and its share of the router's map). It was 1,176-1,183
+/// The heap bytes one idle (parked) connection may hold: measured 596
+/// here once it parks (the boxed parked client, its waker in the slot, its
+/// places in the lot's table and timer heap, a 208-byte router slot, the
+/// client id and its share of the router's map). It was 1,176-1,196
 /// before issue 15's parking (a 640-byte task and a 256-byte socket
 /// registration on top), 1,216 before issue 15 boxed the slot's copy of a
 /// persistent session's subscriptions, about 3,000 before issue 6's work.
 /// Connection state that grows past this should be allocated only when
 /// used. The broker's RSS per idle connection is higher (allocator
 /// overhead; see docs/performance.md, "A million connections").
-const MAX_BYTES_PER_IDLE_CONNECTION: usize = 1_200;
+const MAX_BYTES_PER_IDLE_CONNECTION: usize = 640;
 
 /// The heap bytes one socket that has not sent CONNECT may hold: measured
-/// 1,673 here (a 768-byte opening future waiting for CONNECT, a 640-byte
+/// 1,673 here (1,751-1,753 since) (a 768-byte opening future waiting for CONNECT, a 640-byte
 /// task, a 256-byte socket registration), where it was 4,329 before issue
 /// 14's work (the opening future held every later step inline, and the
 /// first read's 512-byte buffer was kept while waiting). 10,000 of them

@@ -161,6 +161,10 @@ pub(super) fn serve(
 /// Serves a client its parking lot woke: the same loop again, from the
 /// state it parked in (the outbox is looked at first, the keep-alive is
 /// counted from the last packet heard); then it parks again, or ends.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice"
+)]
 pub(super) fn resume(
     mut client: Client,
     home: Arc<Home>,
@@ -186,7 +190,7 @@ fn settle(client: Client, end: End, home: &Arc<Home>, guard: &mut LiveGuard) -> 
         return match lot.park(home, client, guard) {
             Ok(()) => None,
             // Refused only once the broker shuts down.
-            Err(client) => client.finish(End::Shutdown, &home.shared),
+            Err(client) => (*client).finish(End::Shutdown, &home.shared),
         };
     }
     client.finish(end, &home.shared)

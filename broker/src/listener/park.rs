@@ -188,10 +188,10 @@ impl Lot {
         home: &Arc<Home>,
         client: Client,
         guard: &mut LiveGuard,
-    ) -> Result<(), Client> {
+    ) -> Result<(), Box<Client>> {
         let mut state = self.state();
         if state.closed || home.shutdown.is_cancelled() {
-            return Err(client);
+            return Err(Box::new(client));
         }
         let Client {
             mut conn,
@@ -203,12 +203,12 @@ impl Lot {
         let tcp = match conn.transport.into_plain() {
             Ok(tcp) => tcp,
             Err(transport) => {
-                return Err(Client {
+                return Err(Box::new(Client {
                     conn: Conn::new(transport),
                     slot,
                     session,
                     seldom,
-                });
+                }));
             }
         };
         let tcp = match tcp.into_std() {
