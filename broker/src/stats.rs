@@ -153,6 +153,10 @@ pub struct Stats {
     pub connections_refused: AtomicU64,
     /// Failed writes of the store (each retry counts).
     pub store_write_errors: AtomicU64,
+    /// Idle plain-TCP clients parked now: connected, without a task of
+    /// their own (see `listener/park.rs`). Counted in `connected_plain`
+    /// too.
+    pub clients_parked: AtomicU64,
 }
 
 impl Default for Stats {
@@ -184,6 +188,7 @@ impl Stats {
             sessions_expired: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             store_write_errors: AtomicU64::new(0),
+            clients_parked: AtomicU64::new(0),
         }
     }
 

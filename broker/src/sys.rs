@@ -98,6 +98,10 @@ pub fn snapshot(router: &Router) -> Vec<(&'static str, String)> {
             Stats::get(&s.publish_paused).to_string(),
         ),
         (
+            "$SYS/broker/clients/parked",
+            Stats::get(&s.clients_parked).to_string(),
+        ),
+        (
             "$SYS/broker/clients/slow",
             Stats::get(&s.clients_slow).to_string(),
         ),

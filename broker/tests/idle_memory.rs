@@ -4,8 +4,9 @@
 //!
 //! The broker runs in this process on its own runtime thread; the clients
 //! are blocking `std` sockets, which allocate nothing, so every byte that
-//! stays allocated while they sit idle is the broker's: the connection's
-//! task, its socket registration, its router slot and client id. Heap
+//! stays allocated while they sit idle is the broker's: the parked client
+//! (issue 15: an idle plain connection gives up its task and its tokio
+//! socket registration), its router slot and client id. Heap
 //! bytes, not RSS: allocator overhead comes on top (`just bench` measures
 //! the release broker's RSS).
 
@@ -21,19 +22,20 @@ use common::in_process::InProcessBroker;
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
-/// The heap bytes one idle connection may hold: measured 1,176-1,183 here
-/// (a 640-byte task, a 256-byte socket registration, a 208-byte router
-/// slot, the client id and its share of the router's map), 1,216 before
-/// issue 15 boxed the slot's copy of a persistent session's subscriptions
-/// (an empty map inline cost every connection 48 bytes), about 3,000 before
-/// issue 6's work. Connection state that grows past this should be
-/// allocated only when used. The broker's RSS per idle connection is
-/// higher (allocator overhead; see docs/performance.md, "A million
-/// connections").
-const MAX_BYTES_PER_IDLE_CONNECTION: usize = 1_200;
+/// The heap bytes one idle (parked) connection may hold: measured 596
+/// here once it parks (the boxed parked client, its waker in the slot, its
+/// places in the lot's table and timer heap, a 208-byte router slot, the
+/// client id and its share of the router's map). It was 1,176-1,196
+/// before issue 15's parking (a 640-byte task and a 256-byte socket
+/// registration on top), 1,216 before issue 15 boxed the slot's copy of a
+/// persistent session's subscriptions, about 3,000 before issue 6's work.
+/// Connection state that grows past this should be allocated only when
+/// used. The broker's RSS per idle connection is higher (allocator
+/// overhead; see docs/performance.md, "A million connections").
+const MAX_BYTES_PER_IDLE_CONNECTION: usize = 640;
 
 /// The heap bytes one socket that has not sent CONNECT may hold: measured
-/// 1,673 here (a 768-byte opening future waiting for CONNECT, a 640-byte
+/// 1,673 here (1,751-1,753 since) (a 768-byte opening future waiting for CONNECT, a 640-byte
 /// task, a 256-byte socket registration), where it was 4,329 before issue
 /// 14's work (the opening future held every later step inline, and the
 /// first read's 512-byte buffer was kept while waiting). 10,000 of them
@@ -56,9 +58,12 @@ fn an_idle_connection_holds_little_heap() {
     // that later ones reuse.
     drop(open(9_999));
     let mut warm: Vec<BlockingClient> = (0..20).map(|i| open(5_000 + i)).collect();
+    broker.wait_parked(20);
     let mut clients = Vec::with_capacity(CLIENTS);
     let before = ALLOCATOR.allocated();
     clients.extend((0..CLIENTS).map(open));
+    // Idle connections park within two seconds (`listener/park.rs`).
+    broker.wait_parked(20 + CLIENTS as u64);
     let after = ALLOCATOR.allocated();
     let per_connection = after.saturating_sub(before) / CLIENTS;
     eprintln!("heap per idle connection: {per_connection} bytes");

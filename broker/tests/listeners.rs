@@ -183,6 +183,67 @@ async fn three_listeners_from_the_config_file_serve_a_client_each() {
     .await;
 }
 
+/// Issue 15: only plain-TCP clients park. TLS and WebSocket clients that
+/// sat idle longer than a plain one keep their tasks (the lot's count
+/// holds the plain one alone), and still answer at once.
+#[tokio::test]
+async fn tls_and_websocket_clients_never_park() {
+    let data = tempfile::tempdir().unwrap();
+    let b = Running::start(from_toml(
+        r#"
+        [[listener]]
+        port = 0
+        bind = "127.0.0.1"
+
+        [[listener]]
+        port = 0
+        bind = "127.0.0.1"
+        transport = "mqtt+tls"
+
+        [[listener]]
+        port = 0
+        bind = "127.0.0.1"
+        transport = "websockets"
+        "#,
+        data.path(),
+    ))
+    .await;
+    let mut over_tls = RawClient::open_tls(
+        b.first(ListenerTransport::MqttTls),
+        client_tls(data.path()),
+        "localhost",
+    )
+    .await;
+    over_tls.handshake(connect_packet("tls", true)).await;
+    let ws_addr = b.first(ListenerTransport::WebSockets);
+    let mut ws = blocking(move || ws_connected(ws_addr, "/", "ws")).await;
+    // Connected after them, the plain client parks after them too, were
+    // they to park.
+    let mut plain = RawClient::connected(b.first(ListenerTransport::Mqtt), "plain").await;
+    let stats = Arc::clone(b.router.stats());
+    blocking(move || {
+        common::flood::wait_for("the plain client to park", || {
+            stats.clients_parked.load(Relaxed) == 1
+        });
+    })
+    .await;
+    let stats = b.router.stats();
+    assert_eq!(stats.connected_tls.load(Relaxed), 1);
+    assert_eq!(stats.connected_ws.load(Relaxed), 1);
+    // The one parked was the plain client: woken by its PINGREQ (the lot
+    // counts it out before its task answers), it leaves none parked.
+    plain.send(&Packet::PingReq).await;
+    assert_eq!(plain.recv().await, Packet::PingResp);
+    assert_eq!(stats.clients_parked.load(Relaxed), 0, "the plain one alone");
+    over_tls.send(&Packet::PingReq).await;
+    assert_eq!(over_tls.recv().await, Packet::PingResp);
+    blocking(move || {
+        ws.send(&Packet::PingReq);
+        assert_eq!(ws.recv(), Packet::PingResp);
+    })
+    .await;
+}
+
 /// Issue 16: `mosquitto_pub -h ::1` works against the default listeners
 /// (127.0.0.1 and ::1; free ports here).
 #[tokio::test]

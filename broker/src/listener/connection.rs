@@ -38,6 +38,12 @@
 //! loop waits with one hand-written poll over readiness calls (socket, the
 //! slot's events, the keep-alive timer) instead of a `select!` holding a
 //! future per branch. The buffers are empty while idle (see [`Conn::shrink`]).
+//!
+//! Parking: on a plain-TCP listener, a loop that had nothing to do for a
+//! whole [`PARK_CHECK`] period (its timer, which also serves the
+//! keep-alive, looks) and has nothing pending returns [`End::Park`]; the
+//! task then hands its [`Client`] to the listener's parking lot and ends. When
+//! the lot wakes the client, [`resume`] runs this same loop in a new task.
 
 use std::future::Future;
 use std::io;
@@ -55,11 +61,13 @@ use tracing::debug;
 use super::buffers::{Conn, HIGH_WATER, LINGER};
 use super::end::End;
 use super::open::open;
+use super::park::PARK_CHECK;
 use super::pull::{Moved, Pulled, pull};
-use super::{Endpoint, LiveGuard, Shared};
+use super::{Endpoint, Home, LiveGuard, Shared};
 use crate::mutant;
 use crate::router::{ClientSlot, Kick, SlotEvent};
 use crate::session::{Action, Session};
+use crate::stats::Transport as Kind;
 use crate::store::commit::Commits;
 use mqtt_codec::Message;
 use mqtt_codec::topic::TopicError;
@@ -110,33 +118,82 @@ struct Step {
 /// fn`: an `async fn` copies its arguments into its state, and they would
 /// take room twice for the connection's whole life. For the same reason the
 /// socket goes straight into the boxed opening phase, built here.
+///
+/// With a parking lot in `home` (plain TCP), the client parks there
+/// whenever it goes idle.
 pub(super) fn serve(
     tcp: TcpStream,
     endpoint: Arc<Endpoint>,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-    guard: LiveGuard,
+    home: Arc<Home>,
+    mut guard: LiveGuard,
 ) -> impl Future<Output = ()> + Send {
     // Boxed: the handshake (a whole rustls connection) and CONNECT handling
     // (timeouts, a takeover wait) live only at the start; inline, they
     // would size every connection's task for its whole life.
-    let opening = Box::pin(open(tcp, endpoint, Arc::clone(&shared), shutdown.clone()));
+    let opening = Box::pin(open(
+        tcp,
+        endpoint,
+        Arc::clone(&home.shared),
+        home.shutdown.clone(),
+    ));
     async move {
-        // Held, not moved into a local: the block owns it until it ends
-        // (a local would store the permit a second time).
-        let _: &LiveGuard = &guard;
+        // `guard` is held, not moved into a local: the block owns it until
+        // it ends or parks (a local would store the permit a second time).
         // `client` borrows from `opened`, so the client is stored once.
         let mut opened = opening.await;
         let Some(client) = opened.as_mut() else {
             return;
         };
-        let end = client.run(&shared, &shutdown).await;
-        let closing = match opened.take().and_then(|c| c.finish(end, &shared)) {
+        let end = client
+            .run(&home.shared, &home.shutdown, home.lot.is_some())
+            .await;
+        let closing = match opened
+            .take()
+            .and_then(|c| settle(c, end, &home, &mut guard))
+        {
             Some(conn) => Box::pin(conn.close(LINGER)),
             None => return,
         };
         closing.await;
     }
+}
+
+/// Serves a client its parking lot woke: the same loop again, from the
+/// state it parked in (the outbox is looked at first, the keep-alive is
+/// counted from the last packet heard); then it parks again, or ends.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice"
+)]
+pub(super) fn resume(
+    mut client: Client,
+    home: Arc<Home>,
+    mut guard: LiveGuard,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let end = client.run(&home.shared, &home.shutdown, true).await;
+        let closing = match settle(client, end, &home, &mut guard) {
+            Some(conn) => Box::pin(conn.close(LINGER)),
+            None => return,
+        };
+        closing.await;
+    }
+}
+
+/// After the loop: parks the client when the loop found it idle (taking
+/// `guard` with it), or finishes it ([`Client::finish`]). Returns the
+/// connection when it still deserves a polite close.
+fn settle(client: Client, end: End, home: &Arc<Home>, guard: &mut LiveGuard) -> Option<Conn> {
+    if let End::Park = end
+        && let Some(lot) = &home.lot
+    {
+        return match lot.park(home, client, guard) {
+            Ok(()) => None,
+            // Refused only once the broker shuts down.
+            Err(client) => (*client).finish(End::Shutdown, &home.shared),
+        };
+    }
+    client.finish(end, &home.shared)
 }
 
 /// What the connection loop waited for.
@@ -161,16 +218,27 @@ impl Client {
         clippy::manual_async_fn,
         reason = "an async fn would store its arguments twice"
     )]
+    ///
+    /// With `park` (a plain-TCP listener with a parking lot), it returns
+    /// [`End::Park`] at the first look of its timer after a whole
+    /// [`PARK_CHECK`] period without an event, when nothing is pending: no
+    /// bytes buffered either way, the outbox drained, no output held for
+    /// the disk, not paused for backpressure.
     fn run<'a>(
         &'a mut self,
         shared: &'a Shared,
         shutdown: &'a CancellationToken,
+        park: bool,
     ) -> impl Future<Output = End> + Send + 'a {
         async move {
-            // Messages may have queued while a persistent session was away.
+            let park = park && self.conn.transport.is_plain();
+            // Messages may have queued while a persistent session was away
+            // (or while it was parked).
             let mut outbox_more = true;
             let mut pulled = Pulled::Drained;
-            let keep_alive = tokio::time::sleep_until(far_future(&self.session));
+            // Any event but the timer since its last look: not idle.
+            let mut active = true;
+            let keep_alive = tokio::time::sleep_until(self.next_timer(park));
             tokio::pin!(keep_alive);
             // Packets that came in behind the CONNECT, in the same read, are
             // already buffered: handle them before waiting for the socket.
@@ -210,9 +278,13 @@ impl Client {
                         forward_first,
                         keep_alive.as_mut(),
                         held,
+                        park,
                     )
                     .await;
                 forward_first = false;
+                if !matches!(event, Event::KeepAlive) {
+                    active = true;
+                }
                 match event {
                     Event::Kicked(Kick::TakenOver) => return End::TakenOver,
                     Event::Kicked(Kick::Shutdown) => return End::Shutdown,
@@ -260,7 +332,7 @@ impl Client {
                         // was not silent.
                         let now = Instant::now();
                         self.session.heard(now.into_std());
-                        keep_alive.as_mut().reset(far_future(&self.session));
+                        keep_alive.as_mut().reset(self.next_timer(park));
                         if let Err(end) = self.handle_packets(shared, &mut outbox_more) {
                             // Its turn goes to the next one in line.
                             if let Some(full) = resumed.as_deref() {
@@ -291,12 +363,42 @@ impl Client {
                         if self.session.keep_alive_expired(Instant::now().into_std()) {
                             return End::KeepAlive;
                         }
-                        // Packets arrived since the timer was set: move it on.
-                        keep_alive.as_mut().reset(far_future(&self.session));
+                        if park {
+                            if !active && self.idle(shared, outbox_more, pulled) {
+                                return End::Park;
+                            }
+                            active = false;
+                        }
+                        // Packets arrived since the timer was set, or it
+                        // looked for idleness: move it on.
+                        keep_alive.as_mut().reset(self.next_timer(park));
                     }
                 }
             }
         }
+    }
+
+    /// When the loop's timer looks next: the keep-alive deadline, and with
+    /// `park` the next look for idleness.
+    fn next_timer(&self, park: bool) -> Instant {
+        let keep_alive = far_future(&self.session);
+        if park {
+            keep_alive.min(Instant::now() + PARK_CHECK)
+        } else {
+            keep_alive
+        }
+    }
+
+    /// Whether nothing is pending, so the client may park: no bytes
+    /// buffered either way, the outbox drained (retained messages owed
+    /// included), no output held for the disk, not paused.
+    fn idle(&self, shared: &Shared, outbox_more: bool, pulled: Pulled) -> bool {
+        self.conn.rbuf.is_empty()
+            && !self.conn.transport.wants_write(&self.conn.wbuf)
+            && !outbox_more
+            && pulled == Pulled::Drained
+            && self.paused().is_none()
+            && self.released(shared)
     }
 
     /// The subscriber this connection waits for, while paused.
@@ -416,8 +518,8 @@ impl Client {
     /// there is room for output), messages in the outbox (once it was
     /// drained), room in the outbox this connection paused for, one yield
     /// to other tasks (while messages wait but the write buffer was full),
-    /// the keep-alive deadline (when it is on; while paused, the
-    /// slow-client deadline).
+    /// the keep-alive deadline (when it is on, or `park` looks for
+    /// idleness; while paused, the slow-client deadline).
     /// With `forward_first`, it lets the tasks already scheduled run once
     /// before it looks at any of these.
     ///
@@ -430,6 +532,7 @@ impl Client {
         forward_first: bool,
         mut keep_alive: Pin<&'a mut Sleep>,
         held: bool,
+        park: bool,
     ) -> impl Future<Output = Event> + Send + 'a {
         // Output held for the disk waits for its commit (the slot says when
         // it may be there), not for the socket.
@@ -442,8 +545,9 @@ impl Client {
         // Paused or not: a paused publisher still delivers to its own client.
         let pull_again =
             outbox_more && matches!(pulled, Pulled::BufferFull | Pulled::Paused) && room;
-        // While paused, the timer is the slow-client deadline.
-        let keep_alive_on = self.session.keep_alive_deadline().is_some() || paused;
+        // While paused, the timer is the slow-client deadline; with `park`,
+        // it also looks for idleness.
+        let keep_alive_on = self.session.keep_alive_deadline().is_some() || paused || park;
         let mut yielded = false;
         std::future::poll_fn(move |cx| {
             // One look at the slot (one lock) for a kick and for messages;
@@ -627,42 +731,57 @@ impl Client {
             // Acknowledgements of what is not on disk yet never go out.
             conn.wbuf.clear();
         }
-        let will = seldom.and_then(|s| {
-            // Ending while paused: out of that outbox's line, so the
-            // publishers behind it are not left waiting for it.
-            if let Some(full) = &s.paused {
-                full.leave_line(&slot);
-            }
-            s.will
-        });
         shared.stats.add(&mut conn.counts);
-        end.log();
-        let skip_will = match end {
-            End::Disconnect => !mutant::active("will-on-disconnect"),
-            End::Malformed(_) | End::Violation(_) => mutant::active("will-skipped-on-violation"),
-            _ => false,
-        };
-        if !skip_will && let Some(mut will) = will {
-            if mutant::active("will-retain-dropped") {
-                will.retain = false;
-            }
-            debug!(topic = %will.topic, "publishing will");
-            shared.router.publish_will(&will, &slot);
-        }
-        let mut session = session;
-        if matches!(end, End::Shutdown) && crate::mutant::active("forget-connected-session") {
-            // Planted bug: the session of a client connected at shutdown
-            // is handed back as a clean one, so it is dropped, not saved.
-            session.attach(true, 0, std::time::Instant::now());
-        }
-        shared.router.disconnect(&slot, session);
-        shared.stats.client_disconnected(conn.transport.kind());
+        end_session(&slot, session, seldom, &end, conn.transport.kind(), shared);
         match end {
             // The socket is gone, or the broker is in a hurry.
             End::Closed | End::Io(_) | End::Shutdown => None,
             _ => Some(conn),
         }
     }
+}
+
+/// What every end of a client does, with its socket or without (a parked
+/// one whose socket failed): logs why it ended, publishes the will unless
+/// the client sent DISCONNECT, hands the session back to the router and
+/// counts the client gone from its listener (`kind`).
+pub(super) fn end_session(
+    slot: &Arc<ClientSlot>,
+    session: Session,
+    seldom: Option<Box<Seldom>>,
+    end: &End,
+    kind: Kind,
+    shared: &Shared,
+) {
+    let will = seldom.and_then(|s| {
+        // Ending while paused: out of that outbox's line, so the
+        // publishers behind it are not left waiting for it.
+        if let Some(full) = &s.paused {
+            full.leave_line(slot);
+        }
+        s.will
+    });
+    end.log();
+    let skip_will = match end {
+        End::Disconnect => !mutant::active("will-on-disconnect"),
+        End::Malformed(_) | End::Violation(_) => mutant::active("will-skipped-on-violation"),
+        _ => false,
+    };
+    if !skip_will && let Some(mut will) = will {
+        if mutant::active("will-retain-dropped") {
+            will.retain = false;
+        }
+        debug!(topic = %will.topic, "publishing will");
+        shared.router.publish_will(&will, slot);
+    }
+    let mut session = session;
+    if matches!(end, End::Shutdown) && crate::mutant::active("forget-connected-session") {
+        // Planted bug: the session of a client connected at shutdown
+        // is handed back as a clean one, so it is dropped, not saved.
+        session.attach(true, 0, std::time::Instant::now());
+    }
+    shared.router.disconnect(slot, session);
+    shared.stats.client_disconnected(kind);
 }
 
 /// Tells the subscriber a connection waited for past

@@ -33,6 +33,9 @@ pub(super) enum End {
     /// The client's queue stayed full past `--slow-client-timeout` while
     /// publishers waited for it.
     SlowClient,
+    /// Not an end: the client went idle and parks (see `park.rs`); its
+    /// connection's task ends, the client does not.
+    Park,
 }
 
 impl From<io::Error> for End {
@@ -58,6 +61,7 @@ impl End {
             End::KeepAlive => info!("keep-alive expired, closing [MQTT-3.1.2-24]"),
             End::TakenOver => info!("session taken over by a new connection [MQTT-3.1.4-2]"),
             End::Shutdown => debug!("closing for shutdown"),
+            End::Park => debug!("idle, parking"),
             End::SlowClient => warn!(
                 "queue stayed full past --slow-client-timeout while publishers waited, disconnecting"
             ),

@@ -13,13 +13,16 @@
 //! WebSocket upgrade (`websocket`) and the I/O around
 //! [`crate::session::connect`], up to CONNACK), `buffers` (the
 //! socket and its buffers), `pull` (outbox to write buffer), `end` (why it
-//! ended) and `connection` (the loop).
+//! ended) and `connection` (the loop). An idle plain-TCP client gives up
+//! its task and parks in its listener's lot (`park`) until its socket, its
+//! router slot or its keep-alive deadline wakes it.
 
 mod accept_errors;
 pub(crate) mod buffers;
 mod connection;
 mod end;
 mod open;
+mod park;
 mod pull;
 mod tls;
 mod transport;
@@ -127,6 +130,47 @@ fn admit(shared: &Shared) -> Option<LiveGuard> {
     Arc::clone(connections).try_acquire_owned().ok().map(Some)
 }
 
+/// What one listener's connections share: what all connections share,
+/// the shutdown, and on a plain-TCP listener the parking lot. One pointer
+/// in each connection's task, which tokio lays out in steps of 128 bytes.
+struct Home {
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    /// Where idle clients park: plain TCP only (TLS and WebSocket clients
+    /// never park, see `park.rs`); none if it could not be made.
+    lot: Option<park::Lot>,
+}
+
+impl Home {
+    /// The home of `endpoint`'s connections; on a plain-TCP listener, with
+    /// its parking lot, whose task goes on `tracker`.
+    fn new(
+        endpoint: &Endpoint,
+        shared: Arc<Shared>,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Arc<Home> {
+        let plain = endpoint.tls.is_none() && endpoint.websocket.is_none();
+        let (lot, watch) = match plain.then(|| park::Lot::new(tracker)) {
+            Some(Ok((lot, watch))) => (Some(lot), Some(watch)),
+            Some(Err(e)) => {
+                warn!(error = %e, listener = endpoint.kind.name(), "cannot make the parking lot: idle clients keep their tasks");
+                (None, None)
+            }
+            None => (None, None),
+        };
+        let home = Arc::new(Home {
+            shared,
+            shutdown,
+            lot,
+        });
+        if let Some(watch) = watch {
+            tracker.spawn(park::watch(Arc::clone(&home), watch));
+        }
+        home
+    }
+}
+
 /// Accepts sockets until shutdown; `tls` makes it the TLS listener.
 ///
 /// Sockets past `--max-connections`, and those that come when descriptors
@@ -146,6 +190,7 @@ pub async fn accept_loop(
     let mut spare = Spare::reserve();
     let (mut no_descriptors, mut over_limit, mut failing) =
         (Report::default(), Report::default(), Report::default());
+    let home = Home::new(&endpoint, Arc::clone(&shared), shutdown.clone(), &tracker);
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -223,14 +268,8 @@ pub async fn accept_loop(
             client_id = tracing::field::Empty
         );
         tracker.spawn(
-            connection::serve(
-                tcp,
-                Arc::clone(&endpoint),
-                Arc::clone(&shared),
-                shutdown.clone(),
-                guard,
-            )
-            .instrument(span),
+            connection::serve(tcp, Arc::clone(&endpoint), Arc::clone(&home), guard)
+                .instrument(span),
         );
     }
 }

@@ -332,6 +332,21 @@ impl Transport {
         Transport::WebSocket(Box::new(Framed { stream, ws }))
     }
 
+    /// The plain TCP socket, for a client that parks (see `park.rs`);
+    /// the transport itself back when it is TLS or WebSocket, whose state
+    /// cannot be parked.
+    pub(super) fn into_plain(self) -> Result<TcpStream, Self> {
+        match self {
+            Transport::Direct(Stream::Plain(tcp)) => Ok(tcp),
+            other => Err(other),
+        }
+    }
+
+    /// Whether this is plain TCP, the only transport that parks.
+    pub(super) fn is_plain(&self) -> bool {
+        matches!(self, Transport::Direct(Stream::Plain(_)))
+    }
+
     fn stream(&self) -> &Stream {
         match self {
             Transport::Direct(stream) => stream,

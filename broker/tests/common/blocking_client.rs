@@ -15,8 +15,8 @@ use std::net::{SocketAddr, TcpStream};
 use bytes::{Bytes, BytesMut};
 use mqtt_codec::topic::TopicFilter;
 use mqtt_codec::{
-    ConnectReturnCode, Delivery, Message, Packet, Publish, QoS, SubAckReturnCode, Subscribe,
-    SubscribeFilter, Unsubscribe, decode_slice, parse_fixed_header,
+    ConnAck, Connect, ConnectReturnCode, Delivery, Message, Packet, Publish, QoS, SubAckReturnCode,
+    Subscribe, SubscribeFilter, Unsubscribe, decode_slice, parse_fixed_header,
 };
 
 use super::{WAIT, connect_packet, pid, topic};
@@ -47,16 +47,41 @@ impl BlockingClient {
     /// Connects `client_id` (keep-alive 60 s) and checks the CONNACK
     /// accepts it.
     pub fn connect(addr: SocketAddr, client_id: &str, clean_session: bool) -> Self {
+        Self::connect_with(addr, connect_packet(client_id, clean_session)).0
+    }
+
+    /// Sends `connect` and checks the CONNACK accepts it; returns the
+    /// client with the CONNACK.
+    pub fn connect_with(addr: SocketAddr, connect: Connect) -> (Self, ConnAck) {
         let mut client = Self { stream: open(addr) };
-        client.send(&Packet::Connect(connect_packet(client_id, clean_session)));
+        let client_id = connect.client_id.clone();
+        client.send(&Packet::Connect(connect));
         match client.recv() {
-            Packet::ConnAck(ack) => assert_eq!(ack.code, ConnectReturnCode::Accepted),
+            Packet::ConnAck(ack) => {
+                assert_eq!(ack.code, ConnectReturnCode::Accepted, "{client_id}");
+                (client, ack)
+            }
             other => panic!(
                 "{client_id}: expected CONNACK, got {:?}",
                 other.packet_type()
             ),
         }
-        client
+    }
+
+    /// Reads until the broker closes the connection (within [`WAIT`]),
+    /// returning the packets that came before.
+    pub fn until_closed(&mut self) -> Vec<Packet> {
+        let mut before = Vec::new();
+        let mut bytes = Vec::new();
+        self.stream
+            .read_to_end(&mut bytes)
+            .expect("the broker closes the connection within WAIT");
+        let mut rest = &bytes[..];
+        while let Some((packet, used)) = decode_slice(rest).expect("valid packet") {
+            before.push(packet);
+            rest = &rest[used..];
+        }
+        before
     }
 
     /// The socket, for a test that goes on in raw bytes.

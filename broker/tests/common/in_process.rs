@@ -81,6 +81,27 @@ impl InProcessBroker {
     pub fn router(&self) -> &Arc<Router> {
         &self.router
     }
+
+    /// Waits (within [`WAIT`](super::WAIT)) until exactly `count` clients
+    /// are parked (`$SYS/broker/clients/parked`): idle plain connections
+    /// park within two seconds.
+    pub fn wait_parked(&self, count: u64) {
+        let parked = &self.router.stats().clients_parked;
+        super::flood::wait_for(&format!("{count} parked clients"), || {
+            parked.load(std::sync::atomic::Ordering::Relaxed) == count
+        });
+    }
+
+    /// Shuts it down and waits, within [`WAIT`](super::WAIT) (no longer
+    /// than the broker gives its connections to close), for its run to
+    /// return: every connection ended, the state saved.
+    pub fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            super::flood::wait_for("the broker to stop", || thread.is_finished());
+            thread.join().expect("the broker's thread");
+        }
+    }
 }
 
 impl Drop for InProcessBroker {
