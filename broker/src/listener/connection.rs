@@ -44,6 +44,12 @@
 //! keep-alive, looks) and has nothing pending returns [`End::Park`]; the
 //! task then hands its [`Client`] to the listener's parking lot and ends. When
 //! the lot wakes the client, [`resume`] runs this same loop in a new task.
+//! A client just past CONNACK parks at once when nothing is pending
+//! ([`Parking::Now`]): a burst of connections then never holds a task for
+//! each of them at the same time (a parked client's task is freed, and the
+//! next connection's task reuses its memory), so the process does not keep
+//! the memory of that peak; a client that goes on at once (SUBSCRIBE,
+//! PUBLISH) is woken by its first packet, once in its life.
 
 use std::future::Future;
 use std::io;
@@ -145,7 +151,14 @@ pub(super) fn serve(
             return;
         };
         let end = client
-            .run(&home.shared, &home.shutdown, home.lot.is_some())
+            .run(
+                &home.shared,
+                &home.shutdown,
+                match home.lot {
+                    Some(_) => Parking::Now,
+                    None => Parking::Never,
+                },
+            )
             .await;
         let closing = match opened
             .take()
@@ -171,7 +184,9 @@ pub(super) fn resume(
     mut guard: LiveGuard,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let end = client.run(&home.shared, &home.shutdown, true).await;
+        let end = client
+            .run(&home.shared, &home.shutdown, Parking::WhenIdle)
+            .await;
         let closing = match settle(client, end, &home, &mut guard) {
             Some(conn) => Box::pin(conn.close(LINGER)),
             None => return,
@@ -194,6 +209,18 @@ fn settle(client: Client, end: End, home: &Arc<Home>, guard: &mut LiveGuard) -> 
         };
     }
     client.finish(end, &home.shared)
+}
+
+/// When the connection loop parks its client (plain TCP only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parking {
+    /// Never: no parking lot.
+    Never,
+    /// After a whole [`PARK_CHECK`] period without an event.
+    WhenIdle,
+    /// At once if nothing is pending after the first turn (just past
+    /// CONNACK), then as [`Parking::WhenIdle`].
+    Now,
 }
 
 /// What the connection loop waited for.
@@ -219,19 +246,21 @@ impl Client {
         reason = "an async fn would store its arguments twice"
     )]
     ///
-    /// With `park` (a plain-TCP listener with a parking lot), it returns
+    /// With `parking` (a plain-TCP listener with a parking lot), it returns
     /// [`End::Park`] at the first look of its timer after a whole
-    /// [`PARK_CHECK`] period without an event, when nothing is pending: no
-    /// bytes buffered either way, the outbox drained, no output held for
-    /// the disk, not paused for backpressure.
+    /// [`PARK_CHECK`] period without an event (or, with [`Parking::Now`],
+    /// after its first turn), when nothing is pending: no bytes buffered
+    /// either way, the outbox drained, no output held for the disk, not
+    /// paused for backpressure.
     fn run<'a>(
         &'a mut self,
         shared: &'a Shared,
         shutdown: &'a CancellationToken,
-        park: bool,
+        parking: Parking,
     ) -> impl Future<Output = End> + Send + 'a {
         async move {
-            let park = park && self.conn.transport.is_plain();
+            let park = parking != Parking::Never && self.conn.transport.is_plain();
+            let mut park_now = park && parking == Parking::Now;
             // Messages may have queued while a persistent session was away
             // (or while it was parked).
             let mut outbox_more = true;
@@ -267,6 +296,12 @@ impl Client {
                     && let Some(end) = self.turn(shared, &mut outbox_more, &mut pulled)
                 {
                     return end;
+                }
+                if park_now {
+                    park_now = false;
+                    if !forward_first && self.idle(shared, outbox_more, pulled) {
+                        return End::Park;
+                    }
                 }
                 // Its own statement: a temporary in the awaited call's
                 // arguments would be stored across the wait.

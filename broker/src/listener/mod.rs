@@ -261,17 +261,34 @@ pub async fn accept_loop(
         if let Err(e) = tcp.set_nodelay(true) {
             debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
-        let span = info_span!(
-            "conn",
-            %peer,
-            transport = kind.name(),
-            client_id = tracing::field::Empty
-        );
+        let span = conn_span(&peer, kind, None);
         tracker.spawn(
             connection::serve(tcp, Arc::clone(&endpoint), Arc::clone(&home), guard)
                 .instrument(span),
         );
     }
+}
+
+/// The span a connection's logs carry: who (`peer`), over what, and once
+/// CONNECT named it (recorded then, or given here for a client coming back
+/// from its parking lot, which keeps no span: a span held open costs half a
+/// kilobyte in the log subscriber's registry, as much as the parked client
+/// itself).
+pub(crate) fn conn_span(
+    peer: &dyn std::fmt::Display,
+    kind: crate::stats::Transport,
+    client_id: Option<&str>,
+) -> tracing::Span {
+    let span = info_span!(
+        "conn",
+        %peer,
+        transport = kind.name(),
+        client_id = tracing::field::Empty
+    );
+    if let Some(id) = client_id {
+        span.record("client_id", id);
+    }
+    span
 }
 
 #[cfg(test)]

@@ -8,8 +8,13 @@
 //! `connection.rs`) hands its client to its listener's [`Lot`] and ends its
 //! task. The lot keeps, boxed, what the client needs between packets: the
 //! `std` socket, the router slot, the session, its will and its
-//! `--max-connections` permit, with the connection's tracing span. The
-//! buffers are empty then and the counters flushed.
+//! `--max-connections` permit. Not its tracing span: an open span costs
+//! about 500 bytes in the log subscriber's registry, as much as all the
+//! rest; a new one with the same fields is made when the client wakes
+//! (see `conn_span`). The buffers are empty then and the counters flushed.
+//! A client just past CONNACK with nothing to do parks at once
+//! (see `connection.rs`), so a burst of connections does not leave the
+//! memory of a task for each behind.
 //!
 //! One task per lot watches what would wake a parked client:
 //!
@@ -51,7 +56,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, Span, debug, error, warn};
+use tracing::{Instrument, debug, error, warn};
 
 use super::buffers::Conn;
 use super::connection::{Client, Seldom, end_session, resume};
@@ -84,7 +89,6 @@ struct Parked {
     session: Session,
     seldom: Option<Box<Seldom>>,
     guard: LiveGuard,
-    span: Span,
     /// Told apart from earlier clients parked under the same key.
     generation: u32,
 }
@@ -242,7 +246,6 @@ impl Lot {
             session,
             seldom,
             guard: guard.take(),
-            span: Span::current(),
             generation,
         }));
         home.shared.stats.clients_parked.fetch_add(1, Relaxed);
@@ -308,9 +311,13 @@ impl Lot {
             session,
             seldom,
             guard,
-            span,
             ..
         } = *parked;
+        // A new span with the same fields: the parked client held none.
+        let peer = tcp
+            .peer_addr()
+            .map_or_else(|_| "(gone)".to_owned(), |a| a.to_string());
+        let span = super::conn_span(&peer, Kind::Plain, Some(slot.client_id()));
         match tokio::net::TcpStream::from_std(tcp) {
             Ok(tcp) => {
                 let client = Client {
