@@ -247,19 +247,21 @@ impl Store {
     /// Applies the log's records to `db` in one transaction. Returns how
     /// many ops there were.
     fn replay(&self, db: &Database, records: &wal::Recovered) -> Result<usize, StoreError> {
-        let tx = db.begin_write().map_err(|e| self.db_err(e))?;
-        let mut count = 0;
-        {
-            let mut tables = Tables::open(&tx).map_err(|e| self.db_err(e))?;
-            for record in records.records() {
-                let ops = Op::decode_all(record).map_err(|reason| StoreError::Damaged {
+        let mut ops = Vec::new();
+        for record in records.records() {
+            ops.extend(
+                Op::decode_all(record).map_err(|reason| StoreError::Damaged {
                     path: self.wal_path(),
                     reason,
-                })?;
-                for op in ops {
-                    tables.apply(op).map_err(|e| self.db_err(e))?;
-                    count += 1;
-                }
+                })?,
+            );
+        }
+        let count = ops.len();
+        let tx = db.begin_write().map_err(|e| self.db_err(e))?;
+        {
+            let mut tables = Tables::open(&tx).map_err(|e| self.db_err(e))?;
+            for op in wal::last_words(ops) {
+                tables.apply(op).map_err(|e| self.db_err(e))?;
             }
         }
         tx.commit().map_err(|e| self.db_err(e))?;

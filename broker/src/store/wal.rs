@@ -167,6 +167,61 @@ impl<'a> Op<'a> {
     }
 }
 
+/// The ops of a run of records, less the writes a later op in the run
+/// overwrites or removes: what redb must do to end as the whole run would
+/// leave it. Most chunks a checkpoint sees were written and removed within
+/// its run (their messages acknowledged meanwhile), and a session's record
+/// is rewritten at most commits; applying only the last word on each key
+/// keeps a checkpoint's transaction, and the pause it makes in commits,
+/// small. Removals are all kept, in order: redb may hold the key from an
+/// earlier run.
+pub(super) fn last_words<'a>(ops: Vec<Op<'a>>) -> Vec<Op<'a>> {
+    use std::collections::HashMap;
+    /// A record's key: which table, the client id or topic, a chunk's
+    /// number.
+    #[derive(Hash, PartialEq, Eq)]
+    enum Key<'k> {
+        Session(&'k str),
+        Chunk(&'k str, u64),
+        Retained(&'k str),
+    }
+    fn key<'k>(op: &Op<'k>) -> Option<Key<'k>> {
+        Some(match *op {
+            Op::PutSession(id, _) | Op::RemoveSession(id) => Key::Session(id),
+            Op::PutChunk(id, no, _) | Op::RemoveChunk(id, no) => Key::Chunk(id, no),
+            Op::PutRetained(topic, _) | Op::RemoveRetained(topic) => Key::Retained(topic),
+            Op::ClearChunks(_) => return None,
+        })
+    }
+    let mut last: HashMap<Key<'a>, usize> = HashMap::new();
+    let mut cleared: HashMap<&'a str, usize> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        match key(op) {
+            Some(k) => {
+                last.insert(k, i);
+            }
+            None => {
+                if let Op::ClearChunks(id) = *op {
+                    cleared.insert(id, i);
+                }
+            }
+        }
+    }
+    let superseded = |i: usize, op: &Op<'a>| match *op {
+        Op::PutSession(..) | Op::PutRetained(..) => key(op).and_then(|k| last.get(&k)) != Some(&i),
+        Op::PutChunk(id, ..) => {
+            key(op).and_then(|k| last.get(&k)) != Some(&i)
+                || cleared.get(id).is_some_and(|&c| c > i)
+        }
+        _ => false,
+    };
+    ops.into_iter()
+        .enumerate()
+        .filter(|(i, op)| !superseded(*i, op))
+        .map(|(_, op)| op)
+        .collect()
+}
+
 /// What a log file held at start.
 #[derive(Debug, Default)]
 pub(super) struct Recovered {
@@ -465,6 +520,35 @@ mod tests {
             let _ = Op::decode_all(&bytes[..cut]);
         }
         assert!(Op::decode_all(&[9]).is_err());
+    }
+
+    #[test]
+    fn only_the_last_word_on_each_key_is_written() {
+        let run = vec![
+            Op::PutSession("a", b"1"),
+            Op::PutChunk("a", 1, b"c1"),
+            Op::PutChunk("a", 2, b"c2"),
+            Op::RemoveChunk("a", 1),
+            Op::PutSession("a", b"2"),
+            Op::PutRetained("t", b"x"),
+            Op::PutChunk("b", 1, b"b1"),
+            Op::ClearChunks("b"),
+            Op::PutChunk("b", 2, b"b2"),
+            Op::RemoveRetained("t"),
+            Op::PutRetained("u", b"y"),
+        ];
+        assert_eq!(
+            last_words(run),
+            vec![
+                Op::PutChunk("a", 2, b"c2"),
+                Op::RemoveChunk("a", 1),
+                Op::PutSession("a", b"2"),
+                Op::ClearChunks("b"),
+                Op::PutChunk("b", 2, b"b2"),
+                Op::RemoveRetained("t"),
+                Op::PutRetained("u", b"y"),
+            ]
+        );
     }
 
     #[test]
