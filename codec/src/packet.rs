@@ -216,6 +216,18 @@ pub enum ProtocolLevel {
     V3_1_1Bridge,
 }
 
+/// As people name the versions: "MQTT 3.1.1", "MQTT 3.1 (bridge)".
+impl std::fmt::Display for ProtocolLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProtocolLevel::V3_1 => "MQTT 3.1",
+            ProtocolLevel::V3_1_1 => "MQTT 3.1.1",
+            ProtocolLevel::V3_1Bridge => "MQTT 3.1 (bridge)",
+            ProtocolLevel::V3_1_1Bridge => "MQTT 3.1.1 (bridge)",
+        })
+    }
+}
+
 /// The high bit of the protocol level byte: the CONNECT comes from a bridge.
 const BRIDGE_BIT: u8 = 0x80;
 

@@ -39,7 +39,7 @@ pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
     const FORM: &str = "expected NAME=HOST:PORT, e.g. mosquitto=127.0.0.1:1883 or ours=[::1]:1883";
     let (name, address) = s
         .split_once('=')
-        .ok_or_else(|| format!("{s:?}: no `=`; {FORM}"))?;
+        .ok_or_else(|| format!("'{s}': no `=`; {FORM}"))?;
     if name.is_empty()
         || !name
             .chars()
@@ -51,7 +51,7 @@ pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
     }
     let (host, port) = address
         .rsplit_once(':')
-        .ok_or_else(|| format!("{address:?}: no `:PORT`; {FORM}"))?;
+        .ok_or_else(|| format!("'{address}': no `:PORT`; {FORM}"))?;
     let host = match host.strip_prefix('[') {
         Some(rest) => {
             let inner = rest

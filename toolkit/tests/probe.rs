@@ -487,7 +487,7 @@ fn shell_reports_mistakes_and_exits_with_the_last_failure() {
     let (code, out, err) = shell(broker.port(), "pub t x\nbogus\nsub a/#/b\nhelp\n");
     assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("not connected: type connect first"), "{err}");
-    assert!(err.contains("unknown command \"bogus\""), "{err}");
+    assert!(err.contains("unknown command 'bogus'"), "{err}");
     assert!(err.contains("MQTT-4.7.1-2"), "{err}");
     assert!(out.contains("wait [N] [SECONDS]"), "{out}");
 

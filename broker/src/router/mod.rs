@@ -72,7 +72,10 @@ thread_local! {
 
 /// A takeover did not finish in time.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the connection holding client id {client_id:?} did not let go within {waited:?}")]
+#[error(
+    "the connection holding client id '{client_id}' did not let go within {secs:.1} s",
+    secs = waited.as_secs_f64()
+)]
 pub struct TakeoverTimeout {
     /// The contested client id.
     pub client_id: String,
@@ -87,7 +90,7 @@ pub enum AttachError {
     #[error(transparent)]
     Timeout(#[from] TakeoverTimeout),
     /// The id's session belongs to another verified user.
-    #[error("client id {client_id:?} belongs to another user's session")]
+    #[error("client id '{client_id}' belongs to another user's session")]
     HeldByAnotherUser {
         /// The contested client id.
         client_id: String,

@@ -91,7 +91,7 @@ pub enum StoreError {
     Committer(std::io::Error),
     /// A record cannot be decoded.
     #[error(
-        "store {path}: {table} record {key:?} is corrupt: {reason}; to start anyway with an empty store, move it aside: mv {path} {path}.damaged",
+        "store {path}: {table} record '{key}' is corrupt: {reason}; to start anyway with an empty store, move it aside: mv {path} {path}.damaged",
         path = path.display()
     )]
     Corrupt {

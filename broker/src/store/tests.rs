@@ -55,7 +55,7 @@ fn corrupt_records_are_refused_with_their_key() {
     let err = store.load(&router(0), 10).expect_err("corrupt");
     let text = err.to_string();
     assert!(
-        text.contains("\"broken\"") && text.contains("ends inside"),
+        text.contains("'broken'") && text.contains("ends inside"),
         "{text}"
     );
 }

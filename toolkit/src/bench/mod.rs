@@ -169,7 +169,7 @@ fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
         _ => Err(format!(
-            "{s:?} is not a positive number of events per second"
+            "'{s}' is not a positive number of events per second"
         )),
     }
 }

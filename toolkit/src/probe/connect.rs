@@ -112,7 +112,7 @@ async fn tcp_connect(target: &Target) -> Result<TcpStream, Failure> {
             .map_err(|e| {
                 Failure::new(
                     Status::Connect,
-                    format!("cannot resolve {:?} ({e}): check --host", target.host),
+                    format!("cannot resolve '{}' ({e}): check --host", target.host),
                 )
             })?
             .collect();
@@ -136,7 +136,7 @@ async fn tcp_connect(target: &Target) -> Result<TcpStream, Failure> {
             ),
             None => Failure::new(
                 Status::Connect,
-                format!("{:?} resolved to no address: check --host", target.host),
+                format!("'{}' resolved to no address: check --host", target.host),
             ),
         })
     };

@@ -71,7 +71,7 @@ pub struct ProbeArgs {
 pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
     if !(secs > 0.0 && secs <= 3600.0) {
         return Err(format!("{text} is not between 0 and 3600 seconds"));
     }

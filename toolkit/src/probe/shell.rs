@@ -58,7 +58,7 @@ fn parse_qos(text: &str) -> Result<QoS, String> {
         "0" => Ok(QoS::AtMostOnce),
         "1" => Ok(QoS::AtLeastOnce),
         "2" => Ok(QoS::ExactlyOnce),
-        _ => Err(format!("QoS must be 0, 1 or 2, not {text:?}")),
+        _ => Err(format!("QoS must be 0, 1 or 2, not '{text}'")),
     }
 }
 
@@ -71,7 +71,7 @@ fn parse(line: &str) -> Result<Option<Command>, String> {
     let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let rest = rest.trim_start();
     let args: Vec<&str> = rest.split_whitespace().collect();
-    let filter = |text: &str| TopicFilter::new(text).map_err(|e| format!("{text:?}: {e}"));
+    let filter = |text: &str| TopicFilter::new(text).map_err(|e| format!("'{text}': {e}"));
     let command = match (word, args.as_slice()) {
         ("connect", []) => Command::Connect,
         ("disconnect", []) => Command::Disconnect,
@@ -92,7 +92,7 @@ fn parse(line: &str) -> Result<Option<Command>, String> {
         ) => {
             return Err(format!("wrong arguments for {word}; type help"));
         }
-        _ => return Err(format!("unknown command {word:?}; type help")),
+        _ => return Err(format!("unknown command '{word}'; type help")),
     };
     Ok(Some(command))
 }
@@ -121,7 +121,7 @@ fn parse_pub(rest: &str) -> Result<Command, String> {
     if topic.is_empty() {
         return Err("pub needs a topic: pub [-q QOS] [-r] TOPIC [PAYLOAD...]".to_owned());
     }
-    let topic = TopicName::new(topic).map_err(|e| format!("{topic:?}: {e}"))?;
+    let topic = TopicName::new(topic).map_err(|e| format!("'{topic}': {e}"))?;
     Ok(Command::Pub {
         topic,
         qos,
@@ -133,7 +133,7 @@ fn parse_pub(rest: &str) -> Result<Command, String> {
 fn parse_count(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{text:?} is not a positive number of messages")),
+        _ => Err(format!("'{text}' is not a positive number of messages")),
     }
 }
 
@@ -141,7 +141,7 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(s) if s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
         _ => Err(format!(
-            "{text:?} is not a number of seconds between 0 and 3600"
+            "'{text}' is not a number of seconds between 0 and 3600"
         )),
     }
 }
@@ -357,7 +357,10 @@ impl Shell<'_> {
                     let got = unwaited.swap(0, Ordering::SeqCst);
                     return Err(Failure::new(
                         Status::Lost,
-                        format!("only {got} of {n} messages arrived within {limit:?}"),
+                        format!(
+                            "only {got} of {n} messages arrived within {:.1} s",
+                            limit.as_secs_f64()
+                        ),
                     ));
                 }
             }

@@ -108,9 +108,15 @@ pub async fn handshake_report(
         Some(other) => format!("TLS version 0x{:04x}", u16::from(other)),
         None => "unknown".to_owned(),
     };
-    let cipher_suite = conn
-        .negotiated_cipher_suite()
-        .map_or_else(|| "unknown".to_owned(), |s| format!("{:?}", s.suite()));
+    let cipher_suite = conn.negotiated_cipher_suite().map_or_else(
+        || "unknown".to_owned(),
+        |s| {
+            let suite = s.suite();
+            suite
+                .as_str()
+                .map_or_else(|| format!("0x{:04x}", u16::from(suite)), str::to_owned)
+        },
+    );
     let mut stream = stream;
     // A polite close_notify; the broker may already be gone, which is fine.
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;

@@ -86,7 +86,7 @@ pub enum ConnectError {
     Malformed(DecodeError),
     /// An empty client id where none may be assigned: refused with 0x02
     /// [MQTT-3.1.3-8].
-    #[error("empty client id refused with {code} ({protocol:?})")]
+    #[error("empty client id refused with {code} ({protocol})")]
     ClientId {
         /// The return code (0x02).
         code: ConnectReturnCode,
@@ -103,7 +103,7 @@ pub enum ConnectError {
     /// The client id belongs to a session of another verified user: refused
     /// with 0x05 rather than handing that user's session and queued
     /// messages over (see [`may_take_over`]).
-    #[error("client id {client_id:?} is held by another user's session, refused with {code}")]
+    #[error("client id '{client_id}' is held by another user's session, refused with {code}")]
     HeldByAnotherUser {
         /// The return code (0x05).
         code: ConnectReturnCode,
@@ -111,13 +111,21 @@ pub enum ConnectError {
         client_id: String,
     },
     /// The credentials were refused: 0x04 or 0x05.
-    #[error("credentials of user {username:?} refused with {code}")]
+    #[error("credentials of {} refused with {code}", who(username.as_deref()))]
     Credentials {
         /// The return code.
         code: ConnectReturnCode,
         /// The user name sent, if any.
         username: Option<String>,
     },
+}
+
+/// "user 'name'", or that none was given.
+fn who(username: Option<&str>) -> String {
+    match username {
+        Some(u) => format!("user '{u}'"),
+        None => "a client with no user name".to_owned(),
+    }
 }
 
 impl ConnectError {
@@ -149,7 +157,7 @@ impl ConnectError {
                 warn!(error = %e, statement = e.statement().unwrap_or("-"), "malformed packet before CONNECT, closing");
             }
             ConnectError::ClientId { code, protocol } => {
-                warn!(code = %code, protocol = ?protocol, "empty client id refused: it needs clean session [MQTT-3.1.3-8], and MQTT 3.1 allows none");
+                warn!(code = %code, protocol = %protocol, "empty client id refused: it needs clean session [MQTT-3.1.3-8], and MQTT 3.1 allows none");
             }
             ConnectError::NoUserName { code } => {
                 warn!(code = %code, "refusing a client without a user name: --use-username-as-clientid needs one");
