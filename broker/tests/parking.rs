@@ -195,3 +195,46 @@ fn shutdown_with_parked_clients_saves_their_sessions() {
     assert_eq!(publisher.recv(), Packet::PubAck(pid(1)));
     assert_eq!(receive(&mut kept), "after", "its subscription was saved");
 }
+
+/// A socket that has sent nothing yet waits in the parking lot without a
+/// task, and is served once its CONNECT comes: the accept loop takes
+/// sockets in order, so once a later client has its CONNACK, the silent
+/// one was accepted before it.
+#[test]
+fn a_socket_silent_after_its_accept_is_served_when_its_connect_comes() {
+    let b = InProcessBroker::start(&[]);
+    let silent = common::blocking_client::open(b.addr());
+    let mut later = BlockingClient::connect(b.addr(), "later", true);
+    assert_eq!(later.ping(), Vec::new());
+    let mut silent = BlockingClient::from_stream(silent);
+    silent.send(&Packet::Connect(connect_packet("silent", true)));
+    let Packet::ConnAck(ack) = silent.recv() else {
+        panic!("expected CONNACK");
+    };
+    assert_eq!(ack.code, mqtt_codec::ConnectReturnCode::Accepted);
+    assert_eq!(silent.ping(), Vec::new());
+}
+
+/// Sockets that never send anything do not hold the shutdown: no router
+/// slot tells them, so the lot ends them itself. (Held, the broker would
+/// wait out its grace for connections and say so in its log.)
+#[test]
+fn silent_sockets_do_not_hold_the_shutdown() {
+    let log = common::in_process::log();
+    let b = InProcessBroker::start(&["--connect-timeout", "600"]);
+    let silent: Vec<_> = (0..3)
+        .map(|_| common::blocking_client::open(b.addr()))
+        .collect();
+    let mut client = BlockingClient::connect(b.addr(), "client", true);
+    assert_eq!(client.ping(), Vec::new());
+    b.stop();
+    assert_eq!(client.until_closed(), Vec::new());
+    for socket in silent {
+        assert_eq!(
+            BlockingClient::from_stream(socket).until_closed(),
+            Vec::new()
+        );
+    }
+    let text = log.text();
+    assert!(!text.contains("did not close in time"), "{text}");
+}

@@ -455,7 +455,16 @@ impl Link<'_> {
     /// DISCONNECT, so the remote drops no will and knows we meant to go;
     /// written within [`LINGER`], as a remote that does not read would
     /// hold the broker's shutdown otherwise.
+    ///
+    /// Output held for a commit goes only once that commit is on disk (the
+    /// committer runs until the connections are gone, so it waits
+    /// [`LINGER`] at most); otherwise the connection just closes, and the
+    /// remote sends again what it got no acknowledgement for.
     async fn goodbye(&mut self) -> End {
+        if self.hold.is_some() && tokio::time::timeout(LINGER, self.released()).await.is_err() {
+            debug!("closing without DISCONNECT: its acknowledgements are not on disk yet");
+            return End::Shutdown;
+        }
         self.remote.put(&Packet::Disconnect);
         match tokio::time::timeout(LINGER, self.remote.flush()).await {
             Ok(Ok(())) => {}

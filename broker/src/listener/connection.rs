@@ -127,11 +127,16 @@ struct Step {
 ///
 /// With a parking lot in `home` (plain TCP), the client parks there
 /// whenever it goes idle.
+///
+/// `accepted` is when the socket was accepted: `--connect-timeout` counts
+/// from there, however long it waited in the parking lot for its first
+/// bytes.
 pub(super) fn serve(
     tcp: TcpStream,
     endpoint: Arc<Endpoint>,
     home: Arc<Home>,
     mut guard: LiveGuard,
+    accepted: Instant,
 ) -> impl Future<Output = ()> + Send {
     // Boxed: the handshake (a whole rustls connection) and CONNECT handling
     // (timeouts, a takeover wait) live only at the start; inline, they
@@ -141,6 +146,7 @@ pub(super) fn serve(
         endpoint,
         Arc::clone(&home.shared),
         home.shutdown.clone(),
+        accepted,
     ));
     async move {
         // `guard` is held, not moved into a local: the block owns it until

@@ -145,13 +145,13 @@ impl Home {
     /// The home of `endpoint`'s connections; on a plain-TCP listener, with
     /// its parking lot, whose task goes on `tracker`.
     fn new(
-        endpoint: &Endpoint,
+        endpoint: &Arc<Endpoint>,
         shared: Arc<Shared>,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Arc<Home> {
         let plain = endpoint.tls.is_none() && endpoint.websocket.is_none();
-        let (lot, watch) = match plain.then(|| park::Lot::new(tracker)) {
+        let (lot, watch) = match plain.then(|| park::Lot::new(tracker, Arc::clone(endpoint))) {
             Some(Ok((lot, watch))) => (Some(lot), Some(watch)),
             Some(Err(e)) => {
                 warn!(error = %e, listener = endpoint.kind.name(), "cannot make the parking lot: idle clients keep their tasks");
@@ -261,11 +261,17 @@ pub async fn accept_loop(
         if let Err(e) = tcp.set_nodelay(true) {
             debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
-        let span = conn_span(&peer, kind, None);
-        tracker.spawn(
-            connection::serve(tcp, Arc::clone(&endpoint), Arc::clone(&home), guard)
-                .instrument(span),
-        );
+        match &home.lot {
+            // A plain socket waits for its first bytes in the lot.
+            Some(lot) => lot.take_new(&home, tcp, guard, now, peer),
+            None => {
+                let span = conn_span(&peer, kind, None);
+                tracker.spawn(
+                    connection::serve(tcp, Arc::clone(&endpoint), Arc::clone(&home), guard, now)
+                        .instrument(span),
+                );
+            }
+        }
     }
 }
 

@@ -100,6 +100,7 @@ pub(super) async fn open(
     endpoint: Arc<Endpoint>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    accepted: Instant,
 ) -> Option<Client> {
     let (shared, shutdown) = (&shared, &shutdown);
     if crate::mutant::active("stall-after-topic") && shared.router.stalled() {
@@ -109,8 +110,8 @@ pub(super) async fn open(
         return None;
     }
     let limits = &shared.limits;
-    // One deadline for every step before CONNECT.
-    let deadline = Instant::now() + limits.connect_timeout;
+    // One deadline for every step before CONNECT, from the accept.
+    let deadline = accepted + limits.connect_timeout;
     let max_first = limits.max_packet_size.min(MAX_FIRST_PACKET);
     let stream = match &endpoint.tls {
         None => Stream::Plain(tcp),

@@ -93,6 +93,41 @@ struct Parked {
     generation: u32,
 }
 
+/// A socket that has not sent anything yet: accepted, and watched for its
+/// first bytes (issue 15: a socket that has not sent CONNECT holds almost
+/// nothing; with a task and the wait for CONNECT it held 1.75 KB).
+struct Fresh {
+    tcp: std::net::TcpStream,
+    guard: LiveGuard,
+    /// When it was accepted: `--connect-timeout` counts from here.
+    accepted: Instant,
+    generation: u32,
+}
+
+/// What the lot holds under a key.
+enum Entry {
+    /// An idle client.
+    Client(Box<Parked>),
+    /// A socket waiting for its first bytes.
+    Fresh(Box<Fresh>),
+}
+
+impl Entry {
+    fn generation(&self) -> u32 {
+        match self {
+            Entry::Client(p) => p.generation,
+            Entry::Fresh(f) => f.generation,
+        }
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Entry::Client(p) => p.tcp.as_raw_fd(),
+            Entry::Fresh(f) => f.tcp.as_raw_fd(),
+        }
+    }
+}
+
 /// What the lot's task is told.
 #[derive(Debug, Clone, Copy)]
 enum Note {
@@ -106,9 +141,10 @@ enum Note {
 /// The lot's table, behind one lock.
 #[derive(Default)]
 struct State {
-    /// Parked clients, keyed by their epoll token. Boxed: a slab grows by
-    /// doubling, and empty places cost a pointer rather than a client.
-    parked: Slab<Box<Parked>>,
+    /// Parked clients and fresh sockets, keyed by their epoll token.
+    /// Boxed: a slab grows by doubling, and empty places cost a pointer
+    /// rather than a client.
+    parked: Slab<Entry>,
     next_generation: u32,
     /// Keep-alive deadlines of parked clients (key, generation); entries
     /// of clients that left are skipped, and dropped in a rebuild.
@@ -121,7 +157,7 @@ impl State {
     fn holds(&self, key: usize, generation: u32) -> bool {
         self.parked
             .get(key)
-            .is_some_and(|p| p.generation == generation)
+            .is_some_and(|p| p.generation() == generation)
     }
 }
 
@@ -134,6 +170,8 @@ pub(super) struct Lot {
     notes: mpsc::UnboundedSender<Note>,
     /// The connections' tracker: resumed clients' tasks go there.
     tracker: TaskTracker,
+    /// The listener's endpoint, for the sockets that wake fresh.
+    endpoint: Arc<super::Endpoint>,
 }
 
 /// What the lot's task ([`watch`]) owns: the epoll set, and what it is
@@ -146,7 +184,10 @@ pub(super) struct Watch {
 impl Lot {
     /// Makes a lot whose clients' tasks go on `tracker`; its task is
     /// [`watch`], given the [`Watch`] returned.
-    pub(super) fn new(tracker: &TaskTracker) -> io::Result<(Lot, Watch)> {
+    pub(super) fn new(
+        tracker: &TaskTracker,
+        endpoint: Arc<super::Endpoint>,
+    ) -> io::Result<(Lot, Watch)> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
         // tokio 1.54 made this registration `unsafe` (`register_with_interest`,
@@ -165,6 +206,7 @@ impl Lot {
             state: Mutex::new(State::default()),
             notes,
             tracker: tracker.clone(),
+            endpoint,
         };
         let watch = Watch {
             poll,
@@ -240,14 +282,14 @@ impl Lot {
             key: state.parked.vacant_key(),
             generation,
         }));
-        let key = state.parked.insert(Box::new(Parked {
+        let key = state.parked.insert(Entry::Client(Box::new(Parked {
             tcp,
             slot: Arc::clone(&slot),
             session,
             seldom,
             guard: guard.take(),
             generation,
-        }));
+        })));
         home.shared.stats.clients_parked.fetch_add(1, Relaxed);
         debug!("idle, parked");
         let woken = slot
@@ -263,16 +305,97 @@ impl Lot {
             self.note(Note::Woken(key, generation));
         }
         if let Some(deadline) = deadline {
-            let earliest = state
-                .timers
-                .peek()
-                .is_none_or(|Reverse((first, ..))| deadline < *first);
-            state.timers.push(Reverse((deadline, key, generation)));
-            if earliest {
-                self.note(Note::Timers);
-            }
+            self.add_timer(&mut state, deadline, key, generation);
         }
         Ok(())
+    }
+
+    fn add_timer(&self, state: &mut State, deadline: Instant, key: usize, generation: u32) {
+        let earliest = state
+            .timers
+            .peek()
+            .is_none_or(|Reverse((first, ..))| deadline < *first);
+        state.timers.push(Reverse((deadline, key, generation)));
+        if earliest {
+            self.note(Note::Timers);
+        }
+    }
+
+    /// Takes a socket just accepted: one that has sent bytes already (a
+    /// client's CONNECT usually comes with its handshake) is served at
+    /// once; the others wait here, without a task, until they send
+    /// something (then they are served from the accept on, see
+    /// [`connection::serve`](super::connection::serve)) or `--connect-timeout`
+    /// after `accepted` (then served too, which finds the time up and
+    /// closes them, with the usual log line), or the broker shuts down.
+    pub(super) fn take_new(
+        &self,
+        home: &Arc<Home>,
+        tcp: tokio::net::TcpStream,
+        guard: LiveGuard,
+        accepted: Instant,
+        peer: std::net::SocketAddr,
+    ) {
+        let mut first = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        let silent = matches!(
+            socket2::SockRef::from(&tcp).peek(&mut first),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        );
+        let mut state = self.state();
+        if !silent || state.closed || home.shutdown.is_cancelled() {
+            drop(state);
+            self.serve_new(home, tcp, guard, accepted, peer);
+            return;
+        }
+        let tcp = match tcp.into_std() {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                // Taking it from tokio failed: the socket is closed.
+                debug!(%peer, error = %e, "socket lost before CONNECT");
+                return;
+            }
+        };
+        let generation = state.next_generation;
+        state.next_generation = generation.wrapping_add(1);
+        let fd = tcp.as_raw_fd();
+        let key = state.parked.insert(Entry::Fresh(Box::new(Fresh {
+            tcp,
+            guard,
+            accepted,
+            generation,
+        })));
+        if let Err(e) = self
+            .registry
+            .register(&mut SourceFd(&fd), Token(key), Interest::READABLE)
+        {
+            warn!(%peer, error = %e, "cannot watch a new socket, serving it at once");
+            self.note(Note::Woken(key, generation));
+            return;
+        }
+        let deadline = accepted + home.shared.limits.connect_timeout;
+        self.add_timer(&mut state, deadline, key, generation);
+    }
+
+    /// Serves a new socket in a task of its own, from its accept on.
+    fn serve_new(
+        &self,
+        home: &Arc<Home>,
+        tcp: tokio::net::TcpStream,
+        guard: LiveGuard,
+        accepted: Instant,
+        peer: std::net::SocketAddr,
+    ) {
+        let span = super::conn_span(&peer, Kind::Plain, None);
+        self.tracker.spawn(
+            super::connection::serve(
+                tcp,
+                Arc::clone(&self.endpoint),
+                Arc::clone(home),
+                guard,
+                accepted,
+            )
+            .instrument(span),
+        );
     }
 
     /// Tells the lot's task; it lives as long as anything is parked, and
@@ -296,13 +419,29 @@ impl Lot {
             let parked = state.parked.remove(key);
             // Out of the set before its key can be reused. Failing only
             // for a socket that was never added (see `park`).
-            if let Err(e) = self
-                .registry
-                .deregister(&mut SourceFd(&parked.tcp.as_raw_fd()))
-            {
+            if let Err(e) = self.registry.deregister(&mut SourceFd(&parked.fd())) {
                 debug!(error = %e, "parked socket was not watched");
             }
             parked
+        };
+        let parked = match parked {
+            Entry::Client(parked) => parked,
+            Entry::Fresh(fresh) => {
+                let Fresh {
+                    tcp,
+                    guard,
+                    accepted,
+                    ..
+                } = *fresh;
+                let peer = tcp.peer_addr();
+                match (tokio::net::TcpStream::from_std(tcp), peer) {
+                    (Ok(tcp), Ok(peer)) => self.serve_new(home, tcp, guard, accepted, peer),
+                    // Gone (the peer reset it) or not taken back by tokio:
+                    // closed, as a socket lost before CONNECT is.
+                    (Err(e), _) | (_, Err(e)) => debug!(error = %e, "socket lost before CONNECT"),
+                }
+                return;
+            }
         };
         home.shared.stats.clients_parked.fetch_sub(1, Relaxed);
         let Parked {
@@ -367,7 +506,7 @@ impl Lot {
         if state.timers.len() > state.parked.len() * 2 + STALE_TIMERS {
             let State { timers, parked, .. } = &mut *state;
             timers.retain(|Reverse((_, key, g))| {
-                parked.get(*key).is_some_and(|p| p.generation == *g)
+                parked.get(*key).is_some_and(|p| p.generation() == *g)
             });
         }
         while let Some(Reverse((at, key, generation))) = state.timers.peek().copied() {
@@ -399,6 +538,22 @@ impl Lot {
             for event in events.iter() {
                 self.unpark(home, event.token().0, None);
             }
+        }
+    }
+
+    /// Serves every fresh socket (at shutdown: they end at once, as any
+    /// connection that has not sent CONNECT does; no router slot tells
+    /// them).
+    fn release_fresh(&self, home: &Arc<Home>) {
+        let keys: Vec<usize> = self
+            .state()
+            .parked
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Fresh(_)))
+            .map(|(key, _)| key)
+            .collect();
+        for key in keys {
+            self.unpark(home, key, None);
         }
     }
 
@@ -468,7 +623,10 @@ pub(super) async fn watch(home: Arc<Home>, watch: Watch) {
                 armed = None;
                 lot.expire(&home, Instant::now());
             }
-            () = home.shutdown.cancelled(), if !shutting_down => shutting_down = true,
+            () = home.shutdown.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                lot.release_fresh(&home);
+            }
         }
         let next = lot.next_deadline();
         if next != armed {

@@ -81,7 +81,13 @@ fn home(shared: Arc<Shared>) -> Arc<Home> {
 async fn connection_task_stays_small() {
     let (client, server) = socket_pair().await;
     let guard = None;
-    let fut = connection::serve(server, plain(), home(shared(None)), guard);
+    let fut = connection::serve(
+        server,
+        plain(),
+        home(shared(None)),
+        guard,
+        tokio::time::Instant::now(),
+    );
     let size = std::mem::size_of_val(&fut);
     eprintln!("connection future: {size} bytes");
     assert!(size <= 512, "connection future grew to {size} bytes");
@@ -102,6 +108,7 @@ async fn a_connection_holds_its_permit_until_it_ends() {
         plain(),
         home(Arc::clone(&shared)),
         guard,
+        tokio::time::Instant::now(),
     ));
     // CONNECT: MQTT 3.1.1, clean session, keep-alive 60, client id "c".
     let connect = [
@@ -153,6 +160,7 @@ async fn spawn_connection(
         plain(),
         home(Arc::clone(shared)),
         None,
+        tokio::time::Instant::now(),
     ));
     (client, task)
 }
@@ -303,7 +311,13 @@ async fn keep_alive_expiry_publishes_the_will() {
 #[tokio::test]
 async fn opening_future_stays_small() {
     let (_client, server) = socket_pair().await;
-    let fut = open::open(server, plain(), shared(None), CancellationToken::new());
+    let fut = open::open(
+        server,
+        plain(),
+        shared(None),
+        CancellationToken::new(),
+        tokio::time::Instant::now(),
+    );
     let size = std::mem::size_of_val(&fut);
     eprintln!("opening future: {size} bytes");
     assert!(size <= 1_024, "opening future grew to {size} bytes");

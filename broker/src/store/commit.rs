@@ -177,6 +177,7 @@ impl Commits {
         impl Drop for Unregister {
             fn drop(&mut self) {
                 *lock(&self.0.relay) = None;
+                self.0.wanted.store(false, Ordering::SeqCst);
                 self.0.go();
                 self.0.wake_durable();
             }
@@ -335,12 +336,7 @@ fn run(store: &Store, router: &Router, commits: &Commits, autosave: Option<Durat
         }
         // Every ticket handed out before the save takes its cut is covered.
         let ticket = commits.requested.load(Ordering::SeqCst);
-        // Autosaving with a write-ahead log: its records go into redb.
-        let saved = store.save(router).and_then(|saved| match autosaving {
-            true => store.checkpoint().map(|()| saved),
-            false => Ok(saved),
-        });
-        match saved {
+        match store.save(router) {
             Ok(saved) => {
                 commits.advance(ticket);
                 if retry.take().is_some() {
@@ -348,6 +344,17 @@ fn run(store: &Store, router: &Router, commits: &Commits, autosave: Option<Durat
                 }
                 if autosaving {
                     debug!(keys = saved.keys(), "state autosaved");
+                    // With a write-ahead log its records go into redb now.
+                    // What the log holds is on disk already: a failure
+                    // holds no acknowledgement, and the next autosave (or
+                    // the log's growth) tries again.
+                    if let Err(e) = store.checkpoint() {
+                        router
+                            .stats()
+                            .store_write_errors
+                            .fetch_add(1, Ordering::Relaxed);
+                        error!(error = %e, "writing the write-ahead log into the store failed; the log keeps every change and grows until it works");
+                    }
                 }
             }
             Err(e) => {

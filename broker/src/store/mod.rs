@@ -230,15 +230,18 @@ impl Store {
                 path: path.clone(),
                 reason,
             })?;
-        if recovered.torn_header {
-            tracing::warn!(path = %path.display(), "the write-ahead log's header was cut short (a crash during a checkpoint); replaying its records again");
-        }
         if recovered.len() > 0 {
             let ops = self.replay(db, &recovered)?;
             tracing::info!(path = %path.display(), records = recovered.len(), ops, "replayed the write-ahead log into the store");
         }
         match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            // The removal on disk before anything newer is written to redb:
+            // a log coming back after a power loss would be replayed over
+            // newer state.
+            Ok(()) => path
+                .parent()
+                .map_or(Ok(()), |dir| std::fs::File::open(dir)?.sync_all())
+                .map_err(|e| self.wal_err(e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.wal_err(e)),
         }
@@ -304,7 +307,9 @@ impl Store {
             *db = None;
             return Err(e);
         }
-        wal.restart().map_err(|e| self.wal_err(e))
+        wal.restart().map_err(|e| self.wal_err(e))?;
+        wal.checkpoint_due = wal::CHECKPOINT_BYTES;
+        Ok(())
     }
 
     /// Opens (or creates) the store in `dir` on a file whose writes fail
@@ -574,7 +579,7 @@ impl Store {
             // What the log holds is on disk already: a checkpoint that
             // fails is tried again once the log has grown as much again.
             match self.checkpoint_into(&mut guard, w) {
-                Ok(()) => w.checkpoint_due = wal::CHECKPOINT_BYTES,
+                Ok(()) => {}
                 Err(e) => {
                     router
                         .stats()

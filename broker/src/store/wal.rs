@@ -17,15 +17,21 @@
 //! between a checkpoint's redb commit and the log's restart only replays
 //! changes redb already has.
 //!
-//! Layout: a header block (`mqttwal1`, the generation, a CRC), then from
-//! byte [`HEADER`] on, records: `len:u32`, `crc:u32`, `generation:u64`
-//! (little-endian), then `len` bytes of ops; the CRC covers length,
-//! generation and ops. A checkpoint starts a new generation by rewriting
-//! the header, and writing starts over at [`HEADER`] in place: the file
-//! keeps its size, so a commit's `fdatasync` does not wait for a journal
-//! commit of the file's length. Reading stops at the first record that is
-//! short, fails its CRC, or belongs to another generation: the end of what
-//! was written, or a write cut short by a crash (never acknowledged).
+//! Layout: two header slots at bytes 0 and 512 (`mqttwal1`, a generation
+//! number, its random salt, a CRC), then from byte [`HEADER`] on, records:
+//! `len:u32`, `crc:u32`, `generation:u64` (little-endian), then `len`
+//! bytes of ops; the CRC covers length, generation, the generation's salt,
+//! the record's offset in the file and its ops. The current generation is
+//! the whole slot with the higher number. A checkpoint starts a new
+//! generation by writing the other slot, and writing starts over at
+//! [`HEADER`] in place: the file keeps its size, so a commit's
+//! `fdatasync` does not wait for a journal commit of the file's length. A
+//! crash while a slot is written leaves the other one whole (and redb
+//! holding every record of its generation). Reading stops at the first
+//! record that is short, fails its CRC or belongs to another generation:
+//! the end of what was written, or a write cut short by a crash (never
+//! acknowledged). Old records left further on, and bytes inside payloads,
+//! cannot pass: the salt and the offset are in the CRC.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -229,9 +235,6 @@ pub(super) struct Recovered {
     bytes: Vec<u8>,
     /// Where its records are in `bytes`.
     records: Vec<std::ops::Range<usize>>,
-    /// The header was damaged (a crash while a checkpoint rewrote it):
-    /// the records were read by the generation of the first one.
-    pub(super) torn_header: bool,
 }
 
 impl Recovered {
@@ -246,6 +249,23 @@ impl Recovered {
     }
 }
 
+/// The log's current generation and its salt, as a header slot holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Generation {
+    number: u64,
+    /// Random per generation, and in every record's CRC with the record's
+    /// place in the file: a record of another generation, or bytes inside
+    /// a payload laid out like a record, never pass for one of this
+    /// generation.
+    salt: u64,
+}
+
+/// Where header slot `n` (0 or 1) is. A checkpoint writes the slot the old
+/// generation is not in, so a header cut by a crash leaves the other whole.
+fn slot_offset(n: u64) -> u64 {
+    (n % 2) * 512
+}
+
 /// Reads the log at `path` for replay. A file that is not a log at all
 /// is an error (a string: the caller names the file); a missing one holds
 /// nothing.
@@ -255,83 +275,81 @@ pub(super) fn read(path: &Path) -> io::Result<Result<Recovered, String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Ok(Recovered::default())),
         Err(e) => return Err(e),
     };
-    if bytes.len() < HEADER as usize {
-        // Created and cut short before its header was on disk: it never
-        // held a record.
-        return Ok(
-            if bytes.iter().all(|&b| b == 0) || bytes.starts_with(MAGIC) {
-                Ok(Recovered::default())
-            } else {
-                Err("it is not a broker write-ahead log (its header is wrong)".to_owned())
-            },
-        );
-    }
-    if !bytes.starts_with(MAGIC) {
-        return Ok(Err(
-            "it is not a broker write-ahead log (its header is wrong)".to_owned(),
-        ));
-    }
-    let header = header_generation(&bytes);
-    let first = frame_at(&bytes, HEADER as usize).map(|f| f.generation);
-    let (generation, torn_header) = match (header, first) {
-        (Some(g), _) => (g, false),
-        // The header is cut (a crash during a checkpoint's restart, after
-        // redb took every record): replaying what follows is harmless.
-        (None, Some(g)) => (g, true),
-        (None, None) => return Ok(Ok(Recovered::default())),
+    let current = [0, 1]
+        .into_iter()
+        .filter_map(|n| slot_at(&bytes, slot_offset(n) as usize))
+        .max_by_key(|g| g.number);
+    let Some(current) = current else {
+        // No whole header: created and cut short before its first header
+        // was on disk, when it could hold no record yet.
+        return Ok(if bytes.len() <= HEADER as usize {
+            Ok(Recovered::default())
+        } else {
+            Err(
+                "it is not a broker write-ahead log, or its header is damaged (no header slot is whole)"
+                    .to_owned(),
+            )
+        });
     };
+    let records = frames(&bytes, current);
+    Ok(Ok(Recovered { bytes, records }))
+}
+
+/// The records of generation `current` from [`HEADER`] on, up to the first
+/// that is not one.
+fn frames(bytes: &[u8], current: Generation) -> Vec<std::ops::Range<usize>> {
     let mut records = Vec::new();
     let mut at = HEADER as usize;
-    while let Some(f) = frame_at(&bytes, at).filter(|f| f.generation == generation) {
-        records.push(f.ops.clone());
-        at = f.ops.end;
+    while let Some(ops) = frame_at(bytes, at, current) {
+        at = ops.end;
+        records.push(ops);
     }
-    Ok(Ok(Recovered {
-        bytes,
-        records,
-        torn_header,
-    }))
+    records
 }
 
-/// The generation a header holds, if it is whole.
-fn header_generation(bytes: &[u8]) -> Option<u64> {
-    let head = bytes.get(..20)?;
-    let generation = u64::from_le_bytes(head[8..16].try_into().ok()?);
-    let crc = u32::from_le_bytes(head[16..20].try_into().ok()?);
-    (head.starts_with(MAGIC) && crc32fast::hash(&head[..16]) == crc).then_some(generation)
+/// The generation a header slot at `at` holds, if it is whole.
+fn slot_at(bytes: &[u8], at: usize) -> Option<Generation> {
+    let head = bytes.get(at..at + 28)?;
+    let number = u64::from_le_bytes(head[8..16].try_into().ok()?);
+    let salt = u64::from_le_bytes(head[16..24].try_into().ok()?);
+    let crc = u32::from_le_bytes(head[24..28].try_into().ok()?);
+    (head.starts_with(MAGIC) && crc32fast::hash(&head[..24]) == crc)
+        .then_some(Generation { number, salt })
 }
 
-fn header(generation: u64) -> [u8; 20] {
-    let mut h = [0; 20];
+fn slot(generation: Generation) -> [u8; 28] {
+    let mut h = [0; 28];
     h[..8].copy_from_slice(MAGIC);
-    h[8..16].copy_from_slice(&generation.to_le_bytes());
-    let crc = crc32fast::hash(&h[..16]);
-    h[16..].copy_from_slice(&crc.to_le_bytes());
+    h[8..16].copy_from_slice(&generation.number.to_le_bytes());
+    h[16..24].copy_from_slice(&generation.salt.to_le_bytes());
+    let crc = crc32fast::hash(&h[..24]);
+    h[24..].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// A whole record found in a buffer.
-struct Found {
-    generation: u64,
-    ops: std::ops::Range<usize>,
+/// A record's CRC: its length and generation as framed, the generation's
+/// salt, its place in the file, its ops.
+fn record_crc(len: &[u8], generation: Generation, at: u64, ops: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(len);
+    hasher.update(&generation.number.to_le_bytes());
+    hasher.update(&generation.salt.to_le_bytes());
+    hasher.update(&at.to_le_bytes());
+    hasher.update(ops);
+    hasher.finalize()
 }
 
-/// The record starting at `at` in `bytes`, if one is whole there.
-fn frame_at(bytes: &[u8], at: usize) -> Option<Found> {
+/// The ops of the record of `current` starting at `at` in `bytes`, if a
+/// whole one is there.
+fn frame_at(bytes: &[u8], at: usize, current: Generation) -> Option<std::ops::Range<usize>> {
     let head = bytes.get(at..at.checked_add(FRAME)?)?;
     let len = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(head[4..8].try_into().ok()?);
-    let generation = u64::from_le_bytes(head[8..16].try_into().ok()?);
+    let number = u64::from_le_bytes(head[8..16].try_into().ok()?);
     let start = at + FRAME;
     let ops = bytes.get(start..start.checked_add(len)?)?;
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&head[..4]);
-    hasher.update(&head[8..16]);
-    hasher.update(ops);
-    (hasher.finalize() == crc).then_some(Found {
-        generation,
-        ops: start..start + len,
-    })
+    (number == current.number && record_crc(&head[..4], current, at as u64, ops) == crc)
+        .then_some(start..start + len)
 }
 
 /// The open log, while `--durability batched` writes it.
@@ -339,9 +357,14 @@ fn frame_at(bytes: &[u8], at: usize) -> Option<Found> {
 pub(super) struct Wal {
     file: File,
     path: PathBuf,
-    generation: u64,
+    generation: Generation,
     /// Where the next record goes.
     end: u64,
+    /// A checkpoint's new header did not reach the disk: nothing is
+    /// appended until it does (redb holds every record already). Appending
+    /// under the old generation meanwhile could leave records that a
+    /// reader, finding the new header on disk after all, would skip.
+    restart_pending: bool,
     /// A write or sync failed: the file is reopened before the next (after
     /// a failed `fdatasync` the kernel may have dropped the dirty pages'
     /// error; the next record rewrites the same changes from `end`).
@@ -362,8 +385,9 @@ impl Wal {
         let mut wal = Self {
             file,
             path: path.to_owned(),
-            generation: 0,
+            generation: Generation { number: 0, salt: 0 },
             end: HEADER,
+            restart_pending: false,
             broken: false,
             checkpoint_due: CHECKPOINT_BYTES,
             #[cfg(test)]
@@ -397,21 +421,20 @@ impl Wal {
     /// Appends one record holding `ops` (encoded [`Op`]s) and waits until it
     /// is on disk.
     pub(super) fn append(&mut self, ops: &[u8]) -> io::Result<()> {
+        if self.restart_pending {
+            self.restart()?;
+        }
         if self.broken {
             self.file = open(&self.path, false)?;
             self.broken = false;
         }
         let len = u32::try_from(ops.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "log record too large"))?;
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "log record too large"))?
+            .to_le_bytes();
         let mut record = Vec::with_capacity(FRAME + ops.len());
-        let generation = self.generation.to_le_bytes();
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&len.to_le_bytes());
-        hasher.update(&generation);
-        hasher.update(ops);
-        record.extend_from_slice(&len.to_le_bytes());
-        record.extend_from_slice(&hasher.finalize().to_le_bytes());
-        record.extend_from_slice(&generation);
+        record.extend_from_slice(&len);
+        record.extend_from_slice(&record_crc(&len, self.generation, self.end, ops).to_le_bytes());
+        record.extend_from_slice(&self.generation.number.to_le_bytes());
         record.extend_from_slice(ops);
         let written = self
             .check()
@@ -433,41 +456,42 @@ impl Wal {
     pub(super) fn records(&self) -> io::Result<Recovered> {
         let mut bytes = vec![0; self.end as usize];
         self.file.read_exact_at(&mut bytes, 0)?;
-        let mut records = Vec::new();
-        let mut at = HEADER as usize;
-        while let Some(f) = frame_at(&bytes, at).filter(|f| f.generation == self.generation) {
-            records.push(f.ops.clone());
-            at = f.ops.end;
-        }
-        if at as u64 != self.end {
+        let records = frames(&bytes, self.generation);
+        if records.last().map_or(HEADER as usize, |r| r.end) as u64 != self.end {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "the log does not read back as it was written",
             ));
         }
-        Ok(Recovered {
-            bytes,
-            records,
-            torn_header: false,
-        })
+        Ok(Recovered { bytes, records })
     }
 
-    /// Starts a new generation once redb holds every record: the header is
-    /// rewritten in place and writing starts over at [`HEADER`].
+    /// Starts a new generation once redb holds every record: its header
+    /// goes into the slot the current one is not in, with a new salt, and
+    /// writing starts over at [`HEADER`]. Until that header is on disk,
+    /// nothing more is appended (see `restart_pending`).
     pub(super) fn restart(&mut self) -> io::Result<()> {
+        self.restart_pending = true;
         if self.broken {
             self.file = open(&self.path, false)?;
             self.broken = false;
         }
-        let next = self.generation + 1;
+        let next = Generation {
+            number: self.generation.number + 1,
+            salt: rand::random(),
+        };
         let written = self
             .check()
-            .and_then(|()| self.file.write_all_at(&header(next), 0))
+            .and_then(|()| {
+                self.file
+                    .write_all_at(&slot(next), slot_offset(next.number))
+            })
             .and_then(|()| self.file.sync_data());
         match written {
             Ok(()) => {
                 self.generation = next;
                 self.end = HEADER;
+                self.restart_pending = false;
                 Ok(())
             }
             Err(e) => {
@@ -599,14 +623,71 @@ mod tests {
         let back = read(&path).expect("reads").expect("a log");
         assert_eq!(back.records().collect::<Vec<_>>(), vec![&two[..]]);
 
-        // A header cut by a crash during that restart: the records of the
-        // first one's generation are read (redb already holds them).
+        // The next checkpoint's header cut by a crash (garbage in the other
+        // slot): the current generation and its records stand.
+        let next = slot_offset(wal.generation.number + 1) as usize;
         let mut bytes = std::fs::read(&path).expect("reads");
-        bytes[9] ^= 1;
+        bytes[next..next + 28].copy_from_slice(&[0xa5; 28]);
+        bytes[next..next + 8].copy_from_slice(MAGIC);
         std::fs::write(&path, &bytes).expect("writes");
         let back = read(&path).expect("reads").expect("a log");
-        assert!(back.torn_header);
         assert_eq!(back.records().collect::<Vec<_>>(), vec![&two[..]]);
+    }
+
+    /// A record is bound to its generation's salt and to its place: the
+    /// same bytes copied elsewhere in the file (as a client's payload
+    /// could carry them) or left from an older generation are not read.
+    #[test]
+    fn a_record_elsewhere_or_from_an_older_generation_is_not_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(WAL_FILE);
+        let mut wal = Wal::create(&path).expect("creates");
+        let one = encoded(&ops()[..2]);
+        wal.append(&one).expect("appends");
+        let bytes = std::fs::read(&path).expect("reads");
+        let record = bytes[HEADER as usize..].to_vec();
+        // Copied right after itself: the copy is not a record.
+        let mut doubled = bytes.clone();
+        doubled.extend_from_slice(&record);
+        std::fs::write(&path, &doubled).expect("writes");
+        assert_eq!(read(&path).expect("reads").expect("a log").len(), 1);
+        // A new generation (a checkpoint) with one short record: the old,
+        // longer one after it is not read, though its generation's number
+        // would match after enough restarts.
+        wal.restart().expect("restarts");
+        let short = encoded(&ops()[..1]);
+        wal.append(&short).expect("appends");
+        let back = read(&path).expect("reads").expect("a log");
+        assert_eq!(back.records().collect::<Vec<_>>(), vec![&short[..]]);
+    }
+
+    /// A checkpoint whose new header fails to reach the disk: nothing is
+    /// appended until it does, so no record is written under a generation
+    /// a reader could pass over.
+    #[test]
+    fn nothing_is_appended_until_a_failed_restart_is_done() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(WAL_FILE);
+        let mut wal = Wal::create(&path).expect("creates");
+        let full = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        wal.full = Some(std::sync::Arc::clone(&full));
+        let one = encoded(&ops()[..2]);
+        wal.append(&one).expect("appends");
+        full.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(wal.restart().is_err());
+        assert!(
+            wal.append(&one).is_err(),
+            "held while the restart is not done"
+        );
+        full.store(false, std::sync::atomic::Ordering::SeqCst);
+        wal.append(&one).expect("appends once the restart is done");
+        assert_eq!(
+            wal.len() as usize,
+            FRAME + one.len(),
+            "in the new generation"
+        );
+        let back = read(&path).expect("reads").expect("a log");
+        assert_eq!(back.records().collect::<Vec<_>>(), vec![&one[..]]);
     }
 
     #[test]

@@ -50,6 +50,11 @@ impl BlockingClient {
         Self::connect_with(addr, connect_packet(client_id, clean_session)).0
     }
 
+    /// A client over `stream` (from [`open`]) that has not connected yet.
+    pub fn from_stream(stream: TcpStream) -> Self {
+        Self { stream }
+    }
+
     /// Sends `connect` and checks the CONNACK accepts it; returns the
     /// client with the CONNACK.
     pub fn connect_with(addr: SocketAddr, connect: Connect) -> (Self, ConnAck) {
