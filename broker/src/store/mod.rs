@@ -27,7 +27,7 @@ mod damage;
 mod fault;
 mod private;
 mod record;
-pub mod wal;
+mod wal;
 mod written;
 
 use std::path::{Path, PathBuf};
