@@ -96,12 +96,10 @@ fn ws_connected(addr: SocketAddr, path: &str, client_id: &str) -> WsClient {
     c
 }
 
-/// Issue 16's "done when": a config with three listeners (mqtt, mqtt+tls,
-/// websockets) serves all three, each to a real client.
-#[tokio::test]
-async fn three_listeners_from_the_config_file_serve_a_client_each() {
-    let data = tempfile::tempdir().unwrap();
-    let b = Running::start(from_toml(
+/// A broker from a config with three listeners on 127.0.0.1: mqtt,
+/// mqtt+tls, and websockets on path `/mqtt`.
+async fn three_listeners(data_dir: &Path) -> Running {
+    Running::start(from_toml(
         r#"
         [[listener]]
         port = 0
@@ -118,9 +116,17 @@ async fn three_listeners_from_the_config_file_serve_a_client_each() {
         transport = "websockets"
         ws-path = "/mqtt"
         "#,
-        data.path(),
+        data_dir,
     ))
-    .await;
+    .await
+}
+
+/// Issue 16's "done when": a config with three listeners (mqtt, mqtt+tls,
+/// websockets) serves all three, each to a real client.
+#[tokio::test]
+async fn three_listeners_from_the_config_file_serve_a_client_each() {
+    let data = tempfile::tempdir().unwrap();
+    let b = three_listeners(data.path()).await;
     let kinds: Vec<ListenerTransport> = b.listeners.iter().map(|(t, _)| *t).collect();
     assert_eq!(
         kinds,
@@ -189,25 +195,7 @@ async fn three_listeners_from_the_config_file_serve_a_client_each() {
 #[tokio::test]
 async fn tls_and_websocket_clients_never_park() {
     let data = tempfile::tempdir().unwrap();
-    let b = Running::start(from_toml(
-        r#"
-        [[listener]]
-        port = 0
-        bind = "127.0.0.1"
-
-        [[listener]]
-        port = 0
-        bind = "127.0.0.1"
-        transport = "mqtt+tls"
-
-        [[listener]]
-        port = 0
-        bind = "127.0.0.1"
-        transport = "websockets"
-        "#,
-        data.path(),
-    ))
-    .await;
+    let b = three_listeners(data.path()).await;
     let mut over_tls = RawClient::open_tls(
         b.first(ListenerTransport::MqttTls),
         client_tls(data.path()),
@@ -216,7 +204,7 @@ async fn tls_and_websocket_clients_never_park() {
     .await;
     over_tls.handshake(connect_packet("tls", true)).await;
     let ws_addr = b.first(ListenerTransport::WebSockets);
-    let mut ws = blocking(move || ws_connected(ws_addr, "/", "ws")).await;
+    let mut ws = blocking(move || ws_connected(ws_addr, "/mqtt", "ws")).await;
     // Connected after them, the plain client parks after them too, were
     // they to park.
     let mut plain = RawClient::connected(b.first(ListenerTransport::Mqtt), "plain").await;

@@ -264,15 +264,28 @@ pub async fn accept_loop(
         match &home.lot {
             // A plain socket waits for its first bytes in the lot.
             Some(lot) => lot.take_new(&home, tcp, guard, now, peer),
-            None => {
-                let span = conn_span(&peer, kind, None);
-                tracker.spawn(
-                    connection::serve(tcp, Arc::clone(&endpoint), Arc::clone(&home), guard, now)
-                        .instrument(span),
-                );
-            }
+            None => serve_in_task(&tracker, &endpoint, &home, tcp, guard, now, peer),
         }
     }
+}
+
+/// Serves a socket in a task of its own on `tracker`, from its accept
+/// (`accepted`) on, in its connection's span: one just accepted, or one
+/// the parking lot held until its first bytes came.
+fn serve_in_task(
+    tracker: &TaskTracker,
+    endpoint: &Arc<Endpoint>,
+    home: &Arc<Home>,
+    tcp: tokio::net::TcpStream,
+    guard: LiveGuard,
+    accepted: tokio::time::Instant,
+    peer: std::net::SocketAddr,
+) {
+    let span = conn_span(&peer, endpoint.kind, None);
+    tracker.spawn(
+        connection::serve(tcp, Arc::clone(endpoint), Arc::clone(home), guard, accepted)
+            .instrument(span),
+    );
 }
 
 /// The span a connection's logs carry: who (`peer`), over what, and once

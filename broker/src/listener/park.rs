@@ -344,7 +344,15 @@ impl Lot {
         let mut state = self.state();
         if !silent || state.closed || home.shutdown.is_cancelled() {
             drop(state);
-            self.serve_new(home, tcp, guard, accepted, peer);
+            super::serve_in_task(
+                &self.tracker,
+                &self.endpoint,
+                home,
+                tcp,
+                guard,
+                accepted,
+                peer,
+            );
             return;
         }
         let tcp = match tcp.into_std() {
@@ -374,28 +382,6 @@ impl Lot {
         }
         let deadline = accepted + home.shared.limits.connect_timeout;
         self.add_timer(&mut state, deadline, key, generation);
-    }
-
-    /// Serves a new socket in a task of its own, from its accept on.
-    fn serve_new(
-        &self,
-        home: &Arc<Home>,
-        tcp: tokio::net::TcpStream,
-        guard: LiveGuard,
-        accepted: Instant,
-        peer: std::net::SocketAddr,
-    ) {
-        let span = super::conn_span(&peer, Kind::Plain, None);
-        self.tracker.spawn(
-            super::connection::serve(
-                tcp,
-                Arc::clone(&self.endpoint),
-                Arc::clone(home),
-                guard,
-                accepted,
-            )
-            .instrument(span),
-        );
     }
 
     /// Tells the lot's task; it lives as long as anything is parked, and
@@ -435,7 +421,15 @@ impl Lot {
                 } = *fresh;
                 let peer = tcp.peer_addr();
                 match (tokio::net::TcpStream::from_std(tcp), peer) {
-                    (Ok(tcp), Ok(peer)) => self.serve_new(home, tcp, guard, accepted, peer),
+                    (Ok(tcp), Ok(peer)) => super::serve_in_task(
+                        &self.tracker,
+                        &self.endpoint,
+                        home,
+                        tcp,
+                        guard,
+                        accepted,
+                        peer,
+                    ),
                     // Gone (the peer reset it) or not taken back by tokio:
                     // closed, as a socket lost before CONNECT is.
                     (Err(e), _) | (_, Err(e)) => debug!(error = %e, "socket lost before CONNECT"),

@@ -238,10 +238,7 @@ impl Store {
             // The removal on disk before anything newer is written to redb:
             // a log coming back after a power loss would be replayed over
             // newer state.
-            Ok(()) => path
-                .parent()
-                .map_or(Ok(()), |dir| std::fs::File::open(dir)?.sync_all())
-                .map_err(|e| self.wal_err(e)),
+            Ok(()) => private::sync_dir_of(&path).map_err(|e| self.wal_err(e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.wal_err(e)),
         }

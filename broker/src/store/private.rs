@@ -20,6 +20,15 @@ pub(super) fn create_dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
+/// Makes the creation or removal of `path`'s directory entry durable: a
+/// file's name must survive a crash as well as its bytes.
+pub(super) fn sync_dir_of(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
 /// Creates the store file 0600 if it does not exist; warns if an existing
 /// one is readable or writable by group or others.
 pub(super) fn create_or_check_file(path: &Path) -> io::Result<()> {

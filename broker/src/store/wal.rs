@@ -394,10 +394,7 @@ impl Wal {
             full: None,
         };
         wal.restart()?;
-        if let Some(dir) = path.parent() {
-            // The file's name must survive a crash as well as its bytes.
-            File::open(dir)?.sync_all()?;
-        }
+        super::private::sync_dir_of(path)?;
         Ok(wal)
     }
 
