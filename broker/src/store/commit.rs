@@ -119,10 +119,16 @@ impl Commits {
 
     /// Tells the committer that tickets wait, waking it if it sleeps.
     fn go(&self) {
-        // The lock orders this wake-up with the committer's check.
-        let mut signal = lock(&self.signal);
-        signal.go = true;
-        if signal.asleep {
+        // The lock orders this wake-up with the committer's check; the
+        // notify comes after it is released: a committer woken while it is
+        // still held would run, find it taken and sleep again on it, two
+        // more thread switches on the path of every commit (issue 14).
+        let asleep = {
+            let mut signal = lock(&self.signal);
+            signal.go = true;
+            signal.asleep
+        };
+        if asleep {
             self.wake.notify_one();
         }
     }
