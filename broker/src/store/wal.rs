@@ -32,13 +32,6 @@
 //! the end of what was written, or a write cut short by a crash (never
 //! acknowledged). Old records left further on, and bytes inside payloads,
 //! cannot pass: the salt and the offset are in the CRC.
-//!
-//! On Linux records are appended with direct I/O (`O_DIRECT | O_DSYNC`,
-//! see [`Direct`]) where the file system takes it: a buffered `pwrite`
-//! and `fdatasync` cost this machine's core 54–70 µs and 150–210 µs of
-//! waiting per commit (the page cache, write-back and its bookkeeping),
-//! a direct write of the same bytes 25–40 µs and 110–125 µs. The format
-//! is the same either way.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -57,13 +50,6 @@ const MAGIC: &[u8; 8] = b"mqttwal1";
 const HEADER: u64 = 4096;
 /// A record's `len`, `crc` and `generation`.
 const FRAME: usize = 16;
-/// Direct writes start, end and sit in memory on multiples of this (the
-/// largest logical block size disks have).
-const BLOCK: u64 = 4096;
-/// In the direct mode the file grows by at least this much at a time,
-/// zeros written and synced ahead of the records: a write within the
-/// file's length needs no metadata on disk, so its sync is one flush.
-const GROW: u64 = 1 << 20;
 
 /// One change to the store's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,8 +356,6 @@ fn frame_at(bytes: &[u8], at: usize, current: Generation) -> Option<std::ops::Ra
 #[derive(Debug)]
 pub(super) struct Wal {
     file: File,
-    /// Appends go here instead, when the file system takes direct I/O.
-    direct: Option<Direct>,
     path: PathBuf,
     generation: Generation,
     /// Where the next record goes.
@@ -398,10 +382,8 @@ impl Wal {
     pub(super) fn create(path: &Path) -> io::Result<Self> {
         let file = open(path, true)?;
         file.set_len(0)?;
-        let direct = Direct::open(path);
         let mut wal = Self {
             file,
-            direct,
             path: path.to_owned(),
             generation: Generation { number: 0, salt: 0 },
             end: HEADER,
@@ -440,7 +422,8 @@ impl Wal {
             self.restart()?;
         }
         if self.broken {
-            self.reopen()?;
+            self.file = open(&self.path, false)?;
+            self.broken = false;
         }
         let len = u32::try_from(ops.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "log record too large"))?
@@ -450,7 +433,10 @@ impl Wal {
         record.extend_from_slice(&record_crc(&len, self.generation, self.end, ops).to_le_bytes());
         record.extend_from_slice(&self.generation.number.to_le_bytes());
         record.extend_from_slice(ops);
-        let written = self.check().and_then(|()| self.write(&record));
+        let written = self
+            .check()
+            .and_then(|()| self.file.write_all_at(&record, self.end))
+            .and_then(|()| self.file.sync_data());
         match written {
             Ok(()) => {
                 self.end += record.len() as u64;
@@ -461,36 +447,6 @@ impl Wal {
                 Err(e)
             }
         }
-    }
-
-    /// Writes `record` at the end and waits until it is on disk: directly
-    /// when the file system takes it, otherwise through the page cache and
-    /// `fdatasync`.
-    fn write(&mut self, record: &[u8]) -> io::Result<()> {
-        if let Some(direct) = &mut self.direct {
-            match direct.append(self.end, record) {
-                Err(e) if e.raw_os_error() == Some(EINVAL) => {
-                    // Refused as a whole before anything was written (a
-                    // file system that takes the flag but not the
-                    // alignment): the page cache from now on.
-                    tracing::debug!(path = %self.path.display(), "the write-ahead log takes no direct writes here; writing through the page cache");
-                    self.direct = None;
-                }
-                done => return done,
-            }
-        }
-        self.file.write_all_at(record, self.end)?;
-        self.file.sync_data()
-    }
-
-    /// Opens the file again after a failed write or sync (see `broken`).
-    fn reopen(&mut self) -> io::Result<()> {
-        self.file = open(&self.path, false)?;
-        if let Some(direct) = &mut self.direct {
-            direct.file = Direct::open_file(&self.path)?;
-        }
-        self.broken = false;
-        Ok(())
     }
 
     /// The records since the last checkpoint, for redb.
@@ -514,7 +470,8 @@ impl Wal {
     pub(super) fn restart(&mut self) -> io::Result<()> {
         self.restart_pending = true;
         if self.broken {
-            self.reopen()?;
+            self.file = open(&self.path, false)?;
+            self.broken = false;
         }
         let next = Generation {
             number: self.generation.number + 1,
@@ -531,9 +488,6 @@ impl Wal {
             Ok(()) => {
                 self.generation = next;
                 self.end = HEADER;
-                if let Some(direct) = &mut self.direct {
-                    direct.tail.clear();
-                }
                 self.restart_pending = false;
                 Ok(())
             }
@@ -542,97 +496,6 @@ impl Wal {
                 Err(e)
             }
         }
-    }
-}
-
-/// `EINVAL`: what a direct write the file system cannot do fails with.
-const EINVAL: i32 = 22;
-
-/// Direct appends (see the module doc). Each writes whole blocks: the
-/// bytes already written of the block the end is in (`tail`, the same
-/// bytes again), the record, zeros to the block's end; the next record
-/// overwrites those zeros. The header is written through the page cache;
-/// it has its own block, so the two never share a page.
-#[derive(Debug)]
-struct Direct {
-    /// Opened `O_DIRECT | O_DSYNC`: a write returns once it is on disk.
-    file: File,
-    /// The bytes before the end in the end's block.
-    tail: Vec<u8>,
-    /// The file's length as written and synced (a multiple of [`BLOCK`]).
-    allocated: u64,
-    /// Scratch space; aligned slices of it are written.
-    buffer: Vec<u8>,
-}
-
-impl Direct {
-    /// The direct handle on the log at `path`, if its file system takes
-    /// one (`None` on other systems, or where opening it fails: tmpfs, say).
-    fn open(path: &Path) -> Option<Self> {
-        let file = Self::open_file(path).ok()?;
-        Some(Self {
-            file,
-            tail: Vec::new(),
-            allocated: 0,
-            buffer: Vec::new(),
-        })
-    }
-
-    fn open_file(path: &Path) -> io::Result<File> {
-        #[cfg(target_os = "linux")]
-        {
-            let mut options = OpenOptions::new();
-            options.write(true);
-            std::os::unix::fs::OpenOptionsExt::custom_flags(
-                &mut options,
-                libc::O_DIRECT | libc::O_DSYNC,
-            );
-            options.open(path)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = path;
-            Err(io::Error::from(io::ErrorKind::Unsupported))
-        }
-    }
-
-    /// `len` bytes of [`BLOCK`]-aligned scratch space, zeroed.
-    fn aligned(buffer: &mut Vec<u8>, len: usize) -> &mut [u8] {
-        let block = BLOCK as usize;
-        if buffer.len() < len + block {
-            *buffer = vec![0; len + block];
-        }
-        let at = buffer.as_ptr().align_offset(block);
-        let slice = &mut buffer[at..at + len];
-        slice.fill(0);
-        slice
-    }
-
-    /// Writes `record` at `end` and waits until it is on disk.
-    fn append(&mut self, end: u64, record: &[u8]) -> io::Result<()> {
-        let start = end - end % BLOCK;
-        let used = self.tail.len() + record.len();
-        let whole = used.next_multiple_of(BLOCK as usize);
-        let needed = start + whole as u64;
-        if needed > self.allocated {
-            // Zeros first, so the record's write finds its blocks there
-            // and the file's length on disk (one sync for both here).
-            let from = self.allocated.max(start);
-            let to = needed.max(from + GROW);
-            let mut scratch = Vec::new();
-            let zeros = Self::aligned(&mut scratch, (to - from) as usize);
-            self.file.write_all_at(zeros, from)?;
-            self.allocated = to;
-        }
-        let blocks = Self::aligned(&mut self.buffer, whole);
-        blocks[..self.tail.len()].copy_from_slice(&self.tail);
-        blocks[self.tail.len()..used].copy_from_slice(record);
-        self.file.write_all_at(blocks, start)?;
-        let new_end = end + record.len() as u64;
-        let keep = (new_end % BLOCK) as usize;
-        self.tail.clear();
-        self.tail.extend_from_slice(&blocks[used - keep..used]);
-        Ok(())
     }
 }
 
@@ -678,59 +541,6 @@ mod tests {
             let _ = Op::decode_all(&bytes[..cut]);
         }
         assert!(Op::decode_all(&[9]).is_err());
-    }
-
-    #[test]
-    fn direct_and_buffered_appends_leave_the_same_records() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let paths = [
-            dir.path().join("direct.wal"),
-            dir.path().join("buffered.wal"),
-        ];
-        let mut direct = Wal::create(&paths[0]).expect("creates");
-        let mut buffered = Wal::create(&paths[1]).expect("creates");
-        buffered.direct = None;
-        // Sizes around the block and past a whole growth step: records
-        // that end mid-block, on a block's end, and span many blocks.
-        let sizes = [
-            1,
-            4079,
-            4080,
-            4096,
-            5000,
-            1,
-            12_000,
-            GROW as usize + 3000,
-            7,
-            8192,
-        ];
-        let records: Vec<Vec<u8>> = sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| (0..n).map(|b| (b * 31 + i) as u8).collect())
-            .collect();
-        for round in 0..2 {
-            for (i, r) in records.iter().enumerate() {
-                direct.append(r).expect("appends directly");
-                buffered.append(r).expect("appends");
-                let back = read(&paths[0]).expect("reads").expect("a log");
-                let want: Vec<&[u8]> = records[..=i].iter().map(Vec::as_slice).collect();
-                assert_eq!(back.records().collect::<Vec<_>>(), want, "round {round}");
-            }
-            assert_eq!(direct.end, buffered.end);
-            // The same records (the bytes differ: each file has its salt).
-            let (a, b) = (
-                read(&paths[0]).expect("reads").expect("a log"),
-                read(&paths[1]).expect("reads").expect("a log"),
-            );
-            assert!(a.records().eq(b.records()), "round {round}");
-            // A checkpoint's new generation writes over the old records.
-            direct.restart().expect("restarts");
-            buffered.restart().expect("restarts");
-        }
-        if direct.direct.is_none() {
-            eprintln!("this file system took no direct writes: both were buffered");
-        }
     }
 
     #[test]
@@ -780,8 +590,7 @@ mod tests {
         );
 
         // A crash in the middle of the second record's write.
-        // (The file may be longer: zeros written ahead of the records.)
-        let end = wal.end;
+        let end = std::fs::metadata(&path).expect("metadata").len();
         for cut in [end - 1, end - two.len() as u64, end - two.len() as u64 - 8] {
             let file = OpenOptions::new().write(true).open(&path).expect("opens");
             file.set_len(cut).expect("cuts");
@@ -793,7 +602,7 @@ mod tests {
         wal.append(&one).expect("appends");
         wal.append(&two).expect("appends");
         let mut bytes = std::fs::read(&path).expect("reads");
-        let last = wal.end as usize - 1;
+        let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).expect("writes");
         let back = read(&path).expect("reads").expect("a log");
