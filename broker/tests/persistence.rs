@@ -212,3 +212,68 @@ async fn complete_qos2(sub: &mut RawClient, n: u16, prefix: &str) {
     }
     assert_eq!(received, n);
 }
+
+/// Issue 14: the retained messages a SUBSCRIBE owes are sent a chunk at a
+/// time as the client's queue drains; what was not yet queued lived only
+/// in memory, so a persistent subscriber stopped in the middle by a
+/// restart never got the rest. Its session record now keeps what is owed.
+#[tokio::test]
+async fn issue_14_retained_messages_owed_survive_a_restart() {
+    owed_retained_survive(false).await;
+}
+
+/// The same across a kill with `--durability batched`: the SUBACK waits
+/// until the session, and what it is owed, is on disk.
+#[tokio::test]
+async fn issue_14_retained_messages_owed_survive_a_kill() {
+    owed_retained_survive(true).await;
+}
+
+async fn owed_retained_survive(kill: bool) {
+    const RETAINED: usize = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let options = || ReferenceOptions {
+        extra_args: vec!["--durability".into(), "batched".into()],
+        ..with_data_dir(dir.path())
+    };
+    {
+        let mut b = start_with(options());
+        let mut publisher = RawClient::connected(b.addr(), "p").await;
+        // At QoS 1, so the subscriber's in-flight window holds them back.
+        for i in 0..RETAINED {
+            let id = (i + 1) as u16;
+            let t = format!("o/{i:04}");
+            publisher
+                .send(&publish(&t, QoS::AtLeastOnce, Some(id), "r", true))
+                .await;
+            assert_eq!(publisher.recv().await, Packet::PubAck(pid(id)));
+        }
+        let (mut sub, _) = RawClient::connect(b.addr(), connect_packet("owed", false)).await;
+        sub.subscribe(&[("o/#", QoS::AtLeastOnce)], 1).await;
+        // The in-flight window (20) fills; nothing is acknowledged, so
+        // most of the 1,000 are still owed, not queued.
+        for _ in 0..20 {
+            assert!(sub.recv_publish().await.retain());
+        }
+        if kill {
+            // Dropping the broker sends SIGKILL: no shutdown save.
+            drop(b);
+        } else {
+            let status = b.terminate(WAIT).expect("exits");
+            assert!(status.success(), "{status}\n{}", b.log());
+        }
+    }
+    let b = start_with(options());
+    let (mut sub, ack) = RawClient::connect(b.addr(), connect_packet("owed", false)).await;
+    assert!(ack.session_present, "{}", b.log());
+    let mut topics = std::collections::BTreeSet::new();
+    while topics.len() < RETAINED {
+        let p = sub.recv_publish().await;
+        if let Some(id) = p.packet_id() {
+            sub.send(&Packet::PubAck(id)).await;
+        }
+        topics.insert(p.topic().as_str().to_owned());
+    }
+    assert_eq!(topics.len(), RETAINED);
+    assert_eq!(topics.first().map(String::as_str), Some("o/0000"));
+}

@@ -344,6 +344,7 @@ pattern read devices/%c/#
             offline_since: std::time::SystemTime::now(),
             user: None,
             username: Some("alice".into()),
+            retained_owed: Vec::new(),
         });
         r.publish(&msg("public/x", QoS::AtLeastOnce, false, "m"));
         r.publish(&msg("a/x", QoS::AtLeastOnce, false, "m"));

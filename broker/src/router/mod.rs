@@ -48,7 +48,7 @@ use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteG
 
 pub use expiry::Expired;
 pub use outbox::{Kick, Limits, SlotEvent};
-pub use retained::Retained;
+pub use retained::{Owed, Retained};
 pub use slot::{ClientRef, ClientSlot, Taken};
 
 use outbox::{Mode, Pushed};
@@ -157,6 +157,9 @@ pub struct ParkedSession {
     /// same as `user` when verified): the ACL chooses the session's rules
     /// by it, before a restart and after, as mosquitto keeps it.
     pub username: Option<Box<str>>,
+    /// The retained messages its SUBSCRIBEs still owe it (see
+    /// the retained cursor), in order.
+    pub retained_owed: Vec<Owed>,
 }
 
 /// A persistent session as the store writes it: see
@@ -177,6 +180,8 @@ pub struct StoredSession {
     pub user: Option<Box<str>>,
     /// The user name its client last connected with, verified or not.
     pub username: Option<Box<str>>,
+    /// The retained messages its SUBSCRIBEs still owe it, in order.
+    pub retained_owed: Vec<Owed>,
 }
 
 /// Read-locks, carrying on past a poisoned lock (see [`slot::lock`]).
@@ -799,8 +804,9 @@ impl Router {
                 outbox.push_unbounded(m);
             }
         }
-        if queued {
-            // A persistent session's queue changed: the store keeps it.
+        if queued || !more {
+            // A persistent session's queue, or what it is owed, changed:
+            // the store keeps both.
             self.session_changed(slot);
         }
         more
@@ -959,6 +965,14 @@ impl Router {
         // the queue or in flight; otherwise one taken in between is in
         // neither here, and is written with the session's flows later (when
         // it parks).
+        // The cursor's lock first and held with the outbox's, as
+        // `feed_retained` takes them: a chunk is in the queue or still
+        // owed, never both or neither.
+        let cursor = lock(&slot.retained);
+        let retained_owed = cursor
+            .as_deref()
+            .map(|c| c.owed().cloned().collect())
+            .unwrap_or_default();
         let outbox = lock(&slot.outbox);
         let queue = outbox.seqs();
         let added = outbox
@@ -966,6 +980,7 @@ impl Router {
             .map(|(seq, m)| (seq, m.clone()))
             .collect();
         drop(outbox);
+        drop(cursor);
         Some(StoredSession {
             session,
             queue,
@@ -973,6 +988,7 @@ impl Router {
             offline_since,
             user,
             username,
+            retained_owed,
         })
     }
 
@@ -991,9 +1007,15 @@ impl Router {
             offline_since,
             user,
             username,
+            retained_owed,
         } = parked;
         let id = Arc::clone(session.client_id());
         let slot = Arc::new(ClientSlot::new(Arc::clone(&id)));
+        if !retained_owed.is_empty() {
+            // Fed into the outbox once the client is back and drains it.
+            *lock(&slot.retained) =
+                Some(Box::new(retained::RetainedCursor::from_owed(retained_owed)));
+        }
         {
             let key = ClientRef(Arc::clone(&slot));
             let mut index = write_index(&self.subscriptions);

@@ -11,20 +11,25 @@
 //! deletes the chunks whose messages are all gone, so a commit costs what
 //! came and went, never a whole queue again.
 //!
-//! A session record starts with a version byte (4), then when its client
+//! A session record starts with a version byte (5), then when its client
 //! went offline (`offline_since:u64`, milliseconds since the Unix epoch;
 //! version 1 records lack it and count from when they are loaded), then
 //! (from version 3) the user name (`user_flag:u8`, then unless 0
 //! `user_len:u16`, user): 1 for the verified user owning it, so that
-//! refusing another user's takeover survives a restart (issue 14), and (in
+//! refusing another user's takeover survives a restart (issue 14), and (from
 //! version 4) 2 for a name nobody verified, so that the ACL goes on
 //! choosing the session's rules by it, then the subscriptions (`count:u32`, each
 //! `filter_len:u16`, filter, `qos:u8`), the QoS 2 ids awaiting PUBREL
-//! (`count:u32`, each `u16`), then (version 4) the [`Seq`] of the first
+//! (`count:u32`, each `u16`), then (from version 4) the [`Seq`] of the first
 //! queued message (`queue_start:u64`) and the in-flight messages
 //! (`count:u32`, each `state:u8`, `packet_id:u16`, `seq:u64`). Its queue is
 //! every chunked message numbered `queue_start` or later and not in flight;
-//! the others in its chunks are gone. Versions 1 to 3 held each in-flight
+//! the others in its chunks are gone. Version 5 adds at the end the
+//! retained messages its SUBSCRIBEs still owe it (`count:u32`, each
+//! `filter_len:u16`, filter, `qos:u8`, then the topic its walk goes on
+//! after: `0`, or `1`, `topic_len:u16`, topic), so a restart or a crash
+//! in the middle of sending them does not forget the rest (issue 14);
+//! version 4 is read as owing nothing. Versions 1 to 3 held each in-flight
 //! message inline in place of its `seq`, then the queue (`count:u32`, each
 //! a message); they are still read, and the next commit writes such a
 //! session anew. Decoding checks every field and names what is wrong; it
@@ -34,13 +39,13 @@ use bytes::{Buf, BufMut, Bytes};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::router::{ParkedSession, StoredSession};
+use crate::router::{Owed, ParkedSession, StoredSession};
 use crate::session::{InFlight, OutState, Seq, Session};
 use mqtt_codec::Message;
 use mqtt_codec::topic::{TopicFilter, TopicName};
 use mqtt_codec::{PacketId, QoS};
 
-const VERSION: u8 = 4;
+const VERSION: u8 = 5;
 
 fn put_message(out: &mut Vec<u8>, m: &Message) {
     out.put_u8(m.qos.as_u8() | (u8::from(m.retain) << 2));
@@ -163,6 +168,21 @@ pub fn encode_session(stored: &StoredSession) -> Vec<u8> {
         out.put_u16(e.packet_id.get());
         out.put_u64(e.seq.0);
     }
+    out.put_u32(stored.retained_owed.len() as u32);
+    for owed in &stored.retained_owed {
+        // Filters and topics come from packets: at most 65,535 bytes.
+        out.put_u16(owed.filter.as_str().len() as u16);
+        out.put_slice(owed.filter.as_str().as_bytes());
+        out.put_u8(owed.granted.as_u8());
+        match &owed.after {
+            Some(topic) => {
+                out.put_u8(1);
+                out.put_u16(topic.len() as u16);
+                out.put_slice(topic.as_bytes());
+            }
+            None => out.put_u8(0),
+        }
+    }
     out
 }
 
@@ -253,9 +273,10 @@ pub enum SessionRecord {
     Split(Split),
 }
 
-/// A version 4 session record, before its messages are joined to it.
+/// A version 4 or 5 session record, before its messages are joined to it.
 #[derive(Debug)]
 pub struct Split {
+    retained_owed: Vec<Owed>,
     session: Session,
     queue_start: Seq,
     in_flight: Vec<(OutState, PacketId, Seq)>,
@@ -273,6 +294,7 @@ impl Split {
     /// numbered again, and the store must write the session anew).
     pub fn assemble(self, chunks: Vec<Chunk>) -> Result<(ParkedSession, bool), String> {
         let Split {
+            retained_owed,
             mut session,
             queue_start,
             in_flight,
@@ -313,6 +335,7 @@ impl Split {
                 offline_since,
                 user,
                 username,
+                retained_owed,
             },
             as_written,
         ))
@@ -368,7 +391,7 @@ pub fn decode_session(
     };
     // Before version 4 only a verified user's name was kept.
     let (user, username) = if version >= 3 {
-        let most = if version == VERSION {
+        let most = if version >= 4 {
             USER_UNVERIFIED
         } else {
             USER_VERIFIED
@@ -398,7 +421,7 @@ pub fn decode_session(
         let id = r.packet_id()?;
         session.restore_awaiting_rel(id);
     }
-    if version == VERSION {
+    if version >= 4 {
         let queue_start = Seq(r.u64("queue start")?);
         let mut in_flight = Vec::new();
         for _ in 0..r.u32("in-flight count")? {
@@ -407,8 +430,32 @@ pub fn decode_session(
             let seq = Seq(r.u64("in-flight seq")?);
             in_flight.push((state, packet_id, seq));
         }
+        let mut retained_owed = Vec::new();
+        if version >= 5 {
+            for _ in 0..r.u32("owed retained count")? {
+                let len = usize::from(r.u16("owed filter length")?);
+                let filter =
+                    TopicFilter::new(r.str(len, "owed filter")?).map_err(|e| e.to_string())?;
+                let bits = r.u8("owed QoS")?;
+                let granted = r.qos(bits)?;
+                let after = match r.u8("owed resume flag")? {
+                    0 => None,
+                    1 => {
+                        let len = usize::from(r.u16("owed resume topic length")?);
+                        Some(Box::from(r.str(len, "owed resume topic")?))
+                    }
+                    other => return Err(format!("owed resume flag {other} is not 0 or 1")),
+                };
+                retained_owed.push(Owed {
+                    filter,
+                    granted,
+                    after,
+                });
+            }
+        }
         r.finish()?;
         return Ok(SessionRecord::Split(Split {
+            retained_owed,
             session,
             queue_start,
             in_flight,
@@ -444,5 +491,6 @@ pub fn decode_session(
         offline_since,
         user,
         username,
+        retained_owed: Vec::new(),
     }))
 }

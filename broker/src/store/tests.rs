@@ -61,7 +61,7 @@ fn corrupt_records_are_refused_with_their_key() {
 }
 
 /// A session subscribed to `a/+`, with message 7 in flight and 8 queued,
-/// as the store writes it (version 4) and the message records beside it.
+/// as the store writes it (version 5) and the message records beside it.
 fn stored(offline_since: std::time::SystemTime) -> (StoredSession, Vec<(Seq, Message)>) {
     let mut session = Session::new("c", false, 10);
     session.subscribed(TopicFilter::new("a/+").expect("valid"), QoS::AtLeastOnce);
@@ -75,11 +75,29 @@ fn stored(offline_since: std::time::SystemTime) -> (StoredSession, Vec<(Seq, Mes
         offline_since,
         user: None,
         username: None,
+        retained_owed: owed(),
     };
     (stored, vec![(Seq(7), in_flight), (Seq(8), queued)])
 }
 
-/// Reads a session record back, joining `messages` to a version 4 one.
+/// Retained messages two SUBSCRIBEs still owe: one walk under way, one
+/// not begun.
+fn owed() -> Vec<crate::router::Owed> {
+    vec![
+        crate::router::Owed {
+            filter: TopicFilter::new("r/#").expect("valid"),
+            granted: QoS::AtLeastOnce,
+            after: Some("r/5".into()),
+        },
+        crate::router::Owed {
+            filter: TopicFilter::new("s/+").expect("valid"),
+            granted: QoS::ExactlyOnce,
+            after: None,
+        },
+    ]
+}
+
+/// Reads a session record back, joining `messages` to a version 4 or 5 one.
 fn read_back(
     bytes: &[u8],
     messages: Vec<(Seq, Message)>,
@@ -101,6 +119,7 @@ fn parked_v3(offline_since: std::time::SystemTime) -> ParkedSession {
         offline_since,
         user: None,
         username: None,
+        retained_owed: Vec::new(),
     }
 }
 
@@ -142,6 +161,7 @@ fn a_record_and_its_messages_come_back_together() {
         (Seq(7), &messages[0].1)
     );
     assert_eq!(back.session.subscriptions().len(), 1);
+    assert_eq!(back.retained_owed, owed(), "what SUBSCRIBEs still owe");
     // An in-flight message without its record is refused, by number.
     let e = read_back(&bytes, vec![messages[1].clone()], now).expect_err("missing");
     assert!(e.contains("in-flight message 7 has no record"), "{e}");
@@ -167,10 +187,19 @@ fn older_records_are_still_read() {
     let back = read_back(&v1, Vec::new(), now).expect("valid v1");
     assert_eq!(back.offline_since, now);
     assert_eq!(back.queued.len(), 1);
-    let mut v5 = v3.clone();
-    v5[0] = 5;
-    let e = record::decode_session("c", &v5, 10, now).expect_err("unknown version");
-    assert!(e.contains("version 5"), "{e}");
+    // Version 4 is version 5 without the retained messages owed.
+    let (mut s, messages) = stored(now);
+    s.retained_owed.clear();
+    let mut v4 = record::encode_session(&s);
+    assert_eq!(v4.split_off(v4.len() - 4), [0; 4], "an empty owed list");
+    v4[0] = 4;
+    let back = read_back(&v4, messages, now).expect("valid v4");
+    assert_eq!((back.queued.len(), back.session.outgoing().len()), (1, 1));
+    assert!(back.retained_owed.is_empty());
+    let mut v6 = v3.clone();
+    v6[0] = 6;
+    let e = record::decode_session("c", &v6, 10, now).expect_err("unknown version");
+    assert!(e.contains("version 6"), "{e}");
 }
 
 /// A user name nobody verified (no password file) is kept too, so the ACL
@@ -367,6 +396,7 @@ async fn a_version_3_store_file_loads_and_is_written_anew() {
         offline_since: std::time::SystemTime::now(),
         user: None,
         username: None,
+        retained_owed: Vec::new(),
     });
     {
         // The file as a version 3 broker left it: two tables, no messages.
@@ -411,7 +441,7 @@ async fn a_version_3_store_file_loads_and_is_written_anew() {
         let tx = db.begin_read().expect("tx");
         let t = tx.open_table(SESSIONS).expect("table");
         let record = t.get("old").expect("get").expect("there");
-        assert_eq!(record.value()[0], 4, "written in the current version");
+        assert_eq!(record.value()[0], 5, "written in the current version");
         let messages = tx.open_table(MESSAGES).expect("table");
         assert_eq!(
             redb::ReadableTableMetadata::len(&messages).expect("len"),

@@ -123,7 +123,7 @@ impl Plan {
     }
 }
 
-/// The digest and offline time of an encoded session record (version 4:
+/// The digest and offline time of an encoded session record (from version 4:
 /// the version byte, then the time, then the rest).
 fn digest(record: &[u8]) -> (u64, u64) {
     let mut h = std::collections::hash_map::DefaultHasher::new();

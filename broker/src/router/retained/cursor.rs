@@ -22,13 +22,17 @@ use super::{Retained, Walked};
 use mqtt_codec::topic::TopicFilter;
 use mqtt_codec::{Message, QoS};
 
-/// One filter whose retained messages are still to be sent.
-#[derive(Debug)]
-struct Pending {
-    filter: TopicFilter,
-    granted: QoS,
+/// One filter whose retained messages are still to be sent. A persistent
+/// session's record holds these, so what a SUBACK promised is still owed
+/// after a restart or a crash (issue 14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owed {
+    /// The filter subscribed to.
+    pub filter: TopicFilter,
+    /// Its granted QoS.
+    pub granted: QoS,
     /// The topic after which the walk goes on; `None` before it starts.
-    after: Option<Box<str>>,
+    pub after: Option<Box<str>>,
 }
 
 /// The filters of a client whose retained messages are not all sent yet,
@@ -36,14 +40,14 @@ struct Pending {
 /// order, one copy per matching filter as before.
 #[derive(Debug, Default)]
 pub struct RetainedCursor {
-    pending: VecDeque<Pending>,
+    pending: VecDeque<Owed>,
 }
 
 impl RetainedCursor {
     /// Owes the client the retained messages matching `filter`, at no more
     /// than `granted` QoS, after those of the filters before it.
     pub fn push(&mut self, filter: TopicFilter, granted: QoS) {
-        self.pending.push_back(Pending {
+        self.pending.push_back(Owed {
             filter,
             granted,
             after: None,
@@ -54,6 +58,18 @@ impl RetainedCursor {
     /// added for them [MQTT-3.10.4-2].
     pub fn forget(&mut self, filter: &TopicFilter) {
         self.pending.retain(|p| p.filter != *filter);
+    }
+
+    /// A cursor owing what `owed` lists, as a stored session kept it.
+    pub fn from_owed(owed: Vec<Owed>) -> Self {
+        Self {
+            pending: owed.into(),
+        }
+    }
+
+    /// The filters still owing messages, in order, for the store.
+    pub fn owed(&self) -> impl Iterator<Item = &Owed> {
+        self.pending.iter()
     }
 
     /// Whether every owed message was handed out.

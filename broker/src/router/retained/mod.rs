@@ -7,7 +7,7 @@ mod cursor;
 mod levels;
 mod trie;
 
-pub use cursor::RetainedCursor;
+pub use cursor::{Owed, RetainedCursor};
 pub use trie::Walked;
 
 use crate::mutant;
