@@ -161,7 +161,8 @@ fn compare(reports: Vec<Report>, ours: Option<&str>) -> anyhow::Result<Compariso
         Some(o) => {
             anyhow::ensure!(
                 labels.iter().any(|l| l == o),
-                "--ours {o:?} matches no report; the labels are {labels:?}"
+                "--ours '{o}' matches no report; the labels are {}",
+                labels.join(", ")
             );
             o.to_owned()
         }

@@ -86,8 +86,9 @@ pub(super) async fn round_trip_between(
             Failure::new(
                 Status::Lost,
                 format!(
-                    "the message published at QoS {} to {topic} did not arrive within {timeout:?}: the broker took it but did not deliver it; check its access control, or raise --timeout",
-                    qos_digit(qos)
+                    "the message published at QoS {} to {topic} did not arrive within {}: the broker took it but did not deliver it; check its access control, or raise --timeout",
+                    qos_digit(qos),
+                    humantime::format_duration(timeout)
                 ),
             )
         })?;

@@ -145,8 +145,8 @@ async fn tcp_connect(target: &Target) -> Result<TcpStream, Failure> {
         Err(_) => Err(Failure::new(
             Status::Connect,
             format!(
-                "no answer from {addr} within {:?}: the host is down or a firewall drops the packets",
-                target.timeout
+                "no answer from {addr} within {}: the host is down or a firewall drops the packets",
+                humantime::format_duration(target.timeout)
             ),
         )),
     }

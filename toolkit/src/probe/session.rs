@@ -409,9 +409,9 @@ impl Session {
                     return Err(Failure::new(
                         Status::Timeout,
                         format!(
-                            "no {what} from {} within {:?}: the broker is slow or stuck; raise --timeout or check its log",
+                            "no {what} from {} within {}: the broker is slow or stuck; raise --timeout or check its log",
                             self.endpoint.addr(),
-                            self.endpoint.timeout
+                            humantime::format_duration(self.endpoint.timeout)
                         ),
                     ));
                 }
@@ -486,8 +486,8 @@ pub fn classify_connection(err: &ConnectionError, endpoint: &Endpoint) -> Failur
         ConnectionError::NetworkTimeout | ConnectionError::FlushTimeout => Failure::new(
             Status::Timeout,
             format!(
-                "{addr} did not answer within {:?}: raise --timeout, or check the broker is up",
-                endpoint.timeout
+                "{addr} did not answer within {}: raise --timeout, or check the broker is up",
+                humantime::format_duration(endpoint.timeout)
             ),
         ),
         ConnectionError::NotConnAck(packet) => Failure::new(

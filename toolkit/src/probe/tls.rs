@@ -89,7 +89,8 @@ pub async fn handshake_report(
             return Err(Failure::new(
                 Status::Timeout,
                 format!(
-                    "TLS handshake with {host}:{port} did not finish within {timeout:?}: is it a TLS listener? ({})",
+                    "TLS handshake with {host}:{port} did not finish within {}: is it a TLS listener? ({})",
+                    humantime::format_duration(timeout),
                     switch.drop()
                 ),
             )
