@@ -106,15 +106,43 @@ pub(super) struct Seldom {
     /// The subscriber whose full outbox this connection waits for before it
     /// reads again (backpressure); `None` while it reads.
     pub(super) paused: Option<Arc<ClientSlot>>,
+    /// With `--durability batched`, what the output held for the disk
+    /// promises: the copies its QoS 1 PUBLISHes made in persistent
+    /// sessions. Once all of them are acknowledged by their subscribers
+    /// the output goes out before the commit (see `release_early`).
+    watch: Vec<(Arc<ClientSlot>, u64)>,
+    /// A held step needs the disk whatever becomes of the copies (QoS 2,
+    /// RETAIN, a SUBSCRIBE, a PUBREL...).
+    watch_strict: bool,
+    /// The ticket `watch` covers up to: every step that took a ticket since
+    /// the last one on disk is in it.
+    watch_ticket: u64,
+    /// The ticket whose output went out before its commit.
+    released_early: u64,
+}
+
+impl Seldom {
+    /// For a client that left a will.
+    pub(super) fn with_will(will: Message) -> Self {
+        Self {
+            will: Some(will),
+            ..Self::default()
+        }
+    }
 }
 
 /// What a step changed of the state the store keeps.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Default)]
 struct Step {
     /// The persistent session's in-flight flows changed.
     flows: bool,
     /// The output must wait until the changes are on disk.
     commit: bool,
+    /// The output must wait until the changes are on disk or `copies` are
+    /// all acknowledged by their subscribers, whichever comes first.
+    watched: bool,
+    /// The copies QoS 1 PUBLISHes made in persistent sessions.
+    copies: Vec<(Arc<ClientSlot>, u64)>,
 }
 
 /// Serves one client from its first byte to its close, TLS handshake and
@@ -311,6 +339,7 @@ impl Client {
                 }
                 // Its own statement: a temporary in the awaited call's
                 // arguments would be stored across the wait.
+                self.release_early(shared);
                 let held = self.held(shared).is_some();
                 let event = self
                     .wait(
@@ -506,10 +535,12 @@ impl Client {
                 Step {
                     flows: persistent && moved.in_flight,
                     commit: persistent && moved.exactly_once,
+                    ..Step::default()
                 },
             );
             drop(gate);
         }
+        self.release_early(shared);
         let released = self.released(shared);
         let conn = &mut self.conn;
         if released
@@ -530,13 +561,59 @@ impl Client {
         if step.flows {
             shared.router.flows_changed(&self.slot, &self.session);
         }
-        if step.commit
+        if (step.commit || step.watched)
             && let Some(commits) = &shared.commits
         {
+            let before = self.slot.hold();
             let ticket = commits.request();
             self.slot.set_hold(ticket);
             // The committer wakes the connection through its slot.
             commits.wake_when_durable(ticket, std::task::Waker::from(Arc::clone(&self.slot)));
+            if step.watched || self.seldom.is_some() {
+                let s = self.seldom.get_or_insert_with(Box::default);
+                if before == 0 || commits.is_durable(before) || s.released_early == before {
+                    // Nothing held before this step: a new watch.
+                    s.watch.clear();
+                    s.watch_strict = false;
+                } else if s.watch_ticket != before {
+                    // Held output the watch does not cover.
+                    s.watch_strict = true;
+                }
+                s.watch_strict |= step.commit;
+                s.watch.extend(step.copies);
+                s.watch_ticket = ticket;
+            }
+        }
+    }
+
+    /// Lets the held output go before its commit when all it promises is
+    /// delivered: every step held is QoS 1 PUBLISHes whose copies in
+    /// persistent sessions are all acknowledged by their subscribers
+    /// ([`crate::router::Router::copies_gone`]; otherwise it asks to be
+    /// woken when they may be). The disk is there to keep a message until
+    /// it is delivered; one already delivered everywhere it was going
+    /// needs none, and its PUBACK need not wait for a flush (issue 14: the
+    /// flush, not the work, bounded publishers with a few messages in
+    /// flight). The commit still comes, for the sessions' sake.
+    fn release_early(&mut self, shared: &Shared) {
+        let (Some(commits), Some(s)) = (shared.commits.as_deref(), self.seldom.as_deref_mut())
+        else {
+            return;
+        };
+        let hold = self.slot.hold();
+        if hold == 0
+            || s.watch_ticket != hold
+            || s.watch_strict
+            || s.released_early == hold
+            || s.watch.is_empty()
+            || commits.is_durable(hold)
+        {
+            return;
+        }
+        let waker = std::task::Waker::from(Arc::clone(&self.slot));
+        if shared.router.copies_gone(&s.watch, &waker) {
+            s.released_early = hold;
+            s.watch.clear();
         }
     }
 
@@ -545,7 +622,12 @@ impl Client {
     fn held<'a>(&self, shared: &'a Shared) -> Option<&'a Commits> {
         shared.commits.as_deref().filter(|c| {
             let hold = self.slot.hold();
-            hold != 0 && !c.is_durable(hold)
+            hold != 0
+                && !c.is_durable(hold)
+                && self
+                    .seldom
+                    .as_deref()
+                    .is_none_or(|s| s.released_early != hold)
         })
     }
 
@@ -716,12 +798,22 @@ impl Client {
                     // PUBLISH again. A message for clean sessions alone
                     // waits for no disk.
                     crate::router::Router::take_marked();
-                    let to = shared.router.publish_paced(&message, slot);
+                    let mut to = shared.router.publish_paced(&message, slot);
                     if to.queued > 0 {
                         routed += 1;
                     }
                     if crate::router::Router::take_marked() {
-                        step.commit |= message.qos != mqtt_codec::QoS::AtMostOnce;
+                        // A QoS 1 message whose only stored trace is its
+                        // copies may be acknowledged once they are.
+                        if message.qos == mqtt_codec::QoS::AtLeastOnce
+                            && !message.retain
+                            && !to.copies.is_empty()
+                        {
+                            step.watched = true;
+                            step.copies.append(&mut to.copies);
+                        } else {
+                            step.commit |= message.qos != mqtt_codec::QoS::AtMostOnce;
+                        }
                         step.flows |= persistent && message.qos == mqtt_codec::QoS::ExactlyOnce;
                     }
                     // Queued, if past a subscriber's bound: acknowledged.

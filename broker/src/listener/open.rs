@@ -253,12 +253,7 @@ async fn answer_connect(
         conn,
         slot,
         session,
-        seldom: accepted.will.map(|will| {
-            Box::new(Seldom {
-                will: Some(*will),
-                paused: None,
-            })
-        }),
+        seldom: accepted.will.map(|will| Box::new(Seldom::with_will(*will))),
     })
 }
 

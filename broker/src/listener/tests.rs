@@ -13,6 +13,14 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// What a listener shares, with `connections` as the connection limit.
 fn shared(connections: Option<Arc<Semaphore>>) -> Arc<Shared> {
+    shared_with(connections, None)
+}
+
+/// The same, holding acknowledgements on `commits` (`--durability batched`).
+fn shared_with(
+    connections: Option<Arc<Semaphore>>,
+    commits: Option<Arc<crate::store::commit::Commits>>,
+) -> Arc<Shared> {
     let stats = Arc::new(Stats::new());
     Arc::new(Shared {
         router: Arc::new(Router::new(
@@ -34,7 +42,7 @@ fn shared(connections: Option<Arc<Semaphore>>) -> Arc<Shared> {
         },
         use_username_as_clientid: false,
         connections,
-        commits: None,
+        commits,
     })
 }
 
@@ -321,4 +329,131 @@ async fn opening_future_stays_small() {
     let size = std::mem::size_of_val(&fut);
     eprintln!("opening future: {size} bytes");
     assert!(size <= 1_024, "opening future grew to {size} bytes");
+}
+
+/// Reads exactly `n` bytes, within [`WAIT`].
+async fn read_n(client: &mut tokio::net::TcpStream, n: usize) -> Vec<u8> {
+    let mut bytes = vec![0; n];
+    tokio::time::timeout(WAIT, client.read_exact(&mut bytes))
+        .await
+        .expect("bytes in time")
+        .expect("read");
+    bytes
+}
+
+/// Asserts that nothing arrives for a while (a bounded look for absence).
+async fn expect_nothing(client: &mut tokio::net::TcpStream) {
+    let mut byte = [0; 1];
+    let read = tokio::time::timeout(Duration::from_millis(400), client.read(&mut byte)).await;
+    assert!(read.is_err(), "nothing expected, got {read:?}");
+}
+
+/// A QoS 1 PUBLISH to `topic` (one byte) with packet id `id`.
+fn publish_qos1(topic: u8, id: u8, retain: bool) -> [u8; 8] {
+    [0x32 | u8::from(retain), 6, 0, 1, topic, 0, id, b'm']
+}
+
+/// Receives a QoS 1 PUBLISH on `client`; returns the PUBACK for it.
+async fn take(client: &mut tokio::net::TcpStream, topic: u8) -> [u8; 4] {
+    let p = read_n(client, 8).await;
+    assert_eq!((p[0] & 0xf6, p[4]), (0x32, topic), "a QoS 1 PUBLISH: {p:?}");
+    [0x40, 2, p[5], p[6]]
+}
+
+/// Receives a QoS 1 PUBLISH on `client` and acknowledges it.
+async fn take_and_ack(client: &mut tokio::net::TcpStream, topic: u8) {
+    let puback = take(client, topic).await;
+    client.write_all(&puback).await.expect("send PUBACK");
+}
+
+/// Issue 14 (durability throughput): with `--durability batched`, a QoS 1
+/// PUBLISH whose every stored copy its subscriber has already taken and
+/// acknowledged gets its PUBACK without waiting for the disk: here a full
+/// disk, on which no commit lands. Held as before: one queued for a client
+/// that is away (until the disk takes writes again), and one with RETAIN,
+/// which the disk must keep whoever got it.
+#[tokio::test]
+async fn a_delivered_qos1_message_is_acknowledged_before_its_commit() {
+    use crate::store::commit::{Commits, Committer};
+    use std::sync::atomic::AtomicBool;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let full = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(Commits::default());
+    let shared = shared_with(None, Some(Arc::clone(&commits)));
+    shared.router.track_changes(true);
+    let store = Arc::new(
+        crate::store::Store::open_failing_when(dir.path(), Arc::clone(&full)).expect("opens"),
+    );
+    store.write_ahead().expect("starts the log");
+    let committer = Committer::start(
+        store,
+        Arc::clone(&shared.router),
+        Arc::clone(&commits),
+        None,
+    )
+    .expect("starts");
+    let relay = tokio::spawn(Arc::clone(&commits).relay());
+
+    // A persistent subscriber on t, one on a that goes away.
+    let (mut sub, _sub_task) = spawn_connection(&shared).await;
+    assert_eq!(
+        handshake(&mut sub, &connect_packet("s", 60, false)).await,
+        [0x20, 2, 0, 0]
+    );
+    sub.write_all(&[0x82, 6, 0, 1, 0, 1, b't', 1])
+        .await
+        .expect("SUBSCRIBE");
+    assert_eq!(read_n(&mut sub, 5).await, [0x90, 3, 0, 1, 1]);
+    let (mut away, away_task) = spawn_connection(&shared).await;
+    handshake(&mut away, &connect_packet("away", 60, false)).await;
+    away.write_all(&[0x82, 6, 0, 1, 0, 1, b'a', 1])
+        .await
+        .expect("SUBSCRIBE");
+    assert_eq!(read_n(&mut away, 5).await, [0x90, 3, 0, 1, 1]);
+    away.write_all(&[0xE0, 0]).await.expect("DISCONNECT");
+    tokio::time::timeout(WAIT, away_task)
+        .await
+        .expect("gone")
+        .expect("task");
+
+    let (mut publisher, _pub_task) = spawn_connection(&shared).await;
+    handshake(&mut publisher, &connect_packet("p", 60, true)).await;
+    full.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    // Delivered but not acknowledged yet: held. Acknowledged: the PUBACK
+    // comes, the disk still full.
+    publisher
+        .write_all(&publish_qos1(b't', 1, false))
+        .await
+        .expect("PUBLISH");
+    let puback = take(&mut sub, b't').await;
+    expect_nothing(&mut publisher).await;
+    sub.write_all(&puback).await.expect("send PUBACK");
+    assert_eq!(read_n(&mut publisher, 4).await, [0x40, 2, 0, 1]);
+
+    // Queued for the client away: held until the disk takes it.
+    publisher
+        .write_all(&publish_qos1(b'a', 2, false))
+        .await
+        .expect("PUBLISH");
+    expect_nothing(&mut publisher).await;
+    full.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(read_n(&mut publisher, 4).await, [0x40, 2, 0, 2]);
+
+    // Retained: held though delivered, until the disk takes it.
+    full.store(true, std::sync::atomic::Ordering::SeqCst);
+    publisher
+        .write_all(&publish_qos1(b't', 3, true))
+        .await
+        .expect("PUBLISH");
+    take_and_ack(&mut sub, b't').await;
+    expect_nothing(&mut publisher).await;
+    full.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(read_n(&mut publisher, 4).await, [0x40, 2, 0, 3]);
+
+    relay.abort();
+    tokio::task::spawn_blocking(move || committer.stop())
+        .await
+        .expect("stops");
 }

@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::task::Waker;
 
 use mqtt_codec::topic::TopicName;
 
@@ -61,7 +62,21 @@ pub(crate) struct Tracker {
     /// in-flight flows as of its connection's last step, so the store
     /// writes them before any PUBLISH or PUBREL they imply is sent. Here
     /// rather than in the slot, so that other clients pay nothing for it.
-    flows: Mutex<HashMap<Arc<str>, Box<Flows>>>,
+    flows: Mutex<HashMap<Arc<str>, Live>>,
+}
+
+/// What the tracker keeps of an attached persistent session.
+#[derive(Debug)]
+struct Live {
+    flows: Box<Flows>,
+    /// Every message numbered below this has left the session: taken from
+    /// its queue and, unless QoS 0, acknowledged by its client. Set by its
+    /// connection after each step that moved its in-flight window; 0 until
+    /// the first (nothing known to be gone).
+    low_water: u64,
+    /// Publishers' connections holding acknowledgements until copies here
+    /// are gone: woken when `low_water` moves.
+    watchers: Vec<Waker>,
 }
 
 impl Tracker {
@@ -142,17 +157,47 @@ impl Router {
     /// Keeps (or, with `None`, forgets) the copy of an attached session's
     /// in-flight flows.
     pub(crate) fn set_live_flows(&self, client_id: &Arc<str>, flows: Option<Box<Flows>>) {
+        self.update_live(client_id, flows, 0);
+    }
+
+    /// Keeps (or forgets) an attached session's flows and low water,
+    /// waking the publishers watching it.
+    fn update_live(&self, client_id: &Arc<str>, flows: Option<Box<Flows>>, low_water: u64) {
         if !self.changes.live() {
             return;
         }
-        let mut map = lock(&self.changes.flows);
-        match flows {
-            Some(f) => {
-                map.insert(Arc::clone(client_id), f);
+        let watchers = {
+            let mut map = lock(&self.changes.flows);
+            match flows {
+                Some(flows) => match map.get_mut(client_id) {
+                    Some(live) => {
+                        live.flows = flows;
+                        let moved = low_water != live.low_water;
+                        live.low_water = low_water;
+                        if moved {
+                            std::mem::take(&mut live.watchers)
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    None => {
+                        let live = Live {
+                            flows,
+                            low_water,
+                            watchers: Vec::new(),
+                        };
+                        map.insert(Arc::clone(client_id), live);
+                        Vec::new()
+                    }
+                },
+                None => map
+                    .remove(client_id)
+                    .map(|l| l.watchers)
+                    .unwrap_or_default(),
             }
-            None => {
-                map.remove(client_id);
-            }
+        };
+        for w in watchers {
+            w.wake();
         }
     }
 
@@ -161,21 +206,59 @@ impl Router {
         if !self.changes.live() {
             return None;
         }
-        lock(&self.changes.flows).get(client_id).cloned()
+        lock(&self.changes.flows)
+            .get(client_id)
+            .map(|l| l.flows.clone())
     }
 
     /// For a connection of a persistent session with `--durability
     /// batched`: copies its in-flight flows for the store and marks the
-    /// session changed, so the next commit writes them.
+    /// session changed, so the next commit writes them; and records which
+    /// of its messages are gone (see [`Router::copies_gone`]).
     pub fn flows_changed(&self, slot: &ClientSlot, session: &Session) {
         if !self.changes.live() || session.is_clean() {
             return;
         }
-        self.set_live_flows(
+        // Taken from the queue in order, acknowledged in any: what is
+        // below both the queue's head and every message in flight is gone.
+        let head = lock(&slot.outbox).head().0;
+        let low_water = session
+            .outgoing()
+            .iter()
+            .map(|e| e.seq.0)
+            .min()
+            .map_or(head, |m| m.min(head));
+        self.update_live(
             slot.client_id(),
             Some(session.flows_copy().unwrap_or_default()),
+            low_water,
         );
         self.changes.session(slot);
+    }
+
+    /// Whether every one of `copies` (a subscriber's slot and a message's
+    /// number there, from [`super::Routed::copies`]) has left its
+    /// persistent session: delivered and, unless QoS 0, acknowledged by
+    /// the subscriber. Then a QoS 1 PUBLISH that made only these copies
+    /// needs no disk before its PUBACK: what the disk would keep is
+    /// already where it was going, and a crash can lose nothing of it
+    /// (issue 14). If not, `waiter` is woken when the first copy not gone
+    /// may be.
+    pub fn copies_gone(&self, copies: &[(Arc<ClientSlot>, u64)], waiter: &Waker) -> bool {
+        let mut map = lock(&self.changes.flows);
+        for (slot, seq) in copies {
+            let Some(live) = map.get_mut(slot.client_id()) else {
+                // Not attached (or no longer): the commit decides.
+                return false;
+            };
+            if *seq >= live.low_water {
+                if !live.watchers.iter().any(|w| w.will_wake(waiter)) {
+                    live.watchers.push(waiter.clone());
+                }
+                return false;
+            }
+        }
+        true
     }
 
     /// Takes what changed since the last call.

@@ -137,6 +137,11 @@ pub struct Routed {
     /// publisher's connection reads nothing more until it drains
     /// ([`ClientSlot::poll_room`]).
     pub full: Option<Arc<ClientSlot>>,
+    /// With `--durability batched`: the copies queued for persistent
+    /// sessions, each its subscriber's slot and the copy's number, so the
+    /// publisher's acknowledgement may go before the commit once all of
+    /// them are acknowledged ([`Router::copies_gone`]).
+    pub copies: Vec<(Arc<ClientSlot>, u64)>,
 }
 
 /// A persistent session without its client, as the store loads it.
@@ -560,6 +565,7 @@ impl Router {
         }
         let mut queued = 0;
         let mut dropped = 0;
+        let mut copies = Vec::new();
         for (client, granted) in targets.drain(..) {
             let slot = &client.0;
             // Read rights per message, unless the subscription's filter is
@@ -582,7 +588,7 @@ impl Router {
             // A client's own messages looping back are not paced: its
             // connection cannot wait for itself.
             let pace = publisher.filter(|_| !own).map(ClientSlot::id);
-            let (pushed, waker, stored) = {
+            let (pushed, waker, stored, seq) = {
                 let mut outbox = lock(&slot.outbox);
                 // A bridge gets none of its own messages back (they would
                 // cross the bridge again, a loop) and RETAIN as published,
@@ -599,12 +605,16 @@ impl Router {
                 } else {
                     None
                 };
-                (pushed, waker, outbox.stored())
+                let seq = outbox.seqs().end.wrapping_sub(1);
+                (pushed, waker, outbox.stored(), seq)
             };
             // Queued, past the bound or not: a persistent session's queue
             // changed, and the store keeps it.
             if stored && matches!(pushed, Pushed::Wake | Pushed::Queued | Pushed::Full { .. }) {
                 self.changes.session(slot);
+                if self.changes.live() {
+                    copies.push((Arc::clone(slot), seq));
+                }
             }
             if let Some(w) = waker {
                 w.wake();
@@ -635,7 +645,11 @@ impl Router {
         if dropped > 0 {
             self.stats.publish_dropped.add(dropped);
         }
-        Routed { queued, full }
+        Routed {
+            queued,
+            full,
+            copies,
+        }
     }
 
     /// Routes a message a client published. Topics under `$SYS` belong to
