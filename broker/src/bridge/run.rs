@@ -512,28 +512,32 @@ impl Link<'_> {
         let mut batch = Vec::new();
         loop {
             let owed = router.feed_retained(&self.slot);
-            let crate::router::Taken {
-                more,
-                dropped,
-                first,
-            } = self.slot.take_within(
-                &mut batch,
-                PULL_BATCH,
-                self.session.window_room(),
-                usize::MAX,
-                router.limits(),
-            );
-            if dropped > 0 {
-                warn!(
-                    dropped,
-                    "messages for the bridge were dropped while the remote was away: its queue was full (--max-queued, --max-queued-bytes)"
-                );
-            }
-            let took = batch.len();
-            let mut in_flight = false;
-            let mut exactly_once = false;
+            let took;
+            let more;
             {
+                // Held from the take on, as a connection's pull holds it:
+                // a commit's cut must never see a message taken from the
+                // queue but not yet in the in-flight window (it would be
+                // in neither, and a crash after that commit would lose it).
                 let _gate = router.gate();
+                let taken = self.slot.take_within(
+                    &mut batch,
+                    PULL_BATCH,
+                    self.session.window_room(),
+                    usize::MAX,
+                    router.limits(),
+                );
+                if taken.dropped > 0 {
+                    warn!(
+                        dropped = taken.dropped,
+                        "messages for the bridge were dropped while the remote was away: its queue was full (--max-queued, --max-queued-bytes)"
+                    );
+                }
+                more = taken.more;
+                let first = taken.first;
+                took = batch.len();
+                let mut in_flight = false;
+                let mut exactly_once = false;
                 for (message, seq) in batch.drain(..).zip(first.0..) {
                     in_flight |= message.qos != QoS::AtMostOnce;
                     exactly_once |= message.qos == QoS::ExactlyOnce;

@@ -129,6 +129,19 @@ impl Seldom {
             ..Self::default()
         }
     }
+
+    /// What a client parking keeps: its output is out (on disk or
+    /// released), so the watch is done with; without a will or a pause
+    /// nothing is left worth a box. (Back from the lot, its first held
+    /// step waits for the disk: the watch starts again after a commit.)
+    pub(super) fn for_parking(seldom: Option<Box<Self>>) -> Option<Box<Self>> {
+        seldom
+            .filter(|s| s.will.is_some() || s.paused.is_some())
+            .map(|mut s| {
+                s.watch = Vec::new();
+                s
+            })
+    }
 }
 
 /// What a step changed of the state the store keeps.
@@ -573,14 +586,19 @@ impl Client {
                 let s = self.seldom.get_or_insert_with(Box::default);
                 if before == 0 || commits.is_durable(before) || s.released_early == before {
                     // Nothing held before this step: a new watch.
-                    s.watch.clear();
+                    s.watch = Vec::new();
                     s.watch_strict = false;
                 } else if s.watch_ticket != before {
                     // Held output the watch does not cover.
                     s.watch_strict = true;
                 }
                 s.watch_strict |= step.commit;
-                s.watch.extend(step.copies);
+                if s.watch_strict {
+                    // Only the commit releases it: nothing to watch.
+                    s.watch = Vec::new();
+                } else {
+                    s.watch.extend(step.copies);
+                }
                 s.watch_ticket = ticket;
             }
         }
@@ -611,9 +629,9 @@ impl Client {
             return;
         }
         let waker = std::task::Waker::from(Arc::clone(&self.slot));
-        if shared.router.copies_gone(&s.watch, &waker) {
+        if shared.router.copies_gone(&mut s.watch, &waker) {
             s.released_early = hold;
-            s.watch.clear();
+            s.watch = Vec::new();
         }
     }
 

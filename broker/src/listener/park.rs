@@ -245,6 +245,7 @@ impl Lot {
             session,
             seldom,
         } = client;
+        let seldom = Seldom::for_parking(seldom);
         home.shared.stats.add(&mut conn.counts);
         let tcp = match conn.transport.into_plain() {
             Ok(tcp) => tcp,

@@ -68,15 +68,30 @@ pub(crate) struct Tracker {
 /// What the tracker keeps of an attached persistent session.
 #[derive(Debug)]
 struct Live {
+    /// The slot it is attached in (its address: a copy's slot is kept
+    /// alive by the copy, so no other slot can have it meanwhile). A copy
+    /// counts only against the slot it was queued in, not a later session
+    /// under the same client id.
+    slot: usize,
     flows: Box<Flows>,
     /// Every message numbered below this has left the session: taken from
     /// its queue and, unless QoS 0, acknowledged by its client. Set by its
     /// connection after each step that moved its in-flight window; 0 until
     /// the first (nothing known to be gone).
     low_water: u64,
-    /// Publishers' connections holding acknowledgements until copies here
-    /// are gone: woken when `low_water` moves.
-    watchers: Vec<Waker>,
+    /// Publishers' connections holding acknowledgements until the copy
+    /// numbered here is gone: woken once `low_water` passes it.
+    watchers: Vec<(u64, Waker)>,
+}
+
+/// Past this many publishers watching one session, all are woken and
+/// look again (each registers anew if it must): the list stays bounded
+/// whatever the publishers do.
+const MAX_WATCHERS: usize = 1_024;
+
+/// A slot's address, for [`Live::slot`].
+fn address(slot: &ClientSlot) -> usize {
+    std::ptr::from_ref(slot) as usize
 }
 
 impl Tracker {
@@ -156,47 +171,59 @@ impl Router {
 
     /// Keeps (or, with `None`, forgets) the copy of an attached session's
     /// in-flight flows.
-    pub(crate) fn set_live_flows(&self, client_id: &Arc<str>, flows: Option<Box<Flows>>) {
-        self.update_live(client_id, flows, 0);
+    pub(crate) fn set_live_flows(&self, slot: &ClientSlot, flows: Option<Box<Flows>>) {
+        self.update_live(slot, flows, 0);
     }
 
-    /// Keeps (or forgets) an attached session's flows and low water,
-    /// waking the publishers watching it.
-    fn update_live(&self, client_id: &Arc<str>, flows: Option<Box<Flows>>, low_water: u64) {
+    /// Keeps (or forgets) the flows and low water of the session attached
+    /// in `slot`, waking the publishers whose copies are now gone. Only
+    /// that slot's own entry is forgotten: one a newer session under the
+    /// same client id put there stays.
+    fn update_live(&self, slot: &ClientSlot, flows: Option<Box<Flows>>, low_water: u64) {
         if !self.changes.live() {
             return;
         }
-        let watchers = {
+        let at = address(slot);
+        let woken: Vec<(u64, Waker)> = {
             let mut map = lock(&self.changes.flows);
             match flows {
-                Some(flows) => match map.get_mut(client_id) {
-                    Some(live) => {
+                Some(flows) => match map.get_mut(slot.client_id()) {
+                    Some(live) if live.slot == at => {
                         live.flows = flows;
-                        let moved = low_water != live.low_water;
+                        let before = live.low_water;
                         live.low_water = low_water;
-                        if moved {
+                        if low_water == before {
+                            Vec::new()
+                        } else if live.watchers.len() > MAX_WATCHERS || low_water < before {
                             std::mem::take(&mut live.watchers)
                         } else {
-                            Vec::new()
+                            let (gone, waiting) = std::mem::take(&mut live.watchers)
+                                .into_iter()
+                                .partition(|(seq, _)| *seq < low_water);
+                            live.watchers = waiting;
+                            gone
                         }
                     }
-                    None => {
+                    other => {
+                        let old = other.map(|l| std::mem::take(&mut l.watchers));
                         let live = Live {
+                            slot: at,
                             flows,
                             low_water,
                             watchers: Vec::new(),
                         };
-                        map.insert(Arc::clone(client_id), live);
-                        Vec::new()
+                        map.insert(Arc::clone(slot.client_id()), live);
+                        old.unwrap_or_default()
                     }
                 },
-                None => map
-                    .remove(client_id)
+                None if map.get(slot.client_id()).is_some_and(|l| l.slot == at) => map
+                    .remove(slot.client_id())
                     .map(|l| l.watchers)
                     .unwrap_or_default(),
+                None => Vec::new(),
             }
         };
-        for w in watchers {
+        for (_, w) in woken {
             w.wake();
         }
     }
@@ -229,7 +256,7 @@ impl Router {
             .min()
             .map_or(head, |m| m.min(head));
         self.update_live(
-            slot.client_id(),
+            slot,
             Some(session.flows_copy().unwrap_or_default()),
             low_water,
         );
@@ -243,22 +270,31 @@ impl Router {
     /// needs no disk before its PUBACK: what the disk would keep is
     /// already where it was going, and a crash can lose nothing of it
     /// (issue 14). If not, `waiter` is woken when the first copy not gone
-    /// may be.
-    pub fn copies_gone(&self, copies: &[(Arc<ClientSlot>, u64)], waiter: &Waker) -> bool {
+    /// may be. The copies found gone are taken out of `copies` (a copy
+    /// delivered stays delivered), so each is looked at until it is gone,
+    /// not at every look.
+    pub fn copies_gone(&self, copies: &mut Vec<(Arc<ClientSlot>, u64)>, waiter: &Waker) -> bool {
         let mut map = lock(&self.changes.flows);
-        for (slot, seq) in copies {
-            let Some(live) = map.get_mut(slot.client_id()) else {
-                // Not attached (or no longer): the commit decides.
-                return false;
+        let mut gone = 0;
+        for (slot, seq) in copies.iter() {
+            let live = match map.get_mut(slot.client_id()) {
+                Some(live) if live.slot == address(slot) => live,
+                // Not attached (or no longer, or another session now):
+                // the commit decides.
+                _ => break,
             };
             if *seq >= live.low_water {
-                if !live.watchers.iter().any(|w| w.will_wake(waiter)) {
-                    live.watchers.push(waiter.clone());
+                match live.watchers.iter_mut().find(|(_, w)| w.will_wake(waiter)) {
+                    Some(entry) => entry.0 = *seq,
+                    None => live.watchers.push((*seq, waiter.clone())),
                 }
-                return false;
+                break;
             }
+            gone += 1;
         }
-        true
+        drop(map);
+        copies.drain(..gone);
+        copies.is_empty()
     }
 
     /// Takes what changed since the last call.

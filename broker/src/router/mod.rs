@@ -380,7 +380,7 @@ impl Router {
                     // lock goes: a commit in between would otherwise write
                     // an attached persistent session without its flows.
                     self.set_live_flows(
-                        slot.client_id(),
+                        &slot,
                         (!clean).then(|| session.flows_copy().unwrap_or_default()),
                     );
                     drop(own);
@@ -453,6 +453,9 @@ impl Router {
                 }
             }
             self.drop_subscriptions(slot, &session);
+            // A session coming back for this client id comes in a new
+            // slot: only this slot's copy goes.
+            self.set_live_flows(slot, None);
         } else {
             let mode = if mutant::active("offline-messages-dropped") {
                 Mode::Closed
@@ -468,10 +471,11 @@ impl Router {
                 session,
                 offline_since: std::time::SystemTime::now(),
             }));
+            // Parked first, then the in-flight copy goes, under the
+            // ownership lock: a commit in between sees the session whole,
+            // and a connection attaching at once puts its own copy after.
+            self.set_live_flows(slot, None);
         }
-        // Parked first, then the in-flight copy goes and the store is told:
-        // a commit in between sees the session whole, attached or parked.
-        self.set_live_flows(slot.client_id(), None);
         self.changes.session(slot);
         slot.detached.notify_waiters();
     }
@@ -565,6 +569,12 @@ impl Router {
         }
         let mut queued = 0;
         let mut dropped = 0;
+        // Only a client's QoS 1 PUBLISH without RETAIN may be acknowledged
+        // once its copies are (see `Routed::copies`).
+        let watch = self.changes.live()
+            && publisher.is_some()
+            && message.qos == mqtt_codec::QoS::AtLeastOnce
+            && !message.retain;
         let mut copies = Vec::new();
         for (client, granted) in targets.drain(..) {
             let slot = &client.0;
@@ -612,7 +622,7 @@ impl Router {
             // changed, and the store keeps it.
             if stored && matches!(pushed, Pushed::Wake | Pushed::Queued | Pushed::Full { .. }) {
                 self.changes.session(slot);
-                if self.changes.live() {
+                if watch {
                     copies.push((Arc::clone(slot), seq));
                 }
             }
