@@ -84,9 +84,11 @@ struct Live {
     watchers: Vec<(u64, Waker)>,
 }
 
-/// Past this many publishers watching one session, all are woken and
-/// look again (each registers anew if it must): the list stays bounded
-/// whatever the publishers do.
+/// At most this many publishers watch one session; others wait for their
+/// commit, as without the watch. A watcher stays until the copy it waits
+/// for is gone (or the session detaches), so the bound keeps a subscriber
+/// that never acknowledges from gathering one per publisher that ever
+/// came.
 const MAX_WATCHERS: usize = 1_024;
 
 /// A slot's address, for [`Live::slot`].
@@ -194,7 +196,7 @@ impl Router {
                         live.low_water = low_water;
                         if low_water == before {
                             Vec::new()
-                        } else if live.watchers.len() > MAX_WATCHERS || low_water < before {
+                        } else if low_water < before {
                             std::mem::take(&mut live.watchers)
                         } else {
                             let (gone, waiting) = std::mem::take(&mut live.watchers)
@@ -263,6 +265,14 @@ impl Router {
         self.changes.session(slot);
     }
 
+    /// How many publishers watch the session attached as `client_id`.
+    #[cfg(test)]
+    pub(crate) fn watchers_of(&self, client_id: &str) -> usize {
+        lock(&self.changes.flows)
+            .get(client_id)
+            .map_or(0, |l| l.watchers.len())
+    }
+
     /// Whether every one of `copies` (a subscriber's slot and a message's
     /// number there, from [`super::Routed::copies`]) has left its
     /// persistent session: delivered and, unless QoS 0, acknowledged by
@@ -284,9 +294,12 @@ impl Router {
                 _ => break,
             };
             if *seq >= live.low_water {
+                let room = live.watchers.len() < MAX_WATCHERS;
                 match live.watchers.iter_mut().find(|(_, w)| w.will_wake(waiter)) {
                     Some(entry) => entry.0 = *seq,
-                    None => live.watchers.push((*seq, waiter.clone())),
+                    // Past the bound the publisher waits for its commit.
+                    None if room => live.watchers.push((*seq, waiter.clone())),
+                    None => {}
                 }
                 break;
             }

@@ -397,3 +397,85 @@ async fn a_bridge_gets_none_of_its_own_messages_and_retain_as_published() {
         vec![msg("t/2", QoS::AtLeastOnce, false, "out")]
     );
 }
+
+/// A waker that counts its wakes.
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Counting {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn counting() -> (Arc<Counting>, std::task::Waker) {
+    let c = Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+    (Arc::clone(&c), std::task::Waker::from(c))
+}
+
+/// Issue 14 (`--durability batched`): a QoS 1 message's copy in a
+/// persistent session is gone, so its publisher's PUBACK need not wait
+/// for the disk, only once its subscriber acknowledged it: not while
+/// queued, not while in flight. The publisher watching is woken then.
+#[tokio::test]
+async fn a_copy_is_gone_once_its_subscriber_acknowledged_it() {
+    let r = router(0);
+    r.track_changes(true);
+    let mut s = r.connect("s", false, 10, WAIT).await.expect("attached");
+    subscribe_session(&r, &mut s, subscribe(&[("t", QoS::AtLeastOnce)]));
+    let p = r.connect("p", true, 10, WAIT).await.expect("attached");
+    let mut copies = r
+        .publish_paced(&msg("t", QoS::AtLeastOnce, false, "m"), &p.slot)
+        .copies;
+    assert_eq!(copies.len(), 1);
+    // Neither a retained message nor a QoS 2 one is watched.
+    for m in [
+        msg("t", QoS::AtLeastOnce, true, "r"),
+        msg("t", QoS::ExactlyOnce, false, "2"),
+    ] {
+        assert!(r.publish_paced(&m, &p.slot).copies.is_empty());
+    }
+    let (count, waker) = counting();
+    assert!(!r.copies_gone(&mut copies, &waker), "queued");
+    let mut batch = Vec::new();
+    let first = s.slot.take(&mut batch, 1, 10).first;
+    let publish = s.session.deliver(batch.remove(0), first).expect("sent");
+    r.flows_changed(&s.slot, &s.session);
+    assert!(!r.copies_gone(&mut copies, &waker), "in flight");
+    assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let id = publish.packet_id().expect("QoS 1");
+    s.session
+        .handle(
+            mqtt_codec::Packet::PubAck(id),
+            tokio::time::Instant::now().into_std(),
+        )
+        .expect("acknowledged");
+    r.flows_changed(&s.slot, &s.session);
+    assert_eq!(
+        count.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "woken"
+    );
+    assert!(r.copies_gone(&mut copies, &waker));
+    assert!(copies.is_empty(), "taken off the watch");
+}
+
+/// A subscriber that never acknowledges gathers at most a bounded number
+/// of watching publishers, however many come; the others wait for their
+/// commit.
+#[tokio::test]
+async fn watchers_of_a_subscriber_that_never_acknowledges_are_bounded() {
+    let r = router(0);
+    r.track_changes(true);
+    let mut s = r.connect("s", false, 10, WAIT).await.expect("attached");
+    subscribe_session(&r, &mut s, subscribe(&[("t", QoS::AtLeastOnce)]));
+    r.flows_changed(&s.slot, &s.session);
+    let p = r.connect("p", true, 10, WAIT).await.expect("attached");
+    for _ in 0..3_000 {
+        let mut copies = r
+            .publish_paced(&msg("t", QoS::AtLeastOnce, false, "m"), &p.slot)
+            .copies;
+        let (_, waker) = counting();
+        assert!(!r.copies_gone(&mut copies, &waker));
+    }
+    assert_eq!(r.watchers_of("s"), 1_024);
+}
