@@ -412,17 +412,24 @@ fn counting() -> (Arc<Counting>, std::task::Waker) {
     (Arc::clone(&c), std::task::Waker::from(c))
 }
 
+/// A router keeping live flows (`--durability batched`), a persistent
+/// subscriber "s" to `t` at QoS 1, and a publisher "p".
+async fn watched() -> (Router, Attachment, Attachment) {
+    let r = router(0);
+    r.track_changes(true);
+    let mut s = r.connect("s", false, 10, WAIT).await.expect("attached");
+    subscribe_session(&r, &mut s, subscribe(&[("t", QoS::AtLeastOnce)]));
+    let p = r.connect("p", true, 10, WAIT).await.expect("attached");
+    (r, s, p)
+}
+
 /// Issue 14 (`--durability batched`): a QoS 1 message's copy in a
 /// persistent session is gone, so its publisher's PUBACK need not wait
 /// for the disk, only once its subscriber acknowledged it: not while
 /// queued, not while in flight. The publisher watching is woken then.
 #[tokio::test]
 async fn a_copy_is_gone_once_its_subscriber_acknowledged_it() {
-    let r = router(0);
-    r.track_changes(true);
-    let mut s = r.connect("s", false, 10, WAIT).await.expect("attached");
-    subscribe_session(&r, &mut s, subscribe(&[("t", QoS::AtLeastOnce)]));
-    let p = r.connect("p", true, 10, WAIT).await.expect("attached");
+    let (r, mut s, p) = watched().await;
     let mut copies = r
         .publish_paced(&msg("t", QoS::AtLeastOnce, false, "m"), &p.slot)
         .copies;
@@ -464,12 +471,8 @@ async fn a_copy_is_gone_once_its_subscriber_acknowledged_it() {
 /// commit.
 #[tokio::test]
 async fn watchers_of_a_subscriber_that_never_acknowledges_are_bounded() {
-    let r = router(0);
-    r.track_changes(true);
-    let mut s = r.connect("s", false, 10, WAIT).await.expect("attached");
-    subscribe_session(&r, &mut s, subscribe(&[("t", QoS::AtLeastOnce)]));
+    let (r, s, p) = watched().await;
     r.flows_changed(&s.slot, &s.session);
-    let p = r.connect("p", true, 10, WAIT).await.expect("attached");
     for _ in 0..3_000 {
         let mut copies = r
             .publish_paced(&msg("t", QoS::AtLeastOnce, false, "m"), &p.slot)
