@@ -100,7 +100,7 @@ pub enum ConnectError {
     #[error("the scenario connects with TLS but no --tls-port was given")]
     NoTls,
     /// Timed out.
-    #[error("connecting to {addr}: no answer within {timeout:?}")]
+    #[error("connecting to {addr}: no answer within {}", humantime::format_duration(*timeout))]
     Timeout {
         /// The address.
         addr: String,

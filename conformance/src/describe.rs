@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use mqtt_codec::{Packet, SubAckReturnCode};
+use mqtt_codec::Packet;
 
 /// Payloads longer than this are shown cut, with their full length.
 const PAYLOAD_SHOWN: usize = 48;
@@ -79,10 +79,7 @@ pub fn packet(p: &Packet) -> String {
         Packet::SubAck(s) => format!(
             "SUBACK(id={}, codes=[{}])",
             s.packet_id,
-            comma_list(&s.return_codes, |c| match c {
-                SubAckReturnCode::Granted(q) => format!("{}", q.as_u8()),
-                SubAckReturnCode::Failure => "0x80".to_owned(),
-            })
+            comma_list(&s.return_codes, |c| return_code(c.as_u8()))
         ),
         Packet::Unsubscribe(u) => format!(
             "UNSUBSCRIBE(id={}, {})",
@@ -97,6 +94,16 @@ pub fn packet(p: &Packet) -> String {
 }
 
 /// `show` applied to each item, joined with ", ".
+/// A SUBACK return code as transcripts show it: the granted QoS, or
+/// `0x80` for a failure.
+pub fn return_code(code: u8) -> String {
+    if code == 0x80 {
+        "0x80".to_owned()
+    } else {
+        code.to_string()
+    }
+}
+
 fn comma_list<'a, T>(items: &'a [T], show: impl Fn(&'a T) -> String) -> String {
     items.iter().map(show).collect::<Vec<_>>().join(", ")
 }

@@ -19,6 +19,26 @@ pub enum Direction {
     Note,
 }
 
+impl Direction {
+    /// How transcripts show it: `->` sent, `<-` received, `--` a remark.
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Direction::Sent => "->",
+            Direction::Received => "<-",
+            Direction::Note => "--",
+        }
+    }
+
+    /// The same in a word, for reports read outside a terminal (JUnit).
+    pub fn word(self) -> &'static str {
+        match self {
+            Direction::Sent => "Sent",
+            Direction::Received => "Received",
+            Direction::Note => "Note",
+        }
+    }
+}
+
 /// One line of a transcript.
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {

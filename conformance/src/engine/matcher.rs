@@ -217,7 +217,14 @@ pub fn check(
             Packet::SubAck(s) => {
                 let got: Vec<u8> = s.return_codes.iter().map(|c| c.as_u8()).collect();
                 if &got != rc {
-                    diffs.push(format!("return codes are {got:?}, not {rc:?}"));
+                    let show = |codes: &[u8]| {
+                        let codes: Vec<String> = codes
+                            .iter()
+                            .map(|&c| crate::describe::return_code(c))
+                            .collect();
+                        format!("[{}]", codes.join(", "))
+                    };
+                    diffs.push(format!("return codes are {}, not {}", show(&got), show(rc)));
                 }
             }
             _ => diffs.push("not a SUBACK".into()),

@@ -149,10 +149,10 @@ fn transcript(r: &crate::outcome::ScenarioResult) -> String {
         .iter()
         .map(|l| {
             format!(
-                "{:>6}ms {} {:?} {}",
+                "{:>6}ms {} {} {}",
                 l.at.as_millis(),
                 l.client,
-                l.direction,
+                l.direction.word(),
                 l.text
             )
         })

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::baseline::{Baseline, Evaluation, Status};
-use crate::outcome::{Direction, ScenarioResult, Verdict};
+use crate::outcome::{ScenarioResult, Verdict};
 use crate::suite::RunReport;
 
 #[derive(Default)]
@@ -374,11 +374,7 @@ fn write_result(out: &mut String, r: &ScenarioResult, baseline: &Baseline, detai
     if !r.transcript.is_empty() {
         let _ = writeln!(out, "    transcript:");
         for l in &r.transcript {
-            let arrow = match l.direction {
-                Direction::Sent => "->",
-                Direction::Received => "<-",
-                Direction::Note => "--",
-            };
+            let arrow = l.direction.arrow();
             let _ = writeln!(
                 out,
                 "      {:>6}ms {:<8} {arrow} {}",

@@ -345,8 +345,9 @@ pub async fn run(
                     "its subscribers received nothing more".to_string()
                 };
                 shared.error(format!(
-                    "publisher {}: stalled for {:?}: {what}",
-                    plan.index, plan.stall_timeout
+                    "publisher {}: stalled for {}: {what}",
+                    plan.index,
+                    humantime::format_duration(plan.stall_timeout)
                 ));
                 break;
             }
