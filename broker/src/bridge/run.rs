@@ -289,6 +289,10 @@ async fn attach(
         .filter(|f| !wanted.iter().any(|w| &w.filter == *f))
         .cloned()
         .collect();
+    // Under the gate, as a client's SUBSCRIBE and UNSUBSCRIBE are: a
+    // commit's cut sees a subscription together with the retained
+    // messages it owes (the router records the two in turn).
+    let gate = host.router.gate();
     if !stale.is_empty() {
         host.router.unsubscribe(&slot, &stale);
         for f in &stale {
@@ -310,6 +314,7 @@ async fn attach(
             }
         }
     }
+    drop(gate);
     Ok((slot, session))
 }
 
@@ -354,6 +359,7 @@ async fn connected(
         session,
         subscribing: None,
         hold: None,
+        owed: true,
     };
     let end = link.serve(shutdown).await;
     let Link { slot, session, .. } = link;
@@ -373,6 +379,11 @@ struct Link<'a> {
     subscribing: Option<PacketId>,
     /// With `--durability batched`: the commit the output waits for.
     hold: Option<u64>,
+    /// Retained messages may still be owed (see `Router::feed_retained`):
+    /// the outbox's event says only that messages wait, not that a
+    /// cursor does (one restored from the store, say, with the queue
+    /// empty), so the loop pulls while this is set and the window is open.
+    owed: bool,
 }
 
 impl Link<'_> {
@@ -421,6 +432,10 @@ impl Link<'_> {
             // water nothing more is pulled, and the outbox's limits apply.
             let pull =
                 self.subscribing.is_none() && self.session.window_open() && !self.remote.full();
+            if pull && self.owed {
+                self.pull().await;
+                continue;
+            }
             let slot = Arc::clone(&self.slot);
             tokio::select! {
                 biased;
@@ -557,6 +572,7 @@ impl Link<'_> {
                     self.hold_output();
                 }
             }
+            self.owed = owed;
             if (!more && !owed) || !self.session.window_open() {
                 return;
             }

@@ -434,10 +434,10 @@ pub fn decode_session(
         if version >= 5 {
             for _ in 0..r.u32("owed retained count")? {
                 let len = usize::from(r.u16("owed filter length")?);
-                let filter =
-                    TopicFilter::new(r.str(len, "owed filter")?).map_err(|e| e.to_string())?;
+                let filter = TopicFilter::new(r.str(len, "owed filter")?)
+                    .map_err(|e| format!("owed filter: {e}"))?;
                 let bits = r.u8("owed QoS")?;
-                let granted = r.qos(bits)?;
+                let granted = r.qos(bits).map_err(|e| format!("owed QoS: {e}"))?;
                 let after = match r.u8("owed resume flag")? {
                     0 => None,
                     1 => {
