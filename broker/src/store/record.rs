@@ -29,7 +29,8 @@
 //! `filter_len:u16`, filter, `qos:u8`, then the topic its walk goes on
 //! after: `0`, or `1`, `topic_len:u16`, topic), so a restart or a crash
 //! in the middle of sending them does not forget the rest (issue 14);
-//! version 4 is read as owing nothing. Versions 1 to 3 held each in-flight
+//! version 4 is read as owing nothing, and still written for a session
+//! owing nothing (so the broker before this one reads such files). Versions 1 to 3 held each in-flight
 //! message inline in place of its `seq`, then the queue (`count:u32`, each
 //! a message); they are still read, and the next commit writes such a
 //! session anew. Decoding checks every field and names what is wrong; it
@@ -154,7 +155,10 @@ pub fn encode_session(stored: &StoredSession) -> Vec<u8> {
         ..
     } = stored;
     let mut out = Vec::new();
-    out.put_u8(VERSION);
+    // Version 4 while nothing is owed: a broker of the version before
+    // reads the file still, unless some session owes retained messages.
+    let owes = !stored.retained_owed.is_empty();
+    out.put_u8(if owes { VERSION } else { 4 });
     let name = match (user, username) {
         (Some(user), _) => Some((USER_VERIFIED, &**user)),
         (None, Some(name)) => Some((USER_UNVERIFIED, &**name)),
@@ -167,6 +171,9 @@ pub fn encode_session(stored: &StoredSession) -> Vec<u8> {
         out.put_u8(state_byte(e.state));
         out.put_u16(e.packet_id.get());
         out.put_u64(e.seq.0);
+    }
+    if !owes {
+        return out;
     }
     out.put_u32(stored.retained_owed.len() as u32);
     for owed in &stored.retained_owed {
