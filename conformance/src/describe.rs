@@ -79,7 +79,7 @@ pub fn packet(p: &Packet) -> String {
         Packet::SubAck(s) => format!(
             "SUBACK(id={}, codes=[{}])",
             s.packet_id,
-            comma_list(&s.return_codes, |c| return_code(c.as_u8()))
+            return_codes(&s.return_codes.iter().map(|c| c.as_u8()).collect::<Vec<_>>())
         ),
         Packet::Unsubscribe(u) => format!(
             "UNSUBSCRIBE(id={}, {})",
@@ -93,17 +93,19 @@ pub fn packet(p: &Packet) -> String {
     }
 }
 
-/// `show` applied to each item, joined with ", ".
-/// A SUBACK return code as transcripts show it: the granted QoS, or
-/// `0x80` for a failure.
-pub fn return_code(code: u8) -> String {
-    if code == 0x80 {
-        "0x80".to_owned()
-    } else {
-        code.to_string()
-    }
+/// SUBACK return codes as transcripts and mismatches show them: each the
+/// granted QoS, or `0x80` for a failure, joined with ", ".
+pub fn return_codes(codes: &[u8]) -> String {
+    comma_list(codes, |&c| {
+        if c == 0x80 {
+            "0x80".to_owned()
+        } else {
+            c.to_string()
+        }
+    })
 }
 
+/// `show` applied to each item, joined with ", ".
 fn comma_list<'a, T>(items: &'a [T], show: impl Fn(&'a T) -> String) -> String {
     items.iter().map(show).collect::<Vec<_>>().join(", ")
 }

@@ -151,10 +151,9 @@ struct Step {
     flows: bool,
     /// The output must wait until the changes are on disk.
     commit: bool,
-    /// The output must wait until the changes are on disk or `copies` are
-    /// all acknowledged by their subscribers, whichever comes first.
-    watched: bool,
-    /// The copies QoS 1 PUBLISHes made in persistent sessions.
+    /// The copies QoS 1 PUBLISHes made in persistent sessions: the output
+    /// must also wait until the changes are on disk or these are all
+    /// acknowledged by their subscribers, whichever comes first.
     copies: Vec<(Arc<ClientSlot>, u64)>,
 }
 
@@ -350,9 +349,12 @@ impl Client {
                         return End::Park;
                     }
                 }
+                if forward_first {
+                    // `turn` (which does this) was skipped.
+                    self.release_early(shared);
+                }
                 // Its own statement: a temporary in the awaited call's
                 // arguments would be stored across the wait.
-                self.release_early(shared);
                 let held = self.held(shared).is_some();
                 let event = self
                     .wait(
@@ -574,7 +576,7 @@ impl Client {
         if step.flows {
             shared.router.flows_changed(&self.slot, &self.session);
         }
-        if (step.commit || step.watched)
+        if (step.commit || !step.copies.is_empty())
             && let Some(commits) = &shared.commits
         {
             let before = self.slot.hold();
@@ -582,7 +584,7 @@ impl Client {
             self.slot.set_hold(ticket);
             // The committer wakes the connection through its slot.
             commits.wake_when_durable(ticket, std::task::Waker::from(Arc::clone(&self.slot)));
-            if step.watched || self.seldom.is_some() {
+            if !step.copies.is_empty() || self.seldom.is_some() {
                 let s = self.seldom.get_or_insert_with(Box::default);
                 if before == 0 || commits.is_durable(before) || s.released_early == before {
                     // Nothing held before this step: a new watch.
@@ -827,7 +829,6 @@ impl Client {
                             && !message.retain
                             && !to.copies.is_empty()
                         {
-                            step.watched = true;
                             step.copies.append(&mut to.copies);
                         } else {
                             step.commit |= message.qos != mqtt_codec::QoS::AtMostOnce;

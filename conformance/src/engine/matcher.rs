@@ -72,17 +72,7 @@ pub fn describe(m: &Matcher, ph: &Placeholders, vars: &HashMap<String, u16>) -> 
         ));
     }
     if let Some(rc) = &m.return_codes {
-        parts.push(format!(
-            "codes=[{}]",
-            rc.iter()
-                .map(|c| if *c == 0x80 {
-                    "0x80".to_owned()
-                } else {
-                    c.to_string()
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        parts.push(format!("codes=[{}]", crate::describe::return_codes(rc)));
     }
     let name = m.packet.map_or("any packet", PacketType::name);
     if parts.is_empty() {
@@ -217,14 +207,12 @@ pub fn check(
             Packet::SubAck(s) => {
                 let got: Vec<u8> = s.return_codes.iter().map(|c| c.as_u8()).collect();
                 if &got != rc {
-                    let show = |codes: &[u8]| {
-                        let codes: Vec<String> = codes
-                            .iter()
-                            .map(|&c| crate::describe::return_code(c))
-                            .collect();
-                        format!("[{}]", codes.join(", "))
-                    };
-                    diffs.push(format!("return codes are {}, not {}", show(&got), show(rc)));
+                    let show = crate::describe::return_codes;
+                    diffs.push(format!(
+                        "return codes are [{}], not [{}]",
+                        show(&got),
+                        show(rc)
+                    ));
                 }
             }
             _ => diffs.push("not a SUBACK".into()),
